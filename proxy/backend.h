@@ -1,0 +1,62 @@
+/* The backend contract: one ops table per dataplane, registered in backends.c.
+ *
+ * The core calls, in order: probe (optional, for --backend auto), init once,
+ * then sync/apply any number of times from the control thread, then fini.
+ * cleanup is called alone (ferry cleanup) and must work after a crash.
+ * Adding something that exists or deleting something already gone is success.
+ * A failed sync/apply must leave the previous state working; the core retries
+ * with a full sync.
+ */
+#ifndef FERRY_BACKEND_H
+#define FERRY_BACKEND_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "plan-t.h"
+#include "planner.h"
+
+struct backend_config {
+	unsigned workers;              /* relay worker threads (userspace); >= 1 */
+	uint32_t udp_idle_timeout_ms;  /* UDP flow idle timeout (userspace) */
+};
+
+struct backend_ops {
+	/* Name on the command line (--backend NAME). */
+	const char *name;
+	/* Bytes of private state the core allocates (zeroed) and passes to
+	 * init/sync/apply/fini. */
+	size_t priv_size;
+	/* Is this backend usable on this host? Returns 0, or a negative errno and
+	 * a human reason in why. Changes nothing. May be NULL (always usable). */
+	int (*probe)(char *why, size_t why_len);
+	/* Prepare the dataplane. Returns 0 or a negative errno. */
+	int (*init)(void *priv, const struct backend_config *cfg);
+	/* Make the dataplane match plan exactly (idempotent). 0 or -errno. */
+	int (*sync)(void *priv, const struct plan *plan);
+	/* Apply diff, which leads from the previously synced plan to plan.
+	 * May be NULL: the core then calls sync. 0 or -errno. */
+	int (*apply)(void *priv, const struct plan *plan, const struct plan_diff *diff);
+	/* Print what this backend would program for plan, without touching the
+	 * host (ferry plan). In JSON, one JSON value. May be NULL. */
+	void (*render)(const struct plan *plan, enum plan_format fmt, FILE *out);
+	/* Remove everything this backend may ever have installed. May be NULL
+	 * (nothing persists). 0 or -errno. */
+	int (*cleanup)(void);
+	/* Stop and release everything init set up (live relayed connections are
+	 * closed). Must accept a priv whose init failed. */
+	void (*fini)(void *priv);
+};
+
+/* Backends in --backend auto order (nftables, ipvs, userspace: those built). */
+extern const struct backend_ops *const backend_registry[];
+extern const size_t backend_registry_len;
+
+/* The backend named name, or NULL. */
+const struct backend_ops *backend_find(const char *name);
+
+/* The first backend in registry order whose probe passes; NULL if none.
+ * Logs each failing probe's reason at debug level. */
+const struct backend_ops *backend_auto(void);
+
+#endif

@@ -1,0 +1,70 @@
+/* The command line: one function per command, sharing option parsing and
+ * source set-up. main.c dispatches on the first argument. */
+#ifndef FERRY_CLI_H
+#define FERRY_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "model.h"
+#include "planner.h"
+
+/* Exit codes every command uses. */
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_FAILURE = 1,
+	CLI_EXIT_REJECTED = 2, /* ferry plan: some objects were rejected; or a usage error */
+};
+
+/* Options shared by the commands that load a source. */
+struct cli_options {
+	const char *source;        /* "dir:PATH" */
+	const char *backend;       /* "auto" or a registry name */
+	enum plan_format format;   /* ferry plan */
+	unsigned workers;          /* userspace relay threads */
+	uint32_t udp_timeout_ms;
+	uint32_t min_sync_period_ms;
+	uint32_t sync_period_ms;
+	const char *hostname;      /* node name; default: the host name */
+	struct inet_prefix nodeport_prefixes[16];
+	size_t n_nodeport_prefixes;
+};
+
+/* Fill o with the defaults. */
+void cli_options_defaults(struct cli_options *o);
+
+/* Parse a duration: "250ms", "2s", "1m", "1h30m" or plain milliseconds.
+ * Returns 0 or -EINVAL. */
+int cli_parse_duration_ms(const char *text, uint32_t *ret_ms);
+
+/* Resolve --backend (auto or a name) into an ops table; prints the error and
+ * returns NULL when unknown or when a named backend's probe fails. */
+const struct backend_ops *cli_pick_backend(const char *name);
+
+/* A loaded source: the model it fills, and how to keep it up to date. */
+struct cli_source;
+
+/* Open the source named by spec ("dir:PATH") and load it once into m.
+ * *ret_rejected counts objects and files that were rejected (each already
+ * logged). Returns 0 or -errno (logged). */
+int cli_source_open(const char *spec, struct model *m, struct cli_source **ret,
+		    size_t *ret_rejected);
+/* An fd that becomes readable when the source has changes, or -1. */
+int cli_source_fd(struct cli_source *src);
+/* Apply pending changes to the model; *ret_changed tells whether any did.
+ * Returns 0 or -errno. */
+int cli_source_process(struct cli_source *src, bool *ret_changed);
+/* Re-read the whole source (SIGHUP). Returns 0 or -errno. */
+int cli_source_reload(struct cli_source *src, size_t *ret_rejected);
+/* Close the source. Accepts NULL; returns NULL. */
+struct cli_source *cli_source_free(struct cli_source *src);
+
+/* Log every EndpointSlice whose Service is absent; returns how many. */
+size_t cli_report_orphan_slices(const struct model *m);
+
+int cli_run(int argc, char **argv);
+int cli_plan(int argc, char **argv);
+int cli_cleanup(int argc, char **argv);
+
+#endif

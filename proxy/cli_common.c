@@ -1,0 +1,113 @@
+/* Helpers shared by the commands: defaults, durations, backend choice. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+void cli_options_defaults(struct cli_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->source = NULL;
+	o->backend = "auto";
+	o->format = PLAN_FORMAT_TEXT;
+	o->workers = 2;
+	o->udp_timeout_ms = 30000;
+	o->min_sync_period_ms = 50;
+	o->sync_period_ms = 30000;
+}
+
+int cli_parse_duration_ms(const char *text, uint32_t *ret_ms)
+{
+	uint64_t total = 0;
+	const char *p = text;
+
+	if (!text || !*text)
+		return -EINVAL;
+	while (*p) {
+		char *end;
+		uint64_t mult;
+
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		errno = 0;
+		unsigned long long v = strtoull(p, &end, 10);
+		if (errno)
+			return -EINVAL;
+		if (strncmp(end, "ms", 2) == 0) {
+			mult = 1;
+			end += 2;
+		} else if (*end == 's') {
+			mult = 1000;
+			end++;
+		} else if (*end == 'm') {
+			mult = 60000;
+			end++;
+		} else if (*end == 'h') {
+			mult = 3600000;
+			end++;
+		} else if (*end == '\0' && p == text) {
+			mult = 1; /* a bare number is milliseconds */
+		} else {
+			return -EINVAL;
+		}
+		if (v > UINT32_MAX / mult)
+			return -EINVAL;
+		total += v * mult;
+		if (total > UINT32_MAX)
+			return -EINVAL;
+		p = end;
+	}
+	*ret_ms = (uint32_t)total;
+	return 0;
+}
+
+const struct backend_ops *cli_pick_backend(const char *name)
+{
+	const struct backend_ops *ops;
+	char why[256] = "";
+
+	if (strcmp(name, "auto") == 0) {
+		ops = backend_auto();
+		if (!ops)
+			log_error("no backend is usable on this host (run with --log-level debug to see why)");
+		return ops;
+	}
+	ops = backend_find(name);
+	if (!ops) {
+		fprintf(stderr, "ferry: unknown backend '%s'; known:", name);
+		for (size_t i = 0; i < backend_registry_len; i++)
+			fprintf(stderr, " %s", backend_registry[i]->name);
+		fprintf(stderr, "\n");
+		return NULL;
+	}
+	if (ops->probe && ops->probe(why, sizeof(why)) < 0) {
+		log_error("backend %s is not usable on this host: %s", name, why);
+		return NULL;
+	}
+	return ops;
+}
+
+static int cli_report_orphan(const struct kobj_slice *slice, void *userdata)
+{
+	size_t *n = userdata;
+
+	log_error("%s: EndpointSlice %s/%s: metadata.labels[kubernetes.io/service-name]: "
+		  "service %s/%s not found; slice unused",
+		  slice->source ? slice->source : "?", slice->ns, slice->name, slice->ns,
+		  slice->service_name);
+	(*n)++;
+	return 0;
+}
+
+size_t cli_report_orphan_slices(const struct model *m)
+{
+	size_t n = 0;
+
+	model_foreach_orphan_slice(m, cli_report_orphan, &n);
+	return n;
+}

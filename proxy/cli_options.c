@@ -1,0 +1,154 @@
+/* Option parsing shared by `ferry run` and `ferry plan`. */
+#include "cli_options.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+enum {
+	OPT_SOURCE = 1000,
+	OPT_BACKEND,
+	OPT_FORMAT,
+	OPT_WORKERS,
+	OPT_LOG_LEVEL,
+	OPT_UDP_TIMEOUT,
+	OPT_MIN_SYNC,
+	OPT_SYNC,
+	OPT_HOSTNAME,
+	OPT_NODEPORT_ADDRESSES,
+	OPT_HELP,
+};
+
+static const struct option cli_long_options[] = {
+	{ "source", required_argument, NULL, OPT_SOURCE },
+	{ "backend", required_argument, NULL, OPT_BACKEND },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "udp-timeout", required_argument, NULL, OPT_UDP_TIMEOUT },
+	{ "min-sync-period", required_argument, NULL, OPT_MIN_SYNC },
+	{ "sync-period", required_argument, NULL, OPT_SYNC },
+	{ "hostname-override", required_argument, NULL, OPT_HOSTNAME },
+	{ "nodeport-addresses", required_argument, NULL, OPT_NODEPORT_ADDRESSES },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 }
+};
+
+/* Split a comma-separated CIDR list into o->nodeport_prefixes. */
+static int cli_parse_prefixes(const char *text, struct cli_options *o)
+{
+	char *copy = strdup(text), *save = NULL;
+
+	if (!copy)
+		return -1;
+	o->n_nodeport_prefixes = 0;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (o->n_nodeport_prefixes == sizeof(o->nodeport_prefixes) / sizeof(o->nodeport_prefixes[0]) ||
+		    inet_prefix_parse(tok, &o->nodeport_prefixes[o->n_nodeport_prefixes]) < 0) {
+			fprintf(stderr, "ferry: --nodeport-addresses: '%s' is not a CIDR (or too many)\n", tok);
+			free(copy);
+			return -1;
+		}
+		o->n_nodeport_prefixes++;
+	}
+	free(copy);
+	return 0;
+}
+
+int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_options *o,
+		      bool *ret_help)
+{
+	int c;
+
+	*ret_help = false;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", cli_long_options, NULL)) != -1) {
+		const char *name = optind > 1 ? argv[optind - 1] : "?";
+
+		switch (c) {
+		case 'h':
+		case OPT_HELP:
+			*ret_help = true;
+			return 0;
+		case OPT_SOURCE:
+			o->source = optarg;
+			break;
+		case OPT_BACKEND:
+			o->backend = optarg;
+			break;
+		case OPT_FORMAT:
+			if (!(allowed & CLI_OPT_FORMAT))
+				goto not_allowed;
+			if (strcmp(optarg, "text") == 0) {
+				o->format = PLAN_FORMAT_TEXT;
+			} else if (strcmp(optarg, "json") == 0) {
+				o->format = PLAN_FORMAT_JSON;
+			} else {
+				fprintf(stderr, "ferry: --format must be text or json, not '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_WORKERS: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (!(allowed & CLI_OPT_RUN))
+				goto not_allowed;
+			if (*end || v < 1 || v > 256) {
+				fprintf(stderr, "ferry: --workers must be 1-256, not '%s'\n", optarg);
+				return -1;
+			}
+			o->workers = (unsigned)v;
+			break;
+		}
+		case OPT_LOG_LEVEL: {
+			enum log_level level;
+			if (log_level_parse(optarg, &level) < 0) {
+				fprintf(stderr, "ferry: --log-level must be error, warn, info or debug, not '%s'\n",
+					optarg);
+				return -1;
+			}
+			log_set_level(level);
+			break;
+		}
+		case OPT_UDP_TIMEOUT:
+		case OPT_MIN_SYNC:
+		case OPT_SYNC: {
+			uint32_t *dst = c == OPT_UDP_TIMEOUT ? &o->udp_timeout_ms :
+					c == OPT_MIN_SYNC    ? &o->min_sync_period_ms :
+							       &o->sync_period_ms;
+			if (!(allowed & CLI_OPT_RUN))
+				goto not_allowed;
+			if (cli_parse_duration_ms(optarg, dst) < 0) {
+				fprintf(stderr, "ferry: %s: '%s' is not a duration (e.g. 250ms, 30s, 1m)\n",
+					name, optarg);
+				return -1;
+			}
+			break;
+		}
+		case OPT_HOSTNAME:
+			o->hostname = optarg;
+			break;
+		case OPT_NODEPORT_ADDRESSES:
+			if (cli_parse_prefixes(optarg, o) < 0)
+				return -1;
+			break;
+		case '?':
+		default:
+			fprintf(stderr, "ferry: unknown or incomplete option '%s'\n", name);
+			return -1;
+		}
+		continue;
+not_allowed:
+		fprintf(stderr, "ferry: option '%s' does not apply to this command\n", name);
+		return -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}

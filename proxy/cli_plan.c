@@ -1,0 +1,130 @@
+/* `ferry plan`: load the source once, print the plan and what a backend
+ * would program. Needs no privilege and changes nothing. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_options.h"
+#include "log.h"
+
+static void plan_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ferry plan --source dir:PATH [--backend NAME] [--format text|json]\n"
+		"\n"
+		"Load the source once and print the forwarding plan (frontends, their endpoint\n"
+		"sets and policies) and what the backend would program. Changes nothing.\n"
+		"Exit 0 when every object was valid, 2 when some were rejected (they are named\n"
+		"on stderr; the plan of the valid ones is still printed).\n"
+		"\n"
+		"Options:\n"
+		"  --source dir:PATH      manifest directory\n"
+		"  --backend NAME         auto (default) or one of:");
+	for (size_t i = 0; i < backend_registry_len; i++)
+		fprintf(out, " %s", backend_registry[i]->name);
+	fprintf(out,
+		"\n"
+		"  --format text|json     output format (default text)\n"
+		"  --hostname-override NAME  this node's name (Local traffic policies)\n"
+		"  --nodeport-addresses CIDR[,CIDR]  node addresses node ports open on\n"
+		"  --log-level LEVEL      error, warn, info (default) or debug\n"
+		"  --help                 this help\n");
+}
+
+/* Like --backend auto, but never fails: plan must print even where no kernel
+ * backend would start, so fall back to the last (userspace) entry. */
+static const struct backend_ops *plan_pick_backend(const char *name)
+{
+	if (strcmp(name, "auto") == 0) {
+		const struct backend_ops *ops = backend_auto();
+		return ops ? ops : backend_registry[backend_registry_len - 1];
+	}
+	/* A named backend is rendered even when its probe fails here: rendering
+	 * touches nothing. */
+	return backend_find(name);
+}
+
+int cli_plan(int argc, char **argv)
+{
+	struct cli_options o;
+	const struct backend_ops *ops;
+	struct cli_source *src = NULL;
+	struct model *m = NULL;
+	struct planner *planner = NULL;
+	const struct plan *plan;
+	const struct plan_diff *diff;
+	char hostname[256] = "";
+	size_t rejected = 0;
+	bool help;
+	int code = CLI_EXIT_FAILURE;
+
+	cli_options_defaults(&o);
+	if (cli_options_parse(argc, argv, CLI_OPT_FORMAT, &o, &help) < 0) {
+		plan_usage(stderr);
+		return CLI_EXIT_REJECTED;
+	}
+	if (help) {
+		plan_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (!o.source) {
+		fprintf(stderr, "ferry plan: --source is required (e.g. --source dir:examples/demo)\n");
+		return CLI_EXIT_REJECTED;
+	}
+	ops = plan_pick_backend(o.backend);
+	if (!ops) {
+		fprintf(stderr, "ferry plan: unknown backend '%s'\n", o.backend);
+		return CLI_EXIT_REJECTED;
+	}
+	if (!o.hostname && gethostname(hostname, sizeof(hostname) - 1) == 0)
+		o.hostname = hostname;
+	/* Keep stdout for the plan: only problems go to stderr. */
+	if (log_get_level() == LOG_LEVEL_INFO)
+		log_set_level(LOG_LEVEL_WARN);
+
+	m = model_new();
+	if (!m)
+		goto out;
+	if (cli_source_open(o.source, m, &src, &rejected) < 0)
+		goto out;
+	rejected += cli_report_orphan_slices(m);
+
+	struct planner_config pcfg = {
+		.node_name = o.hostname,
+		.nodeport_prefixes = o.nodeport_prefixes,
+		.n_nodeport_prefixes = o.n_nodeport_prefixes,
+		.topology_hints = true,
+	};
+	planner = planner_new(&pcfg);
+	if (!planner || planner_run(planner, m, &plan, &diff) < 0) {
+		log_error("planning failed");
+		goto out;
+	}
+	if (o.format == PLAN_FORMAT_JSON) {
+		/* One JSON document: {"plan": ..., "backend": {"name", "program"}}. */
+		printf("{\"plan\":");
+		plan_print(plan, PLAN_FORMAT_JSON, stdout);
+		printf(",\"backend\":{\"name\":\"%s\",\"program\":", ops->name);
+		if (ops->render)
+			ops->render(plan, PLAN_FORMAT_JSON, stdout);
+		else
+			printf("null");
+		printf("}}\n");
+	} else {
+		printf("# forwarding plan\n");
+		plan_print(plan, PLAN_FORMAT_TEXT, stdout);
+		printf("\n# backend %s would program\n", ops->name);
+		if (ops->render)
+			ops->render(plan, PLAN_FORMAT_TEXT, stdout);
+	}
+	fflush(stdout);
+	code = rejected ? CLI_EXIT_REJECTED : CLI_EXIT_OK;
+	if (rejected)
+		fprintf(stderr, "ferry plan: %zu objects or files rejected (see above)\n", rejected);
+out:
+	planner_free(planner);
+	cli_source_free(src);
+	model_free(m);
+	return code;
+}

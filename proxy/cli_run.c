@@ -1,0 +1,212 @@
+/* `ferry run`: load a source, program a backend, follow changes until a
+ * signal. The control thread runs one event loop: the source's fd, the
+ * signalfd and the sync runner's timers. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_options.h"
+#include "log.h"
+#include "loop.h"
+#include "sync_runner.h"
+#include "version.h"
+
+struct run_state {
+	struct loop *loop;
+	struct model *model;
+	struct cli_source *source;
+	struct sync_runner *runner;
+	int exit_code;
+};
+
+static void run_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ferry run --source dir:PATH [--backend NAME] [OPTIONS]\n"
+		"\n"
+		"Program the dataplane from the source and keep it in sync until SIGTERM or\n"
+		"SIGINT (listeners are closed, exit 0). SIGHUP re-reads the whole source.\n"
+		"\n"
+		"Options:\n"
+		"  --source dir:PATH        manifest directory (Service, EndpointSlice, Endpoints, List;\n"
+		"                           *.yaml, *.yml, *.json); changes apply within a second\n"
+		"  --backend NAME           auto (default: first usable of the registry) or one of:");
+	for (size_t i = 0; i < backend_registry_len; i++)
+		fprintf(out, " %s", backend_registry[i]->name);
+	fprintf(out,
+		"\n"
+		"  --workers N              relay worker threads (userspace; default 2)\n"
+		"  --udp-timeout DURATION   idle timeout of a UDP flow (default 30s)\n"
+		"  --min-sync-period DUR    least time between two syncs (default 50ms)\n"
+		"  --sync-period DUR        full resync interval (default 30s)\n"
+		"  --hostname-override NAME this node's name (Local traffic policies)\n"
+		"  --nodeport-addresses CIDR[,CIDR]  node addresses node ports open on (default: all)\n"
+		"  --log-level LEVEL        error, warn, info (default) or debug\n"
+		"  --help                   this help\n");
+}
+
+static void run_on_source(struct loop *loop, int fd, uint32_t events, void *userdata)
+{
+	struct run_state *st = userdata;
+	bool changed = false;
+
+	(void)loop;
+	(void)fd;
+	(void)events;
+	if (cli_source_process(st->source, &changed) < 0)
+		return;
+	if (changed)
+		sync_runner_request(st->runner);
+}
+
+static void run_on_signal(struct loop *loop, int fd, uint32_t events, void *userdata)
+{
+	struct run_state *st = userdata;
+	struct signalfd_siginfo si;
+	size_t rejected = 0;
+
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			log_info("SIGHUP: reloading the source");
+			/* The reload opens a new watch: move the loop's watch to it. */
+			if (cli_source_fd(st->source) >= 0)
+				loop_unwatch_fd(loop, cli_source_fd(st->source));
+			if (cli_source_reload(st->source, &rejected) == 0)
+				cli_report_orphan_slices(st->model);
+			if (cli_source_fd(st->source) >= 0)
+				loop_watch_fd(loop, cli_source_fd(st->source), EPOLLIN, run_on_source, st);
+			sync_runner_request(st->runner);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			log_info("%s: shutting down", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			loop_stop(loop);
+			return;
+		default:
+			break;
+		}
+	}
+}
+
+int cli_run(int argc, char **argv)
+{
+	struct run_state st = { .exit_code = CLI_EXIT_FAILURE };
+	struct cli_options o;
+	const struct backend_ops *ops;
+	struct planner *planner = NULL;
+	struct backend_config bcfg;
+	void *priv = NULL;
+	bool help, backend_up = false;
+	size_t rejected = 0;
+	char hostname[256] = "";
+	sigset_t mask;
+	int sfd = -1, r;
+
+	cli_options_defaults(&o);
+	if (cli_options_parse(argc, argv, CLI_OPT_RUN, &o, &help) < 0) {
+		run_usage(stderr);
+		return CLI_EXIT_REJECTED;
+	}
+	if (help) {
+		run_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (!o.source) {
+		fprintf(stderr, "ferry run: --source is required (e.g. --source dir:examples/demo)\n");
+		return CLI_EXIT_REJECTED;
+	}
+	ops = cli_pick_backend(o.backend);
+	if (!ops)
+		return CLI_EXIT_FAILURE;
+	if (!o.hostname) {
+		if (gethostname(hostname, sizeof(hostname) - 1) == 0)
+			o.hostname = hostname;
+	}
+
+	/* Block the signals before any thread starts, so workers inherit the mask
+	 * and only the signalfd sees them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	st.loop = loop_new();
+	st.model = model_new();
+	if (sfd == -1 || !st.loop || !st.model) {
+		log_error("out of resources at start");
+		goto out;
+	}
+
+	log_info("ferry %s starting: source %s, backend %s", FERRY_VERSION, o.source, ops->name);
+	r = cli_source_open(o.source, st.model, &st.source, &rejected);
+	if (r < 0)
+		goto out;
+	rejected += cli_report_orphan_slices(st.model);
+	if (rejected)
+		log_warn("%zu objects or files rejected; the others are in force", rejected);
+
+	struct planner_config pcfg = {
+		.node_name = o.hostname,
+		.nodeport_prefixes = o.nodeport_prefixes,
+		.n_nodeport_prefixes = o.n_nodeport_prefixes,
+		.topology_hints = true,
+	};
+	planner = planner_new(&pcfg);
+	priv = calloc(1, ops->priv_size ? ops->priv_size : 1);
+	if (!planner || !priv) {
+		log_error("out of memory at start");
+		goto out;
+	}
+	bcfg = (struct backend_config){ .workers = o.workers, .udp_idle_timeout_ms = o.udp_timeout_ms };
+	r = ops->init(priv, &bcfg);
+	backend_up = true;
+	if (r < 0) {
+		log_errno(r, "backend %s failed to start", ops->name);
+		goto out;
+	}
+	struct sync_runner_config scfg = {
+		.min_sync_period_ms = o.min_sync_period_ms,
+		.sync_period_ms = o.sync_period_ms,
+	};
+	st.runner = sync_runner_new(st.loop, st.model, planner, ops, priv, &scfg);
+	if (!st.runner)
+		goto out;
+	if (loop_watch_fd(st.loop, sfd, EPOLLIN, run_on_signal, &st) < 0 ||
+	    (cli_source_fd(st.source) >= 0 &&
+	     loop_watch_fd(st.loop, cli_source_fd(st.source), EPOLLIN, run_on_source, &st) < 0)) {
+		log_error("cannot watch the source or signals");
+		goto out;
+	}
+	/* The source's first load is complete: the first sync may go. */
+	sync_runner_request(st.runner);
+	r = loop_run(st.loop);
+	if (r < 0) {
+		log_errno(r, "event loop failed");
+		goto out;
+	}
+	st.exit_code = CLI_EXIT_OK;
+out:
+	st.runner = sync_runner_free(st.runner);
+	if (backend_up)
+		ops->fini(priv);
+	free(priv);
+	planner_free(planner);
+	cli_source_free(st.source);
+	model_free(st.model);
+	loop_free(st.loop);
+	if (sfd >= 0)
+		close(sfd);
+	if (st.exit_code == CLI_EXIT_OK)
+		log_info("stopped");
+	return st.exit_code;
+}

@@ -1,0 +1,26 @@
+/* Lifetimes of the model objects declared in model-t.h. */
+#ifndef FERRY_KOBJ_H
+#define FERRY_KOBJ_H
+
+#include "model-t.h"
+
+/* Allocate a zeroed Service with Kubernetes defaults applied (type ClusterIP,
+ * affinity timeout 10800 s, policies Cluster, health defaults). NULL on ENOMEM. */
+struct kobj_service *kobj_service_new(void);
+/* Free a Service and everything it points at. Accepts NULL; returns NULL. */
+struct kobj_service *kobj_service_free(struct kobj_service *svc);
+
+/* Allocate a zeroed EndpointSlice. NULL on ENOMEM. */
+struct kobj_slice *kobj_slice_new(void);
+/* Free a slice and everything it points at. Accepts NULL; returns NULL. */
+struct kobj_slice *kobj_slice_free(struct kobj_slice *slice);
+
+/* Allocate a zeroed Node. NULL on ENOMEM. */
+struct kobj_node *kobj_node_new(void);
+/* Free a node. Accepts NULL; returns NULL. */
+struct kobj_node *kobj_node_free(struct kobj_node *node);
+
+/* Health check defaults (2000 ms interval, 1000 ms timeout, rise 2, fall 3). */
+void kobj_health_defaults(struct health_check_cfg *ret);
+
+#endif

@@ -1,0 +1,42 @@
+/* Logging: one line per event on stderr, "TIMESTAMP LEVEL message".
+ *
+ * Thread-safe (each line is written with one write(2)). The level threshold
+ * is process-wide and set once at start by the CLI.
+ */
+#ifndef FERRY_LOG_H
+#define FERRY_LOG_H
+
+#include <errno.h>
+#include <stdlib.h>
+
+enum log_level {
+	LOG_LEVEL_ERROR = 0,
+	LOG_LEVEL_WARN = 1,
+	LOG_LEVEL_INFO = 2,
+	LOG_LEVEL_DEBUG = 3,
+};
+
+/* Set the threshold; lines above it are dropped. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+
+/* Parse "error", "warn", "info", "debug". Returns 0 or -EINVAL. */
+int log_level_parse(const char *text, enum log_level *ret);
+
+/* Write one line at level. */
+void log_write(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Write one line at level with ": strerror(-err)" appended, and return err
+ * (a negative errno), so a caller can `return log_errno(r, "...")`. */
+int log_write_errno(enum log_level level, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_write(LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define log_errno(err, ...) log_write_errno(LOG_LEVEL_ERROR, (err), __VA_ARGS__)
+#define log_warn_errno(err, ...) log_write_errno(LOG_LEVEL_WARN, (err), __VA_ARGS__)
+
+#endif

@@ -1,0 +1,141 @@
+/* Types of the model: the Kubernetes objects ferry uses, reduced to plain C.
+ *
+ * Sources (informer/) fill these structs from manifests or the API and hand
+ * them to the model (proxy/model.h), which owns them from then on. Only the
+ * fields ferry acts on are kept. Strings are heap-allocated and owned by the
+ * struct that points at them; free a whole object with kobj_service_free /
+ * kobj_slice_free / kobj_node_free (proxy/kobj.h).
+ */
+#ifndef FERRY_MODEL_T_H
+#define FERRY_MODEL_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inet.h"
+
+/* Longest DNS-1123 label / port name we keep (Kubernetes caps port names at 15). */
+#define KOBJ_PORT_NAME_MAX 64
+
+enum svc_type {
+	SVC_TYPE_CLUSTER_IP = 0,
+	SVC_TYPE_NODE_PORT,
+	SVC_TYPE_LOAD_BALANCER,
+	SVC_TYPE_EXTERNAL_NAME,
+};
+
+enum traffic_policy {
+	TRAFFIC_POLICY_CLUSTER = 0,
+	TRAFFIC_POLICY_LOCAL,
+};
+
+/* How the userspace relay picks an endpoint; from the annotation
+ * `ferry.io/balance` (values "round-robin", "least-conn", "random-two",
+ * "maglev"). Kernel backends map it to the nearest thing they have. */
+enum balance_algo {
+	BALANCE_ROUND_ROBIN = 0,
+	BALANCE_LEAST_CONN,
+	BALANCE_RANDOM_TWO,
+	BALANCE_MAGLEV,
+};
+
+/* Active health check settings of one service. From the annotations
+ * `ferry.io/health-check` ("tcp" or "none"), `ferry.io/health-check-interval`
+ * (ms), `ferry.io/health-check-timeout` (ms), `ferry.io/health-check-rise`,
+ * `ferry.io/health-check-fall`. enabled=false when not asked for; the other
+ * fields are then defaults and unused. */
+struct health_check_cfg {
+	bool enabled;
+	uint32_t interval_ms; /* default 2000 */
+	uint32_t timeout_ms;  /* default 1000 */
+	uint32_t rise;        /* consecutive successes to come back; default 2 */
+	uint32_t fall;        /* consecutive failures to go out; default 3 */
+};
+
+/* One entry of spec.ports. */
+struct svc_port {
+	char name[KOBJ_PORT_NAME_MAX];        /* "" when unnamed */
+	enum inet_proto proto;
+	uint16_t port;
+	uint16_t node_port;                   /* 0 when none */
+	uint16_t target_port;                 /* numeric targetPort; 0 when named */
+	char target_port_name[KOBJ_PORT_NAME_MAX]; /* named targetPort, else "" */
+};
+
+/* A v1 Service. */
+struct kobj_service {
+	char *ns;
+	char *name;
+	char *source;              /* where it came from (file path or "kube"), for logs */
+	enum svc_type type;
+	bool headless;             /* clusterIP None, or the service.kubernetes.io/headless label */
+	char *proxy_name;          /* label service.kubernetes.io/service-proxy-name, or NULL */
+
+	struct inet_addr *cluster_ips;   /* clusterIPs (or clusterIP), primary first */
+	size_t n_cluster_ips;
+	struct inet_addr *external_ips;  /* spec.externalIPs */
+	size_t n_external_ips;
+	struct inet_addr *lb_ips;        /* status.loadBalancer.ingress[].ip */
+	size_t n_lb_ips;
+	struct inet_prefix *source_ranges; /* spec.loadBalancerSourceRanges */
+	size_t n_source_ranges;
+
+	struct svc_port *ports;
+	size_t n_ports;
+
+	bool affinity_client_ip;         /* sessionAffinity: ClientIP */
+	uint32_t affinity_timeout_s;     /* default 10800 */
+	enum traffic_policy external_policy;
+	enum traffic_policy internal_policy;
+	uint16_t health_check_node_port; /* 0 when none */
+	sa_family_t ip_families[2];      /* spec.ipFamilies, AF_INET / AF_INET6 */
+	size_t n_ip_families;
+
+	enum balance_algo balance;       /* annotation ferry.io/balance */
+	struct health_check_cfg health;  /* annotations ferry.io/health-check* */
+};
+
+/* One endpoint of an EndpointSlice (one address; slices with several addresses
+ * per endpoint are split into several entries, all the conditions copied). */
+struct kobj_endpoint {
+	struct inet_addr addr;
+	bool ready;        /* conditions.ready; absent means true */
+	bool serving;      /* conditions.serving; absent means the value of ready */
+	bool terminating;  /* conditions.terminating; absent means false */
+	char *node_name;   /* NULL when absent */
+	char *zone;        /* NULL when absent */
+	char **hint_zones; /* hints.forZones[].name */
+	size_t n_hint_zones;
+};
+
+/* One entry of an EndpointSlice's ports. */
+struct slice_port {
+	char name[KOBJ_PORT_NAME_MAX]; /* "" when unnamed */
+	enum inet_proto proto;
+	uint16_t port;
+};
+
+/* A discovery.k8s.io/v1 EndpointSlice (v1 Endpoints are converted to one slice
+ * per address family, named after the Endpoints object). */
+struct kobj_slice {
+	char *ns;
+	char *name;
+	char *source;              /* file path or "kube", for logs */
+	char *service_name;        /* label kubernetes.io/service-name */
+	sa_family_t family;        /* addressType IPv4 -> AF_INET, IPv6 -> AF_INET6 */
+	struct kobj_endpoint *endpoints;
+	size_t n_endpoints;
+	struct slice_port *ports;
+	size_t n_ports;
+};
+
+/* This node, as the proxy sees it. */
+struct kobj_node {
+	char *name;
+	char *zone;                /* label topology.kubernetes.io/zone, or NULL */
+	struct inet_addr *addrs;   /* InternalIP / ExternalIP addresses */
+	size_t n_addrs;
+};
+
+#endif

@@ -1,0 +1,469 @@
+/* The model store.
+ *
+ * Three hash maps: services by (ns, name), slices by (ns, name), and slice
+ * groups by (ns, service name) so the planner finds a service's slices
+ * without scanning. Ordered iteration is served from sorted arrays of
+ * pointers that are rebuilt lazily after an insert or delete (a replace
+ * swaps the pointer in place): a relist of 100k objects then costs one
+ * sort at the next planner run instead of a memmove per insert. The sorted
+ * views live behind a pointer so the const read functions can refresh them;
+ * the model is single-threaded, so this hidden mutation is safe.
+ */
+#include "model.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kobj.h"
+#include "log.h"
+#include "nsname_map.h"
+
+/* The slices that name one service (that service may not exist). */
+struct slice_group {
+	char *ns;
+	char *svc_name;
+	struct kobj_slice **slices;
+	size_t n_slices;
+	size_t cap;
+	bool sorted; /* slices[] is in name order */
+};
+
+/* Lazily sorted views of the maps. */
+struct model_order {
+	struct kobj_service **svcs;
+	size_t n_svcs;
+	bool svcs_valid;
+	struct kobj_slice **slices;
+	size_t n_slices;
+	bool slices_valid;
+};
+
+struct model {
+	struct nsname_map services; /* -> struct kobj_service */
+	struct nsname_map slices;   /* -> struct kobj_slice */
+	struct nsname_map groups;   /* (ns, service name) -> struct slice_group */
+	struct kobj_node *node;
+	uint64_t generation;
+	struct model_order *order;
+};
+
+/* A slice without the service-name label is grouped under "", a name no
+ * Service can have, so it is always an orphan. */
+static const char *slice_svc_name(const struct kobj_slice *slice)
+{
+	return slice->service_name ? slice->service_name : "";
+}
+
+static int cmp_nsname(const char *ns_a, const char *name_a, const char *ns_b, const char *name_b)
+{
+	int c = strcmp(ns_a, ns_b);
+
+	return c ? c : strcmp(name_a, name_b);
+}
+
+static int cmp_svc_ptr(const void *a, const void *b)
+{
+	const struct kobj_service *x = *(const struct kobj_service *const *)a;
+	const struct kobj_service *y = *(const struct kobj_service *const *)b;
+
+	return cmp_nsname(x->ns, x->name, y->ns, y->name);
+}
+
+static int cmp_slice_ptr(const void *a, const void *b)
+{
+	const struct kobj_slice *x = *(const struct kobj_slice *const *)a;
+	const struct kobj_slice *y = *(const struct kobj_slice *const *)b;
+
+	return cmp_nsname(x->ns, x->name, y->ns, y->name);
+}
+
+static struct slice_group *slice_group_free(struct slice_group *g)
+{
+	if (!g)
+		return NULL;
+	free(g->ns);
+	free(g->svc_name);
+	free(g->slices);
+	free(g);
+	return NULL;
+}
+
+struct model *model_new(void)
+{
+	struct model *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->order = calloc(1, sizeof(*m->order));
+	if (!m->order) {
+		free(m);
+		return NULL;
+	}
+	nsname_map_init(&m->services);
+	nsname_map_init(&m->slices);
+	nsname_map_init(&m->groups);
+	return m;
+}
+
+/* Free every object and empty the maps, keeping the node. */
+static void model_release_objects(struct model *m)
+{
+	size_t it = 0;
+	void *v;
+
+	while ((v = nsname_map_next(&m->services, &it)))
+		kobj_service_free(v);
+	it = 0;
+	while ((v = nsname_map_next(&m->slices, &it)))
+		kobj_slice_free(v);
+	it = 0;
+	while ((v = nsname_map_next(&m->groups, &it)))
+		slice_group_free(v);
+	nsname_map_done(&m->services);
+	nsname_map_done(&m->slices);
+	nsname_map_done(&m->groups);
+	m->order->svcs_valid = false;
+	m->order->slices_valid = false;
+}
+
+struct model *model_free(struct model *m)
+{
+	if (!m)
+		return NULL;
+	model_release_objects(m);
+	kobj_node_free(m->node);
+	free(m->order->svcs);
+	free(m->order->slices);
+	free(m->order);
+	free(m);
+	return NULL;
+}
+
+void model_clear(struct model *m)
+{
+	model_release_objects(m);
+	m->generation++;
+}
+
+/* Refresh the sorted service view. Returns 0 or -ENOMEM. */
+static int order_services(const struct model *m)
+{
+	struct model_order *o = m->order;
+	size_t n = nsname_map_size(&m->services), it = 0, i = 0;
+	struct kobj_service *svc;
+
+	if (o->svcs_valid)
+		return 0;
+	if (n > o->n_svcs || !o->svcs) {
+		struct kobj_service **a = realloc(o->svcs, (n ? n : 1) * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		o->svcs = a;
+	}
+	while ((svc = nsname_map_next(&m->services, &it)))
+		o->svcs[i++] = svc;
+	o->n_svcs = n;
+	qsort(o->svcs, n, sizeof(*o->svcs), cmp_svc_ptr);
+	o->svcs_valid = true;
+	return 0;
+}
+
+/* Refresh the sorted slice view. Returns 0 or -ENOMEM. */
+static int order_slices(const struct model *m)
+{
+	struct model_order *o = m->order;
+	size_t n = nsname_map_size(&m->slices), it = 0, i = 0;
+	struct kobj_slice *slice;
+
+	if (o->slices_valid)
+		return 0;
+	if (n > o->n_slices || !o->slices) {
+		struct kobj_slice **a = realloc(o->slices, (n ? n : 1) * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		o->slices = a;
+	}
+	while ((slice = nsname_map_next(&m->slices, &it)))
+		o->slices[i++] = slice;
+	o->n_slices = n;
+	qsort(o->slices, n, sizeof(*o->slices), cmp_slice_ptr);
+	o->slices_valid = true;
+	return 0;
+}
+
+/* Point a valid sorted view at a replacement object (same ns and name), so
+ * a plain update does not force a re-sort. */
+static void order_swap(void **arr, size_t n, bool valid, const void *old, void *repl,
+		       int (*cmp)(const void *, const void *))
+{
+	void **hit;
+
+	if (!valid)
+		return;
+	hit = bsearch(&old, arr, n, sizeof(*arr), cmp);
+	if (hit)
+		*hit = repl;
+}
+
+int model_upsert_service(struct model *m, struct kobj_service *svc)
+{
+	void *old = NULL;
+	int r;
+
+	if (!svc)
+		return -EINVAL;
+	if (!svc->ns || !svc->name) {
+		log_warn("model: service without namespace or name from %s ignored",
+			 svc->source ? svc->source : "?");
+		kobj_service_free(svc);
+		return -EINVAL;
+	}
+	r = nsname_map_put(&m->services, svc->ns, svc->name, svc, &old);
+	if (r < 0) {
+		kobj_service_free(svc);
+		return r;
+	}
+	if (old) {
+		order_swap((void **)m->order->svcs, m->order->n_svcs, m->order->svcs_valid, old, svc,
+			   cmp_svc_ptr);
+		kobj_service_free(old);
+	} else {
+		m->order->svcs_valid = false;
+	}
+	m->generation++;
+	return 0;
+}
+
+int model_delete_service(struct model *m, const char *ns, const char *name)
+{
+	struct kobj_service *svc;
+
+	if (!ns || !name)
+		return 0;
+	svc = nsname_map_remove(&m->services, ns, name);
+	if (!svc)
+		return 0;
+	kobj_service_free(svc);
+	m->order->svcs_valid = false;
+	m->generation++;
+	return 0;
+}
+
+/* Take slice out of its group, dropping the group when it empties. */
+static void group_remove_slice(struct model *m, const struct kobj_slice *slice)
+{
+	struct slice_group *g = nsname_map_get(&m->groups, slice->ns, slice_svc_name(slice));
+
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n_slices; i++) {
+		if (g->slices[i] != slice)
+			continue;
+		/* memmove keeps the name order intact. */
+		memmove(&g->slices[i], &g->slices[i + 1], (g->n_slices - i - 1) * sizeof(*g->slices));
+		g->n_slices--;
+		break;
+	}
+	if (!g->n_slices) {
+		nsname_map_remove(&m->groups, g->ns, g->svc_name);
+		slice_group_free(g);
+	}
+}
+
+/* Add slice to the group of its service, creating the group. 0 or -ENOMEM. */
+static int group_add_slice(struct model *m, struct kobj_slice *slice)
+{
+	const char *svc_name = slice_svc_name(slice);
+	struct slice_group *g = nsname_map_get(&m->groups, slice->ns, svc_name);
+	bool created = false;
+
+	if (!g) {
+		g = calloc(1, sizeof(*g));
+		if (!g)
+			return -ENOMEM;
+		g->ns = strdup(slice->ns);
+		g->svc_name = strdup(svc_name);
+		if (!g->ns || !g->svc_name || nsname_map_put(&m->groups, g->ns, g->svc_name, g, NULL) < 0) {
+			slice_group_free(g);
+			return -ENOMEM;
+		}
+		g->sorted = true;
+		created = true;
+	}
+	if (g->n_slices == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 4;
+		struct kobj_slice **a = realloc(g->slices, cap * sizeof(*a));
+		if (!a) {
+			if (created) {
+				nsname_map_remove(&m->groups, g->ns, g->svc_name);
+				slice_group_free(g);
+			}
+			return -ENOMEM;
+		}
+		g->slices = a;
+		g->cap = cap;
+	}
+	g->slices[g->n_slices++] = slice;
+	g->sorted = false;
+	return 0;
+}
+
+int model_upsert_slice(struct model *m, struct kobj_slice *slice)
+{
+	struct kobj_slice *old;
+	int r;
+
+	if (!slice)
+		return -EINVAL;
+	if (!slice->ns || !slice->name) {
+		log_warn("model: EndpointSlice without namespace or name from %s ignored",
+			 slice->source ? slice->source : "?");
+		kobj_slice_free(slice);
+		return -EINVAL;
+	}
+	/* Add to the new group first: if that fails, nothing has changed. */
+	r = group_add_slice(m, slice);
+	if (r < 0) {
+		kobj_slice_free(slice);
+		return r;
+	}
+	old = nsname_map_get(&m->slices, slice->ns, slice->name);
+	/* A replace cannot need a bigger table, so only an insert can fail. */
+	r = nsname_map_put(&m->slices, slice->ns, slice->name, slice, NULL);
+	if (r < 0) {
+		group_remove_slice(m, slice);
+		kobj_slice_free(slice);
+		return r;
+	}
+	if (old) {
+		group_remove_slice(m, old);
+		order_swap((void **)m->order->slices, m->order->n_slices, m->order->slices_valid, old,
+			   slice, cmp_slice_ptr);
+		kobj_slice_free(old);
+	} else {
+		m->order->slices_valid = false;
+	}
+	m->generation++;
+	return 0;
+}
+
+int model_delete_slice(struct model *m, const char *ns, const char *name)
+{
+	struct kobj_slice *slice;
+
+	if (!ns || !name)
+		return 0;
+	slice = nsname_map_remove(&m->slices, ns, name);
+	if (!slice)
+		return 0;
+	group_remove_slice(m, slice);
+	kobj_slice_free(slice);
+	m->order->slices_valid = false;
+	m->generation++;
+	return 0;
+}
+
+void model_set_node(struct model *m, struct kobj_node *node)
+{
+	if (m->node != node)
+		kobj_node_free(m->node);
+	m->node = node;
+	m->generation++;
+}
+
+const struct kobj_node *model_node(const struct model *m)
+{
+	return m->node;
+}
+
+const struct kobj_service *model_find_service(const struct model *m, const char *ns,
+					      const char *name)
+{
+	if (!ns || !name)
+		return NULL;
+	return nsname_map_get(&m->services, ns, name);
+}
+
+const struct kobj_slice *model_find_slice(const struct model *m, const char *ns,
+					  const char *name)
+{
+	if (!ns || !name)
+		return NULL;
+	return nsname_map_get(&m->slices, ns, name);
+}
+
+size_t model_n_services(const struct model *m)
+{
+	return nsname_map_size(&m->services);
+}
+
+size_t model_n_slices(const struct model *m)
+{
+	return nsname_map_size(&m->slices);
+}
+
+int model_foreach_service(const struct model *m,
+			  int (*fn)(const struct kobj_service *svc, void *userdata),
+			  void *userdata)
+{
+	int r = order_services(m);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < m->order->n_svcs; i++) {
+		r = fn(m->order->svcs[i], userdata);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int model_foreach_slice_of(const struct model *m, const char *ns, const char *service_name,
+			   int (*fn)(const struct kobj_slice *slice, void *userdata),
+			   void *userdata)
+{
+	struct slice_group *g;
+
+	if (!ns || !service_name)
+		return 0;
+	g = nsname_map_get(&m->groups, ns, service_name);
+	if (!g)
+		return 0;
+	if (!g->sorted) {
+		qsort(g->slices, g->n_slices, sizeof(*g->slices), cmp_slice_ptr);
+		g->sorted = true;
+	}
+	for (size_t i = 0; i < g->n_slices; i++) {
+		int r = fn(g->slices[i], userdata);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int model_foreach_orphan_slice(const struct model *m,
+			       int (*fn)(const struct kobj_slice *slice, void *userdata),
+			       void *userdata)
+{
+	int r = order_slices(m);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < m->order->n_slices; i++) {
+		const struct kobj_slice *s = m->order->slices[i];
+
+		if (nsname_map_get(&m->services, s->ns, slice_svc_name(s)))
+			continue;
+		r = fn(s, userdata);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+uint64_t model_generation(const struct model *m)
+{
+	return m->generation;
+}

@@ -1,0 +1,72 @@
+/* The model: the current Services, EndpointSlices and this node.
+ *
+ * Sources feed it with upserts and deletes; the planner reads it. It is used
+ * from the control thread only (no locking). Every change bumps a generation
+ * counter, so the sync runner knows when a new plan is due.
+ */
+#ifndef FERRY_MODEL_H
+#define FERRY_MODEL_H
+
+#include <stdint.h>
+
+#include "model-t.h"
+
+struct model;
+
+/* Allocate an empty model. NULL on ENOMEM. */
+struct model *model_new(void);
+/* Free the model and every object it holds. Accepts NULL; returns NULL. */
+struct model *model_free(struct model *m);
+
+/* Insert or replace the Service (ns, name). The model takes ownership of svc
+ * in every case (on error it is freed). Returns 0 or -ENOMEM. */
+int model_upsert_service(struct model *m, struct kobj_service *svc);
+/* Remove the Service (ns, name); removing an absent one is success (0). */
+int model_delete_service(struct model *m, const char *ns, const char *name);
+
+/* Insert or replace the EndpointSlice (ns, name); ownership as for services.
+ * A slice whose service does not exist is kept (the service may come later)
+ * but contributes nothing to the plan. Returns 0 or -ENOMEM. */
+int model_upsert_slice(struct model *m, struct kobj_slice *slice);
+/* Remove the EndpointSlice (ns, name); absent is success. */
+int model_delete_slice(struct model *m, const char *ns, const char *name);
+
+/* Replace this node's object (ownership taken; NULL clears it). */
+void model_set_node(struct model *m, struct kobj_node *node);
+/* This node, or NULL when unknown. */
+const struct kobj_node *model_node(const struct model *m);
+
+/* Remove every Service and EndpointSlice (the node is kept). */
+void model_clear(struct model *m);
+
+/* Look one Service up; NULL when absent. */
+const struct kobj_service *model_find_service(const struct model *m, const char *ns,
+					      const char *name);
+/* Look one slice up; NULL when absent. */
+const struct kobj_slice *model_find_slice(const struct model *m, const char *ns,
+					  const char *name);
+
+size_t model_n_services(const struct model *m);
+size_t model_n_slices(const struct model *m);
+
+/* Call fn for every Service, in (namespace, name) order. Stops and returns
+ * fn's value when it is non-zero; otherwise returns 0. */
+int model_foreach_service(const struct model *m,
+			  int (*fn)(const struct kobj_service *svc, void *userdata),
+			  void *userdata);
+
+/* Call fn for every slice of the Service (ns, service_name), in slice name
+ * order. Same return convention as model_foreach_service. */
+int model_foreach_slice_of(const struct model *m, const char *ns, const char *service_name,
+			   int (*fn)(const struct kobj_slice *slice, void *userdata),
+			   void *userdata);
+
+/* Call fn for every slice whose service is absent (for warnings). */
+int model_foreach_orphan_slice(const struct model *m,
+			       int (*fn)(const struct kobj_slice *slice, void *userdata),
+			       void *userdata);
+
+/* Incremented by every change; starts at 0. */
+uint64_t model_generation(const struct model *m);
+
+#endif

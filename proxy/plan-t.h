@@ -1,0 +1,95 @@
+/* Types of the forwarding plan: what the planner decides and backends program.
+ *
+ * A plan is a sorted array of frontends (address, protocol, port, kind), each
+ * pointing at an endpoint set carrying the policy. Every Kubernetes rule
+ * (traffic policies, terminating fallback, topology, headless/ExternalName
+ * filtering) has already been applied: backends translate, never re-derive.
+ */
+#ifndef FERRY_PLAN_T_H
+#define FERRY_PLAN_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inet.h"
+#include "model-t.h"
+
+enum frontend_kind {
+	FRONTEND_CLUSTER_IP = 0,
+	FRONTEND_NODE_PORT,
+	FRONTEND_EXTERNAL_IP,
+	FRONTEND_LOAD_BALANCER,
+};
+
+/* What to do with a new connection when the endpoint set is empty. */
+enum empty_verdict {
+	EMPTY_REJECT = 0, /* TCP RST / ICMP port unreachable at once */
+	EMPTY_DROP,       /* silently drop (externalTrafficPolicy Local, no local endpoint) */
+};
+
+/* One eligible endpoint. */
+struct plan_endpoint {
+	struct inet_addr addr;
+	uint16_t port;
+	bool terminating; /* true when taken by the serving+terminating fallback */
+	bool local;       /* on this node (nodeName matches) */
+};
+
+/* The endpoints one frontend forwards to, with the balancing policy. */
+struct plan_epset {
+	char *key;        /* unique: "ns/name:port/PROTO" plus "/local" for the local-only variant */
+	char *ns;
+	char *svc_name;
+	char port_name[KOBJ_PORT_NAME_MAX];
+	enum inet_proto proto;
+	struct plan_endpoint *endpoints; /* sorted by (addr, port), no duplicates */
+	size_t n_endpoints;
+	bool affinity;                /* ClientIP session affinity */
+	uint32_t affinity_timeout_s;
+	enum balance_algo balance;
+	struct health_check_cfg health;
+};
+
+/* One address:port/proto that traffic arrives on. */
+struct plan_frontend {
+	enum frontend_kind kind;
+	struct inet_addr addr;     /* node ports: the wildcard address means "every node address" */
+	enum inet_proto proto;
+	uint16_t port;
+	const struct plan_epset *epset; /* points into the same plan's epsets */
+	bool masquerade;           /* SNAT to the node (externalTrafficPolicy Cluster on external kinds) */
+	enum empty_verdict when_empty;
+	struct inet_prefix *source_ranges; /* load-balancer frontends: allowed clients; n=0 allows all */
+	size_t n_source_ranges;
+};
+
+struct plan {
+	struct plan_frontend *frontends; /* sorted by (kind, addr, proto, port) */
+	size_t n_frontends;
+	struct plan_epset *epsets;       /* sorted by key */
+	size_t n_epsets;
+};
+
+/* Difference between two successive plans. Pointers to "added" and "changed"
+ * entries point into the new plan, "removed" into the old one; both plans stay
+ * valid until the next planner run. An epset is "changed" when its endpoints
+ * or policy differ; a frontend is "changed" when its epset key, masquerade,
+ * empty verdict or source ranges differ (not when only its epset's
+ * endpoints changed: that shows in epsets_changed). */
+struct plan_diff {
+	const struct plan_frontend **fe_added;
+	size_t n_fe_added;
+	const struct plan_frontend **fe_removed;
+	size_t n_fe_removed;
+	const struct plan_frontend **fe_changed;
+	size_t n_fe_changed;
+	const struct plan_epset **eps_added;
+	size_t n_eps_added;
+	const struct plan_epset **eps_removed;
+	size_t n_eps_removed;
+	const struct plan_epset **eps_changed;
+	size_t n_eps_changed;
+};
+
+#endif

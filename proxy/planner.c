@@ -1,0 +1,891 @@
+/* The planner: every Kubernetes Service rule, applied once.
+ *
+ * A run walks the services in (namespace, name) order. For each service
+ * port and address family it collects the frontends (cluster IPs, external
+ * IPs, load-balancer IPs, node ports) and the candidate endpoints from the
+ * service's slices, then derives up to two endpoint sets: the "cluster" set
+ * (all ready endpoints, topology-filtered, else serving+terminating ones)
+ * and the "local" set (the same rules restricted to this node, no topology),
+ * the way kube-proxy's CategorizeEndpoints does. Frontends that collide on
+ * (address, protocol, port) are resolved in favour of the first service,
+ * unreferenced sets are dropped, both arrays are sorted, and the new plan is
+ * merged against the previous one to produce the diff.
+ *
+ * Epset keys: "ns/name:PORT/PROTO", where PORT is the service port's name,
+ * or its number when unnamed (a port name always holds a letter, so the two
+ * cannot collide); "/ipv6" is appended for the IPv6 sets of a service (so
+ * the IPv4 key is the plain form), and "/local" last for the local variant.
+ * Example: "default/web:http/TCP", "default/dns:53/UDP/ipv6/local".
+ */
+#include "planner.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct planner {
+	char *node_name;
+	char *service_proxy_name;
+	const struct inet_prefix *nodeport_prefixes;
+	size_t n_nodeport_prefixes;
+	bool topology_hints;
+	struct plan *cur;  /* the latest plan (empty before the first run) */
+	struct plan *prev; /* the one before: "removed" diff entries point here */
+	struct plan_diff diff;
+};
+
+/* One endpoint a slice offers for the service port being planned. */
+struct candidate {
+	struct inet_addr addr;
+	uint16_t port;
+	bool ready;
+	bool serving;
+	bool terminating;
+	bool local;
+	const struct kobj_endpoint *ep; /* for the zone hints */
+};
+
+/* A frontend while the plan is built: the epset is still an index, and the
+ * owner is kept to resolve and report conflicts. */
+struct fe_build {
+	struct plan_frontend fe;
+	size_t epset;
+	size_t svc_seq; /* position of the owner in (ns, name) order */
+	size_t seq;     /* creation order, to keep the first on ties */
+	const struct kobj_service *svc;
+};
+
+struct build {
+	const struct planner *p;
+	const struct model *m;
+	const struct kobj_node *node;
+	struct fe_build *fes;
+	size_t n_fes, cap_fes;
+	struct plan_epset *epsets;
+	size_t n_epsets, cap_epsets;
+	struct candidate *cands;
+	size_t n_cands, cap_cands;
+	size_t svc_seq;
+	/* what the slice callback is resolving */
+	const struct svc_port *port;
+	sa_family_t family;
+};
+
+/* ---- plans ---- */
+
+static void epset_done(struct plan_epset *e)
+{
+	/* ns and svc_name live in the key's allocation. */
+	free(e->key);
+	free(e->endpoints);
+}
+
+static struct plan *plan_free(struct plan *plan)
+{
+	if (!plan)
+		return NULL;
+	for (size_t i = 0; i < plan->n_frontends; i++)
+		free(plan->frontends[i].source_ranges);
+	for (size_t i = 0; i < plan->n_epsets; i++)
+		epset_done(&plan->epsets[i]);
+	free(plan->frontends);
+	free(plan->epsets);
+	free(plan);
+	return NULL;
+}
+
+static void diff_clear(struct plan_diff *d)
+{
+	free(d->fe_added);
+	free(d->fe_removed);
+	free(d->fe_changed);
+	free(d->eps_added);
+	free(d->eps_removed);
+	free(d->eps_changed);
+	memset(d, 0, sizeof(*d));
+}
+
+struct planner *planner_new(const struct planner_config *cfg)
+{
+	struct planner *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->topology_hints = true;
+	if (cfg) {
+		p->topology_hints = cfg->topology_hints;
+		p->nodeport_prefixes = cfg->nodeport_prefixes;
+		p->n_nodeport_prefixes = cfg->n_nodeport_prefixes;
+		if (cfg->node_name && !(p->node_name = strdup(cfg->node_name)))
+			return planner_free(p);
+		if (cfg->service_proxy_name &&
+		    !(p->service_proxy_name = strdup(cfg->service_proxy_name)))
+			return planner_free(p);
+	}
+	p->cur = calloc(1, sizeof(*p->cur));
+	if (!p->cur)
+		return planner_free(p);
+	return p;
+}
+
+struct planner *planner_free(struct planner *p)
+{
+	if (!p)
+		return NULL;
+	plan_free(p->cur);
+	plan_free(p->prev);
+	diff_clear(&p->diff);
+	free(p->node_name);
+	free(p->service_proxy_name);
+	free(p);
+	return NULL;
+}
+
+const struct plan *planner_current(const struct planner *p)
+{
+	return p->cur;
+}
+
+/* ---- growth helpers ---- */
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	size_t c;
+	void *a;
+
+	if (need <= *cap)
+		return 0;
+	c = *cap ? *cap : 16;
+	while (c < need)
+		c *= 2;
+	a = realloc(*arr, c * elem);
+	if (!a)
+		return -ENOMEM;
+	*arr = a;
+	*cap = c;
+	return 0;
+}
+
+/* ---- service filters ---- */
+
+static bool service_wanted(const struct planner *p, const struct kobj_service *svc)
+{
+	if (svc->type == SVC_TYPE_EXTERNAL_NAME || svc->headless)
+		return false;
+	/* Without --service-proxy-name (kube-proxy's behaviour) we own the
+	 * unlabelled services; with it, exactly the ones carrying that label. */
+	if (!p->service_proxy_name)
+		return svc->proxy_name == NULL;
+	return svc->proxy_name && strcmp(svc->proxy_name, p->service_proxy_name) == 0;
+}
+
+/* Does the service serve family? ipFamilies and the cluster IPs say so;
+ * a service with neither (a bare standalone manifest) is taken to be
+ * IPv4-only for node ports and to serve whatever family its external and
+ * load-balancer addresses have. */
+static bool service_has_family(const struct kobj_service *svc, sa_family_t family,
+			       bool addr_given)
+{
+	bool known = false;
+
+	for (size_t i = 0; i < svc->n_ip_families; i++) {
+		known = true;
+		if (svc->ip_families[i] == family)
+			return true;
+	}
+	for (size_t i = 0; i < svc->n_cluster_ips; i++) {
+		known = true;
+		if (svc->cluster_ips[i].family == family)
+			return true;
+	}
+	if (known)
+		return false;
+	return addr_given || family == AF_INET;
+}
+
+/* ---- endpoints ---- */
+
+static bool is_local(const struct planner *p, const struct kobj_endpoint *ep)
+{
+	return p->node_name && ep->node_name && strcmp(p->node_name, ep->node_name) == 0;
+}
+
+/* Which port of slice serves svc port sp? EndpointSlice ports are already
+ * resolved by the endpoint controller (named targetPorts included, per
+ * pod), so the slice port with the same name and protocol is the answer.
+ * Slices without ports (hand-written standalone manifests) fall back to the
+ * numeric targetPort. Returns 0 when the slice has nothing for sp. */
+static uint16_t slice_port_for(const struct kobj_slice *slice, const struct svc_port *sp)
+{
+	if (slice->n_ports == 0) {
+		if (sp->target_port_name[0])
+			return 0;
+		return sp->target_port ? sp->target_port : sp->port;
+	}
+	for (size_t i = 0; i < slice->n_ports; i++) {
+		const struct slice_port *q = &slice->ports[i];
+		if (q->proto == sp->proto && strcmp(q->name, sp->name) == 0)
+			return q->port;
+	}
+	return 0;
+}
+
+static int collect_slice(const struct kobj_slice *slice, void *userdata)
+{
+	struct build *b = userdata;
+	uint16_t port;
+
+	if (slice->family != b->family)
+		return 0;
+	port = slice_port_for(slice, b->port);
+	if (!port)
+		return 0;
+	if (grow((void **)&b->cands, &b->cap_cands, b->n_cands + slice->n_endpoints,
+		 sizeof(*b->cands)) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < slice->n_endpoints; i++) {
+		const struct kobj_endpoint *ep = &slice->endpoints[i];
+		struct candidate *c;
+
+		if (ep->addr.family != slice->family)
+			continue;
+		c = &b->cands[b->n_cands++];
+		c->addr = ep->addr;
+		c->port = port;
+		c->ready = ep->ready;
+		c->serving = ep->serving;
+		c->terminating = ep->terminating;
+		c->local = is_local(b->p, ep);
+		c->ep = ep;
+	}
+	return 0;
+}
+
+static bool hinted_for(const struct kobj_endpoint *ep, const char *zone)
+{
+	for (size_t i = 0; i < ep->n_hint_zones; i++)
+		if (ep->hint_zones[i] && strcmp(ep->hint_zones[i], zone) == 0)
+			return true;
+	return false;
+}
+
+/* kube-proxy's canUseTopology: every ready endpoint carries a hint and at
+ * least one is hinted for this node's zone; otherwise hints are ignored
+ * (a half-hinted slice set must not starve the zone). */
+static bool use_topology(const struct build *b)
+{
+	const char *zone = b->node ? b->node->zone : NULL;
+	bool zone_served = false;
+
+	if (!b->p->topology_hints || !zone)
+		return false;
+	for (size_t i = 0; i < b->n_cands; i++) {
+		const struct candidate *c = &b->cands[i];
+		if (!c->ready)
+			continue;
+		if (!c->ep->n_hint_zones)
+			return false;
+		if (hinted_for(c->ep, zone))
+			zone_served = true;
+	}
+	return zone_served;
+}
+
+static int cmp_endpoint(const void *a, const void *b)
+{
+	const struct plan_endpoint *x = a, *y = b;
+	int c = inet_addr_cmp(&x->addr, &y->addr);
+
+	if (c)
+		return c;
+	return (x->port > y->port) - (x->port < y->port);
+}
+
+/* Pick the eligible endpoints among the candidates: ready ones (only local
+ * ones when local_only, only zone-hinted ones when topo), else the serving
+ * and terminating ones. Result sorted and de-duplicated; *ret_n may be 0. */
+static int select_endpoints(const struct build *b, bool local_only, bool topo,
+			    struct plan_endpoint **ret, size_t *ret_n)
+{
+	const char *zone = topo ? b->node->zone : NULL;
+	struct plan_endpoint *eps;
+	size_t n = 0, k;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!b->n_cands)
+		return 0;
+	eps = malloc(b->n_cands * sizeof(*eps));
+	if (!eps)
+		return -ENOMEM;
+	for (int pass = 0; pass < 2 && n == 0; pass++) {
+		for (size_t i = 0; i < b->n_cands; i++) {
+			const struct candidate *c = &b->cands[i];
+			bool ok;
+
+			if (local_only && !c->local)
+				continue;
+			if (pass == 0)
+				ok = c->ready && (!zone || hinted_for(c->ep, zone));
+			else
+				ok = c->serving && c->terminating;
+			if (!ok)
+				continue;
+			eps[n].addr = c->addr;
+			eps[n].port = c->port;
+			eps[n].terminating = pass == 1;
+			eps[n].local = c->local;
+			n++;
+		}
+	}
+	if (!n) {
+		free(eps);
+		return 0;
+	}
+	qsort(eps, n, sizeof(*eps), cmp_endpoint);
+	/* The same pod may appear in two slices (e.g. during a slice split). */
+	k = 1;
+	for (size_t i = 1; i < n; i++) {
+		if (cmp_endpoint(&eps[i], &eps[k - 1]) == 0)
+			continue;
+		eps[k++] = eps[i];
+	}
+	*ret = eps;
+	*ret_n = k;
+	return 0;
+}
+
+/* ---- epsets ---- */
+
+/* Write the epset key of (svc, sp, family, local) into buf (see the top
+ * of this file for the format). */
+static void epset_key(char *buf, size_t len, const struct kobj_service *svc,
+		      const struct svc_port *sp, sa_family_t family, bool local)
+{
+	char port[8];
+
+	if (sp->name[0])
+		snprintf(buf, len, "%s/%s:%s/%s%s%s", svc->ns, svc->name, sp->name,
+			 inet_proto_name(sp->proto), family == AF_INET6 ? "/ipv6" : "",
+			 local ? "/local" : "");
+	else {
+		snprintf(port, sizeof(port), "%u", sp->port);
+		snprintf(buf, len, "%s/%s:%s/%s%s%s", svc->ns, svc->name, port,
+			 inet_proto_name(sp->proto), family == AF_INET6 ? "/ipv6" : "",
+			 local ? "/local" : "");
+	}
+}
+
+/* Create the epset for (svc, sp, family, local) from the current candidates
+ * and return its index in *ret_idx. */
+static int add_epset(struct build *b, const struct kobj_service *svc, const struct svc_port *sp,
+		     sa_family_t family, bool local, size_t *ret_idx)
+{
+	size_t kl = strlen(svc->ns) + strlen(svc->name) + KOBJ_PORT_NAME_MAX + 32;
+	size_t nsl = strlen(svc->ns) + 1, nl = strlen(svc->name) + 1;
+	struct plan_epset *e;
+	char *mem;
+	int r;
+
+	if (grow((void **)&b->epsets, &b->cap_epsets, b->n_epsets + 1, sizeof(*b->epsets)) < 0)
+		return -ENOMEM;
+	/* One allocation holds the key, then ns and name: three strings per
+	 * set at 100k sets is a lot of malloc calls for nothing. */
+	mem = malloc(kl + nsl + nl);
+	if (!mem)
+		return -ENOMEM;
+	e = &b->epsets[b->n_epsets];
+	memset(e, 0, sizeof(*e));
+	epset_key(mem, kl, svc, sp, family, local);
+	e->key = mem;
+	e->ns = memcpy(mem + kl, svc->ns, nsl);
+	e->svc_name = memcpy(mem + kl + nsl, svc->name, nl);
+	memcpy(e->port_name, sp->name, sizeof(e->port_name));
+	e->port_name[sizeof(e->port_name) - 1] = '\0';
+	e->proto = sp->proto;
+	e->affinity = svc->affinity_client_ip;
+	e->affinity_timeout_s = svc->affinity_timeout_s;
+	e->balance = svc->balance;
+	e->health = svc->health;
+	r = select_endpoints(b, local, !local && use_topology(b), &e->endpoints, &e->n_endpoints);
+	if (r < 0) {
+		free(mem);
+		return r;
+	}
+	*ret_idx = b->n_epsets++;
+	return 0;
+}
+
+/* ---- frontends ---- */
+
+static int add_frontend(struct build *b, const struct kobj_service *svc, enum frontend_kind kind,
+			const struct inet_addr *addr, const struct svc_port *sp, uint16_t port,
+			size_t epset, bool masquerade, enum empty_verdict when_empty)
+{
+	struct fe_build *f;
+
+	if (grow((void **)&b->fes, &b->cap_fes, b->n_fes + 1, sizeof(*b->fes)) < 0)
+		return -ENOMEM;
+	f = &b->fes[b->n_fes];
+	memset(f, 0, sizeof(*f));
+	f->fe.kind = kind;
+	f->fe.addr = *addr;
+	f->fe.proto = sp->proto;
+	f->fe.port = port;
+	f->fe.masquerade = masquerade;
+	f->fe.when_empty = when_empty;
+	if (kind == FRONTEND_LOAD_BALANCER && svc->n_source_ranges) {
+		f->fe.source_ranges = malloc(svc->n_source_ranges * sizeof(*svc->source_ranges));
+		if (!f->fe.source_ranges)
+			return -ENOMEM;
+		memcpy(f->fe.source_ranges, svc->source_ranges,
+		       svc->n_source_ranges * sizeof(*svc->source_ranges));
+		f->fe.n_source_ranges = svc->n_source_ranges;
+	}
+	f->epset = epset;
+	f->svc_seq = b->svc_seq;
+	f->seq = b->n_fes;
+	f->svc = svc;
+	b->n_fes++;
+	return 0;
+}
+
+static bool node_port_addr_wanted(const struct planner *p, const struct inet_addr *a)
+{
+	for (size_t i = 0; i < p->n_nodeport_prefixes; i++)
+		if (inet_prefix_contains(&p->nodeport_prefixes[i], a))
+			return true;
+	return false;
+}
+
+/* Plan one (service port, family). */
+static int plan_port_family(struct build *b, const struct kobj_service *svc,
+			    const struct svc_port *sp, sa_family_t family)
+{
+	bool has_internal = false, has_external = false, lb, np, ext_local, int_local;
+	size_t eps_cluster = SIZE_MAX, eps_local = SIZE_MAX, eps_int, eps_ext;
+	enum empty_verdict int_empty, ext_empty;
+	bool any_ready_or_serving = false;
+	int r;
+
+	lb = svc->type == SVC_TYPE_LOAD_BALANCER;
+	np = sp->node_port && (svc->type == SVC_TYPE_NODE_PORT || lb) &&
+	     service_has_family(svc, family, false);
+	for (size_t i = 0; i < svc->n_cluster_ips; i++)
+		if (svc->cluster_ips[i].family == family)
+			has_internal = true;
+	if (np)
+		has_external = true;
+	for (size_t i = 0; i < svc->n_external_ips && !has_external; i++)
+		if (svc->external_ips[i].family == family && service_has_family(svc, family, true))
+			has_external = true;
+	for (size_t i = 0; lb && i < svc->n_lb_ips && !has_external; i++)
+		if (svc->lb_ips[i].family == family && service_has_family(svc, family, true))
+			has_external = true;
+	if (!has_internal && !has_external)
+		return 0;
+
+	b->n_cands = 0;
+	b->port = sp;
+	b->family = family;
+	r = model_foreach_slice_of(b->m, svc->ns, svc->name, collect_slice, b);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < b->n_cands; i++)
+		if (b->cands[i].ready || (b->cands[i].serving && b->cands[i].terminating))
+			any_ready_or_serving = true;
+
+	int_local = svc->internal_policy == TRAFFIC_POLICY_LOCAL;
+	ext_local = svc->external_policy == TRAFFIC_POLICY_LOCAL;
+	if ((has_internal && !int_local) || (has_external && !ext_local)) {
+		r = add_epset(b, svc, sp, family, false, &eps_cluster);
+		if (r < 0)
+			return r;
+	}
+	if ((has_internal && int_local) || (has_external && ext_local)) {
+		r = add_epset(b, svc, sp, family, true, &eps_local);
+		if (r < 0)
+			return r;
+	}
+	/* Like kube-proxy: a Local set without local endpoints drops (other
+	 * nodes may serve the traffic), but a service port without any usable
+	 * endpoint anywhere rejects, whatever the policy. */
+	int_empty = int_local && any_ready_or_serving ? EMPTY_DROP : EMPTY_REJECT;
+	ext_empty = ext_local && any_ready_or_serving ? EMPTY_DROP : EMPTY_REJECT;
+	eps_int = int_local ? eps_local : eps_cluster;
+	eps_ext = ext_local ? eps_local : eps_cluster;
+
+	for (size_t i = 0; i < svc->n_cluster_ips; i++) {
+		if (svc->cluster_ips[i].family != family)
+			continue;
+		r = add_frontend(b, svc, FRONTEND_CLUSTER_IP, &svc->cluster_ips[i], sp, sp->port,
+				 eps_int, false, int_empty);
+		if (r < 0)
+			return r;
+	}
+	if (!has_external)
+		return 0;
+	for (size_t i = 0; i < svc->n_external_ips; i++) {
+		if (svc->external_ips[i].family != family || !service_has_family(svc, family, true))
+			continue;
+		r = add_frontend(b, svc, FRONTEND_EXTERNAL_IP, &svc->external_ips[i], sp, sp->port,
+				 eps_ext, !ext_local, ext_empty);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; lb && i < svc->n_lb_ips; i++) {
+		if (svc->lb_ips[i].family != family || !service_has_family(svc, family, true))
+			continue;
+		r = add_frontend(b, svc, FRONTEND_LOAD_BALANCER, &svc->lb_ips[i], sp, sp->port,
+				 eps_ext, !ext_local, ext_empty);
+		if (r < 0)
+			return r;
+	}
+	if (!np)
+		return 0;
+	if (!b->p->n_nodeport_prefixes) {
+		struct inet_addr any = inet_addr_any(family);
+		return add_frontend(b, svc, FRONTEND_NODE_PORT, &any, sp, sp->node_port, eps_ext,
+				    !ext_local, ext_empty);
+	}
+	for (size_t i = 0; b->node && i < b->node->n_addrs; i++) {
+		const struct inet_addr *a = &b->node->addrs[i];
+		if (a->family != family || !node_port_addr_wanted(b->p, a))
+			continue;
+		/* A node listing one address twice is folded by conflict
+		 * resolution (same service, so no warning). */
+		r = add_frontend(b, svc, FRONTEND_NODE_PORT, a, sp, sp->node_port, eps_ext,
+				 !ext_local, ext_empty);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int plan_service(const struct kobj_service *svc, void *userdata)
+{
+	struct build *b = userdata;
+	int r;
+
+	b->svc_seq++;
+	if (!service_wanted(b->p, svc))
+		return 0;
+	for (size_t i = 0; i < svc->n_ports; i++) {
+		const struct svc_port *sp = &svc->ports[i];
+		bool dup = false;
+
+		/* Two ports with one name and protocol (invalid, but possible
+		 * in a hand-written manifest) would share an epset key. */
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = svc->ports[j].proto == sp->proto &&
+			      strcmp(svc->ports[j].name, sp->name) == 0 &&
+			      (sp->name[0] || svc->ports[j].port == sp->port);
+		if (dup) {
+			log_warn("planner: service %s/%s: port %s/%s (%u) repeats an earlier port; ignored",
+				 svc->ns, svc->name, sp->name, inet_proto_name(sp->proto), sp->port);
+			continue;
+		}
+		r = plan_port_family(b, svc, sp, AF_INET);
+		if (r < 0)
+			return r;
+		r = plan_port_family(b, svc, sp, AF_INET6);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- assembling the plan ---- */
+
+static int cmp_fe_addr(const struct plan_frontend *x, const struct plan_frontend *y)
+{
+	int c = inet_addr_cmp(&x->addr, &y->addr);
+
+	if (c)
+		return c;
+	if (x->proto != y->proto)
+		return x->proto < y->proto ? -1 : 1;
+	return (x->port > y->port) - (x->port < y->port);
+}
+
+/* The plan's frontend order: (kind, addr, proto, port). */
+static int cmp_fe_key(const struct plan_frontend *x, const struct plan_frontend *y)
+{
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return cmp_fe_addr(x, y);
+}
+
+/* The build arrays are sorted through pointers: a struct fe_build is
+ * large, and qsort moves whole elements. */
+static int cmp_fe_ptr_conflict(const void *a, const void *b)
+{
+	const struct fe_build *x = *(const struct fe_build *const *)a;
+	const struct fe_build *y = *(const struct fe_build *const *)b;
+	int c = cmp_fe_addr(&x->fe, &y->fe);
+
+	if (c)
+		return c;
+	if (x->svc_seq != y->svc_seq)
+		return x->svc_seq < y->svc_seq ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static int cmp_fe_ptr_final(const void *a, const void *b)
+{
+	const struct fe_build *x = *(const struct fe_build *const *)a;
+	const struct fe_build *y = *(const struct fe_build *const *)b;
+
+	return cmp_fe_key(&x->fe, &y->fe);
+}
+
+/* Keep the first claimant of each (addr, proto, port), in (ns, name)
+ * order, whatever the kinds: the kernel can only send a packet one way.
+ * ptrs[] holds every build frontend on entry and the survivors on return
+ * (*n_ptrs updated); the losers' source ranges are released. */
+static void resolve_conflicts(struct fe_build **ptrs, size_t *n_ptrs)
+{
+	size_t k = 0;
+
+	qsort(ptrs, *n_ptrs, sizeof(*ptrs), cmp_fe_ptr_conflict);
+	for (size_t i = 0; i < *n_ptrs; i++) {
+		struct fe_build *f = ptrs[i];
+
+		if (k && cmp_fe_addr(&ptrs[k - 1]->fe, &f->fe) == 0) {
+			const struct fe_build *keep = ptrs[k - 1];
+			if (keep->svc != f->svc) {
+				char ep[INET_ENDPOINT_STRLEN];
+				log_warn("planner: %s %s/%s of service %s/%s is already claimed by service %s/%s; dropped",
+					 frontend_kind_name(f->fe.kind),
+					 inet_endpoint_format(&f->fe.addr, f->fe.port, ep),
+					 inet_proto_name(f->fe.proto), f->svc->ns, f->svc->name,
+					 keep->svc->ns, keep->svc->name);
+			}
+			free(f->fe.source_ranges);
+			f->fe.source_ranges = NULL;
+			continue;
+		}
+		ptrs[k++] = f;
+	}
+	*n_ptrs = k;
+}
+
+/* Orders indexes into an epset array (the qsort_r argument) by key. */
+static int cmp_epset_idx(const void *a, const void *b, void *arg)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	const struct plan_epset *e = arg;
+
+	return strcmp(e[x].key, e[y].key);
+}
+
+/* Turn the build into a plan: drop conflicting frontends and unreferenced
+ * sets, sort both arrays, link frontends to their sets. On success the
+ * build's arrays are moved into *ret. */
+static int assemble(struct build *b, struct plan **ret)
+{
+	size_t *order = NULL, *remap = NULL, n = 0, n_fes = b->n_fes;
+	struct plan_epset *epsets = NULL;
+	struct plan_frontend *fes = NULL;
+	struct fe_build **ptrs;
+	bool *used = NULL;
+	struct plan *plan;
+
+	ptrs = malloc((b->n_fes + 1) * sizeof(*ptrs));
+	if (!ptrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n_fes; i++)
+		ptrs[i] = &b->fes[i];
+	resolve_conflicts(ptrs, &n_fes);
+	plan = calloc(1, sizeof(*plan));
+	used = calloc(b->n_epsets + 1, sizeof(*used));
+	order = malloc((b->n_epsets + 1) * sizeof(*order));
+	remap = malloc((b->n_epsets + 1) * sizeof(*remap));
+	epsets = malloc((b->n_epsets + 1) * sizeof(*epsets));
+	fes = malloc((b->n_fes + 1) * sizeof(*fes));
+	if (!plan || !used || !order || !remap || !epsets || !fes) {
+		free(ptrs);
+		free(plan);
+		free(used);
+		free(order);
+		free(remap);
+		free(epsets);
+		free(fes);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n_fes; i++)
+		used[ptrs[i]->epset] = true;
+	for (size_t i = 0; i < b->n_epsets; i++) {
+		if (used[i])
+			order[n++] = i;
+		else
+			epset_done(&b->epsets[i]);
+	}
+	qsort_r(order, n, sizeof(*order), cmp_epset_idx, b->epsets);
+	for (size_t i = 0; i < n; i++) {
+		epsets[i] = b->epsets[order[i]];
+		remap[order[i]] = i;
+	}
+	qsort(ptrs, n_fes, sizeof(*ptrs), cmp_fe_ptr_final);
+	for (size_t i = 0; i < n_fes; i++) {
+		fes[i] = ptrs[i]->fe;
+		fes[i].epset = &epsets[remap[ptrs[i]->epset]];
+	}
+	plan->frontends = fes;
+	plan->n_frontends = n_fes;
+	plan->epsets = epsets;
+	plan->n_epsets = n;
+	/* Ownership has moved: the build keeps only empty arrays. */
+	b->n_fes = 0;
+	b->n_epsets = 0;
+	free(ptrs);
+	free(used);
+	free(order);
+	free(remap);
+	*ret = plan;
+	return 0;
+}
+
+static void build_done(struct build *b)
+{
+	for (size_t i = 0; i < b->n_fes; i++)
+		free(b->fes[i].fe.source_ranges);
+	for (size_t i = 0; i < b->n_epsets; i++)
+		epset_done(&b->epsets[i]);
+	free(b->fes);
+	free(b->epsets);
+	free(b->cands);
+}
+
+/* ---- diff ---- */
+
+static bool frontend_equal(const struct plan_frontend *x, const struct plan_frontend *y)
+{
+	if (strcmp(x->epset->key, y->epset->key) != 0 || x->masquerade != y->masquerade ||
+	    x->when_empty != y->when_empty || x->n_source_ranges != y->n_source_ranges)
+		return false;
+	for (size_t i = 0; i < x->n_source_ranges; i++) {
+		const struct inet_prefix *a = &x->source_ranges[i], *c = &y->source_ranges[i];
+		if (a->len != c->len || inet_addr_cmp(&a->addr, &c->addr) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool health_equal(const struct health_check_cfg *a, const struct health_check_cfg *b)
+{
+	return a->enabled == b->enabled && a->interval_ms == b->interval_ms &&
+	       a->timeout_ms == b->timeout_ms && a->rise == b->rise && a->fall == b->fall;
+}
+
+static bool epset_equal(const struct plan_epset *x, const struct plan_epset *y)
+{
+	if (x->n_endpoints != y->n_endpoints || x->affinity != y->affinity ||
+	    x->affinity_timeout_s != y->affinity_timeout_s || x->balance != y->balance ||
+	    x->proto != y->proto || strcmp(x->port_name, y->port_name) != 0 ||
+	    !health_equal(&x->health, &y->health))
+		return false;
+	for (size_t i = 0; i < x->n_endpoints; i++) {
+		const struct plan_endpoint *a = &x->endpoints[i], *c = &y->endpoints[i];
+		if (cmp_endpoint(a, c) != 0 || a->terminating != c->terminating || a->local != c->local)
+			return false;
+	}
+	return true;
+}
+
+static int diff_plans(const struct plan *old, const struct plan *new, struct plan_diff *d)
+{
+	size_t nf = old->n_frontends + new->n_frontends + 1;
+	size_t ne = old->n_epsets + new->n_epsets + 1;
+	size_t i = 0, j = 0;
+
+	memset(d, 0, sizeof(*d));
+	/* Worst-case sizes: an array per category costs less than two passes. */
+	d->fe_added = malloc(nf * sizeof(*d->fe_added));
+	d->fe_removed = malloc(nf * sizeof(*d->fe_removed));
+	d->fe_changed = malloc(nf * sizeof(*d->fe_changed));
+	d->eps_added = malloc(ne * sizeof(*d->eps_added));
+	d->eps_removed = malloc(ne * sizeof(*d->eps_removed));
+	d->eps_changed = malloc(ne * sizeof(*d->eps_changed));
+	if (!d->fe_added || !d->fe_removed || !d->fe_changed || !d->eps_added ||
+	    !d->eps_removed || !d->eps_changed) {
+		diff_clear(d);
+		return -ENOMEM;
+	}
+	while (i < old->n_frontends || j < new->n_frontends) {
+		const struct plan_frontend *a = i < old->n_frontends ? &old->frontends[i] : NULL;
+		const struct plan_frontend *c = j < new->n_frontends ? &new->frontends[j] : NULL;
+		int k = !a ? 1 : !c ? -1 : cmp_fe_key(a, c);
+
+		if (k < 0) {
+			d->fe_removed[d->n_fe_removed++] = a;
+			i++;
+		} else if (k > 0) {
+			d->fe_added[d->n_fe_added++] = c;
+			j++;
+		} else {
+			if (!frontend_equal(a, c))
+				d->fe_changed[d->n_fe_changed++] = c;
+			i++;
+			j++;
+		}
+	}
+	i = j = 0;
+	while (i < old->n_epsets || j < new->n_epsets) {
+		const struct plan_epset *a = i < old->n_epsets ? &old->epsets[i] : NULL;
+		const struct plan_epset *c = j < new->n_epsets ? &new->epsets[j] : NULL;
+		int k = !a ? 1 : !c ? -1 : strcmp(a->key, c->key);
+
+		if (k < 0) {
+			d->eps_removed[d->n_eps_removed++] = a;
+			i++;
+		} else if (k > 0) {
+			d->eps_added[d->n_eps_added++] = c;
+			j++;
+		} else {
+			if (!epset_equal(a, c))
+				d->eps_changed[d->n_eps_changed++] = c;
+			i++;
+			j++;
+		}
+	}
+	return 0;
+}
+
+int planner_run(struct planner *p, const struct model *m,
+		const struct plan **ret_plan, const struct plan_diff **ret_diff)
+{
+	struct build b;
+	struct plan *plan = NULL;
+	struct plan_diff diff;
+	int r;
+
+	memset(&b, 0, sizeof(b));
+	b.p = p;
+	b.m = m;
+	b.node = model_node(m);
+	r = model_foreach_service(m, plan_service, &b);
+	if (r == 0)
+		r = assemble(&b, &plan);
+	build_done(&b);
+	if (r < 0)
+		return log_errno(r, "planner: building the plan failed");
+	r = diff_plans(p->cur, plan, &diff);
+	if (r < 0) {
+		plan_free(plan);
+		return log_errno(r, "planner: computing the plan diff failed");
+	}
+	/* Commit: the previous plan stays alive for the "removed" pointers. */
+	plan_free(p->prev);
+	p->prev = p->cur;
+	p->cur = plan;
+	diff_clear(&p->diff);
+	p->diff = diff;
+	if (ret_plan)
+		*ret_plan = p->cur;
+	if (ret_diff)
+		*ret_diff = &p->diff;
+	return 0;
+}

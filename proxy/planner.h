@@ -1,0 +1,50 @@
+/* The planner: compiles the model into a forwarding plan and its diff. */
+#ifndef FERRY_PLANNER_H
+#define FERRY_PLANNER_H
+
+#include <stdio.h>
+
+#include "model.h"
+#include "plan-t.h"
+
+struct planner_config {
+	const char *node_name;          /* this node (for Local policies); NULL = unknown */
+	const char *service_proxy_name; /* NULL: only services without the label */
+	/* --nodeport-addresses: node ports are opened on node addresses inside
+	 * these prefixes; n=0 means every address (a wildcard frontend). */
+	const struct inet_prefix *nodeport_prefixes;
+	size_t n_nodeport_prefixes;
+	bool topology_hints;            /* honour hints.forZones (default true) */
+};
+
+struct planner;
+
+/* Allocate a planner; cfg is copied (its arrays must outlive the planner). */
+struct planner *planner_new(const struct planner_config *cfg);
+/* Free the planner and the plans it holds. Accepts NULL; returns NULL. */
+struct planner *planner_free(struct planner *p);
+
+/* Build the plan for the model's current state and the diff from the previous
+ * run (the first run diffs against an empty plan). *ret_plan and *ret_diff stay
+ * owned by the planner and valid until the next planner_run or planner_free.
+ * Returns 0 or -ENOMEM. Conflicts (two services claiming one frontend) keep the
+ * first in (namespace, name) order and log a warning naming the other. */
+int planner_run(struct planner *p, const struct model *m,
+		const struct plan **ret_plan, const struct plan_diff **ret_diff);
+
+/* The most recent plan (an empty plan before the first run). */
+const struct plan *planner_current(const struct planner *p);
+
+enum plan_format {
+	PLAN_FORMAT_TEXT = 0,
+	PLAN_FORMAT_JSON,
+};
+
+/* Print the plan (frontends, endpoint sets, policies) to out. In JSON the
+ * output is one object {"frontends":[...],"endpointSets":[...]}. */
+void plan_print(const struct plan *plan, enum plan_format fmt, FILE *out);
+
+const char *frontend_kind_name(enum frontend_kind kind);
+const char *balance_algo_name(enum balance_algo algo);
+
+#endif

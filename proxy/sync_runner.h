@@ -1,0 +1,44 @@
+/* The sync runner: turns model changes into backend syncs at a bounded rate.
+ *
+ * A change requests a sync; the sync happens no sooner than min_sync_period
+ * after the previous one (changes arriving meanwhile are folded into it). The
+ * first sync, every sync after a failure, and one every sync_period are full
+ * (ops->sync); the others apply the planner's diff (ops->apply when the
+ * backend has one). A failed sync is retried with exponential backoff.
+ */
+#ifndef FERRY_SYNC_RUNNER_H
+#define FERRY_SYNC_RUNNER_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "loop.h"
+#include "model.h"
+#include "planner.h"
+
+struct sync_runner_config {
+	uint32_t min_sync_period_ms; /* default 50 */
+	uint32_t sync_period_ms;     /* full resync interval; default 30000; 0 = never */
+	uint32_t retry_min_ms;       /* first retry delay; default 500 */
+	uint32_t retry_max_ms;       /* cap of the backoff; default 30000 */
+};
+
+struct sync_runner;
+
+/* Allocate a runner. It borrows loop, model, planner and the backend (ops and
+ * its private state): all must outlive it. NULL on ENOMEM. Nothing is synced
+ * until sync_runner_request is first called (sources call it once their
+ * initial load is complete). */
+struct sync_runner *sync_runner_new(struct loop *loop, const struct model *m,
+				    struct planner *planner, const struct backend_ops *ops,
+				    void *backend_priv, const struct sync_runner_config *cfg);
+/* Free the runner (its timers are stopped). Accepts NULL; returns NULL. */
+struct sync_runner *sync_runner_free(struct sync_runner *sr);
+
+/* The model changed (or a source finished its first load): schedule a sync. */
+void sync_runner_request(struct sync_runner *sr);
+
+/* Number of syncs that succeeded so far (for tests and logs). */
+uint64_t sync_runner_count(const struct sync_runner *sr);
+
+#endif

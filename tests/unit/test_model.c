@@ -1,0 +1,253 @@
+/* The model store and its (namespace, name) hash map. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kobj.h"
+#include "model.h"
+#include "nsname_map.h"
+
+static struct kobj_service *svc_new(const char *ns, const char *name)
+{
+	struct kobj_service *svc = kobj_service_new();
+
+	cr_assert(svc);
+	svc->ns = strdup(ns);
+	svc->name = strdup(name);
+	return svc;
+}
+
+static struct kobj_slice *slice_new(const char *ns, const char *name, const char *svc_name)
+{
+	struct kobj_slice *s = kobj_slice_new();
+
+	cr_assert(s);
+	s->ns = strdup(ns);
+	s->name = strdup(name);
+	s->service_name = svc_name ? strdup(svc_name) : NULL;
+	s->family = AF_INET;
+	return s;
+}
+
+/* Collects "ns/name" of each visited object into a string. */
+struct visit {
+	char buf[512];
+	int stop_after; /* 0: never */
+	int seen;
+};
+
+static int visit_svc(const struct kobj_service *svc, void *userdata)
+{
+	struct visit *v = userdata;
+	size_t len = strlen(v->buf);
+
+	snprintf(v->buf + len, sizeof(v->buf) - len, "%s/%s ", svc->ns, svc->name);
+	return ++v->seen == v->stop_after ? 42 : 0;
+}
+
+static int visit_slice(const struct kobj_slice *s, void *userdata)
+{
+	struct visit *v = userdata;
+	size_t len = strlen(v->buf);
+
+	snprintf(v->buf + len, sizeof(v->buf) - len, "%s/%s ", s->ns, s->name);
+	return ++v->seen == v->stop_after ? 42 : 0;
+}
+
+Test(model, upsert_find_replace_delete)
+{
+	struct model *m = model_new();
+	struct kobj_service *svc;
+
+	cr_assert(m);
+	cr_expect_eq(model_generation(m), 0);
+	cr_expect_eq(model_upsert_service(m, svc_new("default", "web")), 0);
+	cr_expect_eq(model_generation(m), 1);
+	cr_expect_eq(model_n_services(m), 1);
+	cr_expect_not_null(model_find_service(m, "default", "web"));
+	cr_expect_null(model_find_service(m, "other", "web"));
+	cr_expect_null(model_find_service(m, "default", "we"));
+
+	svc = svc_new("default", "web");
+	svc->n_ports = 0;
+	svc->affinity_client_ip = true;
+	cr_expect_eq(model_upsert_service(m, svc), 0);
+	cr_expect_eq(model_n_services(m), 1);
+	cr_expect_eq(model_find_service(m, "default", "web"), svc, "replaced in place");
+	cr_expect_eq(model_generation(m), 2);
+
+	cr_expect_eq(model_delete_service(m, "default", "web"), 0);
+	cr_expect_eq(model_n_services(m), 0);
+	cr_expect_eq(model_generation(m), 3);
+	cr_expect_eq(model_delete_service(m, "default", "web"), 0, "absent is success");
+	cr_expect_eq(model_generation(m), 3, "no change, no bump");
+	cr_expect_null(model_free(m));
+	cr_expect_null(model_free(NULL));
+}
+
+Test(model, bad_objects_rejected_and_freed)
+{
+	struct model *m = model_new();
+	struct kobj_service *svc = kobj_service_new();
+	struct kobj_slice *s = kobj_slice_new();
+
+	svc->name = strdup("noname-space");
+	cr_expect_eq(model_upsert_service(m, svc), -EINVAL);
+	cr_expect_eq(model_upsert_slice(m, s), -EINVAL);
+	cr_expect_eq(model_upsert_service(m, NULL), -EINVAL);
+	cr_expect_eq(model_n_services(m), 0);
+	cr_expect_eq(model_generation(m), 0);
+	model_free(m);
+}
+
+Test(model, foreach_sorted_and_stops)
+{
+	struct model *m = model_new();
+	const char *names[][2] = { { "b", "x" }, { "a", "z" }, { "a", "b-c" }, { "a-b", "a" },
+				   { "a", "b" } };
+	struct visit v = { 0 };
+
+	for (size_t i = 0; i < 5; i++)
+		cr_assert_eq(model_upsert_service(m, svc_new(names[i][0], names[i][1])), 0);
+	cr_expect_eq(model_foreach_service(m, visit_svc, &v), 0);
+	cr_expect_str_eq(v.buf, "a/b a/b-c a/z a-b/a b/x ");
+
+	/* A replace keeps the order valid; a delete and an insert refresh it. */
+	cr_assert_eq(model_upsert_service(m, svc_new("a", "z")), 0);
+	cr_assert_eq(model_delete_service(m, "a", "b-c"), 0);
+	cr_assert_eq(model_upsert_service(m, svc_new("0", "first")), 0);
+	memset(&v, 0, sizeof(v));
+	cr_expect_eq(model_foreach_service(m, visit_svc, &v), 0);
+	cr_expect_str_eq(v.buf, "0/first a/b a/z a-b/a b/x ");
+
+	memset(&v, 0, sizeof(v));
+	v.stop_after = 2;
+	cr_expect_eq(model_foreach_service(m, visit_svc, &v), 42);
+	cr_expect_str_eq(v.buf, "0/first a/b ");
+	model_free(m);
+}
+
+Test(model, slices_by_service_and_orphans)
+{
+	struct model *m = model_new();
+	struct visit v = { 0 };
+	struct kobj_slice *moved;
+
+	cr_assert_eq(model_upsert_service(m, svc_new("default", "web")), 0);
+	cr_assert_eq(model_upsert_slice(m, slice_new("default", "web-b", "web")), 0);
+	cr_assert_eq(model_upsert_slice(m, slice_new("default", "web-a", "web")), 0);
+	cr_assert_eq(model_upsert_slice(m, slice_new("other", "web-c", "web")), 0);
+	cr_assert_eq(model_upsert_slice(m, slice_new("default", "db-a", "db")), 0);
+	cr_assert_eq(model_upsert_slice(m, slice_new("default", "nolabel", NULL)), 0);
+	cr_expect_eq(model_n_slices(m), 5);
+	cr_expect_eq(model_generation(m), 6);
+
+	cr_expect_eq(model_foreach_slice_of(m, "default", "web", visit_slice, &v), 0);
+	cr_expect_str_eq(v.buf, "default/web-a default/web-b ");
+
+	memset(&v, 0, sizeof(v));
+	cr_expect_eq(model_foreach_orphan_slice(m, visit_slice, &v), 0);
+	cr_expect_str_eq(v.buf, "default/db-a default/nolabel other/web-c ");
+
+	/* The service arrives: its slice is no orphan any more. */
+	cr_assert_eq(model_upsert_service(m, svc_new("default", "db")), 0);
+	memset(&v, 0, sizeof(v));
+	model_foreach_orphan_slice(m, visit_slice, &v);
+	cr_expect_str_eq(v.buf, "default/nolabel other/web-c ");
+
+	/* A slice relabelled to another service moves between groups. */
+	moved = slice_new("default", "web-a", "db");
+	cr_assert_eq(model_upsert_slice(m, moved), 0);
+	cr_expect_eq(model_find_slice(m, "default", "web-a"), moved);
+	memset(&v, 0, sizeof(v));
+	model_foreach_slice_of(m, "default", "web", visit_slice, &v);
+	cr_expect_str_eq(v.buf, "default/web-b ");
+	memset(&v, 0, sizeof(v));
+	model_foreach_slice_of(m, "default", "db", visit_slice, &v);
+	cr_expect_str_eq(v.buf, "default/db-a default/web-a ");
+
+	cr_expect_eq(model_delete_slice(m, "default", "web-b"), 0);
+	cr_expect_eq(model_delete_slice(m, "default", "web-b"), 0);
+	memset(&v, 0, sizeof(v));
+	cr_expect_eq(model_foreach_slice_of(m, "default", "web", visit_slice, &v), 0);
+	cr_expect_str_eq(v.buf, "");
+	cr_expect_eq(model_n_slices(m), 4);
+	model_free(m);
+}
+
+Test(model, node_and_clear)
+{
+	struct model *m = model_new();
+	struct kobj_node *node = kobj_node_new();
+	uint64_t g;
+
+	node->name = strdup("n1");
+	cr_expect_null(model_node(m));
+	model_set_node(m, node);
+	cr_expect_eq(model_node(m), node);
+	cr_assert_eq(model_upsert_service(m, svc_new("a", "b")), 0);
+	cr_assert_eq(model_upsert_slice(m, slice_new("a", "b-1", "b")), 0);
+	g = model_generation(m);
+	model_clear(m);
+	cr_expect_gt(model_generation(m), g);
+	cr_expect_eq(model_n_services(m), 0);
+	cr_expect_eq(model_n_slices(m), 0);
+	cr_expect_eq(model_node(m), node, "clear keeps the node");
+	cr_expect_null(model_find_slice(m, "a", "b-1"));
+	/* Usable after a clear. */
+	cr_assert_eq(model_upsert_service(m, svc_new("a", "b")), 0);
+	cr_expect_eq(model_n_services(m), 1);
+	model_set_node(m, NULL);
+	cr_expect_null(model_node(m));
+	model_free(m);
+}
+
+/* Random inserts and removes checked against a plain array: exercises
+ * growth and backward-shift deletion. */
+Test(nsname_map, matches_reference)
+{
+	enum { N = 3000 };
+	static char keys[N][2][16];
+	static bool present[N];
+	struct nsname_map map;
+	unsigned seed = 12345;
+
+	nsname_map_init(&map);
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i][0], 16, "ns%d", i % 7);
+		snprintf(keys[i][1], 16, "n%d", i);
+	}
+	for (int round = 0; round < 40000; round++) {
+		int i = (int)(rand_r(&seed) % N);
+		void *old = NULL;
+
+		if (rand_r(&seed) % 3) {
+			cr_assert_eq(nsname_map_put(&map, keys[i][0], keys[i][1], keys[i], &old), 0);
+			cr_assert_eq(old, present[i] ? (void *)keys[i] : NULL);
+			present[i] = true;
+		} else {
+			void *v = nsname_map_remove(&map, keys[i][0], keys[i][1]);
+			cr_assert_eq(v, present[i] ? (void *)keys[i] : NULL);
+			present[i] = false;
+		}
+	}
+	size_t n = 0, it = 0, seen = 0;
+	for (int i = 0; i < N; i++) {
+		void *v = nsname_map_get(&map, keys[i][0], keys[i][1]);
+		cr_assert_eq(v, present[i] ? (void *)keys[i] : NULL, "key %d", i);
+		n += present[i];
+	}
+	cr_expect_eq(nsname_map_size(&map), n);
+	while (nsname_map_next(&map, &it))
+		seen++;
+	cr_expect_eq(seen, n);
+	/* ("ns1", "n2") and ("ns1n", "2") are different keys. */
+	cr_expect_eq(nsname_map_put(&map, "ab", "c", "x", NULL), 0);
+	cr_expect_null(nsname_map_get(&map, "a", "bc"));
+	cr_expect_eq(nsname_map_put(&map, "a", "b", NULL, NULL), -EINVAL);
+	nsname_map_done(&map);
+	nsname_map_done(NULL);
+}
