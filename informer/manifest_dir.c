@@ -1,0 +1,1000 @@
+/* Manifest directory source: files to model objects, kept current by inotify.
+ *
+ * Bookkeeping: every file we track has a struct mfile, kept in load order
+ * (the order decides who wins a duplicate). Every model object we put in the
+ * model has a struct owned entry, found by (ns, name) in one map per kind,
+ * which points at the file that provided it. Re-reading a file stamps each
+ * object it still defines with a new pass number; entries of that file left
+ * with an old stamp are the objects it dropped, and are deleted from the
+ * model. A file that lost a duplicate remembers the keys it lost; when the
+ * winner releases one, the loser is re-read so its definition takes over.
+ *
+ * inotify events only say which names to look at again: what to do is always
+ * decided from the file as it is now (present, regular, same content hash or
+ * not), which makes event order and coalescing harmless.
+ */
+#include "manifest_dir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kobj.h"
+#include "log.h"
+#include "nsname_map.h"
+#include "yaml_json.h"
+
+enum obj_kind {
+	OBJ_SERVICE = 0,
+	OBJ_SLICE = 1,
+	OBJ_KINDS,
+};
+
+static const char *const kind_names[OBJ_KINDS] = { "Service", "EndpointSlice" };
+
+struct mfile;
+
+/* One model object provided by a file. */
+struct owned {
+	enum obj_kind kind;
+	char *ns;
+	char *name;
+	struct mfile *file;
+	uint64_t pass;   /* last pass of its file that defined it */
+};
+
+/* A (kind, ns, name) a file defines but another file owns. */
+struct lost_key {
+	enum obj_kind kind;
+	char *ns;
+	char *name;
+};
+
+struct mfile {
+	char *name;              /* base name */
+	char *path;              /* directory path + name, for logs and ->source */
+	struct owned **objs;
+	size_t n_objs, cap_objs;
+	struct lost_key *lost;
+	size_t n_lost;
+	uint64_t hash;           /* of the contents last read */
+	bool hashed;
+	bool parse_failed;       /* the last read failed; older objects kept */
+	bool recheck;            /* re-read even if the contents did not change */
+	size_t n_rejected;       /* objects rejected at the last successful read */
+};
+
+struct manifest_dir {
+	char *path;
+	char *base;              /* last component, to spot recreation in the parent */
+	struct model *model;
+	struct kdecode_opts opts;
+	int ifd;
+	int wd;                  /* the directory's watch; -1 while it is gone */
+	int parent_wd;           /* the parent's watch; -1 when none */
+	struct mfile **files;    /* load order */
+	size_t n_files, cap_files;
+	struct nsname_map owners[OBJ_KINDS]; /* (ns, name) -> struct owned */
+	uint64_t pass;
+};
+
+/* A decoded object on its way into the model. */
+struct pending {
+	enum obj_kind kind;
+	void *obj;               /* struct kobj_service or struct kobj_slice */
+	unsigned line;
+};
+
+struct pending_list {
+	struct pending *v;
+	size_t n, cap;
+};
+
+#define DIR_WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | \
+			IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#define PARENT_WATCH_MASK (IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
+
+/* --- Small helpers ------------------------------------------------------------ */
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Names we read: *.yaml, *.yml, *.json, not hidden, not editor backups. */
+static bool name_eligible(const char *name)
+{
+	if (name[0] == '.' || has_suffix(name, "~"))
+		return false;
+	return has_suffix(name, ".yaml") || has_suffix(name, ".yml") || has_suffix(name, ".json");
+}
+
+static uint64_t hash_bytes(const char *buf, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)buf[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static const char *obj_ns(enum obj_kind kind, const void *obj)
+{
+	return kind == OBJ_SERVICE ? ((const struct kobj_service *)obj)->ns
+				   : ((const struct kobj_slice *)obj)->ns;
+}
+
+static const char *obj_name(enum obj_kind kind, const void *obj)
+{
+	return kind == OBJ_SERVICE ? ((const struct kobj_service *)obj)->name
+				   : ((const struct kobj_slice *)obj)->name;
+}
+
+static void obj_free(enum obj_kind kind, void *obj)
+{
+	if (kind == OBJ_SERVICE)
+		kobj_service_free(obj);
+	else
+		kobj_slice_free(obj);
+}
+
+static void pending_clear(struct pending_list *pl)
+{
+	for (size_t i = 0; i < pl->n; i++)
+		obj_free(pl->v[i].kind, pl->v[i].obj);
+	free(pl->v);
+	memset(pl, 0, sizeof(*pl));
+}
+
+/* Takes obj in every case. */
+static int pending_push(struct pending_list *pl, enum obj_kind kind, void *obj, unsigned line)
+{
+	if (pl->n == pl->cap) {
+		size_t ncap = pl->cap ? pl->cap * 2 : 16;
+		struct pending *v = realloc(pl->v, ncap * sizeof(*v));
+
+		if (!v) {
+			obj_free(kind, obj);
+			return -ENOMEM;
+		}
+		pl->v = v;
+		pl->cap = ncap;
+	}
+	pl->v[pl->n++] = (struct pending){ .kind = kind, .obj = obj, .line = line };
+	return 0;
+}
+
+/* --- Files and ownership ------------------------------------------------------- */
+
+static void lost_clear(struct mfile *f)
+{
+	for (size_t i = 0; i < f->n_lost; i++) {
+		free(f->lost[i].ns);
+		free(f->lost[i].name);
+	}
+	free(f->lost);
+	f->lost = NULL;
+	f->n_lost = 0;
+}
+
+static void lost_add(struct mfile *f, enum obj_kind kind, const char *ns, const char *name)
+{
+	struct lost_key *v = realloc(f->lost, (f->n_lost + 1) * sizeof(*v));
+	char *n1, *n2;
+
+	/* Best effort: without the note the loser is simply not re-read when
+	 * the winner goes, which the next change to it repairs. */
+	if (!v)
+		return;
+	f->lost = v;
+	n1 = strdup(ns);
+	n2 = strdup(name);
+	if (!n1 || !n2) {
+		free(n1);
+		free(n2);
+		return;
+	}
+	f->lost[f->n_lost++] = (struct lost_key){ .kind = kind, .ns = n1, .name = n2 };
+}
+
+static struct mfile *file_find(struct manifest_dir *d, const char *name, size_t *ret_index)
+{
+	for (size_t i = 0; i < d->n_files; i++) {
+		if (strcmp(d->files[i]->name, name) == 0) {
+			if (ret_index)
+				*ret_index = i;
+			return d->files[i];
+		}
+	}
+	return NULL;
+}
+
+static struct mfile *file_add(struct manifest_dir *d, const char *name)
+{
+	struct mfile *f;
+
+	if (d->n_files == d->cap_files) {
+		size_t ncap = d->cap_files ? d->cap_files * 2 : 8;
+		struct mfile **v = realloc(d->files, ncap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		d->files = v;
+		d->cap_files = ncap;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->name = strdup(name);
+	if (f->name && asprintf(&f->path, "%s/%s", d->path, name) < 0)
+		f->path = NULL;
+	if (!f->name || !f->path) {
+		free(f->name);
+		free(f);
+		return NULL;
+	}
+	d->files[d->n_files++] = f;
+	return f;
+}
+
+/* Wake files that lost (kind, ns, name) to another file: it is free now. */
+static void wake_losers(struct manifest_dir *d, enum obj_kind kind, const char *ns,
+			const char *name)
+{
+	for (size_t i = 0; i < d->n_files; i++) {
+		struct mfile *f = d->files[i];
+
+		for (size_t j = 0; j < f->n_lost; j++) {
+			if (f->lost[j].kind == kind && strcmp(f->lost[j].ns, ns) == 0 &&
+			    strcmp(f->lost[j].name, name) == 0) {
+				f->recheck = true;
+				break;
+			}
+		}
+	}
+}
+
+/* Delete an owned object from the model and forget it. */
+static void owned_release(struct manifest_dir *d, struct owned *o)
+{
+	nsname_map_remove(&d->owners[o->kind], o->ns, o->name);
+	if (o->kind == OBJ_SERVICE)
+		model_delete_service(d->model, o->ns, o->name);
+	else
+		model_delete_slice(d->model, o->ns, o->name);
+	log_debug("manifest %s: %s %s/%s removed", o->file->path, kind_names[o->kind], o->ns,
+		  o->name);
+	wake_losers(d, o->kind, o->ns, o->name);
+	free(o->ns);
+	free(o->name);
+	free(o);
+}
+
+/* Forget a file and delete all its objects. */
+static void file_remove(struct manifest_dir *d, size_t index)
+{
+	struct mfile *f = d->files[index];
+
+	if (f->n_objs > 0)
+		log_info("manifest %s: file gone, removing its %zu objects", f->path, f->n_objs);
+	/* Out of the list first, so wake_losers does not flag the file itself. */
+	memmove(&d->files[index], &d->files[index + 1], (d->n_files - index - 1) * sizeof(*d->files));
+	d->n_files--;
+	for (size_t i = 0; i < f->n_objs; i++)
+		owned_release(d, f->objs[i]);
+	free(f->objs);
+	lost_clear(f);
+	free(f->name);
+	free(f->path);
+	free(f);
+}
+
+static int file_own(struct manifest_dir *d, struct mfile *f, enum obj_kind kind, const char *ns,
+		    const char *name, struct owned **ret)
+{
+	struct owned *o;
+	int r;
+
+	if (f->n_objs == f->cap_objs) {
+		size_t ncap = f->cap_objs ? f->cap_objs * 2 : 8;
+		struct owned **v = realloc(f->objs, ncap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		f->objs = v;
+		f->cap_objs = ncap;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	o->kind = kind;
+	o->file = f;
+	o->ns = strdup(ns);
+	o->name = strdup(name);
+	if (!o->ns || !o->name) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = nsname_map_put(&d->owners[kind], o->ns, o->name, o, NULL);
+	if (r < 0)
+		goto fail;
+	f->objs[f->n_objs++] = o;
+	*ret = o;
+	return 0;
+fail:
+	free(o->ns);
+	free(o->name);
+	free(o);
+	return r;
+}
+
+/* --- Decoding a file's documents --------------------------------------------------- */
+
+static void log_reject(const struct mfile *f, unsigned line, const struct kdecode_error *err)
+{
+	if (err->field[0])
+		log_error("manifest %s:%u: %s: %s: %s; object skipped", f->path, line, err->object,
+			  err->field, err->message);
+	else
+		log_error("manifest %s:%u: %s: %s; object skipped", f->path, line, err->object,
+			  err->message);
+}
+
+/* Decode one document or list item into pl. Returns 0 or -ENOMEM. */
+static int decode_value(struct manifest_dir *d, struct mfile *f, const json_t *v,
+			const json_t *list, unsigned line, struct pending_list *pl,
+			size_t *rejected)
+{
+	struct kdecode_error err;
+	enum kdecode_kind kind = kdecode_classify(v, list);
+	int r = 0;
+
+	switch (kind) {
+	case KDECODE_KIND_INVALID:
+		log_error("manifest %s:%u: %s; skipped", f->path, line,
+			  json_is_object(v) ? "object has no kind" : "document is not a mapping");
+		(*rejected)++;
+		return 0;
+	case KDECODE_KIND_OTHER: {
+		const char *api = json_string_value(json_object_get(v, "apiVersion"));
+		const char *k = json_string_value(json_object_get(v, "kind"));
+
+		log_debug("manifest %s:%u: ignoring %s %s", f->path, line, api ? api : "?",
+			  k ? k : "?");
+		return 0;
+	}
+	case KDECODE_KIND_LIST: {
+		const json_t *item;
+		size_t i;
+
+		if (list) {
+			log_error("manifest %s:%u: list inside a list; skipped", f->path, line);
+			(*rejected)++;
+			return 0;
+		}
+		json_array_foreach(json_object_get(v, "items"), i, item) {
+			r = decode_value(d, f, item, v, line, pl, rejected);
+			if (r < 0)
+				return r;
+		}
+		return 0;
+	}
+	case KDECODE_KIND_SERVICE: {
+		struct kobj_service *svc;
+
+		r = kdecode_service(v, &d->opts, &svc, &err);
+		if (r == 0)
+			return pending_push(pl, OBJ_SERVICE, svc, line);
+		break;
+	}
+	case KDECODE_KIND_SLICE: {
+		struct kobj_slice *sl;
+
+		r = kdecode_slice(v, &d->opts, &sl, &err);
+		if (r == KDECODE_IGNORED) {
+			log_debug("manifest %s:%u: %s: FQDN slices are not used; ignored", f->path,
+				  line, err.object);
+			return 0;
+		}
+		if (r == 0)
+			return pending_push(pl, OBJ_SLICE, sl, line);
+		break;
+	}
+	case KDECODE_KIND_ENDPOINTS: {
+		struct kobj_slice **slices;
+		size_t n;
+
+		r = kdecode_endpoints(v, &d->opts, &slices, &n, &err);
+		if (r < 0)
+			break;
+		for (size_t i = 0; i < n && r == 0; i++) {
+			r = pending_push(pl, OBJ_SLICE, slices[i], line);
+			slices[i] = NULL;
+		}
+		kdecode_slices_free(slices, n);
+		return r;
+	}
+	}
+	if (r == -EINVAL) {
+		log_reject(f, line, &err);
+		(*rejected)++;
+		return 0;
+	}
+	return r;
+}
+
+/* Put pl's objects in the model as f's, and delete the objects f had
+ * before but no longer defines. Consumes pl. Returns the duplicates count. */
+static size_t file_apply(struct manifest_dir *d, struct mfile *f, struct pending_list *pl)
+{
+	uint64_t pass = ++d->pass;
+	size_t dups = 0, kept = 0, n_old;
+
+	lost_clear(f);
+	for (size_t i = 0; i < pl->n; i++) {
+		struct pending *p = &pl->v[i];
+		const char *ns = obj_ns(p->kind, p->obj), *name = obj_name(p->kind, p->obj);
+		struct owned *o = nsname_map_get(&d->owners[p->kind], ns, name);
+		int r;
+
+		if (o && (o->file != f || o->pass == pass)) {
+			if (o->file != f) {
+				log_error("manifest %s:%u: %s %s/%s is already defined in %s; duplicate skipped",
+					  f->path, p->line, kind_names[p->kind], ns, name, o->file->path);
+				lost_add(f, p->kind, ns, name);
+			} else {
+				log_error("manifest %s:%u: %s %s/%s is defined twice in this file; duplicate skipped",
+					  f->path, p->line, kind_names[p->kind], ns, name);
+			}
+			dups++;
+			obj_free(p->kind, p->obj);
+			continue;
+		}
+		if (!o && file_own(d, f, p->kind, ns, name, &o) < 0) {
+			log_error("manifest %s:%u: %s %s/%s: out of memory; object skipped", f->path,
+				  p->line, kind_names[p->kind], ns, name);
+			obj_free(p->kind, p->obj);
+			dups++;
+			continue;
+		}
+		o->pass = pass;
+		/* The model takes the object in every case. */
+		if (p->kind == OBJ_SERVICE)
+			r = model_upsert_service(d->model, p->obj);
+		else
+			r = model_upsert_slice(d->model, p->obj);
+		if (r < 0)
+			log_error("manifest %s:%u: %s %s/%s: cannot store it: %s", f->path, p->line,
+				  kind_names[p->kind], o->ns, o->name, strerror(-r));
+	}
+	free(pl->v);
+	memset(pl, 0, sizeof(*pl));
+
+	/* Release what this pass did not stamp; keep the order of the rest. */
+	n_old = f->n_objs;
+	for (size_t i = 0; i < n_old; i++) {
+		struct owned *o = f->objs[i];
+
+		if (o->pass == pass)
+			f->objs[kept++] = o;
+		else
+			owned_release(d, o);
+	}
+	f->n_objs = kept;
+	return dups;
+}
+
+/* --- Reading files -------------------------------------------------------------------- */
+
+/* Read a file whole. Returns 0, -ENOENT when it vanished, -EISDIR /
+ * -EINVAL (not a regular file: not for us), -EFBIG, or another error. */
+static int read_whole(const char *path, char **ret_buf, size_t *ret_len)
+{
+	struct stat st;
+	size_t len = 0, cap;
+	char *buf;
+	int fd, r = 0;
+
+	/* O_NONBLOCK: a FIFO named x.yaml must not hang us on open. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd == -1)
+		return -errno;
+	if (fstat(fd, &st) == -1) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > MANIFEST_DIR_MAX_FILE) {
+		r = -EFBIG;
+		goto out;
+	}
+	cap = (size_t)st.st_size + 1;
+	buf = malloc(cap);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t k;
+
+		if (len == cap) {
+			/* Grew while we read it. */
+			char *nb;
+
+			if (cap > MANIFEST_DIR_MAX_FILE) {
+				free(buf);
+				r = -EFBIG;
+				goto out;
+			}
+			nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				r = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		k = read(fd, buf + len, cap - len);
+		if (k == -1 && errno == EINTR)
+			continue;
+		if (k == -1) {
+			r = -errno;
+			free(buf);
+			goto out;
+		}
+		if (k == 0)
+			break;
+		len += (size_t)k;
+	}
+	*ret_buf = buf;
+	*ret_len = len;
+out:
+	close(fd);
+	return r;
+}
+
+/* Look at one name again and bring the model in line with what the file
+ * holds now. Returns 0 or -ENOMEM. */
+static int file_examine(struct manifest_dir *d, const char *name)
+{
+	struct yaml_json_error perr;
+	struct yaml_json_doc *docs = NULL;
+	struct pending_list pl = { 0 };
+	size_t index, n_docs = 0, rejected = 0;
+	struct mfile *f = file_find(d, name, &index);
+	char *path, *buf = NULL;
+	uint64_t hash;
+	size_t len = 0;
+	int r;
+
+	if (!name_eligible(name))
+		return 0;
+	if (asprintf(&path, "%s/%s", d->path, name) < 0)
+		return -ENOMEM;
+	r = read_whole(path, &buf, &len);
+	if (r == -ENOENT || r == -EISDIR || r == -EINVAL || r == -ENOTDIR || r == -ELOOP) {
+		/* Gone, or not a regular file (any more): nothing of ours. */
+		if (f)
+			file_remove(d, index);
+		free(path);
+		return 0;
+	}
+	if (!f) {
+		f = file_add(d, name);
+		if (!f) {
+			free(path);
+			free(buf);
+			return -ENOMEM;
+		}
+	}
+	if (r < 0) {
+		if (r == -EFBIG)
+			log_error("manifest %s: larger than %u bytes; %s", path, MANIFEST_DIR_MAX_FILE,
+				  f->n_objs ? "keeping the objects it had before" : "skipped");
+		else
+			log_error("manifest %s: cannot read it: %s; %s", path, strerror(-r),
+				  f->n_objs ? "keeping the objects it had before" : "skipped");
+		f->parse_failed = true;
+		f->hashed = false;
+		free(path);
+		return r == -ENOMEM ? r : 0;
+	}
+	free(path);
+
+	hash = hash_bytes(buf, len);
+	if (f->hashed && f->hash == hash && !f->recheck) {
+		free(buf);
+		return 0;
+	}
+	f->hash = hash;
+	f->hashed = true;
+	f->recheck = false;
+
+	if (has_suffix(name, ".json"))
+		r = yaml_json_parse_json(buf, len, NULL, &docs, &n_docs, &perr);
+	else
+		r = yaml_json_parse(buf, len, NULL, &docs, &n_docs, &perr);
+	free(buf);
+	if (r < 0) {
+		log_error("manifest %s:%u: %s; %s", f->path, perr.line, perr.message,
+			  f->n_objs ? "keeping the objects it had before" : "no objects loaded from it");
+		f->parse_failed = true;
+		return r == -ENOMEM ? r : 0;
+	}
+
+	d->opts.source = f->path;
+	for (size_t i = 0; i < n_docs && r == 0; i++)
+		r = decode_value(d, f, docs[i].root, NULL, docs[i].line, &pl, &rejected);
+	d->opts.source = NULL;
+	yaml_json_docs_free(docs, n_docs);
+	if (r < 0) {
+		/* Out of memory part way: leave the model as it was. */
+		pending_clear(&pl);
+		f->hashed = false;
+		return r;
+	}
+	f->parse_failed = false;
+	rejected += file_apply(d, f, &pl);
+	f->n_rejected = rejected;
+	log_debug("manifest %s: %zu objects, %zu rejected", f->path, f->n_objs, rejected);
+	return 0;
+}
+
+/* Re-read files whose duplicate became free, until none is left. Each round
+ * can only hand keys over, so it ends; the cap is a guard. */
+static int run_rechecks(struct manifest_dir *d)
+{
+	for (size_t round = 0; round <= d->n_files; round++) {
+		bool any = false;
+
+		for (size_t i = 0; i < d->n_files; i++) {
+			if (d->files[i]->recheck) {
+				int r = file_examine(d, d->files[i]->name);
+
+				if (r < 0)
+					return r;
+				any = true;
+				break; /* the list may have changed */
+			}
+		}
+		if (!any)
+			return 0;
+	}
+	return 0;
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Compare the directory with what we track: drop vanished files, read new
+ * and changed ones in name order. */
+static int rescan(struct manifest_dir *d)
+{
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *dir;
+	int r = 0;
+
+	dir = opendir(d->path);
+	if (!dir) {
+		log_warn_errno(-errno, "manifest %s: cannot list directory", d->path);
+		return 0;
+	}
+	while ((de = readdir(dir))) {
+		if (!name_eligible(de->d_name))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			char **v = realloc(names, ncap * sizeof(*v));
+
+			if (!v) {
+				r = -ENOMEM;
+				break;
+			}
+			names = v;
+			cap = ncap;
+		}
+		names[n] = strdup(de->d_name);
+		if (!names[n]) {
+			r = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	closedir(dir);
+	if (r == 0) {
+		if (n > 0) /* qsort and bsearch want a real array, even when empty */
+			qsort(names, n, sizeof(*names), cmp_str_ptr);
+		/* Files we track that are no longer listed. */
+		for (size_t i = d->n_files; i-- > 0;) {
+			if (n == 0 || !bsearch(&d->files[i]->name, names, n, sizeof(*names), cmp_str_ptr))
+				file_remove(d, i);
+		}
+		for (size_t i = 0; i < n && r == 0; i++)
+			r = file_examine(d, names[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (r == 0)
+		r = run_rechecks(d);
+	return r;
+}
+
+/* --- Public API ---------------------------------------------------------------------- */
+
+static int watch_dir(struct manifest_dir *d)
+{
+	d->wd = inotify_add_watch(d->ifd, d->path, DIR_WATCH_MASK);
+	if (d->wd == -1)
+		return -errno;
+	if (d->wd == d->parent_wd)
+		d->parent_wd = -1; /* "/" is its own parent: one watch, the directory's */
+	return 0;
+}
+
+struct manifest_dir *manifest_dir_new(const char *path, struct model *m,
+				      const struct kdecode_opts *opts)
+{
+	struct manifest_dir *d;
+	char *parent = NULL, *slash;
+	size_t len;
+	int r;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->ifd = -1;
+	d->wd = -1;
+	d->parent_wd = -1;
+	d->model = m;
+	if (opts)
+		d->opts = *opts;
+	d->opts.source = NULL;
+	for (int k = 0; k < OBJ_KINDS; k++)
+		nsname_map_init(&d->owners[k]);
+
+	/* Drop trailing slashes so names and the parent come out right. */
+	d->path = strdup(path);
+	if (!d->path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	len = strlen(d->path);
+	while (len > 1 && d->path[len - 1] == '/')
+		d->path[--len] = '\0';
+	slash = strrchr(d->path, '/');
+	if (!slash)
+		parent = strdup(".");
+	else if (slash == d->path)
+		parent = strdup("/");
+	else
+		parent = strndup(d->path, (size_t)(slash - d->path));
+	d->base = strdup(slash ? slash + 1 : d->path);
+	if (!parent || !d->base) {
+		r = -ENOMEM;
+		goto fail;
+	}
+
+	d->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (d->ifd == -1) {
+		r = -errno;
+		goto fail;
+	}
+	/* Parent first: if both are the same inode, the directory's mask must
+	 * be the one that stays. Losing the parent watch only loses the
+	 * "directory recreated" case. */
+	d->parent_wd = inotify_add_watch(d->ifd, parent, PARENT_WATCH_MASK);
+	if (d->parent_wd == -1)
+		log_debug("manifest %s: cannot watch parent %s: %s", d->path, parent, strerror(errno));
+	r = watch_dir(d);
+	if (r < 0)
+		goto fail;
+	free(parent);
+	return d;
+fail:
+	free(parent);
+	manifest_dir_free(d);
+	errno = -r;
+	return NULL;
+}
+
+struct manifest_dir *manifest_dir_free(struct manifest_dir *d)
+{
+	if (!d)
+		return NULL;
+	/* Forget ownership without touching the model, which keeps the objects. */
+	for (size_t i = 0; i < d->n_files; i++) {
+		struct mfile *f = d->files[i];
+
+		for (size_t j = 0; j < f->n_objs; j++) {
+			free(f->objs[j]->ns);
+			free(f->objs[j]->name);
+			free(f->objs[j]);
+		}
+		free(f->objs);
+		lost_clear(f);
+		free(f->name);
+		free(f->path);
+		free(f);
+	}
+	free(d->files);
+	for (int k = 0; k < OBJ_KINDS; k++)
+		nsname_map_done(&d->owners[k]);
+	if (d->ifd >= 0)
+		close(d->ifd);
+	free(d->path);
+	free(d->base);
+	free(d);
+	return NULL;
+}
+
+size_t manifest_dir_rejected(const struct manifest_dir *d)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->n_files; i++)
+		n += d->files[i]->parse_failed ? 1 : d->files[i]->n_rejected;
+	return n;
+}
+
+int manifest_dir_load(struct manifest_dir *d, size_t *ret_rejected)
+{
+	int r = rescan(d);
+
+	if (ret_rejected)
+		*ret_rejected = manifest_dir_rejected(d);
+	if (r < 0)
+		return log_errno(r, "manifest %s: loading failed", d->path);
+	log_info("manifest %s: %zu files, %zu services and %zu slices in the model, %zu rejected",
+		 d->path, d->n_files, model_n_services(d->model), model_n_slices(d->model),
+		 manifest_dir_rejected(d));
+	return 0;
+}
+
+int manifest_dir_fd(const struct manifest_dir *d)
+{
+	return d->ifd;
+}
+
+/* Names collected from one batch of events, without repeats. */
+struct name_set {
+	char **v;
+	size_t n, cap;
+};
+
+static int name_set_add(struct name_set *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->v[i], name) == 0)
+			return 0;
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 8;
+		char **v = realloc(s->v, ncap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = ncap;
+	}
+	s->v[s->n] = strdup(name);
+	if (!s->v[s->n])
+		return -ENOMEM;
+	s->n++;
+	return 0;
+}
+
+/* IN_CREATE of a regular file is followed by IN_CLOSE_WRITE once it is
+ * written, and reading it now would see it half-written. Links, though,
+ * get no IN_CLOSE_WRITE: act on those at once. */
+static bool create_is_complete(const struct manifest_dir *d, const char *name)
+{
+	struct stat st;
+	char *path;
+	bool done;
+
+	if (asprintf(&path, "%s/%s", d->path, name) < 0)
+		return true;
+	done = lstat(path, &st) == -1 || S_ISLNK(st.st_mode) || st.st_nlink > 1;
+	free(path);
+	return done;
+}
+
+int manifest_dir_process_events(struct manifest_dir *d, bool *ret_changed)
+{
+	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct name_set names = { 0 };
+	uint64_t gen = model_generation(d->model);
+	bool full = false, gone = false, back = false;
+	int r = 0;
+
+	for (;;) {
+		ssize_t len = read(d->ifd, buf, sizeof(buf));
+		const struct inotify_event *ev;
+
+		if (len == -1 && errno == EINTR)
+			continue;
+		if (len == -1) {
+			if (errno != EAGAIN)
+				log_warn_errno(-errno, "manifest %s: inotify read failed", d->path);
+			break;
+		}
+		if (len == 0)
+			break;
+		for (char *p = buf; p < buf + len; p += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)p;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				full = true;
+				continue;
+			}
+			if (ev->wd == d->wd && d->wd >= 0) {
+				if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+					gone = true;
+				} else if (ev->len && strncmp(ev->name, "..", 2) == 0) {
+					/* ConfigMap volumes swap a "..data" symlink. */
+					full = true;
+				} else if (ev->len && name_eligible(ev->name)) {
+					if ((ev->mask & IN_CREATE) && !(ev->mask & IN_ISDIR) &&
+					    !create_is_complete(d, ev->name))
+						continue;
+					if (r == 0)
+						r = name_set_add(&names, ev->name);
+				}
+			} else if (ev->wd == d->parent_wd && d->parent_wd >= 0 && ev->len &&
+				   (ev->mask & IN_ISDIR) && strcmp(ev->name, d->base) == 0) {
+				back = true;
+			}
+		}
+	}
+
+	if (gone) {
+		log_warn("manifest %s: directory removed or renamed; removing its objects", d->path);
+		if (d->wd >= 0)
+			inotify_rm_watch(d->ifd, d->wd);
+		d->wd = -1;
+		while (d->n_files > 0)
+			file_remove(d, d->n_files - 1);
+	}
+	if (d->wd < 0 && (back || full)) {
+		if (watch_dir(d) == 0) {
+			log_info("manifest %s: directory is back; reading it", d->path);
+			full = true;
+		}
+	}
+	if (r == 0 && d->wd >= 0) {
+		if (full) {
+			r = rescan(d);
+		} else {
+			for (size_t i = 0; i < names.n && r == 0; i++)
+				r = file_examine(d, names.v[i]);
+			if (r == 0)
+				r = run_rechecks(d);
+		}
+	}
+	for (size_t i = 0; i < names.n; i++)
+		free(names.v[i]);
+	free(names.v);
+	if (ret_changed)
+		*ret_changed = model_generation(d->model) != gen;
+	if (r < 0)
+		return log_errno(r, "manifest %s: applying changes failed", d->path);
+	return 0;
+}

@@ -1,0 +1,207 @@
+/* The sync runner on a real event loop, with a recording backend: the first
+ * sync is full, later changes are folded into one diff-based apply per
+ * min-sync-period, a failed sync is retried as a full one, and a change that
+ * leaves the plan as it was costs the backend nothing. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kobj.h"
+#include "loop.h"
+#include "model.h"
+#include "planner.h"
+#include "sync_runner.h"
+
+/* A backend that records what it was asked to do. */
+struct rec_backend {
+	int syncs;
+	int applies;
+	int fail_next;           /* fail this many calls */
+	size_t last_frontends;
+	size_t last_diff_changes;
+};
+
+static int rec_sync(void *priv, const struct plan *plan)
+{
+	struct rec_backend *b = priv;
+
+	if (b->fail_next > 0) {
+		b->fail_next--;
+		return -EIO;
+	}
+	b->syncs++;
+	b->last_frontends = plan->n_frontends;
+	return 0;
+}
+
+static int rec_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
+{
+	struct rec_backend *b = priv;
+
+	if (b->fail_next > 0) {
+		b->fail_next--;
+		return -EIO;
+	}
+	b->applies++;
+	b->last_frontends = plan->n_frontends;
+	b->last_diff_changes = diff->n_fe_added + diff->n_fe_removed + diff->n_fe_changed +
+			       diff->n_eps_added + diff->n_eps_removed + diff->n_eps_changed;
+	return 0;
+}
+
+static const struct backend_ops rec_ops = {
+	.name = "recording",
+	.priv_size = sizeof(struct rec_backend),
+	.sync = rec_sync,
+	.apply = rec_apply,
+};
+
+/* A ClusterIP service 10.0.0.N:80 with no endpoints. */
+static struct kobj_service *make_service(const char *name, int n)
+{
+	struct kobj_service *svc = kobj_service_new();
+	char ip[32];
+
+	cr_assert_not_null(svc);
+	svc->ns = strdup("default");
+	svc->name = strdup(name);
+	svc->cluster_ips = calloc(1, sizeof(*svc->cluster_ips));
+	svc->n_cluster_ips = 1;
+	snprintf(ip, sizeof(ip), "10.0.0.%d", n);
+	cr_assert_eq(inet_addr_parse(ip, &svc->cluster_ips[0]), 0);
+	svc->ports = calloc(1, sizeof(*svc->ports));
+	svc->n_ports = 1;
+	svc->ports[0].proto = INET_PROTO_TCP;
+	svc->ports[0].port = 80;
+	svc->ports[0].target_port = 8080;
+	return svc;
+}
+
+struct fixture {
+	struct loop *loop;
+	struct model *model;
+	struct planner *planner;
+	struct rec_backend backend;
+	struct sync_runner *runner;
+	struct loop_timer stop;
+	struct loop_timer step;
+	int step_no;
+};
+
+static void on_stop(struct loop *loop, void *userdata)
+{
+	(void)userdata;
+	loop_stop(loop);
+}
+
+static void fixture_init(struct fixture *f, uint32_t min_period_ms)
+{
+	struct planner_config pcfg = { .topology_hints = true };
+	struct sync_runner_config scfg = { .min_sync_period_ms = min_period_ms,
+					   .retry_min_ms = 20, .retry_max_ms = 100 };
+
+	memset(f, 0, sizeof(*f));
+	f->loop = loop_new();
+	f->model = model_new();
+	f->planner = planner_new(&pcfg);
+	cr_assert(f->loop && f->model && f->planner);
+	f->runner = sync_runner_new(f->loop, f->model, f->planner, &rec_ops, &f->backend, &scfg);
+	cr_assert_not_null(f->runner);
+	loop_timer_init(&f->stop, on_stop, f);
+}
+
+static void fixture_done(struct fixture *f)
+{
+	sync_runner_free(f->runner);
+	planner_free(f->planner);
+	model_free(f->model);
+	loop_free(f->loop);
+}
+
+static void run_for(struct fixture *f, uint64_t ms)
+{
+	loop_timer_start(f->loop, &f->stop, ms);
+	cr_assert_eq(loop_run(f->loop), 0);
+}
+
+Test(sync_runner, nothing_before_first_request)
+{
+	struct fixture f;
+
+	fixture_init(&f, 10);
+	model_upsert_service(f.model, make_service("a", 1));
+	run_for(&f, 50);
+	cr_expect_eq(f.backend.syncs + f.backend.applies, 0,
+		     "the backend must not be touched before the source's first load completes");
+	fixture_done(&f);
+}
+
+Test(sync_runner, first_full_then_coalesced_applies)
+{
+	struct fixture f;
+
+	fixture_init(&f, 100);
+	model_upsert_service(f.model, make_service("a", 1));
+	sync_runner_request(f.runner);
+	run_for(&f, 30);
+	cr_assert_eq(f.backend.syncs, 1, "first sync is a full one");
+	cr_assert_eq(f.backend.applies, 0);
+	cr_assert_eq(f.backend.last_frontends, 1);
+
+	/* Three changes inside one min-sync-period: one apply. */
+	for (int i = 2; i <= 4; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "s%d", i);
+		model_upsert_service(f.model, make_service(name, i));
+		sync_runner_request(f.runner);
+	}
+	run_for(&f, 60);
+	cr_expect_eq(f.backend.applies, 0, "min-sync-period not yet over: no apply expected");
+	run_for(&f, 120);
+	cr_expect_eq(f.backend.applies, 1, "changes folded into one apply, got %d", f.backend.applies);
+	cr_expect_eq(f.backend.last_frontends, 4);
+	cr_expect_eq(f.backend.last_diff_changes, 6, "3 frontends and 3 sets added, got %zu",
+		     f.backend.last_diff_changes);
+	fixture_done(&f);
+}
+
+Test(sync_runner, unchanged_plan_costs_nothing)
+{
+	struct fixture f;
+
+	fixture_init(&f, 5);
+	model_upsert_service(f.model, make_service("a", 1));
+	sync_runner_request(f.runner);
+	run_for(&f, 20);
+	cr_assert_eq(f.backend.syncs, 1);
+	/* Same object again: the model changes generation, the plan does not. */
+	model_upsert_service(f.model, make_service("a", 1));
+	sync_runner_request(f.runner);
+	run_for(&f, 40);
+	cr_expect_eq(f.backend.applies, 0);
+	cr_expect_eq(f.backend.syncs, 1);
+	fixture_done(&f);
+}
+
+Test(sync_runner, failure_is_retried_as_full_sync)
+{
+	struct fixture f;
+
+	fixture_init(&f, 5);
+	model_upsert_service(f.model, make_service("a", 1));
+	sync_runner_request(f.runner);
+	run_for(&f, 20);
+	cr_assert_eq(f.backend.syncs, 1);
+
+	f.backend.fail_next = 2; /* the apply and the first retry fail */
+	model_upsert_service(f.model, make_service("b", 2));
+	sync_runner_request(f.runner);
+	run_for(&f, 300);
+	cr_expect_eq(f.backend.fail_next, 0, "both failures consumed");
+	cr_expect_eq(f.backend.syncs, 2, "recovered with a full sync, got %d syncs", f.backend.syncs);
+	cr_expect_eq(f.backend.last_frontends, 2);
+	cr_expect_eq(sync_runner_count(f.runner), 2);
+	fixture_done(&f);
+}
