@@ -70,6 +70,41 @@ int inet_prefix_parse(const char *text, struct inet_prefix *ret)
 	return 0;
 }
 
+int inet_endpoint_parse(const char *text, struct inet_addr *ret_addr, uint16_t *ret_port)
+{
+	char host[INET_ENDPOINT_STRLEN];
+	const char *colon, *start = text;
+	size_t len;
+	char *end;
+	long port;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		start = text + 1;
+		len = (size_t)(close - start);
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon)
+			return -EINVAL;
+		len = (size_t)(colon - text);
+	}
+	if (len == 0 || len >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, start, len);
+	host[len] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+		return -EINVAL;
+	if (inet_addr_parse(host, ret_addr) < 0)
+		return -EINVAL;
+	*ret_port = (uint16_t)port;
+	return 0;
+}
+
 const char *inet_addr_format(const struct inet_addr *a, char *buf)
 {
 	if (!a->family || !inet_ntop(a->family, a->u.bytes, buf, INET_ADDR_STRLEN))

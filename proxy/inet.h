@@ -46,6 +46,10 @@ int inet_addr_parse(const char *text, struct inet_addr *ret);
  * Host bits past len are cleared. Returns 0 or -EINVAL. */
 int inet_prefix_parse(const char *text, struct inet_prefix *ret);
 
+/* Split "ADDR:PORT" (IPv4) or "[ADDR]:PORT" (IPv6) into an address and a
+ * port (0-65535). Returns 0 or -EINVAL. */
+int inet_endpoint_parse(const char *text, struct inet_addr *ret_addr, uint16_t *ret_port);
+
 /* Write the address in its canonical text form into buf (at least
  * INET_ADDR_STRLEN bytes). Returns buf, so it can be used in printf. */
 const char *inet_addr_format(const struct inet_addr *a, char *buf);
