@@ -1,0 +1,101 @@
+/* Endpoint selection for the userspace relay: round-robin, least-connections,
+ * random-two-choices and Maglev, with ClientIP session affinity and health.
+ *
+ * Pure module: no sockets, no threads of its own, no logging. Time and
+ * randomness come in as arguments so tests can drive them.
+ *
+ * Sharing rules. A struct balancer is an immutable snapshot of one endpoint
+ * set, built by the control thread and read by every worker; it is
+ * refcounted and freed by whoever drops the last reference. Endpoints are
+ * refcounted too and outlive the snapshots that listed them while a
+ * connection still uses them (draining). Their `active` and `healthy` fields
+ * are atomics written from any thread. The affinity table has its own mutex.
+ */
+#ifndef FERRY_USERSPACE_BALANCER_H
+#define FERRY_USERSPACE_BALANCER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inet.h"
+#include "model-t.h"
+
+/* Default ClientIP affinity timeout (Kubernetes' 3 hours). */
+#define BALANCER_AFFINITY_DEFAULT_S 10800u
+
+struct balancer_endpoint {
+	struct inet_addr addr;
+	uint16_t port;
+	atomic_uint refs;
+	atomic_uint active;   /* connections / UDP flows using it, all workers */
+	atomic_bool healthy;  /* false while active health checks say it is down */
+};
+
+/* A new endpoint, healthy, no active users, one reference. NULL on ENOMEM. */
+struct balancer_endpoint *balancer_endpoint_new(const struct inet_addr *addr, uint16_t port);
+/* Take a reference; returns ep. Any thread. */
+struct balancer_endpoint *balancer_endpoint_ref(struct balancer_endpoint *ep);
+/* Drop a reference, freeing on the last. Accepts NULL; returns NULL. */
+struct balancer_endpoint *balancer_endpoint_unref(struct balancer_endpoint *ep);
+/* Count one more (acquire) or one less (release) active user of ep. */
+void balancer_endpoint_acquire(struct balancer_endpoint *ep);
+void balancer_endpoint_release(struct balancer_endpoint *ep);
+/* Usable for new traffic: healthy. */
+bool balancer_endpoint_usable(const struct balancer_endpoint *ep);
+
+struct balancer_affinity;
+
+/* A ClientIP affinity table whose entries expire timeout_s seconds after
+ * their last use (0 means the default). One reference. NULL on ENOMEM. */
+struct balancer_affinity *balancer_affinity_new(uint32_t timeout_s);
+struct balancer_affinity *balancer_affinity_ref(struct balancer_affinity *a);
+/* Accepts NULL; returns NULL. */
+struct balancer_affinity *balancer_affinity_unref(struct balancer_affinity *a);
+/* The timeout the table was made with, in seconds. */
+uint32_t balancer_affinity_timeout(const struct balancer_affinity *a);
+/* Number of live (possibly expired but not yet purged) entries. Locks. */
+size_t balancer_affinity_count(struct balancer_affinity *a);
+
+struct balancer {
+	atomic_uint refs;
+	enum balance_algo algo;
+	struct balancer_endpoint **eps;  /* owned references */
+	size_t n_eps;
+	struct balancer_affinity *affinity; /* NULL: no session affinity */
+	atomic_uint rr_next;             /* round-robin cursor, shared by workers */
+	uint32_t *maglev;                /* BALANCE_MAGLEV only: slot -> index */
+	size_t maglev_size;
+};
+
+/* Build a snapshot over eps[0..n) (references taken on each and on affinity,
+ * which may be NULL). For BALANCE_MAGLEV the lookup table is built here.
+ * One reference. NULL on ENOMEM. */
+struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *const *eps,
+			      size_t n, struct balancer_affinity *affinity);
+struct balancer *balancer_ref(struct balancer *b);
+/* Accepts NULL; returns NULL. */
+struct balancer *balancer_unref(struct balancer *b);
+
+/* True when at least one endpoint may take new traffic. */
+bool balancer_has_usable(const struct balancer *b);
+
+/* Choose an endpoint for a new connection or flow from client, skipping
+ * unhealthy endpoints and the n_exclude ones in exclude (endpoints already
+ * tried). now_ms is a monotonic clock (for affinity expiry), *rng a
+ * xorshift state (nonzero) the caller owns. Returns a borrowed pointer,
+ * valid while the caller holds its reference on b: take your own with
+ * balancer_endpoint_ref before dropping b. NULL when nothing is usable.
+ * Thread-safe. */
+struct balancer_endpoint *balancer_pick(struct balancer *b, const struct inet_addr *client,
+					 struct balancer_endpoint *const *exclude, size_t n_exclude,
+					 uint64_t now_ms, uint64_t *rng);
+
+/* Next value of a xorshift64* generator; *state must be nonzero. */
+uint64_t balancer_random(uint64_t *state);
+
+/* The name of an algorithm as the annotation spells it ("round-robin"...). */
+const char *balancer_algo_name(enum balance_algo algo);
+
+#endif

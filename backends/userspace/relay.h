@@ -1,0 +1,102 @@
+/* The relay engine: worker threads, listener sets and the per-frontend
+ * service snapshot they read. This is the interface userspace.c (policy)
+ * drives; the event handling lives in worker.c, tcp_relay.c, udp_relay.c.
+ *
+ * Threads. One control thread (the core's) calls everything declared here.
+ * Workers only read a frontend's service through relay_frontend_service,
+ * which takes a reference under the frontend's mutex, so the control thread
+ * may swap it at any moment: new connections see the new snapshot at once,
+ * existing ones keep the endpoint reference they took (draining).
+ */
+#ifndef FERRY_USERSPACE_RELAY_H
+#define FERRY_USERSPACE_RELAY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "balancer.h"
+#include "inet.h"
+#include "plan-t.h"
+
+/* What one frontend forwards to, as of one sync. Immutable, refcounted. */
+struct relay_service {
+	atomic_uint refs;
+	struct balancer *balancer;         /* owned reference; never NULL */
+	enum empty_verdict when_empty;
+	struct inet_prefix *source_ranges; /* owned copy; n=0 allows all */
+	size_t n_source_ranges;
+	char label[256];                   /* "ns/svc:port" for logs */
+};
+
+/* A new service over balancer (a reference is taken); ranges are copied.
+ * One reference. NULL on ENOMEM. */
+struct relay_service *relay_service_new(struct balancer *balancer, enum empty_verdict when_empty,
+					const struct inet_prefix *ranges, size_t n_ranges,
+					const char *label);
+/* Accepts NULL; returns NULL. Any thread. */
+struct relay_service *relay_service_unref(struct relay_service *s);
+/* True when client may use s (source ranges). */
+bool relay_service_allows(const struct relay_service *s, const struct inet_addr *client);
+
+/* One address:port/proto listened on, shared by every worker's socket. */
+struct relay_frontend {
+	atomic_uint refs;
+	struct inet_addr addr;  /* bind address (wildcard for node ports) */
+	enum inet_proto proto;
+	uint16_t port;
+	char name[INET_ENDPOINT_STRLEN + 8]; /* "10.0.0.1:80/TCP" */
+	pthread_mutex_t lock;   /* guards svc */
+	struct relay_service *svc;
+};
+
+/* A frontend serving svc (a reference is taken). One reference.
+ * NULL on ENOMEM. */
+struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum inet_proto proto,
+					  uint16_t port, struct relay_service *svc);
+struct relay_frontend *relay_frontend_ref(struct relay_frontend *fe);
+/* Accepts NULL; returns NULL. Any thread. */
+struct relay_frontend *relay_frontend_unref(struct relay_frontend *fe);
+/* Replace the service (a reference is taken; the old one is dropped). */
+void relay_frontend_set_service(struct relay_frontend *fe, struct relay_service *svc);
+/* The current service with a reference the caller must drop. Any thread. */
+struct relay_service *relay_frontend_service(struct relay_frontend *fe);
+
+/* Open one listening socket for fe: SO_REUSEPORT, IP(V6)_FREEBIND,
+ * IPV6_V6ONLY, non-blocking, bound and (TCP) listening; UDP sockets on a
+ * wildcard address also ask for packet info. Returns the fd or -errno. */
+int relay_listener_socket(const struct relay_frontend *fe);
+
+struct relay_worker;
+
+/* The set of worker threads. */
+struct relay_pool {
+	struct relay_worker **workers;
+	unsigned n_workers;
+};
+
+/* Start n workers (each its own epoll, eventfd, UDP sweep timer). UDP flows
+ * idle for udp_idle_ms are closed (0: 30 s). Returns 0 or -errno; on error
+ * nothing is left running and relay_pool_done is still safe. */
+int relay_pool_init(struct relay_pool *p, unsigned n, uint32_t udp_idle_ms);
+/* Stop and join every worker, then close every socket and connection and
+ * free everything. Safe on a zeroed or failed pool. Idempotent. */
+void relay_pool_done(struct relay_pool *p);
+
+/* Hand fds[i] (a socket from relay_listener_socket) to worker i for fe; the
+ * workers take ownership of the fds and a reference on fe each. All-or-
+ * nothing: on -ENOMEM no worker got anything and the caller still owns the
+ * fds. Does not wait. */
+int relay_pool_add_listeners(struct relay_pool *p, struct relay_frontend *fe, const int *fds);
+/* Ask every worker to close its socket of fe (and, for UDP, its flows).
+ * Established TCP connections are not touched. Returns 0 or -ENOMEM (then
+ * nothing was asked). Does not wait. */
+int relay_pool_remove_listeners(struct relay_pool *p, struct relay_frontend *fe);
+/* Wait until every worker has carried out what was asked so far. */
+void relay_pool_wait(struct relay_pool *p);
+
+/* Monotonic clock in milliseconds. */
+uint64_t relay_now_ms(void);
+
+#endif

@@ -1,0 +1,291 @@
+/* Endpoint selection (backends/userspace/balancer.c), without sockets. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "balancer.h"
+
+#define N_MAX 8
+
+struct fixture {
+	struct balancer_endpoint *eps[N_MAX];
+	size_t n;
+};
+
+static void fixture_init(struct fixture *fx, size_t n)
+{
+	memset(fx, 0, sizeof(*fx));
+	for (size_t i = 0; i < n; i++) {
+		struct inet_addr a;
+		char text[32];
+
+		snprintf(text, sizeof(text), "10.1.0.%zu", i + 1);
+		cr_assert_eq(inet_addr_parse(text, &a), 0);
+		fx->eps[i] = balancer_endpoint_new(&a, 8080);
+		cr_assert_not_null(fx->eps[i]);
+	}
+	fx->n = n;
+}
+
+static void fixture_done(struct fixture *fx)
+{
+	for (size_t i = 0; i < fx->n; i++)
+		balancer_endpoint_unref(fx->eps[i]);
+}
+
+static size_t index_of(const struct fixture *fx, const struct balancer_endpoint *ep)
+{
+	for (size_t i = 0; i < fx->n; i++)
+		if (fx->eps[i] == ep)
+			return i;
+	cr_assert_fail("picked an endpoint outside the set");
+	return SIZE_MAX;
+}
+
+static struct inet_addr client(unsigned i)
+{
+	struct inet_addr a;
+	char text[32];
+
+	snprintf(text, sizeof(text), "192.168.%u.%u", (i >> 8) & 0xff, i & 0xff);
+	cr_assert_eq(inet_addr_parse(text, &a), 0);
+	return a;
+}
+
+Test(balancer, round_robin_cycles_evenly)
+{
+	struct fixture fx;
+	struct balancer *b;
+	unsigned count[N_MAX] = { 0 };
+	uint64_t rng = 1;
+	size_t prev = SIZE_MAX;
+
+	fixture_init(&fx, 4);
+	b = balancer_new(BALANCE_ROUND_ROBIN, fx.eps, fx.n, NULL);
+	cr_assert_not_null(b);
+	for (unsigned i = 0; i < 400; i++) {
+		struct inet_addr c = client(i);
+		size_t k = index_of(&fx, balancer_pick(b, &c, NULL, 0, 0, &rng));
+
+		if (prev != SIZE_MAX)
+			cr_assert_eq(k, (prev + 1) % fx.n, "round robin must visit endpoints in turn");
+		prev = k;
+		count[k]++;
+	}
+	for (size_t i = 0; i < fx.n; i++)
+		cr_assert_eq(count[i], 100);
+	balancer_unref(b);
+	fixture_done(&fx);
+}
+
+Test(balancer, least_conn_prefers_idle)
+{
+	struct fixture fx;
+	struct balancer *b;
+	uint64_t rng = 1;
+
+	fixture_init(&fx, 3);
+	b = balancer_new(BALANCE_LEAST_CONN, fx.eps, fx.n, NULL);
+	for (int i = 0; i < 5; i++)
+		balancer_endpoint_acquire(fx.eps[0]);
+	for (int i = 0; i < 3; i++)
+		balancer_endpoint_acquire(fx.eps[2]);
+	for (int i = 0; i < 10; i++) {
+		struct inet_addr c = client(1);
+
+		cr_assert_eq(balancer_pick(b, &c, NULL, 0, 0, &rng), fx.eps[1]);
+	}
+	/* Picking and holding spreads the load until the counts even out. */
+	for (int i = 0; i < 3; i++) {
+		struct inet_addr c = client(1);
+
+		balancer_endpoint_acquire(balancer_pick(b, &c, NULL, 0, 0, &rng));
+	}
+	cr_assert_eq(atomic_load(&fx.eps[1]->active), 3);
+	for (size_t i = 0; i < fx.n; i++)
+		while (atomic_load(&fx.eps[i]->active) > 0)
+			balancer_endpoint_release(fx.eps[i]);
+	balancer_unref(b);
+	fixture_done(&fx);
+}
+
+Test(balancer, random_two_never_picks_the_worst)
+{
+	struct fixture fx;
+	struct balancer *b;
+	unsigned count[N_MAX] = { 0 };
+	uint64_t rng = 0x1234567;
+
+	fixture_init(&fx, 5);
+	b = balancer_new(BALANCE_RANDOM_TWO, fx.eps, fx.n, NULL);
+	/* Loads 0,1,2,3,4: any two distinct choices include a better one
+	 * than endpoint 4, and endpoint 0 wins every pair it is in. */
+	for (size_t i = 0; i < fx.n; i++)
+		for (size_t k = 0; k < i; k++)
+			balancer_endpoint_acquire(fx.eps[i]);
+	for (unsigned i = 0; i < 5000; i++) {
+		struct inet_addr c = client(i);
+
+		count[index_of(&fx, balancer_pick(b, &c, NULL, 0, 0, &rng))]++;
+	}
+	cr_assert_eq(count[4], 0, "the most loaded endpoint was picked %u times", count[4]);
+	for (size_t i = 0; i + 1 < 4; i++)
+		cr_assert_gt(count[i], count[i + 1], "less loaded endpoints must win more often");
+	/* Endpoint 0 is in 2 of 5 pairs on average: about 40% of picks. */
+	cr_assert_gt(count[0], 1700);
+	for (size_t i = 0; i < fx.n; i++)
+		while (atomic_load(&fx.eps[i]->active) > 0)
+			balancer_endpoint_release(fx.eps[i]);
+	balancer_unref(b);
+	fixture_done(&fx);
+}
+
+Test(balancer, unhealthy_endpoints_are_skipped)
+{
+	struct fixture fx;
+	enum balance_algo algos[] = { BALANCE_ROUND_ROBIN, BALANCE_LEAST_CONN, BALANCE_RANDOM_TWO,
+				      BALANCE_MAGLEV };
+	uint64_t rng = 99;
+
+	fixture_init(&fx, 4);
+	atomic_store(&fx.eps[1]->healthy, false);
+	atomic_store(&fx.eps[3]->healthy, false);
+	for (size_t a = 0; a < sizeof(algos) / sizeof(algos[0]); a++) {
+		struct balancer *b = balancer_new(algos[a], fx.eps, fx.n, NULL);
+		unsigned count[N_MAX] = { 0 };
+
+		cr_assert_not_null(b);
+		cr_assert(balancer_has_usable(b));
+		for (unsigned i = 0; i < 1000; i++) {
+			struct inet_addr c = client(i);
+
+			count[index_of(&fx, balancer_pick(b, &c, NULL, 0, 0, &rng))]++;
+		}
+		cr_assert_eq(count[1] + count[3], 0, "%s picked a down endpoint",
+			     balancer_algo_name(algos[a]));
+		cr_assert_gt(count[0], 0);
+		cr_assert_gt(count[2], 0);
+		balancer_unref(b);
+	}
+	/* All down: nothing to pick, and the relay refuses. */
+	atomic_store(&fx.eps[0]->healthy, false);
+	atomic_store(&fx.eps[2]->healthy, false);
+	{
+		struct balancer *b = balancer_new(BALANCE_ROUND_ROBIN, fx.eps, fx.n, NULL);
+		struct inet_addr c = client(1);
+
+		cr_assert_not(balancer_has_usable(b));
+		cr_assert_null(balancer_pick(b, &c, NULL, 0, 0, &rng));
+		balancer_unref(b);
+	}
+	fixture_done(&fx);
+}
+
+Test(balancer, exclusions_are_honoured)
+{
+	struct fixture fx;
+	struct balancer *b;
+	uint64_t rng = 5;
+	struct inet_addr c = client(7);
+
+	fixture_init(&fx, 2);
+	b = balancer_new(BALANCE_ROUND_ROBIN, fx.eps, fx.n, NULL);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(balancer_pick(b, &c, &fx.eps[0], 1, 0, &rng), fx.eps[1]);
+	cr_assert_null(balancer_pick(b, &c, fx.eps, 2, 0, &rng));
+	balancer_unref(b);
+	fixture_done(&fx);
+}
+
+Test(balancer, affinity_sticks_and_expires)
+{
+	struct fixture fx;
+	struct balancer_affinity *aff;
+	struct balancer *b;
+	struct balancer_endpoint *first, *ep;
+	struct inet_addr c = client(42);
+	uint64_t rng = 3;
+
+	fixture_init(&fx, 3);
+	aff = balancer_affinity_new(10);
+	b = balancer_new(BALANCE_ROUND_ROBIN, fx.eps, fx.n, aff);
+	first = balancer_pick(b, &c, NULL, 0, 1000, &rng);
+	cr_assert_not_null(first);
+	/* Used every 9 s, the entry never expires though 10 s is the timeout. */
+	for (uint64_t t = 1000; t < 100000; t += 9000)
+		cr_assert_eq(balancer_pick(b, &c, NULL, 0, t, &rng), first);
+	/* Other clients still rotate. */
+	{
+		struct inet_addr o1 = client(1), o2 = client(2);
+
+		cr_assert_neq(balancer_pick(b, &o1, NULL, 0, 100000, &rng),
+			      balancer_pick(b, &o2, NULL, 0, 100000, &rng));
+	}
+	/* Unhealthy: moves to another one, and sticks there. */
+	atomic_store(&first->healthy, false);
+	ep = balancer_pick(b, &c, NULL, 0, 100000, &rng);
+	cr_assert_neq(ep, first);
+	atomic_store(&first->healthy, true);
+	cr_assert_eq(balancer_pick(b, &c, NULL, 0, 101000, &rng), ep);
+	/* Idle for more than the timeout: a fresh choice (round robin
+	 * moves on, so after a few picks we must see another endpoint). */
+	{
+		bool moved = false;
+		uint64_t t = 101000 + 11000;
+
+		for (int i = 0; i < 3 && !moved; i++, t += 11000)
+			moved = balancer_pick(b, &c, NULL, 0, t, &rng) != ep;
+		cr_assert(moved, "affinity did not expire");
+	}
+	cr_assert_geq(balancer_affinity_count(aff), 1);
+	balancer_unref(b);
+	balancer_affinity_unref(aff);
+	fixture_done(&fx);
+}
+
+Test(balancer, affinity_survives_a_new_snapshot_and_leaves_with_the_endpoint)
+{
+	struct fixture fx;
+	struct balancer_affinity *aff;
+	struct balancer *b1, *b2;
+	struct balancer_endpoint *first, *rest[N_MAX];
+	struct inet_addr c = client(9);
+	uint64_t rng = 11;
+	size_t n = 0;
+
+	fixture_init(&fx, 3);
+	aff = balancer_affinity_new(0);
+	cr_assert_eq(balancer_affinity_timeout(aff), BALANCER_AFFINITY_DEFAULT_S);
+	b1 = balancer_new(BALANCE_LEAST_CONN, fx.eps, fx.n, aff);
+	first = balancer_pick(b1, &c, NULL, 0, 0, &rng);
+	/* The same set rebuilt (a sync): the client keeps its endpoint. */
+	b2 = balancer_new(BALANCE_LEAST_CONN, fx.eps, fx.n, aff);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(balancer_pick(b2, &c, NULL, 0, 10, &rng), first);
+	balancer_unref(b2);
+	/* Its endpoint left the set: a new one, in the set. */
+	for (size_t i = 0; i < fx.n; i++)
+		if (fx.eps[i] != first)
+			rest[n++] = fx.eps[i];
+	b2 = balancer_new(BALANCE_LEAST_CONN, rest, n, aff);
+	cr_assert_neq(balancer_pick(b2, &c, NULL, 0, 20, &rng), first);
+	balancer_unref(b2);
+	balancer_unref(b1);
+	balancer_affinity_unref(aff);
+	fixture_done(&fx);
+}
+
+Test(balancer, empty_set_picks_nothing)
+{
+	struct balancer *b = balancer_new(BALANCE_MAGLEV, NULL, 0, NULL);
+	struct inet_addr c = client(1);
+	uint64_t rng = 1;
+
+	cr_assert_not_null(b);
+	cr_assert_not(balancer_has_usable(b));
+	cr_assert_null(balancer_pick(b, &c, NULL, 0, 0, &rng));
+	balancer_unref(b);
+	cr_assert_null(balancer_unref(NULL));
+	cr_assert_null(balancer_endpoint_unref(NULL));
+	cr_assert_null(balancer_affinity_unref(NULL));
+}

@@ -1,0 +1,715 @@
+/* The userspace backend end to end, on loopback only: echo servers in
+ * threads, a hand-built plan, the real workers. Every wait is bounded. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "userspace.h"
+
+#define WAIT_MS 2000
+
+/* ---- echo servers: a TCP and a UDP socket on one loopback port ---- */
+
+struct echo {
+	char id;
+	int family;
+	int lfd, ufd;
+	uint16_t port;
+	atomic_bool stop;
+	pthread_t thread;
+	int clients[64];
+};
+
+static void *echo_main(void *arg)
+{
+	struct echo *e = arg;
+
+	while (!atomic_load(&e->stop)) {
+		struct pollfd pfd[66];
+		int map[66];
+		nfds_t n = 0;
+
+		pfd[n].fd = e->lfd;
+		pfd[n].events = POLLIN;
+		map[n++] = -1;
+		pfd[n].fd = e->ufd;
+		pfd[n].events = POLLIN;
+		map[n++] = -2;
+		for (int i = 0; i < 64; i++) {
+			if (e->clients[i] >= 0) {
+				pfd[n].fd = e->clients[i];
+				pfd[n].events = POLLIN;
+				map[n++] = i;
+			}
+		}
+		if (poll(pfd, n, 20) <= 0)
+			continue;
+		for (nfds_t k = 0; k < n; k++) {
+			char buf[4096];
+			ssize_t r;
+
+			if (!pfd[k].revents)
+				continue;
+			if (map[k] == -1) {
+				int fd = accept(e->lfd, NULL, NULL);
+
+				if (fd < 0)
+					continue;
+				/* Say who we are, then echo. */
+				(void)send(fd, &e->id, 1, MSG_NOSIGNAL);
+				for (int i = 0; i < 64; i++) {
+					if (e->clients[i] < 0) {
+						e->clients[i] = fd;
+						fd = -1;
+						break;
+					}
+				}
+				if (fd >= 0)
+					close(fd);
+			} else if (map[k] == -2) {
+				struct sockaddr_storage from;
+				socklen_t flen = sizeof(from);
+
+				buf[0] = e->id;
+				r = recvfrom(e->ufd, buf + 1, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &flen);
+				if (r >= 0)
+					(void)sendto(e->ufd, buf, (size_t)r + 1, 0, (struct sockaddr *)&from, flen);
+			} else {
+				int *fd = &e->clients[map[k]];
+
+				r = recv(*fd, buf, sizeof(buf), 0);
+				if (r <= 0) {
+					close(*fd);
+					*fd = -1;
+				} else {
+					(void)send(*fd, buf, (size_t)r, MSG_NOSIGNAL);
+				}
+			}
+		}
+	}
+	return NULL;
+}
+
+/* Open the sockets of e on port (0: any) and start its thread. */
+static void echo_start(struct echo *e, char id, int family, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct inet_addr a;
+	int one = 1;
+
+	memset(e, 0, sizeof(*e));
+	e->id = id;
+	e->family = family;
+	for (int i = 0; i < 64; i++)
+		e->clients[i] = -1;
+	cr_assert_eq(inet_addr_parse(family == AF_INET6 ? "::1" : "127.0.0.1", &a), 0);
+	e->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(e->lfd, 0);
+	setsockopt(e->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	len = inet_to_sockaddr(&a, port, &ss);
+	cr_assert_eq(bind(e->lfd, (struct sockaddr *)&ss, len), 0, "bind: %s", strerror(errno));
+	cr_assert_eq(listen(e->lfd, 64), 0);
+	len = sizeof(ss);
+	getsockname(e->lfd, (struct sockaddr *)&ss, &len);
+	inet_from_sockaddr((struct sockaddr *)&ss, NULL, &e->port);
+	e->ufd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(e->ufd, 0);
+	len = inet_to_sockaddr(&a, e->port, &ss);
+	cr_assert_eq(bind(e->ufd, (struct sockaddr *)&ss, len), 0, "udp bind: %s", strerror(errno));
+	atomic_init(&e->stop, false);
+	cr_assert_eq(pthread_create(&e->thread, NULL, echo_main, e), 0);
+}
+
+static void echo_stop(struct echo *e)
+{
+	atomic_store(&e->stop, true);
+	pthread_join(e->thread, NULL);
+	for (int i = 0; i < 64; i++)
+		if (e->clients[i] >= 0)
+			close(e->clients[i]);
+	close(e->lfd);
+	close(e->ufd);
+}
+
+/* ---- helpers ---- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A port nothing listens on right now (TCP and UDP). */
+static uint16_t free_port(int family)
+{
+	struct sockaddr_storage ss;
+	struct inet_addr a;
+	socklen_t len;
+	uint16_t port = 0;
+	int fd = socket(family, SOCK_STREAM, 0), ufd;
+
+	inet_addr_parse(family == AF_INET6 ? "::1" : "127.0.0.1", &a);
+	for (int tries = 0; tries < 20; tries++) {
+		len = inet_to_sockaddr(&a, 0, &ss);
+		cr_assert_eq(bind(fd, (struct sockaddr *)&ss, len), 0);
+		len = sizeof(ss);
+		getsockname(fd, (struct sockaddr *)&ss, &len);
+		inet_from_sockaddr((struct sockaddr *)&ss, NULL, &port);
+		close(fd);
+		/* Make sure the UDP side is free too. */
+		ufd = socket(family, SOCK_DGRAM, 0);
+		len = inet_to_sockaddr(&a, port, &ss);
+		if (bind(ufd, (struct sockaddr *)&ss, len) == 0) {
+			close(ufd);
+			return port;
+		}
+		close(ufd);
+		fd = socket(family, SOCK_STREAM, 0);
+	}
+	cr_assert_fail("no free port");
+	return 0;
+}
+
+static int tcp_connect(const char *addr, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	struct inet_addr a;
+	socklen_t len;
+	struct timeval tv = { .tv_sec = 2 };
+	int fd;
+
+	cr_assert_eq(inet_addr_parse(addr, &a), 0);
+	fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	len = inet_to_sockaddr(&a, port, &ss);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&ss, len), 0, "connect %s:%u: %s", addr, port,
+		     strerror(errno));
+	return fd;
+}
+
+/* Send msg, read it back; returns true on an exact echo. */
+static bool tcp_echo(int fd, const char *msg)
+{
+	char buf[256];
+	size_t got = 0, len = strlen(msg);
+
+	if (send(fd, msg, len, MSG_NOSIGNAL) != (ssize_t)len)
+		return false;
+	while (got < len) {
+		ssize_t r = recv(fd, buf + got, len - got, 0);
+
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return memcmp(buf, msg, len) == 0;
+}
+
+/* Connect through the relay and read the greeting: the id of the server. */
+static int tcp_open(const char *addr, uint16_t port, char *ret_id)
+{
+	int fd = tcp_connect(addr, port);
+
+	cr_assert_eq(recv(fd, ret_id, 1, 0), 1, "no greeting through %s:%u: %s", addr, port,
+		     strerror(errno));
+	return fd;
+}
+
+static char tcp_who(const char *addr, uint16_t port)
+{
+	char id;
+	int fd = tcp_open(addr, port, &id);
+
+	cr_assert(tcp_echo(fd, "hello through the relay"));
+	close(fd);
+	return id;
+}
+
+/* Move size bytes through fd and check they come back intact. Returns the
+ * elapsed milliseconds. */
+static uint64_t tcp_bulk(int fd, size_t size)
+{
+	uint8_t *out = malloc(size), *in = malloc(size);
+	size_t sent = 0, got = 0;
+	uint64_t start = now_ms(), end = start + 10000;
+
+	cr_assert(out && in);
+	for (size_t i = 0; i < size; i++)
+		out[i] = (uint8_t)(i * 31 + 7);
+	while (got < size && now_ms() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < size ? POLLOUT : 0) };
+		ssize_t r;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if ((p.revents & POLLOUT) && sent < size) {
+			r = send(fd, out + sent, size - sent > 65536 ? 65536 : size - sent,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (r > 0)
+				sent += (size_t)r;
+		}
+		if (p.revents & POLLIN) {
+			r = recv(fd, in + got, size - got, MSG_DONTWAIT);
+			cr_assert_neq(r, 0, "relay closed after %zu of %zu bytes", got, size);
+			if (r > 0)
+				got += (size_t)r;
+		}
+	}
+	cr_assert_eq(got, size, "only %zu of %zu bytes came back in time", got, size);
+	cr_assert_eq(memcmp(in, out, size), 0, "bytes changed on the way");
+	free(out);
+	free(in);
+	return now_ms() - start;
+}
+
+/* ---- hand-built plans ---- */
+
+struct tplan {
+	struct plan plan;
+	struct plan_epset epsets[4];
+	struct plan_endpoint eps[4][4];
+	struct plan_frontend fes[8];
+};
+
+static struct plan_epset *tp_epset(struct tplan *t, char *key, char *svc, enum inet_proto proto)
+{
+	struct plan_epset *e = &t->epsets[t->plan.n_epsets];
+
+	memset(e, 0, sizeof(*e));
+	e->key = key;
+	e->ns = "default";
+	e->svc_name = svc;
+	snprintf(e->port_name, sizeof(e->port_name), "%s", proto == INET_PROTO_UDP ? "dns" : "http");
+	e->proto = proto;
+	e->endpoints = t->eps[t->plan.n_epsets];
+	e->balance = BALANCE_ROUND_ROBIN;
+	e->health.interval_ms = 2000;
+	e->health.timeout_ms = 1000;
+	e->health.rise = 2;
+	e->health.fall = 3;
+	t->plan.epsets = t->epsets;
+	t->plan.n_epsets++;
+	return e;
+}
+
+static void tp_endpoint(struct plan_epset *e, const char *addr, uint16_t port)
+{
+	struct plan_endpoint *p = &e->endpoints[e->n_endpoints++];
+
+	memset(p, 0, sizeof(*p));
+	cr_assert_eq(inet_addr_parse(addr, &p->addr), 0);
+	p->port = port;
+}
+
+static void tp_frontend(struct tplan *t, enum frontend_kind kind, const char *addr,
+			enum inet_proto proto, uint16_t port, const struct plan_epset *e)
+{
+	struct plan_frontend *f = &t->fes[t->plan.n_frontends++];
+
+	memset(f, 0, sizeof(*f));
+	f->kind = kind;
+	cr_assert_eq(inet_addr_parse(addr, &f->addr), 0);
+	f->proto = proto;
+	f->port = port;
+	f->epset = e;
+	t->plan.frontends = t->fes;
+}
+
+static void *backend_start(void)
+{
+	struct backend_config cfg = { .workers = 2, .udp_idle_timeout_ms = 1000 };
+	void *priv = calloc(1, userspace_backend_ops.priv_size);
+
+	cr_assert_not_null(priv);
+	cr_assert_eq(userspace_backend_ops.init(priv, &cfg), 0);
+	return priv;
+}
+
+static void backend_stop(void *priv)
+{
+	userspace_backend_ops.fini(priv);
+	free(priv);
+}
+
+static void setup(void)
+{
+	log_set_level(LOG_LEVEL_WARN);
+}
+
+/* ---- tests ---- */
+
+Test(userspace_relay, tcp_round_trips_and_alternates, .init = setup, .timeout = 30)
+{
+	struct echo a, b;
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	uint16_t p4 = free_port(AF_INET), p6 = free_port(AF_INET6);
+	char ids[8];
+	unsigned na = 0, nb = 0;
+	void *priv;
+	int fd;
+	char id;
+	uint64_t ms;
+
+	echo_start(&a, 'A', AF_INET, 0);
+	echo_start(&b, 'B', AF_INET, 0);
+	e = tp_epset(&t, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "127.0.0.1", a.port);
+	tp_endpoint(e, "127.0.0.1", b.port);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_TCP, p4, e);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "::1", INET_PROTO_TCP, p6, e);
+
+	priv = backend_start();
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+	/* A second identical sync changes nothing and keeps working. */
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+
+	for (int i = 0; i < 8; i++) {
+		ids[i] = tcp_who("127.0.0.1", p4);
+		na += ids[i] == 'A';
+		nb += ids[i] == 'B';
+		if (i > 0)
+			cr_assert_neq(ids[i], ids[i - 1], "round robin did not alternate: %.*s", i + 1, ids);
+	}
+	cr_assert_eq(na, 4);
+	cr_assert_eq(nb, 4);
+	cr_assert(tcp_who("::1", p6) == 'A' || tcp_who("::1", p6) == 'B');
+
+	/* Bulk data both ways (splice path, pipes filling up). */
+	fd = tcp_open("127.0.0.1", p4, &id);
+	ms = tcp_bulk(fd, 8u << 20);
+	cr_log_info("8 MiB echoed through the relay in %llu ms", (unsigned long long)ms);
+	close(fd);
+
+	backend_stop(priv);
+	echo_stop(&a);
+	echo_stop(&b);
+}
+
+Test(userspace_relay, half_close_is_propagated, .init = setup, .timeout = 30)
+{
+	struct echo a;
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	uint16_t p = free_port(AF_INET);
+	char id, buf[16];
+	void *priv;
+	int fd;
+
+	echo_start(&a, 'A', AF_INET, 0);
+	e = tp_epset(&t, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "127.0.0.1", a.port);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_TCP, p, e);
+	priv = backend_start();
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+
+	fd = tcp_open("127.0.0.1", p, &id);
+	cr_assert_eq(send(fd, "bye", 3, MSG_NOSIGNAL), 3);
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	/* The echo of what was sent before FIN, then EOF from the server
+	 * closing once it saw our FIN through the relay. */
+	cr_assert_eq(recv(fd, buf, 3, MSG_WAITALL), 3);
+	cr_assert_eq(memcmp(buf, "bye", 3), 0);
+	cr_assert_eq(recv(fd, buf, sizeof(buf), 0), 0, "no EOF after half-close");
+	close(fd);
+
+	backend_stop(priv);
+	echo_stop(&a);
+}
+
+static void udp_ask(const char *to, uint16_t port, const char *msg, const char *want)
+{
+	struct sockaddr_storage ss, from;
+	socklen_t len, flen = sizeof(from);
+	struct timeval tv = { .tv_sec = 2 };
+	struct inet_addr a, src;
+	uint16_t sport = 0;
+	char buf[256];
+	ssize_t r;
+	int fd;
+
+	cr_assert_eq(inet_addr_parse(to, &a), 0);
+	fd = socket(a.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	len = inet_to_sockaddr(&a, port, &ss);
+	cr_assert_eq(sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&ss, len), (ssize_t)strlen(msg));
+	r = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+	cr_assert_eq(r, (ssize_t)strlen(want), "UDP via %s:%u: %s", to, port, r < 0 ? strerror(errno) : "short");
+	cr_assert_eq(memcmp(buf, want, strlen(want)), 0);
+	/* The reply comes from the address and port the client sent to. */
+	inet_from_sockaddr((struct sockaddr *)&from, &src, &sport);
+	cr_assert_eq(inet_addr_cmp(&src, &a), 0, "reply from the wrong address");
+	cr_assert_eq(sport, port, "reply from the wrong port");
+	close(fd);
+}
+
+Test(userspace_relay, udp_round_trips, .init = setup, .timeout = 30)
+{
+	struct echo a;
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	uint16_t p = free_port(AF_INET), pn = free_port(AF_INET), p6 = free_port(AF_INET6);
+	void *priv;
+
+	echo_start(&a, 'A', AF_INET, 0);
+	e = tp_epset(&t, "default/dns:dns/UDP", "dns", INET_PROTO_UDP);
+	tp_endpoint(e, "127.0.0.1", a.port);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_UDP, p, e);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "::1", INET_PROTO_UDP, p6, e);
+	/* A node port on the wildcard: replies need IP_PKTINFO. */
+	tp_frontend(&t, FRONTEND_NODE_PORT, "0.0.0.0", INET_PROTO_UDP, pn, e);
+	priv = backend_start();
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+
+	udp_ask("127.0.0.1", p, "ping", "Aping");
+	udp_ask("127.0.0.1", p, "again", "Aagain");
+	udp_ask("::1", p6, "six", "Asix");
+	udp_ask("127.0.0.1", pn, "node", "Anode");
+	udp_ask("127.0.0.2", pn, "other", "Aother");
+
+	backend_stop(priv);
+	echo_stop(&a);
+}
+
+Test(userspace_relay, empty_set_refuses_at_once, .init = setup, .timeout = 30)
+{
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	uint16_t p = free_port(AF_INET);
+	struct sockaddr_storage ss;
+	struct inet_addr a;
+	socklen_t len;
+	void *priv;
+
+	e = tp_epset(&t, "default/none:http/TCP", "none", INET_PROTO_TCP);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_TCP, p, e);
+	priv = backend_start();
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+
+	inet_addr_parse("127.0.0.1", &a);
+	len = inet_to_sockaddr(&a, p, &ss);
+	for (int i = 0; i < 3; i++) {
+		uint64_t start = now_ms();
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char c;
+		int err;
+
+		if (connect(fd, (struct sockaddr *)&ss, len) == -1) {
+			err = errno;
+		} else {
+			cr_assert_eq(poll(&pfd, 1, 200), 1, "no answer within 200 ms");
+			cr_assert_eq(recv(fd, &c, 1, 0), -1, "expected a reset, got data or EOF");
+			err = errno;
+		}
+		cr_assert(err == ECONNREFUSED || err == ECONNRESET, "got %s", strerror(err));
+		cr_assert_lt(now_ms() - start, 200);
+		close(fd);
+	}
+	backend_stop(priv);
+}
+
+Test(userspace_relay, removed_endpoint_drains, .init = setup, .timeout = 30)
+{
+	struct echo a, b;
+	struct tplan t = { 0 }, t2 = { 0 };
+	struct plan_epset *e;
+	uint16_t p = free_port(AF_INET);
+	char first, other;
+	void *priv;
+	int fd;
+
+	echo_start(&a, 'A', AF_INET, 0);
+	echo_start(&b, 'B', AF_INET, 0);
+	e = tp_epset(&t, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "127.0.0.1", a.port);
+	tp_endpoint(e, "127.0.0.1", b.port);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_TCP, p, e);
+	priv = backend_start();
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+
+	fd = tcp_open("127.0.0.1", p, &first);
+	cr_assert(tcp_echo(fd, "before"));
+	other = first == 'A' ? 'B' : 'A';
+
+	/* The endpoint in use leaves the set. */
+	e = tp_epset(&t2, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "127.0.0.1", other == 'A' ? a.port : b.port);
+	tp_frontend(&t2, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_TCP, p, e);
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t2.plan), 0);
+
+	cr_assert(tcp_echo(fd, "still here"), "established connection was cut");
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(tcp_who("127.0.0.1", p), other, "new connection went to the removed endpoint");
+	cr_assert(tcp_echo(fd, "and still"), "established connection was cut");
+	close(fd);
+
+	backend_stop(priv);
+	echo_stop(&a);
+	echo_stop(&b);
+}
+
+static bool wait_usable(void *priv, const char *key, uint16_t port, int want)
+{
+	struct inet_addr a;
+
+	inet_addr_parse("127.0.0.1", &a);
+	for (uint64_t end = now_ms() + 5000; now_ms() < end; usleep(10000))
+		if (userspace_endpoint_usable(priv, key, &a, port) == want)
+			return true;
+	return false;
+}
+
+Test(userspace_relay, health_checks_take_out_and_put_back, .init = setup, .timeout = 40)
+{
+	struct echo a, d;
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	uint16_t p = free_port(AF_INET), dport;
+	bool saw_d = false;
+	void *priv;
+
+	echo_start(&a, 'A', AF_INET, 0);
+	echo_start(&d, 'D', AF_INET, 0);
+	dport = d.port;
+	echo_stop(&d); /* D is dead from the start */
+	e = tp_epset(&t, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "127.0.0.1", a.port);
+	tp_endpoint(e, "127.0.0.1", dport);
+	e->health.enabled = true;
+	e->health.interval_ms = 50;
+	e->health.timeout_ms = 200;
+	e->health.rise = 2;
+	e->health.fall = 2;
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_TCP, p, e);
+	priv = backend_start();
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+
+	cr_assert(wait_usable(priv, e->key, dport, 0), "dead endpoint never taken out");
+	cr_assert_eq(userspace_endpoint_usable(priv, e->key, &e->endpoints[0].addr, a.port), 1);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(tcp_who("127.0.0.1", p), 'A');
+
+	echo_start(&d, 'D', AF_INET, dport);
+	cr_assert(wait_usable(priv, e->key, dport, 1), "revived endpoint never put back");
+	for (int i = 0; i < 4 && !saw_d; i++)
+		saw_d = tcp_who("127.0.0.1", p) == 'D';
+	cr_assert(saw_d, "revived endpoint gets no connections");
+
+	/* Everything down: refused at once, like an empty set. */
+	echo_stop(&a);
+	echo_stop(&d);
+	cr_assert(wait_usable(priv, e->key, dport, 0));
+	cr_assert(wait_usable(priv, e->key, a.port, 0));
+	{
+		struct sockaddr_storage ss;
+		struct inet_addr la;
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char c;
+
+		inet_addr_parse("127.0.0.1", &la);
+		if (connect(fd, (struct sockaddr *)&ss, inet_to_sockaddr(&la, p, &ss)) == 0) {
+			cr_assert_eq(poll(&pfd, 1, 200), 1);
+			cr_assert_eq(recv(fd, &c, 1, 0), -1);
+		}
+		close(fd);
+	}
+	backend_stop(priv);
+}
+
+Test(userspace_relay, bind_failure_is_reported_and_the_rest_works, .init = setup, .timeout = 30)
+{
+	struct echo a;
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	uint16_t busy = free_port(AF_INET), p = free_port(AF_INET);
+	struct sockaddr_storage ss;
+	struct inet_addr la;
+	void *priv;
+	int blocker;
+
+	echo_start(&a, 'A', AF_INET, 0);
+	inet_addr_parse("127.0.0.1", &la);
+	blocker = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(blocker, (struct sockaddr *)&ss, inet_to_sockaddr(&la, busy, &ss)), 0);
+	cr_assert_eq(listen(blocker, 1), 0);
+
+	e = tp_epset(&t, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "127.0.0.1", a.port);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_TCP, busy, e);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_TCP, p, e);
+	/* SCTP is skipped, not an error. */
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_SCTP, p, e);
+	priv = backend_start();
+	cr_assert_lt(userspace_backend_ops.sync(priv, &t.plan), 0, "a bind failure must be reported");
+	cr_assert_eq(tcp_who("127.0.0.1", p), 'A');
+
+	/* The core retries once the port is free. */
+	close(blocker);
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+	cr_assert_eq(tcp_who("127.0.0.1", busy), 'A');
+
+	/* An empty plan closes every listener. */
+	{
+		struct plan empty = { 0 };
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		cr_assert_eq(userspace_backend_ops.sync(priv, &empty), 0);
+		cr_assert_eq(connect(fd, (struct sockaddr *)&ss, inet_to_sockaddr(&la, p, &ss)), -1);
+		cr_assert_eq(errno, ECONNREFUSED);
+		close(fd);
+	}
+	backend_stop(priv);
+	echo_stop(&a);
+}
+
+Test(userspace_relay, render_and_failed_init_fini, .init = setup)
+{
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+	void *priv;
+
+	e = tp_epset(&t, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "10.1.2.3", 8080);
+	tp_endpoint(e, "10.1.2.4", 8080);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "10.0.0.1", INET_PROTO_TCP, 80, e);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "10.0.0.1", INET_PROTO_SCTP, 80, e);
+
+	out = open_memstream(&text, &len);
+	userspace_backend_ops.render(&t.plan, PLAN_FORMAT_TEXT, out);
+	fclose(out);
+	cr_assert_not_null(strstr(text, "listen 10.0.0.1:80/TCP x N workers -> default/web:http (round-robin, 2 endpoints)"),
+			   "%s", text);
+	cr_assert_not_null(strstr(text, "SCTP"));
+	free(text);
+
+	out = open_memstream(&text, &len);
+	userspace_backend_ops.render(&t.plan, PLAN_FORMAT_JSON, out);
+	fclose(out);
+	cr_assert_eq(text[0], '{');
+	cr_assert_not_null(strstr(text, "\"endpoints\":[\"10.1.2.3:8080\",\"10.1.2.4:8080\"]"), "%s", text);
+	free(text);
+
+	/* fini on state whose init never ran. */
+	priv = calloc(1, userspace_backend_ops.priv_size);
+	userspace_backend_ops.fini(priv);
+	free(priv);
+}
