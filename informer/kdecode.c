@@ -61,21 +61,27 @@ static int fail(struct ctx *c, const char *path, const char *fmt, ...)
 /* "prefix.key", or "key" at the top. */
 static const char *join(char *buf, const char *prefix, const char *key)
 {
-	snprintf(buf, PATH_MAX_LEN, "%s%s%s", prefix, *prefix ? "." : "", key);
+	/* A path cut short still names the field well enough. */
+	if (snprintf(buf, PATH_MAX_LEN, "%s%s%s", prefix, *prefix ? "." : "", key) >= PATH_MAX_LEN)
+		buf[PATH_MAX_LEN - 1] = '\0';
 	return buf;
 }
 
 /* "prefix[i]". */
 static const char *index_path(char *buf, const char *prefix, size_t i)
 {
-	snprintf(buf, PATH_MAX_LEN, "%s[%zu]", prefix, i);
+	/* A path cut short still names the field well enough. */
+	if (snprintf(buf, PATH_MAX_LEN, "%s[%zu]", prefix, i) >= PATH_MAX_LEN)
+		buf[PATH_MAX_LEN - 1] = '\0';
 	return buf;
 }
 
 /* "prefix[\"key\"]", for label and annotation keys that contain dots. */
 static const char *map_path(char *buf, const char *prefix, const char *key)
 {
-	snprintf(buf, PATH_MAX_LEN, "%s[\"%s\"]", prefix, key);
+	/* A path cut short still names the field well enough. */
+	if (snprintf(buf, PATH_MAX_LEN, "%s[\"%s\"]", prefix, key) >= PATH_MAX_LEN)
+		buf[PATH_MAX_LEN - 1] = '\0';
 	return buf;
 }
 

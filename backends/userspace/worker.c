@@ -350,7 +350,7 @@ int relay_pool_init(struct relay_pool *p, unsigned n, uint32_t udp_idle_ms)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (unsigned i = 0; i < n; i++) {
-		struct relay_worker *w;
+		struct relay_worker *w = NULL;
 
 		r = worker_new(i, udp_idle_ms, &w);
 		if (r < 0)
