@@ -35,7 +35,7 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 echo
-echo "== four TCP connections to the service demo/echo at 127.0.0.10:8080:"
+echo "== four TCP connections to the service default/echo at 127.0.0.10:8080:"
 for _ in 1 2 3 4; do "$bin/tests/probe_client" tcp 127.0.0.10:8080; done
 echo "== and four UDP datagrams to 127.0.0.10:8080:"
 for _ in 1 2 3 4; do "$bin/tests/probe_client" udp 127.0.0.10:8080; done
