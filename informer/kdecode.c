@@ -1273,3 +1273,75 @@ enum kdecode_kind kdecode_classify(const json_t *obj, const json_t *list)
 	}
 	return KDECODE_KIND_OTHER;
 }
+
+/* --- Node ----------------------------------------------------------------------- */
+
+int kdecode_node(const json_t *obj, const struct kdecode_opts *opts, struct kobj_node **ret,
+		 struct kdecode_error *err)
+{
+	struct ctx c = { .opts = opts, .err = err };
+	char path[PATH_MAX_LEN], apath[PATH_MAX_LEN];
+	const json_t *status = NULL, *addrs = NULL, *a;
+	const char *zone = NULL, *type, *addr;
+	struct kobj_node *node;
+	struct meta md;
+	size_t i;
+	int r;
+
+	*ret = NULL;
+	memset(err, 0, sizeof(*err));
+	r = meta_decode(&c, obj, "Node", &md);
+	if (r < 0)
+		return r;
+	/* The GA label first, the deprecated beta one as a fallback. */
+	if (md.labels) {
+		r = meta_value(&c, md.labels, "metadata.labels", "topology.kubernetes.io/zone", &zone);
+		if (r == 0 && !zone)
+			r = meta_value(&c, md.labels, "metadata.labels",
+				       "failure-domain.beta.kubernetes.io/zone", &zone);
+		if (r < 0)
+			return r;
+	}
+	r = field_object(&c, obj, "status", "", false, &status);
+	if (r == 0 && status)
+		r = field_array(&c, status, "addresses", "status", 64, &addrs);
+	if (r < 0)
+		return r;
+	node = kobj_node_new();
+	if (!node)
+		return -ENOMEM;
+	r = dup_str(md.name, &node->name);
+	if (r == 0)
+		r = dup_str(zone && *zone ? zone : NULL, &node->zone);
+	if (r == 0 && addrs && json_array_size(addrs)) {
+		node->addrs = calloc(json_array_size(addrs), sizeof(*node->addrs));
+		if (!node->addrs)
+			r = -ENOMEM;
+	}
+	json_array_foreach(addrs, i, a) {
+		if (r < 0)
+			break;
+		index_path(apath, "status.addresses", i);
+		if (!json_is_object(a)) {
+			r = fail(&c, apath, "expected a mapping, got %s", type_name(a));
+			break;
+		}
+		r = field_string(&c, a, "type", apath, true, 64, &type);
+		if (r == 0)
+			r = field_string(&c, a, "address", apath, true, KDECODE_MAX_STRING, &addr);
+		if (r < 0)
+			break;
+		/* Hostname, InternalDNS... are not addresses ferry can use. */
+		if (strcmp(type, "InternalIP") != 0 && strcmp(type, "ExternalIP") != 0)
+			continue;
+		r = check_ip(&c, addr, join(path, apath, "address"), &node->addrs[node->n_addrs]);
+		if (r == 0)
+			node->n_addrs++;
+	}
+	if (r < 0) {
+		kobj_node_free(node);
+		return r;
+	}
+	*ret = node;
+	return 0;
+}

@@ -90,6 +90,14 @@ int kdecode_endpoints(const json_t *obj, const struct kdecode_opts *opts,
 		      struct kobj_slice ***ret_slices, size_t *ret_n,
 		      struct kdecode_error *err);
 
+/* Decode a v1 Node: its name, the zone label (topology.kubernetes.io/zone,
+ * else the deprecated failure-domain.beta.kubernetes.io/zone) and its
+ * InternalIP and ExternalIP addresses in status order (other address types
+ * are skipped). Returns 0 and sets *ret (free with kobj_node_free), -EINVAL
+ * with *err filled, or -ENOMEM. */
+int kdecode_node(const json_t *obj, const struct kdecode_opts *opts, struct kobj_node **ret,
+		 struct kdecode_error *err);
+
 /* Free an array of n slices and the array. Accepts NULL. */
 void kdecode_slices_free(struct kobj_slice **slices, size_t n);
 

@@ -19,6 +19,14 @@
 struct backend_config {
 	unsigned workers;              /* relay worker threads (userspace); >= 1 */
 	uint32_t udp_idle_timeout_ms;  /* UDP flow idle timeout (userspace) */
+	/* nftables: the mark bit meaning "masquerade" (--masquerade-bit); 0 means
+	 * the default, 1 << 14. */
+	uint32_t masquerade_mark;
+	bool masquerade_all;           /* --masquerade-all: SNAT every service connection */
+	/* --cluster-cidr: traffic from these prefixes is "local" (not
+	 * masqueraded on cluster IPs); n=0: no local-traffic detection. */
+	const struct inet_prefix *cluster_cidrs;
+	size_t n_cluster_cidrs;
 };
 
 struct backend_ops {

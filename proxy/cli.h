@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "loop.h"
 #include "model.h"
 #include "planner.h"
 
@@ -19,7 +20,7 @@ enum {
 
 /* Options shared by the commands that load a source. */
 struct cli_options {
-	const char *source;        /* "dir:PATH" */
+	const char *source;        /* "dir:PATH" or "kube"; NULL until defaulted */
 	const char *backend;       /* "auto" or a registry name */
 	enum plan_format format;   /* ferry plan */
 	unsigned workers;          /* userspace relay threads */
@@ -27,8 +28,16 @@ struct cli_options {
 	uint32_t min_sync_period_ms;
 	uint32_t sync_period_ms;
 	const char *hostname;      /* node name; default: the host name */
+	const char *kubeconfig;    /* --kubeconfig FILE (kube source) */
+	const char *master;        /* --master URL (kube source) */
+	const char *context;       /* --context NAME (kubeconfig context) */
+	const char *service_proxy_name; /* --service-proxy-name NAME */
 	struct inet_prefix nodeport_prefixes[16];
 	size_t n_nodeport_prefixes;
+	struct inet_prefix cluster_cidrs[8]; /* --cluster-cidr (nftables local-traffic detection) */
+	size_t n_cluster_cidrs;
+	bool masquerade_all;         /* --masquerade-all */
+	uint32_t masquerade_mark;    /* --masquerade-bit N: 1 << N; 0 = backend default */
 };
 
 /* Fill o with the defaults. */
@@ -45,11 +54,29 @@ const struct backend_ops *cli_pick_backend(const char *name);
 /* A loaded source: the model it fills, and how to keep it up to date. */
 struct cli_source;
 
-/* Open the source named by spec ("dir:PATH") and load it once into m.
- * *ret_rejected counts objects and files that were rejected (each already
- * logged). Returns 0 or -errno (logged). */
-int cli_source_open(const char *spec, struct model *m, struct cli_source **ret,
-		    size_t *ret_rejected);
+/* Open the source named by o->source ("dir:PATH" or "kube") and start
+ * loading it into m. A directory is loaded completely before this returns;
+ * the Kubernetes source only starts its lists here and completes them while
+ * loop runs (see cli_source_synced). *ret_rejected counts objects and files
+ * rejected so far (each already logged). loop and m are borrowed. Returns 0
+ * or -errno (logged). */
+int cli_source_open(const struct cli_options *o, struct loop *loop, struct model *m,
+		    struct cli_source **ret, size_t *ret_rejected);
+/* Callbacks of a source that completes in the background (kube): on_synced
+ * once every first list is in the model, on_changed after later changes.
+ * A directory source never calls them (it is synced at open; its changes
+ * come through cli_source_fd). */
+typedef void (*cli_source_fn)(void *userdata);
+void cli_source_set_callbacks(struct cli_source *src, cli_source_fn on_synced,
+			      cli_source_fn on_changed, void *userdata);
+/* True once the source's initial load is complete: the first backend sync
+ * may happen only then. */
+bool cli_source_synced(const struct cli_source *src);
+/* Objects rejected so far by a source that loads in the background. */
+size_t cli_source_rejected(const struct cli_source *src);
+/* Pick the default --source when none was given: "kube" when
+ * KUBERNETES_SERVICE_HOST is set or --kubeconfig/--master was given. */
+void cli_source_default(struct cli_options *o);
 /* An fd that becomes readable when the source has changes, or -1. */
 int cli_source_fd(struct cli_source *src);
 /* Apply pending changes to the model; *ret_changed tells whether any did.

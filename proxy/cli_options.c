@@ -19,6 +19,13 @@ enum {
 	OPT_SYNC,
 	OPT_HOSTNAME,
 	OPT_NODEPORT_ADDRESSES,
+	OPT_KUBECONFIG,
+	OPT_MASTER,
+	OPT_CONTEXT,
+	OPT_SERVICE_PROXY_NAME,
+	OPT_CLUSTER_CIDR,
+	OPT_MASQUERADE_ALL,
+	OPT_MASQUERADE_BIT,
 	OPT_HELP,
 };
 
@@ -33,6 +40,14 @@ static const struct option cli_long_options[] = {
 	{ "sync-period", required_argument, NULL, OPT_SYNC },
 	{ "hostname-override", required_argument, NULL, OPT_HOSTNAME },
 	{ "nodeport-addresses", required_argument, NULL, OPT_NODEPORT_ADDRESSES },
+	{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
+	{ "master", required_argument, NULL, OPT_MASTER },
+	{ "context", required_argument, NULL, OPT_CONTEXT },
+	{ "service-proxy-name", required_argument, NULL, OPT_SERVICE_PROXY_NAME },
+	{ "cluster-cidr", required_argument, NULL, OPT_CLUSTER_CIDR },
+	{ "masquerade-all", no_argument, NULL, OPT_MASQUERADE_ALL },
+	{ "masquerade-bit", required_argument, NULL, OPT_MASQUERADE_BIT },
+	{ "iptables-masquerade-bit", required_argument, NULL, OPT_MASQUERADE_BIT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 }
 };
@@ -132,6 +147,56 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 		case OPT_HOSTNAME:
 			o->hostname = optarg;
 			break;
+		case OPT_KUBECONFIG:
+			o->kubeconfig = optarg;
+			break;
+		case OPT_MASTER:
+			if (strncmp(optarg, "https://", 8) != 0 && strncmp(optarg, "http://", 7) != 0) {
+				fprintf(stderr, "ferry: --master must be an http:// or https:// URL, not '%s'\n",
+					optarg);
+				return -1;
+			}
+			o->master = optarg;
+			break;
+		case OPT_CONTEXT:
+			o->context = optarg;
+			break;
+		case OPT_SERVICE_PROXY_NAME:
+			if (!*optarg || strlen(optarg) > 253) {
+				fprintf(stderr, "ferry: --service-proxy-name must be 1-253 characters\n");
+				return -1;
+			}
+			o->service_proxy_name = optarg;
+			break;
+		case OPT_CLUSTER_CIDR: {
+			/* Comma-separated, one per family usually (dual stack). */
+			char *copy = strdup(optarg), *save = NULL;
+			o->n_cluster_cidrs = 0;
+			for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
+				if (o->n_cluster_cidrs == sizeof(o->cluster_cidrs) / sizeof(o->cluster_cidrs[0]) ||
+				    inet_prefix_parse(tok, &o->cluster_cidrs[o->n_cluster_cidrs]) < 0) {
+					fprintf(stderr, "ferry: --cluster-cidr: '%s' is not a CIDR (or too many)\n", tok);
+					free(copy);
+					return -1;
+				}
+				o->n_cluster_cidrs++;
+			}
+			free(copy);
+			break;
+		}
+		case OPT_MASQUERADE_ALL:
+			o->masquerade_all = true;
+			break;
+		case OPT_MASQUERADE_BIT: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || v > 31) {
+				fprintf(stderr, "ferry: %s must be 0-31, not '%s'\n", name, optarg);
+				return -1;
+			}
+			o->masquerade_mark = 1u << v;
+			break;
+		}
 		case OPT_NODEPORT_ADDRESSES:
 			if (cli_parse_prefixes(optarg, o) < 0)
 				return -1;
@@ -150,5 +215,6 @@ not_allowed:
 		fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
+	cli_source_default(o);
 	return 0;
 }

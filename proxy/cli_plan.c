@@ -7,11 +7,28 @@
 #include "cli.h"
 #include "cli_options.h"
 #include "log.h"
+#include "loop.h"
+
+/* How long `ferry plan --source kube` waits for the first lists. */
+#define PLAN_KUBE_SYNC_TIMEOUT_MS 30000u
+
+static void plan_on_synced(void *userdata)
+{
+	loop_stop(userdata);
+}
+
+static void plan_on_timeout(struct loop *loop, void *userdata)
+{
+	bool *timed_out = userdata;
+
+	*timed_out = true;
+	loop_stop(loop);
+}
 
 static void plan_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ferry plan --source dir:PATH [--backend NAME] [--format text|json]\n"
+		"Usage: ferry plan --source dir:PATH|kube [--backend NAME] [--format text|json]\n"
 		"\n"
 		"Load the source once and print the forwarding plan (frontends, their endpoint\n"
 		"sets and policies) and what the backend would program. Changes nothing.\n"
@@ -20,6 +37,13 @@ static void plan_usage(FILE *out)
 		"\n"
 		"Options:\n"
 		"  --source dir:PATH      manifest directory\n"
+		"  --source kube          the Kubernetes API: list once (waits up to 30 s), print, exit;\n"
+		"                         the default when KUBERNETES_SERVICE_HOST is set or\n"
+		"                         --kubeconfig/--master is given\n"
+		"  --kubeconfig FILE      kubeconfig (current context, or --context NAME)\n"
+		"  --master URL           API server URL\n"
+		"  --context NAME         kubeconfig context\n"
+		"  --service-proxy-name NAME  plan only services with that service-proxy-name label\n"
 		"  --backend NAME         auto (default) or one of:");
 	for (size_t i = 0; i < backend_registry_len; i++)
 		fprintf(out, " %s", backend_registry[i]->name);
@@ -51,6 +75,7 @@ int cli_plan(int argc, char **argv)
 	const struct backend_ops *ops;
 	struct cli_source *src = NULL;
 	struct model *m = NULL;
+	struct loop *loop = NULL;
 	struct planner *planner = NULL;
 	const struct plan *plan;
 	const struct plan_diff *diff;
@@ -69,7 +94,7 @@ int cli_plan(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 	if (!o.source) {
-		fprintf(stderr, "ferry plan: --source is required (e.g. --source dir:examples/demo)\n");
+		fprintf(stderr, "ferry plan: --source is required (e.g. --source dir:examples/demo or --source kube)\n");
 		return CLI_EXIT_REJECTED;
 	}
 	ops = plan_pick_backend(o.backend);
@@ -84,14 +109,34 @@ int cli_plan(int argc, char **argv)
 		log_set_level(LOG_LEVEL_WARN);
 
 	m = model_new();
-	if (!m)
+	loop = loop_new();
+	if (!m || !loop)
 		goto out;
-	if (cli_source_open(o.source, m, &src, &rejected) < 0)
+	if (cli_source_open(&o, loop, m, &src, &rejected) < 0)
 		goto out;
+	if (!cli_source_synced(src)) {
+		/* The API source lists in the background: run the loop until every
+		 * first list is in, within a bound. */
+		struct loop_timer deadline;
+		bool timed_out = false;
+
+		cli_source_set_callbacks(src, plan_on_synced, NULL, loop);
+		loop_timer_init(&deadline, plan_on_timeout, &timed_out);
+		loop_timer_start(loop, &deadline, PLAN_KUBE_SYNC_TIMEOUT_MS);
+		if (loop_run(loop) < 0 || timed_out || !cli_source_synced(src)) {
+			loop_timer_stop(loop, &deadline);
+			log_error("ferry plan: the source did not finish its first lists within %u s",
+				  PLAN_KUBE_SYNC_TIMEOUT_MS / 1000);
+			goto out;
+		}
+		loop_timer_stop(loop, &deadline);
+		rejected += cli_source_rejected(src);
+	}
 	rejected += cli_report_orphan_slices(m);
 
 	struct planner_config pcfg = {
 		.node_name = o.hostname,
+		.service_proxy_name = o.service_proxy_name,
 		.nodeport_prefixes = o.nodeport_prefixes,
 		.n_nodeport_prefixes = o.n_nodeport_prefixes,
 		.topology_hints = true,
@@ -126,5 +171,6 @@ out:
 	planner_free(planner);
 	cli_source_free(src);
 	model_free(m);
+	loop_free(loop);
 	return code;
 }

@@ -22,13 +22,14 @@ struct run_state {
 	struct model *model;
 	struct cli_source *source;
 	struct sync_runner *runner;
+	bool synced;  /* the source's first load is complete: syncs may run */
 	int exit_code;
 };
 
 static void run_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ferry run --source dir:PATH [--backend NAME] [OPTIONS]\n"
+		"Usage: ferry run --source dir:PATH|kube [--backend NAME] [OPTIONS]\n"
 		"\n"
 		"Program the dataplane from the source and keep it in sync until SIGTERM or\n"
 		"SIGINT (listeners are closed, exit 0). SIGHUP re-reads the whole source.\n"
@@ -36,6 +37,14 @@ static void run_usage(FILE *out)
 		"Options:\n"
 		"  --source dir:PATH        manifest directory (Service, EndpointSlice, Endpoints, List;\n"
 		"                           *.yaml, *.yml, *.json); changes apply within a second\n"
+		"  --source kube            the Kubernetes API (default when KUBERNETES_SERVICE_HOST is\n"
+		"                           set or --kubeconfig/--master is given); nothing is programmed\n"
+		"                           before the first lists of services, slices and node are in\n"
+		"  --kubeconfig FILE        kubeconfig (current context, or --context NAME)\n"
+		"  --master URL             API server URL (overrides the kubeconfig's server)\n"
+		"  --context NAME           kubeconfig context to use\n"
+		"  --service-proxy-name NAME  serve only services labelled\n"
+		"                           service.kubernetes.io/service-proxy-name=NAME\n"
 		"  --backend NAME           auto (default: first usable of the registry) or one of:");
 	for (size_t i = 0; i < backend_registry_len; i++)
 		fprintf(out, " %s", backend_registry[i]->name);
@@ -45,8 +54,11 @@ static void run_usage(FILE *out)
 		"  --udp-timeout DURATION   idle timeout of a UDP flow (default 30s)\n"
 		"  --min-sync-period DUR    least time between two syncs (default 50ms)\n"
 		"  --sync-period DUR        full resync interval (default 30s)\n"
-		"  --hostname-override NAME this node's name (Local traffic policies)\n"
+		"  --hostname-override NAME this node's name (Node object, Local traffic policies)\n"
 		"  --nodeport-addresses CIDR[,CIDR]  node addresses node ports open on (default: all)\n"
+		"  --cluster-cidr CIDR[,CIDR]  pod CIDRs: cluster-IP traffic from elsewhere is masqueraded\n"
+		"  --masquerade-all         masquerade every service connection (nftables)\n"
+		"  --masquerade-bit N       mark bit meaning \"masquerade\" (nftables; default 14)\n"
 		"  --log-level LEVEL        error, warn, info (default) or debug\n"
 		"  --help                   this help\n");
 }
@@ -62,6 +74,26 @@ static void run_on_source(struct loop *loop, int fd, uint32_t events, void *user
 	if (cli_source_process(st->source, &changed) < 0)
 		return;
 	if (changed)
+		sync_runner_request(st->runner);
+}
+
+/* The kube source finished its first lists: the first sync may go. */
+static void run_on_synced(void *userdata)
+{
+	struct run_state *st = userdata;
+	size_t rejected = cli_source_rejected(st->source) + cli_report_orphan_slices(st->model);
+
+	if (rejected)
+		log_warn("%zu objects rejected; the others are in force", rejected);
+	st->synced = true;
+	sync_runner_request(st->runner);
+}
+
+static void run_on_changed(void *userdata)
+{
+	struct run_state *st = userdata;
+
+	if (st->synced)
 		sync_runner_request(st->runner);
 }
 
@@ -83,7 +115,8 @@ static void run_on_signal(struct loop *loop, int fd, uint32_t events, void *user
 				cli_report_orphan_slices(st->model);
 			if (cli_source_fd(st->source) >= 0)
 				loop_watch_fd(loop, cli_source_fd(st->source), EPOLLIN, run_on_source, st);
-			sync_runner_request(st->runner);
+			if (st->synced)
+				sync_runner_request(st->runner);
 			break;
 		case SIGTERM:
 		case SIGINT:
@@ -120,7 +153,7 @@ int cli_run(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 	if (!o.source) {
-		fprintf(stderr, "ferry run: --source is required (e.g. --source dir:examples/demo)\n");
+		fprintf(stderr, "ferry run: --source is required (e.g. --source dir:examples/demo or --source kube)\n");
 		return CLI_EXIT_REJECTED;
 	}
 	ops = cli_pick_backend(o.backend);
@@ -148,15 +181,18 @@ int cli_run(int argc, char **argv)
 	}
 
 	log_info("ferry %s starting: source %s, backend %s", FERRY_VERSION, o.source, ops->name);
-	r = cli_source_open(o.source, st.model, &st.source, &rejected);
+	r = cli_source_open(&o, st.loop, st.model, &st.source, &rejected);
 	if (r < 0)
 		goto out;
-	rejected += cli_report_orphan_slices(st.model);
-	if (rejected)
-		log_warn("%zu objects or files rejected; the others are in force", rejected);
+	if (cli_source_synced(st.source)) {
+		rejected += cli_report_orphan_slices(st.model);
+		if (rejected)
+			log_warn("%zu objects or files rejected; the others are in force", rejected);
+	}
 
 	struct planner_config pcfg = {
 		.node_name = o.hostname,
+		.service_proxy_name = o.service_proxy_name,
 		.nodeport_prefixes = o.nodeport_prefixes,
 		.n_nodeport_prefixes = o.n_nodeport_prefixes,
 		.topology_hints = true,
@@ -167,7 +203,9 @@ int cli_run(int argc, char **argv)
 		log_error("out of memory at start");
 		goto out;
 	}
-	bcfg = (struct backend_config){ .workers = o.workers, .udp_idle_timeout_ms = o.udp_timeout_ms };
+	bcfg = (struct backend_config){ .workers = o.workers, .udp_idle_timeout_ms = o.udp_timeout_ms,
+					.masquerade_mark = o.masquerade_mark, .masquerade_all = o.masquerade_all,
+					.cluster_cidrs = o.cluster_cidrs, .n_cluster_cidrs = o.n_cluster_cidrs };
 	r = ops->init(priv, &bcfg);
 	backend_up = true;
 	if (r < 0) {
@@ -187,8 +225,17 @@ int cli_run(int argc, char **argv)
 		log_error("cannot watch the source or signals");
 		goto out;
 	}
-	/* The source's first load is complete: the first sync may go. */
-	sync_runner_request(st.runner);
+	/* The first sync goes once the source's first load is complete: now for
+	 * a directory, when every informer has listed for the API (kube-proxy
+	 * waits for its caches the same way), so a restart never programs a
+	 * half-empty plan. */
+	cli_source_set_callbacks(st.source, run_on_synced, run_on_changed, &st);
+	if (cli_source_synced(st.source)) {
+		st.synced = true;
+		sync_runner_request(st.runner);
+	} else {
+		log_info("waiting for the source's first lists before programming %s", ops->name);
+	}
 	r = loop_run(st.loop);
 	if (r < 0) {
 		log_errno(r, "event loop failed");

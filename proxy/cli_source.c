@@ -1,10 +1,11 @@
-/* Opening the source named by --source. Only `dir:PATH` exists today; the
- * Kubernetes API source will join it here. */
+/* Opening the source named by --source: `dir:PATH` (a manifest directory)
+ * or `kube` (the Kubernetes API). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "kube_source.h"
 #include "log.h"
 #include "manifest_dir.h"
 
@@ -12,6 +13,9 @@ struct cli_source {
 	char *path;
 	struct model *model;
 	struct manifest_dir *dir;
+	struct kube_source *kube;
+	cli_source_fn on_synced, on_changed;
+	void *userdata;
 };
 
 /* Standalone manifests may use loopback addresses, so one host can run a
@@ -33,30 +37,94 @@ static int cli_source_open_dir(struct cli_source *src, size_t *ret_rejected)
 	return 0;
 }
 
-int cli_source_open(const char *spec, struct model *m, struct cli_source **ret,
-		    size_t *ret_rejected)
+static void cli_kube_synced(void *userdata)
 {
+	struct cli_source *src = userdata;
+
+	if (src->on_synced)
+		src->on_synced(src->userdata);
+}
+
+static void cli_kube_changed(void *userdata)
+{
+	struct cli_source *src = userdata;
+
+	if (src->on_changed)
+		src->on_changed(src->userdata);
+}
+
+static int cli_source_open_kube(struct cli_source *src, const struct cli_options *o,
+				struct loop *loop)
+{
+	struct kube_source_config kc = {
+		.kubeconfig = o->kubeconfig,
+		.master = o->master,
+		.context = o->context,
+		.node_name = o->hostname,
+		.service_proxy_name = o->service_proxy_name,
+	};
+	int r;
+
+	r = kube_source_new(loop, src->model, &kc, cli_kube_synced, cli_kube_changed, src,
+			    &src->kube);
+	if (r < 0)
+		return r;
+	return kube_source_start(src->kube);
+}
+
+void cli_source_default(struct cli_options *o)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+
+	if (!o->source && ((host && *host) || o->kubeconfig || o->master))
+		o->source = "kube";
+}
+
+int cli_source_open(const struct cli_options *o, struct loop *loop, struct model *m,
+		    struct cli_source **ret, size_t *ret_rejected)
+{
+	const char *spec = o->source;
+	bool kube = spec && strcmp(spec, "kube") == 0;
 	struct cli_source *src;
 	int r;
 
 	*ret = NULL;
-	if (strncmp(spec, "dir:", 4) != 0 || !spec[4]) {
-		log_error("--source %s: unknown source; use dir:PATH", spec);
+	*ret_rejected = 0;
+	if (!spec || (!kube && (strncmp(spec, "dir:", 4) != 0 || !spec[4]))) {
+		log_error("--source %s: unknown source; use dir:PATH or kube", spec ? spec : "(none)");
 		return -EINVAL;
 	}
 	src = calloc(1, sizeof(*src));
-	if (!src || !(src->path = strdup(spec + 4))) {
+	if (!src || (!kube && !(src->path = strdup(spec + 4)))) {
 		free(src);
 		return log_errno(-ENOMEM, "source %s", spec);
 	}
 	src->model = m;
-	r = cli_source_open_dir(src, ret_rejected);
+	r = kube ? cli_source_open_kube(src, o, loop) : cli_source_open_dir(src, ret_rejected);
 	if (r < 0) {
 		cli_source_free(src);
 		return r;
 	}
 	*ret = src;
 	return 0;
+}
+
+void cli_source_set_callbacks(struct cli_source *src, cli_source_fn on_synced,
+			      cli_source_fn on_changed, void *userdata)
+{
+	src->on_synced = on_synced;
+	src->on_changed = on_changed;
+	src->userdata = userdata;
+}
+
+bool cli_source_synced(const struct cli_source *src)
+{
+	return src->kube ? kube_source_synced(src->kube) : true;
+}
+
+size_t cli_source_rejected(const struct cli_source *src)
+{
+	return src->kube ? kube_source_rejected(src->kube) : 0;
 }
 
 int cli_source_fd(struct cli_source *src)
@@ -74,6 +142,12 @@ int cli_source_process(struct cli_source *src, bool *ret_changed)
 
 int cli_source_reload(struct cli_source *src, size_t *ret_rejected)
 {
+	*ret_rejected = 0;
+	if (src->kube) {
+		/* A relist delivers only the difference: no need to clear. */
+		kube_source_relist(src->kube);
+		return 0;
+	}
 	/* Start over: a fresh watch and a full read. The model is rebuilt before
 	 * the next sync runs, so the dataplane only sees the net difference. */
 	src->dir = manifest_dir_free(src->dir);
@@ -86,6 +160,7 @@ struct cli_source *cli_source_free(struct cli_source *src)
 	if (!src)
 		return NULL;
 	manifest_dir_free(src->dir);
+	kube_source_free(src->kube);
 	free(src->path);
 	free(src);
 	return NULL;

@@ -11,6 +11,10 @@ packages=(
 	haproxy                            # relay benchmark baseline
 	gnuplot-nox                        # benchmark plots
 	python3                            # scenario tests: JSON checks
+	libnftnl-dev libmnl-dev            # nftables backend (netlink)
+	nftables                           # nftables tests: nft -c -f, nft list
+	iptables conntrack                 # nftables benchmark baselines, conntrack checks
+	libcurl4-openssl-dev openssl       # Kubernetes API source (libcurl); test CA for the test API server
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,562 @@
+/* The Kubernetes API source against the test API server (tests/kapi/):
+ * initial sync, updates and deletes, relist after 410 (as HTTP status and as
+ * an ERROR event), reconnect after a dropped watch, token rotation, malformed
+ * events, TLS verification, client certificates, backoff on 503 and the
+ * Endpoints fallback. The server runs as a child process on 127.0.0.1. */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kube_source.h"
+#include "log.h"
+#include "loop.h"
+#include "model.h"
+
+#define KAPI FERRY_TEST_DATA "/../kapi/kapi_server.py"
+#define CERTS FERRY_TEST_DATA "/../kapi/gen_certs.sh"
+
+static char dir[] = "/tmp/ferry-kapi.XXXXXX";
+static pid_t server_pid;
+static int port;
+static struct loop *loop;
+static struct model *model;
+static struct kube_source *src;
+static int synced_calls, changed_calls;
+
+static void run_cmd(const char *cmd)
+{
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void start_server(const char *extra)
+{
+	char cmd[1024], pf[256];
+
+	snprintf(pf, sizeof(pf), "%s/port", dir);
+	unlink(pf);
+	server_pid = fork();
+	cr_assert_neq(server_pid, -1);
+	if (server_pid == 0) {
+		snprintf(cmd, sizeof(cmd), "exec python3 %s --port-file %s %s", KAPI, pf, extra);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200; i++) {
+		FILE *f = fopen(pf, "r");
+		if (f) {
+			int ok = fscanf(f, "%d", &port) == 1;
+			fclose(f);
+			if (ok)
+				return;
+		}
+		usleep(50000);
+	}
+	cr_assert_fail("test API server did not start");
+}
+
+static void setup(void)
+{
+	log_set_level(getenv("KAPI_VERBOSE") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR);
+	cr_assert_not_null(mkdtemp(dir));
+	loop = loop_new();
+	model = model_new();
+	cr_assert(loop && model);
+	synced_calls = changed_calls = 0;
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	src = kube_source_free(src);
+	model = model_free(model);
+	loop = loop_free(loop);
+	if (server_pid > 0) {
+		kill(server_pid, SIGTERM);
+		waitpid(server_pid, NULL, 0);
+		server_pid = 0;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", dir);
+}
+
+TestSuite(kube_source, .init = setup, .fini = teardown, .timeout = 60);
+
+/* --- control of the server (blocking, from the test thread) ----------------- */
+
+static size_t sink(char *d, size_t s, size_t n, void *u)
+{
+	struct { char buf[4096]; size_t len; } *b = u;
+	size_t len = s * n, room = sizeof(b->buf) - 1 - b->len;
+
+	memcpy(b->buf + b->len, d, len < room ? len : room);
+	b->len += len < room ? len : room;
+	b->buf[b->len] = '\0';
+	return len;
+}
+
+static void control(const char *what, const char *json)
+{
+	struct { char buf[4096]; size_t len; } b = { .len = 0 };
+	char url[256];
+	long code = 0;
+	CURL *e = curl_easy_init();
+
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%d/_control/%s",
+		 strstr(what, "|tls") ? "https" : "http", port, what);
+	if (strstr(url, "|tls")) {
+		*strstr(url, "|tls") = '\0';
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+	if (json)
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
+	cr_assert_eq(curl_easy_perform(e), CURLE_OK, "control %s", what);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+	cr_assert_eq(code, 200, "control %s: %s", what, b.buf);
+	curl_easy_cleanup(e);
+}
+
+static long server_stat(const char *name)
+{
+	struct { char buf[4096]; size_t len; } b = { .len = 0 };
+	char url[128], key[64], *p;
+	CURL *e = curl_easy_init();
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_control/stats", port);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+	cr_assert_eq(curl_easy_perform(e), CURLE_OK);
+	curl_easy_cleanup(e);
+	snprintf(key, sizeof(key), "\"%s\": ", name);
+	p = strstr(b.buf, key);
+	cr_assert_not_null(p, "%s", b.buf);
+	return strtol(p + strlen(key), NULL, 10);
+}
+
+/* --- running the loop until something holds ---------------------------------- */
+
+typedef bool (*pred_fn)(void);
+static pred_fn cur_pred;
+static struct loop_timer tick;
+
+static void on_tick(struct loop *l, void *u)
+{
+	(void)u;
+	if (cur_pred && cur_pred())
+		loop_stop(l);
+	else
+		loop_timer_start(l, &tick, 10);
+}
+
+static void on_deadline(struct loop *l, void *u)
+{
+	*(bool *)u = true;
+	loop_stop(l);
+}
+
+/* Run the loop until pred holds (true) or ms pass (false). pred NULL: run ms. */
+static bool run_until(pred_fn pred, unsigned ms)
+{
+	struct loop_timer deadline;
+	bool expired = false;
+
+	cur_pred = pred;
+	loop_timer_init(&tick, on_tick, NULL);
+	loop_timer_init(&deadline, on_deadline, &expired);
+	loop_timer_start(loop, &tick, 0);
+	loop_timer_start(loop, &deadline, ms);
+	loop_run(loop);
+	loop_timer_stop(loop, &tick);
+	loop_timer_stop(loop, &deadline);
+	return pred ? pred() : true;
+}
+
+static void on_synced(void *u)
+{
+	(void)u;
+	synced_calls++;
+}
+
+static void on_changed(void *u)
+{
+	(void)u;
+	changed_calls++;
+}
+
+static bool is_synced(void)
+{
+	return src && kube_source_synced(src);
+}
+
+/* --- fixtures ---------------------------------------------------------------- */
+
+static const char *kubeconfig(const char *cluster_extra, const char *user)
+{
+	static char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+		"contexts:\n- name: test\n  context: {cluster: c, user: u}\n"
+		"clusters:\n- name: c\n  cluster:\n    server: %s://127.0.0.1:%d\n%s"
+		"users:\n- name: u\n  user:\n%s",
+		strstr(cluster_extra, "certificate-authority") || strstr(cluster_extra, "insecure") ?
+			"https" : "http",
+		port, cluster_extra, user);
+	fclose(f);
+	return path;
+}
+
+static void open_source(const char *kc, const char *node)
+{
+	struct kube_source_config cfg = {
+		.kubeconfig = kc,
+		.node_name = node,
+		.watch_timeout_s = 30,
+		.backoff_cap_ms = 2000,
+		.page_size = 2,
+	};
+
+	cr_assert_eq(kube_source_new(loop, model, &cfg, on_synced, on_changed, NULL, &src), 0);
+	cr_assert_eq(kube_source_start(src), 0);
+}
+
+static void apply_svc(const char *name, const char *ip)
+{
+	char j[1024];
+
+	snprintf(j, sizeof(j),
+		 "{\"objects\":[{\"kind\":\"Service\",\"metadata\":{\"name\":\"%s\"},"
+		 "\"spec\":{\"clusterIP\":\"%s\",\"ports\":[{\"port\":80,\"targetPort\":8080}]}}]}",
+		 name, ip);
+	control("apply", j);
+}
+
+static void apply_slice(const char *svc, const char *name, const char *addrs)
+{
+	char j[1024];
+
+	snprintf(j, sizeof(j),
+		 "{\"objects\":[{\"kind\":\"EndpointSlice\",\"metadata\":{\"name\":\"%s\","
+		 "\"labels\":{\"kubernetes.io/service-name\":\"%s\"}},\"addressType\":\"IPv4\","
+		 "\"endpoints\":[{\"addresses\":[%s]}],\"ports\":[{\"port\":8080}]}]}",
+		 name, svc, addrs);
+	control("apply", j);
+}
+
+static void base_objects(void)
+{
+	apply_svc("web", "10.96.0.10");
+	apply_svc("db", "10.96.0.11");
+	apply_svc("cache", "10.96.0.12");
+	apply_slice("web", "web-1", "\"10.1.0.1\"");
+	apply_slice("db", "db-1", "\"10.1.0.2\"");
+	control("apply", "{\"objects\":[{\"kind\":\"Service\",\"metadata\":{\"name\":\"hl\","
+			 "\"labels\":{\"service.kubernetes.io/headless\":\"\"}},\"spec\":{\"clusterIP\":\"10.96.0.99\"}},"
+			 "{\"kind\":\"Service\",\"metadata\":{\"name\":\"other\",\"labels\":"
+			 "{\"service.kubernetes.io/service-proxy-name\":\"foreign\"}},\"spec\":{\"clusterIP\":\"10.96.0.98\"}},"
+			 "{\"kind\":\"Node\",\"metadata\":{\"name\":\"node-a\",\"labels\":"
+			 "{\"topology.kubernetes.io/zone\":\"zone-1\"}},\"status\":{\"addresses\":"
+			 "[{\"type\":\"InternalIP\",\"address\":\"192.168.5.1\"},{\"type\":\"Hostname\",\"address\":\"node-a\"}]}},"
+			 "{\"kind\":\"Node\",\"metadata\":{\"name\":\"node-b\"}}]}");
+}
+
+static bool web_has_two_endpoints(void)
+{
+	const struct kobj_slice *s = model_find_slice(model, "default", "web-1");
+	return s && s->n_endpoints == 2;
+}
+
+static bool db_gone(void)
+{
+	return !model_find_service(model, "default", "db") && !model_find_slice(model, "default", "db-1");
+}
+
+/* --- tests ------------------------------------------------------------------- */
+
+Test(kube_source, initial_sync_with_selectors_pagination_and_node)
+{
+	start_server("--token t0k3n");
+	base_objects();
+	open_source(kubeconfig("", "    token: t0k3n\n"), "node-a");
+	cr_assert(run_until(is_synced, 10000), "not synced");
+	cr_assert_eq(synced_calls, 1);
+	cr_assert_eq(model_n_services(model), 3); /* headless and foreign left out */
+	cr_assert_not_null(model_find_service(model, "default", "web"));
+	cr_assert_null(model_find_service(model, "default", "hl"));
+	cr_assert_null(model_find_service(model, "default", "other"));
+	cr_assert_eq(model_n_slices(model), 2);
+	cr_assert_not_null(model_node(model));
+	cr_assert_str_eq(model_node(model)->name, "node-a");
+	cr_assert_str_eq(model_node(model)->zone, "zone-1");
+	cr_assert_eq(model_node(model)->n_addrs, 1);
+	cr_assert_eq(server_stat("unauthorized"), 0);
+}
+
+Test(kube_source, updates_and_deletes_propagate)
+{
+	start_server("");
+	base_objects();
+	open_source(kubeconfig("", "    token: x\n"), "node-a");
+	cr_assert(run_until(is_synced, 10000));
+	run_until(NULL, 300); /* let the watches start */
+	apply_slice("web", "web-1", "\"10.1.0.1\",\"10.1.0.5\"");
+	cr_assert(run_until(web_has_two_endpoints, 5000), "update not seen");
+	control("delete", "{\"kind\":\"Service\",\"name\":\"db\"}");
+	control("delete", "{\"kind\":\"EndpointSlice\",\"name\":\"db-1\"}");
+	cr_assert(run_until(db_gone, 5000), "delete not seen");
+	cr_assert_gt(changed_calls, 0);
+	/* A service that gains the headless label leaves the selector: gone. */
+	control("apply", "{\"objects\":[{\"kind\":\"Service\",\"metadata\":{\"name\":\"cache\","
+			 "\"labels\":{\"service.kubernetes.io/headless\":\"\"}},\"spec\":{\"clusterIP\":\"10.96.0.12\"}}]}");
+	run_until(NULL, 1000);
+	cr_assert_null(model_find_service(model, "default", "cache"));
+}
+
+static bool relist_done(void)
+{
+	struct kube_informer_stats s;
+
+	kube_source_stats(src, &s);
+	return s.relists >= 1 && db_gone() && model_find_service(model, "default", "newsvc");
+}
+
+static void relist_case(const char *mode)
+{
+	struct kube_informer_stats before, after;
+	char cfg[64];
+
+	start_server("");
+	snprintf(cfg, sizeof(cfg), "{\"gone_mode\":\"%s\"}", mode);
+	control("config", cfg);
+	base_objects();
+	open_source(kubeconfig("", "    token: x\n"), "node-a");
+	cr_assert(run_until(is_synced, 10000));
+	run_until(NULL, 300);
+	kube_source_stats(src, &before);
+	/* A gap: history is compacted, then changes happen while the watches are
+	 * cut. The informers come back with an old resourceVersion: 410. */
+	control("compact", "{}");
+	control("drop", "{}");
+	control("delete", "{\"kind\":\"Service\",\"name\":\"db\"}");
+	control("delete", "{\"kind\":\"EndpointSlice\",\"name\":\"db-1\"}");
+	apply_svc("newsvc", "10.96.0.20");
+	control("compact", "{}");
+	cr_assert(run_until(relist_done, 15000), "relist did not converge");
+	run_until(NULL, 300);
+	kube_source_stats(src, &after);
+	/* Only the difference: one new service, two objects removed; the
+	 * unchanged ones (web, cache, web-1, the node) not delivered again. */
+	cr_assert_eq(after.upserts - before.upserts, 1, "upserts %llu",
+		     (unsigned long long)(after.upserts - before.upserts));
+	cr_assert_eq(after.removes - before.removes, 2);
+	cr_assert_eq(model_n_services(model), 3);
+	cr_assert_gt(server_stat("gone"), 0);
+}
+
+Test(kube_source, relist_after_410_status_converges)
+{
+	relist_case("status");
+}
+
+Test(kube_source, relist_after_410_error_event_converges)
+{
+	relist_case("event");
+}
+
+static bool has_newsvc(void)
+{
+	return model_find_service(model, "default", "newsvc") != NULL;
+}
+
+Test(kube_source, reconnect_after_drop)
+{
+	start_server("");
+	base_objects();
+	open_source(kubeconfig("", "    token: x\n"), NULL);
+	cr_assert(run_until(is_synced, 10000));
+	run_until(NULL, 300);
+	control("drop", "{}");
+	run_until(NULL, 100);
+	apply_svc("newsvc", "10.96.0.20");
+	cr_assert(run_until(has_newsvc, 8000), "change after a drop not seen");
+}
+
+Test(kube_source, token_rotation)
+{
+	char tf[64], cmd[600];
+
+	start_server("--token first");
+	base_objects();
+	snprintf(tf, sizeof(tf), "%s/token", dir);
+	snprintf(cmd, sizeof(cmd), "printf 'first\\n' >%s", tf);
+	run_cmd(cmd);
+	open_source(kubeconfig("", "    tokenFile: token\n"), NULL);
+	cr_assert(run_until(is_synced, 10000));
+	run_until(NULL, 300);
+	/* Rotate: the new token file appears, the server stops accepting the old
+	 * one and closes the streams. */
+	snprintf(cmd, sizeof(cmd), "printf 'second' >%s.new && mv %s.new %s", tf, tf, tf);
+	run_cmd(cmd);
+	control("config", "{\"token\":\"second\"}");
+	control("drop", "{}");
+	apply_svc("newsvc", "10.96.0.20");
+	cr_assert(run_until(has_newsvc, 8000), "not following after rotation");
+	cr_assert_eq(server_stat("unauthorized"), 0);
+}
+
+Test(kube_source, wrong_token_is_retried_not_spun)
+{
+	start_server("--token right");
+	base_objects();
+	open_source(kubeconfig("", "    token: wrong\n"), NULL);
+	cr_assert_not(run_until(is_synced, 3000));
+	/* Two informers, backoff from 500 ms: a handful of tries each. */
+	cr_assert_leq(server_stat("unauthorized"), 16);
+	cr_assert_geq(server_stat("unauthorized"), 2);
+}
+
+static bool has_good(void)
+{
+	return model_find_service(model, "default", "good") != NULL;
+}
+
+Test(kube_source, malformed_events_are_skipped)
+{
+	struct kube_informer_stats s;
+
+	start_server("");
+	base_objects();
+	open_source(kubeconfig("", "    token: x\n"), NULL);
+	cr_assert(run_until(is_synced, 10000));
+	run_until(NULL, 300);
+	control("raw", "{\"kind\":\"Service\",\"line\":\"{not json at all\"}");
+	control("raw", "{\"kind\":\"Service\",\"line\":\"{\\\"type\\\":\\\"ADDED\\\",\\\"object\\\":"
+		       "{\\\"metadata\\\":{\\\"name\\\":\\\"bad\\\",\\\"namespace\\\":\\\"default\\\","
+		       "\\\"resourceVersion\\\":\\\"5\\\"},\\\"spec\\\":{\\\"clusterIP\\\":\\\"999.1.1.1\\\"}}}\"}");
+	apply_svc("good", "10.96.0.30");
+	cr_assert(run_until(has_good, 5000), "the watch did not go on");
+	kube_source_stats(src, &s);
+	cr_assert_geq(s.skipped_events, 1);
+	cr_assert_geq(kube_source_rejected(src), 1);
+	cr_assert_null(model_find_service(model, "default", "bad"));
+}
+
+Test(kube_source, backoff_on_503_with_retry_after)
+{
+	start_server("");
+	base_objects();
+	control("config", "{\"fail\":{\"status\":503,\"count\":1000,\"retry_after\":1}}");
+	open_source(kubeconfig("", "    token: x\n"), NULL);
+	cr_assert_not(run_until(is_synced, 3000));
+	/* Retry-After 1 s, two informers, 3 s: about 6 requests, never a spin. */
+	cr_assert_leq(server_stat("failed"), 10);
+	control("config", "{\"fail\":{\"count\":0}}");
+	cr_assert(run_until(is_synced, 10000), "did not recover after the failures stopped");
+}
+
+static bool has_fallback_slice(void)
+{
+	return model_find_slice(model, "default", "web:0:ipv4") != NULL;
+}
+
+Test(kube_source, endpoints_fallback_when_slices_are_absent)
+{
+	start_server("");
+	control("config", "{\"disable\":[\"EndpointSlice\"]}");
+	apply_svc("web", "10.96.0.10");
+	control("apply", "{\"objects\":[{\"kind\":\"Endpoints\",\"metadata\":{\"name\":\"web\"},"
+			 "\"subsets\":[{\"addresses\":[{\"ip\":\"10.1.0.7\"}],\"ports\":[{\"port\":8080}]}]}]}");
+	open_source(kubeconfig("", "    token: x\n"), NULL);
+	cr_assert(run_until(is_synced, 10000));
+	cr_assert(has_fallback_slice());
+	control("delete", "{\"kind\":\"Endpoints\",\"name\":\"web\"}");
+	run_until(NULL, 1500);
+	cr_assert_not(has_fallback_slice());
+}
+
+/* --- TLS --------------------------------------------------------------------- */
+
+static void tls_server(const char *extra)
+{
+	char cmd[700], args[900];
+
+	snprintf(cmd, sizeof(cmd), "bash %s %s/pki >/dev/null", CERTS, dir);
+	run_cmd(cmd);
+	snprintf(args, sizeof(args), "--cert %s/pki/server.crt --key %s/pki/server.key", dir, dir);
+	if (*extra)
+		snprintf(args + strlen(args), sizeof(args) - strlen(args), " --client-ca %s/pki/ca.crt",
+			 dir);
+	start_server(args);
+}
+
+Test(kube_source, tls_with_the_right_ca)
+{
+	char extra[400];
+
+	tls_server("");
+	control("apply|tls", "{\"objects\":[{\"kind\":\"Service\",\"metadata\":{\"name\":\"web\"},"
+			     "\"spec\":{\"clusterIP\":\"10.96.0.10\"}}]}");
+	snprintf(extra, sizeof(extra), "    certificate-authority: %s/pki/ca.crt\n", dir);
+	open_source(kubeconfig(extra, "    token: x\n"), NULL);
+	cr_assert(run_until(is_synced, 10000), "TLS with the right CA failed");
+	cr_assert_eq(model_n_services(model), 1);
+}
+
+Test(kube_source, tls_with_a_wrong_ca_fails)
+{
+	char extra[400];
+	struct kube_informer_stats s;
+
+	tls_server("");
+	snprintf(extra, sizeof(extra), "    certificate-authority: %s/pki/other-ca.crt\n", dir);
+	open_source(kubeconfig(extra, "    token: x\n"), NULL);
+	cr_assert_not(run_until(is_synced, 2500), "synced although the CA is wrong");
+	kube_source_stats(src, &s);
+	cr_assert_geq(s.failures, 2);
+}
+
+Test(kube_source, tls_insecure_skip_verify)
+{
+	tls_server("");
+	open_source(kubeconfig("    insecure-skip-tls-verify: true\n", "    token: x\n"), NULL);
+	cr_assert(run_until(is_synced, 10000));
+}
+
+Test(kube_source, tls_client_certificate_data)
+{
+	char extra[400], user[16384], cmd[700];
+	FILE *p;
+	size_t n;
+
+	tls_server("--client-ca-in-pki");
+	snprintf(cmd, sizeof(cmd),
+		 "printf '    client-certificate-data: %%s\\n    client-key-data: %%s\\n' "
+		 "$(base64 -w0 %s/pki/client.crt) $(base64 -w0 %s/pki/client.key)", dir, dir);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(user, 1, sizeof(user) - 1, p);
+	user[n] = '\0';
+	pclose(p);
+	snprintf(extra, sizeof(extra), "    certificate-authority: %s/pki/ca.crt\n", dir);
+	open_source(kubeconfig(extra, user), NULL);
+	cr_assert(run_until(is_synced, 10000), "client certificate not accepted");
+}
