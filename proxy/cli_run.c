@@ -14,6 +14,7 @@
 #include "cli_options.h"
 #include "log.h"
 #include "loop.h"
+#include "svc_health.h"
 #include "sync_runner.h"
 #include "version.h"
 
@@ -22,6 +23,7 @@ struct run_state {
 	struct model *model;
 	struct cli_source *source;
 	struct sync_runner *runner;
+	struct svc_health *health;   /* health check node ports */
 	bool synced;  /* the source's first load is complete: syncs may run */
 	int exit_code;
 };
@@ -95,6 +97,14 @@ static void run_on_changed(void *userdata)
 
 	if (st->synced)
 		sync_runner_request(st->runner);
+}
+
+static void run_on_plan_synced(const struct plan *plan, void *userdata)
+{
+	struct run_state *st = userdata;
+
+	/* A port that failed to open is logged and tried again next sync. */
+	(void)svc_health_update(st->health, plan);
 }
 
 static void run_on_signal(struct loop *loop, int fd, uint32_t events, void *userdata)
@@ -215,7 +225,12 @@ int cli_run(int argc, char **argv)
 	struct sync_runner_config scfg = {
 		.min_sync_period_ms = o.min_sync_period_ms,
 		.sync_period_ms = o.sync_period_ms,
+		.on_synced = run_on_plan_synced,
+		.userdata = &st,
 	};
+	st.health = svc_health_new(st.loop);
+	if (!st.health)
+		goto out;
 	st.runner = sync_runner_new(st.loop, st.model, planner, ops, priv, &scfg);
 	if (!st.runner)
 		goto out;
@@ -244,6 +259,7 @@ int cli_run(int argc, char **argv)
 	st.exit_code = CLI_EXIT_OK;
 out:
 	st.runner = sync_runner_free(st.runner);
+	st.health = svc_health_free(st.health);
 	if (backend_up)
 		ops->fini(priv);
 	free(priv);

@@ -64,11 +64,24 @@ struct plan_frontend {
 	size_t n_source_ranges;
 };
 
+/* A service's health check node port (externalTrafficPolicy Local with
+ * healthCheckNodePort): the node answers HTTP on it with 200 while it has
+ * local endpoints for the service and 503 otherwise, so an external load
+ * balancer sends traffic only to nodes that can serve it. */
+struct plan_health_check {
+	uint16_t port;
+	char *ns;
+	char *svc_name;
+	size_t local_endpoints; /* distinct local endpoint addresses in use */
+};
+
 struct plan {
 	struct plan_frontend *frontends; /* sorted by (kind, addr, proto, port) */
 	size_t n_frontends;
 	struct plan_epset *epsets;       /* sorted by key */
 	size_t n_epsets;
+	struct plan_health_check *health_checks; /* sorted by port, one per port */
+	size_t n_health_checks;
 };
 
 /* Difference between two successive plans. Pointers to "added" and "changed"

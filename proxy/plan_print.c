@@ -97,6 +97,13 @@ static void print_text(const struct plan *plan, FILE *out)
 				ep->terminating ? " [terminating]" : "", ep->local ? " [local]" : "");
 		}
 	}
+	if (plan->n_health_checks)
+		fputc('\n', out);
+	for (size_t i = 0; i < plan->n_health_checks; i++) {
+		const struct plan_health_check *hc = &plan->health_checks[i];
+		fprintf(out, "health-check-node-port %u -> %s/%s (%zu local endpoints)\n", hc->port,
+			hc->ns, hc->svc_name, hc->local_endpoints);
+	}
 }
 
 /* json_*_set_new and json_array_append_new take the reference even when
@@ -171,9 +178,18 @@ static json_t *epset_json(const struct plan_epset *e)
 static void print_json(const struct plan *plan, FILE *out)
 {
 	json_t *root = json_object(), *fes = json_array(), *sets = json_array();
+	json_t *hcs = json_array();
 
-	if (!root || !fes || !sets)
+	if (!root || !fes || !sets || !hcs)
 		goto oom;
+	for (size_t i = 0; i < plan->n_health_checks; i++) {
+		const struct plan_health_check *hc = &plan->health_checks[i];
+		if (json_array_append_new(hcs, json_pack("{s:i, s:s, s:s, s:I}", "port", hc->port,
+							 "namespace", hc->ns, "service", hc->svc_name,
+							 "localEndpoints",
+							 (json_int_t)hc->local_endpoints)) < 0)
+			goto oom;
+	}
 	for (size_t i = 0; i < plan->n_frontends; i++)
 		if (json_array_append_new(fes, frontend_json(&plan->frontends[i])) < 0)
 			goto oom;
@@ -181,19 +197,22 @@ static void print_json(const struct plan *plan, FILE *out)
 		if (json_array_append_new(sets, epset_json(&plan->epsets[i])) < 0)
 			goto oom;
 	if (json_object_set(root, "frontends", fes) < 0 ||
-	    json_object_set(root, "endpointSets", sets) < 0)
+	    json_object_set(root, "endpointSets", sets) < 0 ||
+	    json_object_set(root, "healthCheckNodePorts", hcs) < 0)
 		goto oom;
 	/* Insertion order is kept (no JSON_SORT_KEYS): it is already fixed. */
 	if (json_dumpf(root, out, JSON_INDENT(2)) == 0)
 		fputc('\n', out);
 	json_decref(fes);
 	json_decref(sets);
+	json_decref(hcs);
 	json_decref(root);
 	return;
 oom:
 	log_error("plan: out of memory while printing the plan as JSON");
 	json_decref(fes);
 	json_decref(sets);
+	json_decref(hcs);
 	json_decref(root);
 }
 

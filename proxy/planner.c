@@ -71,6 +71,12 @@ struct build {
 	/* what the slice callback is resolving */
 	const struct svc_port *port;
 	sa_family_t family;
+	/* health check node ports, and the local endpoint addresses of the
+	 * service being planned (to count them) */
+	struct plan_health_check *hcs;
+	size_t n_hcs, cap_hcs;
+	struct inet_addr *hc_addrs;
+	size_t n_hc_addrs, cap_hc_addrs;
 };
 
 /* ---- plans ---- */
@@ -90,8 +96,11 @@ static struct plan *plan_free(struct plan *plan)
 		free(plan->frontends[i].source_ranges);
 	for (size_t i = 0; i < plan->n_epsets; i++)
 		epset_done(&plan->epsets[i]);
+	for (size_t i = 0; i < plan->n_health_checks; i++)
+		free(plan->health_checks[i].ns); /* svc_name shares the allocation */
 	free(plan->frontends);
 	free(plan->epsets);
+	free(plan->health_checks);
 	free(plan);
 	return NULL;
 }
@@ -452,6 +461,67 @@ static int add_frontend(struct build *b, const struct kobj_service *svc, enum fr
 	return 0;
 }
 
+/* Remember the addresses of a local endpoint set, for the service's health
+ * check node port count. */
+static int note_local_endpoints(struct build *b, const struct plan_epset *e)
+{
+	if (grow((void **)&b->hc_addrs, &b->cap_hc_addrs, b->n_hc_addrs + e->n_endpoints,
+		 sizeof(*b->hc_addrs)) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < e->n_endpoints; i++)
+		b->hc_addrs[b->n_hc_addrs++] = e->endpoints[i].addr;
+	return 0;
+}
+
+static int cmp_addr(const void *a, const void *b)
+{
+	return inet_addr_cmp(a, b);
+}
+
+/* Add the service's health check node port, when it has one (Local external
+ * policy on a NodePort or LoadBalancer service), counting the distinct local
+ * endpoint addresses its ports use. */
+static int add_health_check(struct build *b, const struct kobj_service *svc)
+{
+	struct plan_health_check *hc;
+	size_t distinct = 0, nsl, nl;
+	char *mem;
+
+	if (!svc->health_check_node_port || svc->external_policy != TRAFFIC_POLICY_LOCAL ||
+	    (svc->type != SVC_TYPE_LOAD_BALANCER && svc->type != SVC_TYPE_NODE_PORT))
+		return 0;
+	qsort(b->hc_addrs, b->n_hc_addrs, sizeof(*b->hc_addrs), cmp_addr);
+	for (size_t i = 0; i < b->n_hc_addrs; i++)
+		if (i == 0 || inet_addr_cmp(&b->hc_addrs[i - 1], &b->hc_addrs[i]) != 0)
+			distinct++;
+	if (grow((void **)&b->hcs, &b->cap_hcs, b->n_hcs + 1, sizeof(*b->hcs)) < 0)
+		return -ENOMEM;
+	nsl = strlen(svc->ns) + 1;
+	nl = strlen(svc->name) + 1;
+	mem = malloc(nsl + nl);
+	if (!mem)
+		return -ENOMEM;
+	hc = &b->hcs[b->n_hcs++];
+	hc->port = svc->health_check_node_port;
+	hc->ns = memcpy(mem, svc->ns, nsl);
+	hc->svc_name = memcpy(mem + nsl, svc->name, nl);
+	hc->local_endpoints = distinct;
+	return 0;
+}
+
+/* Order health checks by port, then by service (ns, name): on a tie the
+ * first service in model order keeps the port, as with frontends. */
+static int cmp_hc(const void *a, const void *b)
+{
+	const struct plan_health_check *x = a, *y = b;
+	int c;
+
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	c = strcmp(x->ns, y->ns);
+	return c ? c : strcmp(x->svc_name, y->svc_name);
+}
+
 static bool node_port_addr_wanted(const struct planner *p, const struct inet_addr *a)
 {
 	for (size_t i = 0; i < p->n_nodeport_prefixes; i++)
@@ -506,6 +576,9 @@ static int plan_port_family(struct build *b, const struct kobj_service *svc,
 	}
 	if ((has_internal && int_local) || (has_external && ext_local)) {
 		r = add_epset(b, svc, sp, family, true, &eps_local);
+		if (r < 0)
+			return r;
+		r = note_local_endpoints(b, &b->epsets[eps_local]);
 		if (r < 0)
 			return r;
 	}
@@ -572,6 +645,7 @@ static int plan_service(const struct kobj_service *svc, void *userdata)
 	b->svc_seq++;
 	if (!service_wanted(b->p, svc))
 		return 0;
+	b->n_hc_addrs = 0;
 	for (size_t i = 0; i < svc->n_ports; i++) {
 		const struct svc_port *sp = &svc->ports[i];
 		bool dup = false;
@@ -594,7 +668,7 @@ static int plan_service(const struct kobj_service *svc, void *userdata)
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	return add_health_check(b, svc);
 }
 
 /* ---- assembling the plan ---- */
@@ -737,6 +811,23 @@ static int assemble(struct build *b, struct plan **ret)
 	plan->n_frontends = n_fes;
 	plan->epsets = epsets;
 	plan->n_epsets = n;
+	/* Health check ports: one per port, the first service keeps it. */
+	qsort(b->hcs, b->n_hcs, sizeof(*b->hcs), cmp_hc);
+	n = 0;
+	for (size_t i = 0; i < b->n_hcs; i++) {
+		if (n && b->hcs[n - 1].port == b->hcs[i].port) {
+			log_warn("planner: health check node port %u of service %s/%s is already "
+				 "claimed by service %s/%s; dropped", b->hcs[i].port, b->hcs[i].ns,
+				 b->hcs[i].svc_name, b->hcs[n - 1].ns, b->hcs[n - 1].svc_name);
+			free(b->hcs[i].ns);
+			continue;
+		}
+		b->hcs[n++] = b->hcs[i];
+	}
+	plan->health_checks = b->hcs;
+	plan->n_health_checks = n;
+	b->hcs = NULL;
+	b->n_hcs = b->cap_hcs = 0;
 	/* Ownership has moved: the build keeps only empty arrays. */
 	b->n_fes = 0;
 	b->n_epsets = 0;
@@ -754,9 +845,13 @@ static void build_done(struct build *b)
 		free(b->fes[i].fe.source_ranges);
 	for (size_t i = 0; i < b->n_epsets; i++)
 		epset_done(&b->epsets[i]);
+	for (size_t i = 0; i < b->n_hcs; i++)
+		free(b->hcs[i].ns);
 	free(b->fes);
 	free(b->epsets);
 	free(b->cands);
+	free(b->hcs);
+	free(b->hc_addrs);
 }
 
 /* ---- diff ---- */

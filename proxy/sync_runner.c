@@ -77,7 +77,7 @@ static int sync_runner_sync_once(struct sync_runner *sr, bool full)
 		return log_errno(r, "sync: planning failed");
 	if (!full && sync_runner_diff_empty(diff)) {
 		log_debug("sync: plan unchanged");
-		return 0;
+		goto synced;
 	}
 	if (full || !sr->ops->apply)
 		r = sr->ops->sync(sr->priv, plan);
@@ -92,6 +92,9 @@ static int sync_runner_sync_once(struct sync_runner *sr, bool full)
 		 diff->n_fe_added, diff->n_fe_removed, diff->n_fe_changed, diff->n_eps_added,
 		 diff->n_eps_removed, diff->n_eps_changed,
 		 (unsigned long long)(loop_now_ms() - t0));
+synced:
+	if (sr->cfg.on_synced)
+		sr->cfg.on_synced(plan, sr->cfg.userdata);
 	return 0;
 }
 

@@ -21,6 +21,11 @@ struct sync_runner_config {
 	uint32_t sync_period_ms;     /* full resync interval; default 30000; 0 = never */
 	uint32_t retry_min_ms;       /* first retry delay; default 500 */
 	uint32_t retry_max_ms;       /* cap of the backoff; default 30000 */
+	/* Called after every successful sync with the plan now in force (for
+	 * what follows the plan outside the backend, e.g. health check node
+	 * ports). May be NULL. */
+	void (*on_synced)(const struct plan *plan, void *userdata);
+	void *userdata;
 };
 
 struct sync_runner;

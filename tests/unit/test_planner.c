@@ -53,6 +53,7 @@ struct t_svc {
 	enum traffic_policy itp;
 	enum balance_algo balance;
 	bool health;
+	uint16_t hc_port; /* healthCheckNodePort */
 };
 
 struct t_case {
@@ -126,6 +127,7 @@ static struct kobj_service *mk_svc(const struct t_svc *t)
 	svc->type = t->type;
 	svc->headless = t->headless;
 	svc->proxy_name = t->proxy_name ? strdup(t->proxy_name) : NULL;
+	svc->health_check_node_port = t->hc_port;
 	parse_addrs(t->cluster_ips, &svc->cluster_ips, &svc->n_cluster_ips);
 	parse_addrs(t->external_ips, &svc->external_ips, &svc->n_external_ips);
 	parse_addrs(t->lb_ips, &svc->lb_ips, &svc->n_lb_ips);
@@ -1090,8 +1092,60 @@ Test(plan_print, empty_plan_and_names)
 
 	plan_print(NULL, PLAN_FORMAT_JSON, f);
 	fclose(f);
-	cr_expect_str_eq(sb.buf, "{\n  \"frontends\": [],\n  \"endpointSets\": []\n}\n");
+	cr_expect_str_eq(sb.buf, "{\n  \"frontends\": [],\n  \"endpointSets\": [],\n"
+				 "  \"healthCheckNodePorts\": []\n}\n");
 	free(sb.buf);
 	cr_expect_str_eq(frontend_kind_name(FRONTEND_NODE_PORT), "node-port");
 	cr_expect_str_eq(balance_algo_name(BALANCE_LEAST_CONN), "least-conn");
+}
+
+/* Health check node ports: only Local external policy services of type
+ * NodePort/LoadBalancer get one; the count is of distinct local endpoint
+ * addresses over all ports; a port claimed twice goes to the first service. */
+Test(planner, health_check_node_ports)
+{
+	static const struct t_case c = {
+		.name = "health checks",
+		.node_name = "n1",
+		.svcs = {
+			{ .ns = "default", .name = "a", .type = SVC_TYPE_LOAD_BALANCER,
+			  .cluster_ips = "10.0.0.1", .ports = "http/TCP/80/30080/8080 https/TCP/443/30443/8443",
+			  .lb_ips = "192.0.2.1", .etp = TRAFFIC_POLICY_LOCAL, .hc_port = 30999 },
+			{ .ns = "default", .name = "b", .type = SVC_TYPE_LOAD_BALANCER,
+			  .cluster_ips = "10.0.0.2", .ports = "http/TCP/80/30081/8080",
+			  .etp = TRAFFIC_POLICY_LOCAL, .hc_port = 30999 },
+			{ .ns = "default", .name = "c", .type = SVC_TYPE_LOAD_BALANCER,
+			  .cluster_ips = "10.0.0.3", .ports = "http/TCP/80/30082/8080",
+			  .etp = TRAFFIC_POLICY_CLUSTER, .hc_port = 30998 },
+			{ .ns = "other", .name = "d", .type = SVC_TYPE_NODE_PORT,
+			  .cluster_ips = "10.0.0.4", .ports = "http/TCP/80/30083/8080",
+			  .etp = TRAFFIC_POLICY_LOCAL, .hc_port = 30997 },
+		},
+		.slices = {
+			{ .ns = "default", .name = "a-1", .svc = "a", .family = 4,
+			  .ports = "http/TCP/8080 https/TCP/8443",
+			  .eps = { { "10.1.0.1", NULL, "n1", NULL }, { "10.1.0.2", NULL, "n2", NULL },
+				   { "10.1.0.3", "n", "n1", NULL } } },
+			{ .ns = "other", .name = "d-1", .svc = "d", .family = 4, .ports = "http/TCP/8080",
+			  .eps = { { "10.1.0.9", NULL, "n2", NULL } } },
+		},
+	};
+	const struct plan *plan;
+	const struct plan_diff *diff;
+	struct env env;
+
+	memset(&env, 0, sizeof(env));
+	env_init(&env, &c);
+	cr_assert_eq(planner_run(env.p, env.m, &plan, &diff), 0);
+	cr_assert_eq(plan->n_health_checks, 2, "want a (30999, b dropped) and d (30997), got %zu",
+		     plan->n_health_checks);
+	cr_expect_eq(plan->health_checks[0].port, 30997);
+	cr_expect_str_eq(plan->health_checks[0].ns, "other");
+	cr_expect_str_eq(plan->health_checks[0].svc_name, "d");
+	cr_expect_eq(plan->health_checks[0].local_endpoints, 0, "d has no endpoint on n1");
+	cr_expect_eq(plan->health_checks[1].port, 30999);
+	cr_expect_str_eq(plan->health_checks[1].svc_name, "a");
+	cr_expect_eq(plan->health_checks[1].local_endpoints, 1,
+		     "a: 10.1.0.1 is local and ready (counted once over two ports), 10.1.0.3 not ready");
+	env_done(&env);
 }
