@@ -14,6 +14,7 @@ packages=(
 	libnftnl-dev libmnl-dev            # nftables backend (netlink)
 	nftables                           # nftables tests: nft -c -f, nft list
 	iptables conntrack                 # nftables benchmark baselines, conntrack checks
+	libmicrohttpd-dev                  # health check node ports (HTTP)
 	libcurl4-openssl-dev openssl       # Kubernetes API source (libcurl); test CA for the test API server
 )
 
