@@ -64,8 +64,9 @@ void relay_frontend_set_service(struct relay_frontend *fe, struct relay_service 
 struct relay_service *relay_frontend_service(struct relay_frontend *fe);
 
 /* Open one listening socket for fe: SO_REUSEPORT, IP(V6)_FREEBIND,
- * IPV6_V6ONLY, non-blocking, bound and (TCP) listening; UDP sockets on a
- * wildcard address also ask for packet info. Returns the fd or -errno. */
+ * IPV6_V6ONLY, non-blocking, bound and (TCP) listening with TCP_NODELAY
+ * (inherited by accepted sockets); UDP sockets on a wildcard address also
+ * ask for packet info. Returns the fd or -errno. */
 int relay_listener_socket(const struct relay_frontend *fe);
 
 struct relay_worker;
@@ -95,6 +96,15 @@ int relay_pool_add_listeners(struct relay_pool *p, struct relay_frontend *fe, co
 int relay_pool_remove_listeners(struct relay_pool *p, struct relay_frontend *fe);
 /* Wait until every worker has carried out what was asked so far. */
 void relay_pool_wait(struct relay_pool *p);
+
+/* Bytes a TCP direction relays by recv/send through the worker's buffer
+ * before it switches to splice(2) through a pipe (tcp_relay.c says why). */
+#define RELAY_TCP_SPLICE_AFTER_DEFAULT ((size_t)64 * 1024)
+
+/* Change that threshold for the whole process: 0 splices from the first
+ * byte, SIZE_MAX copies only. For tests and benchmarks, which exercise both
+ * paths. Any thread; directions already past the threshold stay on splice. */
+void relay_tcp_set_splice_after(size_t bytes);
 
 /* Monotonic clock in milliseconds. */
 uint64_t relay_now_ms(void);

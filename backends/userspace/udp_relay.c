@@ -166,7 +166,7 @@ void udp_relay_receive(struct relay_worker *w, struct worker_listener *l)
 
 	for (int i = 0; i < UDP_RECV_BATCH; i++) {
 		struct sockaddr_storage client;
-		struct iovec iov = { .iov_base = w->udp_buf, .iov_len = 65536 };
+		struct iovec iov = { .iov_base = w->buf, .iov_len = WORKER_BUF_SIZE };
 		struct msghdr msg = {
 			.msg_name = &client, .msg_namelen = sizeof(client),
 			.msg_iov = &iov, .msg_iovlen = 1,
@@ -194,7 +194,7 @@ void udp_relay_receive(struct relay_worker *w, struct worker_listener *l)
 		if (!f)
 			continue;
 		f->last_ms = relay_now_ms();
-		if (send(f->h.fd, w->udp_buf, (size_t)n, MSG_DONTWAIT) == -1)
+		if (send(f->h.fd, w->buf, (size_t)n, MSG_DONTWAIT) == -1)
 			log_debug("userspace: worker %u: send to endpoint: %s", w->id, strerror(errno));
 	}
 }
@@ -206,7 +206,7 @@ static void flow_reply(struct relay_worker *w, struct udp_flow *f, size_t len)
 		struct cmsghdr align;
 		uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
 	} control;
-	struct iovec iov = { .iov_base = w->udp_buf, .iov_len = len };
+	struct iovec iov = { .iov_base = w->buf, .iov_len = len };
 	struct msghdr msg = {
 		.msg_name = &f->client, .msg_namelen = f->client_len,
 		.msg_iov = &iov, .msg_iovlen = 1,
@@ -253,7 +253,7 @@ void udp_relay_flow_event(struct relay_worker *w, struct worker_handle *h, uint3
 	if (f->dead)
 		return;
 	for (int i = 0; i < UDP_RECV_BATCH; i++) {
-		ssize_t n = recv(f->h.fd, w->udp_buf, 65536, MSG_DONTWAIT);
+		ssize_t n = recv(f->h.fd, w->buf, WORKER_BUF_SIZE, MSG_DONTWAIT);
 
 		if (n == -1) {
 			/* ECONNREFUSED: an ICMP error from the endpoint; the

@@ -235,7 +235,7 @@ static void worker_free(struct relay_worker *w)
 		close(w->sweep.fd);
 	if (w->epfd >= 0)
 		close(w->epfd);
-	free(w->udp_buf);
+	free(w->buf);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
@@ -267,8 +267,8 @@ static int worker_new(unsigned id, uint32_t udp_idle_ms, struct relay_worker **r
 		w->rng = 1;
 	w->wake.kind = WORKER_HANDLE_WAKE;
 	w->sweep.kind = WORKER_HANDLE_SWEEP;
-	w->udp_buf = malloc(65536);
-	if (!w->udp_buf) {
+	w->buf = malloc(WORKER_BUF_SIZE);
+	if (!w->buf) {
 		r = -ENOMEM;
 		goto fail;
 	}

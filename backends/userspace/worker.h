@@ -33,6 +33,7 @@ struct udp_flow;
 struct relay_cmd;
 
 #define UDP_FLOW_BUCKETS 256u
+#define WORKER_BUF_SIZE 65536u
 
 /* One worker's socket of one frontend. */
 struct worker_listener {
@@ -66,10 +67,13 @@ struct relay_worker {
 	struct tcp_conn *conns;        /* live connections (doubly linked) */
 	struct tcp_conn *tcp_dead;     /* closed in this batch, freed after it */
 	struct udp_flow *udp_dead;
-	uint8_t *udp_buf;              /* one datagram */
+	uint8_t *buf;                  /* scratch, WORKER_BUF_SIZE bytes: one datagram
+				        * or one TCP read; never holds data across
+				        * handler calls */
 };
 
-/* Add or change fd's interest in w's epoll. 0 or -errno. */
+/* Add or change fd's interest in w's epoll (events as epoll_ctl takes them,
+ * EPOLLET included). 0 or -errno. */
 int worker_watch(struct relay_worker *w, struct worker_handle *h, uint32_t events, bool add);
 /* Remove fd from w's epoll (ignores errors: the fd is about to close). */
 void worker_unwatch(struct relay_worker *w, struct worker_handle *h);

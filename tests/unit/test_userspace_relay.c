@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "relay.h"
 #include "userspace.h"
 
 #define WAIT_MS 2000
@@ -239,9 +240,10 @@ static char tcp_who(const char *addr, uint16_t port)
 	return id;
 }
 
-/* Move size bytes through fd and check they come back intact. Returns the
- * elapsed milliseconds. */
-static uint64_t tcp_bulk(int fd, size_t size)
+/* Move size bytes through fd and check they come back intact; with fin,
+ * shut down our write half after the last byte and check that EOF follows
+ * the echo (the server closes on our FIN). Returns the elapsed ms. */
+static uint64_t tcp_bulk(int fd, size_t size, bool fin)
 {
 	uint8_t *out = malloc(size), *in = malloc(size);
 	size_t sent = 0, got = 0;
@@ -261,6 +263,8 @@ static uint64_t tcp_bulk(int fd, size_t size)
 				 MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (r > 0)
 				sent += (size_t)r;
+			if (fin && sent == size)
+				cr_assert_eq(shutdown(fd, SHUT_WR), 0);
 		}
 		if (p.revents & POLLIN) {
 			r = recv(fd, in + got, size - got, MSG_DONTWAIT);
@@ -271,6 +275,13 @@ static uint64_t tcp_bulk(int fd, size_t size)
 	}
 	cr_assert_eq(got, size, "only %zu of %zu bytes came back in time", got, size);
 	cr_assert_eq(memcmp(in, out, size), 0, "bytes changed on the way");
+	if (fin) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		uint8_t extra;
+
+		cr_assert_eq(poll(&p, 1, WAIT_MS), 1, "no EOF after the echo of a half-close");
+		cr_assert_eq(recv(fd, &extra, 1, MSG_DONTWAIT), 0, "no EOF after the echo");
+	}
 	free(out);
 	free(in);
 	return now_ms() - start;
@@ -391,7 +402,7 @@ Test(userspace_relay, tcp_round_trips_and_alternates, .init = setup, .timeout = 
 
 	/* Bulk data both ways (splice path, pipes filling up). */
 	fd = tcp_open("127.0.0.1", p4, &id);
-	ms = tcp_bulk(fd, 8u << 20);
+	ms = tcp_bulk(fd, 8u << 20, false);
 	cr_log_info("8 MiB echoed through the relay in %llu ms", (unsigned long long)ms);
 	close(fd);
 
@@ -426,6 +437,84 @@ Test(userspace_relay, half_close_is_propagated, .init = setup, .timeout = 30)
 	cr_assert_eq(memcmp(buf, "bye", 3), 0);
 	cr_assert_eq(recv(fd, buf, sizeof(buf), 0), 0, "no EOF after half-close");
 	close(fd);
+
+	backend_stop(priv);
+	echo_stop(&a);
+}
+
+/* Every TCP path of the relay with the same traffic: copy only (what a
+ * full socket does not take waits in the direction's buffer, EPOLLOUT
+ * edges resume it), splice from the first byte, and the default switch
+ * from copying to splicing part way. Each moves 8 MiB both ways, then 1 MiB
+ * followed by a half-close that must come out after the last byte. */
+Test(userspace_relay, tcp_bulk_on_copy_and_splice_paths, .init = setup, .timeout = 60)
+{
+	static const size_t after[] = { SIZE_MAX, 0, RELAY_TCP_SPLICE_AFTER_DEFAULT };
+	struct echo a;
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	uint16_t p = free_port(AF_INET);
+	void *priv;
+	char id;
+	int fd;
+
+	echo_start(&a, 'A', AF_INET, 0);
+	e = tp_epset(&t, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "127.0.0.1", a.port);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_TCP, p, e);
+	priv = backend_start();
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+
+	for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
+		uint64_t ms;
+
+		relay_tcp_set_splice_after(after[i]);
+		fd = tcp_open("127.0.0.1", p, &id);
+		ms = tcp_bulk(fd, 8u << 20, false);
+		cr_log_info("splice after %zu: 8 MiB echoed in %llu ms", after[i],
+			    (unsigned long long)ms);
+		close(fd);
+		fd = tcp_open("127.0.0.1", p, &id);
+		(void)tcp_bulk(fd, 1u << 20, true);
+		close(fd);
+	}
+	relay_tcp_set_splice_after(RELAY_TCP_SPLICE_AFTER_DEFAULT);
+
+	backend_stop(priv);
+	echo_stop(&a);
+}
+
+/* The relay delays the ACK ending its handshake with the endpoint so that
+ * it rides on the first data; an endpoint that speaks first must still get
+ * it at once, not after the 200 ms delayed-ACK timer (its accept(2) waits
+ * for that ACK). Best of three, so a slow machine cannot fail it. */
+Test(userspace_relay, endpoint_that_speaks_first_is_not_delayed, .init = setup, .timeout = 30)
+{
+	struct echo a;
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	uint16_t p = free_port(AF_INET);
+	uint64_t best = UINT64_MAX;
+	void *priv;
+	char id;
+
+	echo_start(&a, 'A', AF_INET, 0);
+	e = tp_epset(&t, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "127.0.0.1", a.port);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.1", INET_PROTO_TCP, p, e);
+	priv = backend_start();
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+
+	for (int i = 0; i < 3; i++) {
+		uint64_t start = now_ms(), ms;
+		int fd = tcp_open("127.0.0.1", p, &id);
+
+		ms = now_ms() - start;
+		close(fd);
+		if (ms < best)
+			best = ms;
+	}
+	cr_assert_lt(best, 150, "greeting took %llu ms at best", (unsigned long long)best);
 
 	backend_stop(priv);
 	echo_stop(&a);
