@@ -490,7 +490,8 @@ static int add_health_check(struct build *b, const struct kobj_service *svc)
 	if (!svc->health_check_node_port || svc->external_policy != TRAFFIC_POLICY_LOCAL ||
 	    (svc->type != SVC_TYPE_LOAD_BALANCER && svc->type != SVC_TYPE_NODE_PORT))
 		return 0;
-	qsort(b->hc_addrs, b->n_hc_addrs, sizeof(*b->hc_addrs), cmp_addr);
+	if (b->n_hc_addrs)
+		qsort(b->hc_addrs, b->n_hc_addrs, sizeof(*b->hc_addrs), cmp_addr);
 	for (size_t i = 0; i < b->n_hc_addrs; i++)
 		if (i == 0 || inet_addr_cmp(&b->hc_addrs[i - 1], &b->hc_addrs[i]) != 0)
 			distinct++;
@@ -812,7 +813,8 @@ static int assemble(struct build *b, struct plan **ret)
 	plan->epsets = epsets;
 	plan->n_epsets = n;
 	/* Health check ports: one per port, the first service keeps it. */
-	qsort(b->hcs, b->n_hcs, sizeof(*b->hcs), cmp_hc);
+	if (b->n_hcs) /* qsort's base must not be NULL, even for 0 items */
+		qsort(b->hcs, b->n_hcs, sizeof(*b->hcs), cmp_hc);
 	n = 0;
 	for (size_t i = 0; i < b->n_hcs; i++) {
 		if (n && b->hcs[n - 1].port == b->hcs[i].port) {
