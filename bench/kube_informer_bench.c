@@ -3,20 +3,32 @@
  *  1. decode+store: a List of S services and one of S EndpointSlices (E/S
  *     endpoints each) as the API returns them, parsed with jansson, decoded
  *     with kdecode and stored in the model: the work the informers do for
- *     an initial list, without the network. Time and heap held (mallinfo2).
+ *     an initial list, without the network (nor the informers' own
+ *     namespace/name/resourceVersion store). Measured twice: each list as
+ *     one document, then in pages of 500 items as the informer lists them.
+ *     Wall and CPU time, heap held (mallinfo2). For instruction counts:
+ *     valgrind --tool=callgrind --toggle-collect=decode_store_pages (covers
+ *     both measurements).
  *  2. events/s: a watch stream of MODIFIED EndpointSlice events fed through
  *     the stream decoder, decoded and upserted.
- *  3. live: the same objects served by the test API server
+ *  3. --live: the same objects served by the test API server
  *     (tests/kapi/kapi_server.py), an initial sync through kube_source
  *     (HTTP, pages of 500), then R changes made on the server, each timed
- *     from the control request to the model holding it and a plan computed
- *     (the dataplane's input; the backend's own apply time is not included).
+ *     from the control request to the model holding it and a plan computed.
+ *  4. --e2e FERRY: the real `ferry run --source kube --backend userspace`
+ *     against the test API server; R changes, each timed from the control
+ *     request until ferry logs the sync that applied it (see bench_e2e).
+ *     Opens one listener per service: run it in a private network
+ *     namespace (bench/kube_informer.sh does).
  *
- * Usage: kube_informer_bench SERVICES ENDPOINTS [--live KAPI_SERVER.py] [--rounds R]
+ * Usage: kube_informer_bench SERVICES ENDPOINTS [--live KAPI_SERVER.py [--e2e FERRY_BIN]]
+ *                            [--rounds R]
  */
 #include <curl/curl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,11 +44,24 @@
 #include "model.h"
 #include "planner.h"
 
+/* The informer's default list page size (limit=500). */
+#define KUBE_PAGE 500
+
 static double now_s(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU time of this process: less disturbed than wall time by other work
+ * on a shared machine. */
+static double cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -81,40 +106,28 @@ static json_t *make_slice(int i, int n_eps, int gen)
 
 static const struct kdecode_opts opts = { .source = "kube" };
 
-static void bench_decode_store(int n_svc, int n_eps_total)
+/* One list page as the API server sends it. */
+struct page {
+	char *text;
+	size_t len;
+	bool slices; /* an EndpointSliceList page, else a ServiceList page */
+};
+
+/* The measured part of decode+store, alone in a function so that
+ * `valgrind --tool=callgrind --toggle-collect=decode_store_pages` counts
+ * exactly this: parse each page as the informer does (json_loadb of the
+ * page), decode every item and upsert it into the model. */
+static __attribute__((noinline)) void decode_store_pages(struct model *m, const struct page *pages,
+							 size_t n_pages)
 {
-	int per = n_eps_total / n_svc;
-	json_t *svcs = json_array(), *slices = json_array();
-	char *svc_text, *slice_text;
-	struct model *m;
-	size_t heap0, bytes;
-	double t0, t1;
-
-	for (int i = 0; i < n_svc; i++) {
-		json_array_append_new(svcs, make_service(i));
-		json_array_append_new(slices, make_slice(i, per, 0));
-	}
-	json_t *l1 = json_pack("{s:s,s:{s:s},s:o}", "kind", "ServiceList", "metadata",
-			       "resourceVersion", "5", "items", svcs);
-	json_t *l2 = json_pack("{s:s,s:{s:s},s:o}", "kind", "EndpointSliceList", "metadata",
-			       "resourceVersion", "5", "items", slices);
-	svc_text = json_dumps(l1, JSON_COMPACT);
-	slice_text = json_dumps(l2, JSON_COMPACT);
-	json_decref(l1);
-	json_decref(l2);
-	bytes = strlen(svc_text) + strlen(slice_text);
-
-	heap0 = heap_used();
-	m = model_new();
-	t0 = now_s();
-	for (int pass = 0; pass < 2; pass++) {
-		json_t *root = json_loads(pass ? slice_text : svc_text, 0, NULL);
+	for (size_t p = 0; p < n_pages; p++) {
+		json_t *root = json_loadb(pages[p].text, pages[p].len, 0, NULL);
 		const json_t *items = json_object_get(root, "items"), *it;
 		size_t i;
 		struct kdecode_error err;
 
 		json_array_foreach(items, i, it) {
-			if (pass == 0) {
+			if (!pages[p].slices) {
 				struct kobj_service *s;
 				if (kdecode_service(it, &opts, &s, &err) == 0)
 					model_upsert_service(m, s);
@@ -126,12 +139,85 @@ static void bench_decode_store(int n_svc, int n_eps_total)
 		}
 		json_decref(root);
 	}
-	t1 = now_s();
-	size_t held = heap_used() - heap0;
-	printf("decode+store  %6d services %7d endpoints: %7.3f s  (%.1f MB JSON)  heap held %.1f MiB"
-	       "  = %.0f B/service+slice, %.0f B/endpoint (all-in)\n",
-	       n_svc, n_svc * per, t1 - t0, bytes / 1e6, held / 1048576.0, (double)held / n_svc,
+}
+
+/* Serialize items[from, to) as one List page. */
+static struct page make_page(json_t *items, size_t from, size_t to, bool slices, bool last)
+{
+	json_t *arr = json_array();
+	struct page pg = { .slices = slices };
+
+	for (size_t i = from; i < to; i++)
+		json_array_append(arr, json_array_get(items, i));
+	json_t *l = json_pack("{s:s,s:s,s:{s:s,s:s},s:o}", "kind",
+			      slices ? "EndpointSliceList" : "ServiceList", "apiVersion",
+			      slices ? "discovery.k8s.io/v1" : "v1", "metadata", "resourceVersion", "5",
+			      "continue", last ? "" : "opaque-continue-token", "items", arr);
+	pg.text = json_dumps(l, JSON_COMPACT);
+	pg.len = strlen(pg.text);
+	json_decref(l);
+	return pg;
+}
+
+/* Time and heap of decode_store_pages over the given pages, into a new model
+ * returned in *ret_m. */
+static void run_decode_store(const struct page *pages, size_t n_pages, struct model **ret_m,
+			     double *ret_wall, double *ret_cpu, size_t *ret_held)
+{
+	size_t heap0 = heap_used();
+	struct model *m = model_new();
+	double t0 = now_s(), c0 = cpu_s();
+
+	decode_store_pages(m, pages, n_pages);
+	*ret_cpu = cpu_s() - c0;
+	*ret_wall = now_s() - t0;
+	*ret_held = heap_used() - heap0;
+	*ret_m = m;
+}
+
+static void bench_decode_store(int n_svc, int n_eps_total)
+{
+	int per = n_eps_total / n_svc;
+	json_t *svcs = json_array(), *slices = json_array();
+	struct model *m;
+	size_t held, bytes;
+	double t0, t1, wall, cpu;
+
+	for (int i = 0; i < n_svc; i++) {
+		json_array_append_new(svcs, make_service(i));
+		json_array_append_new(slices, make_slice(i, per, 0));
+	}
+	/* Pages of KUBE_PAGE items, the informer's default list limit. */
+	size_t n_pages = 2 * ((n_svc + KUBE_PAGE - 1) / KUBE_PAGE), np = 0;
+	struct page *pages = calloc(n_pages, sizeof(*pages)), whole[2];
+
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < n_svc; i += KUBE_PAGE) {
+			int to = i + KUBE_PAGE < n_svc ? i + KUBE_PAGE : n_svc;
+			pages[np++] = make_page(k ? slices : svcs, i, to, k, to == n_svc);
+		}
+	whole[0] = make_page(svcs, 0, n_svc, false, true);
+	whole[1] = make_page(slices, 0, n_svc, true, true);
+	json_decref(svcs);
+	json_decref(slices);
+	bytes = whole[0].len + whole[1].len;
+
+	/* The list as one document first (the figure of earlier runs), then
+	 * in pages, as the informer receives it. */
+	run_decode_store(whole, 2, &m, &wall, &cpu, &held);
+	printf("decode+store  %6d services %7d endpoints, one document:  %7.3f s wall %7.3f s CPU"
+	       "  (%.1f MB JSON)\n", n_svc, n_svc * per, wall, cpu, bytes / 1e6);
+	model_free(m);
+	run_decode_store(pages, np, &m, &wall, &cpu, &held);
+	printf("decode+store  %6d services %7d endpoints, pages of %d: %7.3f s wall %7.3f s CPU"
+	       "  heap held %.1f MiB = %.0f B/service+slice, %.0f B/endpoint (all-in)\n",
+	       n_svc, n_svc * per, KUBE_PAGE, wall, cpu, held / 1048576.0, (double)held / n_svc,
 	       (double)held / (n_svc * per));
+	for (size_t i = 0; i < np; i++)
+		free(pages[i].text);
+	free(pages);
+	free(whole[0].text);
+	free(whole[1].text);
 
 	/* Watch events: MODIFIED slices through the stream decoder. */
 	{
@@ -167,8 +253,6 @@ static void bench_decode_store(int n_svc, int n_eps_total)
 		free(stream);
 	}
 	model_free(m);
-	free(svc_text);
-	free(slice_text);
 }
 
 int fn(void *u, const struct kube_event *ev)
@@ -210,6 +294,13 @@ static void on_tick(struct loop *l, void *u)
 		loop_timer_start(l, &tick, 0);
 }
 
+static size_t discard(char *d, size_t s, size_t n, void *u)
+{
+	(void)d;
+	(void)u;
+	return s * n;
+}
+
 static void post(int port, const char *path, const char *body)
 {
 	char url[128];
@@ -219,8 +310,7 @@ static void post(int port, const char *path, const char *body)
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, fwrite);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, fopen("/dev/null", "w"));
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_perform(e);
 	curl_easy_cleanup(e);
 }
@@ -322,18 +412,189 @@ static void bench_live(const char *kapi, int n_svc, int n_eps_total, int rounds)
 	free(lat);
 }
 
+/* --- end to end: ferry run ---------------------------------------------------- */
+
+/* Lines of a child's stderr, read with a deadline. */
+struct line_reader {
+	int fd;
+	char buf[65536];
+	size_t len;
+};
+
+/* The next line into out (NUL-terminated, cut to size), waiting until
+ * deadline (now_s() clock). 1: a line; 0: deadline passed; -1: EOF. */
+static int read_line(struct line_reader *lr, char *out, size_t size, double deadline)
+{
+	for (;;) {
+		char *nl = memchr(lr->buf, '\n', lr->len);
+
+		if (nl) {
+			size_t n = (size_t)(nl - lr->buf), c = n < size - 1 ? n : size - 1;
+
+			memcpy(out, lr->buf, c);
+			out[c] = '\0';
+			memmove(lr->buf, nl + 1, lr->len - n - 1);
+			lr->len -= n + 1;
+			return 1;
+		}
+		if (lr->len == sizeof(lr->buf))
+			lr->len = 0; /* a line this long is not ours: drop it */
+		double left = deadline - now_s();
+		if (left <= 0)
+			return 0;
+		struct pollfd pfd = { .fd = lr->fd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+			continue;
+		ssize_t n = read(lr->fd, lr->buf + lr->len, sizeof(lr->buf) - lr->len);
+		if (n <= 0)
+			return -1;
+		lr->len += (size_t)n;
+	}
+}
+
+/* Start the test API server with the given objects; returns its pid and port. */
+static pid_t start_kapi(const char *kapi, const char *dir, int n_svc, int per, int *ret_port)
+{
+	char path[256], cmd[700];
+	json_t *all = json_array();
+	pid_t pid;
+
+	for (int i = 0; i < n_svc; i++) {
+		json_t *s = make_service(i), *sl = make_slice(i, per, 0);
+		json_object_set_new(s, "kind", json_string("Service"));
+		json_object_set_new(sl, "kind", json_string("EndpointSlice"));
+		json_array_append_new(all, s);
+		json_array_append_new(all, sl);
+	}
+	snprintf(path, sizeof(path), "%s/state.json", dir);
+	json_dump_file(all, path, JSON_COMPACT);
+	json_decref(all);
+	pid = fork();
+	if (pid == 0) {
+		snprintf(cmd, sizeof(cmd), "exec python3 %s --port-file %s/port --state %s", kapi, dir, path);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	*ret_port = 0;
+	snprintf(path, sizeof(path), "%s/port", dir);
+	for (int i = 0; i < 600 && !*ret_port; i++) {
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (fscanf(f, "%d", ret_port) != 1)
+				*ret_port = 0;
+			fclose(f);
+		}
+		if (!*ret_port)
+			usleep(50000);
+	}
+	return pid;
+}
+
+/* The real `ferry run --source kube --backend userspace` against the test
+ * API server (plain HTTP on 127.0.0.1). Each round changes svc-0's slice
+ * on the server and times from just before the POST to the moment ferry
+ * logs the "sync:" line of the sync that carried it (one endpoint set
+ * changed): the backend's sync has returned, so new connections already
+ * use the new endpoint (the userspace backend swaps the service snapshot
+ * inside sync). Rounds are spaced by 100 ms, more than the default
+ * --min-sync-period (50 ms), so a change is never held back by the previous
+ * round's sync. */
+static void bench_e2e(const char *kapi, const char *ferry, int n_svc, int n_eps_total, int rounds)
+{
+	int per = n_eps_total / n_svc, port = 0, pfd[2];
+	char dir[] = "/tmp/ferry-kbench.XXXXXX", master[64], line[1024], cmd[300];
+	double *lat = calloc(rounds, sizeof(double)), t0;
+	struct line_reader *lr = calloc(1, sizeof(*lr));
+	pid_t kpid, fpid;
+	int got = 0, r = 0;
+
+	if (!mkdtemp(dir) || !lat || !lr || pipe(pfd) < 0)
+		return;
+	kpid = start_kapi(kapi, dir, n_svc, per, &port);
+	snprintf(master, sizeof(master), "http://127.0.0.1:%d", port);
+	fpid = fork();
+	if (fpid == 0) {
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		close(pfd[1]);
+		/* One worker: each worker has its own listener per service, and
+		 * 2 x 10k listeners do not fit a 20k descriptor limit. */
+		execl(ferry, ferry, "run", "--source", "kube", "--master", master, "--backend",
+		      "userspace", "--workers", "1", "--hostname-override", "bench-node",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	lr->fd = pfd[0];
+	/* The first sync (every frontend opened) ends the start-up. */
+	t0 = now_s();
+	while ((r = read_line(lr, line, sizeof(line), t0 + 300)) == 1 &&
+	       !strstr(line, "sync: full sync") && !strstr(line, "sync: backend"))
+		;
+	if (r != 1 || !strstr(line, "sync: full sync")) {
+		fprintf(stderr, "e2e: ferry did not sync within 300 s (last line: %s)\n", line);
+		goto out;
+	}
+	printf("e2e: ferry run synced %d services / %d endpoints through the test API server in "
+	       "%.2f s (server-bound: Python)\n", n_svc, n_svc * per, now_s() - t0);
+	for (int i = 0; i < rounds; i++) {
+		char ip[32], body[1024];
+		double deadline;
+
+		usleep(100000);
+		while (read_line(lr, line, sizeof(line), now_s()) == 1)
+			; /* drop whatever came in between */
+		snprintf(ip, sizeof(ip), "10.250.%d.%d", i / 250, i % 250 + 1);
+		snprintf(body, sizeof(body),
+			 "{\"objects\":[{\"kind\":\"EndpointSlice\",\"metadata\":{\"name\":\"svc-0-abcde\","
+			 "\"labels\":{\"kubernetes.io/service-name\":\"svc-0\"}},\"addressType\":\"IPv4\","
+			 "\"endpoints\":[{\"addresses\":[\"%s\"]}],\"ports\":[{\"name\":\"http\",\"port\":8080}]}]}",
+			 ip);
+		t0 = now_s();
+		post(port, "apply", body);
+		deadline = t0 + 10;
+		while ((r = read_line(lr, line, sizeof(line), deadline)) == 1 &&
+		       !(strstr(line, "sync: ") && strstr(line, "~1 sets")))
+			;
+		if (r != 1) {
+			fprintf(stderr, "e2e: round %d: no sync line within 10 s\n", i);
+			break;
+		}
+		lat[got++] = (now_s() - t0) * 1000.0;
+	}
+	if (got) {
+		qsort(lat, got, sizeof(double), cmp_d);
+		printf("e2e: change on the API server -> ferry run (userspace) synced it, %d changes at %d "
+		       "services / %d endpoints: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+		       got, n_svc, n_svc * per, lat[got / 2], lat[(got * 99) / 100], lat[got - 1]);
+	}
+out:
+	kill(fpid, SIGTERM);
+	waitpid(fpid, NULL, 0);
+	kill(kpid, SIGTERM);
+	waitpid(kpid, NULL, 0);
+	close(pfd[0]);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup failed\n");
+	free(lat);
+	free(lr);
+}
+
 int main(int argc, char **argv)
 {
-	const char *kapi = NULL;
+	const char *kapi = NULL, *ferry = NULL;
 	int rounds = 200;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s SERVICES ENDPOINTS [--live KAPI_SERVER.py] [--rounds R]\n", argv[0]);
+		fprintf(stderr, "usage: %s SERVICES ENDPOINTS [--live KAPI_SERVER.py [--e2e FERRY_BIN]] [--rounds R]\n", argv[0]);
 		return 2;
 	}
 	for (int i = 3; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--live") == 0)
 			kapi = argv[i + 1];
+		else if (strcmp(argv[i], "--e2e") == 0)
+			ferry = argv[i + 1];
 		else if (strcmp(argv[i], "--rounds") == 0)
 			rounds = atoi(argv[i + 1]);
 	}
@@ -341,5 +602,7 @@ int main(int argc, char **argv)
 	bench_decode_store(atoi(argv[1]), atoi(argv[2]));
 	if (kapi)
 		bench_live(kapi, atoi(argv[1]), atoi(argv[2]), rounds > 0 ? rounds : 1);
+	if (kapi && ferry)
+		bench_e2e(kapi, ferry, atoi(argv[1]), atoi(argv[2]), rounds > 0 ? rounds : 1);
 	return 0;
 }

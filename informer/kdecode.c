@@ -58,30 +58,68 @@ static int fail(struct ctx *c, const char *path, const char *fmt, ...)
 	return -EINVAL;
 }
 
+/* Paths are built for every field read, successful or not, so they are
+ * assembled by hand: with snprintf they took a quarter of the decode time
+ * of a large list. A path longer than PATH_MAX_LEN - 1 is cut short, which
+ * still names the field well enough. */
+
+/* Start buf with prefix (which may be buf itself); returns its length. */
+static size_t path_start(char *buf, const char *prefix)
+{
+	size_t n = strnlen(prefix, PATH_MAX_LEN - 1);
+
+	if (buf != prefix)
+		memcpy(buf, prefix, n);
+	return n;
+}
+
+/* Append n bytes of s at offset at, within the bound; returns the new length. */
+static size_t path_put(char *buf, size_t at, const char *s, size_t n)
+{
+	if (n > PATH_MAX_LEN - 1 - at)
+		n = PATH_MAX_LEN - 1 - at;
+	memcpy(buf + at, s, n);
+	return at + n;
+}
+
 /* "prefix.key", or "key" at the top. */
 static const char *join(char *buf, const char *prefix, const char *key)
 {
-	/* A path cut short still names the field well enough. */
-	if (snprintf(buf, PATH_MAX_LEN, "%s%s%s", prefix, *prefix ? "." : "", key) >= PATH_MAX_LEN)
-		buf[PATH_MAX_LEN - 1] = '\0';
+	size_t n = path_start(buf, prefix);
+
+	if (n)
+		n = path_put(buf, n, ".", 1);
+	n = path_put(buf, n, key, strlen(key));
+	buf[n] = '\0';
 	return buf;
 }
 
 /* "prefix[i]". */
 static const char *index_path(char *buf, const char *prefix, size_t i)
 {
-	/* A path cut short still names the field well enough. */
-	if (snprintf(buf, PATH_MAX_LEN, "%s[%zu]", prefix, i) >= PATH_MAX_LEN)
-		buf[PATH_MAX_LEN - 1] = '\0';
+	char digits[24];
+	size_t d = sizeof(digits), n = path_start(buf, prefix);
+
+	digits[--d] = ']';
+	do {
+		digits[--d] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i);
+	digits[--d] = '[';
+	n = path_put(buf, n, digits + d, sizeof(digits) - d);
+	buf[n] = '\0';
 	return buf;
 }
 
 /* "prefix[\"key\"]", for label and annotation keys that contain dots. */
 static const char *map_path(char *buf, const char *prefix, const char *key)
 {
-	/* A path cut short still names the field well enough. */
-	if (snprintf(buf, PATH_MAX_LEN, "%s[\"%s\"]", prefix, key) >= PATH_MAX_LEN)
-		buf[PATH_MAX_LEN - 1] = '\0';
+	size_t n = path_start(buf, prefix);
+
+	n = path_put(buf, n, "[\"", 2);
+	n = path_put(buf, n, key, strlen(key));
+	n = path_put(buf, n, "\"]", 2);
+	buf[n] = '\0';
 	return buf;
 }
 

@@ -290,6 +290,8 @@ static void inf_retry(struct kube_informer *inf, enum inf_next next, const char 
 	else
 		log_warn("kube %s: %s failed; retrying in %u ms", inf->name, what, delay);
 	inf_schedule(inf, next, delay);
+	if (inf->hd.failed)
+		inf->hd.failed(inf->userdata, inf->name, what, res);
 }
 
 static void start_list(struct kube_informer *inf);

@@ -54,6 +54,14 @@ struct kube_informer_handler {
 	/* Something was delivered since the last call (called after each list
 	 * and after each chunk of watch events that changed anything). */
 	void (*changed)(void *userdata);
+	/* A request failed and its retry has just been scheduled (the informer
+	 * retries whatever this does). name is the informer's ("services"),
+	 * what says which request ("list", "watch"); res is its result, or NULL for a local failure (out of
+	 * memory, bad JSON). For callers that may give up early, such as a
+	 * one-shot `ferry plan`. May stop the loop; must not free the informer.
+	 * May be NULL. */
+	void (*failed)(void *userdata, const char *name, const char *what,
+		       const struct kube_http_result *res);
 };
 
 struct kube_informer_config {

@@ -24,6 +24,7 @@ struct kube_source {
 	size_t n_inf;
 	char *node_name;
 	kube_source_fn on_synced, on_changed;
+	kube_source_failure_fn on_failure;
 	void *userdata;
 	bool synced;
 	size_t rejected;
@@ -216,6 +217,38 @@ static void on_inf_changed(void *userdata)
 		src->on_changed(src->userdata);
 }
 
+bool kube_source_failure_persists(const struct kube_http_result *res)
+{
+	if (!res)
+		return false;
+	if (res->error)
+		return res->error == -EPROTO || res->error == -ECONNREFUSED;
+	return res->status == 401 || res->status == 403;
+}
+
+/* An informer's request failed: tell the caller when retrying will not
+ * help by itself. The informer has logged the failure already. */
+static void on_inf_failed(void *userdata, const char *name, const char *what,
+			  const struct kube_http_result *res)
+{
+	struct kube_source *src = userdata;
+	char why[400];
+
+	if (!src->on_failure || !kube_source_failure_persists(res))
+		return;
+	if (res->error)
+		snprintf(why, sizeof(why), "%s %s: %s", name, what, res->message);
+	else
+		snprintf(why, sizeof(why), "%s %s: HTTP %ld (%s)", name, what, res->status,
+			 res->status == 401 ? "token or certificate rejected" : "access forbidden");
+	src->on_failure(src->userdata, why);
+}
+
+void kube_source_set_failure_fn(struct kube_source *src, kube_source_failure_fn fn)
+{
+	src->on_failure = fn;
+}
+
 /* --- set-up ------------------------------------------------------------------ */
 
 static int resolve_config(const struct kube_source_config *cfg, struct kube_config **ret)
@@ -256,15 +289,15 @@ int kube_source_new(struct loop *loop, struct model *m, const struct kube_source
 {
 	static const struct kube_informer_handler svc_hd = {
 		.upsert = svc_upsert, .remove = svc_remove,
-		.synced = on_inf_synced, .changed = on_inf_changed,
+		.synced = on_inf_synced, .changed = on_inf_changed, .failed = on_inf_failed,
 	};
 	static const struct kube_informer_handler slice_hd = {
 		.upsert = slice_upsert, .remove = slice_remove,
-		.synced = on_inf_synced, .changed = on_inf_changed,
+		.synced = on_inf_synced, .changed = on_inf_changed, .failed = on_inf_failed,
 	};
 	static const struct kube_informer_handler node_hd = {
 		.upsert = node_upsert, .remove = node_remove,
-		.synced = on_inf_synced, .changed = on_inf_changed,
+		.synced = on_inf_synced, .changed = on_inf_changed, .failed = on_inf_failed,
 	};
 	struct kube_source *src;
 	char selector[400], field[320];

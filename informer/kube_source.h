@@ -68,6 +68,24 @@ void kube_source_relist(struct kube_source *src);
 /* Counters of the informers, summed. */
 void kube_source_stats(const struct kube_source *src, struct kube_informer_stats *ret);
 
+/* True when a failed request will fail the same way on every retry until
+ * someone changes something (the CA, the credentials, the address, or
+ * starts the API server): a TLS failure (including a certificate that does
+ * not verify), HTTP 401 or 403, or a refused connection (kube_http reports
+ * a host name that does not resolve the same way). Such failures are
+ * still retried with backoff (a long-running proxy outlives a certificate
+ * or RBAC fix); a one-shot command should give up at once. Pure. */
+bool kube_source_failure_persists(const struct kube_http_result *res);
+
+/* Called when a request fails in a way kube_source_failure_persists says
+ * persists, with a one-line description ("services list: HTTP 401 (token
+ * rejected)"; no secrets). */
+typedef void (*kube_source_failure_fn)(void *userdata, const char *why);
+
+/* Register fn (NULL: none) to hear of persistent failures; userdata is the
+ * one given to kube_source_new. Retries go on regardless. */
+void kube_source_set_failure_fn(struct kube_source *src, kube_source_failure_fn fn);
+
 /* Stop and free. Model objects stay. Accepts NULL; returns NULL. */
 struct kube_source *kube_source_free(struct kube_source *src);
 

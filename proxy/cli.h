@@ -69,6 +69,14 @@ int cli_source_open(const struct cli_options *o, struct loop *loop, struct model
 typedef void (*cli_source_fn)(void *userdata);
 void cli_source_set_callbacks(struct cli_source *src, cli_source_fn on_synced,
 			      cli_source_fn on_changed, void *userdata);
+/* A background source (kube) failed in a way retrying will not fix by
+ * itself (TLS verification, 401/403, connection refused: see
+ * kube_source_failure_persists); why says what failed, without secrets.
+ * Called with the userdata of cli_source_set_callbacks; the source keeps
+ * retrying. `ferry plan` uses it to give up at once; `ferry run` does not
+ * set it and waits for the fix. fn NULL: none. */
+typedef void (*cli_source_failure_fn)(void *userdata, const char *why);
+void cli_source_set_failure_callback(struct cli_source *src, cli_source_failure_fn fn);
 /* True once the source's initial load is complete: the first backend sync
  * may happen only then. */
 bool cli_source_synced(const struct cli_source *src);

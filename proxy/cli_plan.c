@@ -25,6 +25,19 @@ static void plan_on_timeout(struct loop *loop, void *userdata)
 	loop_stop(loop);
 }
 
+/* Set by plan_on_failure: what made the wait for the first lists pointless. */
+static char plan_failure[400];
+
+/* The API source failed in a way no retry within plan's wait can fix (a CA
+ * that does not verify the server, a rejected token, a refused
+ * connection): give up now rather than after PLAN_KUBE_SYNC_TIMEOUT_MS. */
+static void plan_on_failure(void *userdata, const char *why)
+{
+	if (!plan_failure[0])
+		snprintf(plan_failure, sizeof(plan_failure), "%s", why);
+	loop_stop(userdata);
+}
+
 static void plan_usage(FILE *out)
 {
 	fprintf(out,
@@ -37,8 +50,9 @@ static void plan_usage(FILE *out)
 		"\n"
 		"Options:\n"
 		"  --source dir:PATH      manifest directory\n"
-		"  --source kube          the Kubernetes API: list once (waits up to 30 s), print, exit;\n"
-		"                         the default when KUBERNETES_SERVICE_HOST is set or\n"
+		"  --source kube          the Kubernetes API: list once (waits up to 30 s; fails at once\n"
+		"                         on a TLS failure, HTTP 401/403 or a refused connection),\n"
+		"                         print, exit; the default when KUBERNETES_SERVICE_HOST is set or\n"
 		"                         --kubeconfig/--master is given\n"
 		"  --kubeconfig FILE      kubeconfig (current context, or --context NAME)\n"
 		"  --master URL           API server URL\n"
@@ -121,12 +135,17 @@ int cli_plan(int argc, char **argv)
 		bool timed_out = false;
 
 		cli_source_set_callbacks(src, plan_on_synced, NULL, loop);
+		cli_source_set_failure_callback(src, plan_on_failure);
 		loop_timer_init(&deadline, plan_on_timeout, &timed_out);
 		loop_timer_start(loop, &deadline, PLAN_KUBE_SYNC_TIMEOUT_MS);
 		if (loop_run(loop) < 0 || timed_out || !cli_source_synced(src)) {
 			loop_timer_stop(loop, &deadline);
-			log_error("ferry plan: the source did not finish its first lists within %u s",
-				  PLAN_KUBE_SYNC_TIMEOUT_MS / 1000);
+			if (plan_failure[0] && !cli_source_synced(src))
+				log_error("ferry plan: cannot list from the API server: %s "
+					  "(retrying cannot fix this; not waiting)", plan_failure);
+			else
+				log_error("ferry plan: the source did not finish its first lists within %u s",
+					  PLAN_KUBE_SYNC_TIMEOUT_MS / 1000);
 			goto out;
 		}
 		loop_timer_stop(loop, &deadline);

@@ -15,6 +15,7 @@ struct cli_source {
 	struct manifest_dir *dir;
 	struct kube_source *kube;
 	cli_source_fn on_synced, on_changed;
+	cli_source_failure_fn on_failure;
 	void *userdata;
 };
 
@@ -53,6 +54,14 @@ static void cli_kube_changed(void *userdata)
 		src->on_changed(src->userdata);
 }
 
+static void cli_kube_failed(void *userdata, const char *why)
+{
+	struct cli_source *src = userdata;
+
+	if (src->on_failure)
+		src->on_failure(src->userdata, why);
+}
+
 static int cli_source_open_kube(struct cli_source *src, const struct cli_options *o,
 				struct loop *loop)
 {
@@ -69,6 +78,7 @@ static int cli_source_open_kube(struct cli_source *src, const struct cli_options
 			    &src->kube);
 	if (r < 0)
 		return r;
+	kube_source_set_failure_fn(src->kube, cli_kube_failed);
 	return kube_source_start(src->kube);
 }
 
@@ -115,6 +125,11 @@ void cli_source_set_callbacks(struct cli_source *src, cli_source_fn on_synced,
 	src->on_synced = on_synced;
 	src->on_changed = on_changed;
 	src->userdata = userdata;
+}
+
+void cli_source_set_failure_callback(struct cli_source *src, cli_source_failure_fn fn)
+{
+	src->on_failure = fn;
 }
 
 bool cli_source_synced(const struct cli_source *src)

@@ -3,7 +3,8 @@
 # --backend userspace --kubeconfig ...` against the test API server (TLS with
 # a CA made here, bearer token), forwarding real TCP traffic, and following
 # changes made on the API server (endpoints replaced, service deleted).
-# `ferry plan --source kube --format json` is checked on the way. (A wrong CA,
+# `ferry plan --source kube --format json` is checked on the way, and that
+# `ferry plan` with a CA that does not verify fails at once. (A wrong CA,
 # token rotation and the other protocol cases are in tests/unit/test_kube_source.c.)
 #
 #   client ns --veth-- proxy ns (ferry + test API server on its 127.0.0.1)
@@ -91,6 +92,17 @@ ip netns exec "$P" "$FERRY_BIN" plan --kubeconfig "$T/kubeconfig" --hostname-ove
 python3 -c 'import json,sys; json.load(sys.stdin)' <"$T/plan.json" || fail "plan json does not parse"
 grep -q 10.210.100.10 "$T/plan.json" && grep -q 10.210.2.11 "$T/plan.json" || fail "plan lacks the service or endpoint: $(cat "$T/plan.json")"
 grep -q s3cret "$T/plan.err" && fail "the token appears in plan's log"
+
+say "ferry plan gives up at once on a CA that does not verify the server"
+sed "s#$T/pki/ca.crt#$T/pki/other-ca.crt#" "$T/kubeconfig" >"$T/kubeconfig-wrong-ca"
+t0=$(date +%s%N)
+ip netns exec "$P" timeout 20 "$FERRY_BIN" plan --kubeconfig "$T/kubeconfig-wrong-ca" \
+	--hostname-override node-a >/dev/null 2>"$T/plan-wrong-ca.err" &&
+	fail "plan succeeded with the wrong CA"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 5000 ] || fail "plan with the wrong CA took $ms ms (should fail at once)"
+grep -q "retrying cannot fix this" "$T/plan-wrong-ca.err" ||
+	fail "plan with the wrong CA did not say why: $(cat "$T/plan-wrong-ca.err")"
 
 say "ferry run --source kube"
 FERRY_LOG=$T/ferry.log

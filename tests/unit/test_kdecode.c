@@ -508,6 +508,14 @@ Test(kdecode, slice_hostile)
 		  "endpoints[0].addresses[0]", "loopback");
 	slice_bad(SLICE_HEAD "addressType: IPv4\nendpoints: [{addresses: []}]\n",
 		  "endpoints[0].addresses", "is required");
+	/* Multi-digit indexes (paths are assembled by hand, see kdecode.c). */
+	slice_bad(SLICE_HEAD "addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]},"
+		  " {addresses: [10.0.0.1]}, {addresses: [10.0.0.1]}, {addresses: [10.0.0.1]},"
+		  " {addresses: [10.0.0.1]}, {addresses: [10.0.0.1]}, {addresses: [10.0.0.1]},"
+		  " {addresses: [10.0.0.1]}, {addresses: [10.0.0.1]}, {addresses: [10.0.0.1]},"
+		  " {addresses: [10.0.0.1]}, {addresses: [10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4,"
+		  " 10.0.0.5, 10.0.0.6, 10.0.0.7, 10.0.0.8, 10.0.0.9, 10.0.0.10, bogus]}]\n",
+		  "endpoints[11].addresses[10]", "invalid IP address");
 	slice_bad(SLICE_HEAD "addressType: IPv4\nendpoints: [{addresses: [10.0.0.1], conditions: {ready: \"yes\"}}]\n",
 		  "endpoints[0].conditions.ready", "expected a boolean, got a string");
 	slice_bad(SLICE_HEAD "addressType: IPv4\nendpoints: [{addresses: [10.0.0.1], nodeName: 5}]\n",

@@ -28,6 +28,9 @@ static struct loop *loop;
 static struct model *model;
 static struct kube_source *src;
 static int synced_calls, changed_calls;
+/* Persistent failures reported through kube_source_set_failure_fn. */
+static int failure_calls;
+static char failure_why[400];
 
 static void run_cmd(const char *cmd)
 {
@@ -68,6 +71,8 @@ static void setup(void)
 	model = model_new();
 	cr_assert(loop && model);
 	synced_calls = changed_calls = 0;
+	failure_calls = 0;
+	failure_why[0] = '\0';
 }
 
 static void teardown(void)
@@ -201,6 +206,18 @@ static void on_changed(void *u)
 static bool is_synced(void)
 {
 	return src && kube_source_synced(src);
+}
+
+static void on_failure(void *u, const char *why)
+{
+	(void)u;
+	if (!failure_calls++)
+		snprintf(failure_why, sizeof(failure_why), "%s", why);
+}
+
+static bool failure_seen(void)
+{
+	return failure_calls > 0;
 }
 
 /* --- fixtures ---------------------------------------------------------------- */
@@ -428,7 +445,12 @@ Test(kube_source, wrong_token_is_retried_not_spun)
 	start_server("--token right");
 	base_objects();
 	open_source(kubeconfig("", "    token: wrong\n"), NULL);
+	kube_source_set_failure_fn(src, on_failure);
 	cr_assert_not(run_until(is_synced, 3000));
+	/* Reported as persistent (for `ferry plan`), and retried all the same. */
+	cr_assert_geq(failure_calls, 2);
+	cr_assert(strstr(failure_why, "HTTP 401"), "%s", failure_why);
+	cr_assert_null(strstr(failure_why, "wrong"), "the token leaked: %s", failure_why);
 	/* Two informers, backoff from 500 ms: a handful of tries each. */
 	cr_assert_leq(server_stat("unauthorized"), 16);
 	cr_assert_geq(server_stat("unauthorized"), 2);
@@ -466,7 +488,10 @@ Test(kube_source, backoff_on_503_with_retry_after)
 	base_objects();
 	control("config", "{\"fail\":{\"status\":503,\"count\":1000,\"retry_after\":1}}");
 	open_source(kubeconfig("", "    token: x\n"), NULL);
+	kube_source_set_failure_fn(src, on_failure);
 	cr_assert_not(run_until(is_synced, 3000));
+	/* A 503 may go away by itself: not a persistent failure. */
+	cr_assert_eq(failure_calls, 0, "503 reported as persistent: %s", failure_why);
 	/* Retry-After 1 s, two informers, 3 s: about 6 requests, never a spin. */
 	cr_assert_leq(server_stat("failed"), 10);
 	control("config", "{\"fail\":{\"count\":0}}");
@@ -529,9 +554,51 @@ Test(kube_source, tls_with_a_wrong_ca_fails)
 	tls_server("");
 	snprintf(extra, sizeof(extra), "    certificate-authority: %s/pki/other-ca.crt\n", dir);
 	open_source(kubeconfig(extra, "    token: x\n"), NULL);
+	kube_source_set_failure_fn(src, on_failure);
+	/* The first failed attempt is reported at once, not after a backoff. */
+	cr_assert(run_until(failure_seen, 2000), "a CA that does not verify was not reported");
 	cr_assert_not(run_until(is_synced, 2500), "synced although the CA is wrong");
 	kube_source_stats(src, &s);
 	cr_assert_geq(s.failures, 2);
+}
+
+Test(kube_source, refused_connection_is_reported_and_retried)
+{
+	struct kube_informer_stats s;
+
+	port = 1; /* nothing listens on 127.0.0.1:1 */
+	open_source(kubeconfig("", "    token: x\n"), NULL);
+	kube_source_set_failure_fn(src, on_failure);
+	cr_assert(run_until(failure_seen, 2000), "a refused connection was not reported");
+	cr_assert_not(run_until(is_synced, 1500));
+	kube_source_stats(src, &s);
+	cr_assert_geq(s.failures, 3, "not retried");
+}
+
+Test(kube_source, failure_classification)
+{
+	struct kube_http_result r = { .message = "" };
+
+	cr_assert_not(kube_source_failure_persists(NULL));
+	r.error = -EPROTO;
+	cr_assert(kube_source_failure_persists(&r));
+	r.error = -ECONNREFUSED;
+	cr_assert(kube_source_failure_persists(&r));
+	r.error = -ETIMEDOUT;
+	cr_assert_not(kube_source_failure_persists(&r));
+	r.error = -ECONNRESET;
+	cr_assert_not(kube_source_failure_persists(&r));
+	r.error = 0;
+	r.status = 401;
+	cr_assert(kube_source_failure_persists(&r));
+	r.status = 403;
+	cr_assert(kube_source_failure_persists(&r));
+	r.status = 429;
+	cr_assert_not(kube_source_failure_persists(&r));
+	r.status = 503;
+	cr_assert_not(kube_source_failure_persists(&r));
+	r.status = 500;
+	cr_assert_not(kube_source_failure_persists(&r));
 }
 
 Test(kube_source, tls_insecure_skip_verify)

@@ -152,32 +152,30 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* A port nothing listens on right now (TCP and UDP). */
+/* A port nothing listens on right now (TCP and UDP), taken below the
+ * kernel's ephemeral range (32768 and up by default): a port the kernel
+ * handed out and took back could be handed out again to the next socket
+ * bound to port 0 (an echo server here), and the test's frontend would then
+ * find its port taken. */
 static uint16_t free_port(int family)
 {
 	struct sockaddr_storage ss;
 	struct inet_addr a;
 	socklen_t len;
-	uint16_t port = 0;
-	int fd = socket(family, SOCK_STREAM, 0), ufd;
 
 	inet_addr_parse(family == AF_INET6 ? "::1" : "127.0.0.1", &a);
-	for (int tries = 0; tries < 20; tries++) {
-		len = inet_to_sockaddr(&a, 0, &ss);
-		cr_assert_eq(bind(fd, (struct sockaddr *)&ss, len), 0);
-		len = sizeof(ss);
-		getsockname(fd, (struct sockaddr *)&ss, &len);
-		inet_from_sockaddr((struct sockaddr *)&ss, NULL, &port);
-		close(fd);
-		/* Make sure the UDP side is free too. */
-		ufd = socket(family, SOCK_DGRAM, 0);
+	for (int tries = 0; tries < 200; tries++) {
+		uint16_t port = (uint16_t)(20000 + (unsigned)rand() % 12000);
+		int fd = socket(family, SOCK_STREAM, 0), ufd = socket(family, SOCK_DGRAM, 0);
+		bool ok;
+
 		len = inet_to_sockaddr(&a, port, &ss);
-		if (bind(ufd, (struct sockaddr *)&ss, len) == 0) {
-			close(ufd);
-			return port;
-		}
+		ok = bind(fd, (struct sockaddr *)&ss, len) == 0 &&
+		     bind(ufd, (struct sockaddr *)&ss, len) == 0;
+		close(fd);
 		close(ufd);
-		fd = socket(family, SOCK_STREAM, 0);
+		if (ok)
+			return port;
 	}
 	cr_assert_fail("no free port");
 	return 0;
@@ -359,6 +357,7 @@ static void backend_stop(void *priv)
 static void setup(void)
 {
 	log_set_level(LOG_LEVEL_WARN);
+	srand((unsigned)getpid() ^ (unsigned)time(NULL)); /* free_port's choices */
 }
 
 /* ---- tests ---- */
