@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "intercept.h"
 #include "plan-t.h"
 #include "planner.h"
 
@@ -27,6 +28,9 @@ struct backend_config {
 	 * masqueraded on cluster IPs); n=0: no local-traffic detection. */
 	const struct inet_prefix *cluster_cidrs;
 	size_t n_cluster_cidrs;
+	/* userspace: how to steer traffic for non-local frontends (cluster IPs,
+	 * external IPs) to relay listeners (proxy/intercept.h); NULL: none. */
+	const struct intercept_ops *intercept;
 };
 
 struct backend_ops {

@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "log.h"
+#include "nftables.h"
 #include "userspace.h"
 
 const struct backend_ops *const backend_registry[] = {
+	&nftables_backend_ops,
 	&userspace_backend_ops,
 };
 

@@ -14,6 +14,7 @@
 #include "cli_options.h"
 #include "log.h"
 #include "loop.h"
+#include "nft_intercept.h"
 #include "svc_health.h"
 #include "sync_runner.h"
 #include "version.h"
@@ -215,7 +216,8 @@ int cli_run(int argc, char **argv)
 	}
 	bcfg = (struct backend_config){ .workers = o.workers, .udp_idle_timeout_ms = o.udp_timeout_ms,
 					.masquerade_mark = o.masquerade_mark, .masquerade_all = o.masquerade_all,
-					.cluster_cidrs = o.cluster_cidrs, .n_cluster_cidrs = o.n_cluster_cidrs };
+					.cluster_cidrs = o.cluster_cidrs, .n_cluster_cidrs = o.n_cluster_cidrs,
+					.intercept = &nftables_intercept_ops };
 	r = ops->init(priv, &bcfg);
 	backend_up = true;
 	if (r < 0) {

@@ -1,0 +1,176 @@
+/* Policy: a plan frontend translated into set elements. See nft_elems.h. */
+#include "nft_elems.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool nft_frontend_is_wildcard(const struct plan_frontend *fe)
+{
+	return fe->kind == FRONTEND_NODE_PORT && inet_addr_is_any(&fe->addr);
+}
+
+void nft_elem_vec_done(struct nft_elem_vec *vec)
+{
+	free(vec->v);
+	memset(vec, 0, sizeof(*vec));
+}
+
+static struct nft_elem *vec_push(struct nft_elem_vec *vec)
+{
+	if (vec->n == vec->cap) {
+		size_t cap = vec->cap ? vec->cap * 2 : 16;
+		struct nft_elem *v = realloc(vec->v, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		vec->v = v;
+		vec->cap = cap;
+	}
+	return &vec->v[vec->n++];
+}
+
+/* Key "daddr . proto . dport" or, for wildcard node ports, "proto . dport". */
+static size_t key_frontend(struct nft_elem *e, const struct plan_frontend *fe, bool wildcard)
+{
+	size_t off = 0;
+
+	if (!wildcard)
+		nft_elem_key_addr(e, &off, &fe->addr);
+	nft_elem_key_proto(e, &off, fe->proto);
+	nft_elem_key_port(e, &off, fe->port);
+	return off;
+}
+
+static int elem_cmp_qsort(const void *a, const void *b)
+{
+	return nft_elem_cmp(a, b, NULL);
+}
+
+int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cfg *cfg,
+		       struct nft_elem_vec *out, bool *ret_truncated)
+{
+	const struct plan_epset *eps = fe->epset;
+	int family = fe->addr.family;
+	bool wc = nft_frontend_is_wildcard(fe);
+	size_t start = out->n, n = 0;
+	const struct plan_endpoint **eligible = NULL;
+	struct nft_elem *e;
+	size_t off;
+
+	if (ret_truncated)
+		*ret_truncated = false;
+	/* Only endpoints of the frontend's family can be DNAT targets. */
+	if (eps && eps->n_endpoints) {
+		eligible = malloc(eps->n_endpoints * sizeof(*eligible));
+		if (!eligible)
+			return -ENOMEM;
+		for (size_t i = 0; i < eps->n_endpoints; i++)
+			if (eps->endpoints[i].addr.family == family)
+				eligible[n++] = &eps->endpoints[i];
+	}
+
+	if (n == 0) {
+		if (!(e = vec_push(out)))
+			goto oom;
+		nft_elem_init(e, wc ? NFT_SET_EMPTY_NP : NFT_SET_EMPTY_FE, family);
+		key_frontend(e, fe, wc);
+		e->verdict = fe->when_empty == EMPTY_DROP ? NFT_VERDICT_DROP : NFT_VERDICT_REJECT;
+	} else {
+		unsigned slots = nft_slots_for(n);
+		bool masq = fe->masquerade || cfg->masquerade_all;
+		bool cidrs = family == AF_INET6 ? cfg->cidrs_v6 : cfg->cidrs_v4;
+		enum nft_aff_mode mode = masq ? NFT_AFF_MASQ :
+					 fe->kind == FRONTEND_CLUSTER_IP && cidrs && !wc ? NFT_AFF_LOCAL : NFT_AFF_PLAIN;
+		bool aff = eps->affinity;
+
+		if (ret_truncated && n > slots)
+			*ret_truncated = true;
+		if (!(e = vec_push(out)))
+			goto oom;
+		nft_elem_init(e, wc ? NFT_SET_NP : NFT_SET_FE, family);
+		key_frontend(e, fe, wc);
+		e->verdict = (uint16_t)slots;
+		if (aff) {
+			e->aff_timeout = eps->affinity_timeout_s ? eps->affinity_timeout_s : 10800;
+			e->aff_mode = (uint8_t)mode;
+		}
+		/* Slot i serves endpoint i mod n: every endpoint gets slots/n
+		 * slots, give or take one. Affinity frontends find their slot in
+		 * the packet mark, with the masquerade bit when it applies, so
+		 * their slots are keyed by that mark (both forms for "local"). */
+		for (unsigned i = 0; i < slots; i++) {
+			const struct plan_endpoint *ep = eligible[i % n];
+			for (int form = 0; form < (aff && mode == NFT_AFF_LOCAL ? 2 : 1); form++) {
+				uint32_t mark = i;
+				if (!(e = vec_push(out)))
+					goto oom;
+				if (aff) {
+					nft_elem_init(e, wc ? NFT_SET_NP_AFF_SLOTS : NFT_SET_AFF_SLOTS, family);
+					if (mode == NFT_AFF_MASQ || form == 1)
+						mark |= cfg->masq_mark;
+				} else {
+					nft_elem_init(e, wc ? NFT_SET_NP_SLOTS : NFT_SET_SLOTS, family);
+				}
+				off = key_frontend(e, fe, wc);
+				nft_elem_key_slot(e, &off, mark);
+				nft_elem_data_endpoint(e, &ep->addr, ep->port);
+			}
+		}
+		if (fe->masquerade || cfg->masquerade_all) {
+			if (!(e = vec_push(out)))
+				goto oom;
+			nft_elem_init(e, wc ? NFT_SET_MASQ_NP : NFT_SET_MASQ_FE, family);
+			key_frontend(e, fe, wc);
+		} else if (fe->kind == FRONTEND_CLUSTER_IP) {
+			if (!(e = vec_push(out)))
+				goto oom;
+			nft_elem_init(e, NFT_SET_LOCAL_FE, family);
+			key_frontend(e, fe, wc);
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!(e = vec_push(out)))
+				goto oom;
+			nft_elem_init(e, NFT_SET_HAIRPIN, family);
+			off = 0;
+			nft_elem_key_addr(e, &off, &eligible[i]->addr);
+			nft_elem_key_addr(e, &off, &eligible[i]->addr);
+		}
+	}
+	if (!wc && fe->n_source_ranges) {
+		size_t n_ranges = 0;
+		for (size_t i = 0; i < fe->n_source_ranges; i++) {
+			const struct inet_prefix *p = &fe->source_ranges[i];
+			if (p->addr.family != family)
+				continue;
+			if (!(e = vec_push(out)))
+				goto oom;
+			nft_elem_init(e, NFT_SET_RANGES, family);
+			off = key_frontend(e, fe, false);
+			nft_elem_key_addr(e, &off, &p->addr);
+			e->plen = p->len;
+			n_ranges++;
+		}
+		/* A frontend whose ranges are all of the other family admits no one
+		 * of this family: still restricted, with nothing allowed. */
+		if (!(e = vec_push(out)))
+			goto oom;
+		nft_elem_init(e, NFT_SET_RANGED_FE, family);
+		key_frontend(e, fe, false);
+		(void)n_ranges;
+	}
+	free(eligible);
+	/* Dedupe hairpin pairs (two endpoints on one address, other ports). */
+	qsort(out->v + start, out->n - start, sizeof(*out->v), elem_cmp_qsort);
+	{
+		size_t w = start;
+		for (size_t i = start; i < out->n; i++)
+			if (w == start || nft_elem_cmp(&out->v[w - 1], &out->v[i], NULL) != 0)
+				out->v[w++] = out->v[i];
+		out->n = w;
+	}
+	return 0;
+oom:
+	free(eligible);
+	out->n = start;
+	return -ENOMEM;
+}

@@ -1,0 +1,117 @@
+/* `ferry plan --backend nftables`: the ruleset and elements ferry would
+ * program, in nft syntax that `nft -c -f` accepts. Built from the same rule
+ * and element functions the backend sends to the kernel. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nft_elems.h"
+#include "nft_rules.h"
+#include "nft_sets.h"
+#include "nftables.h"
+
+/* Print the elements of one family, grouped by set. */
+static void render_elems(FILE *out, const struct plan *plan, int family)
+{
+	struct nft_ruleset_cfg rcfg = { .masq_mark = NFTABLES_DEFAULT_MASQ_MARK };
+	struct nft_elems_cfg ecfg = { .masquerade_all = false, .masq_mark = NFTABLES_DEFAULT_MASQ_MARK };
+	struct nft_elem_vec vec = { 0 };
+
+	for (size_t i = 0; i < plan->n_frontends; i++)
+		if (plan->frontends[i].addr.family == family &&
+		    nft_frontend_elems(&plan->frontends[i], &ecfg, &vec, NULL) < 0) {
+			fprintf(out, "# out of memory rendering elements\n");
+			break;
+		}
+	/* Affinity chains first: the verdict-map elements jump to them. */
+	for (size_t i = 0; i < vec.n; i++) {
+		const struct nft_elem *e = &vec.v[i];
+		char chain[48], other[48];
+		bool dup = false;
+
+		if ((e->set != NFT_SET_FE && e->set != NFT_SET_NP) || !e->aff_timeout)
+			continue;
+		nft_verdict_chain(e, chain, sizeof(chain));
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = (vec.v[j].set == NFT_SET_FE || vec.v[j].set == NFT_SET_NP) && vec.v[j].aff_timeout &&
+			      strcmp(nft_verdict_chain(&vec.v[j], other, sizeof(other)), chain) == 0;
+		if (!dup)
+			nft_aff_chain_print(out, &rcfg, e);
+	}
+	for (int s = 0; s < NFT_SET_COUNT; s++) {
+		const struct nft_elem *prev = NULL;
+		bool open = false;
+
+		for (size_t i = 0; i < vec.n; i++) {
+			const struct nft_elem *e = &vec.v[i];
+			if (e->set != s)
+				continue;
+			/* Hairpin pairs repeat across frontends sharing endpoints. */
+			if (prev && nft_elem_cmp(prev, e, NULL) == 0)
+				continue;
+			if (s == NFT_SET_HAIRPIN) {
+				bool dup = false;
+				for (size_t j = 0; j < i && !dup; j++)
+					dup = vec.v[j].set == s && nft_elem_cmp(&vec.v[j], e, NULL) == 0;
+				if (dup)
+					continue;
+			}
+			fprintf(out, open ? ",\n\t" : "add element %s %s %s {\n\t", family == AF_INET6 ? "ip6" : "ip",
+				NFT_TABLE_NAME, nft_set_name((enum nft_set_id)s));
+			nft_elem_print(out, e);
+			open = true;
+			prev = e;
+		}
+		if (open)
+			fprintf(out, "\n}\n");
+	}
+	nft_elem_vec_done(&vec);
+}
+
+static void render_text(const struct plan *plan, FILE *out)
+{
+	struct nft_ruleset_cfg rcfg = { .masq_mark = NFTABLES_DEFAULT_MASQ_MARK };
+
+	fprintf(out, "# ferry nftables ruleset (defaults: masquerade mark 0x%x, no cluster CIDR)\n",
+		rcfg.masq_mark);
+	for (int fam = 0; fam < 2; fam++) {
+		int family = fam ? AF_INET6 : AF_INET;
+		nft_ruleset_print(out, family, &rcfg);
+		render_elems(out, plan, family);
+	}
+}
+
+void nftables_render(const struct plan *plan, enum plan_format fmt, FILE *out)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem;
+
+	if (fmt == PLAN_FORMAT_TEXT) {
+		render_text(plan, out);
+		return;
+	}
+	mem = open_memstream(&text, &len);
+	if (!mem) {
+		fprintf(out, "null");
+		return;
+	}
+	render_text(plan, mem);
+	fclose(mem);
+	fprintf(out, "{\"backend\":\"nftables\",\"ruleset\":\"");
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c == '\n')
+			fprintf(out, "\\n");
+		else if (c == '\t')
+			fprintf(out, "\\t");
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fprintf(out, "\"}");
+	free(text);
+}

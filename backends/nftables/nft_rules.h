@@ -1,0 +1,55 @@
+/* Mechanism: the constant part of ferry's nftables tables (table, sets,
+ * chains, rules), built with libnftnl, and the same ruleset as nft text.
+ *
+ * The number of chains and rules never depends on the plan: every service
+ * lives in the sets of nft_sets.h. Both forms come from one description, so
+ * what `ferry plan --backend nftables` prints is what ferry programs.
+ */
+#ifndef FERRY_NFT_RULES_H
+#define FERRY_NFT_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "inet.h"
+#include "nft_sets.h"
+
+struct nft_batch;
+
+/* What the constant rules depend on (fixed for a ferry process). */
+struct nft_ruleset_cfg {
+	uint32_t masq_mark;                     /* the mark bit(s) meaning "masquerade" */
+	const struct inet_prefix *cluster_cidrs; /* local-traffic detection; both families */
+	size_t n_cluster_cidrs;
+};
+
+/* Append the messages that make family's table hold exactly ferry's
+ * constant ruleset: create the table, sets and chains if absent (existing
+ * ones are kept with their elements), empty every chain and add its rules.
+ * In one transaction this replaces the rules atomically: packets see the
+ * old rules or the new ones, never none. Returns 0 or -ENOMEM. */
+int nft_ruleset_msgs(struct nft_batch *b, int family, const struct nft_ruleset_cfg *cfg);
+
+/* Append a message deleting family's table (and everything in it). */
+int nft_table_delete_msg(struct nft_batch *b, int family);
+
+/* Append messages creating, then deleting, a scratch table with a nat
+ * chain: committed together they change nothing, but prove that the kernel
+ * accepts ferry's kind of transaction (the probe). */
+int nft_probe_msgs(struct nft_batch *b, const char *scratch_name);
+
+/* Append the messages creating the ClientIP-affinity chain that verdict-map
+ * element e (of NFT_SET_FE or NFT_SET_NP, with aff_timeout set) jumps to,
+ * with its aff_<timeout> map; existing ones are kept (the chain's rules are
+ * replaced). Returns 0 or -ENOMEM. */
+int nft_aff_chain_msgs(struct nft_batch *b, const struct nft_ruleset_cfg *cfg, const struct nft_elem *e);
+/* The same as nft commands ("add map", "add chain", "add rule" lines). */
+void nft_aff_chain_print(FILE *out, const struct nft_ruleset_cfg *cfg, const struct nft_elem *e);
+
+/* Print family's table with its sets, chains and rules in nft syntax
+ * (without elements; the caller prints them after the closing brace). */
+void nft_ruleset_print(FILE *out, int family, const struct nft_ruleset_cfg *cfg);
+
+#endif

@@ -1,0 +1,550 @@
+/* Mechanism: ferry's sets and maps, their elements and the messages that
+ * declare, fill and empty them. See nft_sets.h for the layout rules. */
+#include "nft_sets.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/set.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+
+#include "nft_batch.h"
+
+/* Field kinds of a key or data concatenation. */
+enum fld { F_END = 0, F_ADDR, F_PROTO, F_PORT, F_SLOT, F_MARK };
+
+struct set_def {
+	const char *name;
+	enum fld key[5];
+	enum fld data[3];  /* F_END only: a set, or a verdict map when vmap */
+	bool vmap;
+	bool interval;
+	const char *comment;
+};
+
+static const struct set_def set_defs[NFT_SET_COUNT] = {
+	[NFT_SET_FE] = { "fe", { F_ADDR, F_PROTO, F_PORT }, { 0 }, true, false,
+			 "frontend -> slot chain" },
+	[NFT_SET_NP] = { "np", { F_PROTO, F_PORT }, { 0 }, true, false,
+			 "node port on every local address -> slot chain" },
+	[NFT_SET_EMPTY_FE] = { "empty_fe", { F_ADDR, F_PROTO, F_PORT }, { 0 }, true, false,
+			       "frontend without endpoints -> reject or drop" },
+	[NFT_SET_EMPTY_NP] = { "empty_np", { F_PROTO, F_PORT }, { 0 }, true, false,
+			       "node port without endpoints -> reject or drop" },
+	[NFT_SET_MASQ_FE] = { "masq_fe", { F_ADDR, F_PROTO, F_PORT }, { 0 }, false, false,
+			      "frontends whose traffic is masqueraded" },
+	[NFT_SET_LOCAL_FE] = { "local_fe", { F_ADDR, F_PROTO, F_PORT }, { 0 }, false, false,
+			       "masqueraded unless from the cluster CIDRs" },
+	[NFT_SET_MASQ_NP] = { "masq_np", { F_PROTO, F_PORT }, { 0 }, false, false,
+			      "node ports whose traffic is masqueraded" },
+	[NFT_SET_RANGED_FE] = { "ranged_fe", { F_ADDR, F_PROTO, F_PORT }, { 0 }, false, false,
+				"frontends restricted by source ranges" },
+	[NFT_SET_RANGES] = { "ranges", { F_ADDR, F_PROTO, F_PORT, F_ADDR }, { 0 }, false, true,
+			     "allowed source ranges" },
+	[NFT_SET_HAIRPIN] = { "hairpin", { F_ADDR, F_ADDR }, { 0 }, false, false,
+			      "endpoint reaching itself" },
+	[NFT_SET_SLOTS] = { "slots", { F_ADDR, F_PROTO, F_PORT, F_SLOT }, { F_ADDR, F_PORT }, false, false,
+			    "slot table: frontend . slot -> endpoint" },
+	[NFT_SET_NP_SLOTS] = { "np_slots", { F_PROTO, F_PORT, F_SLOT }, { F_ADDR, F_PORT }, false, false,
+			       "slot table of wildcard node ports" },
+	[NFT_SET_AFF_SLOTS] = { "aff_slots", { F_ADDR, F_PROTO, F_PORT, F_MARK }, { F_ADDR, F_PORT }, false, false,
+				"slot table of ClientIP-affinity frontends (slot in the packet mark)" },
+	[NFT_SET_NP_AFF_SLOTS] = { "np_aff_slots", { F_PROTO, F_PORT, F_MARK }, { F_ADDR, F_PORT }, false, false,
+				   "slot table of ClientIP-affinity wildcard node ports" },
+};
+
+unsigned nft_slots_for(size_t n)
+{
+	if (n == 0)
+		return 1;
+	return n <= NFT_SLOTS_EXACT_MAX ? (unsigned)n : NFT_SLOTS_MAX;
+}
+
+/* Bytes the field takes in the data path, and padded to a register. */
+static size_t fld_size(enum fld f, int family)
+{
+	switch (f) {
+	case F_ADDR:
+		return family == AF_INET6 ? 16 : 4;
+	case F_PROTO:
+		return 1;
+	case F_PORT:
+		return 2;
+	case F_SLOT:
+	case F_MARK:
+		return 4;
+	default:
+		return 0;
+	}
+}
+
+static size_t fld_padded(enum fld f, int family)
+{
+	return (fld_size(f, family) + 3) & ~(size_t)3;
+}
+
+/* nft's datatype numbers, for the key/data type nft shows when listing. */
+static uint32_t fld_type(enum fld f, int family)
+{
+	switch (f) {
+	case F_ADDR:
+		return family == AF_INET6 ? 8 : 7; /* ipv6_addr, ipv4_addr */
+	case F_PROTO:
+		return 12;                         /* inet_proto */
+	case F_PORT:
+		return 13;                         /* inet_service */
+	case F_SLOT:
+	case F_MARK:
+		return 19;                         /* mark: a fixed 32-bit integer */
+	default:
+		return 0;
+	}
+}
+
+static size_t flds_len(const enum fld *f, size_t max, int family)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < max && f[i]; i++)
+		len += fld_padded(f[i], family);
+	return len;
+}
+
+static uint32_t flds_type(const enum fld *f, size_t max, int family)
+{
+	uint32_t t = 0;
+	for (size_t i = 0; i < max && f[i]; i++)
+		t = (t << 6) | fld_type(f[i], family);
+	return t;
+}
+
+const char *nft_set_name(enum nft_set_id set)
+{
+	return set < NFT_SET_COUNT ? set_defs[set].name : "?";
+}
+
+size_t nft_set_key_len(enum nft_set_id set, int family)
+{
+	return flds_len(set_defs[set].key, 5, family);
+}
+
+size_t nft_set_data_len(enum nft_set_id set, int family)
+{
+	return flds_len(set_defs[set].data, 3, family);
+}
+
+bool nft_set_is_vmap(enum nft_set_id set)
+{
+	return set_defs[set].vmap;
+}
+
+void nft_elem_init(struct nft_elem *e, enum nft_set_id set, int family)
+{
+	memset(e, 0, sizeof(*e));
+	e->set = (uint8_t)set;
+	e->family = (uint8_t)family;
+}
+
+void nft_elem_key_addr(struct nft_elem *e, size_t *off, const struct inet_addr *a)
+{
+	size_t n = e->family == AF_INET6 ? 16 : 4;
+	memcpy(e->key + *off, a->u.bytes, n);
+	*off += n;
+}
+
+void nft_elem_key_proto(struct nft_elem *e, size_t *off, enum inet_proto p)
+{
+	e->key[*off] = p == INET_PROTO_TCP ? IPPROTO_TCP : p == INET_PROTO_UDP ? IPPROTO_UDP : IPPROTO_SCTP;
+	*off += 4;
+}
+
+void nft_elem_key_port(struct nft_elem *e, size_t *off, uint16_t port)
+{
+	uint16_t be = htons(port);
+	memcpy(e->key + *off, &be, 2);
+	*off += 4;
+}
+
+void nft_elem_key_slot(struct nft_elem *e, size_t *off, uint32_t slot)
+{
+	memcpy(e->key + *off, &slot, 4);
+	*off += 4;
+}
+
+void nft_elem_data_endpoint(struct nft_elem *e, const struct inet_addr *a, uint16_t port)
+{
+	size_t n = e->family == AF_INET6 ? 16 : 4;
+	uint16_t be = htons(port);
+
+	memcpy(e->data, a->u.bytes, n);
+	memcpy(e->data + n, &be, 2);
+}
+
+int nft_elem_cmp(const struct nft_elem *a, const struct nft_elem *b, bool *ret_same_key)
+{
+	int c;
+
+	if (ret_same_key)
+		*ret_same_key = false;
+	if (a->set != b->set)
+		return a->set < b->set ? -1 : 1;
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	c = memcmp(a->key, b->key, sizeof(a->key));
+	if (c)
+		return c;
+	if (a->plen != b->plen)
+		return a->plen < b->plen ? -1 : 1;
+	if (ret_same_key)
+		*ret_same_key = true;
+	if (a->verdict != b->verdict)
+		return a->verdict < b->verdict ? -1 : 1;
+	if (a->aff_timeout != b->aff_timeout)
+		return a->aff_timeout < b->aff_timeout ? -1 : 1;
+	if (a->aff_mode != b->aff_mode)
+		return a->aff_mode < b->aff_mode ? -1 : 1;
+	return memcmp(a->data, b->data, sizeof(a->data));
+}
+
+static int nfproto(int family)
+{
+	return family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+}
+
+int nft_set_declare(struct nft_batch *b, int family, enum nft_set_id set)
+{
+	const struct set_def *d = &set_defs[set];
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+	uint32_t flags = 0;
+	char desc[64];
+
+	if (!s)
+		return -ENOMEM;
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE_NAME);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, d->name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, (uint32_t)nfproto(family));
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, (uint32_t)nft_set_key_len(set, family));
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, flds_type(d->key, 5, family));
+	if (d->vmap) {
+		flags |= NFT_SET_MAP;
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+	} else if (d->data[0]) {
+		flags |= NFT_SET_MAP;
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, flds_type(d->data, 3, family));
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, (uint32_t)nft_set_data_len(set, family));
+	}
+	if (d->interval) {
+		uint8_t field_len[5];
+		uint32_t n = 0;
+
+		flags |= NFT_SET_INTERVAL | NFT_SET_CONCAT;
+		for (; n < 5 && d->key[n]; n++)
+			field_len[n] = (uint8_t)fld_size(d->key[n], family);
+		nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, field_len, n);
+	}
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, flags);
+	/* The kernel insists on a transaction-local id for every new set. */
+	nftnl_set_set_u32(s, NFTNL_SET_ID, (uint32_t)(family == AF_INET6 ? 100 : 1) + (uint32_t)set);
+	snprintf(desc, sizeof(desc), "add set %s %s", family == AF_INET6 ? "ip6" : "ip", d->name);
+	nlh = nft_batch_msg_begin(b, NFT_MSG_NEWSET, (uint16_t)nfproto(family), NLM_F_CREATE, desc);
+	if (!nlh) {
+		nftnl_set_free(s);
+		return -ENOMEM;
+	}
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	nft_batch_msg_end(b, nlh);
+	nftnl_set_free(s);
+	return 0;
+}
+
+int nft_set_flush(struct nft_batch *b, int family, enum nft_set_id set)
+{
+	return nft_set_flush_name(b, family, set_defs[set].name);
+}
+
+int nft_set_flush_name(struct nft_batch *b, int family, const char *name)
+{
+	struct nlmsghdr *nlh;
+	char desc[64];
+
+	snprintf(desc, sizeof(desc), "flush set %s %s", family == AF_INET6 ? "ip6" : "ip", name);
+	nlh = nft_batch_msg_begin(b, NFT_MSG_DELSETELEM, (uint16_t)nfproto(family), 0, desc);
+	if (!nlh)
+		return -ENOMEM;
+	/* No element list: the kernel removes every element. */
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, NFT_TABLE_NAME);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, name);
+	nft_batch_msg_end(b, nlh);
+	return 0;
+}
+
+const char *nft_verdict_chain(const struct nft_elem *e, char *buf, size_t len)
+{
+	static const char *const mode_suffix[] = { "", "_m", "_l" };
+
+	if (e->verdict == NFT_VERDICT_REJECT)
+		snprintf(buf, len, "do_reject");
+	else if (e->aff_timeout)
+		snprintf(buf, len, "%saff_%u_%u%s", e->set == NFT_SET_NP ? "np" : "", e->aff_timeout, e->verdict,
+			 mode_suffix[e->aff_mode % 3]);
+	else if (e->set == NFT_SET_NP)
+		snprintf(buf, len, "nplb_%u", e->verdict);
+	else
+		snprintf(buf, len, "lb_%u", e->verdict);
+	return buf;
+}
+
+int nft_aff_map_declare(struct nft_batch *b, int family, uint32_t timeout_s)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+	size_t alen = family == AF_INET6 ? 16 : 4;
+	char name[32], desc[64];
+
+	if (!s)
+		return -ENOMEM;
+	snprintf(name, sizeof(name), "aff_%u", timeout_s);
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE_NAME);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, (uint32_t)nfproto(family));
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, (uint32_t)(2 * alen + 8));
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, (((fld_type(F_ADDR, family) << 6 | fld_type(F_ADDR, family)) << 6 |
+						   fld_type(F_PROTO, family)) << 6) | fld_type(F_PORT, family));
+	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, fld_type(F_MARK, family));
+	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 4);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL);
+	nftnl_set_set_u64(s, NFTNL_SET_TIMEOUT, (uint64_t)timeout_s * 1000);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, 1000 + timeout_s % 100000);
+	snprintf(desc, sizeof(desc), "add map %s %s", family == AF_INET6 ? "ip6" : "ip", name);
+	nlh = nft_batch_msg_begin(b, NFT_MSG_NEWSET, (uint16_t)nfproto(family), NLM_F_CREATE, desc);
+	if (!nlh) {
+		nftnl_set_free(s);
+		return -ENOMEM;
+	}
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	nft_batch_msg_end(b, nlh);
+	nftnl_set_free(s);
+	return 0;
+}
+
+void nft_aff_map_print(FILE *out, int family, uint32_t timeout_s)
+{
+	const char *ip = family == AF_INET6 ? "ip6" : "ip";
+
+	fprintf(out, "add map %s %s aff_%u { typeof %s saddr . %s daddr . meta l4proto . th dport : meta mark; "
+		     "flags dynamic,timeout; timeout %us; }\n",
+		ip, NFT_TABLE_NAME, timeout_s, ip, ip, timeout_s);
+}
+
+/* Fill s with the kernel form of e. Returns 0 or -ENOMEM. */
+static int elem_to_nftnl(struct nftnl_set *s, const struct nft_elem *e, bool add)
+{
+	struct nftnl_set_elem *ne = nftnl_set_elem_alloc();
+	enum nft_set_id set = e->set;
+	size_t klen = nft_set_key_len(set, e->family);
+	char chain[32];
+
+	if (!ne)
+		return -ENOMEM;
+	nftnl_set_elem_set(ne, NFTNL_SET_ELEM_KEY, e->key, (uint32_t)klen);
+	if (set_defs[set].interval) {
+		/* Last address of the range: the source field is the last one. */
+		uint8_t end[sizeof(e->key)];
+		size_t alen = e->family == AF_INET6 ? 16 : 4, start = klen - alen;
+
+		memcpy(end, e->key, klen);
+		for (size_t bit = e->plen; bit < alen * 8; bit++)
+			end[start + bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+		nftnl_set_elem_set(ne, NFTNL_SET_ELEM_KEY_END, end, (uint32_t)klen);
+	}
+	if (add && set_defs[set].vmap) {
+		if (e->verdict == NFT_VERDICT_DROP) {
+			nftnl_set_elem_set_u32(ne, NFTNL_SET_ELEM_VERDICT, NF_DROP);
+		} else {
+			nftnl_set_elem_set_u32(ne, NFTNL_SET_ELEM_VERDICT, (uint32_t)NFT_GOTO);
+			nftnl_set_elem_set_str(ne, NFTNL_SET_ELEM_CHAIN, nft_verdict_chain(e, chain, sizeof(chain)));
+		}
+	} else if (add && set_defs[set].data[0]) {
+		nftnl_set_elem_set(ne, NFTNL_SET_ELEM_DATA, e->data, (uint32_t)nft_set_data_len(set, e->family));
+	}
+	nftnl_set_elem_add(s, ne);
+	return 0;
+}
+
+/* Elements per message: the element list is one netlink attribute, whose
+ * length field is 16 bits; the largest element takes well under 200 bytes. */
+#define ELEMS_PER_MSG 256
+
+int nft_elems_msgs(struct nft_batch *b, bool add, const struct nft_elem *const *elems, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		const struct nft_elem *first = elems[i];
+		struct nftnl_set *s = nftnl_set_alloc();
+		struct nlmsghdr *nlh;
+		size_t j = i;
+		char desc[96];
+		int r = 0;
+
+		if (!s)
+			return -ENOMEM;
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE_NAME);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, set_defs[first->set].name);
+		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, (uint32_t)nfproto(first->family));
+		while (j < n && j - i < ELEMS_PER_MSG && elems[j]->set == first->set &&
+		       elems[j]->family == first->family) {
+			r = elem_to_nftnl(s, elems[j], add);
+			if (r < 0)
+				break;
+			j++;
+		}
+		if (r == 0) {
+			snprintf(desc, sizeof(desc), "%s %zu elements %s set %s %s (first of batch index %zu)",
+				 add ? "add" : "delete", j - i, add ? "to" : "from",
+				 first->family == AF_INET6 ? "ip6" : "ip", set_defs[first->set].name, i);
+			nlh = nft_batch_msg_begin(b, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
+						  (uint16_t)nfproto(first->family), add ? NLM_F_CREATE : 0, desc);
+			if (nlh) {
+				nftnl_set_elems_nlmsg_build_payload(nlh, s);
+				nft_batch_msg_end(b, nlh);
+			} else {
+				r = -ENOMEM;
+			}
+		}
+		nftnl_set_free(s);
+		if (r < 0)
+			return r;
+		i = j;
+	}
+	return 0;
+}
+
+static const char *fld_typeof(enum fld f, int family, bool key, size_t idx)
+{
+	const char *ip = family == AF_INET6 ? "ip6" : "ip";
+	static char buf[32];
+
+	switch (f) {
+	case F_ADDR:
+		/* The source-range and hairpin sets hold source addresses first. */
+		snprintf(buf, sizeof(buf), "%s %s", ip, key && idx == 0 ? "daddr" : "saddr");
+		return buf;
+	case F_PROTO:
+		return "meta l4proto";
+	case F_PORT:
+		return "th dport";
+	case F_SLOT:
+		return "numgen random mod 1";
+	case F_MARK:
+		return "meta mark";
+	default:
+		return "";
+	}
+}
+
+static const char *fld_typename(enum fld f, int family)
+{
+	switch (f) {
+	case F_ADDR:
+		return family == AF_INET6 ? "ipv6_addr" : "ipv4_addr";
+	case F_PROTO:
+		return "inet_proto";
+	case F_PORT:
+		return "inet_service";
+	case F_SLOT:
+	case F_MARK:
+		return "mark";
+	default:
+		return "";
+	}
+}
+
+void nft_set_decl_print(FILE *out, int family, enum nft_set_id set)
+{
+	const struct set_def *d = &set_defs[set];
+	bool typeof_form = d->data[0] != F_END;
+
+	fprintf(out, "\t# %s\n\t%s %s {\n\t\t%s ", d->comment, d->vmap || d->data[0] ? "map" : "set",
+		d->name, typeof_form ? "typeof" : "type");
+	for (size_t i = 0; i < 5 && d->key[i]; i++)
+		fprintf(out, "%s%s", i ? " . " : "",
+			typeof_form ? fld_typeof(d->key[i], family, true, i) : fld_typename(d->key[i], family));
+	if (d->vmap) {
+		fprintf(out, " : verdict");
+	} else if (d->data[0]) {
+		fprintf(out, " :");
+		for (size_t i = 0; i < 3 && d->data[i]; i++)
+			fprintf(out, "%s %s", i ? " ." : "",
+				d->data[i] == F_ADDR ? (family == AF_INET6 ? "ip6 daddr" : "ip daddr") : "th dport");
+	}
+	fprintf(out, "\n");
+	if (d->interval)
+		fprintf(out, "\t\tflags interval\n");
+	fprintf(out, "\t}\n");
+}
+
+/* Print the fields of one concatenation held in bytes. */
+static void flds_print(FILE *out, const enum fld *f, size_t max, const uint8_t *bytes, int family,
+		       uint8_t plen, bool last_is_range)
+{
+	size_t off = 0;
+
+	for (size_t i = 0; i < max && f[i]; i++) {
+		char buf[INET_ADDR_STRLEN];
+		struct inet_addr a = { .family = (sa_family_t)family };
+		uint16_t port;
+		uint32_t slot;
+
+		if (i)
+			fprintf(out, " . ");
+		switch (f[i]) {
+		case F_ADDR:
+			memcpy(a.u.bytes, bytes + off, family == AF_INET6 ? 16 : 4);
+			fprintf(out, "%s", inet_addr_format(&a, buf));
+			if (last_is_range && (i + 1 == max || !f[i + 1]))
+				fprintf(out, "/%u", plen);
+			break;
+		case F_PROTO:
+			fprintf(out, "%s", bytes[off] == IPPROTO_TCP ? "tcp" : bytes[off] == IPPROTO_UDP ? "udp" : "sctp");
+			break;
+		case F_PORT:
+			memcpy(&port, bytes + off, 2);
+			fprintf(out, "%u", ntohs(port));
+			break;
+		case F_SLOT:
+			memcpy(&slot, bytes + off, 4);
+			fprintf(out, "%u", slot);
+			break;
+		case F_MARK:
+			memcpy(&slot, bytes + off, 4);
+			fprintf(out, "0x%08x", slot);
+			break;
+		default:
+			break;
+		}
+		off += fld_padded(f[i], family);
+	}
+}
+
+void nft_elem_print(FILE *out, const struct nft_elem *e)
+{
+	const struct set_def *d = &set_defs[e->set];
+	char chain[32];
+
+	flds_print(out, d->key, 5, e->key, e->family, e->plen, d->interval);
+	if (d->vmap) {
+		if (e->verdict == NFT_VERDICT_DROP)
+			fprintf(out, " : drop");
+		else
+			fprintf(out, " : goto %s", nft_verdict_chain(e, chain, sizeof(chain)));
+	} else if (d->data[0]) {
+		fprintf(out, " : ");
+		flds_print(out, d->data, 3, e->data, e->family, 0, false);
+	}
+}

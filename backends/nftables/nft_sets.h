@@ -1,0 +1,126 @@
+/* Mechanism: the sets and maps of ferry's nftables tables, and element
+ * add/delete messages for them.
+ *
+ * Every per-service fact lives in one of these sets (the rules are constant,
+ * nft_rules.h). An element is plain data (struct nft_elem): its key and data
+ * are laid out exactly as the kernel compares them, each field of a
+ * concatenation padded to a 32-bit register, addresses and ports in network
+ * order, slot numbers in host order (numgen writes host order).
+ */
+#ifndef FERRY_NFT_SETS_H
+#define FERRY_NFT_SETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "inet.h"
+
+struct nft_batch;
+
+/* Name of ferry's table in both families ("ip ferry", "ip6 ferry"). */
+#define NFT_TABLE_NAME "ferry"
+
+enum nft_set_id {
+	NFT_SET_FE = 0,     /* map daddr . proto . dport : verdict (goto lb_S) */
+	NFT_SET_NP,         /* map proto . dport : verdict (wildcard node ports, goto nplb_S) */
+	NFT_SET_EMPTY_FE,   /* map daddr . proto . dport : verdict (goto do_reject, or drop) */
+	NFT_SET_EMPTY_NP,   /* map proto . dport : verdict (wildcard node ports) */
+	NFT_SET_MASQ_FE,    /* set daddr . proto . dport: always masquerade */
+	NFT_SET_LOCAL_FE,   /* set daddr . proto . dport: masquerade unless from the cluster CIDRs */
+	NFT_SET_MASQ_NP,    /* set proto . dport: wildcard node ports that masquerade */
+	NFT_SET_RANGED_FE,  /* set daddr . proto . dport: frontends with source ranges */
+	NFT_SET_RANGES,     /* interval set daddr . proto . dport . saddr: allowed sources */
+	NFT_SET_HAIRPIN,    /* set addr . addr: an endpoint reaching itself */
+	NFT_SET_SLOTS,      /* map daddr . proto . dport . slot : addr . port */
+	NFT_SET_NP_SLOTS,   /* map proto . dport . slot : addr . port */
+	NFT_SET_AFF_SLOTS,  /* map daddr . proto . dport . mark : addr . port (affinity services) */
+	NFT_SET_NP_AFF_SLOTS, /* map proto . dport . mark : addr . port */
+	NFT_SET_COUNT
+};
+
+/* Verdict of a verdict-map element (struct nft_elem.verdict). Values 1..
+ * NFT_SLOTS_MAX are "goto the lb chain of that many slots". */
+#define NFT_VERDICT_DROP 0xffff
+#define NFT_VERDICT_REJECT 0xfffe
+
+/* Slot-table sizes that have a chain: 1..32 exactly, and 1024 for larger
+ * endpoint sets (slots filled round-robin; past 1024 endpoints some are
+ * unused). */
+#define NFT_SLOTS_EXACT_MAX 32
+#define NFT_SLOTS_MAX 1024
+
+/* Slots used for an endpoint set of n endpoints (n >= 1). */
+unsigned nft_slots_for(size_t n);
+
+/* One element of one set; plain data, compare with nft_elem_cmp. */
+struct nft_elem {
+	uint8_t set;       /* enum nft_set_id */
+	uint8_t family;    /* AF_INET or AF_INET6 */
+	uint8_t plen;      /* NFT_SET_RANGES: prefix length of the source range */
+	uint8_t aff_mode;  /* verdict maps with affinity: enum nft_aff_mode */
+	uint16_t verdict;  /* verdict maps: NFT_VERDICT_* or a slot count */
+	uint32_t aff_timeout; /* verdict maps: ClientIP affinity timeout (s), 0: none */
+	uint8_t key[40];
+	uint8_t data[20];
+};
+
+/* How an affinity chain marks for masquerade: the slot number travels in
+ * the packet mark, so the chain sets the masquerade bit itself. */
+enum nft_aff_mode {
+	NFT_AFF_PLAIN = 0,   /* never masquerade */
+	NFT_AFF_MASQ,        /* always: slot numbers carry the bit (numgen offset) */
+	NFT_AFF_LOCAL,       /* unless from the cluster CIDRs */
+};
+
+/* Name of the chain a verdict-map element jumps to ("lb_3", "aff_10800_3_m",
+ * "do_reject"...), into buf. */
+const char *nft_verdict_chain(const struct nft_elem *e, char *buf, size_t len);
+
+/* Append a NEWSET message declaring the affinity map aff_<timeout_s> of
+ * family (ip saddr . daddr . proto . dport : slot mark, dynamic, entries
+ * expire timeout_s after their last use). 0 or -ENOMEM. */
+int nft_aff_map_declare(struct nft_batch *b, int family, uint32_t timeout_s);
+void nft_aff_map_print(FILE *out, int family, uint32_t timeout_s);
+
+/* Name of a set ("fe", "slots", ...). */
+const char *nft_set_name(enum nft_set_id set);
+/* Key and data lengths in bytes (register padded) for family. data is 0
+ * for sets and for verdict maps. */
+size_t nft_set_key_len(enum nft_set_id set, int family);
+size_t nft_set_data_len(enum nft_set_id set, int family);
+bool nft_set_is_vmap(enum nft_set_id set);
+
+/* Element construction: start an element of set for family (zeroed), then
+ * append key fields in the set's order, then data fields. */
+void nft_elem_init(struct nft_elem *e, enum nft_set_id set, int family);
+void nft_elem_key_addr(struct nft_elem *e, size_t *off, const struct inet_addr *a);
+void nft_elem_key_proto(struct nft_elem *e, size_t *off, enum inet_proto p);
+void nft_elem_key_port(struct nft_elem *e, size_t *off, uint16_t port);
+void nft_elem_key_slot(struct nft_elem *e, size_t *off, uint32_t slot);
+void nft_elem_data_endpoint(struct nft_elem *e, const struct inet_addr *a, uint16_t port);
+
+/* Total order on (set, family, key, plen), then data and verdict: elements
+ * that compare 0 on the first part are the same kernel element. Returns
+ * <0/0/>0; *ret_same_key, if not NULL, tells whether the keys match. */
+int nft_elem_cmp(const struct nft_elem *a, const struct nft_elem *b, bool *ret_same_key);
+
+/* Append a NEWSET message declaring set in family's table (no EXCL:
+ * existing is fine). Returns 0 or -ENOMEM. */
+int nft_set_declare(struct nft_batch *b, int family, enum nft_set_id set);
+/* Append a message removing every element of set. 0 or -ENOMEM. */
+int nft_set_flush(struct nft_batch *b, int family, enum nft_set_id set);
+/* The same for a set named name (the affinity maps). */
+int nft_set_flush_name(struct nft_batch *b, int family, const char *name);
+/* Append NEWSETELEM (add) or DELSETELEM messages for elems (all of the same
+ * family; any sets, consecutive runs of one set share a message). 0 or
+ * -ENOMEM. */
+int nft_elems_msgs(struct nft_batch *b, bool add, const struct nft_elem *const *elems, size_t n);
+
+/* nft syntax: the declaration of a set ("map fe { ... }") and an element
+ * ("10.0.0.1 . tcp . 80 : goto lb_3"). */
+void nft_set_decl_print(FILE *out, int family, enum nft_set_id set);
+void nft_elem_print(FILE *out, const struct nft_elem *e);
+
+#endif

@@ -1,0 +1,898 @@
+/* Policy: the nftables backend's ops table. Turns plans and diffs into
+ * element changes of the constant ruleset (nft_rules.h, nft_sets.h), keeps
+ * what it committed in memory, and logs what the kernel refused.
+ *
+ * State: one entry per frontend, sorted by frontend identity, holding the
+ * elements that frontend put in the kernel (sorted). A sync or apply
+ * recomputes the elements of the frontends that may have changed, diffs
+ * them against the entry and sends only the difference: deletes first, then
+ * adds, in one batch (chunked when huge). Hairpin pairs are shared between
+ * frontends, so they are reference counted.
+ *
+ * The first sync (and the one after any failure) is a full replace: the
+ * constant ruleset re-declared, every chain emptied and refilled, every set
+ * emptied and refilled, all in one kernel transaction. Packets see the old
+ * rules or the new ones, never an empty table, so restarting ferry neither
+ * flushes first nor disturbs established or new connections.
+ */
+#include "nftables.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+
+#include "log.h"
+#include "nft_batch.h"
+#include "nft_conntrack.h"
+#include "nft_elems.h"
+#include "nft_intercept.h"
+#include "nft_rules.h"
+#include "nft_sets.h"
+
+/* Messages per transaction for incremental changes. */
+#define NFT_CHUNK_MSGS 4096
+
+struct fe_key {
+	uint8_t kind;
+	uint8_t family;
+	uint8_t proto;
+	uint8_t pad;
+	uint16_t port;
+	uint8_t addr[16];
+};
+
+struct fe_state {
+	struct fe_key key;
+	struct nft_elem *elems;   /* sorted by nft_elem_cmp */
+	size_t n;
+	bool seen;                /* sync: still in the plan */
+};
+
+struct hp_ref {
+	struct nft_elem e;        /* the hairpin element */
+	uint32_t refs;            /* 0: free (or a tombstone when used) */
+	bool used;
+};
+
+struct nftables {
+	struct mnl_socket *nl;
+	struct nft_batch *batch;
+	struct nft_ruleset_cfg rcfg;
+	struct inet_prefix *cidrs;
+	struct nft_elems_cfg ecfg;
+	bool need_full;           /* next sync replaces everything */
+	struct fe_state *fes;     /* sorted by key */
+	size_t n_fes, cap_fes;
+	struct hp_ref *hps;       /* hash table, cap_hps a power of two */
+	size_t n_hps, n_hps_used, cap_hps;
+	/* Scratch lists of one commit (pointers into elements kept alive
+	 * until the commit ends). */
+	const struct nft_elem **dels, **adds;
+	size_t n_dels, n_adds, cap_dels, cap_adds;
+	/* Affinity chains known to exist in the kernel ("family:name"). */
+	char (*aff_chains)[56];
+	size_t n_aff_chains, cap_aff_chains;
+	/* UDP endpoints removed by this commit: their conntrack entries go. */
+	struct nft_ct_target *ct_gone;
+	size_t n_ct_gone, cap_ct_gone;
+};
+
+/* Monotonic milliseconds, for the timings in the logs. */
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void fe_key_of(const struct plan_frontend *fe, struct fe_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->kind = (uint8_t)fe->kind;
+	k->family = (uint8_t)fe->addr.family;
+	k->proto = (uint8_t)fe->proto;
+	k->port = fe->port;
+	memcpy(k->addr, fe->addr.u.bytes, sizeof(k->addr));
+}
+
+static int fe_key_cmp(const struct fe_key *a, const struct fe_key *b)
+{
+	return memcmp(a, b, sizeof(*a));
+}
+
+/* Index of key in n->fes, or where it would go (*ret_found false). */
+static size_t fes_find(const struct nftables *n, const struct fe_key *key, bool *ret_found)
+{
+	size_t lo = 0, hi = n->n_fes;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = fe_key_cmp(&n->fes[mid].key, key);
+		if (c == 0) {
+			*ret_found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*ret_found = false;
+	return lo;
+}
+
+static int ptrs_push(const struct nft_elem ***v, size_t *n, size_t *cap, const struct nft_elem *e)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 256;
+		const struct nft_elem **p = realloc(*v, c * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*v = p;
+		*cap = c;
+	}
+	(*v)[(*n)++] = e;
+	return 0;
+}
+
+/* Hairpin references: an open-addressing hash table keyed by the element
+ * (linear probing; a slot with refs 0 and used set is a tombstone). */
+static uint64_t hp_hash(const struct nft_elem *e)
+{
+	uint64_t h = 1469598103934665603ull ^ e->family;
+
+	for (size_t i = 0; i < 32; i++)
+		h = (h ^ e->key[i]) * 1099511628211ull;
+	return h;
+}
+
+static bool hp_same(const struct nft_elem *a, const struct nft_elem *b)
+{
+	return a->family == b->family && memcmp(a->key, b->key, 32) == 0;
+}
+
+static int hp_grow(struct nftables *n)
+{
+	size_t cap = n->cap_hps ? n->cap_hps * 2 : 1024;
+	struct hp_ref *old = n->hps, *t = calloc(cap, sizeof(*t));
+	size_t old_cap = n->cap_hps;
+
+	if (!t)
+		return -ENOMEM;
+	n->hps = t;
+	n->cap_hps = cap;
+	n->n_hps = 0;
+	n->n_hps_used = 0;
+	for (size_t i = 0; i < old_cap; i++) {
+		if (!old[i].refs)
+			continue;
+		size_t j = hp_hash(&old[i].e) & (cap - 1);
+		while (t[j].used)
+			j = (j + 1) & (cap - 1);
+		t[j] = old[i];
+		n->n_hps++;
+		n->n_hps_used++;
+	}
+	free(old);
+	return 0;
+}
+
+/* The slot of e, or of the free slot where it would go (*ret_found false). */
+static struct hp_ref *hp_slot(struct nftables *n, const struct nft_elem *e, bool *ret_found)
+{
+	size_t j = hp_hash(e) & (n->cap_hps - 1);
+	struct hp_ref *tomb = NULL;
+
+	while (n->hps[j].used) {
+		if (n->hps[j].refs && hp_same(&n->hps[j].e, e)) {
+			*ret_found = true;
+			return &n->hps[j];
+		}
+		if (!n->hps[j].refs && !tomb)
+			tomb = &n->hps[j];
+		j = (j + 1) & (n->cap_hps - 1);
+	}
+	*ret_found = false;
+	return tomb ? tomb : &n->hps[j];
+}
+
+/* Take a reference on a hairpin pair; the first one adds the element. */
+static int hp_ref(struct nftables *n, const struct nft_elem *e)
+{
+	struct hp_ref *h;
+	bool found;
+
+	if ((n->n_hps_used + 1) * 10 >= n->cap_hps * 7 && hp_grow(n) < 0)
+		return -ENOMEM;
+	h = hp_slot(n, e, &found);
+	if (found) {
+		h->refs++;
+		return 0;
+	}
+	if (!h->used)
+		n->n_hps_used++;
+	h->e = *e;
+	h->refs = 1;
+	h->used = true;
+	n->n_hps++;
+	return ptrs_push(&n->adds, &n->n_adds, &n->cap_adds, e);
+}
+
+/* Drop a reference; the last one deletes the element. */
+static int hp_unref(struct nftables *n, const struct nft_elem *e)
+{
+	struct hp_ref *h;
+	bool found;
+
+	if (!n->cap_hps)
+		return 0;
+	h = hp_slot(n, e, &found);
+	if (!found || --h->refs > 0)
+		return 0;
+	n->n_hps--;  /* stays used: a tombstone */
+	return ptrs_push(&n->dels, &n->n_dels, &n->cap_dels, e);
+}
+
+/* A slot table element: its data is an endpoint. */
+static bool is_slot_set(uint8_t set)
+{
+	return set == NFT_SET_SLOTS || set == NFT_SET_NP_SLOTS || set == NFT_SET_AFF_SLOTS ||
+	       set == NFT_SET_NP_AFF_SLOTS;
+}
+
+static int ct_gone_push(struct nftables *n, const struct nft_elem *e)
+{
+	/* A slot element of a UDP frontend: its endpoint may be gone. */
+	size_t alen = e->family == AF_INET6 ? 16 : 4;
+	struct nft_ct_target t = { .family = e->family };
+	size_t proto_off = e->set == NFT_SET_SLOTS || e->set == NFT_SET_AFF_SLOTS ? alen : 0;
+
+	if (e->key[proto_off] != IPPROTO_UDP)
+		return 0;
+	memcpy(t.addr, e->data, alen);
+	memcpy(&t.port_be, e->data + alen, 2);
+	for (size_t i = 0; i < n->n_ct_gone; i++)
+		if (memcmp(&n->ct_gone[i], &t, sizeof(t)) == 0)
+			return 0;
+	if (n->n_ct_gone == n->cap_ct_gone) {
+		size_t c = n->cap_ct_gone ? n->cap_ct_gone * 2 : 16;
+		struct nft_ct_target *p = realloc(n->ct_gone, c * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		n->ct_gone = p;
+		n->cap_ct_gone = c;
+	}
+	n->ct_gone[n->n_ct_gone++] = t;
+	return 0;
+}
+
+/* Queue the difference between old (a frontend's committed elements) and
+ * new (its recomputed ones), both sorted. Elements in both stay. */
+static int diff_elems(struct nftables *n, const struct nft_elem *old, size_t n_old,
+		      const struct nft_elem *new, size_t n_new)
+{
+	size_t i = 0, j = 0;
+	int r = 0;
+
+	while (r == 0 && (i < n_old || j < n_new)) {
+		int c = i == n_old ? 1 : j == n_new ? -1 : nft_elem_cmp(&old[i], &new[j], NULL);
+
+		if (c == 0) {
+			i++;
+			j++;
+		} else if (c < 0) {
+			if (old[i].set == NFT_SET_HAIRPIN) {
+				r = hp_unref(n, &old[i]);
+			} else {
+				r = ptrs_push(&n->dels, &n->n_dels, &n->cap_dels, &old[i]);
+				if (r == 0 && is_slot_set(old[i].set))
+					r = ct_gone_push(n, &old[i]);
+			}
+			i++;
+		} else {
+			if (new[j].set == NFT_SET_HAIRPIN)
+				r = hp_ref(n, &new[j]);
+			else
+				r = ptrs_push(&n->adds, &n->n_adds, &n->cap_adds, &new[j]);
+			j++;
+		}
+	}
+	return r;
+}
+
+/* Endpoints still used by some slot element of the new elements are not
+ * "gone" even if one frontend dropped them (e.g. a resize of the table). */
+static void ct_gone_filter(struct nftables *n)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < n->n_ct_gone; i++) {
+		bool used = false;
+		for (size_t j = 0; j < n->n_adds && !used; j++) {
+			const struct nft_elem *e = n->adds[j];
+			size_t alen = e->family == AF_INET6 ? 16 : 4;
+			if (is_slot_set(e->set) && e->family == n->ct_gone[i].family &&
+			    memcmp(e->data, n->ct_gone[i].addr, alen) == 0 &&
+			    memcmp(e->data + alen, &n->ct_gone[i].port_be, 2) == 0)
+				used = true;
+		}
+		if (!used)
+			n->ct_gone[w++] = n->ct_gone[i];
+	}
+	n->n_ct_gone = w;
+}
+
+/* Queue the creation of the affinity chains the queued adds jump to and
+ * that this process has not created yet (they are never removed: a few
+ * per distinct timeout and size; ferry cleanup removes the table). */
+static int ensure_aff_chains(struct nftables *n)
+{
+	for (size_t i = 0; i < n->n_adds; i++) {
+		const struct nft_elem *e = n->adds[i];
+		char name[56], chain[48];
+		bool known = false;
+		int r;
+
+		if ((e->set != NFT_SET_FE && e->set != NFT_SET_NP) || !e->aff_timeout)
+			continue;
+		snprintf(name, sizeof(name), "%d:%s", e->family, nft_verdict_chain(e, chain, sizeof(chain)));
+		for (size_t j = 0; j < n->n_aff_chains && !known; j++)
+			known = strcmp(n->aff_chains[j], name) == 0;
+		if (known)
+			continue;
+		if (n->n_aff_chains == n->cap_aff_chains) {
+			size_t c = n->cap_aff_chains ? n->cap_aff_chains * 2 : 8;
+			char(*p)[56] = realloc(n->aff_chains, c * sizeof(*p));
+			if (!p)
+				return -ENOMEM;
+			n->aff_chains = p;
+			n->cap_aff_chains = c;
+		}
+		r = nft_aff_chain_msgs(n->batch, &n->rcfg, e);
+		if (r < 0)
+			return r;
+		memcpy(n->aff_chains[n->n_aff_chains++], name, sizeof(name));
+	}
+	return 0;
+}
+
+/* An affinity frontend removed or resized: its clients' remembered slots
+ * may point past the new table, so forget every client of that timeout's
+ * map (they pick a fresh slot on their next connection). */
+static int flush_aff_maps(struct nftables *n)
+{
+	uint32_t done[16][2];
+	size_t n_done = 0;
+
+	for (size_t i = 0; i < n->n_dels; i++) {
+		const struct nft_elem *e = n->dels[i];
+		char name[32];
+		bool seen = false;
+
+		if ((e->set != NFT_SET_FE && e->set != NFT_SET_NP) || !e->aff_timeout)
+			continue;
+		for (size_t j = 0; j < n_done && !seen; j++)
+			seen = done[j][0] == e->family && done[j][1] == e->aff_timeout;
+		if (seen)
+			continue;
+		if (n_done < 16) {
+			done[n_done][0] = e->family;
+			done[n_done][1] = e->aff_timeout;
+			n_done++;
+		}
+		snprintf(name, sizeof(name), "aff_%u", e->aff_timeout);
+		int r = nft_set_flush_name(n->batch, e->family, name);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void fes_clear(struct nftables *n)
+{
+	for (size_t i = 0; i < n->n_fes; i++)
+		free(n->fes[i].elems);
+	n->n_fes = 0;
+	n->n_hps = n->n_hps_used = 0;
+	if (n->hps)
+		memset(n->hps, 0, n->cap_hps * sizeof(*n->hps));
+	n->n_aff_chains = 0;
+}
+
+/* Order a list of queued elements by (family, set), keeping their order
+ * otherwise, so that one message carries many elements of one set. */
+static int group_by_set(const struct nft_elem **v, size_t n)
+{
+	size_t count[2 * NFT_SET_COUNT + 1] = { 0 };
+	const struct nft_elem **tmp;
+
+	if (n < 2)
+		return 0;
+	tmp = malloc(n * sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		count[(v[i]->family == AF_INET6 ? NFT_SET_COUNT : 0) + v[i]->set + 1]++;
+	for (size_t b = 1; b <= 2 * NFT_SET_COUNT; b++)
+		count[b] += count[b - 1];
+	for (size_t i = 0; i < n; i++)
+		tmp[count[(v[i]->family == AF_INET6 ? NFT_SET_COUNT : 0) + v[i]->set]++] = v[i];
+	memcpy(v, tmp, n * sizeof(*v));
+	free(tmp);
+	return 0;
+}
+
+/* Log a refused commit with what was sent. */
+static int log_commit_error(struct nftables *n, int r, const struct nft_batch_error *be, const char *what)
+{
+	log_error("nftables: %s refused by the kernel: %s; refused message: %s (%zu messages were sent)",
+		  what, strerror(-r), be->desc, nft_batch_count(n->batch));
+	if (log_get_level() >= LOG_LEVEL_DEBUG)
+		for (size_t i = 0; i < nft_batch_count(n->batch) && i < 200; i++)
+			log_debug("nftables: sent[%zu] %s", i, nft_batch_desc(n->batch, i));
+	return r;
+}
+
+/* Compute the elements of one plan frontend into a fresh array. */
+static int fe_compute(struct nftables *n, const struct plan_frontend *fe, struct nft_elem_vec *vec)
+{
+	bool truncated;
+	int r = nft_frontend_elems(fe, &n->ecfg, vec, &truncated);
+	char buf[INET_ENDPOINT_STRLEN];
+
+	if (r == 0 && truncated)
+		log_warn("nftables: %s/%s has more than %u endpoints; only %u get slots",
+			 inet_endpoint_format(&fe->addr, fe->port, buf), inet_proto_name(fe->proto),
+			 NFT_SLOTS_MAX, NFT_SLOTS_MAX);
+	return r;
+}
+
+static int nftables_full(struct nftables *n, const struct plan *plan)
+{
+	struct fe_state *fes = NULL;
+	struct nft_batch_error be = { 0 };
+	size_t n_new = 0;
+	double t0 = now_ms(), t1;
+	int r = 0;
+
+	nft_batch_clear(n->batch);
+	n->n_adds = n->n_dels = 0;
+	fes_clear(n);
+	for (int fam = 0; fam < 2 && r == 0; fam++) {
+		int family = fam ? AF_INET6 : AF_INET;
+		r = nft_ruleset_msgs(n->batch, family, &n->rcfg);
+		for (int s = 0; s < NFT_SET_COUNT && r == 0; s++)
+			r = nft_set_flush(n->batch, family, (enum nft_set_id)s);
+	}
+	if (r == 0 && plan->n_frontends) {
+		fes = calloc(plan->n_frontends, sizeof(*fes));
+		if (!fes)
+			r = -ENOMEM;
+	}
+	for (size_t i = 0; r == 0 && i < plan->n_frontends; i++) {
+		struct nft_elem_vec vec = { 0 };
+		r = fe_compute(n, &plan->frontends[i], &vec);
+		if (r < 0)
+			break;
+		fe_key_of(&plan->frontends[i], &fes[n_new].key);
+		fes[n_new].elems = vec.v;
+		fes[n_new].n = vec.n;
+		n_new++;
+	}
+	if (r == 0) {
+		/* Install the new state first: hairpin refs point into it. */
+		free(n->fes);
+		n->fes = fes;
+		n->n_fes = n->cap_fes = n_new;
+		fes = NULL;
+		if (n->n_fes > 1)
+			qsort(n->fes, n->n_fes, sizeof(*n->fes),
+			      (int (*)(const void *, const void *))fe_key_cmp);
+		for (size_t i = 0; r == 0 && i < n->n_fes; i++)
+			r = diff_elems(n, NULL, 0, n->fes[i].elems, n->fes[i].n);
+	}
+	if (r == 0)
+		r = ensure_aff_chains(n);
+	if (r == 0)
+		r = group_by_set(n->adds, n->n_adds);
+	if (r == 0)
+		r = nft_elems_msgs(n->batch, true, n->adds, n->n_adds);
+	if (r < 0) {
+		for (size_t i = 0; fes && i < n_new; i++)
+			free(fes[i].elems);
+		free(fes);
+		fes_clear(n);
+		n->need_full = true;
+		return log_errno(r, "nftables: out of memory building the full ruleset");
+	}
+	t1 = now_ms();
+	r = nft_batch_commit(n->nl, n->batch, 0, &be);
+	if (r < 0) {
+		fes_clear(n);
+		n->need_full = true;
+		return log_commit_error(n, r, &be, "full sync");
+	}
+	log_info("nftables: full sync: %zu frontends, %zu elements in one transaction (%zu messages) "
+		 "in %.1f ms (build %.1f ms, kernel %.1f ms)",
+		 n->n_fes, n->n_adds, nft_batch_count(n->batch), now_ms() - t0, t1 - t0, now_ms() - t1);
+	n->need_full = false;
+	return 0;
+}
+
+/* Recompute frontend fe (NULL: removed, key given) and queue its diff.
+ * The new elements are parked in *ret_new until the commit succeeds. */
+struct pending {
+	size_t idx;           /* index in n->fes, or SIZE_MAX: insert */
+	struct fe_key key;
+	struct nft_elem_vec vec;
+	bool remove;
+};
+
+static int nftables_incremental(struct nftables *n, const struct plan *plan,
+				const struct plan_frontend *const *changed, size_t n_changed,
+				const struct fe_key *removed, size_t n_removed)
+{
+	struct pending *pend = calloc(n_changed + n_removed + 1, sizeof(*pend));
+	struct nft_batch_error be = { 0 };
+	size_t n_pend = 0;
+	double t0 = now_ms();
+	int r = 0;
+
+	(void)plan;
+	if (!pend)
+		return -ENOMEM;
+	nft_batch_clear(n->batch);
+	n->n_adds = n->n_dels = n->n_ct_gone = 0;
+	for (size_t i = 0; r == 0 && i < n_changed; i++) {
+		struct pending *p = &pend[n_pend++];
+		bool found;
+
+		fe_key_of(changed[i], &p->key);
+		p->idx = fes_find(n, &p->key, &found);
+		if (!found)
+			p->idx = SIZE_MAX;
+		r = fe_compute(n, changed[i], &p->vec);
+		if (r == 0)
+			r = found ? diff_elems(n, n->fes[p->idx].elems, n->fes[p->idx].n, p->vec.v, p->vec.n)
+				  : diff_elems(n, NULL, 0, p->vec.v, p->vec.n);
+	}
+	for (size_t i = 0; r == 0 && i < n_removed; i++) {
+		bool found;
+		size_t idx = fes_find(n, &removed[i], &found);
+
+		if (!found)
+			continue;
+		pend[n_pend].idx = idx;
+		pend[n_pend].key = removed[i];
+		pend[n_pend].remove = true;
+		n_pend++;
+		r = diff_elems(n, n->fes[idx].elems, n->fes[idx].n, NULL, 0);
+	}
+	ct_gone_filter(n);
+	if (r == 0)
+		r = group_by_set(n->dels, n->n_dels);
+	if (r == 0)
+		r = group_by_set(n->adds, n->n_adds);
+	if (r == 0)
+		r = nft_elems_msgs(n->batch, false, n->dels, n->n_dels);
+	if (r == 0)
+		r = flush_aff_maps(n);
+	if (r == 0)
+		r = ensure_aff_chains(n);
+	if (r == 0)
+		r = nft_elems_msgs(n->batch, true, n->adds, n->n_adds);
+	if (r == 0)
+		r = nft_batch_commit(n->nl, n->batch, NFT_CHUNK_MSGS, &be);
+	if (r < 0) {
+		if (r != -ENOMEM)
+			log_commit_error(n, r, &be, "update");
+		for (size_t i = 0; i < n_pend; i++)
+			nft_elem_vec_done(&pend[i].vec);
+		free(pend);
+		/* The kernel may hold part of it (earlier chunks): start over. */
+		n->need_full = true;
+		return r;
+	}
+	log_debug("nftables: update: %zu frontends changed, %zu removed: -%zu +%zu elements, %zu messages "
+		  "in %.2f ms", n_changed, n_removed, n->n_dels, n->n_adds, nft_batch_count(n->batch),
+		  now_ms() - t0);
+	if (n->n_ct_gone)
+		nft_conntrack_flush_udp(n->ct_gone, n->n_ct_gone);
+
+	/* Commit succeeded: move the new element lists in. Removals first (by
+	 * descending index), then updates in place, then inserts. */
+	for (size_t i = n_pend; i-- > 0;) {
+		struct pending *p = &pend[i];
+		if (p->remove) {
+			/* Re-find: indices of removals are stable (no insert yet) but
+			 * several removals shift each other. */
+			bool found;
+			size_t idx = fes_find(n, &p->key, &found);
+			if (!found)
+				continue;
+			free(n->fes[idx].elems);
+			memmove(&n->fes[idx], &n->fes[idx + 1], (n->n_fes - idx - 1) * sizeof(*n->fes));
+			n->n_fes--;
+			p->remove = false;
+			p->idx = SIZE_MAX - 1; /* done */
+		}
+	}
+	for (size_t i = 0; i < n_pend; i++) {
+		struct pending *p = &pend[i];
+		bool found;
+		size_t idx;
+
+		if (p->idx == SIZE_MAX - 1)
+			continue;
+		idx = fes_find(n, &p->key, &found);
+		if (found) {
+			free(n->fes[idx].elems);
+			n->fes[idx].elems = p->vec.v;
+			n->fes[idx].n = p->vec.n;
+			continue;
+		}
+		if (n->n_fes == n->cap_fes) {
+			size_t c = n->cap_fes ? n->cap_fes * 2 : 64;
+			struct fe_state *f = realloc(n->fes, c * sizeof(*f));
+			if (!f) {
+				/* State can no longer be trusted: rebuild next time. */
+				nft_elem_vec_done(&p->vec);
+				n->need_full = true;
+				continue;
+			}
+			n->fes = f;
+			n->cap_fes = c;
+		}
+		memmove(&n->fes[idx + 1], &n->fes[idx], (n->n_fes - idx) * sizeof(*n->fes));
+		n->fes[idx] = (struct fe_state){ .key = p->key, .elems = p->vec.v, .n = p->vec.n };
+		n->n_fes++;
+	}
+	free(pend);
+	return 0;
+}
+
+static int nftables_sync(void *priv, const struct plan *plan)
+{
+	struct nftables *n = priv;
+	const struct plan_frontend **changed;
+	struct fe_key *removed = NULL;
+	size_t n_removed = 0;
+	int r;
+
+	if (!n->nl)
+		return -ENOTCONN;
+	if (n->need_full)
+		return nftables_full(n, plan);
+	/* Every frontend of the plan is recomputed; the diff against the kept
+	 * elements decides what the kernel sees. */
+	changed = malloc((plan->n_frontends + 1) * sizeof(*changed));
+	if (!changed)
+		return -ENOMEM;
+	for (size_t i = 0; i < n->n_fes; i++)
+		n->fes[i].seen = false;
+	for (size_t i = 0; i < plan->n_frontends; i++) {
+		struct fe_key k;
+		bool found;
+		size_t idx;
+
+		changed[i] = &plan->frontends[i];
+		fe_key_of(&plan->frontends[i], &k);
+		idx = fes_find(n, &k, &found);
+		if (found)
+			n->fes[idx].seen = true;
+	}
+	for (size_t i = 0; i < n->n_fes; i++)
+		if (!n->fes[i].seen)
+			n_removed++;
+	if (n_removed) {
+		removed = malloc(n_removed * sizeof(*removed));
+		if (!removed) {
+			free(changed);
+			return -ENOMEM;
+		}
+		n_removed = 0;
+		for (size_t i = 0; i < n->n_fes; i++)
+			if (!n->fes[i].seen)
+				removed[n_removed++] = n->fes[i].key;
+	}
+	r = nftables_incremental(n, plan, changed, plan->n_frontends, removed, n_removed);
+	free(changed);
+	free(removed);
+	return r;
+}
+
+static int ptr_cmp(const void *a, const void *b)
+{
+	const void *x = *(const void *const *)a, *y = *(const void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int nftables_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
+{
+	struct nftables *n = priv;
+	const struct plan_frontend **changed;
+	const struct plan_epset **eps = NULL;
+	struct fe_key *removed = NULL;
+	size_t n_changed = 0;
+	int r;
+
+	if (!n->nl)
+		return -ENOTCONN;
+	if (n->need_full)
+		return nftables_full(n, plan);
+	changed = malloc((diff->n_fe_added + diff->n_fe_changed + plan->n_frontends + 1) * sizeof(*changed));
+	removed = malloc((diff->n_fe_removed + 1) * sizeof(*removed));
+	if (diff->n_eps_changed)
+		eps = malloc(diff->n_eps_changed * sizeof(*eps));
+	if (!changed || !removed || (diff->n_eps_changed && !eps)) {
+		free(changed);
+		free(removed);
+		free(eps);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < diff->n_fe_added; i++)
+		changed[n_changed++] = diff->fe_added[i];
+	for (size_t i = 0; i < diff->n_fe_changed; i++)
+		changed[n_changed++] = diff->fe_changed[i];
+	if (diff->n_eps_changed) {
+		/* Frontends whose endpoint set changed (one pass over the plan). */
+		memcpy(eps, diff->eps_changed, diff->n_eps_changed * sizeof(*eps));
+		qsort(eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp);
+		for (size_t i = 0; i < plan->n_frontends; i++) {
+			const void *key = plan->frontends[i].epset;
+			if (bsearch(&key, eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp))
+				changed[n_changed++] = &plan->frontends[i];
+		}
+	}
+	for (size_t i = 0; i < diff->n_fe_removed; i++)
+		fe_key_of(diff->fe_removed[i], &removed[i]);
+	/* A frontend both changed and found via its epset is listed twice:
+	 * recompute it once. */
+	if (n_changed > 1) {
+		size_t w = 1;
+		qsort(changed, n_changed, sizeof(*changed), ptr_cmp);
+		for (size_t i = 1; i < n_changed; i++)
+			if (changed[i] != changed[w - 1])
+				changed[w++] = changed[i];
+		n_changed = w;
+	}
+	r = nftables_incremental(n, plan, changed, n_changed, removed, diff->n_fe_removed);
+	free(changed);
+	free(removed);
+	free(eps);
+	return r;
+}
+
+static int nftables_probe(char *why, size_t why_len)
+{
+	struct mnl_socket *nl = NULL;
+	struct nft_batch *b = NULL;
+	struct nft_batch_error be = { 0 };
+	char name[64];
+	int r;
+
+	r = nft_socket_open(&nl);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot open a NETLINK_NETFILTER socket: %s", strerror(-r));
+		return r;
+	}
+	b = nft_batch_new();
+	snprintf(name, sizeof(name), "ferry_probe_%ld", (long)getpid());
+	r = b ? nft_probe_msgs(b, name) : -ENOMEM;
+	if (r == 0)
+		r = nft_batch_commit(nl, b, 0, &be);
+	if (r < 0)
+		snprintf(why, why_len, "the kernel refused an nf_tables transaction with a nat chain (%s)%s",
+			 strerror(-r), r == -EPERM ? ": needs CAP_NET_ADMIN (run as root)" : "");
+	nft_batch_free(b);
+	mnl_socket_close(nl);
+	return r;
+}
+
+static int nftables_init(void *priv, const struct backend_config *cfg)
+{
+	struct nftables *n = priv;
+	int r;
+
+	n->need_full = true;
+	n->rcfg.masq_mark = cfg->masquerade_mark ? cfg->masquerade_mark : NFTABLES_DEFAULT_MASQ_MARK;
+	if (cfg->n_cluster_cidrs) {
+		n->cidrs = calloc(cfg->n_cluster_cidrs, sizeof(*n->cidrs));
+		if (!n->cidrs)
+			return -ENOMEM;
+		memcpy(n->cidrs, cfg->cluster_cidrs, cfg->n_cluster_cidrs * sizeof(*n->cidrs));
+		n->rcfg.cluster_cidrs = n->cidrs;
+		n->rcfg.n_cluster_cidrs = cfg->n_cluster_cidrs;
+	}
+	n->ecfg.masquerade_all = cfg->masquerade_all;
+	n->ecfg.masq_mark = n->rcfg.masq_mark;
+	for (size_t i = 0; i < cfg->n_cluster_cidrs; i++) {
+		if (cfg->cluster_cidrs[i].addr.family == AF_INET6)
+			n->ecfg.cidrs_v6 = true;
+		else
+			n->ecfg.cidrs_v4 = true;
+	}
+	n->batch = nft_batch_new();
+	if (!n->batch)
+		return -ENOMEM;
+	r = nft_socket_open(&n->nl);
+	if (r < 0)
+		return log_errno(r, "nftables: cannot open a NETLINK_NETFILTER socket");
+	log_info("nftables: masquerade mark 0x%x, %zu cluster CIDRs%s", n->rcfg.masq_mark,
+		 n->rcfg.n_cluster_cidrs, n->ecfg.masquerade_all ? ", masquerade all" : "");
+	return 0;
+}
+
+static void nftables_fini(void *priv)
+{
+	struct nftables *n = priv;
+
+	/* The rules stay in force: a restarted ferry takes them over (kube-proxy
+	 * does the same); `ferry cleanup` removes them. */
+	fes_clear(n);
+	free(n->fes);
+	free(n->hps);
+	free(n->dels);
+	free(n->adds);
+	free(n->ct_gone);
+	free(n->aff_chains);
+	free(n->cidrs);
+	n->batch = nft_batch_free(n->batch);
+	if (n->nl)
+		mnl_socket_close(n->nl);
+	memset(n, 0, sizeof(*n));
+}
+
+static int nftables_cleanup(void)
+{
+	struct mnl_socket *nl = NULL;
+	struct nft_batch *b = nft_batch_new();
+	int r, ret = 0;
+
+	if (!b)
+		return -ENOMEM;
+	r = nft_socket_open(&nl);
+	if (r < 0) {
+		nft_batch_free(b);
+		return log_errno(r, "nftables: cannot open a NETLINK_NETFILTER socket");
+	}
+	/* One transaction per family, so an absent table does not stop the
+	 * other's removal. */
+	for (int fam = 0; fam < 2; fam++) {
+		struct nft_batch_error be = { 0 };
+
+		nft_batch_clear(b);
+		r = nft_table_delete_msg(b, fam ? AF_INET6 : AF_INET);
+		if (r == 0)
+			r = nft_batch_commit(nl, b, 0, &be);
+		if (r == -ENOENT)
+			r = 0;
+		if (r < 0)
+			ret = log_errno(r, "nftables: cleanup: %s refused", be.desc);
+	}
+	nft_batch_free(b);
+	mnl_socket_close(nl);
+	/* The relay's interception tables are nftables too: remove them here. */
+	r = nftables_intercept_ops.cleanup();
+	if (r < 0)
+		ret = log_errno(r, "nftables: cleanup of the interception tables failed");
+	return ret;
+}
+
+const struct backend_ops nftables_backend_ops = {
+	.name = "nftables",
+	.priv_size = sizeof(struct nftables),
+	.probe = nftables_probe,
+	.init = nftables_init,
+	.sync = nftables_sync,
+	.apply = nftables_apply,
+	.render = nftables_render,
+	.cleanup = nftables_cleanup,
+	.fini = nftables_fini,
+};

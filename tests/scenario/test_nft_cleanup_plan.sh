@@ -1,0 +1,30 @@
+#!/bin/bash
+# nftables: `ferry plan --backend nftables` prints a ruleset that `nft -c -f`
+# accepts; `ferry cleanup` removes both tables (and succeeds when absent).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/nft_topo.sh"
+lib_init nft_cleanup_plan
+command -v nft >/dev/null || skip "the nft command is not installed"
+nft_topo
+svc_yaml "$T/manifests/svc.yaml" web type=LoadBalancer ip=10.96.0.10 lb=10.98.0.1 ext=10.99.0.1 \
+	ranges=10.0.1.0/24 ports=http/TCP/80/9000/30080,dns/UDP/53/9053/30053
+eps_yaml "$T/manifests/eps.yaml" web-1 web http/TCP/9000,dns/UDP/9053 -- 10.0.2.2 10.0.2.3
+svc_yaml "$T/manifests/v6.yaml" v6 ip=fd00:96::10 affinity=30 ports=http/TCP/80/9000
+eps_yaml "$T/manifests/v6-eps.yaml" v6-1 v6 http/TCP/9000 -- fd00:2::2
+svc_yaml "$T/manifests/empty.yaml" empty ip=10.96.0.11 ports=http/SCTP/80/9000
+
+"$FERRY_BIN" plan --source "dir:$T/manifests" --backend nftables --hostname-override "$NODE_NAME" >"$T/plan.txt" ||
+	fail "ferry plan failed"
+sed -n '/^# backend nftables would program/,$p' "$T/plan.txt" | tail -n +2 >"$T/plan.nft"
+grep -q "table ip ferry" "$T/plan.nft" || fail "no nftables ruleset in the plan output"
+ip netns exec "$N" nft -c -f "$T/plan.nft" 2>"$T/nft.err" || fail "nft -c -f refused the rendered ruleset: $(head -5 "$T/nft.err")"
+
+nft_ferry_start
+ip netns exec "$N" nft list table ip ferry >/dev/null || fail "no ip ferry table while running"
+ip netns exec "$N" nft list table ip6 ferry >/dev/null || fail "no ip6 ferry table while running"
+kill -TERM "$FERRY_PID"; wait "$FERRY_PID" 2>/dev/null
+ip netns exec "$N" "$FERRY_BIN" cleanup --backend nftables || fail "ferry cleanup failed"
+ip netns exec "$N" nft list table ip ferry >/dev/null 2>&1 && fail "ip ferry still there after cleanup"
+ip netns exec "$N" nft list table ip6 ferry >/dev/null 2>&1 && fail "ip6 ferry still there after cleanup"
+ip netns exec "$N" "$FERRY_BIN" cleanup --backend nftables || fail "a second cleanup (nothing to remove) failed"
+pass
