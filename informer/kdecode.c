@@ -1322,8 +1322,9 @@ int kdecode_node(const json_t *obj, const struct kdecode_opts *opts, struct kobj
 	const json_t *status = NULL, *addrs = NULL, *a;
 	const char *zone = NULL, *type, *addr;
 	struct kobj_node *node;
+	struct inet_addr ip;
 	struct meta md;
-	size_t i;
+	size_t i, n_internal = 0;
 	int r;
 
 	*ret = NULL;
@@ -1372,9 +1373,19 @@ int kdecode_node(const json_t *obj, const struct kdecode_opts *opts, struct kobj
 		/* Hostname, InternalDNS... are not addresses ferry can use. */
 		if (strcmp(type, "InternalIP") != 0 && strcmp(type, "ExternalIP") != 0)
 			continue;
-		r = check_ip(&c, addr, join(path, apath, "address"), &node->addrs[node->n_addrs]);
-		if (r == 0)
-			node->n_addrs++;
+		r = check_ip(&c, addr, join(path, apath, "address"), &ip);
+		if (r < 0)
+			break;
+		/* InternalIPs first (in their order), then ExternalIPs: the first
+		 * address of a family is the node's primary one. */
+		if (strcmp(type, "InternalIP") == 0) {
+			memmove(&node->addrs[n_internal + 1], &node->addrs[n_internal],
+				(node->n_addrs - n_internal) * sizeof(node->addrs[0]));
+			node->addrs[n_internal++] = ip;
+		} else {
+			node->addrs[node->n_addrs] = ip;
+		}
+		node->n_addrs++;
 	}
 	if (r < 0) {
 		kobj_node_free(node);

@@ -34,6 +34,7 @@ struct cli_options {
 	const char *service_proxy_name; /* --service-proxy-name NAME */
 	struct inet_prefix nodeport_prefixes[16];
 	size_t n_nodeport_prefixes;
+	bool nodeport_primary;     /* --nodeport-addresses primary */
 	struct inet_prefix cluster_cidrs[8]; /* --cluster-cidr (nftables local-traffic detection) */
 	size_t n_cluster_cidrs;
 	bool masquerade_all;         /* --masquerade-all */

@@ -60,6 +60,11 @@ static int cli_parse_prefixes(const char *text, struct cli_options *o)
 	if (!copy)
 		return -1;
 	o->n_nodeport_prefixes = 0;
+	o->nodeport_primary = strcmp(text, "primary") == 0;
+	if (o->nodeport_primary) {
+		free(copy);
+		return 0;
+	}
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (o->n_nodeport_prefixes == sizeof(o->nodeport_prefixes) / sizeof(o->nodeport_prefixes[0]) ||
 		    inet_prefix_parse(tok, &o->nodeport_prefixes[o->n_nodeport_prefixes]) < 0) {

@@ -65,7 +65,7 @@ static void plan_usage(FILE *out)
 		"\n"
 		"  --format text|json     output format (default text)\n"
 		"  --hostname-override NAME  this node's name (Local traffic policies)\n"
-		"  --nodeport-addresses CIDR[,CIDR]  node addresses node ports open on\n"
+		"  --nodeport-addresses CIDR[,CIDR]|primary  node addresses node ports open on\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"  --help                 this help\n");
 }
@@ -158,6 +158,7 @@ int cli_plan(int argc, char **argv)
 		.service_proxy_name = o.service_proxy_name,
 		.nodeport_prefixes = o.nodeport_prefixes,
 		.n_nodeport_prefixes = o.n_nodeport_prefixes,
+		.nodeport_primary = o.nodeport_primary,
 		.topology_hints = true,
 	};
 	planner = planner_new(&pcfg);

@@ -58,7 +58,8 @@ static void run_usage(FILE *out)
 		"  --min-sync-period DUR    least time between two syncs (default 50ms)\n"
 		"  --sync-period DUR        full resync interval (default 30s)\n"
 		"  --hostname-override NAME this node's name (Node object, Local traffic policies)\n"
-		"  --nodeport-addresses CIDR[,CIDR]  node addresses node ports open on (default: all)\n"
+		"  --nodeport-addresses CIDR[,CIDR]|primary  node addresses node ports open on\n"
+		"                           (default: all; primary: the Node object's first address per family)\n"
 		"  --cluster-cidr CIDR[,CIDR]  pod CIDRs: cluster-IP traffic from elsewhere is masqueraded\n"
 		"  --masquerade-all         masquerade every service connection (nftables)\n"
 		"  --masquerade-bit N       mark bit meaning \"masquerade\" (nftables; default 14)\n"
@@ -206,6 +207,7 @@ int cli_run(int argc, char **argv)
 		.service_proxy_name = o.service_proxy_name,
 		.nodeport_prefixes = o.nodeport_prefixes,
 		.n_nodeport_prefixes = o.n_nodeport_prefixes,
+		.nodeport_primary = o.nodeport_primary,
 		.topology_hints = true,
 	};
 	planner = planner_new(&pcfg);

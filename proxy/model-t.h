@@ -134,7 +134,7 @@ struct kobj_slice {
 struct kobj_node {
 	char *name;
 	char *zone;                /* label topology.kubernetes.io/zone, or NULL */
-	struct inet_addr *addrs;   /* InternalIP / ExternalIP addresses */
+	struct inet_addr *addrs;   /* InternalIPs first, then ExternalIPs, each in the object's order */
 	size_t n_addrs;
 };
 

@@ -30,6 +30,7 @@ struct planner {
 	char *service_proxy_name;
 	const struct inet_prefix *nodeport_prefixes;
 	size_t n_nodeport_prefixes;
+	bool nodeport_primary;
 	bool topology_hints;
 	struct plan *cur;  /* the latest plan (empty before the first run) */
 	struct plan *prev; /* the one before: "removed" diff entries point here */
@@ -127,6 +128,7 @@ struct planner *planner_new(const struct planner_config *cfg)
 		p->topology_hints = cfg->topology_hints;
 		p->nodeport_prefixes = cfg->nodeport_prefixes;
 		p->n_nodeport_prefixes = cfg->n_nodeport_prefixes;
+		p->nodeport_primary = cfg->nodeport_primary;
 		if (cfg->node_name && !(p->node_name = strdup(cfg->node_name)))
 			return planner_free(p);
 		if (cfg->service_proxy_name &&
@@ -619,6 +621,15 @@ static int plan_port_family(struct build *b, const struct kobj_service *svc,
 	}
 	if (!np)
 		return 0;
+	if (b->p->nodeport_primary) {
+		/* The node's primary address of this family: the first listed
+		 * (the decoder puts InternalIPs first). */
+		for (size_t i = 0; b->node && i < b->node->n_addrs; i++)
+			if (b->node->addrs[i].family == family)
+				return add_frontend(b, svc, FRONTEND_NODE_PORT, &b->node->addrs[i], sp,
+						    sp->node_port, eps_ext, !ext_local, ext_empty);
+		return 0;
+	}
 	if (!b->p->n_nodeport_prefixes) {
 		struct inet_addr any = inet_addr_any(family);
 		return add_frontend(b, svc, FRONTEND_NODE_PORT, &any, sp, sp->node_port, eps_ext,

@@ -14,6 +14,10 @@ struct planner_config {
 	 * these prefixes; n=0 means every address (a wildcard frontend). */
 	const struct inet_prefix *nodeport_prefixes;
 	size_t n_nodeport_prefixes;
+	/* --nodeport-addresses primary: node ports open only on the node's
+	 * primary address of each family (the first of model_node's addrs);
+	 * without a node object, on none. Takes precedence over the prefixes. */
+	bool nodeport_primary;
 	bool topology_hints;            /* honour hints.forZones (default true) */
 };
 

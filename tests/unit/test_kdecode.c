@@ -658,3 +658,32 @@ Test(kdecode, classify)
 	cr_assert_eq(kdecode_classify(v, NULL), KDECODE_KIND_INVALID);
 	json_decref(v);
 }
+
+/* A Node's usable addresses come InternalIPs first, so the first address of
+ * a family is the node's primary one (--nodeport-addresses primary). */
+Test(kdecode, node_addresses_internal_first)
+{
+	json_t *obj = y("kind: Node\n"
+			"metadata:\n"
+			"  name: n1\n"
+			"  labels: {topology.kubernetes.io/zone: zone-a}\n"
+			"status:\n"
+			"  addresses:\n"
+			"  - {type: ExternalIP, address: 203.0.113.5}\n"
+			"  - {type: Hostname, address: n1.example}\n"
+			"  - {type: InternalIP, address: 10.0.0.5}\n"
+			"  - {type: ExternalIP, address: 2001:db8::5}\n"
+			"  - {type: InternalIP, address: 'fd00::5'}\n");
+	struct kobj_node *node = NULL;
+
+	cr_assert_eq(kdecode_node(obj, &opts, &node, &err), 0, "%s: %s", err.field, err.message);
+	cr_assert_str_eq(node->name, "n1");
+	cr_assert_str_eq(node->zone, "zone-a");
+	cr_assert_eq(node->n_addrs, 4);
+	cr_expect_str_eq(fmt(&node->addrs[0]), "10.0.0.5");
+	cr_expect_str_eq(fmt(&node->addrs[1]), "fd00::5");
+	cr_expect_str_eq(fmt(&node->addrs[2]), "203.0.113.5");
+	cr_expect_str_eq(fmt(&node->addrs[3]), "2001:db8::5");
+	kobj_node_free(node);
+	json_decref(obj);
+}

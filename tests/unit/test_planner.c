@@ -65,6 +65,7 @@ struct t_case {
 	const char *node_addrs;
 	const char *proxy_name;  /* planner config */
 	const char *np_prefixes; /* planner config */
+	bool np_primary;         /* planner config: --nodeport-addresses primary */
 	bool no_topology;
 	const char *expect;
 };
@@ -320,6 +321,7 @@ static void env_init(struct env *env, const struct t_case *c)
 		.node_name = c->node_name,
 		.service_proxy_name = c->proxy_name,
 		.topology_hints = !c->no_topology,
+		.nodeport_primary = c->np_primary,
 	};
 	char **w;
 	size_t n;
@@ -472,6 +474,23 @@ static const struct t_case cases[] = {
 		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
 			  "F node-port 192.168.1.5:30080/TCP -> default/web:http/TCP masq\n"
 			  "F node-port 192.168.1.6:30080/TCP -> default/web:http/TCP masq\n"
+			  "E default/web:http/TCP =\n",
+	},
+	{
+		.name = "node port on the primary address only",
+		.np_primary = true,
+		.node_name = "n1",
+		.node_addrs = "192.168.1.5 10.9.9.9 fd10::5",
+		.svcs = { WEB(.type = SVC_TYPE_NODE_PORT, .ports = "http/TCP/80/30080/8080") },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+			  "F node-port 192.168.1.5:30080/TCP -> default/web:http/TCP masq\n"
+			  "E default/web:http/TCP =\n",
+	},
+	{
+		.name = "node port primary without a node object opens nothing",
+		.np_primary = true,
+		.svcs = { WEB(.type = SVC_TYPE_NODE_PORT, .ports = "http/TCP/80/30080/8080") },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
 			  "E default/web:http/TCP =\n",
 	},
 	{
