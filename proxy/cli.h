@@ -18,6 +18,14 @@ enum {
 	CLI_EXIT_REJECTED = 2, /* ferry plan: some objects were rejected; or a usage error */
 };
 
+/* --intercept: whether a relay backend gets traffic to non-local VIPs
+ * redirected to it with kernel rules (proxy/intercept.h). */
+enum cli_intercept {
+	CLI_INTERCEPT_AUTO,  /* on with --source kube, off with dir: */
+	CLI_INTERCEPT_ON,
+	CLI_INTERCEPT_OFF,
+};
+
 /* Options shared by the commands that load a source. */
 struct cli_options {
 	const char *source;        /* "dir:PATH" or "kube"; NULL until defaulted */
@@ -39,6 +47,7 @@ struct cli_options {
 	size_t n_cluster_cidrs;
 	bool masquerade_all;         /* --masquerade-all */
 	uint32_t masquerade_mark;    /* --masquerade-bit N: 1 << N; 0 = backend default */
+	enum cli_intercept intercept; /* --intercept (ferry run) */
 };
 
 /* Fill o with the defaults. */

@@ -26,6 +26,7 @@ enum {
 	OPT_CLUSTER_CIDR,
 	OPT_MASQUERADE_ALL,
 	OPT_MASQUERADE_BIT,
+	OPT_INTERCEPT,
 	OPT_HELP,
 };
 
@@ -48,6 +49,7 @@ static const struct option cli_long_options[] = {
 	{ "masquerade-all", no_argument, NULL, OPT_MASQUERADE_ALL },
 	{ "masquerade-bit", required_argument, NULL, OPT_MASQUERADE_BIT },
 	{ "iptables-masquerade-bit", required_argument, NULL, OPT_MASQUERADE_BIT },
+	{ "intercept", required_argument, NULL, OPT_INTERCEPT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 }
 };
@@ -202,6 +204,20 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 			o->masquerade_mark = 1u << v;
 			break;
 		}
+		case OPT_INTERCEPT:
+			if (!(allowed & CLI_OPT_RUN))
+				goto not_allowed;
+			if (strcmp(optarg, "auto") == 0) {
+				o->intercept = CLI_INTERCEPT_AUTO;
+			} else if (strcmp(optarg, "on") == 0) {
+				o->intercept = CLI_INTERCEPT_ON;
+			} else if (strcmp(optarg, "off") == 0) {
+				o->intercept = CLI_INTERCEPT_OFF;
+			} else {
+				fprintf(stderr, "ferry: --intercept must be auto, on or off, not '%s'\n", optarg);
+				return -1;
+			}
+			break;
 		case OPT_NODEPORT_ADDRESSES:
 			if (cli_parse_prefixes(optarg, o) < 0)
 				return -1;

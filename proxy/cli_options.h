@@ -11,7 +11,8 @@
  * --kubeconfig, --master, --context, --service-proxy-name, are always
  * accepted). */
 enum {
-	CLI_OPT_RUN = 1 << 0,    /* --workers, --udp-timeout, --min-sync-period, --sync-period */
+	CLI_OPT_RUN = 1 << 0,    /* --workers, --udp-timeout, --min-sync-period, --sync-period,
+				  * --intercept */
 	CLI_OPT_FORMAT = 1 << 1, /* --format */
 };
 

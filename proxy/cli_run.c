@@ -54,6 +54,12 @@ static void run_usage(FILE *out)
 	fprintf(out,
 		"\n"
 		"  --workers N              relay worker threads (userspace; default 2)\n"
+		"  --intercept auto|on|off  userspace: redirect traffic to cluster and external IPs that\n"
+		"                           are not local (from pods, other hosts routed through this\n"
+		"                           node, and this node) to the relay with nftables tables\n"
+		"                           ferry_intercept, removed on exit; auto (default) is on with\n"
+		"                           --source kube, off with dir: (a standalone balancer binds\n"
+		"                           its VIPs itself and installs no kernel rules)\n"
 		"  --udp-timeout DURATION   idle timeout of a UDP flow (default 30s)\n"
 		"  --min-sync-period DUR    least time between two syncs (default 50ms)\n"
 		"  --sync-period DUR        full resync interval (default 30s)\n"
@@ -141,6 +147,16 @@ static void run_on_signal(struct loop *loop, int fd, uint32_t events, void *user
 	}
 }
 
+/* --intercept auto follows the source: a node of a cluster (kube) must see
+ * cluster IPs that are nowhere assigned; a standalone balancer (dir:) binds
+ * the VIPs it was given and has no business adding rules to its host. */
+static bool run_wants_intercept(const struct cli_options *o)
+{
+	if (o->intercept == CLI_INTERCEPT_AUTO)
+		return o->source && strcmp(o->source, "kube") == 0;
+	return o->intercept == CLI_INTERCEPT_ON;
+}
+
 int cli_run(int argc, char **argv)
 {
 	struct run_state st = { .exit_code = CLI_EXIT_FAILURE };
@@ -219,7 +235,7 @@ int cli_run(int argc, char **argv)
 	bcfg = (struct backend_config){ .workers = o.workers, .udp_idle_timeout_ms = o.udp_timeout_ms,
 					.masquerade_mark = o.masquerade_mark, .masquerade_all = o.masquerade_all,
 					.cluster_cidrs = o.cluster_cidrs, .n_cluster_cidrs = o.n_cluster_cidrs,
-					.intercept = &nftables_intercept_ops };
+					.intercept = run_wants_intercept(&o) ? &nftables_intercept_ops : NULL };
 	r = ops->init(priv, &bcfg);
 	backend_up = true;
 	if (r < 0) {

@@ -116,6 +116,29 @@ struct relay_service *relay_frontend_service(struct relay_frontend *fe)
 	return s;
 }
 
+void relay_frontend_set_port(struct relay_frontend *fe, uint16_t port)
+{
+	char ep[INET_ENDPOINT_STRLEN];
+
+	fe->port = port;
+	snprintf(fe->name, sizeof(fe->name), "%s/%s", inet_endpoint_format(&fe->addr, port, ep),
+		 inet_proto_name(fe->proto));
+}
+
+int relay_listener_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct inet_addr a;
+	uint16_t port = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return -errno;
+	if (inet_from_sockaddr((struct sockaddr *)&ss, &a, &port) < 0 || port == 0)
+		return -EADDRNOTAVAIL;
+	return port;
+}
+
 static int set_int_opt(int fd, int level, int name, int value)
 {
 	if (setsockopt(fd, level, name, &value, sizeof(value)) == -1)

@@ -63,6 +63,15 @@ void relay_frontend_set_service(struct relay_frontend *fe, struct relay_service 
 /* The current service with a reference the caller must drop. Any thread. */
 struct relay_service *relay_frontend_service(struct relay_frontend *fe);
 
+/* Give an ephemeral-port frontend (made with port 0) the port its first
+ * listener got from the kernel, so the other workers' sockets bind the same
+ * port and fe->name shows it. Control thread, before the listeners are
+ * handed to the workers. */
+void relay_frontend_set_port(struct relay_frontend *fe, uint16_t port);
+
+/* The local port a bound socket has: the port, or -errno. */
+int relay_listener_port(int fd);
+
 /* Open one listening socket for fe: SO_REUSEPORT, IP(V6)_FREEBIND,
  * IPV6_V6ONLY, non-blocking, bound and (TCP) listening with TCP_NODELAY
  * (inherited by accepted sockets); UDP sockets on a wildcard address also

@@ -3,6 +3,17 @@
  * active counts, health and affinity survive), one service snapshot per
  * frontend, and one listener set per (address, protocol, port).
  *
+ * Interception (cfg->intercept, proxy/intercept.h). A VIP listener only
+ * sees packets the host delivers locally: a cluster IP or an external IP
+ * that is not assigned here is routed on, not delivered. So when main hands
+ * us an interception provider, every frontend except the wildcard node
+ * ports gets a second listener set, the "relay" of that frontend: bound to
+ * the wildcard address of its family on an ephemeral port, fed the same
+ * service snapshot; after each sync the provider is told {VIP, proto, port
+ * -> relay port} and redirects that traffic (forwarded and the node's own)
+ * there. The VIP listener stays: it serves VIPs that are local (loopback,
+ * a standalone balancer's own addresses) and works without interception.
+ *
  * All of this runs on the control thread; the workers only ever see
  * refcounted snapshots (relay.h), so a sync never stops traffic.
  */
@@ -42,6 +53,12 @@ struct us_skipped {
 	uint16_t port;
 };
 
+/* One open frontend: its VIP listener set and, when intercepted, its relay. */
+struct us_frontend {
+	struct relay_frontend *fe;      /* bound to the frontend's address */
+	struct relay_frontend *relay;   /* wildcard, ephemeral port; NULL: none */
+};
+
 struct userspace {
 	bool ready;
 	unsigned n_workers;
@@ -49,10 +66,14 @@ struct userspace {
 	struct health *health;
 	struct us_pool *pools;          /* sorted by key */
 	size_t n_pools;
-	struct relay_frontend **fes;    /* sorted by (addr, proto, port) */
+	struct us_frontend *fes;        /* sorted by (fe->addr, proto, port) */
 	size_t n_fes;
 	struct us_skipped *skipped;
 	size_t n_skipped;
+	const struct intercept_ops *intercept; /* NULL: no interception */
+	bool intercept_used;            /* intercept->sync was called once */
+	struct relay_frontend **stale;  /* relays whose close failed: retried */
+	size_t n_stale;
 };
 
 static void pool_done(struct us_pool *p)
@@ -207,49 +228,138 @@ static void note_skipped(struct userspace *u, const struct plan_frontend *f,
 	}
 }
 
-/* Open the listener set of a new frontend and hand it to the workers. */
-static int frontend_open(struct userspace *u, const struct us_wanted *w,
-			 struct relay_frontend **ret)
+/* Open one socket per worker for fe and hand them to the workers. A
+ * frontend made with port 0 takes the port the kernel gave its first
+ * socket. 0 or -errno (nothing is left open). */
+static int listeners_open(struct userspace *u, struct relay_frontend *fe)
 {
-	struct relay_frontend *fe;
-	int *fds, r = 0;
+	int *fds = calloc(u->n_workers, sizeof(*fds));
 	unsigned opened = 0;
+	int r = 0;
 
-	fe = relay_frontend_new(&w->addr, w->proto, w->port, w->svc);
-	fds = calloc(u->n_workers, sizeof(*fds));
-	if (!fe || !fds) {
-		r = -ENOMEM;
-		goto out;
-	}
+	if (!fds)
+		return -ENOMEM;
 	for (; opened < u->n_workers; opened++) {
 		fds[opened] = relay_listener_socket(fe);
 		if (fds[opened] < 0) {
 			r = fds[opened];
 			break;
 		}
+		if (fe->port == 0) {
+			r = relay_listener_port(fds[opened]);
+			if (r < 0) {
+				opened++;
+				break;
+			}
+			relay_frontend_set_port(fe, (uint16_t)r);
+			r = 0;
+		}
 	}
 	if (r == 0)
 		r = relay_pool_add_listeners(&u->relay, fe, fds);
-	if (r < 0) {
+	if (r < 0)
 		for (unsigned i = 0; i < opened; i++)
 			close(fds[i]);
-		goto out;
+	free(fds);
+	return r;
+}
+
+/* Open the listener set of a new frontend and hand it to the workers. */
+static int frontend_open(struct userspace *u, const struct us_wanted *w,
+			 struct relay_frontend **ret)
+{
+	struct relay_frontend *fe;
+	char ep[INET_ENDPOINT_STRLEN];
+	int r;
+
+	fe = relay_frontend_new(&w->addr, w->proto, w->port, w->svc);
+	r = fe ? listeners_open(u, fe) : -ENOMEM;
+	if (r < 0) {
+		relay_frontend_unref(fe);
+		return log_warn_errno(r, "userspace: cannot listen on %s/%s for %s",
+				      inet_endpoint_format(&w->addr, w->port, ep),
+				      inet_proto_name(w->proto), w->svc->label);
 	}
 	log_info("userspace: listening on %s (%u workers) for %s", fe->name, u->n_workers,
 		 w->svc->label);
 	*ret = fe;
-	fe = NULL;
-out:
-	if (r < 0) {
-		char ep[INET_ENDPOINT_STRLEN];
+	return 0;
+}
 
-		log_warn_errno(r, "userspace: cannot listen on %s/%s for %s",
-			       inet_endpoint_format(&w->addr, w->port, ep), inet_proto_name(w->proto),
-			       w->svc->label);
+/* Whether traffic to w must be intercepted: everything but the wildcard
+ * node ports, which already receive whatever reaches the host. */
+static bool wants_relay(const struct userspace *u, const struct us_wanted *w)
+{
+	return u->intercept && !inet_addr_is_any(&w->addr);
+}
+
+/* Open the relay listener set of w: the wildcard of its family on an
+ * ephemeral port, serving w's snapshot. 0 or -errno (logged). */
+static int relay_open(struct userspace *u, const struct us_wanted *w,
+		      struct relay_frontend **ret)
+{
+	struct inet_addr any = inet_addr_any(w->addr.family);
+	struct relay_frontend *fe;
+	char ep[INET_ENDPOINT_STRLEN];
+	int r;
+
+	fe = relay_frontend_new(&any, w->proto, 0, w->svc);
+	r = fe ? listeners_open(u, fe) : -ENOMEM;
+	if (r < 0) {
+		relay_frontend_unref(fe);
+		return log_warn_errno(r, "userspace: cannot open the relay of %s/%s for %s",
+				      inet_endpoint_format(&w->addr, w->port, ep),
+				      inet_proto_name(w->proto), w->svc->label);
 	}
-	free(fds);
-	relay_frontend_unref(fe);
-	return r;
+	log_info("userspace: relay %s receives intercepted %s/%s for %s", fe->name,
+		 inet_endpoint_format(&w->addr, w->port, ep), inet_proto_name(w->proto),
+		 w->svc->label);
+	*ret = fe;
+	return 0;
+}
+
+/* Tell the provider the redirects of every open relay. 0 or -errno (the
+ * provider logged it; its previous rules stay in force). */
+static int intercept_push(struct userspace *u, struct intercept_entry *entries)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < u->n_fes; i++) {
+		const struct us_frontend *f = &u->fes[i];
+
+		if (!f->relay)
+			continue;
+		entries[n].addr = f->fe->addr;
+		entries[n].proto = f->fe->proto;
+		entries[n].port = f->fe->port;
+		entries[n].relay_port = f->relay->port;
+		n++;
+	}
+	u->intercept_used = true;
+	return u->intercept->sync(entries, n);
+}
+
+/* Close the relays in u->stale (removed frontends', after the redirects to
+ * them are gone); those that cannot be closed now stay for the next sync. */
+static int stale_close(struct userspace *u)
+{
+	size_t keep = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < u->n_stale; i++) {
+		struct relay_frontend *fe = u->stale[i];
+		int r = relay_pool_remove_listeners(&u->relay, fe);
+
+		if (r < 0) {
+			err = err ? err : r;
+			u->stale[keep++] = fe;
+		} else {
+			log_info("userspace: closed relay %s", fe->name);
+			relay_frontend_unref(fe);
+		}
+	}
+	u->n_stale = keep;
+	return err;
 }
 
 static void wanted_free(struct us_wanted *wanted, size_t n)
@@ -364,7 +474,9 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	struct us_pool *pools = NULL;
 	struct us_wanted *wanted = NULL;
 	struct us_skipped *skipped = NULL;
-	struct relay_frontend **fes = NULL;
+	struct us_frontend *fes = NULL;
+	struct relay_frontend **stale = NULL;
+	struct intercept_entry *entries = NULL;
 	struct balancer *empty = NULL;
 	size_t n_wanted = 0, n_fes = 0, n_skipped = 0, i, k;
 	int r, err = 0;
@@ -377,8 +489,11 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	pools = calloc(plan->n_epsets ? plan->n_epsets : 1, sizeof(*pools));
 	skipped = calloc(plan->n_frontends ? plan->n_frontends : 1, sizeof(*skipped));
 	fes = calloc(plan->n_frontends + u->n_fes + 1, sizeof(*fes));
+	/* Room for every relay that may be closed, and for every redirect. */
+	stale = calloc(u->n_stale + u->n_fes + 1, sizeof(*stale));
+	entries = calloc(plan->n_frontends + u->n_fes + 1, sizeof(*entries));
 	empty = balancer_new(BALANCE_ROUND_ROBIN, NULL, 0, NULL);
-	if (!pools || !skipped || !fes || !empty) {
+	if (!pools || !skipped || !fes || !stale || !entries || !empty) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -396,8 +511,14 @@ static int userspace_sync(void *priv, const struct plan *plan)
 		goto fail;
 
 	/* 2. Merge the wish list with the open frontends (both sorted). */
+	if (u->n_stale > 0)
+		memcpy(stale, u->stale, u->n_stale * sizeof(*stale));
+	free(u->stale);
+	u->stale = stale;
+	stale = NULL;
 	for (i = 0, k = 0; i < n_wanted || k < u->n_fes;) {
-		struct relay_frontend *old = k < u->n_fes ? u->fes[k] : NULL;
+		struct us_frontend *oldf = k < u->n_fes ? &u->fes[k] : NULL;
+		struct relay_frontend *old = oldf ? oldf->fe : NULL;
 		int c;
 
 		if (i == n_wanted)
@@ -410,26 +531,38 @@ static int userspace_sync(void *priv, const struct plan *plan)
 		if (c == 0) {
 			/* Stays: same sockets, new snapshot for new connections. */
 			relay_frontend_set_service(old, wanted[i].svc);
-			fes[n_fes++] = old;
+			if (oldf->relay)
+				relay_frontend_set_service(oldf->relay, wanted[i].svc);
+			else if (wants_relay(u, &wanted[i]) &&
+				 (r = relay_open(u, &wanted[i], &oldf->relay)) < 0)
+				err = err ? err : r;  /* retried next sync */
+			fes[n_fes++] = *oldf;
 			i++, k++;
 		} else if (c < 0) {
-			struct relay_frontend *fe = NULL;
+			struct us_frontend nf = { NULL, NULL };
 
-			r = frontend_open(u, &wanted[i], &fe);
-			if (r < 0)
+			r = frontend_open(u, &wanted[i], &nf.fe);
+			if (r < 0) {
 				err = err ? err : r;
-			else
-				fes[n_fes++] = fe;
+			} else {
+				if (wants_relay(u, &wanted[i]) &&
+				    (r = relay_open(u, &wanted[i], &nf.relay)) < 0)
+					err = err ? err : r;
+				fes[n_fes++] = nf;
+			}
 			i++;
 		} else {
 			r = relay_pool_remove_listeners(&u->relay, old);
 			if (r < 0) {
 				/* Keep it (still serving its old snapshot) and retry. */
 				err = err ? err : r;
-				fes[n_fes++] = old;
+				fes[n_fes++] = *oldf;
 			} else {
 				log_info("userspace: closed %s", old->name);
 				relay_frontend_unref(old);
+				/* Its relay closes once no redirect points to it. */
+				if (oldf->relay)
+					u->stale[u->n_stale++] = oldf->relay;
 			}
 			k++;
 		}
@@ -453,9 +586,20 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	r = health_update(u);
 	if (r < 0)
 		err = err ? err : r;
+	/* 4. Redirects: new relays are listening already, removed ones close
+	 *    only after the rules stop sending them traffic. */
+	if (u->intercept) {
+		r = intercept_push(u, entries);
+		if (r < 0)
+			err = err ? err : r;
+	}
+	r = stale_close(u);
+	if (r < 0)
+		err = err ? err : r;
 	/* Removed listeners are closed when sync returns. */
 	relay_pool_wait(&u->relay);
 	wanted_free(wanted, n_wanted);
+	free(entries);
 	balancer_unref(empty);
 	return err;
 fail:
@@ -463,6 +607,8 @@ fail:
 		pools_free(pools, plan->n_epsets);
 	free(skipped);
 	free(fes);
+	free(stale);
+	free(entries);
 	balancer_unref(empty);
 	return log_warn_errno(r, "userspace: sync failed, previous state kept");
 }
@@ -485,12 +631,28 @@ static void userspace_fini(void *priv)
 
 	if (!u)
 		return;
+	/* The redirects go before the relays: kube-proxy leaves its rules on
+	 * exit, but ours point at ports that die with this process, and a
+	 * redirect to a closed port turns a routable VIP into a refusing one.
+	 * Removed, the traffic is routed as if ferry had never run. */
+	if (u->intercept && u->intercept_used) {
+		int r = u->intercept->cleanup ? u->intercept->cleanup() : u->intercept->sync(NULL, 0);
+
+		if (r < 0)
+			log_warn_errno(r, "userspace: removing the %s interception rules failed",
+				       u->intercept->name);
+	}
 	/* Workers first: they hold references into pools and frontends. */
 	relay_pool_done(&u->relay);
 	u->health = health_free(u->health);
-	for (size_t i = 0; i < u->n_fes; i++)
-		relay_frontend_unref(u->fes[i]);
+	for (size_t i = 0; i < u->n_fes; i++) {
+		relay_frontend_unref(u->fes[i].fe);
+		relay_frontend_unref(u->fes[i].relay);
+	}
 	free(u->fes);
+	for (size_t i = 0; i < u->n_stale; i++)
+		relay_frontend_unref(u->stale[i]);
+	free(u->stale);
 	pools_free(u->pools, u->n_pools);
 	free(u->skipped);
 	memset(u, 0, sizeof(*u));
@@ -511,8 +673,11 @@ static int userspace_init(void *priv, const struct backend_config *cfg)
 		relay_pool_done(&u->relay);
 		return log_errno(-ENOMEM, "userspace: cannot start the health checker");
 	}
+	u->intercept = cfg ? cfg->intercept : NULL;
 	u->ready = true;
-	log_info("userspace: %u relay workers started", u->n_workers);
+	log_info("userspace: %u relay workers started%s%s", u->n_workers,
+		 u->intercept ? ", traffic to non-local frontends intercepted with " : "",
+		 u->intercept ? u->intercept->name : "");
 	return 0;
 }
 
@@ -530,8 +695,8 @@ const struct backend_ops userspace_backend_ops = {
 	.apply = NULL,
 	/* Listeners as the relay would open them (userspace_render.c). */
 	.render = userspace_render,
-	/* Nothing outlives the process. */
+	/* Nothing outlives the process (fini removes the interception). */
 	.cleanup = NULL,
-	/* Stop threads, close every socket, free. */
+	/* Remove the interception rules, stop threads, close every socket, free. */
 	.fini = userspace_fini,
 };

@@ -801,3 +801,155 @@ Test(userspace_relay, render_and_failed_init_fini, .init = setup)
 	userspace_backend_ops.fini(priv);
 	free(priv);
 }
+
+/* ---- interception: a fake provider records what the relay asks for ---- */
+
+static struct intercept_entry fake_entries[16];
+static size_t fake_n;
+static int fake_syncs, fake_cleanups, fake_fail;
+
+static int fake_sync(const struct intercept_entry *entries, size_t n)
+{
+	fake_syncs++;
+	if (fake_fail)
+		return -EPERM;
+	cr_assert_leq(n, 16);
+	if (n > 0)
+		memcpy(fake_entries, entries, n * sizeof(*entries));
+	fake_n = n;
+	return 0;
+}
+
+static int fake_cleanup(void)
+{
+	fake_cleanups++;
+	fake_n = 0;
+	return 0;
+}
+
+static const struct intercept_ops fake_intercept = {
+	.name = "fake", .sync = fake_sync, .cleanup = fake_cleanup,
+};
+
+static const struct intercept_entry *fake_find(const char *addr, enum inet_proto proto,
+					       uint16_t port)
+{
+	struct inet_addr a;
+
+	cr_assert_eq(inet_addr_parse(addr, &a), 0);
+	for (size_t i = 0; i < fake_n; i++)
+		if (fake_entries[i].proto == proto && fake_entries[i].port == port &&
+		    inet_addr_cmp(&fake_entries[i].addr, &a) == 0)
+			return &fake_entries[i];
+	return NULL;
+}
+
+/* Every frontend but the wildcard node ports gets a relay on an ephemeral
+ * port of the wildcard address, serving the same endpoints; the provider is
+ * told after each sync, a failure of it fails the sync, removal drops the
+ * entry and closes the relay, fini removes the rules. The redirect itself
+ * is the kernel's (tests/scenario/test_userspace_intercept.sh): here the
+ * client talks to the relay port directly, as a redirected packet would. */
+Test(userspace_relay, intercepted_frontends_get_relays, .init = setup, .timeout = 30)
+{
+	struct backend_config cfg = { .workers = 2, .udp_idle_timeout_ms = 1000,
+				      .intercept = &fake_intercept };
+	struct echo a;
+	struct tplan t = { 0 }, t2 = { 0 };
+	struct plan_epset *e, *eu;
+	uint16_t pt = free_port(AF_INET), pu = free_port(AF_INET), pn = free_port(AF_INET);
+	const struct intercept_entry *et, *eu4;
+	uint16_t relay_t, relay_u;
+	void *priv;
+
+	echo_start(&a, 'A', AF_INET, 0);
+	e = tp_epset(&t, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "127.0.0.1", a.port);
+	eu = tp_epset(&t, "default/dns:dns/UDP", "dns", INET_PROTO_UDP);
+	tp_endpoint(eu, "127.0.0.1", a.port);
+	/* 127.0.0.3 stands for a cluster IP; its direct listener still opens
+	 * (FREEBIND), and it is loopback so the test needs no namespace. */
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.3", INET_PROTO_TCP, pt, e);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.3", INET_PROTO_UDP, pu, eu);
+	tp_frontend(&t, FRONTEND_NODE_PORT, "0.0.0.0", INET_PROTO_TCP, pn, e);
+
+	fake_n = 0;
+	fake_syncs = fake_cleanups = fake_fail = 0;
+	priv = calloc(1, userspace_backend_ops.priv_size);
+	cr_assert_not_null(priv);
+	cr_assert_eq(userspace_backend_ops.init(priv, &cfg), 0);
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+	cr_assert_eq(fake_syncs, 1);
+	cr_assert_eq(fake_n, 2, "the wildcard node port needs no interception");
+	et = fake_find("127.0.0.3", INET_PROTO_TCP, pt);
+	eu4 = fake_find("127.0.0.3", INET_PROTO_UDP, pu);
+	cr_assert_not_null(et);
+	cr_assert_not_null(eu4);
+	cr_assert_neq(et->relay_port, 0);
+	cr_assert_neq(eu4->relay_port, 0);
+	relay_t = et->relay_port;
+	relay_u = eu4->relay_port;
+
+	/* The relay ports serve the frontend's endpoints, on any local address. */
+	cr_assert_eq(tcp_who("127.0.0.1", relay_t), 'A');
+	cr_assert_eq(tcp_who("127.0.0.2", relay_t), 'A');
+	cr_assert_eq(tcp_who("127.0.0.3", pt), 'A', "the direct VIP listener stays");
+	/* UDP replies leave from the address the datagram was sent to. */
+	udp_ask("127.0.0.1", relay_u, "relayed", "Arelayed");
+	udp_ask("127.0.0.2", relay_u, "other", "Aother");
+
+	/* Same plan again: same relays, the provider told again. */
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+	cr_assert_eq(fake_syncs, 2);
+	cr_assert_eq(fake_find("127.0.0.3", INET_PROTO_TCP, pt)->relay_port, relay_t);
+
+	/* A provider failure fails the sync (the core retries); the relays stay. */
+	fake_fail = 1;
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), -EPERM);
+	fake_fail = 0;
+	cr_assert_eq(tcp_who("127.0.0.1", relay_t), 'A');
+
+	/* The TCP frontend goes: its entry goes, then its relay closes. */
+	e = tp_epset(&t2, "default/dns:dns/UDP", "dns", INET_PROTO_UDP);
+	tp_endpoint(e, "127.0.0.1", a.port);
+	tp_frontend(&t2, FRONTEND_CLUSTER_IP, "127.0.0.3", INET_PROTO_UDP, pu, e);
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t2.plan), 0);
+	cr_assert_eq(fake_n, 1);
+	cr_assert_null(fake_find("127.0.0.3", INET_PROTO_TCP, pt));
+	cr_assert_eq(fake_find("127.0.0.3", INET_PROTO_UDP, pu)->relay_port, relay_u);
+	{
+		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(relay_t),
+					   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), -1,
+			     "the removed frontend's relay must be closed");
+		cr_assert_eq(errno, ECONNREFUSED);
+		close(fd);
+	}
+	udp_ask("127.0.0.1", relay_u, "still", "Astill");
+
+	userspace_backend_ops.fini(priv);
+	cr_assert_eq(fake_cleanups, 1, "fini removes the interception rules");
+	free(priv);
+	echo_stop(&a);
+}
+
+/* Without a provider nothing is intercepted, and fini touches no rules. */
+Test(userspace_relay, no_provider_no_interception, .init = setup, .timeout = 30)
+{
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	uint16_t p = free_port(AF_INET);
+	void *priv;
+
+	e = tp_epset(&t, "default/web:http/TCP", "web", INET_PROTO_TCP);
+	tp_endpoint(e, "127.0.0.1", 9);
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.3", INET_PROTO_TCP, p, e);
+	fake_syncs = fake_cleanups = 0;
+	priv = backend_start();
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+	backend_stop(priv);
+	cr_assert_eq(fake_syncs, 0);
+	cr_assert_eq(fake_cleanups, 0);
+}
