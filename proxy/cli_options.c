@@ -88,8 +88,18 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 	*ret_help = false;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", cli_long_options, NULL)) != -1) {
-		const char *name = optind > 1 ? argv[optind - 1] : "?";
+	int longindex = -1;
+
+	while ((c = getopt_long(argc, argv, "h", cli_long_options, &longindex)) != -1) {
+		/* Name the option itself, not its value when it came separately
+		 * ("--intercept on"). */
+		char name[64];
+
+		if (longindex >= 0)
+			snprintf(name, sizeof(name), "--%s", cli_long_options[longindex].name);
+		else
+			snprintf(name, sizeof(name), "%s", optind > 1 ? argv[optind - 1] : "?");
+		longindex = -1;
 
 		switch (c) {
 		case 'h':
