@@ -5,6 +5,9 @@
 #
 #   sudo bench/nft_scale.sh [BUILD_DIR]      (default BUILD_DIR: ./build)
 #   SIZES="100 1000 10000 30000 100000" CONNECTS=3000 OUT=/tmp/ferry-nft-scale
+#   PATHS="ferry none iptables kube-nft"  (a subset for a narrower run)
+#   NODES=100  endpoints spread over NODES nodes, ferry is node-0 (0: no
+#              nodeName at all, the standalone-manifest shape)
 #
 # Topology, three namespaces made here and removed on exit (nothing else is
 # touched, traffic stays inside them):
@@ -37,6 +40,8 @@ SIZES=${SIZES:-"100 1000 10000 30000 100000"}
 CONNECTS=${CONNECTS:-3000}
 LOAD_TIMEOUT=${LOAD_TIMEOUT:-120}
 KUBE_NFT_MAX=${KUBE_NFT_MAX:-10000}
+PATHS=${PATHS:-"ferry none iptables kube-nft"}
+NODES=${NODES:-100}
 OUT=${OUT:-/tmp/ferry-nft-scale}
 FERRY=$(readlink -f "$BUILD/ferry")
 NB=$(readlink -f "$BUILD/bench/nft_scale_bench")
@@ -103,76 +108,87 @@ timed() {
 }
 
 row() { echo "$*" | tr ' ' ',' >>"$CSV"; echo "  $*"; }
+want() { case " $PATHS " in *" $1 "*) return 0;; esac; return 1; }
 
 for n in $SIZES; do
 	echo "== $n services"
 	tip=$(target_ip "$n")
 
 	# --- ferry nftables ---
-	rm -rf "$TMP/m" && mkdir -p "$TMP/m"
-	"$NB" gen-ferry "$TMP/m" "$n" 10 || die "gen-ferry"
-	ip netns exec $N "$FERRY" run --source "dir:$TMP/m" --backend nftables --log-level debug \
-		--sync-period 1h >"$TMP/ferry.log" 2>&1 &
-	fp=$!
-	PIDS+=($fp)
-	full=timeout
-	for i in $(seq 1 $((LOAD_TIMEOUT * 10))); do
-		if grep -q "nftables: full sync:" "$TMP/ferry.log"; then
-			full=$(grep -m1 "nftables: full sync:" "$TMP/ferry.log" | sed -E 's/.* in ([0-9.]+) ms \(build.*/\1/')
-			break
-		fi
-		kill -0 $fp 2>/dev/null || break
-		sleep 0.1
-	done
-	rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' /proc/$fp/status 2>/dev/null)
-	read -r p50 p99 fails < <(latency "$tip:80")
-	# One endpoint change of the target, 5 times (port 9000 <-> 9010).
-	changes=()
-	for k in 1 2 3 4 5; do
-		before=$(grep -c "nftables: update:" "$TMP/ferry.log")
-		if [ $((k % 2)) = 1 ]; then sed -i 's/"port":9000}/"port":9010}/' "$TMP/m/target.json"
-		else sed -i 's/"port":9010}/"port":9000}/' "$TMP/m/target.json"; fi
-		for i in $(seq 1 100); do
-			[ "$(grep -c "nftables: update:" "$TMP/ferry.log")" -gt "$before" ] && break
-			sleep 0.05
+	if want ferry; then
+		rm -rf "$TMP/m" && mkdir -p "$TMP/m"
+		"$NB" gen-ferry "$TMP/m" "$n" 10 "$NODES" || die "gen-ferry"
+		node=()
+		[ "$NODES" -gt 0 ] && node=(--hostname-override node-0)
+		ip netns exec $N "$FERRY" run --source "dir:$TMP/m" --backend nftables --log-level debug \
+			--sync-period 1h "${node[@]}" >"$TMP/ferry.log" 2>&1 &
+		fp=$!
+		PIDS+=($fp)
+		full=timeout
+		for i in $(seq 1 $((LOAD_TIMEOUT * 10))); do
+			if grep -q "nftables: full sync:" "$TMP/ferry.log"; then
+				full=$(grep -m1 "nftables: full sync:" "$TMP/ferry.log" | sed -E 's/.* in ([0-9.]+) ms \(build.*/\1/')
+				break
+			fi
+			kill -0 $fp 2>/dev/null || break
+			sleep 0.1
 		done
-		changes+=("$(grep "nftables: update:" "$TMP/ferry.log" | tail -1 | sed -E 's/.* in ([0-9.]+) ms$/\1/')")
-	done
-	one=$(printf '%s\n' "${changes[@]}" | sort -g | sed -n 3p)
-	row "$n ferry-nftables $p50 $p99 $fails $full $one ${rss:-NA}"
-	grep -E "full sync|update:" "$TMP/ferry.log" | head -20 >"$OUT/ferry-$n.log"
-	kill -TERM $fp; wait $fp 2>/dev/null
-	ip netns exec $N "$FERRY" cleanup --backend nftables >/dev/null 2>&1
+		rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' /proc/$fp/status 2>/dev/null)
+		read -r p50 p99 fails < <(latency "$tip:80")
+		# One endpoint change of the target, 5 times (port 9000 <-> 9010).
+		changes=()
+		for k in 1 2 3 4 5; do
+			before=$(grep -c "nftables: update:" "$TMP/ferry.log")
+			if [ $((k % 2)) = 1 ]; then sed -i 's/"port":9000}/"port":9010}/' "$TMP/m/target.json"
+			else sed -i 's/"port":9010}/"port":9000}/' "$TMP/m/target.json"; fi
+			for i in $(seq 1 100); do
+				[ "$(grep -c "nftables: update:" "$TMP/ferry.log")" -gt "$before" ] && break
+				sleep 0.05
+			done
+			changes+=("$(grep "nftables: update:" "$TMP/ferry.log" | tail -1 | sed -E 's/.* in ([0-9.]+) ms$/\1/')")
+		done
+		one=$(printf '%s\n' "${changes[@]}" | sort -g | sed -n 3p)
+		row "$n ferry-nftables $p50 $p99 $fails $full $one ${rss:-NA}"
+		grep -E "full sync|update:" "$TMP/ferry.log" | head -20 >"$OUT/ferry-$n.log"
+		kill -TERM $fp; wait $fp 2>/dev/null
+		ip netns exec $N "$FERRY" cleanup --backend nftables >/dev/null 2>&1
+	fi
 
 	# --- no proxy ---
-	read -r p50 p99 fails < <(latency "10.0.2.2:9000")
-	row "$n none $p50 $p99 $fails NA NA NA"
+	if want none; then
+		read -r p50 p99 fails < <(latency "10.0.2.2:9000")
+		row "$n none $p50 $p99 $fails NA NA NA"
+	fi
 
 	# --- kube-proxy iptables mode, legacy and nft back ends ---
-	"$NB" gen-iptables "$TMP/ipt.rules" "$n"
-	for flavour in legacy nft; do
-		load=$(timed sh -c "iptables-$flavour-restore < $TMP/ipt.rules")
-		if [ "$load" = timeout ]; then
-			row "$n iptables-$flavour NA NA NA timeout timeout NA"
-		else
-			read -r p50 p99 fails < <(latency "$tip:80")
-			row "$n iptables-$flavour $p50 $p99 $fails $load $load NA"
-		fi
-		ip netns exec $N iptables-$flavour -t nat -F 2>/dev/null
-		ip netns exec $N iptables-$flavour -t nat -X 2>/dev/null
-	done
+	if want iptables; then
+		"$NB" gen-iptables "$TMP/ipt.rules" "$n"
+		for flavour in legacy nft; do
+			load=$(timed sh -c "iptables-$flavour-restore < $TMP/ipt.rules")
+			if [ "$load" = timeout ]; then
+				row "$n iptables-$flavour NA NA NA timeout timeout NA"
+			else
+				read -r p50 p99 fails < <(latency "$tip:80")
+				row "$n iptables-$flavour $p50 $p99 $fails $load $load NA"
+			fi
+			ip netns exec $N iptables-$flavour -t nat -F 2>/dev/null
+			ip netns exec $N iptables-$flavour -t nat -X 2>/dev/null
+		done
+	fi
 
 	# --- kube-proxy nftables-mode shape (load and one change) ---
-	if [ "$n" -le "$KUBE_NFT_MAX" ]; then
-		"$NB" gen-kube-nft "$TMP/kube.nft" "$n" 10
-		"$NB" gen-kube-nft-change "$TMP/kube-change.nft" "$n" 10
-		load=$(timed nft -f "$TMP/kube.nft")
-		change=NA
-		[ "$load" != timeout ] && change=$(timed nft -f "$TMP/kube-change.nft")
-		row "$n kube-nft NA NA NA $load $change NA"
-		ip netns exec $N nft delete table ip kube-proxy 2>/dev/null
-	else
-		row "$n kube-nft NA NA NA skipped skipped NA"
+	if want kube-nft; then
+		if [ "$n" -le "$KUBE_NFT_MAX" ]; then
+			"$NB" gen-kube-nft "$TMP/kube.nft" "$n" 10
+			"$NB" gen-kube-nft-change "$TMP/kube-change.nft" "$n" 10
+			load=$(timed nft -f "$TMP/kube.nft")
+			change=NA
+			[ "$load" != timeout ] && change=$(timed nft -f "$TMP/kube-change.nft")
+			row "$n kube-nft NA NA NA $load $change NA"
+			ip netns exec $N nft delete table ip kube-proxy 2>/dev/null
+		else
+			row "$n kube-nft NA NA NA skipped skipped NA"
+		fi
 	fi
 done
 

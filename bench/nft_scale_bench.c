@@ -4,8 +4,12 @@
  *   nft_scale_bench connect ADDR:PORT N     N sequential TCP connects; prints
  *                                           "p50_us p99_us failures"
  *   nft_scale_bench serve ADDR PORT COUNT   accept on COUNT ports, close at once
- *   nft_scale_bench gen-ferry DIR N EPS     N services x EPS endpoints as JSON
- *                                           manifests (the target service last)
+ *   nft_scale_bench gen-ferry DIR N EPS [NODES]  N services x EPS endpoints
+ *                                           as JSON manifests (the target
+ *                                           service last); with NODES > 0 the
+ *                                           endpoints carry nodeName
+ *                                           node-0..node-NODES-1 round-robin
+ *                                           (the target's all on node-0)
  *   nft_scale_bench gen-iptables FILE N     kube-proxy iptables-mode NAT rules
  *                                           (iptables-restore input), target last
  *   nft_scale_bench gen-kube-nft FILE N EPS kube-proxy nftables-mode shape
@@ -130,9 +134,19 @@ static int do_serve(const char *addr, unsigned port, unsigned count)
 	}
 }
 
-static int gen_ferry(const char *dir, unsigned n, unsigned eps)
+/* ",\"nodeName\":\"node-K\"" for endpoint j of service i, into buf ("" when
+ * nodes is 0: no node, the standalone-manifest shape). */
+static const char *node_of(unsigned i, unsigned j, unsigned eps, unsigned nodes, char *buf, size_t len)
 {
-	char path[512], ip[32], ep[32];
+	if (!nodes)
+		return "";
+	snprintf(buf, len, ",\"nodeName\":\"node-%u\"", (i * eps + j) % nodes);
+	return buf;
+}
+
+static int gen_ferry(const char *dir, unsigned n, unsigned eps, unsigned nodes)
+{
+	char path[512], ip[32], ep[32], node[48];
 	FILE *f;
 	unsigned port;
 
@@ -167,7 +181,8 @@ static int gen_ferry(const char *dir, unsigned n, unsigned eps)
 			 * the target, so it gets one slice per endpoint below. */
 			if (i == n - 1)
 				break;
-			fprintf(f, "%s{\"addresses\":[\"%s\"],\"conditions\":{\"ready\":true}}", j ? "," : "", ep);
+			fprintf(f, "%s{\"addresses\":[\"%s\"],\"conditions\":{\"ready\":true}%s}", j ? "," : "", ep,
+				node_of(i, j, eps, nodes, node, sizeof(node)));
 		}
 		fprintf(f, "]}\n");
 	}
@@ -184,8 +199,8 @@ static int gen_ferry(const char *dir, unsigned n, unsigned eps)
 		fprintf(f, "%s{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
 			   "\"metadata\":{\"name\":\"t-%u\",\"namespace\":\"b\",\"labels\":{\"kubernetes.io/service-name\":\"s%u\"}},"
 			   "\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":%u}],"
-			   "\"endpoints\":[{\"addresses\":[\"%s\"],\"conditions\":{\"ready\":true}}]}\n",
-			j ? "," : "", j, n - 1, port, ep);
+			   "\"endpoints\":[{\"addresses\":[\"%s\"],\"conditions\":{\"ready\":true}%s}]}\n",
+			j ? "," : "", j, n - 1, port, ep, node_of(0, 0, eps, nodes, node, sizeof(node)));
 	}
 	fprintf(f, "]}\n");
 	fclose(f);
@@ -283,7 +298,8 @@ int main(int argc, char **argv)
 	if (argc >= 5 && strcmp(argv[1], "serve") == 0)
 		return do_serve(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
 	if (argc >= 5 && strcmp(argv[1], "gen-ferry") == 0)
-		return gen_ferry(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
+		return gen_ferry(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]),
+				 argc >= 6 ? (unsigned)atoi(argv[5]) : 0);
 	if (argc >= 4 && strcmp(argv[1], "gen-iptables") == 0)
 		return gen_iptables(argv[2], (unsigned)atoi(argv[3]));
 	if (argc >= 5 && strcmp(argv[1], "gen-kube-nft") == 0)

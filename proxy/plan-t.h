@@ -34,6 +34,10 @@ struct plan_endpoint {
 	uint16_t port;
 	bool terminating; /* true when taken by the serving+terminating fallback */
 	bool local;       /* on this node (nodeName matches) */
+	bool node_unknown; /* the endpoint (or this node) has no nodeName: it may
+			    * be on this node, so local is only a lower bound
+			    * (backends that need "could be here", e.g. for
+			    * hairpin, use local || node_unknown) */
 };
 
 /* The endpoints one frontend forwards to, with the balancing policy. */

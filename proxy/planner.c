@@ -45,6 +45,7 @@ struct candidate {
 	bool serving;
 	bool terminating;
 	bool local;
+	bool node_unknown;
 	const struct kobj_endpoint *ep; /* for the zone hints */
 };
 
@@ -269,6 +270,7 @@ static int collect_slice(const struct kobj_slice *slice, void *userdata)
 		c->serving = ep->serving;
 		c->terminating = ep->terminating;
 		c->local = is_local(b->p, ep);
+		c->node_unknown = !b->p->node_name || !b->p->node_name[0] || !ep->node_name || !ep->node_name[0];
 		c->ep = ep;
 	}
 	return 0;
@@ -348,6 +350,7 @@ static int select_endpoints(const struct build *b, bool local_only, bool topo,
 			eps[n].port = c->port;
 			eps[n].terminating = pass == 1;
 			eps[n].local = c->local;
+			eps[n].node_unknown = c->node_unknown;
 			n++;
 		}
 	}
@@ -359,8 +362,10 @@ static int select_endpoints(const struct build *b, bool local_only, bool topo,
 	/* The same pod may appear in two slices (e.g. during a slice split). */
 	k = 1;
 	for (size_t i = 1; i < n; i++) {
-		if (cmp_endpoint(&eps[i], &eps[k - 1]) == 0)
+		if (cmp_endpoint(&eps[i], &eps[k - 1]) == 0) {
+			eps[k - 1].node_unknown |= eps[i].node_unknown;
 			continue;
+		}
 		eps[k++] = eps[i];
 	}
 	*ret = eps;
@@ -897,7 +902,8 @@ static bool epset_equal(const struct plan_epset *x, const struct plan_epset *y)
 		return false;
 	for (size_t i = 0; i < x->n_endpoints; i++) {
 		const struct plan_endpoint *a = &x->endpoints[i], *c = &y->endpoints[i];
-		if (cmp_endpoint(a, c) != 0 || a->terminating != c->terminating || a->local != c->local)
+		if (cmp_endpoint(a, c) != 0 || a->terminating != c->terminating || a->local != c->local ||
+		    a->node_unknown != c->node_unknown)
 			return false;
 	}
 	return true;

@@ -127,7 +127,14 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 			nft_elem_init(e, NFT_SET_LOCAL_FE, family);
 			key_frontend(e, fe, wc);
 		}
+		/* Hairpin (an endpoint reaching itself through the service)
+		 * only happens on the endpoint's own node: a pod elsewhere
+		 * is DNATed by its node's proxy. So only endpoints that are
+		 * or may be here (no nodeName known) get an element; at
+		 * cluster scale that is a node's share instead of all. */
 		for (size_t i = 0; i < n; i++) {
+			if (!eligible[i]->local && !eligible[i]->node_unknown)
+				continue;
 			if (!(e = vec_push(out)))
 				goto oom;
 			nft_elem_init(e, NFT_SET_HAIRPIN, family);

@@ -728,12 +728,10 @@ static int visit_msgs(void *ctx, int family, const char *chain, const struct cha
 	return 0;
 }
 
-int nft_ruleset_msgs(struct nft_batch *b, int family, const struct nft_ruleset_cfg *cfg)
+int nft_table_msg(struct nft_batch *b, int family)
 {
 	struct nftnl_table *t = nftnl_table_alloc();
-	struct msgs_ctx m = { .b = b, .cfg = cfg };
 	struct nlmsghdr *nlh;
-	int r;
 
 	if (!t)
 		return -ENOMEM;
@@ -748,6 +746,16 @@ int nft_ruleset_msgs(struct nft_batch *b, int family, const struct nft_ruleset_c
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nft_batch_msg_end(b, nlh);
 	nftnl_table_free(t);
+	return 0;
+}
+
+int nft_ruleset_msgs(struct nft_batch *b, int family, const struct nft_ruleset_cfg *cfg)
+{
+	struct msgs_ctx m = { .b = b, .cfg = cfg };
+	int r = nft_table_msg(b, family);
+
+	if (r < 0)
+		return r;
 	for (int s = 0; s < NFT_SET_COUNT; s++) {
 		r = nft_set_declare(b, family, (enum nft_set_id)s);
 		if (r < 0)

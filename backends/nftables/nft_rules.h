@@ -31,6 +31,9 @@ struct nft_ruleset_cfg {
  * In one transaction this replaces the rules atomically: packets see the
  * old rules or the new ones, never none. Returns 0 or -ENOMEM. */
 int nft_ruleset_msgs(struct nft_batch *b, int family, const struct nft_ruleset_cfg *cfg);
+/* Append the message creating family's table alone (existing is fine).
+ * 0 or -ENOMEM. */
+int nft_table_msg(struct nft_batch *b, int family);
 
 /* Append a message deleting family's table (and everything in it). */
 int nft_table_delete_msg(struct nft_batch *b, int family);

@@ -217,6 +217,11 @@ static int nfproto(int family)
 
 int nft_set_declare(struct nft_batch *b, int family, enum nft_set_id set)
 {
+	return nft_set_declare_sized(b, family, set, 0);
+}
+
+int nft_set_declare_sized(struct nft_batch *b, int family, enum nft_set_id set, uint32_t size)
+{
 	const struct set_def *d = &set_defs[set];
 	struct nftnl_set *s = nftnl_set_alloc();
 	struct nlmsghdr *nlh;
@@ -248,6 +253,8 @@ int nft_set_declare(struct nft_batch *b, int family, enum nft_set_id set)
 		nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, field_len, n);
 	}
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, flags);
+	if (size)
+		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, size);
 	/* The kernel insists on a transaction-local id for every new set. */
 	nftnl_set_set_u32(s, NFTNL_SET_ID, (uint32_t)(family == AF_INET6 ? 100 : 1) + (uint32_t)set);
 	snprintf(desc, sizeof(desc), "add set %s %s", family == AF_INET6 ? "ip6" : "ip", d->name);

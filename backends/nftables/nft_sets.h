@@ -109,6 +109,11 @@ int nft_elem_cmp(const struct nft_elem *a, const struct nft_elem *b, bool *ret_s
 /* Append a NEWSET message declaring set in family's table (no EXCL:
  * existing is fine). Returns 0 or -ENOMEM. */
 int nft_set_declare(struct nft_batch *b, int family, enum nft_set_id set);
+/* The same with a size (0: none). The kernel sizes the set's hash from it
+ * when it creates the set, and also refuses elements past it (ENFILE); a
+ * size given to an existing set replaces the old one when the transaction
+ * commits, not before. Declaring without a size keeps the current one. */
+int nft_set_declare_sized(struct nft_batch *b, int family, enum nft_set_id set, uint32_t size);
 /* Append a message removing every element of set. 0 or -ENOMEM. */
 int nft_set_flush(struct nft_batch *b, int family, enum nft_set_id set);
 /* The same for a set named name (the affinity maps). */

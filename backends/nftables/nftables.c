@@ -80,6 +80,11 @@ struct nftables {
 	/* UDP endpoints removed by this commit: their conntrack entries go. */
 	struct nft_ct_target *ct_gone;
 	size_t n_ct_gone, cap_ct_gone;
+	/* The slot table ("slots") per family, [0] ip and [1] ip6: its element
+	 * count as committed, and the size ferry declared for it (0: none yet
+	 * in this process). See slots_reserve. */
+	size_t slots_count[2];
+	uint32_t slots_cap[2];
 };
 
 /* Monotonic milliseconds, for the timings in the logs. */
@@ -439,6 +444,73 @@ static int log_commit_error(struct nftables *n, int r, const struct nft_batch_er
 	return r;
 }
 
+/* Slot-table elements among v[0..n), per family ([0] ip, [1] ip6). */
+static void count_slots(const struct nft_elem *const *v, size_t n, size_t ret[2])
+{
+	ret[0] = ret[1] = 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->set == NFT_SET_SLOTS)
+			ret[v[i]->family == AF_INET6]++;
+}
+
+/* Smallest slot-table size declared: the kernel's hash for it is at least
+ * this big (64k elements: 1 MB of buckets). */
+#define SLOTS_SIZE_MIN 65536
+
+/* Make room for need[f] slot-table elements in family f. The slot table
+ * holds one element per endpoint (1 M at 100k services x 10): declared
+ * without a size, the kernel's resizable hash starts small and is rehashed
+ * again and again while a big transaction fills it, about half of the
+ * commit time. With a size the kernel sizes a hash for it when it creates
+ * the set. But a size is also a hard cap, and a raised size counts only
+ * once its transaction commits: so the raise is a transaction of its own
+ * (table + set, created if absent) sent before the elements, with 50 %
+ * headroom so that it is rare. Returns 0 or a negative errno (logged). */
+static int slots_reserve(struct nftables *n, const size_t need[2])
+{
+	struct nft_batch *b = NULL;
+	struct nft_batch_error be = { 0 };
+	uint32_t want[2] = { 0, 0 };
+	int r = 0;
+
+	for (int f = 0; f < 2; f++) {
+		size_t w;
+
+		if (need[f] <= n->slots_cap[f])
+			continue;
+		w = need[f] + need[f] / 2;
+		if (w < SLOTS_SIZE_MIN)
+			w = SLOTS_SIZE_MIN;
+		want[f] = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+	}
+	if (!want[0] && !want[1])
+		return 0;
+	if (!(b = nft_batch_new()))
+		return -ENOMEM;
+	for (int f = 0; f < 2 && r == 0; f++) {
+		if (!want[f])
+			continue;
+		r = nft_table_msg(b, f ? AF_INET6 : AF_INET);
+		if (r == 0)
+			r = nft_set_declare_sized(b, f ? AF_INET6 : AF_INET, NFT_SET_SLOTS, want[f]);
+	}
+	if (r == 0)
+		r = nft_batch_commit(n->nl, b, 0, &be);
+	if (r == 0) {
+		for (int f = 0; f < 2; f++)
+			if (want[f])
+				n->slots_cap[f] = want[f];
+		log_debug("nftables: slot table sized for %u (ip) / %u (ip6) elements",
+			  n->slots_cap[0], n->slots_cap[1]);
+	} else if (r == -ENOMEM) {
+		log_errno(r, "nftables: out of memory sizing the slot table");
+	} else {
+		log_errno(r, "nftables: sizing the slot table failed: %s", be.desc);
+	}
+	nft_batch_free(b);
+	return r;
+}
+
 /* Compute the elements of one plan frontend into a fresh array. */
 static int fe_compute(struct nftables *n, const struct plan_frontend *fe, struct nft_elem_vec *vec)
 {
@@ -512,10 +584,23 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 		return log_errno(r, "nftables: out of memory building the full ruleset");
 	}
 	t1 = now_ms();
-	r = nft_batch_commit(n->nl, n->batch, 0, &be);
+	{
+		size_t need[2];
+
+		count_slots(n->adds, n->n_adds, need);
+		r = slots_reserve(n, need);
+		if (r == 0)
+			r = nft_batch_commit(n->nl, n->batch, 0, &be);
+		if (r == 0) {
+			n->slots_count[0] = need[0];
+			n->slots_count[1] = need[1];
+		}
+	}
 	if (r < 0) {
 		fes_clear(n);
 		n->need_full = true;
+		if (be.err == 0)
+			return r; /* slots_reserve logged it */
 		return log_commit_error(n, r, &be, "full sync");
 	}
 	log_info("nftables: full sync: %zu frontends, %zu elements in one transaction (%zu messages) "
@@ -540,7 +625,8 @@ static int nftables_incremental(struct nftables *n, const struct plan *plan,
 {
 	struct pending *pend = calloc(n_changed + n_removed + 1, sizeof(*pend));
 	struct nft_batch_error be = { 0 };
-	size_t n_pend = 0;
+	size_t n_pend = 0, slot_adds[2], slot_dels[2];
+	bool reserve_failed = false;
 	double t0 = now_ms();
 	int r = 0;
 
@@ -587,10 +673,22 @@ static int nftables_incremental(struct nftables *n, const struct plan *plan,
 		r = ensure_aff_chains(n);
 	if (r == 0)
 		r = nft_elems_msgs(n->batch, true, n->adds, n->n_adds);
+	count_slots(n->adds, n->n_adds, slot_adds);
+	count_slots(n->dels, n->n_dels, slot_dels);
+	if (r == 0) {
+		size_t need[2] = { n->slots_count[0] + slot_adds[0], n->slots_count[1] + slot_adds[1] };
+		r = slots_reserve(n, need);
+		reserve_failed = r < 0;
+	}
 	if (r == 0)
 		r = nft_batch_commit(n->nl, n->batch, NFT_CHUNK_MSGS, &be);
+	if (r == 0)
+		for (int f = 0; f < 2; f++) {
+			size_t c = n->slots_count[f] + slot_adds[f];
+			n->slots_count[f] = c > slot_dels[f] ? c - slot_dels[f] : 0;
+		}
 	if (r < 0) {
-		if (r != -ENOMEM)
+		if (r != -ENOMEM && !reserve_failed)
 			log_commit_error(n, r, &be, "update");
 		for (size_t i = 0; i < n_pend; i++)
 			nft_elem_vec_done(&pend[i].vec);

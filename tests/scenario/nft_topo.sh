@@ -173,7 +173,7 @@ eps_yaml() {
 				done
 			fi
 			echo "- addresses: [\"$addr\"]"
-			echo "  nodeName: $node"
+			[ -n "$node" ] && echo "  nodeName: $node"
 			echo "  conditions: {ready: $ready, serving: $serving, terminating: $terminating}"
 		done
 	} >"$file"

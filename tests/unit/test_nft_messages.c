@@ -249,9 +249,9 @@ Test(nft_elems, frontend_translation)
 	int counts[NFT_SET_COUNT] = { 0 };
 
 	fe.addr = addr("10.96.0.10");
-	eps3[0] = (struct plan_endpoint){ .addr = addr("10.0.2.2"), .port = 9000 };
-	eps3[1] = (struct plan_endpoint){ .addr = addr("10.0.2.3"), .port = 9000 };
-	eps3[2] = (struct plan_endpoint){ .addr = addr("10.0.2.3"), .port = 9001 };
+	eps3[0] = (struct plan_endpoint){ .addr = addr("10.0.2.2"), .port = 9000, .local = true };
+	eps3[1] = (struct plan_endpoint){ .addr = addr("10.0.2.3"), .port = 9000, .node_unknown = true };
+	eps3[2] = (struct plan_endpoint){ .addr = addr("10.0.2.3"), .port = 9001, .node_unknown = true };
 	cr_assert_eq(nft_frontend_elems(&fe, &cfg, &vec, NULL), 0);
 	for (size_t i = 0; i < vec.n; i++)
 		counts[vec.v[i].set]++;
@@ -262,6 +262,17 @@ Test(nft_elems, frontend_translation)
 	cr_assert_eq(counts[NFT_SET_EMPTY_FE], 0);
 	for (size_t i = 1; i < vec.n; i++)
 		cr_assert_lt(nft_elem_cmp(&vec.v[i - 1], &vec.v[i], NULL), 0, "sorted, unique");
+	nft_elem_vec_done(&vec);
+
+	/* Endpoints known to be on other nodes cannot hairpin here: no pair. */
+	eps3[0].local = false;
+	eps3[1].node_unknown = eps3[2].node_unknown = false;
+	memset(counts, 0, sizeof(counts));
+	cr_assert_eq(nft_frontend_elems(&fe, &cfg, &vec, NULL), 0);
+	for (size_t i = 0; i < vec.n; i++)
+		counts[vec.v[i].set]++;
+	cr_assert_eq(counts[NFT_SET_SLOTS], 3);
+	cr_assert_eq(counts[NFT_SET_HAIRPIN], 0, "remote endpoints: no hairpin pair");
 	nft_elem_vec_done(&vec);
 
 	/* Empty and Local: drop; wildcard node port keys without address. */

@@ -1168,3 +1168,46 @@ Test(planner, health_check_node_ports)
 		     "a: 10.1.0.1 is local and ready (counted once over two ports), 10.1.0.3 not ready");
 	env_done(&env);
 }
+
+/* node_unknown marks endpoints that may be on this node although local is
+ * false: no nodeName on the endpoint, or no name for this node. Backends
+ * rely on local || node_unknown for hairpin. */
+Test(planner, node_unknown_flag)
+{
+	static const struct t_case with_node = {
+		.name = "node known",
+		.node_name = "n1",
+		.svcs = { WEB() },
+		.slices = { WEB_SLICE("web-1", { .addr = "10.1.0.1", .node = "n1" },
+				      { .addr = "10.1.0.2", .node = "n2" }, EP("10.1.0.3")) },
+	};
+	static const struct t_case without_node = {
+		.name = "node unknown",
+		.svcs = { WEB() },
+		.slices = { WEB_SLICE("web-1", { .addr = "10.1.0.1", .node = "n1" }) },
+	};
+	const struct plan *plan;
+	const struct plan_diff *diff;
+	const struct plan_epset *e;
+	struct env env;
+
+	memset(&env, 0, sizeof(env));
+	env_init(&env, &with_node);
+	cr_assert_eq(planner_run(env.p, env.m, &plan, &diff), 0);
+	cr_assert_eq(plan->n_epsets, 1);
+	e = &plan->epsets[0];
+	cr_assert_eq(e->n_endpoints, 3);
+	cr_expect(e->endpoints[0].local && !e->endpoints[0].node_unknown, "same node");
+	cr_expect(!e->endpoints[1].local && !e->endpoints[1].node_unknown, "other node");
+	cr_expect(!e->endpoints[2].local && e->endpoints[2].node_unknown, "no nodeName");
+	env_done(&env);
+
+	memset(&env, 0, sizeof(env));
+	env_init(&env, &without_node);
+	cr_assert_eq(planner_run(env.p, env.m, &plan, &diff), 0);
+	cr_assert_eq(plan->n_epsets, 1);
+	e = &plan->epsets[0];
+	cr_assert_eq(e->n_endpoints, 1);
+	cr_expect(!e->endpoints[0].local && e->endpoints[0].node_unknown, "this node has no name");
+	env_done(&env);
+}
