@@ -392,13 +392,10 @@ static void r_mark_fe(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned
 	s_mark_masq(rb, cfg->masq_mark);
 }
 
-/* Cluster IPs reached from outside the cluster CIDRs are masqueraded (so
- * replies come back through this node). Only emitted when the family has
- * cluster CIDRs. */
-static void r_mark_local(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+/* Match sources outside every cluster CIDR of the rule's family: one
+ * masked compare per CIDR ("ip saddr != 10.244.0.0/16 ..."). */
+static void m_saddr_outside_cidrs(struct rb *rb, const struct nft_ruleset_cfg *cfg)
 {
-	(void)arg;
-	m_fe_in(rb, NFT_SET_LOCAL_FE);
 	for (size_t i = 0; i < cfg->n_cluster_cidrs; i++) {
 		const struct inet_prefix *p = &cfg->cluster_cidrs[i];
 		uint8_t mask[16] = { 0 }, zero[16] = { 0 };
@@ -413,6 +410,16 @@ static void r_mark_local(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsig
 		cmp(rb, 0, NFT_CMP_NEQ, p->addr.u.bytes, addr_len(rb));
 		rb_text(rb, " != %s/%u ", inet_addr_format(&p->addr, buf), p->len);
 	}
+}
+
+/* Cluster IPs reached from outside the cluster CIDRs are masqueraded (so
+ * replies come back through this node). Only emitted when the family has
+ * cluster CIDRs. */
+static void r_mark_local(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)arg;
+	m_fe_in(rb, NFT_SET_LOCAL_FE);
+	m_saddr_outside_cidrs(rb, cfg);
 	s_mark_masq(rb, cfg->masq_mark);
 }
 
@@ -945,20 +952,7 @@ static void r_aff_fresh(struct rb *rb, const struct nft_ruleset_cfg *cfg, const 
 static void r_aff_local(struct rb *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
 {
 	(void)a;
-	for (size_t i = 0; i < cfg->n_cluster_cidrs; i++) {
-		const struct inet_prefix *p = &cfg->cluster_cidrs[i];
-		uint8_t mask[16] = { 0 }, zero[16] = { 0 };
-		char buf[INET_ADDR_STRLEN];
-
-		if (p->addr.family != rb->family)
-			continue;
-		for (unsigned bit = 0; bit < p->len; bit++)
-			mask[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
-		ld_addr(rb, false, 0);
-		bitwise(rb, 0, mask, zero, addr_len(rb));
-		cmp(rb, 0, NFT_CMP_NEQ, p->addr.u.bytes, addr_len(rb));
-		rb_text(rb, " != %s/%u ", inet_addr_format(&p->addr, buf), p->len);
-	}
+	m_saddr_outside_cidrs(rb, cfg);
 	s_mark_masq(rb, cfg->masq_mark);
 }
 

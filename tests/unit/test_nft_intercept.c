@@ -56,6 +56,10 @@ Test(nft_intercept, redirects_cluster_ip_to_relay_port)
 	lfd = listen_on(15001);
 	inet_pton(AF_INET, "10.96.0.10", &dst.sin_addr);
 	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Bounded: without the redirect nothing answers and connect would wait
+	 * for the kernel's SYN retries. */
+	struct timeval tv1 = { 2, 0 };
+	setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &tv1, sizeof(tv1));
 	cr_assert_eq(connect(cfd, (struct sockaddr *)&dst, sizeof(dst)), 0, "connect: %s", strerror(errno));
 	afd = accept(lfd, NULL, NULL);
 	cr_assert_geq(afd, 0);
