@@ -328,23 +328,33 @@ static void r_jump_empty(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsig
 	verdict(rb, NFT_JUMP, "empty_check");
 }
 
+/* A verdict-map dispatch: "[fib daddr type local] KEY vmap @set", keyed by
+ * address . proto . port (frontends) or proto . port (wildcard node ports,
+ * which only match packets for this host). */
+static void vmap_dispatch(struct rb *rb, enum nft_set_id set, bool node_port)
+{
+	if (node_port) {
+		m_fib_local(rb);
+		ld_np_key(rb);
+	} else {
+		ld_fe_key(rb);
+	}
+	lookup(rb, nft_set_name(set), NFT_REG_VERDICT, false);
+	rb_text(rb, " vmap @%s", nft_set_name(set));
+}
+
 static void r_empty_fe(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	(void)arg;
-	ld_fe_key(rb);
-	lookup(rb, nft_set_name(NFT_SET_EMPTY_FE), NFT_REG_VERDICT, false);
-	rb_text(rb, " vmap @%s", nft_set_name(NFT_SET_EMPTY_FE));
+	vmap_dispatch(rb, NFT_SET_EMPTY_FE, false);
 }
 
 static void r_empty_np(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	(void)arg;
-	m_fib_local(rb);
-	ld_np_key(rb);
-	lookup(rb, nft_set_name(NFT_SET_EMPTY_NP), NFT_REG_VERDICT, false);
-	rb_text(rb, " vmap @%s", nft_set_name(NFT_SET_EMPTY_NP));
+	vmap_dispatch(rb, NFT_SET_EMPTY_NP, true);
 }
 
 static void r_reject_tcp(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
@@ -435,19 +445,14 @@ static void r_vmap_fe(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned
 {
 	(void)cfg;
 	(void)arg;
-	ld_fe_key(rb);
-	lookup(rb, nft_set_name(NFT_SET_FE), NFT_REG_VERDICT, false);
-	rb_text(rb, " vmap @%s", nft_set_name(NFT_SET_FE));
+	vmap_dispatch(rb, NFT_SET_FE, false);
 }
 
 static void r_vmap_np(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	(void)arg;
-	m_fib_local(rb);
-	ld_np_key(rb);
-	lookup(rb, nft_set_name(NFT_SET_NP), NFT_REG_VERDICT, false);
-	rb_text(rb, " vmap @%s", nft_set_name(NFT_SET_NP));
+	vmap_dispatch(rb, NFT_SET_NP, true);
 }
 
 /* "ct status dnat ip saddr . ip daddr @hairpin masquerade" */

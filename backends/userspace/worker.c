@@ -392,21 +392,32 @@ void relay_pool_done(struct relay_pool *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int relay_pool_add_listeners(struct relay_pool *p, struct relay_frontend *fe, const int *fds)
+/* One zeroed command per worker, allocated up front so that a command is
+ * posted to every worker or to none. NULL on ENOMEM (nothing left over). */
+static struct relay_cmd **relay_cmds_new(unsigned n)
 {
-	struct relay_cmd **cmds = calloc(p->n_workers, sizeof(*cmds));
+	struct relay_cmd **cmds = calloc(n, sizeof(*cmds));
 
 	if (!cmds)
-		return -ENOMEM;
-	for (unsigned i = 0; i < p->n_workers; i++) {
+		return NULL;
+	for (unsigned i = 0; i < n; i++) {
 		cmds[i] = calloc(1, sizeof(**cmds));
 		if (!cmds[i]) {
 			for (unsigned k = 0; k < i; k++)
 				free(cmds[k]);
 			free(cmds);
-			return -ENOMEM;
+			return NULL;
 		}
 	}
+	return cmds;
+}
+
+int relay_pool_add_listeners(struct relay_pool *p, struct relay_frontend *fe, const int *fds)
+{
+	struct relay_cmd **cmds = relay_cmds_new(p->n_workers);
+
+	if (!cmds)
+		return -ENOMEM;
 	for (unsigned i = 0; i < p->n_workers; i++) {
 		cmds[i]->kind = RELAY_CMD_ADD;
 		cmds[i]->fe = relay_frontend_ref(fe);
@@ -419,19 +430,10 @@ int relay_pool_add_listeners(struct relay_pool *p, struct relay_frontend *fe, co
 
 int relay_pool_remove_listeners(struct relay_pool *p, struct relay_frontend *fe)
 {
-	struct relay_cmd **cmds = calloc(p->n_workers, sizeof(*cmds));
+	struct relay_cmd **cmds = relay_cmds_new(p->n_workers);
 
 	if (!cmds)
 		return -ENOMEM;
-	for (unsigned i = 0; i < p->n_workers; i++) {
-		cmds[i] = calloc(1, sizeof(**cmds));
-		if (!cmds[i]) {
-			for (unsigned k = 0; k < i; k++)
-				free(cmds[k]);
-			free(cmds);
-			return -ENOMEM;
-		}
-	}
 	for (unsigned i = 0; i < p->n_workers; i++) {
 		cmds[i]->kind = RELAY_CMD_REMOVE;
 		cmds[i]->fe = relay_frontend_ref(fe);
