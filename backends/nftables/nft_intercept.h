@@ -2,15 +2,38 @@
  * tables "ip ferry_intercept" / "ip6 ferry_intercept", a map
  * address . proto . port : relay port, and `redirect` in the nat prerouting
  * and output hooks. Separate from the nftables backend's own tables, so the
- * two never disturb each other. */
+ * two never disturb each other.
+ *
+ * Any number of redirects, up to a sanity bound: element lists are split
+ * over as many messages as needed, all in one transaction. After the first
+ * sync only the difference from the last committed map is sent.
+ */
 #ifndef FERRY_NFT_INTERCEPT_H
 #define FERRY_NFT_INTERCEPT_H
 
+#include <stddef.h>
+
 #include "intercept.h"
+
+struct nft_batch;
 
 #define NFT_INTERCEPT_TABLE "ferry_intercept"
 
-/* The ops main hands to a relay backend in backend_config.intercept. */
+/* Sanity bound on the entries of one sync, far above any cluster (a full
+ * replace of this many is one transaction of ~50 MB of netlink messages):
+ * sync refuses more with -E2BIG and a log line naming it. */
+#define NFT_INTERCEPT_MAX (1u << 20)
+
+/* The ops main hands to a relay backend in backend_config.intercept.
+ * sync keeps the committed redirects in process-wide state: call it (and
+ * cleanup) from one thread only. */
 extern const struct intercept_ops nftables_intercept_ops;
+
+/* Append to b the messages of a full replacement by entries (what sync
+ * sends the first time): both families' tables, map, chains and rules, the
+ * map emptied, then its elements, no element list longer than its 16-bit
+ * attribute allows. Sends nothing and keeps no state: for tests that parse
+ * the messages back. 0, -E2BIG past the sanity bound, or -ENOMEM. */
+int nft_intercept_replace_msgs(struct nft_batch *b, const struct intercept_entry *entries, size_t n);
 
 #endif
