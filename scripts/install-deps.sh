@@ -16,6 +16,14 @@ packages=(
 	iptables conntrack                 # nftables benchmark baselines, conntrack checks
 	libmicrohttpd-dev                  # health check node ports (HTTP)
 	libcurl4-openssl-dev openssl       # Kubernetes API source (libcurl); test CA for the test API server
+	# VM tests (tests/vm/, docs/testing-vm.md): kernel features this host's
+	# kernel lacks (SCTP, IPVS). The Debian kernel image itself is not
+	# installed: tests/vm/build_vm.sh fetches it with `apt-get download`
+	# into the build tree on first use.
+	qemu-system-x86                    # VM tests: boots the Debian kernel (software emulation)
+	busybox-static                     # VM tests: the guest's shell and commands (static: no libraries)
+	kmod                               # VM tests: depmod and modprobe --show-depends on the kernel's modules
+	cpio                               # VM tests: packs the initramfs (newc)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

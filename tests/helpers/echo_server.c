@@ -1,6 +1,6 @@
 /* echo_server: a named backend for scenario tests and the demo.
  *
- *   echo_server --name NAME --listen ADDR:PORT [--listen ...] [--tcp] [--udp]
+ *   echo_server --name NAME --listen ADDR:PORT [--listen ...] [--tcp] [--udp] [--sctp]
  *
  * Every TCP connection and every UDP datagram is answered with one line
  * "NAME CLIENT_ADDR:CLIENT_PORT\n", so a test can tell which backend it
@@ -8,12 +8,20 @@
  * then an echo service until the client closes it, which lets tests keep a
  * connection alive across a configuration change.
  *
+ * --sctp adds one-to-one style SCTP listeners (SOCK_STREAM, IPPROTO_SCTP),
+ * served exactly like TCP connections. SCTP is never on by default: many
+ * kernels (this project's development machines among them) have no SCTP
+ * sockets, and the TCP/UDP tests must not depend on it. For SCTP the
+ * CLIENT_ADDR is the association's primary peer address (the source of the
+ * INIT as the server saw it).
+ *
  * One thread, one epoll set, non-blocking sockets. Prints "ready" on stdout
  * once every listener is bound, and exits 0 on SIGTERM or SIGINT.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netinet/in.h> /* IPPROTO_SCTP */
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,7 +40,7 @@
 /* What an epoll entry points at; the kind decides how an event is handled. */
 enum item_kind {
 	ITEM_SIGNAL,
-	ITEM_TCP_LISTENER,
+	ITEM_TCP_LISTENER, /* also SCTP one-to-one listeners: same accept path */
 	ITEM_UDP_SOCKET,
 	ITEM_CONN,
 };
@@ -69,15 +77,16 @@ static int watch(struct item *it, uint32_t events, int op)
 	return epoll_ctl(epoll_fd, op, it->fd, &ev) == -1 ? -errno : 0;
 }
 
-/* Open a listener (TCP) or a bound socket (UDP) for addr:port.
- * IP_FREEBIND lets a test start backends before their addresses are up. */
-static int open_socket(const struct inet_addr *addr, uint16_t port, int type)
+/* Open a listener (TCP, or SCTP with protocol IPPROTO_SCTP) or a bound
+ * socket (UDP) for addr:port. IP_FREEBIND lets a test start backends before
+ * their addresses are up. */
+static int open_socket(const struct inet_addr *addr, uint16_t port, int type, int protocol)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = inet_to_sockaddr(addr, port, &ss);
 	int one = 1, fd, r;
 
-	fd = socket(addr->family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(addr->family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 	if (fd == -1)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -208,9 +217,9 @@ static void udp_readable(struct item *u)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: echo_server --name NAME --listen ADDR:PORT [--listen ...] [--tcp] [--udp]\n"
-		   "  answers each TCP connection and UDP datagram with \"NAME CLIENT:PORT\",\n"
-		   "  then echoes TCP data until EOF; both protocols unless one is named\n");
+	fprintf(f, "usage: echo_server --name NAME --listen ADDR:PORT [--listen ...] [--tcp] [--udp] [--sctp]\n"
+		   "  answers each TCP/SCTP connection and UDP datagram with \"NAME CLIENT:PORT\",\n"
+		   "  then echoes TCP/SCTP data until EOF; TCP and UDP unless protocols are named\n");
 }
 
 int main(int argc, char **argv)
@@ -220,17 +229,18 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "tcp", no_argument, NULL, 't' },
 		{ "udp", no_argument, NULL, 'u' },
+		{ "sctp", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct inet_addr addrs[MAX_LISTEN];
 	uint16_t ports[MAX_LISTEN];
 	int n_listen = 0, c, sfd;
-	bool tcp = false, udp = false;
+	bool tcp = false, udp = false, sctp = false;
 	sigset_t mask;
 	struct item *sig;
 
-	while ((c = getopt_long(argc, argv, "n:l:tuh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:l:tush", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			server_name = optarg;
@@ -252,6 +262,9 @@ int main(int argc, char **argv)
 		case 'u':
 			udp = true;
 			break;
+		case 's':
+			sctp = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -264,7 +277,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if (!tcp && !udp)
+	if (!tcp && !udp && !sctp)
 		tcp = udp = true;
 
 	epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -287,20 +300,22 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_listen; i++) {
 		char ep[INET_ENDPOINT_STRLEN];
 
-		for (int pass = 0; pass < 2; pass++) {
-			int type = pass == 0 ? SOCK_STREAM : SOCK_DGRAM;
+		/* pass 0: TCP, 1: UDP, 2: SCTP */
+		for (int pass = 0; pass < 3; pass++) {
+			static const char *const pname[] = { "tcp", "udp", "sctp" };
+			int type = pass == 1 ? SOCK_DGRAM : SOCK_STREAM;
 			struct item *it;
 			int fd;
 
-			if ((pass == 0 && !tcp) || (pass == 1 && !udp))
+			if ((pass == 0 && !tcp) || (pass == 1 && !udp) || (pass == 2 && !sctp))
 				continue;
-			fd = open_socket(&addrs[i], ports[i], type);
+			fd = open_socket(&addrs[i], ports[i], type, pass == 2 ? IPPROTO_SCTP : 0);
 			if (fd < 0) {
-				fprintf(stderr, "echo_server: %s %s: %s\n", pass == 0 ? "tcp" : "udp",
+				fprintf(stderr, "echo_server: %s %s: %s\n", pname[pass],
 					inet_endpoint_format(&addrs[i], ports[i], ep), strerror(-fd));
 				return 1;
 			}
-			it = item_new(pass == 0 ? ITEM_TCP_LISTENER : ITEM_UDP_SOCKET, fd, 0);
+			it = item_new(pass == 1 ? ITEM_UDP_SOCKET : ITEM_TCP_LISTENER, fd, 0);
 			if (!it || watch(it, EPOLLIN, EPOLL_CTL_ADD) < 0) {
 				fprintf(stderr, "echo_server: out of memory or epoll failure\n");
 				return 1;

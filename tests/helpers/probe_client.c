@@ -1,7 +1,7 @@
 /* probe_client: the client side of the scenario tests.
  *
- *   probe_client tcp|udp ADDR:PORT [--count N] [--timeout-ms T]
- *                                  [--hold-ms H] [--send TEXT] [--bind ADDR]
+ *   probe_client tcp|udp|sctp ADDR:PORT [--count N] [--timeout-ms T]
+ *                                       [--hold-ms H] [--send TEXT] [--bind ADDR]
  *
  * Each probe opens a fresh socket, reads the backend's one-line answer
  * ("NAME CLIENT:PORT", see echo_server.c) and prints it. --count N makes N
@@ -12,6 +12,18 @@
  * --hold-ms H (TCP, one connection) keeps the connection open for H ms,
  * sending a numbered ping every 100 ms and checking each echo.
  *
+ * sctp is a one-to-one style SCTP association (SOCK_STREAM, IPPROTO_SCTP)
+ * handled exactly like a TCP connection, --send and --hold-ms included.
+ * The socket has IP_RECVERR (IPV6_RECVERR) set: without it Linux SCTP keeps
+ * an ICMP port unreachable as a soft error and retransmits INIT until the
+ * timeout, so a rejected service would look silent instead of refused. Even
+ * with it, the ICMP answering the first INIT usually arrives while connect()
+ * still holds the socket lock (over veth the whole round trip runs inside
+ * the syscall) and is dropped (LockDroppedIcmps); the one answering the
+ * first retransmission counts. So the INIT timer starts at 200 ms instead
+ * of 3 s (SCTP_RTOINFO), and a refusal shows in about 200 ms. An ABORT in
+ * answer to the INIT (no listener) is refused at once.
+ *
  * Exit status, so scripts can tell failures apart:
  *   0 every probe answered, 2 refused or reset, 3 timed out, 1 anything else.
  * The first failing probe ends the run. Every wait is bounded by T
@@ -19,6 +31,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h> /* IPPROTO_SCTP, IP_RECVERR */
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -28,6 +41,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/sctp.h> /* SCTP_RTOINFO: kernel UAPI header, no libsctp */
 
 #include "inet.h"
 
@@ -40,6 +54,7 @@ enum {
 
 struct probe {
 	bool udp;
+	bool sctp; /* stream semantics, so every tcp path serves it */
 	struct inet_addr addr;
 	uint16_t port;
 	long count;
@@ -111,9 +126,27 @@ static int open_connected(const struct probe *p, long deadline)
 	socklen_t sl = inet_to_sockaddr(&p->addr, p->port, &ss);
 	int fd, r;
 
-	fd = socket(p->addr.family, (p->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(p->addr.family, (p->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    p->sctp ? IPPROTO_SCTP : 0);
 	if (fd == -1)
 		return -errno;
+	if (p->sctp) {
+		/* ICMP errors become hard errors, seen at the first INIT
+		 * retransmission (see the top of the file). */
+		struct sctp_rtoinfo rto = { .srto_initial = 200, .srto_min = 100 };
+		int one = 1;
+
+		if (p->addr.family == AF_INET6)
+			r = setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof(one));
+		else
+			r = setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
+		if (r == 0)
+			r = setsockopt(fd, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof(rto));
+		if (r == -1) {
+			r = -errno;
+			goto out;
+		}
+	}
 	if (p->bind_addr.family) {
 		struct sockaddr_storage bs;
 		socklen_t bl = inet_to_sockaddr(&p->bind_addr, 0, &bs);
@@ -324,7 +357,7 @@ static int udp_once(const struct probe *p)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: probe_client tcp|udp ADDR:PORT [--count N] [--timeout-ms T] [--hold-ms H] [--send TEXT] [--bind ADDR]\n"
+	fprintf(f, "usage: probe_client tcp|udp|sctp ADDR:PORT [--count N] [--timeout-ms T] [--hold-ms H] [--send TEXT] [--bind ADDR]\n"
 		   "exit: 0 ok, 2 refused/reset, 3 timeout, 1 other error\n");
 }
 
@@ -389,6 +422,8 @@ int main(int argc, char **argv)
 		goto bad;
 	if (strcmp(argv[optind], "udp") == 0)
 		p.udp = true;
+	else if (strcmp(argv[optind], "sctp") == 0)
+		p.sctp = true;
 	else if (strcmp(argv[optind], "tcp") != 0)
 		goto bad;
 	if (inet_endpoint_parse(argv[optind + 1], &p.addr, &p.port) < 0) {
@@ -396,7 +431,7 @@ int main(int argc, char **argv)
 		return EXIT_OTHER;
 	}
 	if (p.hold_ms && p.udp) {
-		fprintf(stderr, "probe_client: --hold-ms is for tcp\n");
+		fprintf(stderr, "probe_client: --hold-ms is for tcp and sctp\n");
 		return EXIT_OTHER;
 	}
 	signal(SIGPIPE, SIG_IGN);
