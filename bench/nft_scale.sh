@@ -20,7 +20,9 @@
 #   ferry:        `ferry run --backend nftables` on N services x 10 endpoints;
 #                 full sync time (from empty; ferry's own log: building the
 #                 batch + kernel commit), one endpoint change of the target
-#                 (median of 5, ferry's log), ferry's RSS, connect p50/p99;
+#                 (median of 5, ferry's log), ferry's RSS, connect p50/p99,
+#                 and a restart: the new ferry takes the table over (reads
+#                 it once, sends the difference; ferry's log);
 #   iptables-legacy / iptables-nft: kube-proxy iptables-mode rules (a
 #                 KUBE-SERVICES match per service, KUBE-SVC and KUBE-SEP
 #                 chains; 1 endpoint per service) loaded with *-restore:
@@ -87,12 +89,40 @@ grep -q ready "$TMP/serve.log" || die "backend server did not start: $(cat "$TMP
 
 mkdir -p "$OUT"
 CSV=$OUT/nft_scale.csv
-echo "services,path,connect_p50_us,connect_p99_us,failures,full_load_ms,one_change_ms,ferry_rss_mb" >"$CSV"
+echo "services,path,connect_p50_us,connect_p99_us,failures,full_load_ms,one_change_ms,ferry_rss_mb,restart_takeover_ms" >"$CSV"
 
 # target_ip N: cluster IP of the last service.
 target_ip() {
 	local a=$(( (10 << 24 | 96 << 16) + $1 ))
 	echo "$((a >> 24)).$(((a >> 16) & 255)).$(((a >> 8) & 255)).$((a & 255))"
+}
+
+# ferry_first_sync LOG: start ferry on $TMP/m in the node namespace (pid in
+# fp) and wait for its first sync; FIRST: its time in ms from ferry's log
+# (or "timeout"), FIRST_KIND: "full" (replaced the tables) or "took-over".
+ferry_first_sync() {
+	local log=$1 i node=()
+	[ "$NODES" -gt 0 ] && node=(--hostname-override node-0)
+	ip netns exec $N "$FERRY" run --source "dir:$TMP/m" --backend nftables --log-level debug \
+		--sync-period 1h "${node[@]}" >"$log" 2>&1 &
+	fp=$!
+	PIDS+=($fp)
+	FIRST=timeout
+	FIRST_KIND=
+	for i in $(seq 1 $((LOAD_TIMEOUT * 10))); do
+		if grep -q "nftables: full sync:" "$log"; then
+			FIRST=$(grep -m1 "nftables: full sync:" "$log" | sed -E 's/.* in ([0-9.]+) ms \(build.*/\1/')
+			FIRST_KIND=full
+			return
+		fi
+		if grep -q "nftables: took over" "$log"; then
+			FIRST=$(grep -m1 "nftables: took over" "$log" | sed -E 's/.* in ([0-9.]+) ms \(reading.*/\1/')
+			FIRST_KIND=took-over
+			return
+		fi
+		kill -0 $fp 2>/dev/null || return
+		sleep 0.1
+	done
 }
 
 # latency TARGET: "p50 p99 failures" of CONNECTS connects from the client.
@@ -118,21 +148,8 @@ for n in $SIZES; do
 	if want ferry; then
 		rm -rf "$TMP/m" && mkdir -p "$TMP/m"
 		"$NB" gen-ferry "$TMP/m" "$n" 10 "$NODES" || die "gen-ferry"
-		node=()
-		[ "$NODES" -gt 0 ] && node=(--hostname-override node-0)
-		ip netns exec $N "$FERRY" run --source "dir:$TMP/m" --backend nftables --log-level debug \
-			--sync-period 1h "${node[@]}" >"$TMP/ferry.log" 2>&1 &
-		fp=$!
-		PIDS+=($fp)
-		full=timeout
-		for i in $(seq 1 $((LOAD_TIMEOUT * 10))); do
-			if grep -q "nftables: full sync:" "$TMP/ferry.log"; then
-				full=$(grep -m1 "nftables: full sync:" "$TMP/ferry.log" | sed -E 's/.* in ([0-9.]+) ms \(build.*/\1/')
-				break
-			fi
-			kill -0 $fp 2>/dev/null || break
-			sleep 0.1
-		done
+		ferry_first_sync "$TMP/ferry.log"
+		full=$FIRST
 		rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' /proc/$fp/status 2>/dev/null)
 		read -r p50 p99 fails < <(latency "$tip:80")
 		# One endpoint change of the target, 5 times (port 9000 <-> 9010).
@@ -148,8 +165,14 @@ for n in $SIZES; do
 			changes+=("$(grep "nftables: update:" "$TMP/ferry.log" | tail -1 | sed -E 's/.* in ([0-9.]+) ms$/\1/')")
 		done
 		one=$(printf '%s\n' "${changes[@]}" | sort -g | sed -n 3p)
-		row "$n ferry-nftables $p50 $p99 $fails $full $one ${rss:-NA}"
+		# Restart: the new process takes the table over (no change meanwhile).
+		kill -TERM $fp; wait $fp 2>/dev/null
+		ferry_first_sync "$TMP/ferry2.log"
+		restart=$FIRST
+		[ "$FIRST_KIND" = full ] && restart=replaced
+		row "$n ferry-nftables $p50 $p99 $fails $full $one ${rss:-NA} $restart"
 		grep -E "full sync|update:" "$TMP/ferry.log" | head -20 >"$OUT/ferry-$n.log"
+		grep -E "took over|full sync" "$TMP/ferry2.log" >>"$OUT/ferry-$n.log"
 		kill -TERM $fp; wait $fp 2>/dev/null
 		ip netns exec $N "$FERRY" cleanup --backend nftables >/dev/null 2>&1
 	fi
@@ -157,7 +180,7 @@ for n in $SIZES; do
 	# --- no proxy ---
 	if want none; then
 		read -r p50 p99 fails < <(latency "10.0.2.2:9000")
-		row "$n none $p50 $p99 $fails NA NA NA"
+		row "$n none $p50 $p99 $fails NA NA NA NA"
 	fi
 
 	# --- kube-proxy iptables mode, legacy and nft back ends ---
@@ -166,10 +189,10 @@ for n in $SIZES; do
 		for flavour in legacy nft; do
 			load=$(timed sh -c "iptables-$flavour-restore < $TMP/ipt.rules")
 			if [ "$load" = timeout ]; then
-				row "$n iptables-$flavour NA NA NA timeout timeout NA"
+				row "$n iptables-$flavour NA NA NA timeout timeout NA NA"
 			else
 				read -r p50 p99 fails < <(latency "$tip:80")
-				row "$n iptables-$flavour $p50 $p99 $fails $load $load NA"
+				row "$n iptables-$flavour $p50 $p99 $fails $load $load NA NA"
 			fi
 			ip netns exec $N iptables-$flavour -t nat -F 2>/dev/null
 			ip netns exec $N iptables-$flavour -t nat -X 2>/dev/null
@@ -184,10 +207,10 @@ for n in $SIZES; do
 			load=$(timed nft -f "$TMP/kube.nft")
 			change=NA
 			[ "$load" != timeout ] && change=$(timed nft -f "$TMP/kube-change.nft")
-			row "$n kube-nft NA NA NA $load $change NA"
+			row "$n kube-nft NA NA NA $load $change NA NA"
 			ip netns exec $N nft delete table ip kube-proxy 2>/dev/null
 		else
-			row "$n kube-nft NA NA NA skipped skipped NA"
+			row "$n kube-nft NA NA NA skipped skipped NA NA"
 		fi
 	fi
 done
@@ -195,8 +218,8 @@ done
 # Markdown table and plot.
 MD=$OUT/nft_scale.md
 {
-	echo "| services | path | connect p50 (µs) | connect p99 (µs) | failures | full load (ms) | one change (ms) | ferry RSS (MB) |"
-	echo "|---|---|---|---|---|---|---|---|"
+	echo "| services | path | connect p50 (µs) | connect p99 (µs) | failures | full load (ms) | one change (ms) | ferry RSS (MB) | restart take-over (ms) |"
+	echo "|---|---|---|---|---|---|---|---|---|"
 	tail -n +2 "$CSV" | awk -F, '{ printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; printf "\n" }'
 } >"$MD"
 cat "$MD"

@@ -17,6 +17,15 @@
 #include "plan-t.h"
 #include "planner.h"
 
+/* --detect-local-mode: how a kernel backend tells local (pod) traffic, which
+ * keeps its source address on cluster IPs, from the rest, which is
+ * masqueraded. kube-proxy's modes, but NodeCIDR. */
+enum backend_local_mode {
+	BACKEND_LOCAL_CLUSTER_CIDR = 0,      /* ClusterCIDR: source in cluster_cidrs */
+	BACKEND_LOCAL_INTERFACE_NAME_PREFIX, /* InterfaceNamePrefix: in on local_interface* */
+	BACKEND_LOCAL_BRIDGE_INTERFACE,      /* BridgeInterface: in on local_interface */
+};
+
 struct backend_config {
 	unsigned workers;              /* relay worker threads (userspace); >= 1 */
 	uint32_t udp_idle_timeout_ms;  /* UDP flow idle timeout (userspace) */
@@ -24,10 +33,18 @@ struct backend_config {
 	 * the default, 1 << 14. */
 	uint32_t masquerade_mark;
 	bool masquerade_all;           /* --masquerade-all: SNAT every service connection */
-	/* --cluster-cidr: traffic from these prefixes is "local" (not
-	 * masqueraded on cluster IPs); n=0: no local-traffic detection. */
+	/* --cluster-cidr: in ClusterCIDR mode, traffic from these prefixes is
+	 * "local" (not masqueraded on cluster IPs); none for a family: no
+	 * local-traffic detection in that family. */
 	const struct inet_prefix *cluster_cidrs;
 	size_t n_cluster_cidrs;
+	/* --detect-local-mode, and for the interface modes the name prefix
+	 * (--pod-interface-name-prefix) or the bridge (--pod-bridge-interface):
+	 * 1-15 characters, matching both families; NULL in ClusterCIDR mode.
+	 * Only local_mode ClusterCIDR uses cluster_cidrs. The userspace backend
+	 * ignores all three. */
+	enum backend_local_mode local_mode;
+	const char *local_interface;
 	/* userspace: how to steer traffic for non-local frontends (cluster IPs,
 	 * external IPs) to relay listeners (proxy/intercept.h); NULL: none. */
 	const struct intercept_ops *intercept;

@@ -45,6 +45,9 @@ struct cli_options {
 	bool nodeport_primary;     /* --nodeport-addresses primary */
 	struct inet_prefix cluster_cidrs[8]; /* --cluster-cidr (nftables local-traffic detection) */
 	size_t n_cluster_cidrs;
+	enum backend_local_mode detect_local_mode; /* --detect-local-mode (default ClusterCIDR) */
+	const char *pod_interface_name_prefix; /* --pod-interface-name-prefix (InterfaceNamePrefix) */
+	const char *pod_bridge_interface;      /* --pod-bridge-interface (BridgeInterface) */
 	bool masquerade_all;         /* --masquerade-all */
 	uint32_t masquerade_mark;    /* --masquerade-bit N: 1 << N; 0 = backend default */
 	enum cli_intercept intercept; /* --intercept (ferry run) */

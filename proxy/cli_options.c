@@ -27,6 +27,9 @@ enum {
 	OPT_MASQUERADE_ALL,
 	OPT_MASQUERADE_BIT,
 	OPT_INTERCEPT,
+	OPT_DETECT_LOCAL_MODE,
+	OPT_POD_INTERFACE_NAME_PREFIX,
+	OPT_POD_BRIDGE_INTERFACE,
 	OPT_HELP,
 };
 
@@ -50,6 +53,9 @@ static const struct option cli_long_options[] = {
 	{ "masquerade-bit", required_argument, NULL, OPT_MASQUERADE_BIT },
 	{ "iptables-masquerade-bit", required_argument, NULL, OPT_MASQUERADE_BIT },
 	{ "intercept", required_argument, NULL, OPT_INTERCEPT },
+	{ "detect-local-mode", required_argument, NULL, OPT_DETECT_LOCAL_MODE },
+	{ "pod-interface-name-prefix", required_argument, NULL, OPT_POD_INTERFACE_NAME_PREFIX },
+	{ "pod-bridge-interface", required_argument, NULL, OPT_POD_BRIDGE_INTERFACE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 }
 };
@@ -78,6 +84,93 @@ static int cli_parse_prefixes(const char *text, struct cli_options *o)
 	}
 	free(copy);
 	return 0;
+}
+
+/* kube-proxy's --detect-local-mode names, indexed by enum backend_local_mode. */
+static const char *const cli_local_modes[] = {
+	[BACKEND_LOCAL_CLUSTER_CIDR] = "ClusterCIDR",
+	[BACKEND_LOCAL_INTERFACE_NAME_PREFIX] = "InterfaceNamePrefix",
+	[BACKEND_LOCAL_BRIDGE_INTERFACE] = "BridgeInterface",
+};
+
+static int cli_parse_local_mode(const char *text, enum backend_local_mode *ret)
+{
+	/* kube-proxy takes an empty mode for the default. */
+	if (!*text) {
+		*ret = BACKEND_LOCAL_CLUSTER_CIDR;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cli_local_modes) / sizeof(cli_local_modes[0]); i++) {
+		if (strcmp(text, cli_local_modes[i]) == 0) {
+			*ret = (enum backend_local_mode)i;
+			return 0;
+		}
+	}
+	if (strcmp(text, "NodeCIDR") == 0)
+		fprintf(stderr, "ferry: --detect-local-mode NodeCIDR is not supported by ferry; use ClusterCIDR "
+			"with --cluster-cidr set to this node's pod CIDR (the same match), "
+			"InterfaceNamePrefix or BridgeInterface\n");
+	else
+		fprintf(stderr, "ferry: --detect-local-mode must be ClusterCIDR, InterfaceNamePrefix or "
+			"BridgeInterface, not '%s'\n", text);
+	return -1;
+}
+
+/* An interface name as the kernel and nft take it: 1-15 characters, none
+ * that Linux refuses in a name ('/', ':', white space) nor that would need
+ * quoting in nft text ('"', '\\', '*': a prefix is given without '*'). */
+static int cli_check_ifname(const char *opt, const char *text)
+{
+	size_t len = strlen(text);
+	bool ok = len >= 1 && len <= 15;
+
+	for (size_t i = 0; ok && i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		ok = c > ' ' && c < 0x7f && !strchr("/:\"\\*", c);
+	}
+	if (!ok) {
+		fprintf(stderr, "ferry: %s: '%s' is not an interface name (1-15 printable ASCII characters, "
+			"without spaces or any of / : \" \\ *)\n", opt, text);
+		return -1;
+	}
+	return 0;
+}
+
+/* The checks between options, once all are read (kube-proxy's: a mode that
+ * needs an interface needs its flag). A flag the mode does not use is
+ * accepted and ignored, as kube-proxy does, with a warning. */
+static int cli_check_local_mode(const struct cli_options *o)
+{
+	const char *mode = cli_local_modes[o->detect_local_mode];
+
+	if (o->detect_local_mode == BACKEND_LOCAL_INTERFACE_NAME_PREFIX && !o->pod_interface_name_prefix) {
+		fprintf(stderr, "ferry: --detect-local-mode InterfaceNamePrefix requires "
+			"--pod-interface-name-prefix PREFIX (e.g. veth)\n");
+		return -1;
+	}
+	if (o->detect_local_mode == BACKEND_LOCAL_BRIDGE_INTERFACE && !o->pod_bridge_interface) {
+		fprintf(stderr, "ferry: --detect-local-mode BridgeInterface requires "
+			"--pod-bridge-interface NAME (e.g. cbr0)\n");
+		return -1;
+	}
+	if (o->pod_interface_name_prefix && o->detect_local_mode != BACKEND_LOCAL_INTERFACE_NAME_PREFIX)
+		log_warn("--pod-interface-name-prefix is ignored: --detect-local-mode is %s, not "
+			 "InterfaceNamePrefix", mode);
+	if (o->pod_bridge_interface && o->detect_local_mode != BACKEND_LOCAL_BRIDGE_INTERFACE)
+		log_warn("--pod-bridge-interface is ignored: --detect-local-mode is %s, not BridgeInterface", mode);
+	return 0;
+}
+
+const char *cli_local_interface(const struct cli_options *o)
+{
+	switch (o->detect_local_mode) {
+	case BACKEND_LOCAL_INTERFACE_NAME_PREFIX:
+		return o->pod_interface_name_prefix;
+	case BACKEND_LOCAL_BRIDGE_INTERFACE:
+		return o->pod_bridge_interface;
+	default:
+		return NULL;
+	}
 }
 
 int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_options *o,
@@ -228,6 +321,20 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 				return -1;
 			}
 			break;
+		case OPT_DETECT_LOCAL_MODE:
+			if (cli_parse_local_mode(optarg, &o->detect_local_mode) < 0)
+				return -1;
+			break;
+		case OPT_POD_INTERFACE_NAME_PREFIX:
+			if (cli_check_ifname(name, optarg) < 0)
+				return -1;
+			o->pod_interface_name_prefix = optarg;
+			break;
+		case OPT_POD_BRIDGE_INTERFACE:
+			if (cli_check_ifname(name, optarg) < 0)
+				return -1;
+			o->pod_bridge_interface = optarg;
+			break;
 		case OPT_NODEPORT_ADDRESSES:
 			if (cli_parse_prefixes(optarg, o) < 0)
 				return -1;
@@ -246,6 +353,8 @@ not_allowed:
 		fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
+	if (cli_check_local_mode(o) < 0)
+		return -1;
 	cli_source_default(o);
 	return 0;
 }

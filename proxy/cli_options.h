@@ -23,4 +23,9 @@ enum {
 int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_options *o,
 		      bool *ret_help);
 
+/* The interface name the backend matches for o's --detect-local-mode
+ * (--pod-interface-name-prefix or --pod-bridge-interface), or NULL for
+ * ClusterCIDR. o must have passed cli_options_parse. */
+const char *cli_local_interface(const struct cli_options *o);
+
 #endif

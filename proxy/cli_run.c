@@ -67,6 +67,14 @@ static void run_usage(FILE *out)
 		"  --nodeport-addresses CIDR[,CIDR]|primary  node addresses node ports open on\n"
 		"                           (default: all; primary: the Node object's first address per family)\n"
 		"  --cluster-cidr CIDR[,CIDR]  pod CIDRs: cluster-IP traffic from elsewhere is masqueraded\n"
+		"  --detect-local-mode MODE what traffic is local (keeps its source on cluster IPs; the\n"
+		"                           rest is masqueraded; nftables): ClusterCIDR (default: from\n"
+		"                           --cluster-cidr; none given: nothing is masqueraded by source),\n"
+		"                           InterfaceNamePrefix or BridgeInterface (NodeCIDR: not supported)\n"
+		"  --pod-interface-name-prefix PREFIX  InterfaceNamePrefix: traffic arriving on an\n"
+		"                           interface whose name starts with PREFIX (e.g. veth) is local\n"
+		"  --pod-bridge-interface NAME  BridgeInterface: traffic arriving on interface NAME\n"
+		"                           (e.g. cbr0) is local\n"
 		"  --masquerade-all         masquerade every service connection (nftables)\n"
 		"  --masquerade-bit N       mark bit meaning \"masquerade\" (nftables; default 14)\n"
 		"  --log-level LEVEL        error, warn, info (default) or debug\n"
@@ -235,6 +243,7 @@ int cli_run(int argc, char **argv)
 	bcfg = (struct backend_config){ .workers = o.workers, .udp_idle_timeout_ms = o.udp_timeout_ms,
 					.masquerade_mark = o.masquerade_mark, .masquerade_all = o.masquerade_all,
 					.cluster_cidrs = o.cluster_cidrs, .n_cluster_cidrs = o.n_cluster_cidrs,
+					.local_mode = o.detect_local_mode, .local_interface = cli_local_interface(&o),
 					.intercept = run_wants_intercept(&o) ? &nftables_intercept_ops : NULL };
 	r = ops->init(priv, &bcfg);
 	backend_up = true;

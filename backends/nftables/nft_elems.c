@@ -16,7 +16,7 @@ void nft_elem_vec_done(struct nft_elem_vec *vec)
 	memset(vec, 0, sizeof(*vec));
 }
 
-static struct nft_elem *vec_push(struct nft_elem_vec *vec)
+struct nft_elem *nft_elem_vec_push(struct nft_elem_vec *vec)
 {
 	if (vec->n == vec->cap) {
 		size_t cap = vec->cap ? vec->cap * 2 : 16;
@@ -27,6 +27,31 @@ static struct nft_elem *vec_push(struct nft_elem_vec *vec)
 		vec->cap = cap;
 	}
 	return &vec->v[vec->n++];
+}
+
+int nft_vmap_slot_keys(const struct nft_elem *v, uint32_t masq_mark, struct nft_elem_vec *out)
+{
+	bool np = v->set == NFT_SET_NP, aff = v->aff_timeout != 0;
+	enum nft_set_id set = aff ? (np ? NFT_SET_NP_AFF_SLOTS : NFT_SET_AFF_SLOTS)
+				  : (np ? NFT_SET_NP_SLOTS : NFT_SET_SLOTS);
+	size_t prefix = nft_set_key_len((enum nft_set_id)v->set, v->family);
+	int forms = aff && v->aff_mode == NFT_AFF_LOCAL ? 2 : 1;
+
+	for (uint32_t i = 0; i < v->verdict && v->verdict <= NFT_SLOTS_MAX; i++)
+		for (int form = 0; form < forms; form++) {
+			struct nft_elem *e = nft_elem_vec_push(out);
+			uint32_t mark = i;
+			size_t off = prefix;
+
+			if (!e)
+				return -ENOMEM;
+			if (aff && (v->aff_mode == NFT_AFF_MASQ || form == 1))
+				mark |= masq_mark;
+			nft_elem_init(e, set, v->family);
+			memcpy(e->key, v->key, prefix);
+			nft_elem_key_slot(e, &off, mark);
+		}
+	return 0;
 }
 
 /* Key "daddr . proto . dport" or, for wildcard node ports, "proto . dport". */
@@ -44,6 +69,35 @@ static size_t key_frontend(struct nft_elem *e, const struct plan_frontend *fe, b
 static int elem_cmp_qsort(const void *a, const void *b)
 {
 	return nft_elem_cmp(a, b, NULL);
+}
+
+/* The digest element of one frontend's elements v[0..n): a hash of its
+ * slot elements (nft_sets.h). Returns 0 with *ret set, or 1 when the
+ * frontend has no verdict-map element (no endpoints). */
+static int slot_digest(const struct nft_elem *v, size_t n, struct nft_elem *ret)
+{
+	uint64_t h = 1469598103934665603ull;
+	const struct nft_elem *vmap = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct nft_elem *e = &v[i];
+
+		if (e->set == NFT_SET_FE || e->set == NFT_SET_NP)
+			vmap = e;
+		if (e->set != NFT_SET_SLOTS && e->set != NFT_SET_NP_SLOTS && e->set != NFT_SET_AFF_SLOTS &&
+		    e->set != NFT_SET_NP_AFF_SLOTS)
+			continue;
+		h = (h ^ e->set) * 1099511628211ull;
+		h = (h ^ e->family) * 1099511628211ull;
+		for (size_t b = 0; b < sizeof(e->key); b++)
+			h = (h ^ e->key[b]) * 1099511628211ull;
+		for (size_t b = 0; b < sizeof(e->data); b++)
+			h = (h ^ e->data[b]) * 1099511628211ull;
+	}
+	if (!vmap)
+		return 1;
+	nft_elem_init_digest(ret, vmap, h);
+	return 0;
 }
 
 int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cfg *cfg,
@@ -70,7 +124,7 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 	}
 
 	if (n == 0) {
-		if (!(e = vec_push(out)))
+		if (!(e = nft_elem_vec_push(out)))
 			goto oom;
 		nft_elem_init(e, wc ? NFT_SET_EMPTY_NP : NFT_SET_EMPTY_FE, family);
 		key_frontend(e, fe, wc);
@@ -78,14 +132,14 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 	} else {
 		unsigned slots = nft_slots_for(n);
 		bool masq = fe->masquerade || cfg->masquerade_all;
-		bool cidrs = family == AF_INET6 ? cfg->cidrs_v6 : cfg->cidrs_v4;
+		bool local = family == AF_INET6 ? cfg->local_v6 : cfg->local_v4;
 		enum nft_aff_mode mode = masq ? NFT_AFF_MASQ :
-					 fe->kind == FRONTEND_CLUSTER_IP && cidrs && !wc ? NFT_AFF_LOCAL : NFT_AFF_PLAIN;
+					 fe->kind == FRONTEND_CLUSTER_IP && local && !wc ? NFT_AFF_LOCAL : NFT_AFF_PLAIN;
 		bool aff = eps->affinity;
 
 		if (ret_truncated && n > slots)
 			*ret_truncated = true;
-		if (!(e = vec_push(out)))
+		if (!(e = nft_elem_vec_push(out)))
 			goto oom;
 		nft_elem_init(e, wc ? NFT_SET_NP : NFT_SET_FE, family);
 		key_frontend(e, fe, wc);
@@ -102,7 +156,7 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 			const struct plan_endpoint *ep = eligible[i % n];
 			for (int form = 0; form < (aff && mode == NFT_AFF_LOCAL ? 2 : 1); form++) {
 				uint32_t mark = i;
-				if (!(e = vec_push(out)))
+				if (!(e = nft_elem_vec_push(out)))
 					goto oom;
 				if (aff) {
 					nft_elem_init(e, wc ? NFT_SET_NP_AFF_SLOTS : NFT_SET_AFF_SLOTS, family);
@@ -117,12 +171,12 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 			}
 		}
 		if (fe->masquerade || cfg->masquerade_all) {
-			if (!(e = vec_push(out)))
+			if (!(e = nft_elem_vec_push(out)))
 				goto oom;
 			nft_elem_init(e, wc ? NFT_SET_MASQ_NP : NFT_SET_MASQ_FE, family);
 			key_frontend(e, fe, wc);
 		} else if (fe->kind == FRONTEND_CLUSTER_IP) {
-			if (!(e = vec_push(out)))
+			if (!(e = nft_elem_vec_push(out)))
 				goto oom;
 			nft_elem_init(e, NFT_SET_LOCAL_FE, family);
 			key_frontend(e, fe, wc);
@@ -135,7 +189,7 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 		for (size_t i = 0; i < n; i++) {
 			if (!eligible[i]->local && !eligible[i]->node_unknown)
 				continue;
-			if (!(e = vec_push(out)))
+			if (!(e = nft_elem_vec_push(out)))
 				goto oom;
 			nft_elem_init(e, NFT_SET_HAIRPIN, family);
 			off = 0;
@@ -149,7 +203,7 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 			const struct inet_prefix *p = &fe->source_ranges[i];
 			if (p->addr.family != family)
 				continue;
-			if (!(e = vec_push(out)))
+			if (!(e = nft_elem_vec_push(out)))
 				goto oom;
 			nft_elem_init(e, NFT_SET_RANGES, family);
 			off = key_frontend(e, fe, false);
@@ -159,7 +213,7 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 		}
 		/* A frontend whose ranges are all of the other family admits no one
 		 * of this family: still restricted, with nothing allowed. */
-		if (!(e = vec_push(out)))
+		if (!(e = nft_elem_vec_push(out)))
 			goto oom;
 		nft_elem_init(e, NFT_SET_RANGED_FE, family);
 		key_frontend(e, fe, false);
@@ -174,6 +228,18 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 			if (w == start || nft_elem_cmp(&out->v[w - 1], &out->v[i], NULL) != 0)
 				out->v[w++] = out->v[i];
 		out->n = w;
+	}
+	{
+		/* The digest sets sort last: appending keeps the order. */
+		struct nft_elem d;
+
+		if (slot_digest(out->v + start, out->n - start, &d) == 0) {
+			if (!(e = nft_elem_vec_push(out))) {
+				out->n = start;
+				return -ENOMEM;
+			}
+			*e = d;
+		}
 	}
 	return 0;
 oom:

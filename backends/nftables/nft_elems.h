@@ -20,7 +20,10 @@ struct nft_elem_vec {
 struct nft_elems_cfg {
 	bool masquerade_all;   /* --masquerade-all: every frontend masquerades */
 	uint32_t masq_mark;    /* the masquerade mark bit (affinity slots carry it) */
-	bool cidrs_v4, cidrs_v6; /* cluster CIDRs given for the family */
+	/* The family's rules detect local traffic (nft_ruleset_detects_local):
+	 * cluster IPs then go in local_fe and affinity chains mark non-local
+	 * clients for masquerade. */
+	bool local_v4, local_v6;
 };
 
 /* Append to out the elements of fe, sorted by nft_elem_cmp: its verdict-map
@@ -30,6 +33,16 @@ struct nft_elems_cfg {
  * -ENOMEM (out keeps what it had). */
 int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cfg *cfg,
 		       struct nft_elem_vec *out, bool *ret_truncated);
+
+/* The slot-table keys (data left zero) that v, an element of NFT_SET_FE or
+ * NFT_SET_NP, dispatches to: its v->verdict slots, keyed by the slot
+ * number, or for affinity by the packet mark (with masq_mark when the mode
+ * says so; both forms for "local"). Appended to out; 0 or -ENOMEM. */
+int nft_vmap_slot_keys(const struct nft_elem *v, uint32_t masq_mark, struct nft_elem_vec *out);
+
+/* Room for one more element at the end (uninitialised), or NULL when out
+ * of memory. */
+struct nft_elem *nft_elem_vec_push(struct nft_elem_vec *vec);
 
 /* Free the array's storage and reset it. */
 void nft_elem_vec_done(struct nft_elem_vec *vec);

@@ -71,7 +71,10 @@ static void render_elems(FILE *out, const struct plan *plan, int family)
 static void render_text(const struct plan *plan, FILE *out)
 {
 	struct nft_ruleset_cfg rcfg = { .masq_mark = NFTABLES_DEFAULT_MASQ_MARK };
+	char tag[NFT_RULESET_TAG_LEN];
 
+	if (nft_ruleset_tag(&rcfg, tag) == 0)
+		rcfg.tag = tag;
 	fprintf(out, "# ferry nftables ruleset (defaults: masquerade mark 0x%x, no cluster CIDR)\n",
 		rcfg.masq_mark);
 	for (int fam = 0; fam < 2; fam++) {

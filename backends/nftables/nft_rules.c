@@ -26,6 +26,7 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/table.h>
+#include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
@@ -422,14 +423,44 @@ static void m_saddr_outside_cidrs(struct rb *rb, const struct nft_ruleset_cfg *c
 	}
 }
 
-/* Cluster IPs reached from outside the cluster CIDRs are masqueraded (so
- * replies come back through this node). Only emitted when the family has
- * cluster CIDRs. */
+/* Match packets that did not arrive on the local interface(s):
+ * 'iifname != "cbr0"' (the name, zero-padded to IFNAMSIZ, as nft sends it)
+ * or 'iifname != "veth*"' (a compare of the prefix bytes alone, without the
+ * NUL). Locally generated packets have no input interface: they match. */
+static void m_iifname_not_local(struct rb *rb, const struct nft_ruleset_cfg *cfg)
+{
+	struct nftnl_expr *e = rb_expr(rb, "meta");
+	char name[NFT_IFNAME_MAX + 1] = { 0 };   /* IFNAMSIZ */
+	size_t len = strnlen(cfg->local_iifname, NFT_IFNAME_MAX);
+
+	memcpy(name, cfg->local_iifname, len);
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_IIFNAME);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, reg32(0));
+	}
+	cmp(rb, 0, NFT_CMP_NEQ, name, cfg->local_iifname_prefix ? len : sizeof(name));
+	rb_text(rb, "iifname != \"%s%s\" ", name, cfg->local_iifname_prefix ? "*" : "");
+}
+
+/* Match traffic that is not local (see nft_ruleset_cfg): by input
+ * interface when one is configured, else by source outside the cluster
+ * CIDRs. Used only where nft_ruleset_detects_local holds. */
+static void m_not_local(struct rb *rb, const struct nft_ruleset_cfg *cfg)
+{
+	if (cfg->local_iifname[0])
+		m_iifname_not_local(rb, cfg);
+	else
+		m_saddr_outside_cidrs(rb, cfg);
+}
+
+/* Cluster IPs reached from non-local traffic are masqueraded (so replies
+ * come back through this node). Only emitted when the family detects
+ * local traffic (nft_ruleset_detects_local). */
 static void r_mark_local(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)arg;
 	m_fe_in(rb, NFT_SET_LOCAL_FE);
-	m_saddr_outside_cidrs(rb, cfg);
+	m_not_local(rb, cfg);
 	s_mark_masq(rb, cfg->masq_mark);
 }
 
@@ -598,8 +629,10 @@ static const char *hook_name(unsigned hook)
 	}
 }
 
-static bool family_has_cidrs(const struct nft_ruleset_cfg *cfg, int family)
+bool nft_ruleset_detects_local(const struct nft_ruleset_cfg *cfg, int family)
 {
+	if (cfg->local_iifname[0])
+		return true;
 	for (size_t i = 0; i < cfg->n_cluster_cidrs; i++)
 		if (cfg->cluster_cidrs[i].addr.family == family)
 			return true;
@@ -629,7 +662,7 @@ static int ruleset_visit(int family, const struct nft_ruleset_cfg *cfg, visit_fn
 		if (r < 0)
 			return r;
 		for (size_t j = 0; j < 6 && c->rules[j]; j++) {
-			if (c->rules[j] == r_mark_local && !family_has_cidrs(cfg, family))
+			if (c->rules[j] == r_mark_local && !nft_ruleset_detects_local(cfg, family))
 				continue;
 			r = fn(ctx, family, c->name, c, c->rules[j], 0);
 			if (r < 0)
@@ -657,6 +690,28 @@ static int nfproto(int family)
 	return family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
 }
 
+/* The rule that carries the ruleset tag: nat_prerouting's first. */
+static bool is_tagged(const struct nft_ruleset_cfg *cfg, const struct chain_def *base, rule_fn rule)
+{
+	return cfg->tag && base && strcmp(base->name, "nat_prerouting") == 0 && rule == base->rules[0];
+}
+
+/* Attach comment to r as nft does (user data, comment TLV). */
+static int rule_comment(struct nftnl_rule *r, const char *comment)
+{
+	struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 8);
+
+	if (!u)
+		return -ENOMEM;
+	if (!nftnl_udata_put_strz(u, NFTNL_UDATA_RULE_COMMENT, comment)) {
+		nftnl_udata_buf_free(u);
+		return -EINVAL;
+	}
+	nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(u), nftnl_udata_buf_len(u));
+	nftnl_udata_buf_free(u);
+	return 0;
+}
+
 struct msgs_ctx {
 	struct nft_batch *b;
 	const struct nft_ruleset_cfg *cfg;
@@ -668,7 +723,7 @@ static int visit_msgs(void *ctx, int family, const char *chain, const struct cha
 {
 	struct msgs_ctx *m = ctx;
 	struct nlmsghdr *nlh;
-	char desc[96];
+	char desc[160];
 
 	if (!rule != !m->rules)
 		return 0;
@@ -723,6 +778,8 @@ static int visit_msgs(void *ctx, int family, const char *chain, const struct cha
 	nftnl_rule_set_str(rb.r, NFTNL_RULE_CHAIN, chain);
 	nftnl_rule_set_u32(rb.r, NFTNL_RULE_FAMILY, (uint32_t)nfproto(family));
 	rule(&rb, m->cfg, arg);
+	if (rb.err == 0 && is_tagged(m->cfg, base, rule))
+		rb.err = rule_comment(rb.r, m->cfg->tag);
 	if (rb.err) {
 		nftnl_rule_free(rb.r);
 		return rb.err;
@@ -851,7 +908,10 @@ static int visit_print(void *ctx, int family, const char *chain, const struct ch
 	}
 	struct rb rb = { .family = family };
 	rule(&rb, p->cfg, arg);
-	fprintf(p->out, "\t\t%s\n", rb.text);
+	if (is_tagged(p->cfg, base, rule))
+		fprintf(p->out, "\t\t%s comment \"%s\"\n", rb.text, p->cfg->tag);
+	else
+		fprintf(p->out, "\t\t%s\n", rb.text);
 	return 0;
 }
 
@@ -874,7 +934,8 @@ void nft_ruleset_print(FILE *out, int family, const struct nft_ruleset_cfg *cfg)
  * (timeout, slots, masquerade mode) combinations in use get a chain:
  *   update @aff_T { saddr . daddr . proto . dport : numgen random mod S [offset M] }
  *   meta mark set saddr . daddr . proto . dport map @aff_T
- *   [local mode: ip saddr != CIDR... meta mark set meta mark | M]
+ *   [local mode: ip saddr != CIDR... (or iifname != "veth*")
+ *    meta mark set meta mark | M]
  *   dnat to <frontend> . meta mark map @aff_slots
  *   (fallback when the remembered slot no longer exists: a fresh slot)
  * The remembered value is a slot number, carried to the slot table in the
@@ -957,7 +1018,7 @@ static void r_aff_fresh(struct rb *rb, const struct nft_ruleset_cfg *cfg, const 
 static void r_aff_local(struct rb *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
 {
 	(void)a;
-	m_saddr_outside_cidrs(rb, cfg);
+	m_not_local(rb, cfg);
 	s_mark_masq(rb, cfg->masq_mark);
 }
 
@@ -1098,4 +1159,40 @@ void nft_aff_chain_print(FILE *out, const struct nft_ruleset_cfg *cfg, const str
 			fprintf(out, "# (programmed over netlink; nft 1.0 cannot parse a 40-byte dynset key)\n# ");
 		fprintf(out, "add rule %s %s %s %s\n", ip, NFT_TABLE_NAME, chain, rb.text);
 	}
+}
+
+int nft_ruleset_tag(const struct nft_ruleset_cfg *cfg, char buf[NFT_RULESET_TAG_LEN])
+{
+	struct nft_ruleset_cfg untagged = *cfg;
+	struct nft_batch *b = nft_batch_new();
+	uint64_t h = 1469598103934665603ull;
+	const uint8_t *data;
+	size_t len, off = 0;
+	int r = 0;
+
+	if (!b)
+		return -ENOMEM;
+	untagged.tag = NULL;
+	for (int fam = 0; fam < 2 && r == 0; fam++)
+		r = nft_ruleset_msgs(b, fam ? AF_INET6 : AF_INET, &untagged);
+	if (r < 0) {
+		nft_batch_free(b);
+		return r;
+	}
+	/* FNV-1a over each message's type, flags and payload: the sequence
+	 * numbers differ from batch to batch and are left out. */
+	data = nft_batch_data(b, &len);
+	while (off + sizeof(struct nlmsghdr) <= len) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(data + off);
+		uint16_t head[2] = { nlh->nlmsg_type, nlh->nlmsg_flags };
+
+		for (size_t i = 0; i < sizeof(head); i++)
+			h = (h ^ ((const uint8_t *)head)[i]) * 1099511628211ull;
+		for (size_t i = NLMSG_HDRLEN; i < nlh->nlmsg_len; i++)
+			h = (h ^ data[off + i]) * 1099511628211ull;
+		off += NLMSG_ALIGN(nlh->nlmsg_len);
+	}
+	nft_batch_free(b);
+	snprintf(buf, NFT_RULESET_TAG_LEN, "ferry ruleset %016llx", (unsigned long long)h);
+	return 0;
 }

@@ -18,12 +18,34 @@
 
 struct nft_batch;
 
+/* Longest interface name (IFNAMSIZ without the NUL). */
+#define NFT_IFNAME_MAX 15
+
 /* What the constant rules depend on (fixed for a ferry process). */
 struct nft_ruleset_cfg {
 	uint32_t masq_mark;                     /* the mark bit(s) meaning "masquerade" */
-	const struct inet_prefix *cluster_cidrs; /* local-traffic detection; both families */
+	/* Local-traffic detection: cluster-IP connections that are not local
+	 * are masqueraded. By source: inside one of cluster_cidrs (each applies
+	 * to its family's table only; none for a family: nothing is masqueraded
+	 * by source there). Or, when local_iifname is not empty, by input
+	 * interface, in both families' tables: named local_iifname exactly, or
+	 * starting with it when local_iifname_prefix (kube-proxy's
+	 * BridgeInterface and InterfaceNamePrefix modes); cluster_cidrs are
+	 * then unused. */
+	const struct inet_prefix *cluster_cidrs;
 	size_t n_cluster_cidrs;
+	char local_iifname[NFT_IFNAME_MAX + 1];
+	bool local_iifname_prefix;
+	/* Comment on nat_prerouting's first rule naming this ruleset
+	 * (nft_ruleset_tag); NULL: none. */
+	const char *tag;
 };
+
+/* Whether cfg's rules tell local traffic apart in family's table (an
+ * interface match, or a cluster CIDR of that family): only then are
+ * cluster-IP connections from elsewhere marked for masquerade. The element
+ * translation asks the same (nft_elems_cfg.local_v4/local_v6). */
+bool nft_ruleset_detects_local(const struct nft_ruleset_cfg *cfg, int family);
 
 /* Append the messages that make family's table hold exactly ferry's
  * constant ruleset: create the table, sets and chains if absent (existing
@@ -34,6 +56,16 @@ int nft_ruleset_msgs(struct nft_batch *b, int family, const struct nft_ruleset_c
 /* Append the message creating family's table alone (existing is fine).
  * 0 or -ENOMEM. */
 int nft_table_msg(struct nft_batch *b, int family);
+
+/* Length of a tag, with its NUL. */
+#define NFT_RULESET_TAG_LEN 40
+
+/* The tag of cfg's ruleset into buf ("ferry ruleset " and 16 hex digits):
+ * a hash of every message nft_ruleset_msgs builds for both families with
+ * cfg (tag ignored). Equal tags mean equal rules: a restarted ferry that
+ * finds its own tag in the kernel keeps the rules and converges the set
+ * contents only. Returns 0 or -ENOMEM. */
+int nft_ruleset_tag(const struct nft_ruleset_cfg *cfg, char buf[NFT_RULESET_TAG_LEN]);
 
 /* Append a message deleting family's table (and everything in it). */
 int nft_table_delete_msg(struct nft_batch *b, int family);

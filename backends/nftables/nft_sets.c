@@ -39,7 +39,7 @@ static const struct set_def set_defs[NFT_SET_COUNT] = {
 	[NFT_SET_MASQ_FE] = { "masq_fe", { F_ADDR, F_PROTO, F_PORT }, { 0 }, false, false,
 			      "frontends whose traffic is masqueraded" },
 	[NFT_SET_LOCAL_FE] = { "local_fe", { F_ADDR, F_PROTO, F_PORT }, { 0 }, false, false,
-			       "masqueraded unless from the cluster CIDRs" },
+			       "masqueraded unless the traffic is local (--detect-local-mode)" },
 	[NFT_SET_MASQ_NP] = { "masq_np", { F_PROTO, F_PORT }, { 0 }, false, false,
 			      "node ports whose traffic is masqueraded" },
 	[NFT_SET_RANGED_FE] = { "ranged_fe", { F_ADDR, F_PROTO, F_PORT }, { 0 }, false, false,
@@ -56,6 +56,10 @@ static const struct set_def set_defs[NFT_SET_COUNT] = {
 				"slot table of ClientIP-affinity frontends (slot in the packet mark)" },
 	[NFT_SET_NP_AFF_SLOTS] = { "np_aff_slots", { F_PROTO, F_PORT, F_MARK }, { F_ADDR, F_PORT }, false, false,
 				   "slot table of ClientIP-affinity wildcard node ports" },
+	[NFT_SET_DIGEST] = { "digest", { F_ADDR, F_PROTO, F_PORT, F_MARK, F_MARK }, { 0 }, false, false,
+			     "frontend . digest of its slots (read back at restart, not by rules)" },
+	[NFT_SET_NP_DIGEST] = { "np_digest", { F_PROTO, F_PORT, F_MARK, F_MARK }, { 0 }, false, false,
+				"wildcard node port . digest of its slots" },
 };
 
 unsigned nft_slots_for(size_t n)
@@ -348,6 +352,27 @@ void nft_aff_map_print(FILE *out, int family, uint32_t timeout_s)
 		ip, NFT_TABLE_NAME, timeout_s, ip, ip, timeout_s);
 }
 
+void nft_elem_init_digest(struct nft_elem *e, const struct nft_elem *v, uint64_t digest)
+{
+	size_t off = nft_set_key_len((enum nft_set_id)v->set, v->family);
+
+	nft_elem_init(e, v->set == NFT_SET_NP ? NFT_SET_NP_DIGEST : NFT_SET_DIGEST, v->family);
+	memcpy(e->key, v->key, off);
+	nft_elem_key_slot(e, &off, (uint32_t)(digest >> 32));
+	nft_elem_key_slot(e, &off, (uint32_t)digest);
+}
+
+/* The end of e's source range (NFT_SET_RANGES): the key with every bit
+ * of the last field past the prefix length set. */
+static void range_end(const struct nft_elem *e, size_t klen, uint8_t *end)
+{
+	size_t alen = e->family == AF_INET6 ? 16 : 4, start = klen - alen;
+
+	memcpy(end, e->key, klen);
+	for (size_t bit = e->plen; bit < alen * 8; bit++)
+		end[start + bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+}
+
 /* Fill s with the kernel form of e. Returns 0 or -ENOMEM. */
 static int elem_to_nftnl(struct nftnl_set *s, const struct nft_elem *e, bool add)
 {
@@ -362,11 +387,8 @@ static int elem_to_nftnl(struct nftnl_set *s, const struct nft_elem *e, bool add
 	if (set_defs[set].interval) {
 		/* Last address of the range: the source field is the last one. */
 		uint8_t end[sizeof(e->key)];
-		size_t alen = e->family == AF_INET6 ? 16 : 4, start = klen - alen;
 
-		memcpy(end, e->key, klen);
-		for (size_t bit = e->plen; bit < alen * 8; bit++)
-			end[start + bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+		range_end(e, klen, end);
 		nftnl_set_elem_set(ne, NFTNL_SET_ELEM_KEY_END, end, (uint32_t)klen);
 	}
 	if (add && set_defs[set].vmap) {
@@ -380,6 +402,89 @@ static int elem_to_nftnl(struct nftnl_set *s, const struct nft_elem *e, bool add
 		nftnl_set_elem_set(ne, NFTNL_SET_ELEM_DATA, e->data, (uint32_t)nft_set_data_len(set, e->family));
 	}
 	nftnl_set_elem_add(s, ne);
+	return 0;
+}
+
+/* The verdict of a verdict-map element from its chain name: the inverse
+ * of nft_verdict_chain, checked by formatting the result back. */
+static int verdict_from_chain(struct nft_elem *e, const char *chain)
+{
+	char np[3] = "", mode[3] = "", back[48];
+	unsigned a = 0, b = 0;
+	int used = 0;
+
+	if (strcmp(chain, "do_reject") == 0) {
+		e->verdict = NFT_VERDICT_REJECT;
+	} else if (sscanf(chain, "%2[np]aff_%u_%u%n", np, &a, &b, &used) == 3 ||
+		   sscanf(chain, "aff_%u_%u%n", &a, &b, &used) == 2) {
+		if (chain[used] == '_' && chain[used + 1] && !chain[used + 2])
+			snprintf(mode, sizeof(mode), "%s", chain + used);
+		e->aff_timeout = a;
+		e->verdict = (uint16_t)b;
+		e->aff_mode = strcmp(mode, "_m") == 0 ? NFT_AFF_MASQ
+			      : strcmp(mode, "_l") == 0 ? NFT_AFF_LOCAL
+							: NFT_AFF_PLAIN;
+	} else if (sscanf(chain, "nplb_%u", &b) == 1 || sscanf(chain, "lb_%u", &b) == 1) {
+		e->verdict = (uint16_t)b;
+	} else {
+		return -EPROTO;
+	}
+	if (e->verdict == 0 || (e->verdict > NFT_SLOTS_MAX && e->verdict != NFT_VERDICT_REJECT))
+		return -EPROTO;
+	return strcmp(nft_verdict_chain(e, back, sizeof(back)), chain) == 0 ? 0 : -EPROTO;
+}
+
+int nft_elem_from_kernel(struct nft_elem *e, enum nft_set_id set, int family, const struct nft_kernel_elem *k)
+{
+	const struct set_def *d = &set_defs[set];
+	size_t klen = nft_set_key_len(set, family), dlen = nft_set_data_len(set, family);
+
+	nft_elem_init(e, set, family);
+	if (!k->key || k->key_len != klen || klen > sizeof(e->key))
+		return -EPROTO;
+	memcpy(e->key, k->key, klen);
+	if (d->interval) {
+		/* A prefix: the longest length whose end is the kernel's end
+		 * (a shorter one can match too when the start has low bits set,
+		 * 10.0.1.0/23 ends where 10.0.1.0/24 does). */
+		uint8_t end[sizeof(e->key)];
+		size_t alen = family == AF_INET6 ? 16 : 4;
+		bool found = false;
+
+		if (!k->key_end || k->key_end_len != klen)
+			return -EPROTO;
+		for (size_t plen = alen * 8 + 1; plen-- > 0 && !found;) {
+			e->plen = (uint8_t)plen;
+			range_end(e, klen, end);
+			found = memcmp(end, k->key_end, klen) == 0;
+		}
+		if (!found)
+			return -EPROTO;
+	} else if (k->key_end) {
+		return -EPROTO;
+	}
+	if (k->udata)
+		return -EPROTO;
+	if (d->vmap) {
+		if (!k->has_verdict)
+			return -EPROTO;
+		if (k->verdict_code == NF_DROP && !k->chain) {
+			e->verdict = NFT_VERDICT_DROP;
+			return 0;
+		}
+		if (k->verdict_code != (uint32_t)NFT_GOTO || !k->chain)
+			return -EPROTO;
+		return verdict_from_chain(e, k->chain);
+	}
+	if (k->has_verdict)
+		return -EPROTO;
+	if (dlen) {
+		if (!k->data || k->data_len != dlen || dlen > sizeof(e->data))
+			return -EPROTO;
+		memcpy(e->data, k->data, dlen);
+	} else if (k->data) {
+		return -EPROTO;
+	}
 	return 0;
 }
 

@@ -28,7 +28,7 @@ enum nft_set_id {
 	NFT_SET_EMPTY_FE,   /* map daddr . proto . dport : verdict (goto do_reject, or drop) */
 	NFT_SET_EMPTY_NP,   /* map proto . dport : verdict (wildcard node ports) */
 	NFT_SET_MASQ_FE,    /* set daddr . proto . dport: always masquerade */
-	NFT_SET_LOCAL_FE,   /* set daddr . proto . dport: masquerade unless from the cluster CIDRs */
+	NFT_SET_LOCAL_FE,   /* set daddr . proto . dport: masquerade unless local (--detect-local-mode) */
 	NFT_SET_MASQ_NP,    /* set proto . dport: wildcard node ports that masquerade */
 	NFT_SET_RANGED_FE,  /* set daddr . proto . dport: frontends with source ranges */
 	NFT_SET_RANGES,     /* interval set daddr . proto . dport . saddr: allowed sources */
@@ -37,6 +37,8 @@ enum nft_set_id {
 	NFT_SET_NP_SLOTS,   /* map proto . dport . slot : addr . port */
 	NFT_SET_AFF_SLOTS,  /* map daddr . proto . dport . mark : addr . port (affinity services) */
 	NFT_SET_NP_AFF_SLOTS, /* map proto . dport . mark : addr . port */
+	NFT_SET_DIGEST,     /* set daddr . proto . dport . digest: slot digests (see below) */
+	NFT_SET_NP_DIGEST,  /* set proto . dport . digest */
 	NFT_SET_COUNT
 };
 
@@ -66,12 +68,22 @@ struct nft_elem {
 	uint8_t data[20];
 };
 
+/* The slot digest of a frontend: a hash of the slot elements its
+ * verdict-map element dispatches to, kept in the kernel as an element
+ * of NFT_SET_DIGEST / NFT_SET_NP_DIGEST (frontend key . two 32-bit words),
+ * which no rule reads. A changed endpoint changes the digest, and the
+ * digest element is written after the slots and removed before them, so
+ * a restarted ferry that finds the digest it would write knows the slots
+ * without reading them (nftables.c). Sets e to the digest element of
+ * verdict-map element v (NFT_SET_FE or NFT_SET_NP). */
+void nft_elem_init_digest(struct nft_elem *e, const struct nft_elem *v, uint64_t digest);
+
 /* How an affinity chain marks for masquerade: the slot number travels in
  * the packet mark, so the chain sets the masquerade bit itself. */
 enum nft_aff_mode {
 	NFT_AFF_PLAIN = 0,   /* never masquerade */
 	NFT_AFF_MASQ,        /* always: slot numbers carry the bit (numgen offset) */
-	NFT_AFF_LOCAL,       /* unless from the cluster CIDRs */
+	NFT_AFF_LOCAL,       /* unless local (cluster CIDRs or input interface) */
 };
 
 /* Name of the chain a verdict-map element jumps to ("lb_3", "aff_10800_3_m",
@@ -122,6 +134,24 @@ int nft_set_flush_name(struct nft_batch *b, int family, const char *name);
  * family; any sets, consecutive runs of one set share a message). 0 or
  * -ENOMEM. */
 int nft_elems_msgs(struct nft_batch *b, bool add, const struct nft_elem *const *elems, size_t n);
+
+/* One element as a set dump returns it: the raw key (and the end of an
+ * interval), the data of a data map, or the verdict of a verdict map. */
+struct nft_kernel_elem {
+	const void *key, *key_end, *data;  /* NULL: absent */
+	size_t key_len, key_end_len, data_len;
+	bool has_verdict;
+	uint32_t verdict_code;             /* NF_DROP, NFT_GOTO... (host order) */
+	const char *chain;                 /* goto/jump target; NULL: none */
+	const void *udata;                 /* user data (a comment); ferry writes none */
+	size_t udata_len;
+};
+
+/* Read k, an element of family's set, back into e: the inverse of what
+ * nft_elems_msgs sends. Returns 0, or -EPROTO when ferry would not have
+ * written it (lengths that do not fit the set, an unknown chain, a range
+ * that is not a prefix), so that the caller can replace the set. */
+int nft_elem_from_kernel(struct nft_elem *e, enum nft_set_id set, int family, const struct nft_kernel_elem *k);
 
 /* nft syntax: the declaration of a set ("map fe { ... }") and an element
  * ("10.0.0.1 . tcp . 80 : goto lb_3"). */

@@ -31,6 +31,7 @@
 #include "nft_conntrack.h"
 #include "nft_elems.h"
 #include "nft_intercept.h"
+#include "nft_read.h"
 #include "nft_rules.h"
 #include "nft_sets.h"
 
@@ -66,6 +67,8 @@ struct nftables {
 	struct inet_prefix *cidrs;
 	struct nft_elems_cfg ecfg;
 	bool need_full;           /* next sync replaces everything */
+	bool adopt_tried;         /* the first sync tried to take the kernel's tables over */
+	char tag[NFT_RULESET_TAG_LEN]; /* this configuration's ruleset tag */
 	struct fe_state *fes;     /* sorted by key */
 	size_t n_fes, cap_fes;
 	struct hp_ref *hps;       /* hash table, cap_hps a power of two */
@@ -109,6 +112,11 @@ static void fe_key_of(const struct plan_frontend *fe, struct fe_key *k)
 static int fe_key_cmp(const struct fe_key *a, const struct fe_key *b)
 {
 	return memcmp(a, b, sizeof(*a));
+}
+
+static int elem_cmp_qsort(const void *a, const void *b)
+{
+	return nft_elem_cmp(a, b, NULL);
 }
 
 /* Index of key in n->fes, or where it would go (*ret_found false). */
@@ -370,17 +378,50 @@ static int ensure_aff_chains(struct nftables *n)
 /* An affinity frontend removed or resized: its clients' remembered slots
  * may point past the new table, so forget every client of that timeout's
  * map (they pick a fresh slot on their next connection). */
+static int elem_key_cmp(const void *a, const void *b)
+{
+	bool same;
+	int c = nft_elem_cmp(*(const struct nft_elem *const *)a, *(const struct nft_elem *const *)b, &same);
+
+	return same ? 0 : c;
+}
+
+/* Is e (a deleted verdict-map element) added back with the same slot
+ * count and affinity, only its digest changed (new endpoints)? aff_adds:
+ * the queued adds of affinity verdict-map elements, sorted by key. */
+static bool aff_kept(const struct nft_elem *e, const struct nft_elem **aff_adds, size_t n)
+{
+	const struct nft_elem *const *a = n ? bsearch(&e, aff_adds, n, sizeof(*aff_adds), elem_key_cmp) : NULL;
+
+	return a && (*a)->verdict == e->verdict && (*a)->aff_timeout == e->aff_timeout &&
+	       (*a)->aff_mode == e->aff_mode;
+}
+
 static int flush_aff_maps(struct nftables *n)
 {
 	uint32_t done[16][2];
-	size_t n_done = 0;
+	size_t n_done = 0, n_aff = 0;
+	const struct nft_elem **aff_adds = NULL;
+	int r = 0;
 
-	for (size_t i = 0; i < n->n_dels; i++) {
+	for (size_t i = 0; i < n->n_dels && !aff_adds; i++)
+		if ((n->dels[i]->set == NFT_SET_FE || n->dels[i]->set == NFT_SET_NP) && n->dels[i]->aff_timeout) {
+			aff_adds = malloc((n->n_adds + 1) * sizeof(*aff_adds));
+			if (!aff_adds)
+				return -ENOMEM;
+			for (size_t j = 0; j < n->n_adds; j++)
+				if ((n->adds[j]->set == NFT_SET_FE || n->adds[j]->set == NFT_SET_NP) &&
+				    n->adds[j]->aff_timeout)
+					aff_adds[n_aff++] = n->adds[j];
+			if (n_aff > 1)
+				qsort(aff_adds, n_aff, sizeof(*aff_adds), elem_key_cmp);
+		}
+	for (size_t i = 0; i < n->n_dels && r == 0; i++) {
 		const struct nft_elem *e = n->dels[i];
 		char name[32];
 		bool seen = false;
 
-		if ((e->set != NFT_SET_FE && e->set != NFT_SET_NP) || !e->aff_timeout)
+		if ((e->set != NFT_SET_FE && e->set != NFT_SET_NP) || !e->aff_timeout || aff_kept(e, aff_adds, n_aff))
 			continue;
 		for (size_t j = 0; j < n_done && !seen; j++)
 			seen = done[j][0] == e->family && done[j][1] == e->aff_timeout;
@@ -392,11 +433,10 @@ static int flush_aff_maps(struct nftables *n)
 			n_done++;
 		}
 		snprintf(name, sizeof(name), "aff_%u", e->aff_timeout);
-		int r = nft_set_flush_name(n->batch, e->family, name);
-		if (r < 0)
-			return r;
+		r = nft_set_flush_name(n->batch, e->family, name);
 	}
-	return 0;
+	free(aff_adds);
+	return r;
 }
 
 static void fes_clear(struct nftables *n)
@@ -410,27 +450,60 @@ static void fes_clear(struct nftables *n)
 	n->n_aff_chains = 0;
 }
 
-/* Order a list of queued elements by (family, set), keeping their order
- * otherwise, so that one message carries many elements of one set. */
-static int group_by_set(const struct nft_elem **v, size_t n)
+/* Sets whose elements point at others: the verdict maps (at slot tables
+ * through their chains) and the digests (vouching for slot tables). */
+static bool is_pointer_set(uint8_t set)
 {
-	size_t count[2 * NFT_SET_COUNT + 1] = { 0 };
+	return nft_set_is_vmap((enum nft_set_id)set) || set == NFT_SET_DIGEST || set == NFT_SET_NP_DIGEST;
+}
+
+/* Order a list of queued elements by (family, set), keeping their order
+ * otherwise, so that one message carries many elements of one set. Adds
+ * (pointers_last) put the pointer sets after the rest, deletes before:
+ * should a huge change be split over several transactions, no verdict or
+ * digest element is in the kernel without the slots it points at. */
+static int group_by_set(const struct nft_elem **v, size_t n, bool pointers_last)
+{
+	size_t count[4 * NFT_SET_COUNT + 1] = { 0 };
 	const struct nft_elem **tmp;
 
+#define BUCKET(e) (((e)->family == AF_INET6 ? 2 * NFT_SET_COUNT : 0) + \
+		   (is_pointer_set((e)->set) == pointers_last ? NFT_SET_COUNT : 0) + (e)->set)
 	if (n < 2)
 		return 0;
 	tmp = malloc(n * sizeof(*tmp));
 	if (!tmp)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		count[(v[i]->family == AF_INET6 ? NFT_SET_COUNT : 0) + v[i]->set + 1]++;
-	for (size_t b = 1; b <= 2 * NFT_SET_COUNT; b++)
+		count[BUCKET(v[i]) + 1]++;
+	for (size_t b = 1; b <= 4 * NFT_SET_COUNT; b++)
 		count[b] += count[b - 1];
 	for (size_t i = 0; i < n; i++)
-		tmp[count[(v[i]->family == AF_INET6 ? NFT_SET_COUNT : 0) + v[i]->set]++] = v[i];
+		tmp[count[BUCKET(v[i])]++] = v[i];
+#undef BUCKET
 	memcpy(v, tmp, n * sizeof(*v));
 	free(tmp);
 	return 0;
+}
+
+/* Append the messages of the queued difference to the batch: deletes,
+ * the affinity maps that must forget their clients, affinity chains the
+ * adds need, then adds. Returns 0 or -ENOMEM. */
+static int queue_diff_msgs(struct nftables *n)
+{
+	int r = group_by_set(n->dels, n->n_dels, false);
+
+	if (r == 0)
+		r = group_by_set(n->adds, n->n_adds, true);
+	if (r == 0)
+		r = nft_elems_msgs(n->batch, false, n->dels, n->n_dels);
+	if (r == 0)
+		r = flush_aff_maps(n);
+	if (r == 0)
+		r = ensure_aff_chains(n);
+	if (r == 0)
+		r = nft_elems_msgs(n->batch, true, n->adds, n->n_adds);
+	return r;
 }
 
 /* Log a refused commit with what was sent. */
@@ -525,60 +598,70 @@ static int fe_compute(struct nftables *n, const struct plan_frontend *fe, struct
 	return r;
 }
 
-static int nftables_full(struct nftables *n, const struct plan *plan)
+/* Replace the in-memory state by the plan's: every frontend's elements
+ * computed and kept, hairpin references taken. Afterwards n->adds lists
+ * every element the plan needs (each hairpin once). Returns 0 or -ENOMEM
+ * (the state is then empty). */
+static int state_from_plan(struct nftables *n, const struct plan *plan)
 {
 	struct fe_state *fes = NULL;
-	struct nft_batch_error be = { 0 };
 	size_t n_new = 0;
+	int r = 0;
+
+	n->n_adds = n->n_dels = n->n_ct_gone = 0;
+	fes_clear(n);
+	if (plan->n_frontends && !(fes = calloc(plan->n_frontends, sizeof(*fes))))
+		return -ENOMEM;
+	for (size_t i = 0; i < plan->n_frontends; i++) {
+		struct nft_elem_vec vec = { 0 };
+
+		r = fe_compute(n, &plan->frontends[i], &vec);
+		if (r < 0) {
+			for (size_t j = 0; j < n_new; j++)
+				free(fes[j].elems);
+			free(fes);
+			return r;
+		}
+		fe_key_of(&plan->frontends[i], &fes[n_new].key);
+		fes[n_new].elems = vec.v;
+		fes[n_new].n = vec.n;
+		n_new++;
+	}
+	/* Install the new state first: hairpin refs point into it. */
+	free(n->fes);
+	n->fes = fes;
+	n->n_fes = n->cap_fes = n_new;
+	if (n->n_fes > 1)
+		qsort(n->fes, n->n_fes, sizeof(*n->fes), (int (*)(const void *, const void *))fe_key_cmp);
+	for (size_t i = 0; r == 0 && i < n->n_fes; i++)
+		r = diff_elems(n, NULL, 0, n->fes[i].elems, n->fes[i].n);
+	if (r < 0)
+		fes_clear(n);
+	return r;
+}
+
+static int nftables_full(struct nftables *n, const struct plan *plan)
+{
+	struct nft_batch_error be = { 0 };
 	double t0 = now_ms(), t1;
 	int r = 0;
 
 	nft_batch_clear(n->batch);
-	n->n_adds = n->n_dels = 0;
-	fes_clear(n);
 	for (int fam = 0; fam < 2 && r == 0; fam++) {
 		int family = fam ? AF_INET6 : AF_INET;
 		r = nft_ruleset_msgs(n->batch, family, &n->rcfg);
 		for (int s = 0; s < NFT_SET_COUNT && r == 0; s++)
 			r = nft_set_flush(n->batch, family, (enum nft_set_id)s);
 	}
-	if (r == 0 && plan->n_frontends) {
-		fes = calloc(plan->n_frontends, sizeof(*fes));
-		if (!fes)
-			r = -ENOMEM;
-	}
-	for (size_t i = 0; r == 0 && i < plan->n_frontends; i++) {
-		struct nft_elem_vec vec = { 0 };
-		r = fe_compute(n, &plan->frontends[i], &vec);
-		if (r < 0)
-			break;
-		fe_key_of(&plan->frontends[i], &fes[n_new].key);
-		fes[n_new].elems = vec.v;
-		fes[n_new].n = vec.n;
-		n_new++;
-	}
-	if (r == 0) {
-		/* Install the new state first: hairpin refs point into it. */
-		free(n->fes);
-		n->fes = fes;
-		n->n_fes = n->cap_fes = n_new;
-		fes = NULL;
-		if (n->n_fes > 1)
-			qsort(n->fes, n->n_fes, sizeof(*n->fes),
-			      (int (*)(const void *, const void *))fe_key_cmp);
-		for (size_t i = 0; r == 0 && i < n->n_fes; i++)
-			r = diff_elems(n, NULL, 0, n->fes[i].elems, n->fes[i].n);
-	}
+	if (r == 0)
+		r = state_from_plan(n, plan);
 	if (r == 0)
 		r = ensure_aff_chains(n);
 	if (r == 0)
-		r = group_by_set(n->adds, n->n_adds);
+		r = group_by_set(n->adds, n->n_adds, true);
 	if (r == 0)
 		r = nft_elems_msgs(n->batch, true, n->adds, n->n_adds);
 	if (r < 0) {
-		for (size_t i = 0; fes && i < n_new; i++)
-			free(fes[i].elems);
-		free(fes);
 		fes_clear(n);
 		n->need_full = true;
 		return log_errno(r, "nftables: out of memory building the full ruleset");
@@ -608,6 +691,291 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 		 n->n_fes, n->n_adds, nft_batch_count(n->batch), now_ms() - t0, t1 - t0, now_ms() - t1);
 	n->need_full = false;
 	return 0;
+}
+
+static int elem_ptr_cmp(const void *a, const void *b)
+{
+	return nft_elem_cmp(*(const struct nft_elem *const *)a, *(const struct nft_elem *const *)b, NULL);
+}
+
+
+/* Is the kernel's table one this configuration would have written? Reads
+ * the ruleset tag of both families; says why not in the log. */
+static bool kernel_rules_match(struct nftables *n)
+{
+	for (int fam = 0; fam < 2; fam++) {
+		const char *ip = fam ? "ip6" : "ip";
+		char tag[NFT_RULESET_TAG_LEN + 1] = "";
+		int r = nft_read_tag(n->nl, fam ? AF_INET6 : AF_INET, tag, sizeof(tag) - 1);
+
+		if (r == -ENOENT) {
+			log_info("nftables: no ruleset of an earlier ferry in table %s %s: programming it", ip,
+				 NFT_TABLE_NAME);
+			return false;
+		}
+		if (r < 0) {
+			log_warn("nftables: cannot read table %s %s (%s): replacing it", ip, NFT_TABLE_NAME,
+				 strerror(-r));
+			return false;
+		}
+		if (strcmp(tag, n->tag) != 0) {
+			log_info("nftables: table %s %s holds other rules (\"%s\", this configuration is \"%s\"): "
+				 "replacing them",
+				 ip, NFT_TABLE_NAME, tag, n->tag);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Does the kernel (kernel[0..n), sorted) hold verdict element v and the
+ * digest element the plan (n->adds, sorted) has for v's frontend? */
+static bool kernel_digest_matches(const struct nftables *n, const struct nft_elem *kernel, size_t n_kernel,
+				  const struct nft_elem *v)
+{
+	struct nft_elem probe;
+	const struct nft_elem *p = &probe;
+	size_t lo = 0, hi = n->n_adds, prefix = nft_set_key_len((enum nft_set_id)v->set, v->family);
+
+	if (!bsearch(&v, n->adds, n->n_adds, sizeof(*n->adds), elem_ptr_cmp))
+		return false;
+	/* The plan's digest element for v: the first one at or after
+	 * "v's key . 0 . 0" in the digest set. */
+	nft_elem_init_digest(&probe, v, 0);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (nft_elem_cmp(n->adds[mid], p, NULL) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == n->n_adds || n->adds[lo]->set != probe.set || n->adds[lo]->family != probe.family ||
+	    memcmp(n->adds[lo]->key, probe.key, prefix) != 0)
+		return false;
+	return bsearch(n->adds[lo], kernel, n_kernel, sizeof(*kernel), elem_cmp_qsort) != NULL;
+}
+
+/* Every element of ferry's sets in the kernel, sorted, into *have; the
+ * plan's elements are n->adds, sorted by elem_ptr_cmp. The sets are
+ * dumped, except the slot tables (a million elements at 100k services,
+ * and the kernel resumes a dump by walking the set from its start: a
+ * minute). A verdict-map element whose digest the plan has too points to
+ * exactly the plan's slots, which are taken as read; the slots of the
+ * others are looked up by key. A slot element no verdict-map element
+ * points to is not seen: it forwards nothing, and should a later add
+ * collide with it the commit fails and the next sync replaces all. */
+static int kernel_elems(struct nftables *n, struct nft_elem_vec *have)
+{
+	struct nft_elem_vec keys = { 0 }, known = { 0 };
+	double t0 = now_ms(), t1;
+	size_t n_small;
+	int r = 0;
+
+	for (int fam = 0; fam < 2 && r == 0; fam++)
+		for (int s = 0; s < NFT_SET_COUNT && r == 0; s++) {
+			if (is_slot_set((uint8_t)s))
+				continue;
+			r = nft_read_set(n->nl, fam ? AF_INET6 : AF_INET, (enum nft_set_id)s, have);
+			if (r < 0)
+				log_info("nftables: cannot read set %s %s %s (%s): replacing the tables",
+					 fam ? "ip6" : "ip", NFT_TABLE_NAME, nft_set_name((enum nft_set_id)s),
+					 r == -EPROTO ? "an element ferry does not write" : strerror(-r));
+		}
+	n_small = have->n;
+	t1 = now_ms();
+	if (n_small > 1)
+		qsort(have->v, n_small, sizeof(*have->v), elem_cmp_qsort);
+	for (size_t i = 0; i < n_small && r == 0; i++) {
+		const struct nft_elem *v = &have->v[i];
+		size_t k0 = keys.n, j;
+
+		if (v->set != NFT_SET_FE && v->set != NFT_SET_NP)
+			continue;
+		r = nft_vmap_slot_keys(v, n->rcfg.masq_mark, &keys);
+		if (r < 0 || !kernel_digest_matches(n, have->v, n_small, v))
+			continue;
+		/* Same digest: the kernel holds the plan's slots for v. */
+		for (j = k0; j < keys.n; j++) {
+			const struct nft_elem *k = &keys.v[j];
+			const struct nft_elem *const *w = bsearch(&k, n->adds, n->n_adds, sizeof(*n->adds), elem_key_cmp);
+			struct nft_elem *e;
+
+			if (!w || !(e = nft_elem_vec_push(&known))) {
+				r = w ? -ENOMEM : 0;
+				break;
+			}
+			*e = **w;
+		}
+		if (j == keys.n)
+			keys.n = k0;
+	}
+	if (r == 0)
+		log_debug("nftables: read %zu elements of the sets in %.1f ms; %zu slot elements known by digest",
+			  n_small, t1 - t0, known.n);
+	if (keys.n > 1)
+		qsort(keys.v, keys.n, sizeof(*keys.v), elem_cmp_qsort);
+	for (size_t i = 0, j; i < keys.n && r == 0; i = j) {
+		for (j = i + 1; j < keys.n && keys.v[j].set == keys.v[i].set && keys.v[j].family == keys.v[i].family; j++)
+			;
+		r = nft_read_keys(n->nl, &keys.v[i], j - i, have);
+		if (r < 0)
+			log_info("nftables: cannot read set %s %s %s (%s): replacing the tables",
+				 keys.v[i].family == AF_INET6 ? "ip6" : "ip", NFT_TABLE_NAME,
+				 nft_set_name((enum nft_set_id)keys.v[i].set),
+				 r == -EPROTO ? "an element ferry does not write" : strerror(-r));
+	}
+	if (r == 0)
+		log_debug("nftables: looked up %zu slot-table keys, %zu found, in %.1f ms", keys.n,
+			  have->n - n_small, now_ms() - t1);
+	for (size_t i = 0; i < known.n && r == 0; i++) {
+		struct nft_elem *e = nft_elem_vec_push(have);
+
+		if (!e)
+			r = -ENOMEM;
+		else
+			*e = known.v[i];
+	}
+	nft_elem_vec_done(&keys);
+	nft_elem_vec_done(&known);
+	if (r == 0 && have->n > 1)
+		qsort(have->v, have->n, sizeof(*have->v), elem_cmp_qsort);
+	return r;
+}
+
+/* Queue the difference between the kernel's elements (have, sorted) and
+ * the plan's (n->adds, all of them): n->dels gets what only the kernel
+ * has, n->adds is cut down to what only the plan has. */
+static void diff_kernel(struct nftables *n, const struct nft_elem_vec *have)
+{
+	size_t i = 0, j = 0, w = 0;
+
+	if (n->n_adds > 1)
+		qsort(n->adds, n->n_adds, sizeof(*n->adds), elem_ptr_cmp);
+	n->n_dels = 0;
+	while (i < have->n || j < n->n_adds) {
+		int c = i == have->n ? 1 : j == n->n_adds ? -1 : nft_elem_cmp(&have->v[i], n->adds[j], NULL);
+
+		if (c == 0) {
+			i++;
+			j++;
+		} else if (c < 0) {
+			/* n->dels has room: it only ever grows (ptrs_push). */
+			if (ptrs_push(&n->dels, &n->n_dels, &n->cap_dels, &have->v[i]) == 0 &&
+			    is_slot_set(have->v[i].set))
+				ct_gone_push(n, &have->v[i]);
+			i++;
+		} else {
+			n->adds[w++] = n->adds[j++];
+		}
+	}
+	n->n_adds = w;
+}
+
+/* At debug level, log the first few of n queued elements. */
+static void log_elems(const char *what, const struct nft_elem *const *v, size_t n)
+{
+	if (log_get_level() < LOG_LEVEL_DEBUG)
+		return;
+	for (size_t i = 0; i < n && i < 20; i++) {
+		char buf[256] = "";
+		FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+
+		if (!f)
+			return;
+		nft_elem_print(f, v[i]);
+		fclose(f);
+		log_debug("nftables: %s %s %s: %s", what, v[i]->family == AF_INET6 ? "ip6" : "ip",
+			  nft_set_name((enum nft_set_id)v[i]->set), buf);
+	}
+}
+
+/* Take over the tables an earlier ferry left, on the first sync of this
+ * process: when the kernel's rules carry this configuration's tag, read
+ * every set once, diff it against the plan and send only the difference,
+ * in one transaction, leaving the rules alone. Returns 1 when the tables
+ * cannot be taken over (absent, other rules, elements ferry does not
+ * write): the caller replaces them. */
+static int nftables_adopt(struct nftables *n, const struct plan *plan)
+{
+	struct nft_elem_vec have = { 0 };
+	struct nft_batch_error be = { 0 };
+	size_t want_slots[2], have_slots[2] = { 0, 0 }, need[2], kept = 0;
+	double t0 = now_ms(), t_read;
+	int r;
+
+	if (!kernel_rules_match(n))
+		return 1;
+	nft_batch_clear(n->batch);
+	r = state_from_plan(n, plan);
+	if (r < 0)
+		return log_errno(r, "nftables: out of memory taking over the tables");
+	if (n->n_adds > 1)
+		qsort(n->adds, n->n_adds, sizeof(*n->adds), elem_ptr_cmp);
+	if (kernel_elems(n, &have) < 0) {
+		nft_elem_vec_done(&have);
+		fes_clear(n);
+		return 1;
+	}
+	t_read = now_ms() - t0;
+	for (size_t i = 0; i < have.n; i++)
+		if (have.v[i].set == NFT_SET_SLOTS)
+			have_slots[have.v[i].family == AF_INET6]++;
+	{
+		count_slots(n->adds, n->n_adds, want_slots);
+		kept = n->n_adds;
+		diff_kernel(n, &have);
+		kept -= n->n_adds;
+		log_elems("take-over removes from", (const struct nft_elem *const *)n->dels, n->n_dels);
+		log_elems("take-over adds to", (const struct nft_elem *const *)n->adds, n->n_adds);
+		ct_gone_filter(n);
+		r = queue_diff_msgs(n);
+	}
+	if (r < 0) {
+		nft_elem_vec_done(&have);
+		fes_clear(n);
+		return log_errno(r, "nftables: out of memory taking over the tables");
+	}
+	/* The slot table holds the kernel's elements until the commit. */
+	for (int f = 0; f < 2; f++)
+		need[f] = want_slots[f] > have_slots[f] ? want_slots[f] : have_slots[f];
+	r = slots_reserve(n, need);
+	if (r == 0 && nft_batch_count(n->batch))
+		r = nft_batch_commit(n->nl, n->batch, 0, &be);
+	if (r < 0) {
+		if (be.err)
+			log_commit_error(n, r, &be, "taking over the tables");
+		nft_elem_vec_done(&have);
+		fes_clear(n);
+		n->need_full = true;
+		return r;
+	}
+	n->slots_count[0] = want_slots[0];
+	n->slots_count[1] = want_slots[1];
+	log_info("nftables: took over the tables of an earlier ferry: %zu elements kept, %zu removed, %zu added "
+		 "(%zu messages) in %.1f ms (reading %.1f ms); rules kept",
+		 kept, n->n_dels, n->n_adds, nft_batch_count(n->batch), now_ms() - t0, t_read);
+	if (n->n_ct_gone)
+		nft_conntrack_flush_udp(n->ct_gone, n->n_ct_gone);
+	nft_elem_vec_done(&have);
+	n->need_full = false;
+	return 0;
+}
+
+/* A sync that cannot diff against kept state: the first one of the
+ * process takes the kernel's tables over when it can, any other (after a
+ * failure) replaces everything. */
+static int nftables_rebuild(struct nftables *n, const struct plan *plan)
+{
+	if (!n->adopt_tried) {
+		int r;
+
+		n->adopt_tried = true;
+		r = nftables_adopt(n, plan);
+		if (r != 1)
+			return r;
+	}
+	return nftables_full(n, plan);
 }
 
 /* Recompute frontend fe (NULL: removed, key given) and queue its diff.
@@ -662,17 +1030,7 @@ static int nftables_incremental(struct nftables *n, const struct plan *plan,
 	}
 	ct_gone_filter(n);
 	if (r == 0)
-		r = group_by_set(n->dels, n->n_dels);
-	if (r == 0)
-		r = group_by_set(n->adds, n->n_adds);
-	if (r == 0)
-		r = nft_elems_msgs(n->batch, false, n->dels, n->n_dels);
-	if (r == 0)
-		r = flush_aff_maps(n);
-	if (r == 0)
-		r = ensure_aff_chains(n);
-	if (r == 0)
-		r = nft_elems_msgs(n->batch, true, n->adds, n->n_adds);
+		r = queue_diff_msgs(n);
 	count_slots(n->adds, n->n_adds, slot_adds);
 	count_slots(n->dels, n->n_dels, slot_dels);
 	if (r == 0) {
@@ -766,7 +1124,7 @@ static int nftables_sync(void *priv, const struct plan *plan)
 	if (!n->nl)
 		return -ENOTCONN;
 	if (n->need_full)
-		return nftables_full(n, plan);
+		return nftables_rebuild(n, plan);
 	/* Every frontend of the plan is recomputed; the diff against the kept
 	 * elements decides what the kernel sees. */
 	changed = malloc((plan->n_frontends + 1) * sizeof(*changed));
@@ -823,7 +1181,7 @@ static int nftables_apply(void *priv, const struct plan *plan, const struct plan
 	if (!n->nl)
 		return -ENOTCONN;
 	if (n->need_full)
-		return nftables_full(n, plan);
+		return nftables_rebuild(n, plan);
 	changed = malloc((diff->n_fe_added + diff->n_fe_changed + plan->n_frontends + 1) * sizeof(*changed));
 	removed = malloc((diff->n_fe_removed + 1) * sizeof(*removed));
 	if (diff->n_eps_changed)
@@ -908,22 +1266,39 @@ static int nftables_init(void *priv, const struct backend_config *cfg)
 		n->rcfg.cluster_cidrs = n->cidrs;
 		n->rcfg.n_cluster_cidrs = cfg->n_cluster_cidrs;
 	}
+	if (cfg->local_mode != BACKEND_LOCAL_CLUSTER_CIDR) {
+		size_t len = cfg->local_interface ? strlen(cfg->local_interface) : 0;
+
+		if (len == 0 || len > NFT_IFNAME_MAX)
+			return log_errno(-EINVAL, "nftables: local interface name '%s' must be 1-%d characters",
+					 cfg->local_interface ? cfg->local_interface : "", NFT_IFNAME_MAX);
+		memcpy(n->rcfg.local_iifname, cfg->local_interface, len);
+		n->rcfg.local_iifname_prefix = cfg->local_mode == BACKEND_LOCAL_INTERFACE_NAME_PREFIX;
+	}
 	n->ecfg.masquerade_all = cfg->masquerade_all;
 	n->ecfg.masq_mark = n->rcfg.masq_mark;
-	for (size_t i = 0; i < cfg->n_cluster_cidrs; i++) {
-		if (cfg->cluster_cidrs[i].addr.family == AF_INET6)
-			n->ecfg.cidrs_v6 = true;
-		else
-			n->ecfg.cidrs_v4 = true;
-	}
+	n->ecfg.local_v4 = nft_ruleset_detects_local(&n->rcfg, AF_INET);
+	n->ecfg.local_v6 = nft_ruleset_detects_local(&n->rcfg, AF_INET6);
+	r = nft_ruleset_tag(&n->rcfg, n->tag);
+	if (r < 0)
+		return r;
+	n->rcfg.tag = n->tag;
 	n->batch = nft_batch_new();
 	if (!n->batch)
 		return -ENOMEM;
 	r = nft_socket_open(&n->nl);
 	if (r < 0)
 		return log_errno(r, "nftables: cannot open a NETLINK_NETFILTER socket");
-	log_info("nftables: masquerade mark 0x%x, %zu cluster CIDRs%s", n->rcfg.masq_mark,
-		 n->rcfg.n_cluster_cidrs, n->ecfg.masquerade_all ? ", masquerade all" : "");
+	if (n->rcfg.local_iifname[0])
+		log_info("nftables: masquerade mark 0x%x, detect-local-mode %s: traffic in on iifname \"%s%s\" "
+			 "is local%s", n->rcfg.masq_mark,
+			 n->rcfg.local_iifname_prefix ? "InterfaceNamePrefix" : "BridgeInterface",
+			 n->rcfg.local_iifname, n->rcfg.local_iifname_prefix ? "*" : "",
+			 n->ecfg.masquerade_all ? ", masquerade all" : "");
+	else
+		log_info("nftables: masquerade mark 0x%x, detect-local-mode ClusterCIDR: %zu cluster CIDRs%s",
+			 n->rcfg.masq_mark, n->rcfg.n_cluster_cidrs,
+			 n->ecfg.masquerade_all ? ", masquerade all" : "");
 	return 0;
 }
 

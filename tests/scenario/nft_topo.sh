@@ -48,11 +48,11 @@ nft_ferry_start() {
 	ferry_start "$N" --backend nftables --hostname-override "$NODE_NAME" "$@"
 	local i
 	for i in $(seq 1 50); do
-		grep -q "nftables: full sync" "$FERRY_LOG" && return 0
+		grep -Eq "nftables: (full sync|took over)" "$FERRY_LOG" && return 0
 		kill -0 "$FERRY_PID" 2>/dev/null || fail "ferry died at start"
 		sleep 0.1
 	done
-	fail "ferry made no full sync within 5 s"
+	fail "ferry made no first sync (full sync or take-over) within 5 s"
 }
 
 # expect_refused NS PROTO TARGET: the probe must be refused (exit 2) fast.

@@ -1,6 +1,8 @@
 #!/bin/bash
 # nftables: `ferry plan --backend nftables` prints a ruleset that `nft -c -f`
-# accepts; `ferry cleanup` removes both tables (and succeeds when absent).
+# accepts; a restarted ferry reads back every element it wrote (every set
+# and verdict kind) and finds nothing to change; `ferry cleanup` removes
+# both tables (and succeeds when absent).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nft_topo.sh"
 lib_init nft_cleanup_plan
@@ -12,6 +14,9 @@ eps_yaml "$T/manifests/eps.yaml" web-1 web http/TCP/9000,dns/UDP/9053 -- 10.0.2.
 svc_yaml "$T/manifests/v6.yaml" v6 ip=fd00:96::10 affinity=30 ports=http/TCP/80/9000
 eps_yaml "$T/manifests/v6-eps.yaml" v6-1 v6 http/TCP/9000 -- fd00:2::2
 svc_yaml "$T/manifests/empty.yaml" empty ip=10.96.0.11 ports=http/SCTP/80/9000
+svc_yaml "$T/manifests/lcl.yaml" lcl type=NodePort ip=10.96.0.12 etp=Local ports=http/TCP/80/9000/30081
+svc_yaml "$T/manifests/aff.yaml" aff type=NodePort ip=10.96.0.13 affinity=60 ports=http/TCP/80/9000/30082
+eps_yaml "$T/manifests/aff-eps.yaml" aff-1 aff http/TCP/9000 -- 10.0.2.2 10.0.2.3 10.0.2.4
 
 "$FERRY_BIN" plan --source "dir:$T/manifests" --backend nftables --hostname-override "$NODE_NAME" >"$T/plan.txt" ||
 	fail "ferry plan failed"
@@ -22,6 +27,11 @@ ip netns exec "$N" nft -c -f "$T/plan.nft" 2>"$T/nft.err" || fail "nft -c -f ref
 nft_ferry_start
 ip netns exec "$N" nft list table ip ferry >/dev/null || fail "no ip ferry table while running"
 ip netns exec "$N" nft list table ip6 ferry >/dev/null || fail "no ip6 ferry table while running"
+kill -TERM "$FERRY_PID"; wait "$FERRY_PID" 2>/dev/null
+mv "$FERRY_LOG" "$T/ferry-first.log"
+nft_ferry_start
+grep -q "took over the tables of an earlier ferry: [1-9][0-9]* elements kept, 0 removed, 0 added" "$FERRY_LOG" ||
+	fail "the restarted ferry did not read back exactly what it wrote: $(grep -E 'took over|cannot read|other rules|full sync' "$FERRY_LOG")"
 kill -TERM "$FERRY_PID"; wait "$FERRY_PID" 2>/dev/null
 ip netns exec "$N" "$FERRY_BIN" cleanup --backend nftables || fail "ferry cleanup failed"
 ip netns exec "$N" nft list table ip ferry >/dev/null 2>&1 && fail "ip ferry still there after cleanup"

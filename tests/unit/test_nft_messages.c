@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,8 @@ struct elem_seen {
 	int n;
 	char chain[64];
 	uint32_t verdict;
-	uint8_t key[64], data[64], key_end[64];
-	uint32_t klen, dlen, kelen;
+	uint8_t key[64], data[64], key_end[64], udata[64];
+	uint32_t klen, dlen, kelen, ulen;
 	char set[32];
 };
 
@@ -73,6 +74,10 @@ static void parse_elems(const struct nlmsghdr *nlh, void *ctx)
 		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_KEY_END)) {
 			p = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY_END, &seen->kelen);
 			memcpy(seen->key_end, p, seen->kelen);
+		}
+		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_USERDATA)) {
+			p = nftnl_set_elem_get(e, NFTNL_SET_ELEM_USERDATA, &seen->ulen);
+			memcpy(seen->udata, p, seen->ulen);
 		}
 		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_VERDICT))
 			seen->verdict = nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT);
@@ -153,6 +158,164 @@ Test(nft_sets, slot_and_range_elements_round_trip)
 	cr_assert_eq(memcmp(seen.key, seen.key_end, 32), 0);
 	for (int i = 32; i < 40; i++)
 		cr_assert_eq(seen.key_end[i], 0xff);
+	nft_batch_free(b);
+}
+
+/* What a set dump would return for e: its add message parsed back. */
+static void kernel_form(const struct nft_elem *e, struct elem_seen *seen, struct nft_kernel_elem *k)
+{
+	struct nft_batch *b = nft_batch_new();
+	const struct nft_elem *pe = e;
+
+	memset(seen, 0, sizeof(*seen));
+	cr_assert_eq(nft_elems_msgs(b, true, &pe, 1), 0);
+	each_msg(b, parse_elems, seen);
+	nft_batch_free(b);
+	*k = (struct nft_kernel_elem){ .key = seen->key, .key_len = seen->klen };
+	if (seen->kelen) {
+		k->key_end = seen->key_end;
+		k->key_end_len = seen->kelen;
+	}
+	if (seen->dlen) {
+		k->data = seen->data;
+		k->data_len = seen->dlen;
+	}
+	if (seen->ulen) {
+		k->udata = seen->udata;
+		k->udata_len = seen->ulen;
+	}
+	if (nft_set_is_vmap(e->set)) {
+		k->has_verdict = true;
+		k->verdict_code = seen->verdict;
+		k->chain = seen->chain[0] ? seen->chain : NULL;
+	}
+}
+
+Test(nft_sets, elements_read_back_from_kernel_form)
+{
+	struct inet_addr svc = addr("10.96.0.10"), ep = addr("10.0.2.2"), net = addr("10.0.1.0"),
+			 svc6 = addr("fd00:96::10"), net6 = addr("fd00:1::");
+	struct nft_elem in[12], out;
+	size_t n = 0, off;
+
+	/* fe: plain slot chain, affinity chains (every masquerade mode), reject. */
+	for (int i = 0; i < 5; i++) {
+		off = 0;
+		nft_elem_init(&in[n], i < 4 ? NFT_SET_FE : NFT_SET_EMPTY_FE, AF_INET);
+		nft_elem_key_addr(&in[n], &off, &svc);
+		nft_elem_key_proto(&in[n], &off, INET_PROTO_TCP);
+		nft_elem_key_port(&in[n], &off, 80);
+		in[n].verdict = i == 4 ? NFT_VERDICT_REJECT : (uint16_t)(i == 0 ? 3 : 1024);
+		if (i >= 1 && i <= 3) {
+			in[n].aff_timeout = 10800;
+			in[n].aff_mode = (uint8_t)(i - 1);
+		}
+		n++;
+	}
+	/* np: affinity node port, drop when empty. */
+	off = 0;
+	nft_elem_init(&in[n], NFT_SET_NP, AF_INET);
+	nft_elem_key_proto(&in[n], &off, INET_PROTO_UDP);
+	nft_elem_key_port(&in[n], &off, 30053);
+	in[n].verdict = 7;
+	in[n].aff_timeout = 60;
+	in[n].aff_mode = NFT_AFF_MASQ;
+	n++;
+	off = 0;
+	nft_elem_init(&in[n], NFT_SET_EMPTY_NP, AF_INET);
+	nft_elem_key_proto(&in[n], &off, INET_PROTO_TCP);
+	nft_elem_key_port(&in[n], &off, 30080);
+	in[n].verdict = NFT_VERDICT_DROP;
+	n++;
+	/* A slot, and source ranges of both families (the /24 start has a low
+	 * bit set in its third byte: /23 would end at the same address). */
+	off = 0;
+	nft_elem_init(&in[n], NFT_SET_SLOTS, AF_INET);
+	nft_elem_key_addr(&in[n], &off, &svc);
+	nft_elem_key_proto(&in[n], &off, INET_PROTO_TCP);
+	nft_elem_key_port(&in[n], &off, 80);
+	nft_elem_key_slot(&in[n], &off, 5);
+	nft_elem_data_endpoint(&in[n], &ep, 9000);
+	n++;
+	off = 0;
+	nft_elem_init(&in[n], NFT_SET_RANGES, AF_INET);
+	nft_elem_key_addr(&in[n], &off, &svc);
+	nft_elem_key_proto(&in[n], &off, INET_PROTO_TCP);
+	nft_elem_key_port(&in[n], &off, 80);
+	nft_elem_key_addr(&in[n], &off, &net);
+	in[n].plen = 24;
+	n++;
+	off = 0;
+	nft_elem_init(&in[n], NFT_SET_RANGES, AF_INET6);
+	nft_elem_key_addr(&in[n], &off, &svc6);
+	nft_elem_key_proto(&in[n], &off, INET_PROTO_TCP);
+	nft_elem_key_port(&in[n], &off, 80);
+	nft_elem_key_addr(&in[n], &off, &net6);
+	in[n].plen = 48;
+	n++;
+
+	/* Slot digests of a frontend and of a wildcard node port. */
+	nft_elem_init_digest(&in[n++], &in[0], 0x0123456789abcdefull);
+	nft_elem_init_digest(&in[n++], &in[5], 0xfedcba9876543210ull);
+
+	for (size_t i = 0; i < n; i++) {
+		struct elem_seen seen;
+		struct nft_kernel_elem k;
+
+		kernel_form(&in[i], &seen, &k);
+		cr_assert_eq(nft_elem_from_kernel(&out, (enum nft_set_id)in[i].set, in[i].family, &k), 0,
+			     "element %zu (set %s) not read back", i, nft_set_name((enum nft_set_id)in[i].set));
+		cr_assert_eq(nft_elem_cmp(&in[i], &out, NULL), 0, "element %zu (set %s) read back differently", i,
+			     nft_set_name((enum nft_set_id)in[i].set));
+	}
+
+	/* What ferry does not write is refused, not guessed. */
+	{
+		struct elem_seen seen;
+		struct nft_kernel_elem k;
+
+		kernel_form(&in[0], &seen, &k);
+		k.chain = "empty_check";
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_FE, AF_INET, &k), -EPROTO);
+		k.chain = "lb_0";
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_FE, AF_INET, &k), -EPROTO);
+		k.chain = "nplb_3";  /* a node-port chain in the frontend map */
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_FE, AF_INET, &k), -EPROTO);
+		k.chain = "lb_3";
+		k.key_len = 8;
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_FE, AF_INET, &k), -EPROTO);
+		kernel_form(&in[8], &seen, &k);
+		seen.key_end[14] = 0;  /* ends at 10.0.0.255, before its start */
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_RANGES, AF_INET, &k), -EPROTO);
+		/* ferry writes no comments: an element with one is not ferry's. */
+		kernel_form(&in[0], &seen, &k);
+		cr_assert_eq(seen.ulen, 0);
+		k.udata = "\0\2x";
+		k.udata_len = 4;
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_FE, AF_INET, &k), -EPROTO);
+	}
+}
+
+Test(nft_rules, ruleset_tag_names_the_rules)
+{
+	struct nft_ruleset_cfg cfg = { .masq_mark = 0x4000 };
+	char t1[NFT_RULESET_TAG_LEN], t2[NFT_RULESET_TAG_LEN], t3[NFT_RULESET_TAG_LEN];
+	struct nft_batch *b = nft_batch_new();
+	size_t len;
+	const char *data;
+
+	cr_assert_eq(nft_ruleset_tag(&cfg, t1), 0);
+	cr_assert_eq(nft_ruleset_tag(&cfg, t2), 0);
+	cr_assert_str_eq(t1, t2, "same configuration, same tag");
+	cr_assert_eq(strncmp(t1, "ferry ruleset ", 14), 0);
+	cfg.masq_mark = 0x2000;
+	cr_assert_eq(nft_ruleset_tag(&cfg, t3), 0);
+	cr_assert_str_neq(t1, t3, "another mark bit, another tag");
+	/* The tag travels as the comment of one rule. */
+	cfg.tag = t3;
+	cr_assert_eq(nft_ruleset_msgs(b, AF_INET, &cfg), 0);
+	data = nft_batch_data(b, &len);
+	cr_assert(memmem(data, len, t3, strlen(t3) + 1) != NULL, "tag not in the messages");
 	nft_batch_free(b);
 }
 
@@ -273,6 +436,20 @@ Test(nft_elems, frontend_translation)
 		counts[vec.v[i].set]++;
 	cr_assert_eq(counts[NFT_SET_SLOTS], 3);
 	cr_assert_eq(counts[NFT_SET_HAIRPIN], 0, "remote endpoints: no hairpin pair");
+	cr_assert_eq(counts[NFT_SET_DIGEST], 1, "one slot digest per frontend");
+	{
+		/* The digest follows the slots: another endpoint port, another digest. */
+		struct nft_elem before = vec.v[vec.n - 1];
+
+		cr_assert_eq(before.set, NFT_SET_DIGEST, "the digest sorts last");
+		nft_elem_vec_done(&vec);
+		eps3[2].port = 9002;
+		cr_assert_eq(nft_frontend_elems(&fe, &cfg, &vec, NULL), 0);
+		cr_assert_eq(vec.v[vec.n - 1].set, NFT_SET_DIGEST);
+		cr_assert_eq(memcmp(before.key, vec.v[vec.n - 1].key, 12), 0, "same frontend");
+		cr_assert_neq(memcmp(before.key, vec.v[vec.n - 1].key, sizeof(before.key)), 0, "new digest");
+		eps3[2].port = 9001;
+	}
 	nft_elem_vec_done(&vec);
 
 	/* Empty and Local: drop; wildcard node port keys without address. */
@@ -327,4 +504,264 @@ Test(nft_render, accepted_by_nft_check)
 	if (WIFEXITED(rc) && WEXITSTATUS(rc) == 127)
 		cr_skip_test("unshare not available");
 	cr_assert_eq(rc, 0, "nft -c -f refused the rendered ruleset");
+}
+
+/* ---- local traffic by input interface (--detect-local-mode) ---- */
+
+/* The rule of chain services that looks up local_fe, as the kernel gets it. */
+struct local_seen {
+	int rules;            /* every NEWRULE */
+	int local_rules;      /* those looking up local_fe */
+	char exprs[200];      /* expression names of that rule */
+	uint8_t ifname[16];   /* data of the cmp after "meta load iifname" */
+	uint32_t ifname_len, ifname_op;
+	bool after_iifname, has_local;
+};
+
+static int local_expr_cb(struct nftnl_expr *e, void *ctx)
+{
+	struct local_seen *seen = ctx;
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+	if (strcmp(name, "lookup") == 0 && strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET), "local_fe") == 0)
+		seen->has_local = true;
+	if (strcmp(name, "cmp") == 0 && seen->after_iifname) {
+		const void *p = nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA, &seen->ifname_len);
+		memcpy(seen->ifname, p, seen->ifname_len < 16 ? seen->ifname_len : 16);
+		seen->ifname_op = nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP);
+	}
+	seen->after_iifname = strcmp(name, "meta") == 0 &&
+			      nftnl_expr_is_set(e, NFTNL_EXPR_META_DREG) &&
+			      nftnl_expr_get_u32(e, NFTNL_EXPR_META_KEY) == NFT_META_IIFNAME;
+	return 0;
+}
+
+static void parse_local(const struct nlmsghdr *nlh, void *ctx)
+{
+	struct local_seen *seen = ctx;
+	char names[200] = "";
+
+	if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWRULE)
+		return;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	cr_assert_eq(nftnl_rule_nlmsg_parse(nlh, r), 0);
+	seen->rules++;
+	seen->has_local = false;
+	nftnl_expr_foreach(r, local_expr_cb, seen);
+	if (seen->has_local && strcmp(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN), "services") == 0) {
+		seen->local_rules++;
+		nftnl_expr_foreach(r, expr_cb, names);
+		snprintf(seen->exprs, sizeof(seen->exprs), "%s", names);
+	}
+	nftnl_rule_free(r);
+}
+
+static struct local_seen local_msgs(const struct nft_ruleset_cfg *cfg, int family)
+{
+	struct nft_batch *b = nft_batch_new();
+	struct local_seen seen = { 0 };
+
+	cr_assert_eq(nft_ruleset_msgs(b, family, cfg), 0);
+	each_msg(b, parse_local, &seen);
+	nft_batch_free(b);
+	return seen;
+}
+
+Test(nft_rules, local_by_interface_round_trip)
+{
+	struct nft_ruleset_cfg none = { .masq_mark = 0x4000 }, cfg = none;
+	struct inet_prefix cidr;
+	static const uint8_t cbr0[16] = { 'c', 'b', 'r', '0' };
+
+	cr_assert_eq(inet_prefix_parse("10.244.0.0/16", &cidr), 0);
+	for (int fam = 0; fam < 2; fam++) {
+		int family = fam ? AF_INET6 : AF_INET;
+		struct local_seen base = local_msgs(&none, family), s;
+
+		cr_assert_eq(base.local_rules, 0, "no detection: no local_fe rule");
+		cr_assert_not(nft_ruleset_detects_local(&none, family));
+
+		/* InterfaceNamePrefix: one more rule in either family (a v4 CIDR
+		 * is not used then), matching the prefix bytes without the NUL. */
+		cfg = none;
+		cfg.cluster_cidrs = &cidr;
+		cfg.n_cluster_cidrs = 1;
+		snprintf(cfg.local_iifname, sizeof(cfg.local_iifname), "veth");
+		cfg.local_iifname_prefix = true;
+		cr_assert(nft_ruleset_detects_local(&cfg, family));
+		s = local_msgs(&cfg, family);
+		cr_assert_eq(s.rules, base.rules + 1, "a constant ruleset: one rule more");
+		cr_assert_eq(s.local_rules, 1);
+		cr_assert_str_eq(s.exprs, "payload meta payload lookup meta cmp meta bitwise meta ");
+		cr_assert_eq(s.ifname_op, NFT_CMP_NEQ);
+		cr_assert_eq(s.ifname_len, 4);
+		cr_assert_eq(memcmp(s.ifname, "veth", 4), 0);
+
+		/* BridgeInterface: the exact name, zero-padded to IFNAMSIZ. */
+		snprintf(cfg.local_iifname, sizeof(cfg.local_iifname), "cbr0");
+		cfg.local_iifname_prefix = false;
+		s = local_msgs(&cfg, family);
+		cr_assert_eq(s.rules, base.rules + 1);
+		cr_assert_eq(s.ifname_op, NFT_CMP_NEQ);
+		cr_assert_eq(s.ifname_len, 16);
+		cr_assert_eq(memcmp(s.ifname, cbr0, 16), 0);
+	}
+	/* ClusterCIDR: per family. */
+	cfg = none;
+	cfg.cluster_cidrs = &cidr;
+	cfg.n_cluster_cidrs = 1;
+	cr_assert(nft_ruleset_detects_local(&cfg, AF_INET));
+	cr_assert_not(nft_ruleset_detects_local(&cfg, AF_INET6));
+	cr_assert_eq(local_msgs(&cfg, AF_INET6).local_rules, 0);
+}
+
+/* The ruleset text of cfg for family, in a string to free. */
+static char *ruleset_text(const struct nft_ruleset_cfg *cfg, int family)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	cr_assert_not_null(f);
+	nft_ruleset_print(f, family, cfg);
+	fclose(f);
+	return text;
+}
+
+Test(nft_rules, local_by_interface_text)
+{
+	struct nft_ruleset_cfg cfg = { .masq_mark = 0x4000, .local_iifname = "veth", .local_iifname_prefix = true };
+
+	for (int fam = 0; fam < 2; fam++) {
+		char *text = ruleset_text(&cfg, fam ? AF_INET6 : AF_INET);
+		cr_assert_not_null(strstr(text, "th dport @local_fe iifname != \"veth*\" meta mark set meta mark | 0x00004000"),
+				   "%s", text);
+		free(text);
+	}
+	cfg.local_iifname_prefix = false;
+	snprintf(cfg.local_iifname, sizeof(cfg.local_iifname), "cbr0");
+	char *text = ruleset_text(&cfg, AF_INET);
+	cr_assert_not_null(strstr(text, "@local_fe iifname != \"cbr0\" meta mark set"), "%s", text);
+	free(text);
+}
+
+static struct plan_endpoint aff_eps[2];
+static struct plan_epset aff_epset = { .key = "default/web:http/TCP", .endpoints = aff_eps, .n_endpoints = 2,
+				       .affinity = true, .affinity_timeout_s = 60 };
+
+/* Elements of a cluster IP with ClientIP affinity and 2 endpoints. */
+static void aff_elems(const char *vip, const char *ep0, const char *ep1, const struct nft_elems_cfg *cfg,
+		      struct nft_elem_vec *vec)
+{
+	struct plan_frontend fe = { .kind = FRONTEND_CLUSTER_IP, .proto = INET_PROTO_TCP, .port = 80,
+				    .epset = &aff_epset };
+
+	fe.addr = addr(vip);
+	aff_eps[0] = (struct plan_endpoint){ .addr = addr(ep0), .port = 9000 };
+	aff_eps[1] = (struct plan_endpoint){ .addr = addr(ep1), .port = 9000 };
+	cr_assert_eq(nft_frontend_elems(&fe, cfg, vec, NULL), 0);
+}
+
+static const struct nft_elem *find_set(const struct nft_elem_vec *vec, enum nft_set_id set, size_t *ret_count)
+{
+	const struct nft_elem *first = NULL;
+
+	*ret_count = 0;
+	for (size_t i = 0; i < vec->n; i++) {
+		if (vec->v[i].set != set)
+			continue;
+		if (!first)
+			first = &vec->v[i];
+		(*ret_count)++;
+	}
+	return first;
+}
+
+Test(nft_elems, affinity_local_mode_follows_detection)
+{
+	struct nft_elems_cfg cfg = { .masq_mark = 0x4000 };
+	struct nft_elem_vec vec = { 0 };
+	const struct nft_elem *fe;
+	size_t n;
+
+	/* No detection in the family: the affinity chain never marks. */
+	aff_elems("10.96.0.10", "10.0.2.2", "10.0.2.3", &cfg, &vec);
+	fe = find_set(&vec, NFT_SET_FE, &n);
+	cr_assert_eq(fe->aff_mode, NFT_AFF_PLAIN);
+	find_set(&vec, NFT_SET_AFF_SLOTS, &n);
+	cr_assert_eq(n, 2);
+	nft_elem_vec_done(&vec);
+	/* Detection (an interface: both families): marks non-local clients, so
+	 * every slot exists with and without the masquerade bit. */
+	cfg.local_v4 = cfg.local_v6 = true;
+	aff_elems("fd00:96::10", "fd00:2::2", "fd00:2::3", &cfg, &vec);
+	fe = find_set(&vec, NFT_SET_FE, &n);
+	cr_assert_eq(fe->aff_mode, NFT_AFF_LOCAL);
+	find_set(&vec, NFT_SET_AFF_SLOTS, &n);
+	cr_assert_eq(n, 4);
+	find_set(&vec, NFT_SET_LOCAL_FE, &n);
+	cr_assert_eq(n, 1);
+	nft_elem_vec_done(&vec);
+}
+
+/* nft -c -f on a file, which is then removed; skips when unshare is
+ * missing. */
+static void nft_check_file(const char *path)
+{
+	char cmd[256];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "unshare -n nft -c -f %s", path);
+	rc = system(cmd);
+	unlink(path);
+	if (WIFEXITED(rc) && WEXITSTATUS(rc) == 127)
+		cr_skip_test("unshare not available");
+	cr_assert_eq(rc, 0, "nft -c -f refused the ruleset with interface-based local detection");
+}
+
+Test(nft_render, local_by_interface_accepted_by_nft_check)
+{
+	struct nft_ruleset_cfg cfg = { .masq_mark = 0x4000, .local_iifname = "veth", .local_iifname_prefix = true };
+	struct nft_elems_cfg ecfg = { .masq_mark = 0x4000, .local_v4 = true, .local_v6 = true };
+
+	if (access("/usr/sbin/nft", X_OK) != 0 && access("/sbin/nft", X_OK) != 0)
+		cr_skip_test("the nft binary is not installed");
+	if (geteuid() != 0)
+		cr_skip_test("checking with nft -c needs root (a private network namespace)");
+	for (int mode = 0; mode < 2; mode++) {
+		char path[] = "/tmp/ferry-nft-local.XXXXXX";
+		int fd = mkstemp(path);
+		FILE *f;
+
+		if (mode == 1) {
+			snprintf(cfg.local_iifname, sizeof(cfg.local_iifname), "cbr0");
+			cfg.local_iifname_prefix = false;
+		}
+		cr_assert_geq(fd, 0);
+		f = fdopen(fd, "w");
+		for (int fam = 0; fam < 2; fam++) {
+			struct nft_elem_vec vec = { 0 };
+			size_t n;
+
+			nft_ruleset_print(f, fam ? AF_INET6 : AF_INET, &cfg);
+			if (fam)
+				aff_elems("fd00:96::10", "fd00:2::2", "fd00:2::3", &ecfg, &vec);
+			else
+				aff_elems("10.96.0.10", "10.0.2.2", "10.0.2.3", &ecfg, &vec);
+			/* The affinity chain's "local" rules use the same match. */
+			char *text = NULL;
+			size_t len = 0;
+			FILE *mem = open_memstream(&text, &len);
+			cr_assert_not_null(mem);
+			nft_aff_chain_print(mem, &cfg, find_set(&vec, NFT_SET_FE, &n));
+			fclose(mem);
+			cr_assert_not_null(strstr(text, mode ? "iifname != \"cbr0\" meta mark set"
+							     : "iifname != \"veth*\" meta mark set"), "%s", text);
+			fputs(text, f);
+			free(text);
+			nft_elem_vec_done(&vec);
+		}
+		fclose(f);
+		nft_check_file(path);
+	}
 }

@@ -1,0 +1,36 @@
+/* Mechanism: reading ferry's own nftables tables back from the kernel
+ * (netlink dumps): the ruleset tag and the elements of its sets. Used once
+ * per process, when ferry takes over the tables an earlier ferry left; the
+ * kernel is never listed on a sync.
+ */
+#ifndef FERRY_NFT_READ_H
+#define FERRY_NFT_READ_H
+
+#include <stddef.h>
+
+#include "nft_elems.h"
+#include "nft_sets.h"
+
+struct mnl_socket;
+
+/* The comment of the first rule of family's nat_prerouting chain, where
+ * ferry keeps its ruleset tag (nft_rules.h), into buf. Returns 0, -ENOENT
+ * when the table, the chain or the comment is absent, or -errno. */
+int nft_read_tag(struct mnl_socket *nl, int family, char *buf, size_t len);
+
+/* Append every element of family's set to out. Returns 0, -ENOENT when the
+ * set is absent, -EPROTO when an element is not one ferry writes, -EINTR
+ * when the set changed during the dump, -ENOMEM or another -errno. On error
+ * out may hold some of the elements. */
+int nft_read_set(struct mnl_socket *nl, int family, enum nft_set_id set, struct nft_elem_vec *out);
+
+/* Look up the elements of family's set whose keys are those of keys[0..n)
+ * (all of that set and family; data ignored) one by one, and append the
+ * ones the kernel holds, with their data, to out; absent keys are skipped.
+ * Costs one netlink message per element instead of a dump: the kernel
+ * resumes a dump by walking the set from its start again, so dumping a
+ * set of a million elements takes a minute. Returns 0, -EPROTO, -ENOMEM
+ * or another -errno. */
+int nft_read_keys(struct mnl_socket *nl, const struct nft_elem *keys, size_t n, struct nft_elem_vec *out);
+
+#endif
