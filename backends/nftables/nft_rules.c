@@ -329,17 +329,15 @@ static void r_jump_empty(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsig
 	verdict(rb, NFT_JUMP, "empty_check");
 }
 
-/* A verdict-map dispatch: "[fib daddr type local] KEY vmap @set", keyed by
- * address . proto . port (frontends) or proto . port (wildcard node ports,
- * which only match packets for this host). */
+/* A verdict-map dispatch: "KEY vmap @set", keyed by address . proto .
+ * port (frontends) or proto . port (wildcard node ports: the caller makes
+ * sure the packet is for this host). */
 static void vmap_dispatch(struct rb *rb, enum nft_set_id set, bool node_port)
 {
-	if (node_port) {
-		m_fib_local(rb);
+	if (node_port)
 		ld_np_key(rb);
-	} else {
+	else
 		ld_fe_key(rb);
-	}
 	lookup(rb, nft_set_name(set), NFT_REG_VERDICT, false);
 	rb_text(rb, " vmap @%s", nft_set_name(set));
 }
@@ -355,7 +353,18 @@ static void r_empty_np(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigne
 {
 	(void)cfg;
 	(void)arg;
+	m_fib_local(rb);
 	vmap_dispatch(rb, NFT_SET_EMPTY_NP, true);
+}
+
+/* Forwarded packets are for other hosts: never a node port, so only the
+ * frontend check applies (and no FIB lookup is paid per connection). */
+static void r_forward_empty(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)cfg;
+	(void)arg;
+	m_ct_new(rb);
+	vmap_dispatch(rb, NFT_SET_EMPTY_FE, false);
 }
 
 static void r_reject_tcp(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
@@ -464,10 +473,19 @@ static void r_mark_local(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsig
 	s_mark_masq(rb, cfg->masq_mark);
 }
 
+/* Packets for this host go on to the wildcard node ports; the FIB lookup
+ * is paid only by new connections that no frontend took. */
+static void r_goto_nodeports(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)cfg;
+	(void)arg;
+	m_fib_local(rb);
+	verdict(rb, NFT_GOTO, "nodeports");
+}
+
 static void r_mark_np(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)arg;
-	m_fib_local(rb);
 	m_np_in(rb, NFT_SET_MASQ_NP);
 	s_mark_masq(rb, cfg->masq_mark);
 }
@@ -602,7 +620,7 @@ struct chain_def {
 static const struct chain_def chain_defs[] = {
 	{ "filter_prerouting", "filter", NF_INET_PRE_ROUTING, -110, { r_ranges } },
 	{ "filter_input", "filter", NF_INET_LOCAL_IN, -10, { r_jump_empty } },
-	{ "filter_forward", "filter", NF_INET_FORWARD, -10, { r_jump_empty } },
+	{ "filter_forward", "filter", NF_INET_FORWARD, -10, { r_forward_empty } },
 	{ "filter_output", "filter", NF_INET_LOCAL_OUT, -10, { r_jump_empty } },
 	{ "nat_prerouting", "nat", NF_INET_PRE_ROUTING, -100, { r_jump_services } },
 	{ "nat_output", "nat", NF_INET_LOCAL_OUT, -100, { r_jump_services } },
@@ -610,7 +628,8 @@ static const struct chain_def chain_defs[] = {
 	  { r_hairpin, r_masq_unmarked, r_mark_clear, r_masquerade } },
 	{ "empty_check", NULL, 0, 0, { r_empty_fe, r_empty_np } },
 	{ "do_reject", NULL, 0, 0, { r_reject_tcp, r_reject } },
-	{ "services", NULL, 0, 0, { r_mark_fe, r_mark_local, r_mark_np, r_vmap_fe, r_vmap_np } },
+	{ "services", NULL, 0, 0, { r_mark_fe, r_mark_local, r_vmap_fe, r_goto_nodeports } },
+	{ "nodeports", NULL, 0, 0, { r_mark_np, r_vmap_np } },
 };
 
 static const char *hook_name(unsigned hook)
