@@ -66,9 +66,10 @@ struct backend_ops {
 	/* Apply diff, which leads from the previously synced plan to plan.
 	 * May be NULL: the core then calls sync. 0 or -errno. */
 	int (*apply)(void *priv, const struct plan *plan, const struct plan_diff *diff);
-	/* Print what this backend would program for plan, without touching the
-	 * host (ferry plan). In JSON, one JSON value. May be NULL. */
-	void (*render)(const struct plan *plan, enum plan_format fmt, FILE *out);
+	/* Print what this backend would program for plan with cfg (what init
+	 * would get), without touching the host (ferry plan). In JSON, one JSON
+	 * value. May be NULL. */
+	void (*render)(const struct plan *plan, const struct backend_config *cfg, enum plan_format fmt, FILE *out);
 	/* Remove everything this backend may ever have installed. May be NULL
 	 * (nothing persists). 0 or -errno. */
 	int (*cleanup)(void);

@@ -64,6 +64,10 @@ int cli_parse_duration_ms(const char *text, uint32_t *ret_ms);
  * returns NULL when unknown or when a named backend's probe fails. */
 const struct backend_ops *cli_pick_backend(const char *name);
 
+/* The backend configuration the options ask for (ferry run and ferry plan;
+ * no interception: run adds it). Points into o. */
+void cli_backend_config(const struct cli_options *o, struct backend_config *ret);
+
 /* A loaded source: the model it fills, and how to keep it up to date. */
 struct cli_source;
 

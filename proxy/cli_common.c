@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_options.h"
 #include "log.h"
 
 void cli_options_defaults(struct cli_options *o)
@@ -64,6 +65,14 @@ int cli_parse_duration_ms(const char *text, uint32_t *ret_ms)
 	}
 	*ret_ms = (uint32_t)total;
 	return 0;
+}
+
+void cli_backend_config(const struct cli_options *o, struct backend_config *ret)
+{
+	*ret = (struct backend_config){ .workers = o->workers, .udp_idle_timeout_ms = o->udp_timeout_ms,
+					.masquerade_mark = o->masquerade_mark, .masquerade_all = o->masquerade_all,
+					.cluster_cidrs = o->cluster_cidrs, .n_cluster_cidrs = o->n_cluster_cidrs,
+					.local_mode = o->detect_local_mode, .local_interface = cli_local_interface(o) };
 }
 
 const struct backend_ops *cli_pick_backend(const char *name)

@@ -66,6 +66,9 @@ static void plan_usage(FILE *out)
 		"  --format text|json     output format (default text)\n"
 		"  --hostname-override NAME  this node's name (Local traffic policies)\n"
 		"  --nodeport-addresses CIDR[,CIDR]|primary  node addresses node ports open on\n"
+		"  --masquerade-bit N, --masquerade-all, --cluster-cidr CIDR[,CIDR],\n"
+		"  --detect-local-mode MODE, --pod-interface-name-prefix P, --pod-bridge-interface B,\n"
+		"  --workers N            as for ferry run: the backend's program is rendered with them\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"  --help                 this help\n");
 }
@@ -93,6 +96,7 @@ int cli_plan(int argc, char **argv)
 	struct planner *planner = NULL;
 	const struct plan *plan;
 	const struct plan_diff *diff;
+	struct backend_config bcfg;
 	char hostname[256] = "";
 	size_t rejected = 0;
 	bool help;
@@ -166,13 +170,14 @@ int cli_plan(int argc, char **argv)
 		log_error("planning failed");
 		goto out;
 	}
+	cli_backend_config(&o, &bcfg);
 	if (o.format == PLAN_FORMAT_JSON) {
 		/* One JSON document: {"plan": ..., "backend": {"name", "program"}}. */
 		printf("{\"plan\":");
 		plan_print(plan, PLAN_FORMAT_JSON, stdout);
 		printf(",\"backend\":{\"name\":\"%s\",\"program\":", ops->name);
 		if (ops->render)
-			ops->render(plan, PLAN_FORMAT_JSON, stdout);
+			ops->render(plan, &bcfg, PLAN_FORMAT_JSON, stdout);
 		else
 			printf("null");
 		printf("}}\n");
@@ -181,7 +186,7 @@ int cli_plan(int argc, char **argv)
 		plan_print(plan, PLAN_FORMAT_TEXT, stdout);
 		printf("\n# backend %s would program\n", ops->name);
 		if (ops->render)
-			ops->render(plan, PLAN_FORMAT_TEXT, stdout);
+			ops->render(plan, &bcfg, PLAN_FORMAT_TEXT, stdout);
 	}
 	fflush(stdout);
 	code = rejected ? CLI_EXIT_REJECTED : CLI_EXIT_OK;

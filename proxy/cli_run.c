@@ -240,11 +240,8 @@ int cli_run(int argc, char **argv)
 		log_error("out of memory at start");
 		goto out;
 	}
-	bcfg = (struct backend_config){ .workers = o.workers, .udp_idle_timeout_ms = o.udp_timeout_ms,
-					.masquerade_mark = o.masquerade_mark, .masquerade_all = o.masquerade_all,
-					.cluster_cidrs = o.cluster_cidrs, .n_cluster_cidrs = o.n_cluster_cidrs,
-					.local_mode = o.detect_local_mode, .local_interface = cli_local_interface(&o),
-					.intercept = run_wants_intercept(&o) ? &nftables_intercept_ops : NULL };
+	cli_backend_config(&o, &bcfg);
+	bcfg.intercept = run_wants_intercept(&o) ? &nftables_intercept_ops : NULL;
 	r = ops->init(priv, &bcfg);
 	backend_up = true;
 	if (r < 0) {

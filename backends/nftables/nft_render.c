@@ -11,15 +11,14 @@
 #include "nftables.h"
 
 /* Print the elements of one family, grouped by set. */
-static void render_elems(FILE *out, const struct plan *plan, int family)
+static void render_elems(FILE *out, const struct plan *plan, const struct nft_ruleset_cfg *rcfg,
+			 const struct nft_elems_cfg *ecfg, int family)
 {
-	struct nft_ruleset_cfg rcfg = { .masq_mark = NFTABLES_DEFAULT_MASQ_MARK };
-	struct nft_elems_cfg ecfg = { .masquerade_all = false, .masq_mark = NFTABLES_DEFAULT_MASQ_MARK };
 	struct nft_elem_vec vec = { 0 };
 
 	for (size_t i = 0; i < plan->n_frontends; i++)
 		if (plan->frontends[i].addr.family == family &&
-		    nft_frontend_elems(&plan->frontends[i], &ecfg, &vec, NULL) < 0) {
+		    nft_frontend_elems(&plan->frontends[i], ecfg, &vec, NULL) < 0) {
 			fprintf(out, "# out of memory rendering elements\n");
 			break;
 		}
@@ -36,7 +35,7 @@ static void render_elems(FILE *out, const struct plan *plan, int family)
 			dup = (vec.v[j].set == NFT_SET_FE || vec.v[j].set == NFT_SET_NP) && vec.v[j].aff_timeout &&
 			      strcmp(nft_verdict_chain(&vec.v[j], other, sizeof(other)), chain) == 0;
 		if (!dup)
-			nft_aff_chain_print(out, &rcfg, e);
+			nft_aff_chain_print(out, rcfg, e);
 	}
 	for (int s = 0; s < NFT_SET_COUNT; s++) {
 		const struct nft_elem *prev = NULL;
@@ -68,30 +67,41 @@ static void render_elems(FILE *out, const struct plan *plan, int family)
 	nft_elem_vec_done(&vec);
 }
 
-static void render_text(const struct plan *plan, FILE *out)
+static void render_text(const struct plan *plan, const struct backend_config *cfg, FILE *out)
 {
-	struct nft_ruleset_cfg rcfg = { .masq_mark = NFTABLES_DEFAULT_MASQ_MARK };
+	struct nft_ruleset_cfg rcfg;
+	struct nft_elems_cfg ecfg;
 	char tag[NFT_RULESET_TAG_LEN];
 
+	if (nftables_config(cfg, &rcfg, &ecfg) < 0) {
+		fprintf(out, "# invalid nftables options (see the error above)\n");
+		return;
+	}
 	if (nft_ruleset_tag(&rcfg, tag) == 0)
 		rcfg.tag = tag;
-	fprintf(out, "# ferry nftables ruleset (defaults: masquerade mark 0x%x, no cluster CIDR)\n",
-		rcfg.masq_mark);
+	fprintf(out, "# ferry nftables ruleset: masquerade mark 0x%x, ", rcfg.masq_mark);
+	if (rcfg.local_iifname[0])
+		fprintf(out, "local traffic: in on %s \"%s%s\"", rcfg.local_iifname_prefix ? "interfaces" : "interface",
+			rcfg.local_iifname, rcfg.local_iifname_prefix ? "*" : "");
+	else
+		fprintf(out, "local traffic: from %zu cluster CIDR%s", rcfg.n_cluster_cidrs,
+			rcfg.n_cluster_cidrs == 1 ? "" : "s");
+	fprintf(out, "%s\n", ecfg.masquerade_all ? ", masquerade all" : "");
 	for (int fam = 0; fam < 2; fam++) {
 		int family = fam ? AF_INET6 : AF_INET;
 		nft_ruleset_print(out, family, &rcfg);
-		render_elems(out, plan, family);
+		render_elems(out, plan, &rcfg, &ecfg, family);
 	}
 }
 
-void nftables_render(const struct plan *plan, enum plan_format fmt, FILE *out)
+void nftables_render(const struct plan *plan, const struct backend_config *cfg, enum plan_format fmt, FILE *out)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *mem;
 
 	if (fmt == PLAN_FORMAT_TEXT) {
-		render_text(plan, out);
+		render_text(plan, cfg, out);
 		return;
 	}
 	mem = open_memstream(&text, &len);
@@ -99,7 +109,7 @@ void nftables_render(const struct plan *plan, enum plan_format fmt, FILE *out)
 		fprintf(out, "null");
 		return;
 	}
-	render_text(plan, mem);
+	render_text(plan, cfg, mem);
 	fclose(mem);
 	fprintf(out, "{\"backend\":\"nftables\",\"ruleset\":\"");
 	for (size_t i = 0; i < len; i++) {

@@ -1251,34 +1251,48 @@ static int nftables_probe(char *why, size_t why_len)
 	return r;
 }
 
-static int nftables_init(void *priv, const struct backend_config *cfg)
+int nftables_config(const struct backend_config *cfg, struct nft_ruleset_cfg *rcfg, struct nft_elems_cfg *ecfg)
 {
-	struct nftables *n = priv;
-	int r;
-
-	n->need_full = true;
-	n->rcfg.masq_mark = cfg->masquerade_mark ? cfg->masquerade_mark : NFTABLES_DEFAULT_MASQ_MARK;
-	if (cfg->n_cluster_cidrs) {
-		n->cidrs = calloc(cfg->n_cluster_cidrs, sizeof(*n->cidrs));
-		if (!n->cidrs)
-			return -ENOMEM;
-		memcpy(n->cidrs, cfg->cluster_cidrs, cfg->n_cluster_cidrs * sizeof(*n->cidrs));
-		n->rcfg.cluster_cidrs = n->cidrs;
-		n->rcfg.n_cluster_cidrs = cfg->n_cluster_cidrs;
-	}
+	*rcfg = (struct nft_ruleset_cfg){
+		.masq_mark = cfg->masquerade_mark ? cfg->masquerade_mark : NFTABLES_DEFAULT_MASQ_MARK,
+		.cluster_cidrs = cfg->cluster_cidrs,
+		.n_cluster_cidrs = cfg->n_cluster_cidrs,
+	};
 	if (cfg->local_mode != BACKEND_LOCAL_CLUSTER_CIDR) {
 		size_t len = cfg->local_interface ? strlen(cfg->local_interface) : 0;
 
 		if (len == 0 || len > NFT_IFNAME_MAX)
 			return log_errno(-EINVAL, "nftables: local interface name '%s' must be 1-%d characters",
 					 cfg->local_interface ? cfg->local_interface : "", NFT_IFNAME_MAX);
-		memcpy(n->rcfg.local_iifname, cfg->local_interface, len);
-		n->rcfg.local_iifname_prefix = cfg->local_mode == BACKEND_LOCAL_INTERFACE_NAME_PREFIX;
+		memcpy(rcfg->local_iifname, cfg->local_interface, len);
+		rcfg->local_iifname_prefix = cfg->local_mode == BACKEND_LOCAL_INTERFACE_NAME_PREFIX;
 	}
-	n->ecfg.masquerade_all = cfg->masquerade_all;
-	n->ecfg.masq_mark = n->rcfg.masq_mark;
-	n->ecfg.local_v4 = nft_ruleset_detects_local(&n->rcfg, AF_INET);
-	n->ecfg.local_v6 = nft_ruleset_detects_local(&n->rcfg, AF_INET6);
+	*ecfg = (struct nft_elems_cfg){
+		.masquerade_all = cfg->masquerade_all,
+		.masq_mark = rcfg->masq_mark,
+		.local_v4 = nft_ruleset_detects_local(rcfg, AF_INET),
+		.local_v6 = nft_ruleset_detects_local(rcfg, AF_INET6),
+	};
+	return 0;
+}
+
+static int nftables_init(void *priv, const struct backend_config *cfg)
+{
+	struct nftables *n = priv;
+	int r;
+
+	n->need_full = true;
+	r = nftables_config(cfg, &n->rcfg, &n->ecfg);
+	if (r < 0)
+		return r;
+	if (cfg->n_cluster_cidrs) {
+		/* Owned copies: cfg need not outlive init. */
+		n->cidrs = calloc(cfg->n_cluster_cidrs, sizeof(*n->cidrs));
+		if (!n->cidrs)
+			return -ENOMEM;
+		memcpy(n->cidrs, cfg->cluster_cidrs, cfg->n_cluster_cidrs * sizeof(*n->cidrs));
+		n->rcfg.cluster_cidrs = n->cidrs;
+	}
 	r = nft_ruleset_tag(&n->rcfg, n->tag);
 	if (r < 0)
 		return r;

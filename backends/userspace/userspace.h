@@ -15,7 +15,7 @@ extern const struct backend_ops userspace_backend_ops;
 /* render slot of userspace_backend_ops: print the listeners the relay would
  * open for plan, one line each in text, one JSON object in JSON
  * ({"backend":"userspace","listeners":[...],"skipped":[...]}). */
-void userspace_render(const struct plan *plan, enum plan_format fmt, FILE *out);
+void userspace_render(const struct plan *plan, const struct backend_config *cfg, enum plan_format fmt, FILE *out);
 
 /* Introspection for tests and metrics: may endpoint addr:port of the
  * endpoint set epset_key (the plan's key) take new traffic? Returns 1 (yes),

@@ -48,7 +48,7 @@ static void service_label(const struct plan_epset *e, char *buf, size_t len)
 		snprintf(buf, len, "%s/%s", e->ns ? e->ns : "?", e->svc_name ? e->svc_name : "?");
 }
 
-static void render_text(const struct plan *plan, FILE *out)
+static void render_text(const struct plan *plan, unsigned workers, FILE *out)
 {
 	for (size_t i = 0; i < plan->n_frontends; i++) {
 		const struct plan_frontend *f = &plan->frontends[i];
@@ -62,8 +62,8 @@ static void render_text(const struct plan *plan, FILE *out)
 			continue;
 		}
 		service_label(e, label, sizeof(label));
-		fprintf(out, "listen %s/%s x N workers -> %s (%s, %zu endpoint%s", ep,
-			inet_proto_name(f->proto), label,
+		fprintf(out, "listen %s/%s x %u worker%s -> %s (%s, %zu endpoint%s", ep,
+			inet_proto_name(f->proto), workers, workers == 1 ? "" : "s", label,
 			balancer_algo_name(e ? e->balance : BALANCE_ROUND_ROBIN), n, n == 1 ? "" : "s");
 		if (n == 0)
 			fprintf(out, ": %s", f->proto == INET_PROTO_TCP ? "refuse with RST" : "drop");
@@ -146,10 +146,10 @@ static void render_json(const struct plan *plan, FILE *out)
 	fprintf(out, "]}\n");
 }
 
-void userspace_render(const struct plan *plan, enum plan_format fmt, FILE *out)
+void userspace_render(const struct plan *plan, const struct backend_config *cfg, enum plan_format fmt, FILE *out)
 {
 	if (fmt == PLAN_FORMAT_JSON)
 		render_json(plan, out);
 	else
-		render_text(plan, out);
+		render_text(plan, cfg->workers ? cfg->workers : 1, out);
 }

@@ -496,8 +496,31 @@ Test(nft_render, accepted_by_nft_check)
 	fd = mkstemp(path);
 	cr_assert_geq(fd, 0);
 	f = fdopen(fd, "w");
-	nftables_render(&plan, PLAN_FORMAT_TEXT, f);
+	{
+		/* Rendered with options, as `ferry plan --masquerade-bit 13
+		 * --cluster-cidr 10.244.0.0/16` would. */
+		struct inet_prefix cidr;
+		struct backend_config bcfg = { .masquerade_mark = 0x2000 };
+
+		cr_assert_eq(inet_prefix_parse("10.244.0.0/16", &cidr), 0);
+		bcfg.cluster_cidrs = &cidr;
+		bcfg.n_cluster_cidrs = 1;
+		nftables_render(&plan, &bcfg, PLAN_FORMAT_TEXT, f);
+	}
 	fclose(f);
+	{
+		/* The options show in the rules. */
+		char *text = NULL;
+		size_t tlen = 0;
+		FILE *m = open_memstream(&text, &tlen);
+		struct backend_config bcfg = { .masquerade_mark = 0x2000 };
+
+		cr_assert(m);
+		nftables_render(&plan, &bcfg, PLAN_FORMAT_TEXT, m);
+		fclose(m);
+		cr_assert(strstr(text, "masquerade mark 0x2000") && strstr(text, "0x00002000"), "%s", text);
+		free(text);
+	}
 	snprintf(cmd, sizeof(cmd), "unshare -n nft -c -f %s", path);
 	int rc = system(cmd);
 	unlink(path);

@@ -782,15 +782,15 @@ Test(userspace_relay, render_and_failed_init_fini, .init = setup)
 	tp_frontend(&t, FRONTEND_CLUSTER_IP, "10.0.0.1", INET_PROTO_SCTP, 80, e);
 
 	out = open_memstream(&text, &len);
-	userspace_backend_ops.render(&t.plan, PLAN_FORMAT_TEXT, out);
+	userspace_backend_ops.render(&t.plan, &(struct backend_config){ .workers = 3 }, PLAN_FORMAT_TEXT, out);
 	fclose(out);
-	cr_assert_not_null(strstr(text, "listen 10.0.0.1:80/TCP x N workers -> default/web:http (round-robin, 2 endpoints)"),
+	cr_assert_not_null(strstr(text, "listen 10.0.0.1:80/TCP x 3 workers -> default/web:http (round-robin, 2 endpoints)"),
 			   "%s", text);
 	cr_assert_not_null(strstr(text, "SCTP"));
 	free(text);
 
 	out = open_memstream(&text, &len);
-	userspace_backend_ops.render(&t.plan, PLAN_FORMAT_JSON, out);
+	userspace_backend_ops.render(&t.plan, &(struct backend_config){ .workers = 3 }, PLAN_FORMAT_JSON, out);
 	fclose(out);
 	cr_assert_eq(text[0], '{');
 	cr_assert_not_null(strstr(text, "\"endpoints\":[\"10.1.2.3:8080\",\"10.1.2.4:8080\"]"), "%s", text);
