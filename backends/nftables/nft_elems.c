@@ -149,25 +149,20 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 			e->aff_mode = (uint8_t)mode;
 		}
 		/* Slot i serves endpoint i mod n: every endpoint gets slots/n
-		 * slots, give or take one. Affinity frontends find their slot in
-		 * the packet mark, with the masquerade bit when it applies, so
-		 * their slots are keyed by that mark (both forms for "local"). */
-		for (unsigned i = 0; i < slots; i++) {
-			const struct plan_endpoint *ep = eligible[i % n];
-			for (int form = 0; form < (aff && mode == NFT_AFF_LOCAL ? 2 : 1); form++) {
-				uint32_t mark = i;
-				if (!(e = nft_elem_vec_push(out)))
-					goto oom;
-				if (aff) {
-					nft_elem_init(e, wc ? NFT_SET_NP_AFF_SLOTS : NFT_SET_AFF_SLOTS, family);
-					if (mode == NFT_AFF_MASQ || form == 1)
-						mark |= cfg->masq_mark;
-				} else {
-					nft_elem_init(e, wc ? NFT_SET_NP_SLOTS : NFT_SET_SLOTS, family);
-				}
-				off = key_frontend(e, fe, wc);
-				nft_elem_key_slot(e, &off, mark);
-				nft_elem_data_endpoint(e, &ep->addr, ep->port);
+		 * slots, give or take one. The keys come from the verdict
+		 * element (nft_vmap_slot_keys, which a restarted ferry uses to
+		 * find them again), forms of one slot side by side. */
+		{
+			struct nft_elem v = *e;
+			size_t first = out->n, forms;
+
+			if (nft_vmap_slot_keys(&v, cfg->masq_mark, out) < 0)
+				goto oom;
+			forms = (out->n - first) / slots;
+			for (size_t k = first; k < out->n; k++) {
+				const struct plan_endpoint *ep = eligible[((k - first) / forms) % n];
+
+				nft_elem_data_endpoint(&out->v[k], &ep->addr, ep->port);
 			}
 		}
 		if (fe->masquerade || cfg->masquerade_all) {
