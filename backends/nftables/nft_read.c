@@ -40,7 +40,8 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 /* Send the dump request msg_type for family with a table attribute and
- * one name attribute, and hand every reply message to each. */
+ * one name attribute (name_attr 0: none), and hand every reply message to
+ * each. */
 static int dump(struct mnl_socket *nl, uint16_t msg_type, int family, uint16_t name_attr, const char *name,
 		int (*each)(const struct nlmsghdr *nlh, void *data), void *data)
 {
@@ -54,7 +55,8 @@ static int dump(struct mnl_socket *nl, uint16_t msg_type, int family, uint16_t n
 	int r;
 
 	mnl_attr_put_strz(nlh, msg_type == NFT_MSG_GETRULE ? NFTA_RULE_TABLE : NFTA_SET_ELEM_LIST_TABLE, "ferry");
-	mnl_attr_put_strz(nlh, name_attr, name);
+	if (name_attr)
+		mnl_attr_put_strz(nlh, name_attr, name);
 	if (!(buf = malloc(DUMP_BUF)))
 		return -ENOMEM;
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
@@ -131,6 +133,57 @@ int nft_read_tag(struct mnl_socket *nl, int family, char *buf, size_t len)
 	if (r < 0)
 		return r;
 	return t.found ? 0 : -ENOENT;
+}
+
+/* ---- chains ---- */
+
+struct chains_ctx {
+	char (*names)[NFT_CHAIN_NAME_MAX];
+	size_t n, cap;
+};
+
+static int chain_each(const struct nlmsghdr *nlh, void *data)
+{
+	struct chains_ctx *c = data;
+	const struct nlattr *a;
+	const char *table = NULL, *name = NULL;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
+			continue;
+		if (mnl_attr_get_type(a) == NFTA_CHAIN_TABLE)
+			table = mnl_attr_get_str(a);
+		else if (mnl_attr_get_type(a) == NFTA_CHAIN_NAME)
+			name = mnl_attr_get_str(a);
+	}
+	/* The kernel dumps the chains of every table of the family. */
+	if (!table || !name || strcmp(table, "ferry") != 0 || strlen(name) >= NFT_CHAIN_NAME_MAX)
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		char(*p)[NFT_CHAIN_NAME_MAX] = realloc(c->names, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		c->names = p;
+		c->cap = cap;
+	}
+	snprintf(c->names[c->n++], NFT_CHAIN_NAME_MAX, "%s", name);
+	return 0;
+}
+
+int nft_read_chains(struct mnl_socket *nl, int family, char (**ret)[NFT_CHAIN_NAME_MAX], size_t *ret_n)
+{
+	struct chains_ctx c = { 0 };
+	int r = dump(nl, NFT_MSG_GETCHAIN, family, 0, NULL, chain_each, &c);
+
+	if (r < 0) {
+		free(c.names);
+		return r;
+	}
+	*ret = c.names;
+	*ret_n = c.n;
+	return 0;
 }
 
 /* ---- set elements ---- */

@@ -18,6 +18,13 @@ struct mnl_socket;
  * when the table, the chain or the comment is absent, or -errno. */
 int nft_read_tag(struct mnl_socket *nl, int family, char *buf, size_t len);
 
+/* Longest chain name ferry reads back, with its NUL (the kernel's limit). */
+#define NFT_CHAIN_NAME_MAX 256
+
+/* The names of the chains in family's ferry table, in *ret (malloc'd, the
+ * caller frees; NULL when none) and *ret_n. Returns 0 or -errno. */
+int nft_read_chains(struct mnl_socket *nl, int family, char (**ret)[NFT_CHAIN_NAME_MAX], size_t *ret_n);
+
 /* Append every element of family's set to out. Returns 0, -ENOENT when the
  * set is absent, -EPROTO when an element is not one ferry writes, -EINTR
  * when the set changed during the dump, -ENOMEM or another -errno. On error

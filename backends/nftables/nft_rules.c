@@ -238,21 +238,6 @@ static void verdict(struct rb *rb, int code, const char *chain)
 	}
 }
 
-/* "ct state new " */
-static void m_ct_new(struct rb *rb)
-{
-	struct nftnl_expr *e = rb_expr(rb, "ct");
-	uint32_t mask = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, reg32(0));
-	}
-	bitwise(rb, 0, &mask, &zero, 4);
-	cmp(rb, 0, NFT_CMP_NEQ, &zero, 4);
-	rb_text(rb, "ct state new ");
-}
-
 /* "fib daddr type local " */
 static void m_fib_local(struct rb *rb)
 {
@@ -311,7 +296,6 @@ static void r_ranges(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned 
 
 	(void)cfg;
 	(void)arg;
-	m_ct_new(rb);
 	m_fe_in(rb, NFT_SET_RANGED_FE);
 	w = ld_fe_key(rb);
 	rb_text(rb, " . ");
@@ -319,14 +303,6 @@ static void r_ranges(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned 
 	lookup(rb, nft_set_name(NFT_SET_RANGES), -1, true);
 	rb_text(rb, " != @%s ", nft_set_name(NFT_SET_RANGES));
 	verdict(rb, NF_DROP, NULL);
-}
-
-static void r_jump_empty(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
-{
-	(void)cfg;
-	(void)arg;
-	m_ct_new(rb);
-	verdict(rb, NFT_JUMP, "empty_check");
 }
 
 /* A verdict-map dispatch: "KEY vmap @set", keyed by address . proto .
@@ -353,18 +329,7 @@ static void r_empty_np(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigne
 {
 	(void)cfg;
 	(void)arg;
-	m_fib_local(rb);
 	vmap_dispatch(rb, NFT_SET_EMPTY_NP, true);
-}
-
-/* Forwarded packets are for other hosts: never a node port, so only the
- * frontend check applies (and no FIB lookup is paid per connection). */
-static void r_forward_empty(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
-{
-	(void)cfg;
-	(void)arg;
-	m_ct_new(rb);
-	vmap_dispatch(rb, NFT_SET_EMPTY_FE, false);
 }
 
 static void r_reject_tcp(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
@@ -617,19 +582,18 @@ struct chain_def {
 	rule_fn rules[6];
 };
 
+/* Only nat base chains: they see the first packet of each connection and
+ * nothing else, which is all ferry has to decide on (source ranges,
+ * reject or drop without endpoints, masquerade mark, DNAT). Later packets
+ * of a connection cross no ferry rule at all. */
 static const struct chain_def chain_defs[] = {
-	{ "filter_prerouting", "filter", NF_INET_PRE_ROUTING, -110, { r_ranges } },
-	{ "filter_input", "filter", NF_INET_LOCAL_IN, -10, { r_jump_empty } },
-	{ "filter_forward", "filter", NF_INET_FORWARD, -10, { r_forward_empty } },
-	{ "filter_output", "filter", NF_INET_LOCAL_OUT, -10, { r_jump_empty } },
 	{ "nat_prerouting", "nat", NF_INET_PRE_ROUTING, -100, { r_jump_services } },
 	{ "nat_output", "nat", NF_INET_LOCAL_OUT, -100, { r_jump_services } },
 	{ "nat_postrouting", "nat", NF_INET_POST_ROUTING, 100,
 	  { r_hairpin, r_masq_unmarked, r_mark_clear, r_masquerade } },
-	{ "empty_check", NULL, 0, 0, { r_empty_fe, r_empty_np } },
 	{ "do_reject", NULL, 0, 0, { r_reject_tcp, r_reject } },
-	{ "services", NULL, 0, 0, { r_mark_fe, r_mark_local, r_vmap_fe, r_goto_nodeports } },
-	{ "nodeports", NULL, 0, 0, { r_mark_np, r_vmap_np } },
+	{ "services", NULL, 0, 0, { r_ranges, r_mark_fe, r_mark_local, r_vmap_fe, r_empty_fe, r_goto_nodeports } },
+	{ "nodeports", NULL, 0, 0, { r_mark_np, r_vmap_np, r_empty_np } },
 };
 
 static const char *hook_name(unsigned hook)
@@ -731,6 +695,58 @@ static int rule_comment(struct nftnl_rule *r, const char *comment)
 	return 0;
 }
 
+/* A DELRULE (flush) or DELCHAIN message for chain; both name only the
+ * table and the chain (a DELRULE so named removes every rule). */
+static int chain_msg(struct nft_batch *b, uint16_t type, int family, const char *chain)
+{
+	struct nlmsghdr *nlh;
+	char desc[96];
+
+	snprintf(desc, sizeof(desc), "%s chain %s %.60s", type == NFT_MSG_DELRULE ? "flush" : "delete",
+		 family == AF_INET6 ? "ip6" : "ip", chain);
+	nlh = nft_batch_msg_begin(b, type, (uint16_t)nfproto(family), 0, desc);
+	if (!nlh)
+		return -ENOMEM;
+	mnl_attr_put_strz(nlh, type == NFT_MSG_DELRULE ? NFTA_RULE_TABLE : NFTA_CHAIN_TABLE, NFT_TABLE_NAME);
+	mnl_attr_put_strz(nlh, type == NFT_MSG_DELRULE ? NFTA_RULE_CHAIN : NFTA_CHAIN_NAME, chain);
+	nft_batch_msg_end(b, nlh);
+	return 0;
+}
+
+int nft_chain_flush_msg(struct nft_batch *b, int family, const char *chain)
+{
+	return chain_msg(b, NFT_MSG_DELRULE, family, chain);
+}
+
+int nft_chain_delete_msg(struct nft_batch *b, int family, const char *chain)
+{
+	return chain_msg(b, NFT_MSG_DELCHAIN, family, chain);
+}
+
+bool nft_ruleset_has_chain(const char *name)
+{
+	unsigned s;
+	int used = 0;
+
+	for (size_t i = 0; i < sizeof(chain_defs) / sizeof(chain_defs[0]); i++)
+		if (strcmp(chain_defs[i].name, name) == 0)
+			return true;
+	for (size_t i = 0; i < N_SLOT_CHAINS; i++) {
+		char buf[32];
+
+		s = slot_count_at(i);
+		snprintf(buf, sizeof(buf), "lb_%u", s);
+		if (strcmp(buf, name) == 0)
+			return true;
+		snprintf(buf, sizeof(buf), "nplb_%u", s);
+		if (strcmp(buf, name) == 0)
+			return true;
+	}
+	/* Affinity chains are made on demand (nft_aff_chain_msgs). */
+	return (sscanf(name, "aff_%u_%u%n", &s, &s, &used) == 2 || sscanf(name, "npaff_%u_%u%n", &s, &s, &used) == 2) &&
+	       used > 0;
+}
+
 struct msgs_ctx {
 	struct nft_batch *b;
 	const struct nft_ruleset_cfg *cfg;
@@ -771,23 +787,7 @@ static int visit_msgs(void *ctx, int family, const char *chain, const struct cha
 		nft_batch_msg_end(m->b, nlh);
 		nftnl_chain_free(c);
 		/* Empty it: the rules below replace whatever an earlier ferry left. */
-		snprintf(desc, sizeof(desc), "flush chain %s %s", family == AF_INET6 ? "ip6" : "ip", chain);
-		c = nftnl_chain_alloc();
-		if (!c)
-			return -ENOMEM;
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE_NAME);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
-		nlh = nft_batch_msg_begin(m->b, NFT_MSG_DELRULE, (uint16_t)nfproto(family), 0, desc);
-		if (!nlh) {
-			nftnl_chain_free(c);
-			return -ENOMEM;
-		}
-		/* A DELRULE naming only the table and chain removes all its rules. */
-		mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, NFT_TABLE_NAME);
-		mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, chain);
-		nft_batch_msg_end(m->b, nlh);
-		nftnl_chain_free(c);
-		return 0;
+		return nft_chain_flush_msg(m->b, family, chain);
 	}
 
 	struct rb rb = { .family = family, .r = nftnl_rule_alloc() };
@@ -1122,13 +1122,9 @@ int nft_aff_chain_msgs(struct nft_batch *b, const struct nft_ruleset_cfg *cfg, c
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	nft_batch_msg_end(b, nlh);
 	nftnl_chain_free(c);
-	snprintf(desc, sizeof(desc), "flush chain %s %s", family == AF_INET6 ? "ip6" : "ip", chain);
-	nlh = nft_batch_msg_begin(b, NFT_MSG_DELRULE, (uint16_t)nfproto(family), 0, desc);
-	if (!nlh)
-		return -ENOMEM;
-	mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, NFT_TABLE_NAME);
-	mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, chain);
-	nft_batch_msg_end(b, nlh);
+	r = nft_chain_flush_msg(b, family, chain);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < n; i++) {
 		struct rb rb = { .family = family, .r = nftnl_rule_alloc() };
 		if (!rb.r)

@@ -67,6 +67,16 @@ int nft_table_msg(struct nft_batch *b, int family);
  * contents only. Returns 0 or -ENOMEM. */
 int nft_ruleset_tag(const struct nft_ruleset_cfg *cfg, char buf[NFT_RULESET_TAG_LEN]);
 
+/* Append a message removing every rule of chain, or deleting chain (it
+ * must be empty and unreferenced by then). 0 or -ENOMEM. */
+int nft_chain_flush_msg(struct nft_batch *b, int family, const char *chain);
+int nft_chain_delete_msg(struct nft_batch *b, int family, const char *chain);
+
+/* Whether this version of ferry programs a chain of that name (the
+ * constant chains, the slot chains, affinity chains). A full replace
+ * deletes the others: chains an older ferry made. */
+bool nft_ruleset_has_chain(const char *name);
+
 /* Append a message deleting family's table (and everything in it). */
 int nft_table_delete_msg(struct nft_batch *b, int family);
 

@@ -640,6 +640,39 @@ static int state_from_plan(struct nftables *n, const struct plan *plan)
 	return r;
 }
 
+/* Queue the removal of the chains in ferry's tables that this version
+ * does not program (an older ferry's): every rule of each first, so that
+ * no jump to one is left, then the chains. A table that cannot be read
+ * keeps its chains (logged): they are harmless beside the new ones. */
+static int stale_chain_msgs(struct nftables *n)
+{
+	int r = 0;
+
+	for (int fam = 0; fam < 2 && r == 0; fam++) {
+		int family = fam ? AF_INET6 : AF_INET;
+		char(*names)[NFT_CHAIN_NAME_MAX] = NULL;
+		size_t count = 0;
+
+		if (nft_read_chains(n->nl, family, &names, &count) < 0) {
+			log_warn("nftables: cannot list the chains of table %s %s: chains of an earlier version, "
+				 "if any, stay", fam ? "ip6" : "ip", NFT_TABLE_NAME);
+			continue;
+		}
+		for (int pass = 0; pass < 2 && r == 0; pass++)
+			for (size_t i = 0; i < count && r == 0; i++) {
+				if (nft_ruleset_has_chain(names[i]))
+					continue;
+				if (pass == 0)
+					log_info("nftables: removing chain %s %s %s (not in this version's ruleset)",
+						 fam ? "ip6" : "ip", NFT_TABLE_NAME, names[i]);
+				r = pass == 0 ? nft_chain_flush_msg(n->batch, family, names[i])
+					      : nft_chain_delete_msg(n->batch, family, names[i]);
+			}
+		free(names);
+	}
+	return r;
+}
+
 static int nftables_full(struct nftables *n, const struct plan *plan)
 {
 	struct nft_batch_error be = { 0 };
@@ -647,6 +680,7 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 	int r = 0;
 
 	nft_batch_clear(n->batch);
+	r = stale_chain_msgs(n);
 	for (int fam = 0; fam < 2 && r == 0; fam++) {
 		int family = fam ? AF_INET6 : AF_INET;
 		r = nft_ruleset_msgs(n->batch, family, &n->rcfg);

@@ -1,8 +1,9 @@
 #!/bin/bash
 # nftables: `ferry plan --backend nftables` prints a ruleset that `nft -c -f`
 # accepts; a restarted ferry reads back every element it wrote (every set
-# and verdict kind) and finds nothing to change; `ferry cleanup` removes
-# both tables (and succeeds when absent).
+# and verdict kind) and finds nothing to change; chains an older ferry left
+# (a filter base chain jumping to a regular one) are removed by the first
+# full sync; `ferry cleanup` removes both tables (and succeeds when absent).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nft_topo.sh"
 lib_init nft_cleanup_plan
@@ -24,7 +25,15 @@ sed -n '/^# backend nftables would program/,$p' "$T/plan.txt" | tail -n +2 >"$T/
 grep -q "table ip ferry" "$T/plan.nft" || fail "no nftables ruleset in the plan output"
 ip netns exec "$N" nft -c -f "$T/plan.nft" 2>"$T/nft.err" || fail "nft -c -f refused the rendered ruleset: $(head -5 "$T/nft.err")"
 
+# What an older ferry might have left: chains this version does not use.
+printf '%s\n' 'table ip ferry {' '	chain old_check { counter; }' \
+	'	chain filter_forward { type filter hook forward priority -10; policy accept; jump old_check; }' '}' |
+	ip netns exec "$N" nft -f - || fail "cannot create the older table"
 nft_ferry_start
+grep -q "removing chain ip ferry filter_forward" "$FERRY_LOG" || fail "ferry did not say it removes the old base chain"
+for c in filter_forward old_check; do
+	ip netns exec "$N" nft list chain ip ferry $c >/dev/null 2>&1 && fail "chain $c of an older ferry survived"
+done
 ip netns exec "$N" nft list table ip ferry >/dev/null || fail "no ip ferry table while running"
 ip netns exec "$N" nft list table ip6 ferry >/dev/null || fail "no ip6 ferry table while running"
 kill -TERM "$FERRY_PID"; wait "$FERRY_PID" 2>/dev/null

@@ -296,6 +296,19 @@ Test(nft_sets, elements_read_back_from_kernel_form)
 	}
 }
 
+Test(nft_rules, knows_its_own_chains)
+{
+	cr_assert(nft_ruleset_has_chain("nat_prerouting"));
+	cr_assert(nft_ruleset_has_chain("services"));
+	cr_assert(nft_ruleset_has_chain("lb_1"));
+	cr_assert(nft_ruleset_has_chain("nplb_1024"));
+	cr_assert(nft_ruleset_has_chain("aff_10800_3_m"));
+	cr_assert(nft_ruleset_has_chain("npaff_60_2"));
+	cr_assert_not(nft_ruleset_has_chain("lb_33"), "no chain for 33 slots");
+	cr_assert_not(nft_ruleset_has_chain("filter_forward"), "an older version's chain");
+	cr_assert_not(nft_ruleset_has_chain("empty_check"));
+}
+
 Test(nft_rules, ruleset_tag_names_the_rules)
 {
 	struct nft_ruleset_cfg cfg = { .masq_mark = 0x4000 };
