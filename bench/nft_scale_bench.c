@@ -3,6 +3,23 @@
  *
  *   nft_scale_bench connect ADDR:PORT N     N sequential TCP connects; prints
  *                                           "p50_us p99_us failures"
+ *   nft_scale_bench interleave [-r ROUNDS] [-b BLOCK] [-t SECONDS]
+ *                   FLOOR=ADDR:PORT NAME=ADDR:PORT...
+ *                                           several paths measured under the
+ *                                           same machine conditions: ROUNDS
+ *                                           rounds (30), each BLOCK (100)
+ *                                           connects to every target in turn,
+ *                                           the order rotated per round; prints
+ *                                           per target, in argument order,
+ *                                           "NAME p50_us p99_us failures ratio"
+ *                                           where ratio is the median over
+ *                                           rounds of p50(NAME) / p50(FLOOR) in
+ *                                           that round (drifting load cancels).
+ *                                           Stops at SECONDS (600; the round
+ *                                           then under way is cut short and
+ *                                           is the last); a target whose whole
+ *                                           block failed is skipped from then
+ *                                           on (a failure costs 2 s)
  *   nft_scale_bench serve ADDR PORT COUNT   accept on COUNT ports, close at once
  *   nft_scale_bench gen-ferry DIR N EPS [NODES]  N services x EPS endpoints
  *                                           as JSON manifests (the target
@@ -23,6 +40,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
@@ -66,43 +84,233 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int do_connect(const char *target, unsigned n)
+/* "ADDR:PORT" into *ret_sa; 0 or -EINVAL. */
+static int parse_addr_port(const char *s, struct sockaddr_in *ret_sa)
 {
 	char host[64];
-	const char *colon = strrchr(target, ':');
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	double *lat = calloc(n, sizeof(*lat));
+	const char *colon = strrchr(s, ':');
+	char *end;
+	unsigned long port;
+
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || port == 0 || port > 65535)
+		return -EINVAL;
+	*ret_sa = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	if (inet_pton(AF_INET, host, &ret_sa->sin_addr) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+/* One TCP connect to sa, its time in µs in *ret_us; 0, or a negative errno
+ * (a connect that hangs, no rule matched or a packet dropped twice, fails
+ * after 2 s). The socket is closed with an RST (linger 0), so no TIME_WAIT
+ * piles up on either side and the next connect gets a fresh tuple. */
+static int connect_once(const struct sockaddr_in *sa, double *ret_us)
+{
+	struct linger lg = { 1, 0 };
+	struct timeval tv = { 2, 0 };
+	double t0;
+	int fd, r;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	t0 = now_us();
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	if (r == 0)
+		*ret_us = now_us() - t0;
+	else
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* The median of v[0..n) (sorted in place), n > 0. */
+static double median_of(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return (v[(n - 1) / 2] + v[n / 2]) / 2;
+}
+
+/* The 99th percentile of v[0..n), sorted, n > 0. */
+static double p99_of(const double *v, unsigned n)
+{
+	return v[(size_t)((double)n * 0.99)];
+}
+
+static int do_connect(const char *target, unsigned n)
+{
+	struct sockaddr_in sa;
+	double *lat = calloc(n ? n : 1, sizeof(*lat));
 	unsigned ok = 0, fail = 0;
 
-	if (!colon || !lat || (size_t)(colon - target) >= sizeof(host))
+	if (!lat || parse_addr_port(target, &sa) < 0) {
+		fprintf(stderr, "connect: bad target \"%s\"\n", target);
+		free(lat);
 		return 1;
-	memcpy(host, target, (size_t)(colon - target));
-	host[colon - target] = 0;
-	inet_pton(AF_INET, host, &sa.sin_addr);
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	}
 	for (unsigned i = 0; i < n; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct linger lg = { 1, 0 };
-		double t0 = now_us();
-		int r;
+		int r = connect_once(&sa, &lat[ok]);
 
-		if (fd < 0)
-			return 1;
-		struct timeval tv = { 2, 0 };
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		/* A connect that hangs (no rule matched) fails after 2 s. */
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 		if (r == 0)
-			lat[ok++] = now_us() - t0;
+			ok++;
+		else if (r == -EMFILE || r == -ENFILE || r == -ENOMEM)
+			break; /* no socket at all: not the path's failure */
 		else
 			fail++;
-		close(fd); /* RST: no TIME_WAIT piles up on either side */
 	}
-	qsort(lat, ok, sizeof(*lat), cmp_double);
-	printf("%.1f %.1f %u\n", ok ? lat[ok / 2] : -1.0, ok ? lat[(size_t)((double)ok * 0.99)] : -1.0, fail);
+	if (ok) {
+		double p50 = median_of(lat, ok); /* sorts: before p99_of */
+
+		printf("%.1f %.1f %u\n", p50, p99_of(lat, ok), fail);
+	} else {
+		printf("-1.0 -1.0 %u\n", fail);
+	}
 	free(lat);
 	return 0;
+}
+
+/* One target of `interleave`. */
+struct il_target {
+	const char *name;
+	struct sockaddr_in sa;
+	double *lat;       /* every successful connect, rounds x block at most */
+	unsigned n_lat;
+	double *round_p50; /* per round; < 0 when the round had no success */
+	unsigned fails;
+	int dead;          /* a whole block failed: skipped from then on */
+};
+
+#define IL_MAX_TARGETS 8
+#define IL_MAX_CONNECTS 2000000u /* per run, all targets */
+
+/* One block of `block` connects to t in round r, cut short at `deadline`
+ * (now_us() time); block_lat is scratch of `block` doubles. Logs the first
+ * few failures (errno) to stderr. */
+static void il_block(struct il_target *t, unsigned r, unsigned block, double deadline, double *block_lat)
+{
+	unsigned ok = 0, i;
+
+	for (i = 0; i < block && now_us() < deadline; i++) {
+		double us;
+		int e = connect_once(&t->sa, &us);
+
+		if (e == 0) {
+			block_lat[ok++] = us;
+			t->lat[t->n_lat++] = us;
+		} else if (++t->fails <= 5) {
+			fprintf(stderr, "interleave: %s: round %u connect %u: %s\n", t->name, r, i, strerror(-e));
+		}
+	}
+	t->round_p50[r] = ok ? median_of(block_lat, ok) : -1.0;
+	if (!ok && i == block) {
+		t->dead = 1;
+		fprintf(stderr, "interleave: %s: a whole block failed, skipped from now on\n", t->name);
+	}
+}
+
+/* `interleave`: see the header. targets[0] is the floor. */
+static int do_interleave(int argc, char **argv)
+{
+	struct il_target t[IL_MAX_TARGETS] = { 0 };
+	unsigned rounds = 30, block = 100, max_s = 600, nt, done = 0;
+	double *scratch = NULL, t0, deadline;
+	int opt, ret = 1;
+
+	optind = 2;
+	while ((opt = getopt(argc, argv, "r:b:t:")) != -1) {
+		unsigned long v = optarg ? strtoul(optarg, NULL, 10) : 0;
+
+		if (opt == 'r')
+			rounds = (unsigned)v;
+		else if (opt == 'b')
+			block = (unsigned)v;
+		else if (opt == 't')
+			max_s = (unsigned)v;
+		else
+			return 2;
+	}
+	nt = (unsigned)(argc - optind);
+	if (nt < 1 || nt > IL_MAX_TARGETS || !rounds || !block || rounds > 10000 || block > 100000 ||
+	    (unsigned long long)rounds * block * nt > IL_MAX_CONNECTS) {
+		fprintf(stderr, "interleave: 1..%d targets, rounds x block x targets up to %u\n", IL_MAX_TARGETS,
+			IL_MAX_CONNECTS);
+		return 2;
+	}
+	for (unsigned i = 0; i < nt; i++) {
+		char *arg = argv[optind + (int)i], *eq = strchr(arg, '=');
+
+		if (!eq || eq == arg || parse_addr_port(eq + 1, &t[i].sa) < 0) {
+			fprintf(stderr, "interleave: bad target \"%s\" (NAME=ADDR:PORT)\n", arg);
+			goto out;
+		}
+		*eq = 0;
+		t[i].name = arg;
+		t[i].lat = calloc((size_t)rounds * block, sizeof(double));
+		t[i].round_p50 = calloc(rounds, sizeof(double));
+		if (!t[i].lat || !t[i].round_p50) {
+			fprintf(stderr, "interleave: out of memory\n");
+			goto out;
+		}
+	}
+	scratch = calloc((size_t)(block > rounds ? block : rounds), sizeof(double));
+	if (!scratch)
+		goto out;
+	/* One unrecorded connect per target: neighbour entries resolved, code
+	 * paths warm, before anything counts. */
+	for (unsigned i = 0; i < nt; i++) {
+		double us;
+		(void)connect_once(&t[i].sa, &us);
+	}
+	t0 = now_us();
+	deadline = t0 + (double)max_s * 1e6;
+	for (unsigned r = 0; r < rounds && now_us() < deadline; r++) {
+		for (unsigned k = 0; k < nt; k++) {
+			struct il_target *x = &t[(r + k) % nt];
+
+			if (x->dead)
+				x->round_p50[r] = -1.0;
+			else
+				il_block(x, r, block, deadline, scratch);
+		}
+		done = r + 1;
+	}
+	fprintf(stderr, "interleave: %u of %u rounds x %u connects x %u targets in %.1f s\n", done, rounds, block, nt,
+		(now_us() - t0) / 1e6);
+	for (unsigned i = 0; i < nt; i++) {
+		unsigned nr = 0;
+
+		for (unsigned r = 0; r < done; r++)
+			if (t[i].round_p50[r] > 0 && t[0].round_p50[r] > 0)
+				scratch[nr++] = t[i].round_p50[r] / t[0].round_p50[r];
+		printf("%s", t[i].name);
+		if (t[i].n_lat) {
+			double p50 = median_of(t[i].lat, t[i].n_lat); /* sorts: before p99_of */
+
+			printf(" %.1f %.1f", p50, p99_of(t[i].lat, t[i].n_lat));
+		} else {
+			printf(" NA NA");
+		}
+		printf(" %u", t[i].fails);
+		if (nr)
+			printf(" %.3f\n", median_of(scratch, nr));
+		else
+			printf(" NA\n");
+	}
+	ret = 0;
+out:
+	for (unsigned i = 0; i < IL_MAX_TARGETS; i++) {
+		free(t[i].lat);
+		free(t[i].round_p50);
+	}
+	free(scratch);
+	return ret;
 }
 
 static int do_serve(const char *addr, unsigned port, unsigned count)
@@ -295,6 +503,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 4 && strcmp(argv[1], "connect") == 0)
 		return do_connect(argv[2], (unsigned)atoi(argv[3]));
+	if (argc >= 3 && strcmp(argv[1], "interleave") == 0)
+		return do_interleave(argc, argv);
 	if (argc >= 5 && strcmp(argv[1], "serve") == 0)
 		return do_serve(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
 	if (argc >= 5 && strcmp(argv[1], "gen-ferry") == 0)
