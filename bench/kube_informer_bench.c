@@ -17,12 +17,18 @@
  *     from the control request to the model holding it and a plan computed.
  *  4. --e2e FERRY: the real `ferry run --source kube --backend userspace`
  *     against the test API server; R changes, each timed from the control
- *     request until ferry logs the sync that applied it (see bench_e2e).
+ *     request until ferry logs the sync that applied it (see bench_e2e),
+ *     and the part of it ferry's own log line gives to planner + backend.
  *     Opens one listener per service: run it in a private network
- *     namespace (bench/kube_informer.sh does).
+ *     namespace (bench/kube_informer.sh does). --intercept MODE is passed
+ *     to ferry (default off: see bench_e2e), and so is --ferry-log-level
+ *     (default info); at debug, the userspace backend's own time per
+ *     change (its "userspace: update:" or "userspace: sync:" line) is
+ *     reported too.
  *
  * Usage: kube_informer_bench SERVICES ENDPOINTS [--live KAPI_SERVER.py [--e2e FERRY_BIN]]
- *                            [--rounds R]
+ *                            [--rounds R] [--intercept auto|on|off]
+ *                            [--ferry-log-level info|debug]
  */
 #include <curl/curl.h>
 #include <malloc.h>
@@ -499,18 +505,38 @@ static pid_t start_kapi(const char *kapi, const char *dir, int n_svc, int per, i
  * inside sync). Rounds are spaced by 100 ms, more than the default
  * --min-sync-period (50 ms), so a change is never held back by the previous
  * round's sync. */
-static void bench_e2e(const char *kapi, const char *ferry, int n_svc, int n_eps_total, int rounds)
+/* How bench_e2e runs ferry. */
+struct e2e_opts {
+	const char *kapi;      /* the test API server script */
+	const char *ferry;     /* the binary */
+	const char *intercept; /* --intercept */
+	const char *log_level; /* --log-level */
+};
+
+/* The number before " ms" after marker in line, or -1. */
+static double ms_after(const char *line, const char *marker)
+{
+	const char *at = strstr(line, marker);
+	double ms;
+
+	return at && sscanf(at + strlen(marker), "%lf ms", &ms) == 1 ? ms : -1;
+}
+
+static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int rounds)
 {
 	int per = n_eps_total / n_svc, port = 0, pfd[2];
 	char dir[] = "/tmp/ferry-kbench.XXXXXX", master[64], line[1024], cmd[300];
-	double *lat = calloc(rounds, sizeof(double)), t0;
+	double *lat = calloc(rounds, sizeof(double)), *own = calloc(rounds, sizeof(double));
+	double *backend = calloc(rounds, sizeof(double)), t0;
 	struct line_reader *lr = calloc(1, sizeof(*lr));
 	pid_t kpid, fpid;
 	int got = 0, r = 0;
 
-	if (!mkdtemp(dir) || !lat || !lr || pipe(pfd) < 0)
+	int n_backend = 0;
+
+	if (!mkdtemp(dir) || !lat || !own || !backend || !lr || pipe(pfd) < 0)
 		return;
-	kpid = start_kapi(kapi, dir, n_svc, per, &port);
+	kpid = start_kapi(o->kapi, dir, n_svc, per, &port);
 	snprintf(master, sizeof(master), "http://127.0.0.1:%d", port);
 	fpid = fork();
 	if (fpid == 0) {
@@ -518,10 +544,13 @@ static void bench_e2e(const char *kapi, const char *ferry, int n_svc, int n_eps_
 		close(pfd[0]);
 		close(pfd[1]);
 		/* One worker: each worker has its own listener per service, and
-		 * 2 x 10k listeners do not fit a 20k descriptor limit. */
-		execl(ferry, ferry, "run", "--source", "kube", "--master", master, "--backend",
+		 * 2 x 10k listeners do not fit a 20k descriptor limit. For the
+		 * same reason interception is off by default: with a kube source
+		 * ferry would otherwise open a second listener set per service
+		 * (the relay the nftables redirect points at). */
+		execl(o->ferry, o->ferry, "run", "--source", "kube", "--master", master, "--backend",
 		      "userspace", "--workers", "1", "--hostname-override", "bench-node",
-		      (char *)NULL);
+		      "--intercept", o->intercept, "--log-level", o->log_level, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -553,20 +582,38 @@ static void bench_e2e(const char *kapi, const char *ferry, int n_svc, int n_eps_
 		t0 = now_s();
 		post(port, "apply", body);
 		deadline = t0 + 10;
+		backend[n_backend] = -1;
 		while ((r = read_line(lr, line, sizeof(line), deadline)) == 1 &&
-		       !(strstr(line, "sync: ") && strstr(line, "~1 sets")))
-			;
+		       !(strstr(line, "sync: ") && strstr(line, "~1 sets"))) {
+			/* At debug, the backend's line comes just before. */
+			if (strstr(line, "userspace: update: ") || strstr(line, "userspace: sync: "))
+				backend[n_backend] = ms_after(line, " in ");
+		}
 		if (r != 1) {
 			fprintf(stderr, "e2e: round %d: no sync line within 10 s\n", i);
 			break;
 		}
-		lat[got++] = (now_s() - t0) * 1000.0;
+		lat[got] = (now_s() - t0) * 1000.0;
+		/* The line ends "... in N ms": ferry's own planner + backend time. */
+		own[got++] = ms_after(line, ") in ");
+		if (backend[n_backend] >= 0)
+			n_backend++;
 	}
 	if (got) {
 		qsort(lat, got, sizeof(double), cmp_d);
 		printf("e2e: change on the API server -> ferry run (userspace) synced it, %d changes at %d "
 		       "services / %d endpoints: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
 		       got, n_svc, n_svc * per, lat[got / 2], lat[(got * 99) / 100], lat[got - 1]);
+		qsort(own, got, sizeof(double), cmp_d);
+		printf("e2e: of which ferry's sync (planner + backend, as its log line says, whole ms): "
+		       "p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+		       own[got / 2], own[(got * 99) / 100], own[got - 1]);
+	}
+	if (n_backend) {
+		qsort(backend, n_backend, sizeof(double), cmp_d);
+		printf("e2e: of which the userspace backend (its debug line), %d changes: p50 %.3f ms, "
+		       "p99 %.3f ms, max %.3f ms\n", n_backend, backend[n_backend / 2],
+		       backend[(n_backend * 99) / 100], backend[n_backend - 1]);
 	}
 out:
 	kill(fpid, SIGTERM);
@@ -578,16 +625,20 @@ out:
 	if (system(cmd) != 0)
 		fprintf(stderr, "cleanup failed\n");
 	free(lat);
+	free(own);
+	free(backend);
 	free(lr);
 }
 
 int main(int argc, char **argv)
 {
+	struct e2e_opts e2e = { .intercept = "off", .log_level = "info" };
 	const char *kapi = NULL, *ferry = NULL;
 	int rounds = 200;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s SERVICES ENDPOINTS [--live KAPI_SERVER.py [--e2e FERRY_BIN]] [--rounds R]\n", argv[0]);
+		fprintf(stderr, "usage: %s SERVICES ENDPOINTS [--live KAPI_SERVER.py [--e2e FERRY_BIN]] [--rounds R]"
+			" [--intercept auto|on|off] [--ferry-log-level info|debug]\n", argv[0]);
 		return 2;
 	}
 	for (int i = 3; i + 1 < argc; i += 2) {
@@ -597,12 +648,19 @@ int main(int argc, char **argv)
 			ferry = argv[i + 1];
 		else if (strcmp(argv[i], "--rounds") == 0)
 			rounds = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--intercept") == 0)
+			e2e.intercept = argv[i + 1];
+		else if (strcmp(argv[i], "--ferry-log-level") == 0)
+			e2e.log_level = argv[i + 1];
 	}
 	log_set_level(LOG_LEVEL_ERROR);
 	bench_decode_store(atoi(argv[1]), atoi(argv[2]));
 	if (kapi)
 		bench_live(kapi, atoi(argv[1]), atoi(argv[2]), rounds > 0 ? rounds : 1);
-	if (kapi && ferry)
-		bench_e2e(kapi, ferry, atoi(argv[1]), atoi(argv[2]), rounds > 0 ? rounds : 1);
+	if (kapi && ferry) {
+		e2e.kapi = kapi;
+		e2e.ferry = ferry;
+		bench_e2e(&e2e, atoi(argv[1]), atoi(argv[2]), rounds > 0 ? rounds : 1);
+	}
 	return 0;
 }

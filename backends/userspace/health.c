@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -146,9 +147,21 @@ static void health_tick(struct health *h)
 	}
 }
 
+/* Order of probes by target: endpoint object, then label. */
+static int probe_target_cmp(const void *x, const void *y)
+{
+	const struct probe *a = x, *b = y;
+	uintptr_t pa = (uintptr_t)a->ep, pb = (uintptr_t)b->ep;
+
+	if (pa != pb)
+		return pa < pb ? -1 : 1;
+	return strcmp(a->label, b->label);
+}
+
 /* Swap in the pending target list, carrying state over for endpoints that
  * stay. Probes in flight are restarted rather than re-indexed: simpler, and
- * costs at most one check period. */
+ * costs at most one check period. The old list is sorted and bisected, so
+ * a list of n targets is adopted in O(n log n), not O(n^2). */
 static void health_adopt(struct health *h)
 {
 	struct probe *next;
@@ -166,20 +179,22 @@ static void health_adopt(struct health *h)
 	h->have_pending = false;
 	pthread_mutex_unlock(&h->lock);
 
-	for (size_t i = 0; i < n; i++) {
-		for (size_t k = 0; k < h->n_probes; k++) {
-			struct probe *old = &h->probes[k];
-
-			if (old->ep == next[i].ep && strcmp(old->label, next[i].label) == 0) {
-				next[i].ok_run = old->ok_run;
-				next[i].fail_run = old->fail_run;
-				next[i].next_ms = old->next_ms;
-				break;
-			}
-		}
-	}
+	/* Stopped first: sorting moves them, and their index is their
+	 * epoll data. */
 	for (size_t k = 0; k < h->n_probes; k++)
 		probe_stop(h, &h->probes[k]);
+	if (h->n_probes > 1)
+		qsort(h->probes, h->n_probes, sizeof(*h->probes), probe_target_cmp);
+	for (size_t i = 0; i < n && h->n_probes > 0; i++) {
+		const struct probe *old = bsearch(&next[i], h->probes, h->n_probes, sizeof(*h->probes),
+						  probe_target_cmp);
+
+		if (old) {
+			next[i].ok_run = old->ok_run;
+			next[i].fail_run = old->fail_run;
+			next[i].next_ms = old->next_ms;
+		}
+	}
 	probes_free(h->probes, h->n_probes);
 	h->probes = next;
 	h->n_probes = n;

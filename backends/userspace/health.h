@@ -1,7 +1,8 @@
 /* Active TCP health checks of endpoints, on one thread of their own.
  *
  * The control thread hands over the complete list of endpoints to check
- * after every sync; the checker connects to each every interval_ms (a
+ * after every sync (and every apply that changed a checked set); the
+ * checker connects to each every interval_ms (a
  * connect not done within timeout_ms fails), and flips the endpoint's
  * `healthy` flag after `fall` failures or `rise` successes in a row,
  * logging each transition at info level.

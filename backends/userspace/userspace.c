@@ -3,16 +3,29 @@
  * active counts, health and affinity survive), one service snapshot per
  * frontend, and one listener set per (address, protocol, port).
  *
+ * State is indexed so that a plan diff can be applied on its own. Pools and
+ * open frontends are heap objects that keep their address for as long as
+ * the plan has them; u->pools (by key) and u->fes (by bind address,
+ * protocol, port) are sorted arrays of pointers to them, and every pool
+ * lists the frontends serving it. apply finds the sets a diff names by key
+ * (binary search), rebuilds just those pools in place, and takes from each
+ * pool's list the frontends that need a new snapshot; listeners open and
+ * close only for frontends the diff adds or removes. The arrays of pointers
+ * are rewritten (memcpy of runs) only when something is added or removed.
+ * sync rebuilds every pool and snapshot: the full reconciliation, the
+ * reference apply must agree with, and the core's way out of any error.
+ *
  * Interception (cfg->intercept, proxy/intercept.h). A VIP listener only
  * sees packets the host delivers locally: a cluster IP or an external IP
  * that is not assigned here is routed on, not delivered. So when main hands
  * us an interception provider, every frontend except the wildcard node
  * ports gets a second listener set, the "relay" of that frontend: bound to
  * the wildcard address of its family on an ephemeral port, fed the same
- * service snapshot; after each sync the provider is told {VIP, proto, port
- * -> relay port} and redirects that traffic (forwarded and the node's own)
- * there. The VIP listener stays: it serves VIPs that are local (loopback,
- * a standalone balancer's own addresses) and works without interception.
+ * service snapshot; after each sync (and each apply that opened or closed a
+ * relay) the provider is told {VIP, proto, port -> relay port} and
+ * redirects that traffic (forwarded and the node's own) there. The VIP
+ * listener stays: it serves VIPs that are local (loopback, a standalone
+ * balancer's own addresses) and works without interception.
  *
  * All of this runs on the control thread; the workers only ever see
  * refcounted snapshots (relay.h), so a sync never stops traffic.
@@ -21,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "health.h"
@@ -28,10 +42,12 @@
 #include "relay.h"
 #include "userspace.h"
 
-/* What is kept of one endpoint set between syncs. */
-struct us_pool {
-	char *key;                      /* NULL: unused slot (SCTP set) */
-	struct balancer_endpoint **eps; /* references */
+struct us_frontend;
+
+/* What one endpoint set compiles to. Replaced as a whole when the set
+ * changes; the pool object holding it stays. */
+struct us_pool_data {
+	struct balancer_endpoint **eps; /* references, in the plan's order */
 	size_t n_eps;
 	struct balancer_affinity *affinity;
 	struct balancer *balancer;
@@ -39,12 +55,47 @@ struct us_pool {
 	char label[200];
 };
 
-/* A frontend the plan asks for, while a sync is being worked out. */
-struct us_wanted {
+/* One endpoint set, kept under its key for as long as the plan has it. */
+struct us_pool {
+	char *key;
+	struct us_pool_data d;
+	struct us_frontend *users;      /* open frontends serving it */
+	struct us_pool *checked_prev;   /* in u->checked while d.health.enabled */
+	struct us_pool *checked_next;
+	bool in_checked;
+	bool doomed;                    /* apply: goes at the end of this apply */
+	uint64_t mark;                  /* sync: the last sync that kept it */
+};
+
+/* A listener key: what one listener set binds. */
+struct us_key {
 	struct inet_addr addr;
 	enum inet_proto proto;
 	uint16_t port;
+};
+
+/* One open frontend: its VIP listener set and, when intercepted, its relay. */
+struct us_frontend {
+	struct relay_frontend *fe;      /* bound to the frontend's address */
+	struct relay_frontend *relay;   /* wildcard, ephemeral port; NULL: none */
+	struct us_pool *pool;           /* the set it serves; NULL: none */
+	struct us_frontend *user_prev;  /* in pool->users */
+	struct us_frontend *user_next;
+};
+
+/* A frontend the plan asks for, while a sync is being worked out. */
+struct us_wanted {
+	struct us_key k;
+	size_t order;                   /* index in the plan: on a tie the first wins */
+	struct us_pool *pool;           /* the set it serves; NULL: none */
 	struct relay_service *svc;      /* reference */
+};
+
+/* A pool being (re)built from a plan set, not yet in force. */
+struct us_staged {
+	struct us_pool *pool;           /* the pool kept under the key, or a new one */
+	bool is_new;                    /* pool was allocated for this set */
+	struct us_pool_data d;          /* the new contents */
 };
 
 /* SCTP frontends already warned about, so each is logged once. */
@@ -53,10 +104,11 @@ struct us_skipped {
 	uint16_t port;
 };
 
-/* One open frontend: its VIP listener set and, when intercepted, its relay. */
-struct us_frontend {
-	struct relay_frontend *fe;      /* bound to the frontend's address */
-	struct relay_frontend *relay;   /* wildcard, ephemeral port; NULL: none */
+/* What the listener work of one sync or apply came to. */
+struct us_result {
+	int err;                        /* the first error; the rest still ran */
+	bool listeners_changed;         /* a listener set was opened or closed */
+	bool relays_changed;            /* a relay was opened or went stale */
 };
 
 struct userspace {
@@ -64,57 +116,152 @@ struct userspace {
 	unsigned n_workers;
 	struct relay_pool relay;
 	struct health *health;
-	struct us_pool *pools;          /* sorted by key */
+	struct us_pool **pools;         /* sorted by key */
 	size_t n_pools;
-	struct us_frontend *fes;        /* sorted by (fe->addr, proto, port) */
+	struct us_pool *checked;        /* pools with health checks (checked_next) */
+	struct us_frontend **fes;       /* sorted by (fe->addr, proto, port) */
 	size_t n_fes;
+	struct balancer *empty;         /* for frontends without an endpoint set */
 	struct us_skipped *skipped;
 	size_t n_skipped;
 	const struct intercept_ops *intercept; /* NULL: no interception */
 	bool intercept_used;            /* intercept->sync was called once */
 	struct relay_frontend **stale;  /* relays whose close failed: retried */
 	size_t n_stale;
+	uint64_t mark;                  /* sync counter for us_pool.mark */
+	struct userspace_stats stats;
 };
 
-static void pool_done(struct us_pool *p)
+/* Monotonic clock in ms with µs resolution, for the debug timings. */
+static double now_ms(void)
 {
-	for (size_t i = 0; i < p->n_eps; i++)
-		balancer_endpoint_unref(p->eps[i]);
-	free(p->eps);
-	balancer_affinity_unref(p->affinity);
-	balancer_unref(p->balancer);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void result_err(struct us_result *res, int r)
+{
+	if (r < 0 && res->err == 0)
+		res->err = r;
+}
+
+/* ---- pools ---- */
+
+static const char *epset_key(const struct plan_epset *e)
+{
+	return e->key ? e->key : "";
+}
+
+static void pool_data_done(struct us_pool_data *d)
+{
+	for (size_t i = 0; i < d->n_eps; i++)
+		balancer_endpoint_unref(d->eps[i]);
+	free(d->eps);
+	balancer_affinity_unref(d->affinity);
+	balancer_unref(d->balancer);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Make f serve p (NULL: no pool). f must be in no list. */
+static void user_link(struct us_pool *p, struct us_frontend *f)
+{
+	f->pool = p;
+	f->user_prev = NULL;
+	f->user_next = p ? p->users : NULL;
+	if (p && p->users)
+		p->users->user_prev = f;
+	if (p)
+		p->users = f;
+}
+
+static void user_unlink(struct us_frontend *f)
+{
+	if (!f->pool)
+		return;
+	if (f->user_prev)
+		f->user_prev->user_next = f->user_next;
+	else
+		f->pool->users = f->user_next;
+	if (f->user_next)
+		f->user_next->user_prev = f->user_prev;
+	f->pool = NULL;
+	f->user_prev = f->user_next = NULL;
+}
+
+static void user_move(struct us_frontend *f, struct us_pool *p)
+{
+	if (f->pool == p)
+		return;
+	user_unlink(f);
+	user_link(p, f);
+}
+
+/* Put p in or out of the list of health-checked pools. */
+static void checked_set(struct userspace *u, struct us_pool *p, bool on)
+{
+	if (on == p->in_checked)
+		return;
+	if (on) {
+		p->checked_prev = NULL;
+		p->checked_next = u->checked;
+		if (u->checked)
+			u->checked->checked_prev = p;
+		u->checked = p;
+	} else {
+		if (p->checked_prev)
+			p->checked_prev->checked_next = p->checked_next;
+		else
+			u->checked = p->checked_next;
+		if (p->checked_next)
+			p->checked_next->checked_prev = p->checked_prev;
+		p->checked_prev = p->checked_next = NULL;
+	}
+	p->in_checked = on;
+}
+
+/* Free a pool that has left the plan; frontends still serving it (only
+ * ones kept after a failed close) are detached. */
+static void pool_free(struct userspace *u, struct us_pool *p)
+{
+	while (p->users)
+		user_unlink(p->users);
+	checked_set(u, p, false);
+	pool_data_done(&p->d);
 	free(p->key);
-	memset(p, 0, sizeof(*p));
+	free(p);
 }
 
-static void pools_free(struct us_pool *pools, size_t n)
+/* The index of the first pool whose key is not below key. */
+static size_t pools_lower(struct us_pool *const *pools, size_t n, const char *key)
 {
-	for (size_t i = 0; i < n; i++)
-		pool_done(&pools[i]);
-	free(pools);
-}
+	size_t lo = 0, hi = n;
 
-static struct us_pool *pool_find(struct userspace *u, const char *key)
-{
-	size_t lo = 0, hi = u->n_pools;
-
-	/* Old pools are in the order of the previous plan's epsets: by key. */
 	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = u->pools[mid].key ? strcmp(u->pools[mid].key, key) : -1;
+		size_t mid = lo + (hi - lo) / 2;
 
-		if (c == 0)
-			return &u->pools[mid];
-		if (c < 0)
+		if (strcmp(pools[mid]->key, key) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	/* Not found by bisection (e.g. unused slots broke the order): scan. */
-	for (size_t i = 0; i < u->n_pools; i++)
-		if (u->pools[i].key && strcmp(u->pools[i].key, key) == 0)
-			return &u->pools[i];
-	return NULL;
+	return lo;
+}
+
+static struct us_pool *pool_find(const struct userspace *u, const char *key)
+{
+	size_t i = pools_lower(u->pools, u->n_pools, key);
+
+	return i < u->n_pools && strcmp(u->pools[i]->key, key) == 0 ? u->pools[i] : NULL;
+}
+
+static int pool_ptr_cmp(const void *x, const void *y)
+{
+	const struct us_pool *a = *(const struct us_pool *const *)x;
+	const struct us_pool *b = *(const struct us_pool *const *)y;
+
+	return strcmp(a->key, b->key);
 }
 
 static void epset_label(const struct plan_epset *e, char *buf, size_t len)
@@ -126,76 +273,244 @@ static void epset_label(const struct plan_epset *e, char *buf, size_t len)
 		snprintf(buf, len, "%s/%s", e->ns ? e->ns : "?", e->svc_name ? e->svc_name : "?");
 }
 
-/* Build the pool of e into p, reusing endpoints (and their state) and the
- * affinity table of old when it exists. 0 or -ENOMEM (p is then cleared). */
-static int pool_build(struct us_pool *p, const struct plan_epset *e, struct us_pool *old)
-{
-	memset(p, 0, sizeof(*p));
-	p->key = strdup(e->key ? e->key : "");
-	if (!p->key)
-		goto nomem;
-	epset_label(e, p->label, sizeof(p->label));
-	p->health = e->health;
-	if (e->n_endpoints > 0) {
-		p->eps = calloc(e->n_endpoints, sizeof(*p->eps));
-		if (!p->eps)
-			goto nomem;
-	}
-	for (size_t i = 0; i < e->n_endpoints; i++) {
-		const struct plan_endpoint *pe = &e->endpoints[i];
-		struct balancer_endpoint *ep = NULL;
-
-		for (size_t k = 0; old && k < old->n_eps; k++) {
-			if (old->eps[k]->port == pe->port &&
-			    inet_addr_cmp(&old->eps[k]->addr, &pe->addr) == 0) {
-				ep = balancer_endpoint_ref(old->eps[k]);
-				break;
-			}
-		}
-		if (!ep)
-			ep = balancer_endpoint_new(&pe->addr, pe->port);
-		if (!ep)
-			goto nomem;
-		p->eps[p->n_eps++] = ep;
-	}
-	if (e->affinity) {
-		uint32_t t = e->affinity_timeout_s ? e->affinity_timeout_s : BALANCER_AFFINITY_DEFAULT_S;
-
-		if (old && old->affinity && balancer_affinity_timeout(old->affinity) == t)
-			p->affinity = balancer_affinity_ref(old->affinity);
-		else
-			p->affinity = balancer_affinity_new(t);
-		if (!p->affinity)
-			goto nomem;
-	}
-	p->balancer = balancer_new(e->balance, p->eps, p->n_eps, p->affinity);
-	if (!p->balancer)
-		goto nomem;
-	return 0;
-nomem:
-	pool_done(p);
-	return -ENOMEM;
-}
-
-static int wanted_cmp(const struct inet_addr *a1, enum inet_proto p1, uint16_t port1,
-		      const struct inet_addr *a2, enum inet_proto p2, uint16_t port2)
+/* The plan's endpoint order: (addr, port). */
+static int ep_cmp(const struct inet_addr *a1, uint16_t p1, const struct inet_addr *a2, uint16_t p2)
 {
 	int c = inet_addr_cmp(a1, a2);
 
 	if (c)
 		return c;
-	if (p1 != p2)
-		return p1 < p2 ? -1 : 1;
-	if (port1 != port2)
-		return port1 < port2 ? -1 : 1;
-	return 0;
+	return (p1 > p2) - (p1 < p2);
 }
 
-static int wanted_qsort_cmp(const void *x, const void *y)
+static bool eps_sorted(struct balancer_endpoint *const *eps, size_t n)
 {
-	const struct us_wanted *a = x, *b = y;
+	for (size_t i = 1; i < n; i++)
+		if (ep_cmp(&eps[i - 1]->addr, eps[i - 1]->port, &eps[i]->addr, eps[i]->port) >= 0)
+			return false;
+	return true;
+}
 
-	return wanted_cmp(&a->addr, a->proto, a->port, &b->addr, b->proto, b->port);
+/* The endpoint addr:port of old, or NULL. sorted: old->eps is in (addr,
+ * port) order (as the plan gives it), so it can be bisected. */
+static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, bool sorted,
+						const struct inet_addr *addr, uint16_t port)
+{
+	size_t lo = 0, hi = old->n_eps;
+
+	if (!sorted) {
+		for (size_t k = 0; k < old->n_eps; k++)
+			if (ep_cmp(&old->eps[k]->addr, old->eps[k]->port, addr, port) == 0)
+				return old->eps[k];
+		return NULL;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = ep_cmp(&old->eps[mid]->addr, old->eps[mid]->port, addr, port);
+
+		if (c == 0)
+			return old->eps[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Build the contents of e into d, reusing endpoints (and their state) and
+ * the affinity table of old when there is one. O(n log m) for n new and m
+ * old endpoints. 0 or -ENOMEM (d is then cleared). */
+static int pool_build(struct userspace *u, struct us_pool_data *d, const struct plan_epset *e,
+		      const struct us_pool_data *old)
+{
+	bool sorted = old && eps_sorted(old->eps, old->n_eps);
+
+	memset(d, 0, sizeof(*d));
+	epset_label(e, d->label, sizeof(d->label));
+	d->health = e->health;
+	if (e->n_endpoints > 0) {
+		d->eps = calloc(e->n_endpoints, sizeof(*d->eps));
+		if (!d->eps)
+			goto nomem;
+	}
+	for (size_t i = 0; i < e->n_endpoints; i++) {
+		const struct plan_endpoint *pe = &e->endpoints[i];
+		struct balancer_endpoint *ep = old ? pool_data_find(old, sorted, &pe->addr, pe->port) : NULL;
+
+		ep = ep ? balancer_endpoint_ref(ep) : balancer_endpoint_new(&pe->addr, pe->port);
+		if (!ep)
+			goto nomem;
+		d->eps[d->n_eps++] = ep;
+	}
+	if (e->affinity) {
+		uint32_t t = e->affinity_timeout_s ? e->affinity_timeout_s : BALANCER_AFFINITY_DEFAULT_S;
+
+		if (old && old->affinity && balancer_affinity_timeout(old->affinity) == t)
+			d->affinity = balancer_affinity_ref(old->affinity);
+		else
+			d->affinity = balancer_affinity_new(t);
+		if (!d->affinity)
+			goto nomem;
+	}
+	d->balancer = balancer_new(e->balance, d->eps, d->n_eps, d->affinity);
+	if (!d->balancer)
+		goto nomem;
+	u->stats.pools_built++;
+	return 0;
+nomem:
+	pool_data_done(d);
+	return -ENOMEM;
+}
+
+/* Forget a staged pool that was never committed. */
+static void staged_discard(struct us_staged *st)
+{
+	pool_data_done(&st->d);
+	if (st->is_new && st->pool) {
+		free(st->pool->key);
+		free(st->pool);
+	}
+	st->pool = NULL;
+}
+
+/* Build the new contents of e's pool into st, without touching the pool:
+ * the pool kept under e's key, or a new one. 0 or -ENOMEM (st cleared). */
+static int staged_build(struct userspace *u, struct us_staged *st, const struct plan_epset *e)
+{
+	int r;
+
+	st->pool = pool_find(u, epset_key(e));
+	st->is_new = !st->pool;
+	if (st->is_new) {
+		st->pool = calloc(1, sizeof(*st->pool));
+		if (!st->pool)
+			return -ENOMEM;
+		st->pool->key = strdup(epset_key(e));
+		if (!st->pool->key) {
+			free(st->pool);
+			st->pool = NULL;
+			return -ENOMEM;
+		}
+	}
+	r = pool_build(u, &st->d, e, st->is_new ? NULL : &st->pool->d);
+	if (r < 0)
+		staged_discard(st);
+	return r;
+}
+
+/* Put st's contents in force in its pool (the object stays, so do its
+ * frontends' links); the old contents go, their endpoints living on in the
+ * new ones, in snapshots and in connections. Endpoints of a set that stops
+ * being checked are usable again. Returns whether the set is or was
+ * health-checked (the checker's targets must then be updated). */
+static bool staged_commit(struct userspace *u, struct us_staged *st)
+{
+	struct us_pool *p = st->pool;
+	bool was = p->d.health.enabled, now = st->d.health.enabled;
+
+	pool_data_done(&p->d);
+	p->d = st->d;
+	memset(&st->d, 0, sizeof(st->d));
+	checked_set(u, p, now);
+	if (was && !now)
+		for (size_t k = 0; k < p->d.n_eps; k++)
+			atomic_store(&p->d.eps[k]->healthy, true);
+	return was || now;
+}
+
+static int staged_cmp(const void *x, const void *y)
+{
+	const struct us_staged *a = x, *b = y;
+
+	return strcmp(a->pool->key, b->pool->key);
+}
+
+/* The staged pool under key in staged[0..n) (sorted by key), or NULL. */
+static struct us_staged *staged_find(struct us_staged *staged, size_t n, const char *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(staged[mid].pool->key, key);
+
+		if (c == 0)
+			return &staged[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Hand the health checker every endpoint of every set that asks for it
+ * (only those: the walk is over u->checked). 0 or -ENOMEM. */
+static int health_update(struct userspace *u)
+{
+	struct health_target *t;
+	size_t n = 0, cap = 0;
+	int r;
+
+	for (struct us_pool *p = u->checked; p; p = p->checked_next)
+		cap += p->d.n_eps;
+	t = calloc(cap ? cap : 1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (struct us_pool *p = u->checked; p; p = p->checked_next) {
+		for (size_t k = 0; k < p->d.n_eps; k++) {
+			t[n].ep = p->d.eps[k];
+			t[n].cfg = p->d.health;
+			t[n].label = p->d.label;
+			n++;
+		}
+	}
+	r = health_set_targets(u->health, t, n);
+	free(t);
+	if (r == 0)
+		u->stats.health_updates++;
+	return r;
+}
+
+/* ---- frontends ---- */
+
+static int key_cmp(const struct us_key *a, const struct inet_addr *addr, enum inet_proto proto,
+		   uint16_t port)
+{
+	int c = inet_addr_cmp(&a->addr, addr);
+
+	if (c)
+		return c;
+	if (a->proto != proto)
+		return a->proto < proto ? -1 : 1;
+	return (a->port > port) - (a->port < port);
+}
+
+static int key_cmp_fe(const struct us_key *a, const struct relay_frontend *fe)
+{
+	return key_cmp(a, &fe->addr, fe->proto, fe->port);
+}
+
+static int key_qsort_cmp(const struct us_key *a, const struct us_key *b)
+{
+	return key_cmp(a, &b->addr, b->proto, b->port);
+}
+
+/* The index of the first open frontend whose key is not below k. */
+static size_t fes_lower(const struct userspace *u, const struct us_key *k)
+{
+	size_t lo = 0, hi = u->n_fes;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (key_cmp_fe(k, u->fes[mid]->fe) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 /* The address a frontend's sockets bind: node ports on "every address" get
@@ -209,6 +524,88 @@ static struct inet_addr bind_addr(const struct plan_frontend *f)
 	return f->addr;
 }
 
+static struct us_key key_of(const struct plan_frontend *f)
+{
+	struct us_key k = { .addr = bind_addr(f), .proto = f->proto, .port = f->port };
+
+	return k;
+}
+
+/* The plan's order of frontends (planner.c): (kind, addr, proto, port). */
+static int plan_fe_cmp(const struct plan_frontend *f, enum frontend_kind kind,
+		       const struct inet_addr *addr, enum inet_proto proto, uint16_t port)
+{
+	int c;
+
+	if (f->kind != kind)
+		return f->kind < kind ? -1 : 1;
+	c = inet_addr_cmp(&f->addr, addr);
+	if (c)
+		return c;
+	if (f->proto != proto)
+		return f->proto < proto ? -1 : 1;
+	return (f->port > port) - (f->port < port);
+}
+
+static const struct plan_frontend *plan_fe_bsearch(const struct plan *plan, enum frontend_kind kind,
+						   const struct inet_addr *addr, enum inet_proto proto,
+						   uint16_t port)
+{
+	size_t lo = 0, hi = plan->n_frontends;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = plan_fe_cmp(&plan->frontends[mid], kind, addr, proto, port);
+
+		if (c == 0)
+			return &plan->frontends[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* The frontend of plan that owns listener key k: of those that bind it,
+ * the first in plan order, which is the one sync keeps. NULL: none.
+ * O(log n): a few bisections, one per kind. */
+static const struct plan_frontend *plan_fe_owner(const struct plan *plan, const struct us_key *k)
+{
+	struct inet_addr unset;
+	const struct plan_frontend *best = NULL, *f;
+	bool any4 = k->addr.family == AF_INET && inet_addr_is_any(&k->addr);
+
+	memset(&unset, 0, sizeof(unset));
+	for (int kind = FRONTEND_CLUSTER_IP; kind <= FRONTEND_LOAD_BALANCER; kind++) {
+		f = plan_fe_bsearch(plan, (enum frontend_kind)kind, &k->addr, k->proto, k->port);
+		if (f && (!best || f < best))
+			best = f;
+		/* A frontend without an address binds the IPv4 wildcard. */
+		f = any4 ? plan_fe_bsearch(plan, (enum frontend_kind)kind, &unset, k->proto, k->port) : NULL;
+		if (f && (!best || f < best))
+			best = f;
+	}
+	return best;
+}
+
+/* A snapshot of f's policy over balancer b. NULL on ENOMEM. */
+static struct relay_service *service_new(struct userspace *u, struct balancer *b,
+					 const struct plan_frontend *f)
+{
+	char label[200] = "(no endpoint set)";
+	struct relay_service *s;
+
+	if (f->epset)
+		epset_label(f->epset, label, sizeof(label));
+	s = relay_service_new(b, f->when_empty, f->source_ranges, f->n_source_ranges, label);
+	if (s)
+		u->stats.services_made++;
+	return s;
+}
+
+/* Warn about SCTP frontend f unless u->skipped says it was already, and
+ * add it to now[] (which may be u->skipped itself: then only when new). */
 static void note_skipped(struct userspace *u, const struct plan_frontend *f,
 			 struct us_skipped *now, size_t *n_now)
 {
@@ -221,7 +618,7 @@ static void note_skipped(struct userspace *u, const struct plan_frontend *f,
 	if (!known)
 		log_warn("userspace: skipping %s/SCTP: SCTP is not supported by the userspace relay",
 			 inet_endpoint_format(&f->addr, f->port, ep));
-	if (now) {
+	if (!(known && now == u->skipped)) {
 		now[*n_now].addr = f->addr;
 		now[*n_now].port = f->port;
 		(*n_now)++;
@@ -261,71 +658,166 @@ static int listeners_open(struct userspace *u, struct relay_frontend *fe)
 		for (unsigned i = 0; i < opened; i++)
 			close(fds[i]);
 	free(fds);
+	if (r == 0)
+		u->stats.listeners_opened++;
 	return r;
 }
 
 /* Open the listener set of a new frontend and hand it to the workers. */
-static int frontend_open(struct userspace *u, const struct us_wanted *w,
+static int frontend_open(struct userspace *u, const struct us_key *k, struct relay_service *svc,
 			 struct relay_frontend **ret)
 {
 	struct relay_frontend *fe;
 	char ep[INET_ENDPOINT_STRLEN];
 	int r;
 
-	fe = relay_frontend_new(&w->addr, w->proto, w->port, w->svc);
+	fe = relay_frontend_new(&k->addr, k->proto, k->port, svc);
 	r = fe ? listeners_open(u, fe) : -ENOMEM;
 	if (r < 0) {
 		relay_frontend_unref(fe);
 		return log_warn_errno(r, "userspace: cannot listen on %s/%s for %s",
-				      inet_endpoint_format(&w->addr, w->port, ep),
-				      inet_proto_name(w->proto), w->svc->label);
+				      inet_endpoint_format(&k->addr, k->port, ep),
+				      inet_proto_name(k->proto), svc->label);
 	}
 	log_info("userspace: listening on %s (%u workers) for %s", fe->name, u->n_workers,
-		 w->svc->label);
+		 svc->label);
 	*ret = fe;
 	return 0;
 }
 
-/* Whether traffic to w must be intercepted: everything but the wildcard
+/* Whether traffic to k must be intercepted: everything but the wildcard
  * node ports, which already receive whatever reaches the host. */
-static bool wants_relay(const struct userspace *u, const struct us_wanted *w)
+static bool wants_relay(const struct userspace *u, const struct us_key *k)
 {
-	return u->intercept && !inet_addr_is_any(&w->addr);
+	return u->intercept && !inet_addr_is_any(&k->addr);
 }
 
-/* Open the relay listener set of w: the wildcard of its family on an
- * ephemeral port, serving w's snapshot. 0 or -errno (logged). */
-static int relay_open(struct userspace *u, const struct us_wanted *w,
+/* Open the relay listener set of k: the wildcard of its family on an
+ * ephemeral port, serving svc. 0 or -errno (logged). */
+static int relay_open(struct userspace *u, const struct us_key *k, struct relay_service *svc,
 		      struct relay_frontend **ret)
 {
-	struct inet_addr any = inet_addr_any(w->addr.family);
+	struct inet_addr any = inet_addr_any(k->addr.family);
 	struct relay_frontend *fe;
 	char ep[INET_ENDPOINT_STRLEN];
 	int r;
 
-	fe = relay_frontend_new(&any, w->proto, 0, w->svc);
+	fe = relay_frontend_new(&any, k->proto, 0, svc);
 	r = fe ? listeners_open(u, fe) : -ENOMEM;
 	if (r < 0) {
 		relay_frontend_unref(fe);
 		return log_warn_errno(r, "userspace: cannot open the relay of %s/%s for %s",
-				      inet_endpoint_format(&w->addr, w->port, ep),
-				      inet_proto_name(w->proto), w->svc->label);
+				      inet_endpoint_format(&k->addr, k->port, ep),
+				      inet_proto_name(k->proto), svc->label);
 	}
 	log_info("userspace: relay %s receives intercepted %s/%s for %s", fe->name,
-		 inet_endpoint_format(&w->addr, w->port, ep), inet_proto_name(w->proto),
-		 w->svc->label);
+		 inet_endpoint_format(&k->addr, k->port, ep), inet_proto_name(k->proto),
+		 svc->label);
 	*ret = fe;
+	return 0;
+}
+
+/* A frontend that stays gets svc for new connections (its relay too) and
+ * serves pool from now on; a relay that is wanted but missing (an earlier
+ * failure) is opened. */
+static void frontend_update(struct userspace *u, struct us_frontend *f, const struct us_key *k,
+			    struct us_pool *pool, struct relay_service *svc, struct us_result *res)
+{
+	int r;
+
+	relay_frontend_set_service(f->fe, svc);
+	if (f->relay) {
+		relay_frontend_set_service(f->relay, svc);
+	} else if (wants_relay(u, k)) {
+		r = relay_open(u, k, svc, &f->relay);
+		result_err(res, r); /* retried by the next sync */
+		if (r == 0)
+			res->relays_changed = res->listeners_changed = true;
+	}
+	user_move(f, pool);
+}
+
+/* Open a frontend the plan adds: its listeners, its relay when wanted.
+ * NULL when it could not be opened (logged; res->err set). */
+static struct us_frontend *frontend_create(struct userspace *u, const struct us_key *k,
+					   struct us_pool *pool, struct relay_service *svc,
+					   struct us_result *res)
+{
+	struct us_frontend *f = calloc(1, sizeof(*f));
+	int r;
+
+	if (!f) {
+		result_err(res, log_warn_errno(-ENOMEM, "userspace: cannot open a frontend for %s",
+					       svc->label));
+		return NULL;
+	}
+	r = frontend_open(u, k, svc, &f->fe);
+	if (r < 0) {
+		result_err(res, r);
+		free(f);
+		return NULL;
+	}
+	res->listeners_changed = true;
+	if (wants_relay(u, k)) {
+		r = relay_open(u, k, svc, &f->relay);
+		result_err(res, r);
+		if (r == 0)
+			res->relays_changed = true;
+	}
+	user_link(pool, f);
+	return f;
+}
+
+/* Close a frontend the plan no longer has: its listeners now (established
+ * TCP connections stay), its relay into u->stale (room for it is the
+ * caller's), closed once no redirect points to it. true: closed and freed;
+ * false: kept, still serving its old snapshot, to be retried (res->err
+ * set). */
+static bool frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res)
+{
+	int r = relay_pool_remove_listeners(&u->relay, f->fe);
+
+	if (r < 0) {
+		result_err(res, r);
+		user_unlink(f); /* its pool may go */
+		return false;
+	}
+	log_info("userspace: closed %s", f->fe->name);
+	u->stats.listeners_closed++;
+	res->listeners_changed = true;
+	relay_frontend_unref(f->fe);
+	if (f->relay) {
+		u->stale[u->n_stale++] = f->relay;
+		res->relays_changed = true;
+	}
+	user_unlink(f);
+	free(f);
+	return true;
+}
+
+/* Make room for extra more relays in u->stale. 0 or -ENOMEM (unchanged). */
+static int stale_reserve(struct userspace *u, size_t extra)
+{
+	struct relay_frontend **s = realloc(u->stale, (u->n_stale + extra + 1) * sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	u->stale = s;
 	return 0;
 }
 
 /* Tell the provider the redirects of every open relay. 0 or -errno (the
  * provider logged it; its previous rules stay in force). */
-static int intercept_push(struct userspace *u, struct intercept_entry *entries)
+static int intercept_push(struct userspace *u)
 {
+	struct intercept_entry *entries = calloc(u->n_fes + 1, sizeof(*entries));
 	size_t n = 0;
+	int r;
 
+	if (!entries)
+		return -ENOMEM;
 	for (size_t i = 0; i < u->n_fes; i++) {
-		const struct us_frontend *f = &u->fes[i];
+		const struct us_frontend *f = u->fes[i];
 
 		if (!f->relay)
 			continue;
@@ -336,7 +828,10 @@ static int intercept_push(struct userspace *u, struct intercept_entry *entries)
 		n++;
 	}
 	u->intercept_used = true;
-	return u->intercept->sync(entries, n);
+	u->stats.intercept_pushes++;
+	r = u->intercept->sync(entries, n);
+	free(entries);
+	return r;
 }
 
 /* Close the relays in u->stale (removed frontends', after the redirects to
@@ -355,11 +850,39 @@ static int stale_close(struct userspace *u)
 			u->stale[keep++] = fe;
 		} else {
 			log_info("userspace: closed relay %s", fe->name);
+			u->stats.listeners_closed++;
 			relay_frontend_unref(fe);
 		}
 	}
 	u->n_stale = keep;
 	return err;
+}
+
+/* After the listener work: the redirects (new relays are listening
+ * already, removed ones close only after the rules stop sending them
+ * traffic), then wait until the workers have closed what was closed. */
+static void listeners_settle(struct userspace *u, bool push, struct us_result *res)
+{
+	if (u->intercept && push)
+		result_err(res, intercept_push(u));
+	if (u->n_stale > 0) {
+		res->listeners_changed = true;
+		result_err(res, stale_close(u));
+	}
+	if (res->listeners_changed)
+		relay_pool_wait(&u->relay);
+}
+
+/* ---- sync: the whole plan ---- */
+
+static int wanted_qsort_cmp(const void *x, const void *y)
+{
+	const struct us_wanted *a = x, *b = y;
+	int c = key_qsort_cmp(&a->k, &b->k);
+
+	if (c)
+		return c;
+	return (a->order > b->order) - (a->order < b->order);
 }
 
 static void wanted_free(struct us_wanted *wanted, size_t n)
@@ -369,10 +892,12 @@ static void wanted_free(struct us_wanted *wanted, size_t n)
 	free(wanted);
 }
 
-/* Build the per-frontend wish list (sorted, deduplicated). 0 or -ENOMEM. */
-static int plan_wanted(struct userspace *u, const struct plan *plan, struct us_pool *pools,
-		       struct balancer *empty, struct us_wanted **ret, size_t *ret_n,
-		       struct us_skipped *skipped, size_t *n_skipped)
+/* Build the per-frontend wish list (sorted, deduplicated) over the staged
+ * pools (staged[i] is plan->epsets[i]'s; no pool for SCTP sets). 0 or
+ * -ENOMEM. */
+static int plan_wanted(struct userspace *u, const struct plan *plan, const struct us_staged *staged,
+		       struct us_wanted **ret, size_t *ret_n, struct us_skipped *skipped,
+		       size_t *n_skipped)
 {
 	struct us_wanted *wanted = NULL;
 	size_t n = 0, out = 0;
@@ -384,8 +909,8 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, struct us_p
 	}
 	for (size_t i = 0; i < plan->n_frontends; i++) {
 		const struct plan_frontend *f = &plan->frontends[i];
-		struct balancer *b = empty;
-		char label[200] = "(no endpoint set)";
+		struct balancer *b = u->empty;
+		struct us_pool *pool = NULL;
 
 		if (f->proto == INET_PROTO_SCTP) {
 			note_skipped(u, f, skipped, n_skipped);
@@ -394,15 +919,15 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, struct us_p
 		if (f->epset) {
 			size_t idx = (size_t)(f->epset - plan->epsets);
 
-			if (idx < plan->n_epsets && pools[idx].balancer)
-				b = pools[idx].balancer;
-			epset_label(f->epset, label, sizeof(label));
+			if (idx < plan->n_epsets && staged[idx].pool) {
+				pool = staged[idx].pool;
+				b = staged[idx].d.balancer;
+			}
 		}
-		wanted[n].addr = bind_addr(f);
-		wanted[n].proto = f->proto;
-		wanted[n].port = f->port;
-		wanted[n].svc = relay_service_new(b, f->when_empty, f->source_ranges,
-						  f->n_source_ranges, label);
+		wanted[n].k = key_of(f);
+		wanted[n].order = i;
+		wanted[n].pool = pool;
+		wanted[n].svc = service_new(u, b, f);
 		if (!wanted[n].svc) {
 			wanted_free(wanted, n);
 			return -ENOMEM;
@@ -412,14 +937,14 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, struct us_p
 	if (n > 0)
 		qsort(wanted, n, sizeof(*wanted), wanted_qsort_cmp);
 	/* Two frontends on one socket address: the planner should not emit
-	 * them; the first wins. */
+	 * them; the first in plan order wins (apply picks the same one). */
 	for (size_t i = 0; i < n; i++) {
-		if (out > 0 && wanted_qsort_cmp(&wanted[out - 1], &wanted[i]) == 0) {
+		if (out > 0 && key_qsort_cmp(&wanted[out - 1].k, &wanted[i].k) == 0) {
 			char ep[INET_ENDPOINT_STRLEN];
 
 			log_warn("userspace: %s/%s is claimed by %s and %s; keeping the first",
-				 inet_endpoint_format(&wanted[i].addr, wanted[i].port, ep),
-				 inet_proto_name(wanted[i].proto), wanted[out - 1].svc->label,
+				 inet_endpoint_format(&wanted[i].k.addr, wanted[i].k.port, ep),
+				 inet_proto_name(wanted[i].k.proto), wanted[out - 1].svc->label,
 				 wanted[i].svc->label);
 			relay_service_unref(wanted[i].svc);
 			continue;
@@ -431,139 +956,95 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, struct us_p
 	return 0;
 }
 
-/* Hand the health checker every endpoint of every set that asks for it;
- * endpoints of sets that do not are usable by definition. */
-static int health_update(struct userspace *u)
+static bool pools_sorted(struct us_pool *const *pools, size_t n)
 {
-	struct health_target *t;
-	size_t n = 0, cap = 0;
-	int r;
-
-	for (size_t i = 0; i < u->n_pools; i++) {
-		struct us_pool *p = &u->pools[i];
-
-		if (p->health.enabled)
-			cap += p->n_eps;
-		else
-			for (size_t k = 0; k < p->n_eps; k++)
-				atomic_store(&p->eps[k]->healthy, true);
-	}
-	t = calloc(cap ? cap : 1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	for (size_t i = 0; i < u->n_pools; i++) {
-		struct us_pool *p = &u->pools[i];
-
-		if (!p->health.enabled)
-			continue;
-		for (size_t k = 0; k < p->n_eps; k++) {
-			t[n].ep = p->eps[k];
-			t[n].cfg = p->health;
-			t[n].label = p->label;
-			n++;
-		}
-	}
-	r = health_set_targets(u->health, t, n);
-	free(t);
-	return r;
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(pools[i - 1]->key, pools[i]->key) >= 0)
+			return false;
+	return true;
 }
 
+/* sync slot: every pool rebuilt (kept pools in place, their endpoints,
+ * health and affinity carried over), every snapshot made anew, listeners
+ * merged with the plan's. A listener that cannot open, the checker or the
+ * provider failing: the rest is done and the first error returned. Out of
+ * memory before step 2: nothing changed. */
 static int userspace_sync(void *priv, const struct plan *plan)
 {
 	struct userspace *u = priv;
-	struct us_pool *pools = NULL;
+	struct us_staged *staged = NULL;
+	struct us_pool **pools = NULL, **old_pools;
 	struct us_wanted *wanted = NULL;
 	struct us_skipped *skipped = NULL;
-	struct us_frontend *fes = NULL;
-	struct relay_frontend **stale = NULL;
-	struct intercept_entry *entries = NULL;
-	struct balancer *empty = NULL;
-	size_t n_wanted = 0, n_fes = 0, n_skipped = 0, i, k;
-	int r, err = 0;
+	struct us_frontend **fes = NULL;
+	struct us_result res = { 0 };
+	size_t n_pools = 0, n_old_pools, n_wanted = 0, n_fes = 0, n_skipped = 0, i, k;
+	double t0 = now_ms();
+	int r;
 
 	if (!u->ready)
 		return -EINVAL;
+	u->stats.syncs++;
 
 	/* 1. Everything that can fail for lack of memory, before touching
-	 *    what runs: pools, services, the wish list. */
-	pools = calloc(plan->n_epsets ? plan->n_epsets : 1, sizeof(*pools));
-	skipped = calloc(plan->n_frontends ? plan->n_frontends : 1, sizeof(*skipped));
+	 *    what runs: pools, services, the wish list, room for the rest. */
+	staged = calloc(plan->n_epsets + 1, sizeof(*staged));
+	pools = calloc(plan->n_epsets + 1, sizeof(*pools));
+	skipped = calloc(plan->n_frontends + 1, sizeof(*skipped));
 	fes = calloc(plan->n_frontends + u->n_fes + 1, sizeof(*fes));
-	/* Room for every relay that may be closed, and for every redirect. */
-	stale = calloc(u->n_stale + u->n_fes + 1, sizeof(*stale));
-	entries = calloc(plan->n_frontends + u->n_fes + 1, sizeof(*entries));
-	empty = balancer_new(BALANCE_ROUND_ROBIN, NULL, 0, NULL);
-	if (!pools || !skipped || !fes || !stale || !entries || !empty) {
+	if (!staged || !pools || !skipped || !fes || stale_reserve(u, u->n_fes) < 0) {
 		r = -ENOMEM;
 		goto fail;
 	}
 	for (i = 0; i < plan->n_epsets; i++) {
-		const struct plan_epset *e = &plan->epsets[i];
-
-		if (e->proto == INET_PROTO_SCTP)
+		if (plan->epsets[i].proto == INET_PROTO_SCTP)
 			continue;
-		r = pool_build(&pools[i], e, pool_find(u, e->key ? e->key : ""));
+		r = staged_build(u, &staged[i], &plan->epsets[i]);
 		if (r < 0)
 			goto fail;
 	}
-	r = plan_wanted(u, plan, pools, empty, &wanted, &n_wanted, skipped, &n_skipped);
+	r = plan_wanted(u, plan, staged, &wanted, &n_wanted, skipped, &n_skipped);
 	if (r < 0)
 		goto fail;
 
-	/* 2. Merge the wish list with the open frontends (both sorted). */
-	if (u->n_stale > 0)
-		memcpy(stale, u->stale, u->n_stale * sizeof(*stale));
-	free(u->stale);
-	u->stale = stale;
-	stale = NULL;
-	for (i = 0, k = 0; i < n_wanted || k < u->n_fes;) {
-		struct us_frontend *oldf = k < u->n_fes ? &u->fes[k] : NULL;
-		struct relay_frontend *old = oldf ? oldf->fe : NULL;
-		int c;
+	/* 2. The pools of the plan in force, in key order (the plan's). */
+	u->mark++;
+	for (i = 0; i < plan->n_epsets; i++) {
+		/* (A key twice in one plan would stage its pool twice.) */
+		if (!staged[i].pool || staged[i].pool->mark == u->mark)
+			continue;
+		(void)staged_commit(u, &staged[i]);
+		staged[i].pool->mark = u->mark;
+		pools[n_pools++] = staged[i].pool;
+	}
+	if (!pools_sorted(pools, n_pools))
+		qsort(pools, n_pools, sizeof(*pools), pool_ptr_cmp);
+	old_pools = u->pools;
+	n_old_pools = u->n_pools;
+	u->pools = pools;
+	u->n_pools = n_pools;
+	pools = NULL;
 
-		if (i == n_wanted)
-			c = 1;
-		else if (!old)
-			c = -1;
-		else
-			c = wanted_cmp(&wanted[i].addr, wanted[i].proto, wanted[i].port,
-				       &old->addr, old->proto, old->port);
+	/* 3. Merge the wish list with the open frontends (both sorted). */
+	for (i = 0, k = 0; i < n_wanted || k < u->n_fes;) {
+		struct us_frontend *oldf = k < u->n_fes ? u->fes[k] : NULL;
+		struct us_wanted *w = i < n_wanted ? &wanted[i] : NULL;
+		int c = !w ? 1 : !oldf ? -1 : key_cmp_fe(&w->k, oldf->fe);
+
 		if (c == 0) {
 			/* Stays: same sockets, new snapshot for new connections. */
-			relay_frontend_set_service(old, wanted[i].svc);
-			if (oldf->relay)
-				relay_frontend_set_service(oldf->relay, wanted[i].svc);
-			else if (wants_relay(u, &wanted[i]) &&
-				 (r = relay_open(u, &wanted[i], &oldf->relay)) < 0)
-				err = err ? err : r;  /* retried next sync */
-			fes[n_fes++] = *oldf;
+			frontend_update(u, oldf, &w->k, w->pool, w->svc, &res);
+			fes[n_fes++] = oldf;
 			i++, k++;
 		} else if (c < 0) {
-			struct us_frontend nf = { NULL, NULL };
+			struct us_frontend *nf = frontend_create(u, &w->k, w->pool, w->svc, &res);
 
-			r = frontend_open(u, &wanted[i], &nf.fe);
-			if (r < 0) {
-				err = err ? err : r;
-			} else {
-				if (wants_relay(u, &wanted[i]) &&
-				    (r = relay_open(u, &wanted[i], &nf.relay)) < 0)
-					err = err ? err : r;
+			if (nf)
 				fes[n_fes++] = nf;
-			}
 			i++;
 		} else {
-			r = relay_pool_remove_listeners(&u->relay, old);
-			if (r < 0) {
-				/* Keep it (still serving its old snapshot) and retry. */
-				err = err ? err : r;
-				fes[n_fes++] = *oldf;
-			} else {
-				log_info("userspace: closed %s", old->name);
-				relay_frontend_unref(old);
-				/* Its relay closes once no redirect points to it. */
-				if (oldf->relay)
-					u->stale[u->n_stale++] = oldf->relay;
-			}
+			if (!frontend_close(u, oldf, &res))
+				fes[n_fes++] = oldf;
 			k++;
 		}
 	}
@@ -572,46 +1053,374 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	u->n_fes = n_fes;
 	fes = NULL;
 
-	/* 3. The old pools go; their endpoints live on in connections and in
-	 *    the new pools that reused them. */
-	pools_free(u->pools, u->n_pools);
-	u->pools = pools;
-	u->n_pools = plan->n_epsets;
-	pools = NULL;
+	/* 4. Pools no longer in the plan go (their frontends went above);
+	 *    their endpoints live on in connections. */
+	for (i = 0; i < n_old_pools; i++)
+		if (old_pools[i]->mark != u->mark)
+			pool_free(u, old_pools[i]);
+	free(old_pools);
 	free(u->skipped);
 	u->skipped = skipped;
 	u->n_skipped = n_skipped;
 	skipped = NULL;
 
-	r = health_update(u);
-	if (r < 0)
-		err = err ? err : r;
-	/* 4. Redirects: new relays are listening already, removed ones close
-	 *    only after the rules stop sending them traffic. */
-	if (u->intercept) {
-		r = intercept_push(u, entries);
-		if (r < 0)
-			err = err ? err : r;
-	}
-	r = stale_close(u);
-	if (r < 0)
-		err = err ? err : r;
-	/* Removed listeners are closed when sync returns. */
-	relay_pool_wait(&u->relay);
+	/* 5. Endpoints of sets without checks are usable by definition; the
+	 *    checker gets the others. */
+	for (i = 0; i < u->n_pools; i++)
+		if (!u->pools[i]->d.health.enabled)
+			for (k = 0; k < u->pools[i]->d.n_eps; k++)
+				atomic_store(&u->pools[i]->d.eps[k]->healthy, true);
+	result_err(&res, health_update(u));
+	/* 6. Redirects, stale relays; removed listeners are closed when sync
+	 *    returns. */
+	res.listeners_changed = true;
+	listeners_settle(u, true, &res);
 	wanted_free(wanted, n_wanted);
-	free(entries);
-	balancer_unref(empty);
-	return err;
+	free(staged);
+	log_debug("userspace: sync: %zu sets, %zu frontends open in %.3f ms", u->n_pools, u->n_fes,
+		  now_ms() - t0);
+	return res.err;
 fail:
-	if (pools)
-		pools_free(pools, plan->n_epsets);
+	for (i = 0; staged && i < plan->n_epsets; i++)
+		staged_discard(&staged[i]);
+	free(staged);
+	free(pools);
 	free(skipped);
 	free(fes);
-	free(stale);
-	free(entries);
-	balancer_unref(empty);
 	return log_warn_errno(r, "userspace: sync failed, previous state kept");
 }
+
+/* ---- apply: the diff only ---- */
+
+/* A listener key apply looks at again, and what it found to do there. */
+struct us_touch {
+	struct us_key k;
+	size_t idx;                     /* lower bound of k in u->fes */
+	struct us_frontend *cur;        /* open under k now, or NULL */
+	struct us_pool *pool;           /* the set the plan's owner of k serves */
+	struct relay_service *svc;      /* reference; NULL: k goes (or never was) */
+};
+
+static int touch_cmp(const void *x, const void *y)
+{
+	const struct us_touch *a = x, *b = y;
+
+	return key_qsort_cmp(&a->k, &b->k);
+}
+
+static void touches_free(struct us_touch *touch, size_t n)
+{
+	for (size_t i = 0; touch && i < n; i++)
+		relay_service_unref(touch[i].svc);
+	free(touch);
+}
+
+/* Remove SCTP frontend f from the warned-about list. */
+static void skipped_forget(struct userspace *u, const struct plan_frontend *f)
+{
+	for (size_t i = 0; i < u->n_skipped; i++) {
+		if (u->skipped[i].port == f->port && inet_addr_cmp(&u->skipped[i].addr, &f->addr) == 0) {
+			u->skipped[i] = u->skipped[--u->n_skipped];
+			return;
+		}
+	}
+}
+
+/* The listener keys the diff concerns: frontends it adds, removes or
+ * changes, and the open frontends of every set it changes or removes (their
+ * snapshot holds the set's balancer). Sorted, without duplicates, each with
+ * what is open there now. Counts the SCTP frontends added into *n_sctp.
+ * 0 or -ENOMEM. */
+static int touches_collect(struct userspace *u, const struct plan_diff *diff,
+			   const struct us_staged *staged, size_t n_staged,
+			   struct us_pool *const *doomed, size_t n_doomed,
+			   struct us_touch **ret, size_t *ret_n, size_t *n_sctp)
+{
+	const struct plan_frontend *const *lists[3] = { diff->fe_added, diff->fe_removed, diff->fe_changed };
+	size_t lens[3] = { diff->n_fe_added, diff->n_fe_removed, diff->n_fe_changed };
+	size_t cap = lens[0] + lens[1] + lens[2], n = 0, out = 0;
+	struct us_touch *touch;
+
+	for (size_t i = 0; i < n_staged; i++)
+		for (const struct us_frontend *f = staged[i].is_new ? NULL : staged[i].pool->users; f;
+		     f = f->user_next)
+			cap++;
+	for (size_t i = 0; i < n_doomed; i++)
+		for (const struct us_frontend *f = doomed[i]->users; f; f = f->user_next)
+			cap++;
+	touch = calloc(cap + 1, sizeof(*touch));
+	if (!touch)
+		return -ENOMEM;
+	*n_sctp = 0;
+	for (size_t l = 0; l < 3; l++) {
+		for (size_t i = 0; i < lens[l]; i++) {
+			if (lists[l][i]->proto == INET_PROTO_SCTP) {
+				*n_sctp += l == 0;
+				continue;
+			}
+			touch[n++].k = key_of(lists[l][i]);
+		}
+	}
+	for (size_t i = 0; i < n_staged + n_doomed; i++) {
+		const struct us_pool *p = i < n_staged ? (staged[i].is_new ? NULL : staged[i].pool)
+						       : doomed[i - n_staged];
+
+		for (const struct us_frontend *f = p ? p->users : NULL; f; f = f->user_next) {
+			touch[n].k.addr = f->fe->addr;
+			touch[n].k.proto = f->fe->proto;
+			touch[n].k.port = f->fe->port;
+			n++;
+		}
+	}
+	if (n > 0)
+		qsort(touch, n, sizeof(*touch), touch_cmp);
+	for (size_t i = 0; i < n; i++) {
+		struct us_touch *t;
+
+		if (out > 0 && key_qsort_cmp(&touch[out - 1].k, &touch[i].k) == 0)
+			continue;
+		t = &touch[out++];
+		*t = touch[i];
+		t->idx = fes_lower(u, &t->k);
+		t->cur = t->idx < u->n_fes && key_cmp_fe(&t->k, u->fes[t->idx]->fe) == 0
+				 ? u->fes[t->idx] : NULL;
+	}
+	*ret = touch;
+	*ret_n = out;
+	return 0;
+}
+
+/* Decide what t's key gets from plan: a snapshot of its owner's policy over
+ * its set's new balancer (staged) or kept one, or nothing (it goes).
+ * 0, -ENOMEM, or -ESTALE when the owner's set is neither in the diff nor
+ * kept (the diff does not lead from the synced plan: the core then syncs). */
+static int touch_plan(struct userspace *u, const struct plan *plan, struct us_touch *t,
+		      struct us_staged *staged, size_t n_staged)
+{
+	const struct plan_frontend *f = plan_fe_owner(plan, &t->k);
+	struct balancer *b = u->empty;
+	struct us_staged *st;
+
+	t->pool = NULL;
+	if (!f)
+		return 0;
+	if (f->epset && f->epset->proto != INET_PROTO_SCTP) {
+		st = staged_find(staged, n_staged, epset_key(f->epset));
+		if (st) {
+			t->pool = st->pool;
+			b = st->d.balancer;
+		} else {
+			t->pool = pool_find(u, epset_key(f->epset));
+			if (!t->pool || t->pool->doomed)
+				return log_warn_errno(-ESTALE, "userspace: endpoint set %s is not known; "
+						      "the update does not follow the last sync",
+						      epset_key(f->epset));
+			b = t->pool->d.balancer;
+		}
+	}
+	t->svc = service_new(u, b, f);
+	return t->svc ? 0 : -ENOMEM;
+}
+
+/* Rewrite u->pools without the doomed pools and with the new staged ones
+ * (both sorted by key) into pools, which has room for them. */
+static void pools_merge(struct userspace *u, struct us_pool **pools, const struct us_staged *staged,
+			size_t n_staged)
+{
+	size_t i = 0, j = 0, n = 0;
+
+	while (i < u->n_pools || j < n_staged) {
+		if (j < n_staged && !staged[j].is_new) {
+			j++;
+		} else if (i < u->n_pools && u->pools[i]->doomed) {
+			i++;
+		} else if (j == n_staged ||
+			   (i < u->n_pools && strcmp(u->pools[i]->key, staged[j].pool->key) < 0)) {
+			pools[n++] = u->pools[i++];
+		} else {
+			pools[n++] = staged[j++].pool;
+		}
+	}
+	free(u->pools);
+	u->pools = pools;
+	u->n_pools = n;
+}
+
+/* apply slot: diff leads from the plan of the last successful sync or apply
+ * to plan (the runner syncs after any failure, so the state is that plan's).
+ * Phase 1 builds everything that needs memory (new pool contents, the
+ * snapshots, room in the arrays) and touches nothing; phase 2 puts it in
+ * force. Errors as for sync; the runner then falls back to a full sync. */
+static int userspace_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
+{
+	struct userspace *u = priv;
+	size_t n_sets = diff->n_eps_changed + diff->n_eps_added;
+	struct us_staged *staged = NULL;
+	struct us_pool **doomed = NULL, **pools = NULL;
+	struct us_touch *touch = NULL;
+	struct us_frontend **fes = NULL;
+	size_t n_staged = 0, n_new = 0, n_doomed = 0, n_touch = 0, n_open = 0, n_close = 0;
+	size_t n_sctp = 0, i;
+	struct us_result res = { 0 };
+	bool health = false;
+	double t0 = now_ms();
+	int r = -ENOMEM;
+
+	if (!u->ready)
+		return -EINVAL;
+	u->stats.applies++;
+
+	/* 1. Everything that can fail, before touching what runs: the new
+	 *    contents of the sets the diff adds or changes, ... */
+	staged = calloc(n_sets + 1, sizeof(*staged));
+	doomed = calloc(diff->n_eps_removed + 1, sizeof(*doomed));
+	if (!staged || !doomed)
+		goto fail;
+	for (i = 0; i < n_sets; i++) {
+		const struct plan_epset *e = i < diff->n_eps_changed ? diff->eps_changed[i]
+								     : diff->eps_added[i - diff->n_eps_changed];
+
+		if (e->proto == INET_PROTO_SCTP)
+			continue;
+		r = staged_build(u, &staged[n_staged], e);
+		if (r < 0)
+			goto fail;
+		n_new += staged[n_staged++].is_new;
+	}
+	if (n_staged > 0)
+		qsort(staged, n_staged, sizeof(*staged), staged_cmp);
+	for (i = 1; i < n_staged; i++) {
+		if (strcmp(staged[i - 1].pool->key, staged[i].pool->key) == 0) {
+			r = log_warn_errno(-EINVAL, "userspace: endpoint set %s is in the update twice",
+					   staged[i].pool->key);
+			goto fail;
+		}
+	}
+	/*    ... the sets it removes, ... */
+	for (i = 0; i < diff->n_eps_removed; i++) {
+		const char *key = epset_key(diff->eps_removed[i]);
+		struct us_pool *p = pool_find(u, key);
+
+		if (p && !p->doomed && !staged_find(staged, n_staged, key)) {
+			p->doomed = true;
+			doomed[n_doomed++] = p;
+		}
+	}
+	/*    ... the listener keys to look at again and what each gets, ... */
+	r = touches_collect(u, diff, staged, n_staged, doomed, n_doomed, &touch, &n_touch, &n_sctp);
+	if (r < 0)
+		goto fail;
+	for (i = 0; i < n_touch; i++) {
+		r = touch_plan(u, plan, &touch[i], staged, n_staged);
+		if (r < 0)
+			goto fail;
+		n_open += touch[i].svc && !touch[i].cur;
+		n_close += !touch[i].svc && touch[i].cur;
+	}
+	/*    ... and room in the arrays that grow. */
+	r = -ENOMEM;
+	if (n_open || n_close) {
+		fes = malloc((u->n_fes + n_open + 1) * sizeof(*fes));
+		if (!fes)
+			goto fail;
+	}
+	if (n_new || n_doomed) {
+		pools = malloc((u->n_pools + n_new + 1) * sizeof(*pools));
+		if (!pools)
+			goto fail;
+	}
+	if (n_close && stale_reserve(u, n_close) < 0)
+		goto fail;
+	if (n_sctp) {
+		struct us_skipped *s = realloc(u->skipped, (u->n_skipped + n_sctp) * sizeof(*s));
+
+		if (!s)
+			goto fail;
+		u->skipped = s;
+	}
+
+	/* 2. The pools: changed ones in place, new ones in. */
+	for (i = 0; i < n_staged; i++)
+		health |= staged_commit(u, &staged[i]);
+	for (i = 0; i < n_doomed; i++)
+		health |= doomed[i]->d.health.enabled;
+	if (pools) {
+		pools_merge(u, pools, staged, n_staged);
+		pools = NULL;
+	}
+
+	/* 3. The frontends, in key order: u->fes is rewritten (runs between
+	 *    touched keys copied) only when one opens or closes. */
+	if (fes) {
+		size_t k = 0, n = 0;
+
+		for (i = 0; i < n_touch; i++) {
+			struct us_touch *t = &touch[i];
+
+			memcpy(fes + n, u->fes + k, (t->idx - k) * sizeof(*fes));
+			n += t->idx - k;
+			k = t->idx;
+			if (t->cur) {
+				k++;
+				if (t->svc)
+					frontend_update(u, t->cur, &t->k, t->pool, t->svc, &res);
+				if (t->svc || !frontend_close(u, t->cur, &res))
+					fes[n++] = t->cur;
+			} else if (t->svc) {
+				struct us_frontend *nf = frontend_create(u, &t->k, t->pool, t->svc, &res);
+
+				if (nf)
+					fes[n++] = nf;
+			}
+		}
+		memcpy(fes + n, u->fes + k, (u->n_fes - k) * sizeof(*fes));
+		n += u->n_fes - k;
+		free(u->fes);
+		u->fes = fes;
+		u->n_fes = n;
+		fes = NULL;
+	} else {
+		for (i = 0; i < n_touch; i++)
+			if (touch[i].cur && touch[i].svc)
+				frontend_update(u, touch[i].cur, &touch[i].k, touch[i].pool, touch[i].svc, &res);
+	}
+
+	/* 4. Removed sets go; SCTP frontends are noted or forgotten. */
+	for (i = 0; i < n_doomed; i++)
+		pool_free(u, doomed[i]);
+	for (i = 0; i < diff->n_fe_removed; i++)
+		if (diff->fe_removed[i]->proto == INET_PROTO_SCTP)
+			skipped_forget(u, diff->fe_removed[i]);
+	for (i = 0; i < diff->n_fe_added; i++)
+		if (diff->fe_added[i]->proto == INET_PROTO_SCTP)
+			note_skipped(u, diff->fe_added[i], u->skipped, &u->n_skipped);
+
+	/* 5. The checker only when a checked set changed; the redirects only
+	 *    when a relay opened or went. */
+	if (health)
+		result_err(&res, health_update(u));
+	listeners_settle(u, res.relays_changed, &res);
+	touches_free(touch, n_touch);
+	free(staged);
+	free(doomed);
+	log_debug("userspace: update: %zu sets rebuilt, %zu removed, %zu frontends looked at "
+		  "(%zu to open, %zu to close) in %.3f ms", n_staged, n_doomed, n_touch, n_open, n_close,
+		  now_ms() - t0);
+	return res.err;
+fail:
+	for (i = 0; i < n_staged; i++)
+		staged_discard(&staged[i]);
+	for (i = 0; i < n_doomed; i++)
+		doomed[i]->doomed = false;
+	touches_free(touch, n_touch);
+	free(staged);
+	free(doomed);
+	free(pools);
+	free(fes);
+	return log_warn_errno(r, "userspace: update failed, previous state kept");
+}
+
+/* ---- introspection, init, fini ---- */
 
 int userspace_endpoint_usable(void *priv, const char *epset_key, const struct inet_addr *addr,
 			      uint16_t port)
@@ -619,10 +1428,142 @@ int userspace_endpoint_usable(void *priv, const char *epset_key, const struct in
 	struct userspace *u = priv;
 	struct us_pool *p = u && u->ready ? pool_find(u, epset_key) : NULL;
 
-	for (size_t i = 0; p && i < p->n_eps; i++)
-		if (p->eps[i]->port == port && inet_addr_cmp(&p->eps[i]->addr, addr) == 0)
-			return balancer_endpoint_usable(p->eps[i]) ? 1 : 0;
+	for (size_t i = 0; p && i < p->d.n_eps; i++)
+		if (p->d.eps[i]->port == port && inet_addr_cmp(&p->d.eps[i]->addr, addr) == 0)
+			return balancer_endpoint_usable(p->d.eps[i]) ? 1 : 0;
 	return -ENOENT;
+}
+
+void userspace_get_stats(void *priv, struct userspace_stats *ret)
+{
+	const struct userspace *u = priv;
+
+	*ret = u->stats;
+}
+
+const void *userspace_frontend_snapshot(void *priv, const struct inet_addr *addr,
+					enum inet_proto proto, uint16_t port)
+{
+	struct userspace *u = priv;
+	struct us_key k = { .addr = *addr, .proto = proto, .port = port };
+	struct relay_service *s;
+	size_t i;
+
+	if (!u || !u->ready)
+		return NULL;
+	i = fes_lower(u, &k);
+	if (i == u->n_fes || key_cmp_fe(&k, u->fes[i]->fe) != 0)
+		return NULL;
+	/* Identity only: the frontend keeps its own reference. */
+	s = relay_frontend_service(u->fes[i]->fe);
+	relay_service_unref(s);
+	return s;
+}
+
+/* check_state's verdict on one disagreement: logged, -EUCLEAN. */
+#define check_fail(...) log_warn_errno(-EUCLEAN, "userspace: state check: " __VA_ARGS__)
+
+static int check_pool(const struct us_pool *p, const struct plan_epset *e)
+{
+	const struct us_pool_data *d = &p->d;
+
+	if (d->n_eps != e->n_endpoints || d->balancer->n_eps != e->n_endpoints ||
+	    d->balancer->algo != e->balance || d->balancer->affinity != d->affinity ||
+	    !d->affinity != !e->affinity || d->health.enabled != e->health.enabled ||
+	    p->in_checked != e->health.enabled)
+		return check_fail("set %s: policy or size differs from the plan", p->key);
+	for (size_t k = 0; k < d->n_eps; k++)
+		if (d->balancer->eps[k] != d->eps[k] ||
+		    ep_cmp(&d->eps[k]->addr, d->eps[k]->port, &e->endpoints[k].addr, e->endpoints[k].port))
+			return check_fail("set %s: endpoint %zu differs from the plan", p->key, k);
+	return 0;
+}
+
+static int check_frontend(const struct userspace *u, const struct us_frontend *uf,
+			  const struct plan_frontend *f, const struct us_pool *pool)
+{
+	struct relay_service *s = relay_frontend_service(uf->fe), *rs = NULL;
+	int r = 0;
+
+	if (uf->relay)
+		rs = relay_frontend_service(uf->relay);
+	if (uf->pool != pool)
+		r = check_fail("%s serves the wrong set", uf->fe->name);
+	else if (s->balancer != (pool ? pool->d.balancer : u->empty))
+		r = check_fail("%s: its snapshot is not over its set's pool", uf->fe->name);
+	else if (s->when_empty != f->when_empty || s->n_source_ranges != f->n_source_ranges ||
+		 (f->n_source_ranges &&
+		  memcmp(s->source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
+		r = check_fail("%s: its snapshot's policy differs from the plan", uf->fe->name);
+	else if (uf->relay && rs != s)
+		r = check_fail("%s: its relay serves another snapshot", uf->fe->name);
+	else if (!uf->relay != !wants_relay(u, &(struct us_key){ uf->fe->addr, uf->fe->proto, uf->fe->port }))
+		r = check_fail("%s: relay %s", uf->fe->name, uf->relay ? "not wanted" : "missing");
+	relay_service_unref(rs);
+	relay_service_unref(s);
+	return r;
+}
+
+int userspace_check_state(void *priv, const struct plan *plan)
+{
+	struct userspace *u = priv;
+	size_t n_pools = 0, n_fes = 0, n_users = 0, n_linked = 0;
+	int r;
+
+	if (!u || !u->ready)
+		return -EINVAL;
+	for (size_t i = 0; i < plan->n_epsets; i++) {
+		const struct plan_epset *e = &plan->epsets[i];
+		const struct us_pool *p;
+
+		if (e->proto == INET_PROTO_SCTP)
+			continue;
+		p = pool_find(u, epset_key(e));
+		if (!p)
+			return check_fail("no pool for set %s", epset_key(e));
+		r = check_pool(p, e);
+		if (r < 0)
+			return r;
+		n_pools++;
+	}
+	if (n_pools != u->n_pools || !pools_sorted(u->pools, u->n_pools))
+		return check_fail("%zu pools for %zu sets, or out of order", u->n_pools, n_pools);
+	for (size_t i = 0; i < plan->n_frontends; i++) {
+		const struct plan_frontend *f = &plan->frontends[i];
+		const struct us_pool *pool = NULL;
+		struct us_key k = key_of(f);
+		size_t idx;
+
+		if (f->proto == INET_PROTO_SCTP || plan_fe_owner(plan, &k) != f)
+			continue;
+		idx = fes_lower(u, &k);
+		if (idx == u->n_fes || key_cmp_fe(&k, u->fes[idx]->fe) != 0)
+			return check_fail("frontend %s/%u is not open", inet_proto_name(k.proto), k.port);
+		if (f->epset && f->epset->proto != INET_PROTO_SCTP)
+			pool = pool_find(u, epset_key(f->epset));
+		r = check_frontend(u, u->fes[idx], f, pool);
+		if (r < 0)
+			return r;
+		n_fes++;
+	}
+	if (n_fes != u->n_fes)
+		return check_fail("%zu frontends open, the plan has %zu", u->n_fes, n_fes);
+	for (size_t i = 0; i < u->n_fes; i++) {
+		n_linked += u->fes[i]->pool != NULL;
+		if (i > 0 && key_cmp_fe(&(struct us_key){ u->fes[i - 1]->fe->addr, u->fes[i - 1]->fe->proto,
+							  u->fes[i - 1]->fe->port }, u->fes[i]->fe) >= 0)
+			return check_fail("frontends out of order at %s", u->fes[i]->fe->name);
+	}
+	for (size_t i = 0; i < u->n_pools; i++)
+		for (const struct us_frontend *f = u->pools[i]->users; f; f = f->user_next, n_users++)
+			if (f->pool != u->pools[i])
+				return check_fail("set %s lists a frontend of another", u->pools[i]->key);
+	if (n_users != n_linked)
+		return check_fail("%zu frontends linked to sets, %zu listed by them", n_linked, n_users);
+	for (const struct us_pool *p = u->checked; p; p = p->checked_next)
+		if (!p->d.health.enabled)
+			return check_fail("set %s is checked without asking", p->key);
+	return 0;
 }
 
 static void userspace_fini(void *priv)
@@ -646,14 +1587,21 @@ static void userspace_fini(void *priv)
 	relay_pool_done(&u->relay);
 	u->health = health_free(u->health);
 	for (size_t i = 0; i < u->n_fes; i++) {
-		relay_frontend_unref(u->fes[i].fe);
-		relay_frontend_unref(u->fes[i].relay);
+		relay_frontend_unref(u->fes[i]->fe);
+		relay_frontend_unref(u->fes[i]->relay);
+		free(u->fes[i]);
 	}
 	free(u->fes);
 	for (size_t i = 0; i < u->n_stale; i++)
 		relay_frontend_unref(u->stale[i]);
 	free(u->stale);
-	pools_free(u->pools, u->n_pools);
+	/* The frontends are gone: nothing to detach. */
+	for (size_t i = 0; i < u->n_pools; i++) {
+		u->pools[i]->users = NULL;
+		pool_free(u, u->pools[i]);
+	}
+	free(u->pools);
+	balancer_unref(u->empty);
 	free(u->skipped);
 	memset(u, 0, sizeof(*u));
 }
@@ -665,12 +1613,18 @@ static int userspace_init(void *priv, const struct backend_config *cfg)
 
 	memset(u, 0, sizeof(*u));
 	u->n_workers = cfg && cfg->workers ? cfg->workers : 1;
+	u->empty = balancer_new(BALANCE_ROUND_ROBIN, NULL, 0, NULL);
+	if (!u->empty)
+		return log_errno(-ENOMEM, "userspace: cannot allocate the empty endpoint set");
 	r = relay_pool_init(&u->relay, u->n_workers, cfg ? cfg->udp_idle_timeout_ms : 0);
-	if (r < 0)
+	if (r < 0) {
+		u->empty = balancer_unref(u->empty);
 		return log_errno(r, "userspace: cannot start %u relay workers", u->n_workers);
+	}
 	u->health = health_new();
 	if (!u->health) {
 		relay_pool_done(&u->relay);
+		u->empty = balancer_unref(u->empty);
 		return log_errno(-ENOMEM, "userspace: cannot start the health checker");
 	}
 	u->intercept = cfg ? cfg->intercept : NULL;
@@ -689,10 +1643,15 @@ const struct backend_ops userspace_backend_ops = {
 	.probe = NULL,
 	/* Start workers and the health checker; no listener yet. */
 	.init = userspace_init,
-	/* Reconcile listeners and endpoint snapshots with the plan. */
+	/* Reconcile listeners and endpoint snapshots with the whole plan:
+	 * every pool and snapshot rebuilt (endpoints, health and affinity
+	 * kept). */
 	.sync = userspace_sync,
-	/* No incremental path: a full sync is O(frontends) and cheap. */
-	.apply = NULL,
+	/* Only what the diff names: its sets' pools rebuilt in place, new
+	 * snapshots for the frontends it adds or changes and for those of its
+	 * sets, listeners opened and closed for the frontends it adds and
+	 * removes. Any error: the core falls back to sync. */
+	.apply = userspace_apply,
 	/* Listeners as the relay would open them (userspace_render.c). */
 	.render = userspace_render,
 	/* Nothing outlives the process (fini removes the interception). */

@@ -6,6 +6,7 @@
 #ifndef FERRY_USERSPACE_H
 #define FERRY_USERSPACE_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "backend.h"
@@ -24,5 +25,37 @@ void userspace_render(const struct plan *plan, const struct backend_config *cfg,
  * between syncs. */
 int userspace_endpoint_usable(void *priv, const char *epset_key, const struct inet_addr *addr,
 			      uint16_t port);
+
+/* Work counters of one backend instance since init, for tests and
+ * benchmarks: what each sync or apply rebuilt. */
+struct userspace_stats {
+	uint64_t syncs;             /* full syncs run */
+	uint64_t applies;           /* incremental applies run */
+	uint64_t pools_built;       /* endpoint pools (re)built from a plan set */
+	uint64_t services_made;     /* service snapshots made for frontends */
+	uint64_t listeners_opened;  /* listener sets opened (VIP and relay) */
+	uint64_t listeners_closed;  /* listener sets closed (VIP and relay) */
+	uint64_t health_updates;    /* target lists handed to the health checker */
+	uint64_t intercept_pushes;  /* redirect lists handed to the interception */
+};
+
+/* Copy priv's counters into *ret. Control thread. */
+void userspace_get_stats(void *priv, struct userspace_stats *ret);
+
+/* The identity of the service snapshot new connections to the listener
+ * addr:port/proto (its bind address: the wildcard for node ports on every
+ * address) get now, NULL when none is open. For comparison only (never
+ * dereference): equal before and after an apply means that frontend's
+ * snapshot, and so its endpoint pool, was left alone. Control thread. */
+const void *userspace_frontend_snapshot(void *priv, const struct inet_addr *addr,
+					enum inet_proto proto, uint16_t port);
+
+/* Check that priv's state is what a successful sync of plan leaves: one
+ * pool per (non-SCTP) set with the plan's endpoints and policy, one open
+ * frontend per listener key, each serving a snapshot over its set's pool
+ * with the plan's policy, every index and list consistent. For tests,
+ * after syncs and applies that succeeded. 0, or -EUCLEAN with a warning
+ * naming the first difference. Control thread. */
+int userspace_check_state(void *priv, const struct plan *plan);
 
 #endif

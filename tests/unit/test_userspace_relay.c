@@ -1,5 +1,7 @@
 /* The userspace backend end to end, on loopback only: echo servers in
- * threads, a hand-built plan, the real workers. Every wait is bounded. */
+ * threads, a hand-built plan (or, for apply, plans and diffs from the real
+ * planner over a model the tests edit), the real workers. Every wait is
+ * bounded. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,7 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kobj.h"
 #include "log.h"
+#include "model.h"
+#include "planner.h"
 #include "relay.h"
 #include "userspace.h"
 
@@ -100,20 +105,21 @@ static void *echo_main(void *arg)
 	return NULL;
 }
 
-/* Open the sockets of e on port (0: any) and start its thread. */
-static void echo_start(struct echo *e, char id, int family, uint16_t port)
+/* Open the sockets of e on addr:port (port 0: any) and start its thread. */
+static void echo_start_at(struct echo *e, char id, const char *addr, uint16_t port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	struct inet_addr a;
-	int one = 1;
+	int one = 1, family;
 
 	memset(e, 0, sizeof(*e));
+	cr_assert_eq(inet_addr_parse(addr, &a), 0);
+	family = a.family;
 	e->id = id;
 	e->family = family;
 	for (int i = 0; i < 64; i++)
 		e->clients[i] = -1;
-	cr_assert_eq(inet_addr_parse(family == AF_INET6 ? "::1" : "127.0.0.1", &a), 0);
 	e->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(e->lfd, 0);
 	setsockopt(e->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -129,6 +135,12 @@ static void echo_start(struct echo *e, char id, int family, uint16_t port)
 	cr_assert_eq(bind(e->ufd, (struct sockaddr *)&ss, len), 0, "udp bind: %s", strerror(errno));
 	atomic_init(&e->stop, false);
 	cr_assert_eq(pthread_create(&e->thread, NULL, echo_main, e), 0);
+}
+
+/* The same on the loopback address of family. */
+static void echo_start(struct echo *e, char id, int family, uint16_t port)
+{
+	echo_start_at(e, id, family == AF_INET6 ? "::1" : "127.0.0.1", port);
 }
 
 static void echo_stop(struct echo *e)
@@ -952,4 +964,699 @@ Test(userspace_relay, no_provider_no_interception, .init = setup, .timeout = 30)
 	backend_stop(priv);
 	cr_assert_eq(fake_syncs, 0);
 	cr_assert_eq(fake_cleanups, 0);
+}
+
+/* ---- apply: plans and diffs from the real planner ---- */
+
+/* A model the tests edit and the planner that turns it into plans and
+ * diffs, as the sync runner does. */
+struct world {
+	struct model *m;
+	struct planner *p;
+	const struct plan *plan;
+	const struct plan_diff *diff;
+};
+
+/* One Service, default/name: ClusterIP vip:port/proto, or with lb_ip a
+ * LoadBalancer (no node port) that also has that ingress IP and, with
+ * range, one loadBalancerSourceRange. The target port is named like the
+ * port, so the slice's port number is used. */
+struct w_svc {
+	const char *name;
+	const char *vip;
+	enum inet_proto proto;
+	uint16_t port;
+	const char *port_name;  /* NULL: "http" */
+	enum balance_algo balance;
+	bool health;            /* TCP checks every 50 ms, rise 2, fall 2 */
+	const char *lb_ip;
+	const char *range;
+};
+
+static void world_init(struct world *w)
+{
+	struct planner_config pc = { .topology_hints = true };
+
+	memset(w, 0, sizeof(*w));
+	w->m = model_new();
+	w->p = planner_new(&pc);
+	cr_assert(w->m && w->p);
+}
+
+static void world_done(struct world *w)
+{
+	planner_free(w->p);
+	model_free(w->m);
+}
+
+static void world_service(struct world *w, const struct w_svc *t)
+{
+	struct kobj_service *s = kobj_service_new();
+	struct svc_port *sp;
+
+	cr_assert_not_null(s);
+	s->ns = strdup("default");
+	s->name = strdup(t->name);
+	s->type = t->lb_ip ? SVC_TYPE_LOAD_BALANCER : SVC_TYPE_CLUSTER_IP;
+	s->cluster_ips = calloc(1, sizeof(*s->cluster_ips));
+	cr_assert_eq(inet_addr_parse(t->vip, &s->cluster_ips[0]), 0);
+	s->n_cluster_ips = 1;
+	s->ip_families[s->n_ip_families++] = AF_INET;
+	if (t->lb_ip) {
+		s->lb_ips = calloc(1, sizeof(*s->lb_ips));
+		cr_assert_eq(inet_addr_parse(t->lb_ip, &s->lb_ips[0]), 0);
+		s->n_lb_ips = 1;
+	}
+	if (t->range) {
+		s->source_ranges = calloc(1, sizeof(*s->source_ranges));
+		cr_assert_eq(inet_prefix_parse(t->range, &s->source_ranges[0]), 0);
+		s->n_source_ranges = 1;
+	}
+	s->ports = calloc(1, sizeof(*s->ports));
+	sp = &s->ports[0];
+	snprintf(sp->name, sizeof(sp->name), "%s", t->port_name ? t->port_name : "http");
+	snprintf(sp->target_port_name, sizeof(sp->target_port_name), "%s", sp->name);
+	sp->proto = t->proto;
+	sp->port = t->port;
+	s->n_ports = 1;
+	s->balance = t->balance;
+	s->health.enabled = t->health;
+	s->health.interval_ms = 50;
+	s->health.timeout_ms = 200;
+	s->health.rise = 2;
+	s->health.fall = 2;
+	cr_assert_eq(model_upsert_service(w->m, s), 0);
+}
+
+/* The EndpointSlice default/SVC-1 of service svc: ready endpoints at the
+ * space-separated addresses ("" for none), all on port. */
+static void world_slice(struct world *w, const char *svc, const char *port_name,
+			enum inet_proto proto, uint16_t port, const char *addrs)
+{
+	struct kobj_slice *s = kobj_slice_new();
+	char name[64], *copy = strdup(addrs), *save = NULL;
+	size_t n = 0;
+
+	cr_assert(s && copy);
+	snprintf(name, sizeof(name), "%s-1", svc);
+	s->ns = strdup("default");
+	s->name = strdup(name);
+	s->service_name = strdup(svc);
+	s->family = AF_INET;
+	s->ports = calloc(1, sizeof(*s->ports));
+	snprintf(s->ports[0].name, sizeof(s->ports[0].name), "%s", port_name);
+	s->ports[0].proto = proto;
+	s->ports[0].port = port;
+	s->n_ports = 1;
+	s->endpoints = calloc(8, sizeof(*s->endpoints));
+	for (char *a = strtok_r(copy, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
+		struct kobj_endpoint *ep;
+
+		cr_assert_lt(n, 8);
+		ep = &s->endpoints[n++];
+		cr_assert_eq(inet_addr_parse(a, &ep->addr), 0);
+		ep->ready = ep->serving = true;
+	}
+	s->n_endpoints = n;
+	free(copy);
+	cr_assert_eq(model_upsert_slice(w->m, s), 0);
+}
+
+/* Plan the model; then the backend's sync (full) or apply (the diff). The
+ * state must then be what a sync of that plan leaves. */
+static void world_sync(struct world *w, void *priv)
+{
+	cr_assert_eq(planner_run(w->p, w->m, &w->plan, &w->diff), 0);
+	cr_assert_eq(userspace_backend_ops.sync(priv, w->plan), 0);
+	cr_assert_eq(userspace_check_state(priv, w->plan), 0);
+}
+
+static int world_try_apply(struct world *w, void *priv)
+{
+	cr_assert_eq(planner_run(w->p, w->m, &w->plan, &w->diff), 0);
+	cr_assert_not_null(userspace_backend_ops.apply, "the userspace backend has no apply");
+	return userspace_backend_ops.apply(priv, w->plan, w->diff);
+}
+
+static void world_apply(struct world *w, void *priv)
+{
+	cr_assert_eq(world_try_apply(w, priv), 0);
+	cr_assert_eq(userspace_check_state(priv, w->plan), 0);
+}
+
+/* The key of service svc's endpoint set in the current plan. */
+static const char *world_key(const struct world *w, const char *svc)
+{
+	for (size_t i = 0; i < w->plan->n_epsets; i++)
+		if (strcmp(w->plan->epsets[i].svc_name, svc) == 0)
+			return w->plan->epsets[i].key;
+	cr_assert_fail("no endpoint set for %s", svc);
+	return NULL;
+}
+
+/* Echo servers A, B, C... on 127.0.0.11, .12, .13... sharing one port,
+ * which is returned: endpoints of one slice share their port. */
+static uint16_t echoes_start(struct echo *e, int n)
+{
+	uint16_t port = 0;
+	char addr[32];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(addr, sizeof(addr), "127.0.0.%d", 11 + i);
+		echo_start_at(&e[i], (char)('A' + i), addr, port);
+		port = e[0].port;
+	}
+	return port;
+}
+
+/* Connect n times through addr:port; the distinct server ids met, in
+ * order ("ABC"). */
+static void who_set(const char *addr, uint16_t port, int n, char *out)
+{
+	bool seen[26] = { false };
+	size_t k = 0;
+
+	for (int i = 0; i < n; i++) {
+		char id = tcp_who(addr, port);
+
+		cr_assert(id >= 'A' && id <= 'Z', "bad greeting %d", id);
+		seen[id - 'A'] = true;
+	}
+	for (int c = 0; c < 26; c++)
+		if (seen[c])
+			out[k++] = (char)('A' + c);
+	out[k] = '\0';
+}
+
+/* n connections through addr:port reach exactly the servers in want. */
+#define assert_reaches(addr, port, n, want)                                                   \
+	do {                                                                                  \
+		char got_[32];                                                                \
+		who_set(addr, port, n, got_);                                                 \
+		cr_assert_str_eq(got_, want, "%s:%u reached %s, not %s", addr, (unsigned)(port), \
+				 got_, want);                                                 \
+	} while (0)
+
+/* A connection to addr:port is refused or reset at once: nothing listens,
+ * or the relay turns it away (source not allowed, nothing usable). */
+static void assert_refused(const char *addr, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	struct inet_addr a;
+	int fd, err;
+	char c;
+
+	cr_assert_eq(inet_addr_parse(addr, &a), 0);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (connect(fd, (struct sockaddr *)&ss, inet_to_sockaddr(&a, port, &ss)) == -1) {
+		err = errno;
+	} else {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		cr_assert_eq(poll(&pfd, 1, WAIT_MS), 1, "%s:%u: no answer", addr, port);
+		cr_assert_eq(recv(fd, &c, 1, 0), -1, "%s:%u: expected a reset, got data or EOF", addr,
+			     port);
+		err = errno;
+	}
+	cr_assert(err == ECONNREFUSED || err == ECONNRESET, "%s:%u: got %s", addr, port, strerror(err));
+	close(fd);
+}
+
+static bool wait_usable_at(void *priv, const char *key, const char *addr, uint16_t port, int want)
+{
+	struct inet_addr a;
+
+	cr_assert_eq(inet_addr_parse(addr, &a), 0);
+	for (uint64_t end = now_ms() + 5000; now_ms() < end; usleep(10000))
+		if (userspace_endpoint_usable(priv, key, &a, port) == want)
+			return true;
+	return false;
+}
+
+static const void *snapshot_of(void *priv, const char *addr, enum inet_proto proto, uint16_t port)
+{
+	struct inet_addr a;
+	const void *s;
+
+	cr_assert_eq(inet_addr_parse(addr, &a), 0);
+	s = userspace_frontend_snapshot(priv, &a, proto, port);
+	cr_assert_not_null(s, "no frontend %s:%u", addr, port);
+	return s;
+}
+
+/* Each kind of change through apply, and after each, connections reach
+ * exactly the endpoints the plan names. */
+Test(userspace_apply, diffs_reach_exactly_the_planned_endpoints, .init = setup, .timeout = 90)
+{
+	struct echo e[4];
+	struct world w;
+	uint16_t ep = echoes_start(e, 4);
+	uint16_t pw = free_port(AF_INET), pa = free_port(AF_INET), pd = free_port(AF_INET);
+	uint16_t px = free_port(AF_INET), pl = free_port(AF_INET);
+	struct userspace_stats s0, s1;
+	void *priv = backend_start();
+	char got[32];
+
+	world_init(&w);
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = pw });
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11 127.0.0.12");
+	world_service(&w, &(struct w_svc){ .name = "api", .vip = "127.0.0.4", .port = pa });
+	world_slice(&w, "api", "http", INET_PROTO_TCP, ep, "127.0.0.13");
+	world_sync(&w, priv);
+	assert_reaches("127.0.0.3", pw, 4, "AB");
+	assert_reaches("127.0.0.4", pa, 2, "C");
+
+	/* An endpoint added. */
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11 127.0.0.12 127.0.0.13");
+	world_apply(&w, priv);
+	cr_assert_eq(w.diff->n_eps_changed, 1);
+	cr_assert_eq(w.diff->n_fe_added + w.diff->n_fe_removed + w.diff->n_fe_changed, 0);
+	assert_reaches("127.0.0.3", pw, 6, "ABC");
+
+	/* An endpoint removed. */
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.12 127.0.0.13");
+	world_apply(&w, priv);
+	assert_reaches("127.0.0.3", pw, 4, "BC");
+	assert_reaches("127.0.0.4", pa, 2, "C");
+
+	/* Frontends added: a UDP service and a TCP one. */
+	world_service(&w, &(struct w_svc){ .name = "dns", .vip = "127.0.0.5", .proto = INET_PROTO_UDP,
+					   .port = pd, .port_name = "dns" });
+	world_slice(&w, "dns", "dns", INET_PROTO_UDP, ep, "127.0.0.14");
+	world_service(&w, &(struct w_svc){ .name = "extra", .vip = "127.0.0.6", .port = px });
+	world_slice(&w, "extra", "http", INET_PROTO_TCP, ep, "127.0.0.11");
+	world_apply(&w, priv);
+	cr_assert_eq(w.diff->n_fe_added, 2);
+	udp_ask("127.0.0.5", pd, "ping", "Dping");
+	assert_reaches("127.0.0.6", px, 2, "A");
+
+	/* A frontend removed. */
+	cr_assert_eq(model_delete_service(w.m, "default", "extra"), 0);
+	world_apply(&w, priv);
+	cr_assert_eq(w.diff->n_fe_removed, 1);
+	cr_assert_eq(w.diff->n_eps_removed, 1);
+	assert_refused("127.0.0.6", px);
+	udp_ask("127.0.0.5", pd, "still", "Dstill");
+
+	/* A frontend changed: a load balancer's source ranges shut out the
+	 * loopback clients; its cluster IP has no ranges and still serves. */
+	world_service(&w, &(struct w_svc){ .name = "lb", .vip = "127.0.0.7", .port = pl,
+					   .lb_ip = "127.0.0.8", .range = "127.0.0.0/8" });
+	world_slice(&w, "lb", "http", INET_PROTO_TCP, ep, "127.0.0.11");
+	world_apply(&w, priv);
+	assert_reaches("127.0.0.8", pl, 2, "A");
+	world_service(&w, &(struct w_svc){ .name = "lb", .vip = "127.0.0.7", .port = pl,
+					   .lb_ip = "127.0.0.8", .range = "10.0.0.0/8" });
+	world_apply(&w, priv);
+	cr_assert_eq(w.diff->n_fe_changed, 1);
+	cr_assert_eq(w.diff->n_eps_changed, 0);
+	assert_refused("127.0.0.8", pl);
+	assert_reaches("127.0.0.7", pl, 2, "A");
+
+	/* A set's balance mode changed: Maglev sends one client to one
+	 * endpoint, where round-robin alternated. */
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = pw,
+					   .balance = BALANCE_MAGLEV });
+	world_apply(&w, priv);
+	cr_assert_eq(w.diff->n_eps_changed, 1);
+	who_set("127.0.0.3", pw, 6, got);
+	cr_assert(strcmp(got, "B") == 0 || strcmp(got, "C") == 0, "Maglev spread one client over %s", got);
+
+	/* Health checks enabled, then an endpoint dies: it is taken out. */
+	userspace_get_stats(priv, &s0);
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = pw,
+					   .balance = BALANCE_MAGLEV, .health = true });
+	world_apply(&w, priv);
+	userspace_get_stats(priv, &s1);
+	cr_assert_eq(s1.health_updates, s0.health_updates + 1, "the checker was not told");
+	echo_stop(&e[1]);
+	cr_assert(wait_usable_at(priv, world_key(&w, "web"), "127.0.0.12", ep, 0),
+		  "dead endpoint never taken out");
+	assert_reaches("127.0.0.3", pw, 4, "C");
+	/* The set changes again: the endpoints it keeps keep their state
+	 * (the dead one is still out at once, not back until checked). */
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.12 127.0.0.13 127.0.0.14");
+	world_apply(&w, priv);
+	{
+		struct inet_addr b;
+
+		cr_assert_eq(inet_addr_parse("127.0.0.12", &b), 0);
+		cr_assert_eq(userspace_endpoint_usable(priv, world_key(&w, "web"), &b, ep), 0,
+			     "a kept endpoint lost its health state");
+	}
+	who_set("127.0.0.3", pw, 4, got);
+	cr_assert(strcmp(got, "C") == 0 || strcmp(got, "D") == 0, "reached %s", got);
+	/* ... and disabled again: every endpoint usable by definition. */
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = pw,
+					   .balance = BALANCE_MAGLEV });
+	world_apply(&w, priv);
+	cr_assert(wait_usable_at(priv, world_key(&w, "web"), "127.0.0.12", ep, 1));
+
+	userspace_get_stats(priv, &s1);
+	cr_assert_eq(s1.syncs, 1, "apply fell back to sync");
+	backend_stop(priv);
+	world_done(&w);
+	echo_stop(&e[0]);
+	echo_stop(&e[2]);
+	echo_stop(&e[3]);
+}
+
+/* What apply rebuilds is what the diff names: another frontend's snapshot
+ * (and so its endpoint pool) stays the very same object, and the counters
+ * show one pool and one snapshot per changed set, not one per set. */
+Test(userspace_apply, unrelated_frontends_are_left_alone, .init = setup, .timeout = 60)
+{
+	struct echo e[4];
+	struct world w;
+	uint16_t ep = echoes_start(e, 4);
+	uint16_t pw = free_port(AF_INET), pa = free_port(AF_INET), pd = free_port(AF_INET);
+	uint16_t px = free_port(AF_INET);
+	struct userspace_stats s0, s1;
+	const void *api0, *dns0, *web0, *web1;
+	void *priv = backend_start();
+
+	world_init(&w);
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = pw });
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11 127.0.0.12");
+	world_service(&w, &(struct w_svc){ .name = "api", .vip = "127.0.0.4", .port = pa });
+	world_slice(&w, "api", "http", INET_PROTO_TCP, ep, "127.0.0.13");
+	world_service(&w, &(struct w_svc){ .name = "dns", .vip = "127.0.0.5", .proto = INET_PROTO_UDP,
+					   .port = pd, .port_name = "dns" });
+	world_slice(&w, "dns", "dns", INET_PROTO_UDP, ep, "127.0.0.14");
+	world_sync(&w, priv);
+	api0 = snapshot_of(priv, "127.0.0.4", INET_PROTO_TCP, pa);
+	dns0 = snapshot_of(priv, "127.0.0.5", INET_PROTO_UDP, pd);
+	web0 = snapshot_of(priv, "127.0.0.3", INET_PROTO_TCP, pw);
+
+	/* One endpoint of web changes. */
+	userspace_get_stats(priv, &s0);
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11 127.0.0.12 127.0.0.13");
+	world_apply(&w, priv);
+	userspace_get_stats(priv, &s1);
+	cr_assert_eq(s1.applies, s0.applies + 1);
+	cr_assert_eq(s1.pools_built - s0.pools_built, 1, "%llu pools rebuilt for one changed set",
+		     (unsigned long long)(s1.pools_built - s0.pools_built));
+	cr_assert_eq(s1.services_made - s0.services_made, 1);
+	cr_assert_eq(s1.listeners_opened, s0.listeners_opened);
+	cr_assert_eq(s1.listeners_closed, s0.listeners_closed);
+	cr_assert_eq(s1.health_updates, s0.health_updates);
+	cr_assert_eq(snapshot_of(priv, "127.0.0.4", INET_PROTO_TCP, pa), api0, "api's snapshot was replaced");
+	cr_assert_eq(snapshot_of(priv, "127.0.0.5", INET_PROTO_UDP, pd), dns0, "dns's snapshot was replaced");
+	web1 = snapshot_of(priv, "127.0.0.3", INET_PROTO_TCP, pw);
+	cr_assert_neq(web1, web0, "web's snapshot was not replaced");
+	assert_reaches("127.0.0.3", pw, 6, "ABC");
+	assert_reaches("127.0.0.4", pa, 2, "C");
+
+	/* A service comes: one pool, one snapshot, one listener set. */
+	userspace_get_stats(priv, &s0);
+	world_service(&w, &(struct w_svc){ .name = "extra", .vip = "127.0.0.6", .port = px });
+	world_slice(&w, "extra", "http", INET_PROTO_TCP, ep, "127.0.0.11");
+	world_apply(&w, priv);
+	userspace_get_stats(priv, &s1);
+	cr_assert_eq(s1.pools_built - s0.pools_built, 1);
+	cr_assert_eq(s1.services_made - s0.services_made, 1);
+	cr_assert_eq(s1.listeners_opened - s0.listeners_opened, 1);
+	cr_assert_eq(snapshot_of(priv, "127.0.0.3", INET_PROTO_TCP, pw), web1);
+	cr_assert_eq(snapshot_of(priv, "127.0.0.4", INET_PROTO_TCP, pa), api0);
+	assert_reaches("127.0.0.6", px, 2, "A");
+
+	/* An SCTP port on it is skipped: no pool, no listener. */
+	userspace_get_stats(priv, &s0);
+	world_service(&w, &(struct w_svc){ .name = "sctp", .vip = "127.0.0.9", .proto = INET_PROTO_SCTP,
+					   .port = px });
+	world_slice(&w, "sctp", "http", INET_PROTO_SCTP, ep, "127.0.0.11");
+	world_apply(&w, priv);
+	userspace_get_stats(priv, &s1);
+	cr_assert_eq(s1.pools_built, s0.pools_built);
+	cr_assert_eq(s1.listeners_opened, s0.listeners_opened);
+
+	/* It goes: one listener set closed, nothing rebuilt. */
+	userspace_get_stats(priv, &s0);
+	cr_assert_eq(model_delete_service(w.m, "default", "extra"), 0);
+	cr_assert_eq(model_delete_service(w.m, "default", "sctp"), 0);
+	world_apply(&w, priv);
+	userspace_get_stats(priv, &s1);
+	cr_assert_eq(s1.pools_built, s0.pools_built);
+	cr_assert_eq(s1.services_made, s0.services_made);
+	cr_assert_eq(s1.listeners_closed - s0.listeners_closed, 1);
+	cr_assert_eq(snapshot_of(priv, "127.0.0.3", INET_PROTO_TCP, pw), web1);
+	cr_assert_eq(snapshot_of(priv, "127.0.0.4", INET_PROTO_TCP, pa), api0);
+	cr_assert_eq(snapshot_of(priv, "127.0.0.5", INET_PROTO_UDP, pd), dns0);
+	assert_refused("127.0.0.6", px);
+
+	/* A full sync, by contrast, rebuilds every pool and snapshot. */
+	userspace_get_stats(priv, &s0);
+	world_sync(&w, priv);
+	userspace_get_stats(priv, &s1);
+	cr_assert_eq(s1.pools_built - s0.pools_built, 3);
+	cr_assert_neq(snapshot_of(priv, "127.0.0.4", INET_PROTO_TCP, pa), api0);
+	assert_reaches("127.0.0.3", pw, 6, "ABC");
+	udp_ask("127.0.0.5", pd, "ping", "Dping");
+
+	backend_stop(priv);
+	world_done(&w);
+	for (int i = 0; i < 4; i++)
+		echo_stop(&e[i]);
+}
+
+/* A connection keeps going through applies of other services, through an
+ * apply of its own set that keeps its endpoint, and (draining) through the
+ * one that removes it. */
+Test(userspace_apply, long_lived_connection_survives_applies, .init = setup, .timeout = 60)
+{
+	struct echo e[4];
+	struct world w;
+	uint16_t ep = echoes_start(e, 4);
+	uint16_t pw = free_port(AF_INET), pa = free_port(AF_INET), px = free_port(AF_INET);
+	void *priv = backend_start();
+	char id;
+	int fd;
+
+	world_init(&w);
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = pw });
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11 127.0.0.12");
+	world_service(&w, &(struct w_svc){ .name = "api", .vip = "127.0.0.4", .port = pa });
+	world_slice(&w, "api", "http", INET_PROTO_TCP, ep, "127.0.0.13");
+	world_sync(&w, priv);
+	fd = tcp_open("127.0.0.4", pa, &id);
+	cr_assert_eq(id, 'C');
+	cr_assert(tcp_echo(fd, "hello"));
+
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11 127.0.0.12 127.0.0.13");
+	world_apply(&w, priv);
+	cr_assert(tcp_echo(fd, "after an endpoint of another set came"));
+	world_service(&w, &(struct w_svc){ .name = "extra", .vip = "127.0.0.6", .port = px });
+	world_slice(&w, "extra", "http", INET_PROTO_TCP, ep, "127.0.0.11");
+	world_apply(&w, priv);
+	cr_assert(tcp_echo(fd, "after a service came"));
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = pw,
+					   .balance = BALANCE_LEAST_CONN });
+	world_apply(&w, priv);
+	cr_assert(tcp_echo(fd, "after another set's policy changed"));
+	cr_assert_eq(model_delete_service(w.m, "default", "extra"), 0);
+	world_apply(&w, priv);
+	cr_assert(tcp_echo(fd, "after a service went"));
+
+	/* Its own set grows (its endpoint stays), then loses its endpoint. */
+	world_slice(&w, "api", "http", INET_PROTO_TCP, ep, "127.0.0.13 127.0.0.14");
+	world_apply(&w, priv);
+	cr_assert(tcp_echo(fd, "after my set grew"));
+	assert_reaches("127.0.0.4", pa, 4, "CD");
+	world_slice(&w, "api", "http", INET_PROTO_TCP, ep, "127.0.0.14");
+	world_apply(&w, priv);
+	cr_assert(tcp_echo(fd, "draining"), "established connection was cut");
+	assert_reaches("127.0.0.4", pa, 4, "D");
+	(void)tcp_bulk(fd, 1u << 20, false);
+	close(fd);
+
+	backend_stop(priv);
+	world_done(&w);
+	for (int i = 0; i < 4; i++)
+		echo_stop(&e[i]);
+}
+
+/* A listener that cannot open fails the apply (the runner then syncs);
+ * what was applied works, and the sync that follows repairs the rest. */
+Test(userspace_apply, error_returns_and_sync_recovers, .init = setup, .timeout = 60)
+{
+	struct echo e[2];
+	struct world w;
+	uint16_t ep = echoes_start(e, 2);
+	uint16_t pw = free_port(AF_INET), px = free_port(AF_INET);
+	struct sockaddr_storage ss;
+	struct inet_addr la;
+	void *priv = backend_start();
+	int blocker;
+
+	world_init(&w);
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = pw });
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11");
+	world_sync(&w, priv);
+
+	cr_assert_eq(inet_addr_parse("127.0.0.6", &la), 0);
+	blocker = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(blocker, (struct sockaddr *)&ss, inet_to_sockaddr(&la, px, &ss)), 0);
+	cr_assert_eq(listen(blocker, 1), 0);
+	world_service(&w, &(struct w_svc){ .name = "extra", .vip = "127.0.0.6", .port = px });
+	world_slice(&w, "extra", "http", INET_PROTO_TCP, ep, "127.0.0.12");
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11 127.0.0.12");
+	cr_assert_lt(world_try_apply(&w, priv), 0, "a listener that cannot open must fail the apply");
+	assert_reaches("127.0.0.3", pw, 4, "AB");
+
+	close(blocker);
+	world_sync(&w, priv);
+	assert_reaches("127.0.0.6", px, 2, "B");
+	world_slice(&w, "extra", "http", INET_PROTO_TCP, ep, "127.0.0.11 127.0.0.12");
+	world_apply(&w, priv);
+	assert_reaches("127.0.0.6", px, 4, "AB");
+
+	backend_stop(priv);
+	world_done(&w);
+	echo_stop(&e[0]);
+	echo_stop(&e[1]);
+}
+
+/* With interception, apply tells the provider only when a relay opened or
+ * closed; an endpoint change reaches the relay through the snapshot. */
+Test(userspace_apply, interception_is_pushed_only_when_relays_change, .init = setup, .timeout = 60)
+{
+	struct backend_config cfg = { .workers = 2, .udp_idle_timeout_ms = 1000,
+				      .intercept = &fake_intercept };
+	struct echo e[3];
+	struct world w;
+	uint16_t ep = echoes_start(e, 3);
+	uint16_t pw = free_port(AF_INET), pa = free_port(AF_INET);
+	uint16_t relay_w, relay_a;
+	void *priv = calloc(1, userspace_backend_ops.priv_size);
+
+	cr_assert_not_null(priv);
+	fake_n = 0;
+	fake_syncs = fake_cleanups = fake_fail = 0;
+	cr_assert_eq(userspace_backend_ops.init(priv, &cfg), 0);
+	world_init(&w);
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = pw });
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11 127.0.0.12");
+	world_sync(&w, priv);
+	cr_assert_eq(fake_syncs, 1);
+	cr_assert_eq(fake_n, 1);
+	relay_w = fake_find("127.0.0.3", INET_PROTO_TCP, pw)->relay_port;
+	assert_reaches("127.0.0.1", relay_w, 4, "AB");
+
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11 127.0.0.12 127.0.0.13");
+	world_apply(&w, priv);
+	cr_assert_eq(fake_syncs, 1, "an endpoint change pushed the redirects");
+	assert_reaches("127.0.0.1", relay_w, 6, "ABC");
+
+	world_service(&w, &(struct w_svc){ .name = "api", .vip = "127.0.0.4", .port = pa });
+	world_slice(&w, "api", "http", INET_PROTO_TCP, ep, "127.0.0.13");
+	world_apply(&w, priv);
+	cr_assert_eq(fake_syncs, 2);
+	cr_assert_eq(fake_n, 2);
+	cr_assert_eq(fake_find("127.0.0.3", INET_PROTO_TCP, pw)->relay_port, relay_w);
+	relay_a = fake_find("127.0.0.4", INET_PROTO_TCP, pa)->relay_port;
+	assert_reaches("127.0.0.1", relay_a, 2, "C");
+
+	cr_assert_eq(model_delete_service(w.m, "default", "api"), 0);
+	world_apply(&w, priv);
+	cr_assert_eq(fake_syncs, 3);
+	cr_assert_eq(fake_n, 1);
+	assert_refused("127.0.0.1", relay_a);
+	assert_reaches("127.0.0.1", relay_w, 6, "ABC");
+
+	/* A provider failure fails the apply. */
+	fake_fail = 1;
+	world_service(&w, &(struct w_svc){ .name = "api", .vip = "127.0.0.4", .port = pa });
+	cr_assert_eq(world_try_apply(&w, priv), -EPERM);
+	fake_fail = 0;
+	world_sync(&w, priv);
+	cr_assert_eq(fake_n, 2);
+
+	userspace_backend_ops.fini(priv);
+	free(priv);
+	world_done(&w);
+	for (int i = 0; i < 3; i++)
+		echo_stop(&e[i]);
+}
+
+/* Random sequences of changes: after every apply the state is what a sync
+ * of the plan leaves, and every service reaches exactly its endpoints. */
+Test(userspace_apply, random_sequences_agree_with_sync, .init = setup, .timeout = 120)
+{
+	enum { N_SVC = 4, N_EP = 4, STEPS = 40 };
+	struct echo e[N_EP];
+	struct world w;
+	uint16_t ep = echoes_start(e, N_EP), ports[N_SVC];
+	unsigned eps[N_SVC] = { 0 };     /* bit i: endpoint 127.0.0.(11+i) */
+	bool present[N_SVC] = { false }, maglev[N_SVC] = { false };
+	uint64_t rng = 0x9e3779b97f4a7c15ULL;
+	void *priv = backend_start();
+
+	for (int i = 0; i < N_SVC; i++)
+		ports[i] = free_port(AF_INET);
+	world_init(&w);
+	world_sync(&w, priv);
+	for (int step = 0; step < STEPS; step++) {
+		uint64_t r = balancer_random(&rng);
+		int i = (int)(r % N_SVC);
+		char name[16], vip[32], addrs[128] = "";
+
+		snprintf(name, sizeof(name), "s%d", i);
+		snprintf(vip, sizeof(vip), "127.0.0.%d", 20 + i);
+		switch ((r >> 8) % 5) {
+		case 0: /* the service comes or goes */
+			if (present[i]) {
+				cr_assert_eq(model_delete_service(w.m, "default", name), 0);
+				present[i] = false;
+				break;
+			}
+			present[i] = true;
+			/* fall through */
+		case 1: /* its policy changes */
+			if ((r >> 8) % 5 == 1)
+				maglev[i] = !maglev[i];
+			if (present[i])
+				world_service(&w, &(struct w_svc){ .name = name, .vip = vip, .port = ports[i],
+								   .balance = maglev[i] ? BALANCE_MAGLEV
+											: BALANCE_ROUND_ROBIN });
+			break;
+		default: /* an endpoint comes or goes */
+			eps[i] ^= 1u << ((r >> 16) % N_EP);
+			break;
+		}
+		for (int k = 0; k < N_EP; k++) {
+			if (eps[i] & (1u << k)) {
+				size_t len = strlen(addrs);
+
+				snprintf(addrs + len, sizeof(addrs) - len, "%s127.0.0.%d", len ? " " : "", 11 + k);
+			}
+		}
+		world_slice(&w, name, "http", INET_PROTO_TCP, ep, addrs);
+		world_apply(&w, priv);
+		for (int k = 0; k < N_SVC; k++) {
+			char want[8] = "", got[32];
+			int n = 0;
+
+			snprintf(vip, sizeof(vip), "127.0.0.%d", 20 + k);
+			if (!present[k])
+				continue;
+			for (int b = 0; b < N_EP; b++)
+				if (eps[k] & (1u << b))
+					want[n++] = (char)('A' + b);
+			want[n] = '\0';
+			if (n == 0) {
+				assert_refused(vip, ports[k]);
+				continue;
+			}
+			who_set(vip, ports[k], 2 * n, got);
+			if (maglev[k])
+				cr_assert(strlen(got) == 1 && strchr(want, got[0]),
+					  "step %d: s%d (Maglev over %s) reached %s", step, k, want, got);
+			else
+				cr_assert_str_eq(got, want, "step %d: s%d reached %s, not %s", step, k, got, want);
+		}
+	}
+	backend_stop(priv);
+	world_done(&w);
+	for (int i = 0; i < N_EP; i++)
+		echo_stop(&e[i]);
 }
