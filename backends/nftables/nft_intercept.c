@@ -68,7 +68,13 @@ static struct {
 	size_t n;
 	bool valid;              /* false: the next sync replaces everything */
 	struct mnl_socket *nl;   /* NULL: opened by the next sync */
+	unsigned long replaces;  /* full replacements committed */
 } committed;
+
+unsigned long nft_intercept_replace_count(void)
+{
+	return committed.replaces;
+}
 
 static double now_ms(void)
 {
@@ -169,8 +175,8 @@ static int map_msg(struct nft_batch *b, int family, bool create)
 	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, 13);
 	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 2);
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
-	if (create)
-		nftnl_set_set_u32(s, NFTNL_SET_ID, 1);
+	/* The kernel refuses any NEWSET without an id (EINVAL), the check too. */
+	nftnl_set_set_u32(s, NFTNL_SET_ID, 1);
 	nlh = nft_batch_msg_begin(b, NFT_MSG_NEWSET, fam, create ? NLM_F_CREATE : 0,
 				  create ? (family == AF_INET6 ? "add map ip6 ferry_intercept relay_ports"
 							       : "add map ip ferry_intercept relay_ports")
@@ -485,18 +491,24 @@ static int intercept_sync(const struct intercept_entry *entries, size_t n)
 		 * refused transaction changed nothing, start from scratch. */
 		log_warn("intercept: update of %zu redirects (-%zu +%zu) refused at \"%s\": %s; "
 			 "replacing them all", n_elems, n_dels, n_adds, be.desc, strerror(-r));
-		committed_clear(false);
+		committed_clear(true);
 		nft_batch_clear(b);
 		be = (struct nft_batch_error){ 0 };
-		r = 0;
+		/* A new socket: the refused one may still hold replies. */
+		if ((r = nft_socket_open(&committed.nl)) < 0) {
+			committed.nl = NULL;
+			snprintf(be.desc, sizeof(be.desc), "opening the netfilter netlink socket");
+		}
 	}
 	if (r == 0)
 		r = replace_msgs(b, elems, n_elems);
 	if (r == 0)
 		r = nft_batch_commit(committed.nl, b, 0, &be);
-	if (r == 0)
+	if (r == 0) {
+		committed.replaces++;
 		log_info("intercept: %zu redirects programmed from scratch in one transaction of %zu "
 			 "messages in %.1f ms", n_elems, nft_batch_count(b), now_ms() - t0);
+	}
 done:
 	if (r == 0) {
 		free(committed.elems);

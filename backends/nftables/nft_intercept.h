@@ -36,4 +36,8 @@ extern const struct intercept_ops nftables_intercept_ops;
  * the messages back. 0, -E2BIG past the sanity bound, or -ENOMEM. */
 int nft_intercept_replace_msgs(struct nft_batch *b, const struct intercept_entry *entries, size_t n);
 
+/* How many syncs of this process replaced everything instead of sending a
+ * difference (for tests: an ordinary second sync must not). */
+unsigned long nft_intercept_replace_count(void);
+
 #endif

@@ -364,6 +364,7 @@ static void many_frontends(size_t n)
 	size_t lo = n / 5, hi = n + n / 5, moved_lo = n / 2, moved_hi = n / 2 + n / 10, moved;
 	struct intercept_entry *a, *b;
 	struct timespec t0;
+	unsigned long replaces;
 	int relays[8];
 
 	enter_private_netns();
@@ -383,8 +384,11 @@ static void many_frontends(size_t n)
 
 	for (size_t i = lo; i < hi; i++)
 		b[i - lo] = frontend(i, i >= moved_lo && i < moved_hi ? 1 : 0);
+	replaces = nft_intercept_replace_count();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cr_assert_eq(nftables_intercept_ops.sync(b, n), 0);
+	cr_assert_eq(nft_intercept_replace_count(), replaces, "the second sync replaced everything "
+		     "instead of sending the difference");
 	cr_log_info("%zu frontends updated (-%zu +%zu, %zu moved) in %.1f ms", n, lo, hi - n, moved_hi - moved_lo,
 		    elapsed_ms(&t0));
 	expect_kernel_holds(b, n);
