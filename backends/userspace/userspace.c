@@ -42,98 +42,10 @@
 #include "relay.h"
 #include "userspace.h"
 
-struct us_frontend;
-
-/* What one endpoint set compiles to. Replaced as a whole when the set
- * changes; the pool object holding it stays. */
-struct us_pool_data {
-	struct balancer_endpoint **eps; /* references, in the plan's order */
-	size_t n_eps;
-	struct balancer_affinity *affinity;
-	struct balancer *balancer;
-	struct health_check_cfg health;
-	char label[200];
-};
-
-/* One endpoint set, kept under its key for as long as the plan has it. */
-struct us_pool {
-	char *key;
-	struct us_pool_data d;
-	struct us_frontend *users;      /* open frontends serving it */
-	struct us_pool *checked_prev;   /* in u->checked while d.health.enabled */
-	struct us_pool *checked_next;
-	bool in_checked;
-	bool doomed;                    /* apply: goes at the end of this apply */
-	uint64_t mark;                  /* sync: the last sync that kept it */
-};
-
-/* A listener key: what one listener set binds. */
-struct us_key {
-	struct inet_addr addr;
-	enum inet_proto proto;
-	uint16_t port;
-};
-
-/* One open frontend: its VIP listener set and, when intercepted, its relay. */
-struct us_frontend {
-	struct relay_frontend *fe;      /* bound to the frontend's address */
-	struct relay_frontend *relay;   /* wildcard, ephemeral port; NULL: none */
-	struct us_pool *pool;           /* the set it serves; NULL: none */
-	struct us_frontend *user_prev;  /* in pool->users */
-	struct us_frontend *user_next;
-};
-
-/* A frontend the plan asks for, while a sync is being worked out. */
-struct us_wanted {
-	struct us_key k;
-	size_t order;                   /* index in the plan: on a tie the first wins */
-	struct us_pool *pool;           /* the set it serves; NULL: none */
-	struct relay_service *svc;      /* reference */
-};
-
-/* A pool being (re)built from a plan set, not yet in force. */
-struct us_staged {
-	struct us_pool *pool;           /* the pool kept under the key, or a new one */
-	bool is_new;                    /* pool was allocated for this set */
-	struct us_pool_data d;          /* the new contents */
-};
-
-/* SCTP frontends already warned about, so each is logged once. */
-struct us_skipped {
-	struct inet_addr addr;
-	uint16_t port;
-};
-
-/* What the listener work of one sync or apply came to. */
-struct us_result {
-	int err;                        /* the first error; the rest still ran */
-	bool listeners_changed;         /* a listener set was opened or closed */
-	bool relays_changed;            /* a relay was opened or went stale */
-};
-
-struct userspace {
-	bool ready;
-	unsigned n_workers;
-	struct relay_pool relay;
-	struct health *health;
-	struct us_pool **pools;         /* sorted by key */
-	size_t n_pools;
-	struct us_pool *checked;        /* pools with health checks (checked_next) */
-	struct us_frontend **fes;       /* sorted by (fe->addr, proto, port) */
-	size_t n_fes;
-	struct balancer *empty;         /* for frontends without an endpoint set */
-	struct us_skipped *skipped;
-	size_t n_skipped;
-	const struct intercept_ops *intercept; /* NULL: no interception */
-	bool intercept_used;            /* intercept->sync was called once */
-	struct relay_frontend **stale;  /* relays whose close failed: retried */
-	size_t n_stale;
-	uint64_t mark;                  /* sync counter for us_pool.mark */
-	struct userspace_stats stats;
-};
+#include "us_state.h"
 
 /* Monotonic clock in ms with µs resolution, for the debug timings. */
-static double now_ms(void)
+double us_now_ms(void)
 {
 	struct timespec ts;
 
@@ -141,7 +53,7 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void result_err(struct us_result *res, int r)
+void us_result_err(struct us_result *res, int r)
 {
 	if (r < 0 && res->err == 0)
 		res->err = r;
@@ -149,7 +61,7 @@ static void result_err(struct us_result *res, int r)
 
 /* ---- pools ---- */
 
-static const char *epset_key(const struct plan_epset *e)
+const char *us_epset_key(const struct plan_epset *e)
 {
 	return e->key ? e->key : "";
 }
@@ -223,7 +135,7 @@ static void checked_set(struct userspace *u, struct us_pool *p, bool on)
 
 /* Free a pool that has left the plan; frontends still serving it (only
  * ones kept after a failed close) are detached. */
-static void pool_free(struct userspace *u, struct us_pool *p)
+void us_pool_free(struct userspace *u, struct us_pool *p)
 {
 	while (p->users)
 		user_unlink(p->users);
@@ -249,7 +161,7 @@ static size_t pools_lower(struct us_pool *const *pools, size_t n, const char *ke
 	return lo;
 }
 
-static struct us_pool *pool_find(const struct userspace *u, const char *key)
+struct us_pool *us_pool_find(const struct userspace *u, const char *key)
 {
 	size_t i = pools_lower(u->pools, u->n_pools, key);
 
@@ -274,7 +186,7 @@ static void epset_label(const struct plan_epset *e, char *buf, size_t len)
 }
 
 /* The plan's endpoint order: (addr, port). */
-static int ep_cmp(const struct inet_addr *a1, uint16_t p1, const struct inet_addr *a2, uint16_t p2)
+int us_ep_cmp(const struct inet_addr *a1, uint16_t p1, const struct inet_addr *a2, uint16_t p2)
 {
 	int c = inet_addr_cmp(a1, a2);
 
@@ -286,7 +198,7 @@ static int ep_cmp(const struct inet_addr *a1, uint16_t p1, const struct inet_add
 static bool eps_sorted(struct balancer_endpoint *const *eps, size_t n)
 {
 	for (size_t i = 1; i < n; i++)
-		if (ep_cmp(&eps[i - 1]->addr, eps[i - 1]->port, &eps[i]->addr, eps[i]->port) >= 0)
+		if (us_ep_cmp(&eps[i - 1]->addr, eps[i - 1]->port, &eps[i]->addr, eps[i]->port) >= 0)
 			return false;
 	return true;
 }
@@ -300,13 +212,13 @@ static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, 
 
 	if (!sorted) {
 		for (size_t k = 0; k < old->n_eps; k++)
-			if (ep_cmp(&old->eps[k]->addr, old->eps[k]->port, addr, port) == 0)
+			if (us_ep_cmp(&old->eps[k]->addr, old->eps[k]->port, addr, port) == 0)
 				return old->eps[k];
 		return NULL;
 	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = ep_cmp(&old->eps[mid]->addr, old->eps[mid]->port, addr, port);
+		int c = us_ep_cmp(&old->eps[mid]->addr, old->eps[mid]->port, addr, port);
 
 		if (c == 0)
 			return old->eps[mid];
@@ -364,7 +276,7 @@ nomem:
 }
 
 /* Forget a staged pool that was never committed. */
-static void staged_discard(struct us_staged *st)
+void us_staged_discard(struct us_staged *st)
 {
 	pool_data_done(&st->d);
 	if (st->is_new && st->pool) {
@@ -376,17 +288,17 @@ static void staged_discard(struct us_staged *st)
 
 /* Build the new contents of e's pool into st, without touching the pool:
  * the pool kept under e's key, or a new one. 0 or -ENOMEM (st cleared). */
-static int staged_build(struct userspace *u, struct us_staged *st, const struct plan_epset *e)
+int us_staged_build(struct userspace *u, struct us_staged *st, const struct plan_epset *e)
 {
 	int r;
 
-	st->pool = pool_find(u, epset_key(e));
+	st->pool = us_pool_find(u, us_epset_key(e));
 	st->is_new = !st->pool;
 	if (st->is_new) {
 		st->pool = calloc(1, sizeof(*st->pool));
 		if (!st->pool)
 			return -ENOMEM;
-		st->pool->key = strdup(epset_key(e));
+		st->pool->key = strdup(us_epset_key(e));
 		if (!st->pool->key) {
 			free(st->pool);
 			st->pool = NULL;
@@ -395,7 +307,7 @@ static int staged_build(struct userspace *u, struct us_staged *st, const struct 
 	}
 	r = pool_build(u, &st->d, e, st->is_new ? NULL : &st->pool->d);
 	if (r < 0)
-		staged_discard(st);
+		us_staged_discard(st);
 	return r;
 }
 
@@ -404,7 +316,7 @@ static int staged_build(struct userspace *u, struct us_staged *st, const struct 
  * new ones, in snapshots and in connections. Endpoints of a set that stops
  * being checked are usable again. Returns whether the set is or was
  * health-checked (the checker's targets must then be updated). */
-static bool staged_commit(struct userspace *u, struct us_staged *st)
+bool us_staged_commit(struct userspace *u, struct us_staged *st)
 {
 	struct us_pool *p = st->pool;
 	bool was = p->d.health.enabled, now = st->d.health.enabled;
@@ -419,7 +331,7 @@ static bool staged_commit(struct userspace *u, struct us_staged *st)
 	return was || now;
 }
 
-static int staged_cmp(const void *x, const void *y)
+int us_staged_cmp(const void *x, const void *y)
 {
 	const struct us_staged *a = x, *b = y;
 
@@ -427,7 +339,7 @@ static int staged_cmp(const void *x, const void *y)
 }
 
 /* The staged pool under key in staged[0..n) (sorted by key), or NULL. */
-static struct us_staged *staged_find(struct us_staged *staged, size_t n, const char *key)
+struct us_staged *us_staged_find(struct us_staged *staged, size_t n, const char *key)
 {
 	size_t lo = 0, hi = n;
 
@@ -447,7 +359,7 @@ static struct us_staged *staged_find(struct us_staged *staged, size_t n, const c
 
 /* Hand the health checker every endpoint of every set that asks for it
  * (only those: the walk is over u->checked). 0 or -ENOMEM. */
-static int health_update(struct userspace *u)
+int us_health_update(struct userspace *u)
 {
 	struct health_target *t;
 	size_t n = 0, cap = 0;
@@ -487,25 +399,25 @@ static int key_cmp(const struct us_key *a, const struct inet_addr *addr, enum in
 	return (a->port > port) - (a->port < port);
 }
 
-static int key_cmp_fe(const struct us_key *a, const struct relay_frontend *fe)
+int us_key_cmp_fe(const struct us_key *a, const struct relay_frontend *fe)
 {
 	return key_cmp(a, &fe->addr, fe->proto, fe->port);
 }
 
-static int key_qsort_cmp(const struct us_key *a, const struct us_key *b)
+int us_key_qsort_cmp(const struct us_key *a, const struct us_key *b)
 {
 	return key_cmp(a, &b->addr, b->proto, b->port);
 }
 
 /* The index of the first open frontend whose key is not below k. */
-static size_t fes_lower(const struct userspace *u, const struct us_key *k)
+size_t us_fes_lower(const struct userspace *u, const struct us_key *k)
 {
 	size_t lo = 0, hi = u->n_fes;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (key_cmp_fe(k, u->fes[mid]->fe) > 0)
+		if (us_key_cmp_fe(k, u->fes[mid]->fe) > 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -524,7 +436,7 @@ static struct inet_addr bind_addr(const struct plan_frontend *f)
 	return f->addr;
 }
 
-static struct us_key key_of(const struct plan_frontend *f)
+struct us_key us_key_of(const struct plan_frontend *f)
 {
 	struct us_key k = { .addr = bind_addr(f), .proto = f->proto, .port = f->port };
 
@@ -570,7 +482,7 @@ static const struct plan_frontend *plan_fe_bsearch(const struct plan *plan, enum
 /* The frontend of plan that owns listener key k: of those that bind it,
  * the first in plan order, which is the one sync keeps. NULL: none.
  * O(log n): a few bisections, one per kind. */
-static const struct plan_frontend *plan_fe_owner(const struct plan *plan, const struct us_key *k)
+const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const struct us_key *k)
 {
 	struct inet_addr unset;
 	const struct plan_frontend *best = NULL, *f;
@@ -590,7 +502,7 @@ static const struct plan_frontend *plan_fe_owner(const struct plan *plan, const 
 }
 
 /* A snapshot of f's policy over balancer b. NULL on ENOMEM. */
-static struct relay_service *service_new(struct userspace *u, struct balancer *b,
+struct relay_service *us_service_new(struct userspace *u, struct balancer *b,
 					 const struct plan_frontend *f)
 {
 	char label[200] = "(no endpoint set)";
@@ -606,7 +518,7 @@ static struct relay_service *service_new(struct userspace *u, struct balancer *b
 
 /* Warn about SCTP frontend f unless u->skipped says it was already, and
  * add it to now[] (which may be u->skipped itself: then only when new). */
-static void note_skipped(struct userspace *u, const struct plan_frontend *f,
+void us_note_skipped(struct userspace *u, const struct plan_frontend *f,
 			 struct us_skipped *now, size_t *n_now)
 {
 	char ep[INET_ENDPOINT_STRLEN];
@@ -687,7 +599,7 @@ static int frontend_open(struct userspace *u, const struct us_key *k, struct rel
 
 /* Whether traffic to k must be intercepted: everything but the wildcard
  * node ports, which already receive whatever reaches the host. */
-static bool wants_relay(const struct userspace *u, const struct us_key *k)
+bool us_wants_relay(const struct userspace *u, const struct us_key *k)
 {
 	return u->intercept && !inet_addr_is_any(&k->addr);
 }
@@ -720,7 +632,7 @@ static int relay_open(struct userspace *u, const struct us_key *k, struct relay_
 /* A frontend that stays gets svc for new connections (its relay too) and
  * serves pool from now on; a relay that is wanted but missing (an earlier
  * failure) is opened. */
-static void frontend_update(struct userspace *u, struct us_frontend *f, const struct us_key *k,
+void us_frontend_update(struct userspace *u, struct us_frontend *f, const struct us_key *k,
 			    struct us_pool *pool, struct relay_service *svc, struct us_result *res)
 {
 	int r;
@@ -728,9 +640,9 @@ static void frontend_update(struct userspace *u, struct us_frontend *f, const st
 	relay_frontend_set_service(f->fe, svc);
 	if (f->relay) {
 		relay_frontend_set_service(f->relay, svc);
-	} else if (wants_relay(u, k)) {
+	} else if (us_wants_relay(u, k)) {
 		r = relay_open(u, k, svc, &f->relay);
-		result_err(res, r); /* retried by the next sync */
+		us_result_err(res, r); /* retried by the next sync */
 		if (r == 0)
 			res->relays_changed = res->listeners_changed = true;
 	}
@@ -739,7 +651,7 @@ static void frontend_update(struct userspace *u, struct us_frontend *f, const st
 
 /* Open a frontend the plan adds: its listeners, its relay when wanted.
  * NULL when it could not be opened (logged; res->err set). */
-static struct us_frontend *frontend_create(struct userspace *u, const struct us_key *k,
+struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key *k,
 					   struct us_pool *pool, struct relay_service *svc,
 					   struct us_result *res)
 {
@@ -747,20 +659,20 @@ static struct us_frontend *frontend_create(struct userspace *u, const struct us_
 	int r;
 
 	if (!f) {
-		result_err(res, log_warn_errno(-ENOMEM, "userspace: cannot open a frontend for %s",
+		us_result_err(res, log_warn_errno(-ENOMEM, "userspace: cannot open a frontend for %s",
 					       svc->label));
 		return NULL;
 	}
 	r = frontend_open(u, k, svc, &f->fe);
 	if (r < 0) {
-		result_err(res, r);
+		us_result_err(res, r);
 		free(f);
 		return NULL;
 	}
 	res->listeners_changed = true;
-	if (wants_relay(u, k)) {
+	if (us_wants_relay(u, k)) {
 		r = relay_open(u, k, svc, &f->relay);
-		result_err(res, r);
+		us_result_err(res, r);
 		if (r == 0)
 			res->relays_changed = true;
 	}
@@ -773,12 +685,12 @@ static struct us_frontend *frontend_create(struct userspace *u, const struct us_
  * caller's), closed once no redirect points to it. true: closed and freed;
  * false: kept, still serving its old snapshot, to be retried (res->err
  * set). */
-static bool frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res)
+bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res)
 {
 	int r = relay_pool_remove_listeners(&u->relay, f->fe);
 
 	if (r < 0) {
-		result_err(res, r);
+		us_result_err(res, r);
 		user_unlink(f); /* its pool may go */
 		return false;
 	}
@@ -796,7 +708,7 @@ static bool frontend_close(struct userspace *u, struct us_frontend *f, struct us
 }
 
 /* Make room for extra more relays in u->stale. 0 or -ENOMEM (unchanged). */
-static int stale_reserve(struct userspace *u, size_t extra)
+int us_stale_reserve(struct userspace *u, size_t extra)
 {
 	struct relay_frontend **s = realloc(u->stale, (u->n_stale + extra + 1) * sizeof(*s));
 
@@ -861,13 +773,13 @@ static int stale_close(struct userspace *u)
 /* After the listener work: the redirects (new relays are listening
  * already, removed ones close only after the rules stop sending them
  * traffic), then wait until the workers have closed what was closed. */
-static void listeners_settle(struct userspace *u, bool push, struct us_result *res)
+void us_listeners_settle(struct userspace *u, bool push, struct us_result *res)
 {
 	if (u->intercept && push)
-		result_err(res, intercept_push(u));
+		us_result_err(res, intercept_push(u));
 	if (u->n_stale > 0) {
 		res->listeners_changed = true;
-		result_err(res, stale_close(u));
+		us_result_err(res, stale_close(u));
 	}
 	if (res->listeners_changed)
 		relay_pool_wait(&u->relay);
@@ -878,7 +790,7 @@ static void listeners_settle(struct userspace *u, bool push, struct us_result *r
 static int wanted_qsort_cmp(const void *x, const void *y)
 {
 	const struct us_wanted *a = x, *b = y;
-	int c = key_qsort_cmp(&a->k, &b->k);
+	int c = us_key_qsort_cmp(&a->k, &b->k);
 
 	if (c)
 		return c;
@@ -913,7 +825,7 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 		struct us_pool *pool = NULL;
 
 		if (f->proto == INET_PROTO_SCTP) {
-			note_skipped(u, f, skipped, n_skipped);
+			us_note_skipped(u, f, skipped, n_skipped);
 			continue;
 		}
 		if (f->epset) {
@@ -924,10 +836,10 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 				b = staged[idx].d.balancer;
 			}
 		}
-		wanted[n].k = key_of(f);
+		wanted[n].k = us_key_of(f);
 		wanted[n].order = i;
 		wanted[n].pool = pool;
-		wanted[n].svc = service_new(u, b, f);
+		wanted[n].svc = us_service_new(u, b, f);
 		if (!wanted[n].svc) {
 			wanted_free(wanted, n);
 			return -ENOMEM;
@@ -939,7 +851,7 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 	/* Two frontends on one socket address: the planner should not emit
 	 * them; the first in plan order wins (apply picks the same one). */
 	for (size_t i = 0; i < n; i++) {
-		if (out > 0 && key_qsort_cmp(&wanted[out - 1].k, &wanted[i].k) == 0) {
+		if (out > 0 && us_key_qsort_cmp(&wanted[out - 1].k, &wanted[i].k) == 0) {
 			char ep[INET_ENDPOINT_STRLEN];
 
 			log_warn("userspace: %s/%s is claimed by %s and %s; keeping the first",
@@ -956,7 +868,7 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 	return 0;
 }
 
-static bool pools_sorted(struct us_pool *const *pools, size_t n)
+bool us_pools_sorted(struct us_pool *const *pools, size_t n)
 {
 	for (size_t i = 1; i < n; i++)
 		if (strcmp(pools[i - 1]->key, pools[i]->key) >= 0)
@@ -979,7 +891,7 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	struct us_frontend **fes = NULL;
 	struct us_result res = { 0 };
 	size_t n_pools = 0, n_old_pools, n_wanted = 0, n_fes = 0, n_skipped = 0, i, k;
-	double t0 = now_ms();
+	double t0 = us_now_ms();
 	int r;
 
 	if (!u->ready)
@@ -992,14 +904,14 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	pools = calloc(plan->n_epsets + 1, sizeof(*pools));
 	skipped = calloc(plan->n_frontends + 1, sizeof(*skipped));
 	fes = calloc(plan->n_frontends + u->n_fes + 1, sizeof(*fes));
-	if (!staged || !pools || !skipped || !fes || stale_reserve(u, u->n_fes) < 0) {
+	if (!staged || !pools || !skipped || !fes || us_stale_reserve(u, u->n_fes) < 0) {
 		r = -ENOMEM;
 		goto fail;
 	}
 	for (i = 0; i < plan->n_epsets; i++) {
 		if (plan->epsets[i].proto == INET_PROTO_SCTP)
 			continue;
-		r = staged_build(u, &staged[i], &plan->epsets[i]);
+		r = us_staged_build(u, &staged[i], &plan->epsets[i]);
 		if (r < 0)
 			goto fail;
 	}
@@ -1013,11 +925,11 @@ static int userspace_sync(void *priv, const struct plan *plan)
 		/* (A key twice in one plan would stage its pool twice.) */
 		if (!staged[i].pool || staged[i].pool->mark == u->mark)
 			continue;
-		(void)staged_commit(u, &staged[i]);
+		(void)us_staged_commit(u, &staged[i]);
 		staged[i].pool->mark = u->mark;
 		pools[n_pools++] = staged[i].pool;
 	}
-	if (!pools_sorted(pools, n_pools))
+	if (!us_pools_sorted(pools, n_pools))
 		qsort(pools, n_pools, sizeof(*pools), pool_ptr_cmp);
 	old_pools = u->pools;
 	n_old_pools = u->n_pools;
@@ -1029,21 +941,21 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	for (i = 0, k = 0; i < n_wanted || k < u->n_fes;) {
 		struct us_frontend *oldf = k < u->n_fes ? u->fes[k] : NULL;
 		struct us_wanted *w = i < n_wanted ? &wanted[i] : NULL;
-		int c = !w ? 1 : !oldf ? -1 : key_cmp_fe(&w->k, oldf->fe);
+		int c = !w ? 1 : !oldf ? -1 : us_key_cmp_fe(&w->k, oldf->fe);
 
 		if (c == 0) {
 			/* Stays: same sockets, new snapshot for new connections. */
-			frontend_update(u, oldf, &w->k, w->pool, w->svc, &res);
+			us_frontend_update(u, oldf, &w->k, w->pool, w->svc, &res);
 			fes[n_fes++] = oldf;
 			i++, k++;
 		} else if (c < 0) {
-			struct us_frontend *nf = frontend_create(u, &w->k, w->pool, w->svc, &res);
+			struct us_frontend *nf = us_frontend_create(u, &w->k, w->pool, w->svc, &res);
 
 			if (nf)
 				fes[n_fes++] = nf;
 			i++;
 		} else {
-			if (!frontend_close(u, oldf, &res))
+			if (!us_frontend_close(u, oldf, &res))
 				fes[n_fes++] = oldf;
 			k++;
 		}
@@ -1057,7 +969,7 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	 *    their endpoints live on in connections. */
 	for (i = 0; i < n_old_pools; i++)
 		if (old_pools[i]->mark != u->mark)
-			pool_free(u, old_pools[i]);
+			us_pool_free(u, old_pools[i]);
 	free(old_pools);
 	free(u->skipped);
 	u->skipped = skipped;
@@ -1070,19 +982,19 @@ static int userspace_sync(void *priv, const struct plan *plan)
 		if (!u->pools[i]->d.health.enabled)
 			for (k = 0; k < u->pools[i]->d.n_eps; k++)
 				atomic_store(&u->pools[i]->d.eps[k]->healthy, true);
-	result_err(&res, health_update(u));
+	us_result_err(&res, us_health_update(u));
 	/* 6. Redirects, stale relays; removed listeners are closed when sync
 	 *    returns. */
 	res.listeners_changed = true;
-	listeners_settle(u, true, &res);
+	us_listeners_settle(u, true, &res);
 	wanted_free(wanted, n_wanted);
 	free(staged);
 	log_debug("userspace: sync: %zu sets, %zu frontends open in %.3f ms", u->n_pools, u->n_fes,
-		  now_ms() - t0);
+		  us_now_ms() - t0);
 	return res.err;
 fail:
 	for (i = 0; staged && i < plan->n_epsets; i++)
-		staged_discard(&staged[i]);
+		us_staged_discard(&staged[i]);
 	free(staged);
 	free(pools);
 	free(skipped);
@@ -1090,480 +1002,16 @@ fail:
 	return log_warn_errno(r, "userspace: sync failed, previous state kept");
 }
 
-/* ---- apply: the diff only ---- */
-
-/* A listener key apply looks at again, and what it found to do there. */
-struct us_touch {
-	struct us_key k;
-	size_t idx;                     /* lower bound of k in u->fes */
-	struct us_frontend *cur;        /* open under k now, or NULL */
-	struct us_pool *pool;           /* the set the plan's owner of k serves */
-	struct relay_service *svc;      /* reference; NULL: k goes (or never was) */
-};
-
-static int touch_cmp(const void *x, const void *y)
-{
-	const struct us_touch *a = x, *b = y;
-
-	return key_qsort_cmp(&a->k, &b->k);
-}
-
-static void touches_free(struct us_touch *touch, size_t n)
-{
-	for (size_t i = 0; touch && i < n; i++)
-		relay_service_unref(touch[i].svc);
-	free(touch);
-}
-
-/* Remove SCTP frontend f from the warned-about list. */
-static void skipped_forget(struct userspace *u, const struct plan_frontend *f)
-{
-	for (size_t i = 0; i < u->n_skipped; i++) {
-		if (u->skipped[i].port == f->port && inet_addr_cmp(&u->skipped[i].addr, &f->addr) == 0) {
-			u->skipped[i] = u->skipped[--u->n_skipped];
-			return;
-		}
-	}
-}
-
-/* The listener keys the diff concerns: frontends it adds, removes or
- * changes, and the open frontends of every set it changes or removes (their
- * snapshot holds the set's balancer). Sorted, without duplicates, each with
- * what is open there now. Counts the SCTP frontends added into *n_sctp.
- * 0 or -ENOMEM. */
-static int touches_collect(struct userspace *u, const struct plan_diff *diff,
-			   const struct us_staged *staged, size_t n_staged,
-			   struct us_pool *const *doomed, size_t n_doomed,
-			   struct us_touch **ret, size_t *ret_n, size_t *n_sctp)
-{
-	const struct plan_frontend *const *lists[3] = { diff->fe_added, diff->fe_removed, diff->fe_changed };
-	size_t lens[3] = { diff->n_fe_added, diff->n_fe_removed, diff->n_fe_changed };
-	size_t cap = lens[0] + lens[1] + lens[2], n = 0, out = 0;
-	struct us_touch *touch;
-
-	for (size_t i = 0; i < n_staged; i++)
-		for (const struct us_frontend *f = staged[i].is_new ? NULL : staged[i].pool->users; f;
-		     f = f->user_next)
-			cap++;
-	for (size_t i = 0; i < n_doomed; i++)
-		for (const struct us_frontend *f = doomed[i]->users; f; f = f->user_next)
-			cap++;
-	touch = calloc(cap + 1, sizeof(*touch));
-	if (!touch)
-		return -ENOMEM;
-	*n_sctp = 0;
-	for (size_t l = 0; l < 3; l++) {
-		for (size_t i = 0; i < lens[l]; i++) {
-			if (lists[l][i]->proto == INET_PROTO_SCTP) {
-				*n_sctp += l == 0;
-				continue;
-			}
-			touch[n++].k = key_of(lists[l][i]);
-		}
-	}
-	for (size_t i = 0; i < n_staged + n_doomed; i++) {
-		const struct us_pool *p = i < n_staged ? (staged[i].is_new ? NULL : staged[i].pool)
-						       : doomed[i - n_staged];
-
-		for (const struct us_frontend *f = p ? p->users : NULL; f; f = f->user_next) {
-			touch[n].k.addr = f->fe->addr;
-			touch[n].k.proto = f->fe->proto;
-			touch[n].k.port = f->fe->port;
-			n++;
-		}
-	}
-	if (n > 0)
-		qsort(touch, n, sizeof(*touch), touch_cmp);
-	for (size_t i = 0; i < n; i++) {
-		struct us_touch *t;
-
-		if (out > 0 && key_qsort_cmp(&touch[out - 1].k, &touch[i].k) == 0)
-			continue;
-		t = &touch[out++];
-		*t = touch[i];
-		t->idx = fes_lower(u, &t->k);
-		t->cur = t->idx < u->n_fes && key_cmp_fe(&t->k, u->fes[t->idx]->fe) == 0
-				 ? u->fes[t->idx] : NULL;
-	}
-	*ret = touch;
-	*ret_n = out;
-	return 0;
-}
-
-/* Decide what t's key gets from plan: a snapshot of its owner's policy over
- * its set's new balancer (staged) or kept one, or nothing (it goes).
- * 0, -ENOMEM, or -ESTALE when the owner's set is neither in the diff nor
- * kept (the diff does not lead from the synced plan: the core then syncs). */
-static int touch_plan(struct userspace *u, const struct plan *plan, struct us_touch *t,
-		      struct us_staged *staged, size_t n_staged)
-{
-	const struct plan_frontend *f = plan_fe_owner(plan, &t->k);
-	struct balancer *b = u->empty;
-	struct us_staged *st;
-
-	t->pool = NULL;
-	if (!f)
-		return 0;
-	if (f->epset && f->epset->proto != INET_PROTO_SCTP) {
-		st = staged_find(staged, n_staged, epset_key(f->epset));
-		if (st) {
-			t->pool = st->pool;
-			b = st->d.balancer;
-		} else {
-			t->pool = pool_find(u, epset_key(f->epset));
-			if (!t->pool || t->pool->doomed)
-				return log_warn_errno(-ESTALE, "userspace: endpoint set %s is not known; "
-						      "the update does not follow the last sync",
-						      epset_key(f->epset));
-			b = t->pool->d.balancer;
-		}
-	}
-	t->svc = service_new(u, b, f);
-	return t->svc ? 0 : -ENOMEM;
-}
-
-/* Rewrite u->pools without the doomed pools and with the new staged ones
- * (both sorted by key) into pools, which has room for them. */
-static void pools_merge(struct userspace *u, struct us_pool **pools, const struct us_staged *staged,
-			size_t n_staged)
-{
-	size_t i = 0, j = 0, n = 0;
-
-	while (i < u->n_pools || j < n_staged) {
-		if (j < n_staged && !staged[j].is_new) {
-			j++;
-		} else if (i < u->n_pools && u->pools[i]->doomed) {
-			i++;
-		} else if (j == n_staged ||
-			   (i < u->n_pools && strcmp(u->pools[i]->key, staged[j].pool->key) < 0)) {
-			pools[n++] = u->pools[i++];
-		} else {
-			pools[n++] = staged[j++].pool;
-		}
-	}
-	free(u->pools);
-	u->pools = pools;
-	u->n_pools = n;
-}
-
-/* apply slot: diff leads from the plan of the last successful sync or apply
- * to plan (the runner syncs after any failure, so the state is that plan's).
- * Phase 1 builds everything that needs memory (new pool contents, the
- * snapshots, room in the arrays) and touches nothing; phase 2 puts it in
- * force. Errors as for sync; the runner then falls back to a full sync. */
-static int userspace_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
-{
-	struct userspace *u = priv;
-	size_t n_sets = diff->n_eps_changed + diff->n_eps_added;
-	struct us_staged *staged = NULL;
-	struct us_pool **doomed = NULL, **pools = NULL;
-	struct us_touch *touch = NULL;
-	struct us_frontend **fes = NULL;
-	size_t n_staged = 0, n_new = 0, n_doomed = 0, n_touch = 0, n_open = 0, n_close = 0;
-	size_t n_sctp = 0, i;
-	struct us_result res = { 0 };
-	bool health = false;
-	double t0 = now_ms();
-	int r = -ENOMEM;
-
-	if (!u->ready)
-		return -EINVAL;
-	u->stats.applies++;
-
-	/* 1. Everything that can fail, before touching what runs: the new
-	 *    contents of the sets the diff adds or changes, ... */
-	staged = calloc(n_sets + 1, sizeof(*staged));
-	doomed = calloc(diff->n_eps_removed + 1, sizeof(*doomed));
-	if (!staged || !doomed)
-		goto fail;
-	for (i = 0; i < n_sets; i++) {
-		const struct plan_epset *e = i < diff->n_eps_changed ? diff->eps_changed[i]
-								     : diff->eps_added[i - diff->n_eps_changed];
-
-		if (e->proto == INET_PROTO_SCTP)
-			continue;
-		r = staged_build(u, &staged[n_staged], e);
-		if (r < 0)
-			goto fail;
-		n_new += staged[n_staged++].is_new;
-	}
-	if (n_staged > 0)
-		qsort(staged, n_staged, sizeof(*staged), staged_cmp);
-	for (i = 1; i < n_staged; i++) {
-		if (strcmp(staged[i - 1].pool->key, staged[i].pool->key) == 0) {
-			r = log_warn_errno(-EINVAL, "userspace: endpoint set %s is in the update twice",
-					   staged[i].pool->key);
-			goto fail;
-		}
-	}
-	/*    ... the sets it removes, ... */
-	for (i = 0; i < diff->n_eps_removed; i++) {
-		const char *key = epset_key(diff->eps_removed[i]);
-		struct us_pool *p = pool_find(u, key);
-
-		if (p && !p->doomed && !staged_find(staged, n_staged, key)) {
-			p->doomed = true;
-			doomed[n_doomed++] = p;
-		}
-	}
-	/*    ... the listener keys to look at again and what each gets, ... */
-	r = touches_collect(u, diff, staged, n_staged, doomed, n_doomed, &touch, &n_touch, &n_sctp);
-	if (r < 0)
-		goto fail;
-	for (i = 0; i < n_touch; i++) {
-		r = touch_plan(u, plan, &touch[i], staged, n_staged);
-		if (r < 0)
-			goto fail;
-		n_open += touch[i].svc && !touch[i].cur;
-		n_close += !touch[i].svc && touch[i].cur;
-	}
-	/*    ... and room in the arrays that grow. */
-	r = -ENOMEM;
-	if (n_open || n_close) {
-		fes = malloc((u->n_fes + n_open + 1) * sizeof(*fes));
-		if (!fes)
-			goto fail;
-	}
-	if (n_new || n_doomed) {
-		pools = malloc((u->n_pools + n_new + 1) * sizeof(*pools));
-		if (!pools)
-			goto fail;
-	}
-	if (n_close && stale_reserve(u, n_close) < 0)
-		goto fail;
-	if (n_sctp) {
-		struct us_skipped *s = realloc(u->skipped, (u->n_skipped + n_sctp) * sizeof(*s));
-
-		if (!s)
-			goto fail;
-		u->skipped = s;
-	}
-
-	/* 2. The pools: changed ones in place, new ones in. */
-	for (i = 0; i < n_staged; i++)
-		health |= staged_commit(u, &staged[i]);
-	for (i = 0; i < n_doomed; i++)
-		health |= doomed[i]->d.health.enabled;
-	if (pools) {
-		pools_merge(u, pools, staged, n_staged);
-		pools = NULL;
-	}
-
-	/* 3. The frontends, in key order: u->fes is rewritten (runs between
-	 *    touched keys copied) only when one opens or closes. */
-	if (fes) {
-		size_t k = 0, n = 0;
-
-		for (i = 0; i < n_touch; i++) {
-			struct us_touch *t = &touch[i];
-
-			memcpy(fes + n, u->fes + k, (t->idx - k) * sizeof(*fes));
-			n += t->idx - k;
-			k = t->idx;
-			if (t->cur) {
-				k++;
-				if (t->svc)
-					frontend_update(u, t->cur, &t->k, t->pool, t->svc, &res);
-				if (t->svc || !frontend_close(u, t->cur, &res))
-					fes[n++] = t->cur;
-			} else if (t->svc) {
-				struct us_frontend *nf = frontend_create(u, &t->k, t->pool, t->svc, &res);
-
-				if (nf)
-					fes[n++] = nf;
-			}
-		}
-		memcpy(fes + n, u->fes + k, (u->n_fes - k) * sizeof(*fes));
-		n += u->n_fes - k;
-		free(u->fes);
-		u->fes = fes;
-		u->n_fes = n;
-		fes = NULL;
-	} else {
-		for (i = 0; i < n_touch; i++)
-			if (touch[i].cur && touch[i].svc)
-				frontend_update(u, touch[i].cur, &touch[i].k, touch[i].pool, touch[i].svc, &res);
-	}
-
-	/* 4. Removed sets go; SCTP frontends are noted or forgotten. */
-	for (i = 0; i < n_doomed; i++)
-		pool_free(u, doomed[i]);
-	for (i = 0; i < diff->n_fe_removed; i++)
-		if (diff->fe_removed[i]->proto == INET_PROTO_SCTP)
-			skipped_forget(u, diff->fe_removed[i]);
-	for (i = 0; i < diff->n_fe_added; i++)
-		if (diff->fe_added[i]->proto == INET_PROTO_SCTP)
-			note_skipped(u, diff->fe_added[i], u->skipped, &u->n_skipped);
-
-	/* 5. The checker only when a checked set changed; the redirects only
-	 *    when a relay opened or went. */
-	if (health)
-		result_err(&res, health_update(u));
-	listeners_settle(u, res.relays_changed, &res);
-	touches_free(touch, n_touch);
-	free(staged);
-	free(doomed);
-	log_debug("userspace: update: %zu sets rebuilt, %zu removed, %zu frontends looked at "
-		  "(%zu to open, %zu to close) in %.3f ms", n_staged, n_doomed, n_touch, n_open, n_close,
-		  now_ms() - t0);
-	return res.err;
-fail:
-	for (i = 0; i < n_staged; i++)
-		staged_discard(&staged[i]);
-	for (i = 0; i < n_doomed; i++)
-		doomed[i]->doomed = false;
-	touches_free(touch, n_touch);
-	free(staged);
-	free(doomed);
-	free(pools);
-	free(fes);
-	return log_warn_errno(r, "userspace: update failed, previous state kept");
-}
-
-/* ---- introspection, init, fini ---- */
-
-int userspace_endpoint_usable(void *priv, const char *epset_key, const struct inet_addr *addr,
+int userspace_endpoint_usable(void *priv, const char *us_epset_key, const struct inet_addr *addr,
 			      uint16_t port)
 {
 	struct userspace *u = priv;
-	struct us_pool *p = u && u->ready ? pool_find(u, epset_key) : NULL;
+	struct us_pool *p = u && u->ready ? us_pool_find(u, us_epset_key) : NULL;
 
 	for (size_t i = 0; p && i < p->d.n_eps; i++)
 		if (p->d.eps[i]->port == port && inet_addr_cmp(&p->d.eps[i]->addr, addr) == 0)
 			return balancer_endpoint_usable(p->d.eps[i]) ? 1 : 0;
 	return -ENOENT;
-}
-
-void userspace_get_stats(void *priv, struct userspace_stats *ret)
-{
-	const struct userspace *u = priv;
-
-	*ret = u->stats;
-}
-
-const void *userspace_frontend_snapshot(void *priv, const struct inet_addr *addr,
-					enum inet_proto proto, uint16_t port)
-{
-	struct userspace *u = priv;
-	struct us_key k = { .addr = *addr, .proto = proto, .port = port };
-	struct relay_service *s;
-	size_t i;
-
-	if (!u || !u->ready)
-		return NULL;
-	i = fes_lower(u, &k);
-	if (i == u->n_fes || key_cmp_fe(&k, u->fes[i]->fe) != 0)
-		return NULL;
-	/* Identity only: the frontend keeps its own reference. */
-	s = relay_frontend_service(u->fes[i]->fe);
-	relay_service_unref(s);
-	return s;
-}
-
-/* check_state's verdict on one disagreement: logged, -EUCLEAN. */
-#define check_fail(...) log_warn_errno(-EUCLEAN, "userspace: state check: " __VA_ARGS__)
-
-static int check_pool(const struct us_pool *p, const struct plan_epset *e)
-{
-	const struct us_pool_data *d = &p->d;
-
-	if (d->n_eps != e->n_endpoints || d->balancer->n_eps != e->n_endpoints ||
-	    d->balancer->algo != e->balance || d->balancer->affinity != d->affinity ||
-	    !d->affinity != !e->affinity || d->health.enabled != e->health.enabled ||
-	    p->in_checked != e->health.enabled)
-		return check_fail("set %s: policy or size differs from the plan", p->key);
-	for (size_t k = 0; k < d->n_eps; k++)
-		if (d->balancer->eps[k] != d->eps[k] ||
-		    ep_cmp(&d->eps[k]->addr, d->eps[k]->port, &e->endpoints[k].addr, e->endpoints[k].port))
-			return check_fail("set %s: endpoint %zu differs from the plan", p->key, k);
-	return 0;
-}
-
-static int check_frontend(const struct userspace *u, const struct us_frontend *uf,
-			  const struct plan_frontend *f, const struct us_pool *pool)
-{
-	struct relay_service *s = relay_frontend_service(uf->fe), *rs = NULL;
-	int r = 0;
-
-	if (uf->relay)
-		rs = relay_frontend_service(uf->relay);
-	if (uf->pool != pool)
-		r = check_fail("%s serves the wrong set", uf->fe->name);
-	else if (s->balancer != (pool ? pool->d.balancer : u->empty))
-		r = check_fail("%s: its snapshot is not over its set's pool", uf->fe->name);
-	else if (s->when_empty != f->when_empty || s->n_source_ranges != f->n_source_ranges ||
-		 (f->n_source_ranges &&
-		  memcmp(s->source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
-		r = check_fail("%s: its snapshot's policy differs from the plan", uf->fe->name);
-	else if (uf->relay && rs != s)
-		r = check_fail("%s: its relay serves another snapshot", uf->fe->name);
-	else if (!uf->relay != !wants_relay(u, &(struct us_key){ uf->fe->addr, uf->fe->proto, uf->fe->port }))
-		r = check_fail("%s: relay %s", uf->fe->name, uf->relay ? "not wanted" : "missing");
-	relay_service_unref(rs);
-	relay_service_unref(s);
-	return r;
-}
-
-int userspace_check_state(void *priv, const struct plan *plan)
-{
-	struct userspace *u = priv;
-	size_t n_pools = 0, n_fes = 0, n_users = 0, n_linked = 0;
-	int r;
-
-	if (!u || !u->ready)
-		return -EINVAL;
-	for (size_t i = 0; i < plan->n_epsets; i++) {
-		const struct plan_epset *e = &plan->epsets[i];
-		const struct us_pool *p;
-
-		if (e->proto == INET_PROTO_SCTP)
-			continue;
-		p = pool_find(u, epset_key(e));
-		if (!p)
-			return check_fail("no pool for set %s", epset_key(e));
-		r = check_pool(p, e);
-		if (r < 0)
-			return r;
-		n_pools++;
-	}
-	if (n_pools != u->n_pools || !pools_sorted(u->pools, u->n_pools))
-		return check_fail("%zu pools for %zu sets, or out of order", u->n_pools, n_pools);
-	for (size_t i = 0; i < plan->n_frontends; i++) {
-		const struct plan_frontend *f = &plan->frontends[i];
-		const struct us_pool *pool = NULL;
-		struct us_key k = key_of(f);
-		size_t idx;
-
-		if (f->proto == INET_PROTO_SCTP || plan_fe_owner(plan, &k) != f)
-			continue;
-		idx = fes_lower(u, &k);
-		if (idx == u->n_fes || key_cmp_fe(&k, u->fes[idx]->fe) != 0)
-			return check_fail("frontend %s/%u is not open", inet_proto_name(k.proto), k.port);
-		if (f->epset && f->epset->proto != INET_PROTO_SCTP)
-			pool = pool_find(u, epset_key(f->epset));
-		r = check_frontend(u, u->fes[idx], f, pool);
-		if (r < 0)
-			return r;
-		n_fes++;
-	}
-	if (n_fes != u->n_fes)
-		return check_fail("%zu frontends open, the plan has %zu", u->n_fes, n_fes);
-	for (size_t i = 0; i < u->n_fes; i++) {
-		n_linked += u->fes[i]->pool != NULL;
-		if (i > 0 && key_cmp_fe(&(struct us_key){ u->fes[i - 1]->fe->addr, u->fes[i - 1]->fe->proto,
-							  u->fes[i - 1]->fe->port }, u->fes[i]->fe) >= 0)
-			return check_fail("frontends out of order at %s", u->fes[i]->fe->name);
-	}
-	for (size_t i = 0; i < u->n_pools; i++)
-		for (const struct us_frontend *f = u->pools[i]->users; f; f = f->user_next, n_users++)
-			if (f->pool != u->pools[i])
-				return check_fail("set %s lists a frontend of another", u->pools[i]->key);
-	if (n_users != n_linked)
-		return check_fail("%zu frontends linked to sets, %zu listed by them", n_linked, n_users);
-	for (const struct us_pool *p = u->checked; p; p = p->checked_next)
-		if (!p->d.health.enabled)
-			return check_fail("set %s is checked without asking", p->key);
-	return 0;
 }
 
 static void userspace_fini(void *priv)
@@ -1598,7 +1046,7 @@ static void userspace_fini(void *priv)
 	/* The frontends are gone: nothing to detach. */
 	for (size_t i = 0; i < u->n_pools; i++) {
 		u->pools[i]->users = NULL;
-		pool_free(u, u->pools[i]);
+		us_pool_free(u, u->pools[i]);
 	}
 	free(u->pools);
 	balancer_unref(u->empty);
@@ -1651,7 +1099,7 @@ const struct backend_ops userspace_backend_ops = {
 	 * snapshots for the frontends it adds or changes and for those of its
 	 * sets, listeners opened and closed for the frontends it adds and
 	 * removes. Any error: the core falls back to sync. */
-	.apply = userspace_apply,
+	.apply = us_apply,
 	/* Listeners as the relay would open them (userspace_render.c). */
 	.render = userspace_render,
 	/* Nothing outlives the process (fini removes the interception). */

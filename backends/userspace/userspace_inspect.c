@@ -1,0 +1,144 @@
+/* Introspection of the userspace backend's state, for tests: counters,
+ * snapshot identity, and a check that the state is what a sync of a plan
+ * would leave (userspace.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "us_state.h"
+
+void userspace_get_stats(void *priv, struct userspace_stats *ret)
+{
+	const struct userspace *u = priv;
+
+	*ret = u->stats;
+}
+
+const void *userspace_frontend_snapshot(void *priv, const struct inet_addr *addr,
+					enum inet_proto proto, uint16_t port)
+{
+	struct userspace *u = priv;
+	struct us_key k = { .addr = *addr, .proto = proto, .port = port };
+	struct relay_service *s;
+	size_t i;
+
+	if (!u || !u->ready)
+		return NULL;
+	i = us_fes_lower(u, &k);
+	if (i == u->n_fes || us_key_cmp_fe(&k, u->fes[i]->fe) != 0)
+		return NULL;
+	/* Identity only: the frontend keeps its own reference. */
+	s = relay_frontend_service(u->fes[i]->fe);
+	relay_service_unref(s);
+	return s;
+}
+
+/* check_state's verdict on one disagreement: logged, -EUCLEAN. */
+#define check_fail(...) log_warn_errno(-EUCLEAN, "userspace: state check: " __VA_ARGS__)
+
+static int check_pool(const struct us_pool *p, const struct plan_epset *e)
+{
+	const struct us_pool_data *d = &p->d;
+
+	if (d->n_eps != e->n_endpoints || d->balancer->n_eps != e->n_endpoints ||
+	    d->balancer->algo != e->balance || d->balancer->affinity != d->affinity ||
+	    !d->affinity != !e->affinity || d->health.enabled != e->health.enabled ||
+	    p->in_checked != e->health.enabled)
+		return check_fail("set %s: policy or size differs from the plan", p->key);
+	for (size_t k = 0; k < d->n_eps; k++)
+		if (d->balancer->eps[k] != d->eps[k] ||
+		    us_ep_cmp(&d->eps[k]->addr, d->eps[k]->port, &e->endpoints[k].addr, e->endpoints[k].port))
+			return check_fail("set %s: endpoint %zu differs from the plan", p->key, k);
+	return 0;
+}
+
+static int check_frontend(const struct userspace *u, const struct us_frontend *uf,
+			  const struct plan_frontend *f, const struct us_pool *pool)
+{
+	struct relay_service *s = relay_frontend_service(uf->fe), *rs = NULL;
+	int r = 0;
+
+	if (uf->relay)
+		rs = relay_frontend_service(uf->relay);
+	if (uf->pool != pool)
+		r = check_fail("%s serves the wrong set", uf->fe->name);
+	else if (s->balancer != (pool ? pool->d.balancer : u->empty))
+		r = check_fail("%s: its snapshot is not over its set's pool", uf->fe->name);
+	else if (s->when_empty != f->when_empty || s->n_source_ranges != f->n_source_ranges ||
+		 (f->n_source_ranges &&
+		  memcmp(s->source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
+		r = check_fail("%s: its snapshot's policy differs from the plan", uf->fe->name);
+	else if (uf->relay && rs != s)
+		r = check_fail("%s: its relay serves another snapshot", uf->fe->name);
+	else if (!uf->relay != !us_wants_relay(u, &(struct us_key){ uf->fe->addr, uf->fe->proto, uf->fe->port }))
+		r = check_fail("%s: relay %s", uf->fe->name, uf->relay ? "not wanted" : "missing");
+	relay_service_unref(rs);
+	relay_service_unref(s);
+	return r;
+}
+
+int userspace_check_state(void *priv, const struct plan *plan)
+{
+	struct userspace *u = priv;
+	size_t n_pools = 0, n_fes = 0, n_users = 0, n_linked = 0;
+	int r;
+
+	if (!u || !u->ready)
+		return -EINVAL;
+	for (size_t i = 0; i < plan->n_epsets; i++) {
+		const struct plan_epset *e = &plan->epsets[i];
+		const struct us_pool *p;
+
+		if (e->proto == INET_PROTO_SCTP)
+			continue;
+		p = us_pool_find(u, us_epset_key(e));
+		if (!p)
+			return check_fail("no pool for set %s", us_epset_key(e));
+		r = check_pool(p, e);
+		if (r < 0)
+			return r;
+		n_pools++;
+	}
+	if (n_pools != u->n_pools || !us_pools_sorted(u->pools, u->n_pools))
+		return check_fail("%zu pools for %zu sets, or out of order", u->n_pools, n_pools);
+	for (size_t i = 0; i < plan->n_frontends; i++) {
+		const struct plan_frontend *f = &plan->frontends[i];
+		const struct us_pool *pool = NULL;
+		struct us_key k = us_key_of(f);
+		size_t idx;
+
+		if (f->proto == INET_PROTO_SCTP || us_plan_fe_owner(plan, &k) != f)
+			continue;
+		idx = us_fes_lower(u, &k);
+		if (idx == u->n_fes || us_key_cmp_fe(&k, u->fes[idx]->fe) != 0)
+			return check_fail("frontend %s/%u is not open", inet_proto_name(k.proto), k.port);
+		if (f->epset && f->epset->proto != INET_PROTO_SCTP)
+			pool = us_pool_find(u, us_epset_key(f->epset));
+		r = check_frontend(u, u->fes[idx], f, pool);
+		if (r < 0)
+			return r;
+		n_fes++;
+	}
+	if (n_fes != u->n_fes)
+		return check_fail("%zu frontends open, the plan has %zu", u->n_fes, n_fes);
+	for (size_t i = 0; i < u->n_fes; i++) {
+		n_linked += u->fes[i]->pool != NULL;
+		if (i > 0 && us_key_cmp_fe(&(struct us_key){ u->fes[i - 1]->fe->addr, u->fes[i - 1]->fe->proto,
+							  u->fes[i - 1]->fe->port }, u->fes[i]->fe) >= 0)
+			return check_fail("frontends out of order at %s", u->fes[i]->fe->name);
+	}
+	for (size_t i = 0; i < u->n_pools; i++)
+		for (const struct us_frontend *f = u->pools[i]->users; f; f = f->user_next, n_users++)
+			if (f->pool != u->pools[i])
+				return check_fail("set %s lists a frontend of another", u->pools[i]->key);
+	if (n_users != n_linked)
+		return check_fail("%zu frontends linked to sets, %zu listed by them", n_linked, n_users);
+	for (const struct us_pool *p = u->checked; p; p = p->checked_next)
+		if (!p->d.health.enabled)
+			return check_fail("set %s is checked without asking", p->key);
+	return 0;
+}
+
