@@ -790,6 +790,42 @@ static bool kernel_digest_matches(const struct nftables *n, const struct nft_ele
 	return bsearch(n->adds[lo], kernel, n_kernel, sizeof(*kernel), elem_cmp_qsort) != NULL;
 }
 
+/* Dumps per set before giving up on a consistent read. */
+#define READ_TRIES 5
+
+/* Append family's set to have, read so that it can be trusted: a dump
+ * that walks a hash table while the kernel resizes it (it does so in the
+ * background after big inserts) can return an element twice and miss
+ * another. Such a read is thrown away and done again, a few times, then
+ * -EAGAIN (the caller replaces the tables instead). */
+static int read_set_consistent(struct nftables *n, int family, enum nft_set_id set, struct nft_elem_vec *have)
+{
+	size_t start = have->n;
+
+	for (int tries = 0; tries < READ_TRIES; tries++) {
+		bool dup = false;
+		int r = nft_read_set(n->nl, family, set, have);
+
+		if (r < 0)
+			return r;
+		if (have->n - start > 1)
+			qsort(have->v + start, have->n - start, sizeof(*have->v), elem_cmp_qsort);
+		for (size_t i = start + 1; i < have->n && !dup; i++) {
+			bool same_key;
+
+			nft_elem_cmp(&have->v[i - 1], &have->v[i], &same_key);
+			dup = same_key;
+		}
+		if (!dup)
+			return 0;
+		log_debug("nftables: set %s read with a duplicate (resized during the dump): reading it again",
+			  nft_set_name(set));
+		have->n = start;
+		usleep(20000);
+	}
+	return -EAGAIN;
+}
+
 /* Every element of ferry's sets in the kernel, sorted, into *have; the
  * plan's elements are n->adds, sorted by elem_ptr_cmp. The sets are
  * dumped, except the slot tables (a million elements at 100k services,
@@ -810,7 +846,7 @@ static int kernel_elems(struct nftables *n, struct nft_elem_vec *have)
 		for (int s = 0; s < NFT_SET_COUNT && r == 0; s++) {
 			if (is_slot_set((uint8_t)s))
 				continue;
-			r = nft_read_set(n->nl, fam ? AF_INET6 : AF_INET, (enum nft_set_id)s, have);
+			r = read_set_consistent(n, fam ? AF_INET6 : AF_INET, (enum nft_set_id)s, have);
 			if (r < 0)
 				log_info("nftables: cannot read set %s %s %s (%s): replacing the tables",
 					 fam ? "ip6" : "ip", NFT_TABLE_NAME, nft_set_name((enum nft_set_id)s),
