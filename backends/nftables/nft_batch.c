@@ -13,6 +13,7 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
+#include <libnftnl/set.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
@@ -117,6 +118,18 @@ void nft_batch_msg_end(struct nft_batch *b, struct nlmsghdr *nlh)
 	b->msgs[b->n_msgs].len = NLMSG_ALIGN(nlh->nlmsg_len);
 	b->len += NLMSG_ALIGN(nlh->nlmsg_len);
 	b->n_msgs++;
+}
+
+int nft_batch_set_elems(struct nft_batch *b, struct nftnl_set *s, uint16_t family, int add, const char *desc)
+{
+	struct nlmsghdr *nlh = nft_batch_msg_begin(b, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, family,
+						    add ? NLM_F_CREATE : 0, desc);
+
+	if (!nlh)
+		return -ENOMEM;
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nft_batch_msg_end(b, nlh);
+	return 0;
 }
 
 size_t nft_batch_count(const struct nft_batch *b)

@@ -47,6 +47,12 @@ struct nlmsghdr *nft_batch_msg_begin(struct nft_batch *b, uint16_t type, uint16_
 /* Account for the message begun last (its nlmsg_len is final). */
 void nft_batch_msg_end(struct nft_batch *b, struct nlmsghdr *nlh);
 
+struct nftnl_set;
+/* Append one NEWSETELEM (add) or DELSETELEM message for family (an
+ * NFPROTO_* value) carrying the elements of s (its table, name and
+ * elements set by the caller). 0 or -ENOMEM. */
+int nft_batch_set_elems(struct nft_batch *b, struct nftnl_set *s, uint16_t family, int add, const char *desc);
+
 /* Number of messages in the batch, and the raw bytes (messages only, no
  * BEGIN/END), for tests that parse messages back. */
 size_t nft_batch_count(const struct nft_batch *b);

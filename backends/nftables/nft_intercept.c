@@ -315,7 +315,6 @@ static int elems_msgs(struct nft_batch *b, bool add, const struct icpt_elem *con
 		int family = ELEM_FAMILY(elems[i]);
 		size_t alen = family == AF_INET6 ? 16 : 4, j = i;
 		struct nftnl_set *s = nftnl_set_alloc();
-		struct nlmsghdr *nlh;
 		char desc[96];
 		int r = 0;
 
@@ -346,14 +345,7 @@ static int elems_msgs(struct nft_batch *b, bool add, const struct icpt_elem *con
 			snprintf(desc, sizeof(desc), "%s %zu elements %s %s ferry_intercept relay_ports "
 				 "(from index %zu)", add ? "add" : "delete", j - i, add ? "to" : "from",
 				 family == AF_INET6 ? "ip6" : "ip", i);
-			nlh = nft_batch_msg_begin(b, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
-						  (uint16_t)nfproto(family), add ? NLM_F_CREATE : 0, desc);
-			if (nlh) {
-				nftnl_set_elems_nlmsg_build_payload(nlh, s);
-				nft_batch_msg_end(b, nlh);
-			} else {
-				r = -ENOMEM;
-			}
+			r = nft_batch_set_elems(b, s, (uint16_t)nfproto(family), add, desc);
 		}
 		nftnl_set_free(s);
 		if (r < 0)

@@ -499,7 +499,6 @@ int nft_elems_msgs(struct nft_batch *b, bool add, const struct nft_elem *const *
 	while (i < n) {
 		const struct nft_elem *first = elems[i];
 		struct nftnl_set *s = nftnl_set_alloc();
-		struct nlmsghdr *nlh;
 		size_t j = i;
 		char desc[96];
 		int r = 0;
@@ -520,14 +519,7 @@ int nft_elems_msgs(struct nft_batch *b, bool add, const struct nft_elem *const *
 			snprintf(desc, sizeof(desc), "%s %zu elements %s set %s %s (first of batch index %zu)",
 				 add ? "add" : "delete", j - i, add ? "to" : "from",
 				 first->family == AF_INET6 ? "ip6" : "ip", set_defs[first->set].name, i);
-			nlh = nft_batch_msg_begin(b, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
-						  (uint16_t)nfproto(first->family), add ? NLM_F_CREATE : 0, desc);
-			if (nlh) {
-				nftnl_set_elems_nlmsg_build_payload(nlh, s);
-				nft_batch_msg_end(b, nlh);
-			} else {
-				r = -ENOMEM;
-			}
+			r = nft_batch_set_elems(b, s, (uint16_t)nfproto(first->family), add, desc);
 		}
 		nftnl_set_free(s);
 		if (r < 0)
