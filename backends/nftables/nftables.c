@@ -28,7 +28,7 @@
 
 #include "log.h"
 #include "nft_batch.h"
-#include "nft_conntrack.h"
+#include "conntrack.h"
 #include "nft_elems.h"
 #include "nft_intercept.h"
 #include "nft_read.h"
@@ -81,7 +81,7 @@ struct nftables {
 	char (*aff_chains)[56];
 	size_t n_aff_chains, cap_aff_chains;
 	/* UDP endpoints removed by this commit: their conntrack entries go. */
-	struct nft_ct_target *ct_gone;
+	struct conntrack_target *ct_gone;
 	size_t n_ct_gone, cap_ct_gone;
 	/* The slot table ("slots") per family, [0] ip and [1] ip6: its element
 	 * count as committed, and the size ferry declared for it (0: none yet
@@ -263,7 +263,7 @@ static int ct_gone_push(struct nftables *n, const struct nft_elem *e)
 {
 	/* A slot element of a UDP frontend: its endpoint may be gone. */
 	size_t alen = e->family == AF_INET6 ? 16 : 4;
-	struct nft_ct_target t = { .family = e->family };
+	struct conntrack_target t = { .family = e->family };
 	size_t proto_off = e->set == NFT_SET_SLOTS || e->set == NFT_SET_AFF_SLOTS ? alen : 0;
 
 	if (e->key[proto_off] != IPPROTO_UDP)
@@ -275,7 +275,7 @@ static int ct_gone_push(struct nftables *n, const struct nft_elem *e)
 			return 0;
 	if (n->n_ct_gone == n->cap_ct_gone) {
 		size_t c = n->cap_ct_gone ? n->cap_ct_gone * 2 : 16;
-		struct nft_ct_target *p = realloc(n->ct_gone, c * sizeof(*p));
+		struct conntrack_target *p = realloc(n->ct_gone, c * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		n->ct_gone = p;
@@ -1026,7 +1026,7 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 		 "(%zu messages) in %.1f ms (reading %.1f ms); rules kept",
 		 kept, n->n_dels, n->n_adds, nft_batch_count(n->batch), now_ms() - t0, t_read);
 	if (n->n_ct_gone)
-		nft_conntrack_flush_udp(n->ct_gone, n->n_ct_gone);
+		conntrack_flush_udp(n->ct_gone, n->n_ct_gone);
 	nft_elem_vec_done(&have);
 	n->need_full = false;
 	return 0;
@@ -1129,7 +1129,7 @@ static int nftables_incremental(struct nftables *n, const struct plan *plan,
 		  "in %.2f ms", n_changed, n_removed, n->n_dels, n->n_adds, nft_batch_count(n->batch),
 		  now_ms() - t0);
 	if (n->n_ct_gone)
-		nft_conntrack_flush_udp(n->ct_gone, n->n_ct_gone);
+		conntrack_flush_udp(n->ct_gone, n->n_ct_gone);
 
 	/* Commit succeeded: move the new element lists in. Removals first (by
 	 * descending index), then updates in place, then inserts. */

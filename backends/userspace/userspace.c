@@ -15,7 +15,7 @@
  * sync rebuilds every pool and snapshot: the full reconciliation, the
  * reference apply must agree with, and the core's way out of any error.
  *
- * Interception (cfg->intercept, proxy/intercept.h). A VIP listener only
+ * Interception (cfg->intercept, proxy/core/intercept.h). A VIP listener only
  * sees packets the host delivers locally: a cluster IP or an external IP
  * that is not assigned here is routed on, not delivered. So when main hands
  * us an interception provider, every frontend except the wildcard node

@@ -1,4 +1,4 @@
-/* Interception for the userspace relay (proxy/intercept.h) with nftables:
+/* Interception for the userspace relay (proxy/core/intercept.h) with nftables:
  * tables "ip ferry_intercept" / "ip6 ferry_intercept", a map
  * address . proto . port : relay port, and `redirect` in the nat prerouting
  * and output hooks. Separate from the nftables backend's own tables, so the

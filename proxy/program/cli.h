@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "backend.h"
+#include "registry.h"
 #include "loop.h"
 #include "model.h"
 #include "planner.h"

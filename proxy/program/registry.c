@@ -2,7 +2,7 @@
  * --backend auto tries them (nftables, ipvs, userspace; only those that
  * exist in this build are listed). Explicit on purpose: no constructors or
  * linker sections, so static linking and reading the code both stay simple. */
-#include "backend.h"
+#include "registry.h"
 
 #include <string.h>
 

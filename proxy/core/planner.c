@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sorted_diff.h"
 
 struct planner {
 	char *node_name;
@@ -909,11 +910,80 @@ static bool epset_equal(const struct plan_epset *x, const struct plan_epset *y)
 	return true;
 }
 
+static int fe_diff_cmp(const void *x, const void *y, void *ctx)
+{
+	(void)ctx;
+	return cmp_fe_key(x, y);
+}
+
+static int fe_diff_removed(const void *x, void *ctx)
+{
+	struct plan_diff *d = ctx;
+
+	d->fe_removed[d->n_fe_removed++] = x;
+	return 0;
+}
+
+static int fe_diff_added(const void *y, void *ctx)
+{
+	struct plan_diff *d = ctx;
+
+	d->fe_added[d->n_fe_added++] = y;
+	return 0;
+}
+
+static int fe_diff_kept(const void *x, const void *y, void *ctx)
+{
+	struct plan_diff *d = ctx;
+
+	if (!frontend_equal(x, y))
+		d->fe_changed[d->n_fe_changed++] = y;
+	return 0;
+}
+
+static const struct sorted_diff_ops fe_diff_ops = {
+	.cmp = fe_diff_cmp, .removed = fe_diff_removed, .added = fe_diff_added, .kept = fe_diff_kept,
+};
+
+static int eps_diff_cmp(const void *x, const void *y, void *ctx)
+{
+	(void)ctx;
+	return strcmp(((const struct plan_epset *)x)->key, ((const struct plan_epset *)y)->key);
+}
+
+static int eps_diff_removed(const void *x, void *ctx)
+{
+	struct plan_diff *d = ctx;
+
+	d->eps_removed[d->n_eps_removed++] = x;
+	return 0;
+}
+
+static int eps_diff_added(const void *y, void *ctx)
+{
+	struct plan_diff *d = ctx;
+
+	d->eps_added[d->n_eps_added++] = y;
+	return 0;
+}
+
+static int eps_diff_kept(const void *x, const void *y, void *ctx)
+{
+	struct plan_diff *d = ctx;
+
+	if (!epset_equal(x, y))
+		d->eps_changed[d->n_eps_changed++] = y;
+	return 0;
+}
+
+static const struct sorted_diff_ops eps_diff_ops = {
+	.cmp = eps_diff_cmp, .removed = eps_diff_removed, .added = eps_diff_added, .kept = eps_diff_kept,
+};
+
 static int diff_plans(const struct plan *old, const struct plan *new, struct plan_diff *d)
 {
 	size_t nf = old->n_frontends + new->n_frontends + 1;
 	size_t ne = old->n_epsets + new->n_epsets + 1;
-	size_t i = 0, j = 0;
 
 	memset(d, 0, sizeof(*d));
 	/* Worst-case sizes: an array per category costs less than two passes. */
@@ -928,43 +998,10 @@ static int diff_plans(const struct plan *old, const struct plan *new, struct pla
 		diff_clear(d);
 		return -ENOMEM;
 	}
-	while (i < old->n_frontends || j < new->n_frontends) {
-		const struct plan_frontend *a = i < old->n_frontends ? &old->frontends[i] : NULL;
-		const struct plan_frontend *c = j < new->n_frontends ? &new->frontends[j] : NULL;
-		int k = !a ? 1 : !c ? -1 : cmp_fe_key(a, c);
-
-		if (k < 0) {
-			d->fe_removed[d->n_fe_removed++] = a;
-			i++;
-		} else if (k > 0) {
-			d->fe_added[d->n_fe_added++] = c;
-			j++;
-		} else {
-			if (!frontend_equal(a, c))
-				d->fe_changed[d->n_fe_changed++] = c;
-			i++;
-			j++;
-		}
-	}
-	i = j = 0;
-	while (i < old->n_epsets || j < new->n_epsets) {
-		const struct plan_epset *a = i < old->n_epsets ? &old->epsets[i] : NULL;
-		const struct plan_epset *c = j < new->n_epsets ? &new->epsets[j] : NULL;
-		int k = !a ? 1 : !c ? -1 : strcmp(a->key, c->key);
-
-		if (k < 0) {
-			d->eps_removed[d->n_eps_removed++] = a;
-			i++;
-		} else if (k > 0) {
-			d->eps_added[d->n_eps_added++] = c;
-			j++;
-		} else {
-			if (!epset_equal(a, c))
-				d->eps_changed[d->n_eps_changed++] = c;
-			i++;
-			j++;
-		}
-	}
+	sorted_diff(old->frontends, old->n_frontends, sizeof(*old->frontends), new->frontends, new->n_frontends,
+		    sizeof(*new->frontends), &fe_diff_ops, d);
+	sorted_diff(old->epsets, old->n_epsets, sizeof(*old->epsets), new->epsets, new->n_epsets,
+		    sizeof(*new->epsets), &eps_diff_ops, d);
 	return 0;
 }
 

@@ -1,12 +1,12 @@
 /* Mechanism: stale UDP conntrack entries of removed endpoints, deleted
- * through raw ctnetlink messages built with libmnl. See nft_conntrack.h.
+ * through raw ctnetlink messages built with libmnl. See conntrack.h.
  *
  * UDP has no connection end, so a client that keeps sending to a service
  * keeps its conntrack entry (and its DNAT to a dead endpoint) for as long as
  * it sends. kube-proxy deletes those entries; so do we: dump the table,
  * pick the entries whose reply tuple comes from a removed endpoint, and
  * delete them by their original tuple. */
-#include "nft_conntrack.h"
+#include "conntrack.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,7 +23,7 @@
 #include "log.h"
 
 struct ct_dump {
-	const struct nft_ct_target *targets;
+	const struct conntrack_target *targets;
 	size_t n_targets;
 	uint8_t family;
 	/* Original tuples (raw nested attributes) of the entries to delete. */
@@ -76,7 +76,7 @@ static int ct_dump_cb(const struct nlmsghdr *nlh, void *data)
 	if (proto != IPPROTO_UDP)
 		return MNL_CB_OK;
 	for (size_t i = 0; i < d->n_targets; i++) {
-		const struct nft_ct_target *t = &d->targets[i];
+		const struct conntrack_target *t = &d->targets[i];
 		if (t->family != d->family || t->port_be != port || memcmp(t->addr, addr, alen) != 0)
 			continue;
 		if (d->n == d->cap) {
@@ -139,7 +139,7 @@ static int ct_talk(struct mnl_socket *nl, struct nlmsghdr *nlh, mnl_cb_t cb, voi
 	}
 }
 
-static int ct_flush_family(struct mnl_socket *nl, uint8_t family, const struct nft_ct_target *t, size_t n)
+static int ct_flush_family(struct mnl_socket *nl, uint8_t family, const struct conntrack_target *t, size_t n)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct ct_dump d = { .targets = t, .n_targets = n, .family = family };
@@ -166,7 +166,7 @@ static int ct_flush_family(struct mnl_socket *nl, uint8_t family, const struct n
 	return r < 0 ? r : deleted;
 }
 
-int nft_conntrack_flush_udp(const struct nft_ct_target *targets, size_t n)
+int conntrack_flush_udp(const struct conntrack_target *targets, size_t n)
 {
 	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
 	int total = 0, r = 0;
