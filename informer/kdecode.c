@@ -758,18 +758,8 @@ static int annotation_uint(struct ctx *c, const json_t *ann, const char *key, ui
 
 static int service_annotations(struct ctx *c, const struct meta *md, struct kobj_service *svc)
 {
-	static const struct {
-		const char *name;
-		enum balance_algo algo;
-	} algos[] = {
-		{ "round-robin", BALANCE_ROUND_ROBIN },
-		{ "least-conn", BALANCE_LEAST_CONN },
-		{ "random-two", BALANCE_RANDOM_TWO },
-		{ "maglev", BALANCE_MAGLEV },
-	};
 	char path[PATH_MAX_LEN], q[QUOTE_MAX];
 	const char *s;
-	size_t i;
 	int r;
 
 	r = meta_value(c, md->labels, "metadata.labels", "service.kubernetes.io/service-proxy-name", &s);
@@ -783,16 +773,9 @@ static int service_annotations(struct ctx *c, const struct meta *md, struct kobj
 	r = meta_value(c, md->annotations, "metadata.annotations", "ferry.io/balance", &s);
 	if (r < 0)
 		return r;
-	if (s) {
-		for (i = 0; i < sizeof(algos) / sizeof(algos[0]); i++)
-			if (strcmp(s, algos[i].name) == 0)
-				break;
-		if (i == sizeof(algos) / sizeof(algos[0]))
-			return fail(c, map_path(path, "metadata.annotations", "ferry.io/balance"),
-				    "unknown balance algorithm \"%s\" (round-robin, least-conn, random-two, maglev)",
-				    quote(q, s));
-		svc->balance = algos[i].algo;
-	}
+	if (s && balance_algo_parse(s, &svc->balance) < 0)
+		return fail(c, map_path(path, "metadata.annotations", "ferry.io/balance"),
+			    "unknown balance algorithm \"%s\" (%s)", quote(q, s), balance_algo_names());
 
 	r = meta_value(c, md->annotations, "metadata.annotations", "ferry.io/health-check", &s);
 	if (r < 0)

@@ -446,8 +446,9 @@ static void committed_clear(bool close_nl)
 	}
 }
 
-static int intercept_sync(const struct intercept_entry *entries, size_t n)
+static int intercept_sync(void *priv, const struct intercept_entry *entries, size_t n)
 {
+	(void)priv;
 	struct icpt_elem *elems = NULL;
 	size_t n_elems = 0, n_dels = 0, n_adds = 0;
 	struct nft_batch *b = NULL;
@@ -554,8 +555,23 @@ static int intercept_cleanup(void)
 	return r < 0 ? r : ret;
 }
 
+static int intercept_init(void *priv)
+{
+	(void)priv;
+	return 0;
+}
+
+static void intercept_fini(void *priv)
+{
+	(void)priv;
+	committed_clear(true);
+}
+
 const struct intercept_ops nftables_intercept_ops = {
 	.name = "nftables",
+	.priv_size = 1,
+	.init = intercept_init,
 	.sync = intercept_sync,
+	.fini = intercept_fini,
 	.cleanup = intercept_cleanup,
 };

@@ -131,10 +131,11 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 		e->verdict = fe->when_empty == EMPTY_DROP ? NFT_VERDICT_DROP : NFT_VERDICT_REJECT;
 	} else {
 		unsigned slots = nft_slots_for(n);
-		bool masq = fe->masquerade || cfg->masquerade_all;
+		bool masq = fe->masquerade == PLAN_MASQ_ALWAYS;
 		bool local = family == AF_INET6 ? cfg->local_v6 : cfg->local_v4;
 		enum nft_aff_mode mode = masq ? NFT_AFF_MASQ :
-					 fe->kind == FRONTEND_CLUSTER_IP && local && !wc ? NFT_AFF_LOCAL : NFT_AFF_PLAIN;
+					 fe->masquerade == PLAN_MASQ_UNLESS_LOCAL && local && !wc ? NFT_AFF_LOCAL
+												  : NFT_AFF_PLAIN;
 		bool aff = eps->affinity;
 
 		if (ret_truncated && n > slots)
@@ -145,7 +146,7 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 		key_frontend(e, fe, wc);
 		e->verdict = (uint16_t)slots;
 		if (aff) {
-			e->aff_timeout = eps->affinity_timeout_s ? eps->affinity_timeout_s : 10800;
+			e->aff_timeout = eps->affinity_timeout_s; /* set: plan-t.h */
 			e->aff_mode = (uint8_t)mode;
 		}
 		/* Slot i serves endpoint i mod n: every endpoint gets slots/n
@@ -165,12 +166,12 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 				nft_elem_data_endpoint(&out->v[k], &ep->addr, ep->port);
 			}
 		}
-		if (fe->masquerade || cfg->masquerade_all) {
+		if (masq) {
 			if (!(e = nft_elem_vec_push(out)))
 				goto oom;
 			nft_elem_init(e, wc ? NFT_SET_MASQ_NP : NFT_SET_MASQ_FE, family);
 			key_frontend(e, fe, wc);
-		} else if (fe->kind == FRONTEND_CLUSTER_IP) {
+		} else if (fe->masquerade == PLAN_MASQ_UNLESS_LOCAL) {
 			if (!(e = nft_elem_vec_push(out)))
 				goto oom;
 			nft_elem_init(e, NFT_SET_LOCAL_FE, family);

@@ -18,7 +18,6 @@ struct nft_elem_vec {
 
 /* Options of the translation that are not in the plan. */
 struct nft_elems_cfg {
-	bool masquerade_all;   /* --masquerade-all: every frontend masquerades */
 	uint32_t masq_mark;    /* the masquerade mark bit (affinity slots carry it) */
 	/* The family's rules detect local traffic (nft_ruleset_detects_local):
 	 * cluster IPs then go in local_fe and affinity chains mark non-local

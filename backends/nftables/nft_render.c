@@ -67,13 +67,13 @@ static void render_elems(FILE *out, const struct plan *plan, const struct nft_ru
 	nft_elem_vec_done(&vec);
 }
 
-static void render_text(const struct plan *plan, const struct backend_config *cfg, FILE *out)
+static void render_text(const struct plan *plan, const struct nftables_options *opts, FILE *out)
 {
 	struct nft_ruleset_cfg rcfg;
 	struct nft_elems_cfg ecfg;
 	char tag[NFT_RULESET_TAG_LEN];
 
-	if (nftables_config(cfg, &rcfg, &ecfg) < 0) {
+	if (nftables_config(opts, &rcfg, &ecfg) < 0) {
 		fprintf(out, "# invalid nftables options (see the error above)\n");
 		return;
 	}
@@ -86,7 +86,7 @@ static void render_text(const struct plan *plan, const struct backend_config *cf
 	else
 		fprintf(out, "local traffic: from %zu cluster CIDR%s", rcfg.n_cluster_cidrs,
 			rcfg.n_cluster_cidrs == 1 ? "" : "s");
-	fprintf(out, "%s\n", ecfg.masquerade_all ? ", masquerade all" : "");
+	fprintf(out, "\n");
 	for (int fam = 0; fam < 2; fam++) {
 		int family = fam ? AF_INET6 : AF_INET;
 		nft_ruleset_print(out, family, &rcfg);
@@ -94,14 +94,14 @@ static void render_text(const struct plan *plan, const struct backend_config *cf
 	}
 }
 
-void nftables_render(const struct plan *plan, const struct backend_config *cfg, enum plan_format fmt, FILE *out)
+void nftables_render(const struct plan *plan, const void *options, enum plan_format fmt, FILE *out)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *mem;
 
 	if (fmt == PLAN_FORMAT_TEXT) {
-		render_text(plan, cfg, out);
+		render_text(plan, options, out);
 		return;
 	}
 	mem = open_memstream(&text, &len);
@@ -109,7 +109,7 @@ void nftables_render(const struct plan *plan, const struct backend_config *cfg, 
 		fprintf(out, "null");
 		return;
 	}
-	render_text(plan, cfg, mem);
+	render_text(plan, options, mem);
 	fclose(mem);
 	fprintf(out, "{\"backend\":\"nftables\",\"ruleset\":\"");
 	for (size_t i = 0; i < len; i++) {

@@ -1321,24 +1321,30 @@ static int nftables_probe(char *why, size_t why_len)
 	return r;
 }
 
-int nftables_config(const struct backend_config *cfg, struct nft_ruleset_cfg *rcfg, struct nft_elems_cfg *ecfg)
+int nftables_config(const struct nftables_options *opts, struct nft_ruleset_cfg *rcfg,
+		    struct nft_elems_cfg *ecfg)
 {
+	static const struct nftables_options defaults = { 0 };
+	const struct local_detect *local;
+
+	if (!opts)
+		opts = &defaults;
+	local = &opts->local;
 	*rcfg = (struct nft_ruleset_cfg){
-		.masq_mark = cfg->masquerade_mark ? cfg->masquerade_mark : NFTABLES_DEFAULT_MASQ_MARK,
-		.cluster_cidrs = cfg->cluster_cidrs,
-		.n_cluster_cidrs = cfg->n_cluster_cidrs,
+		.masq_mark = opts->masquerade_mark ? opts->masquerade_mark : NFTABLES_DEFAULT_MASQ_MARK,
+		.cluster_cidrs = local->cluster_cidrs,
+		.n_cluster_cidrs = local->n_cluster_cidrs,
 	};
-	if (cfg->local_mode != BACKEND_LOCAL_CLUSTER_CIDR) {
-		size_t len = cfg->local_interface ? strlen(cfg->local_interface) : 0;
+	if (local->mode != LOCAL_DETECT_CLUSTER_CIDR) {
+		size_t len = local->interface ? strlen(local->interface) : 0;
 
 		if (len == 0 || len > NFT_IFNAME_MAX)
 			return log_errno(-EINVAL, "nftables: local interface name '%s' must be 1-%d characters",
-					 cfg->local_interface ? cfg->local_interface : "", NFT_IFNAME_MAX);
-		memcpy(rcfg->local_iifname, cfg->local_interface, len);
-		rcfg->local_iifname_prefix = cfg->local_mode == BACKEND_LOCAL_INTERFACE_NAME_PREFIX;
+					 local->interface ? local->interface : "", NFT_IFNAME_MAX);
+		memcpy(rcfg->local_iifname, local->interface, len);
+		rcfg->local_iifname_prefix = local->mode == LOCAL_DETECT_INTERFACE_NAME_PREFIX;
 	}
 	*ecfg = (struct nft_elems_cfg){
-		.masquerade_all = cfg->masquerade_all,
 		.masq_mark = rcfg->masq_mark,
 		.local_v4 = nft_ruleset_detects_local(rcfg, AF_INET),
 		.local_v6 = nft_ruleset_detects_local(rcfg, AF_INET6),
@@ -1346,21 +1352,21 @@ int nftables_config(const struct backend_config *cfg, struct nft_ruleset_cfg *rc
 	return 0;
 }
 
-static int nftables_init(void *priv, const struct backend_config *cfg)
+static int nftables_init(void *priv, const void *options)
 {
 	struct nftables *n = priv;
 	int r;
 
 	n->need_full = true;
-	r = nftables_config(cfg, &n->rcfg, &n->ecfg);
+	r = nftables_config(options, &n->rcfg, &n->ecfg);
 	if (r < 0)
 		return r;
-	if (cfg->n_cluster_cidrs) {
-		/* Owned copies: cfg need not outlive init. */
-		n->cidrs = calloc(cfg->n_cluster_cidrs, sizeof(*n->cidrs));
+	if (n->rcfg.n_cluster_cidrs) {
+		/* Owned copies: the options need not outlive init. */
+		n->cidrs = calloc(n->rcfg.n_cluster_cidrs, sizeof(*n->cidrs));
 		if (!n->cidrs)
 			return -ENOMEM;
-		memcpy(n->cidrs, cfg->cluster_cidrs, cfg->n_cluster_cidrs * sizeof(*n->cidrs));
+		memcpy(n->cidrs, n->rcfg.cluster_cidrs, n->rcfg.n_cluster_cidrs * sizeof(*n->cidrs));
 		n->rcfg.cluster_cidrs = n->cidrs;
 	}
 	r = nft_ruleset_tag(&n->rcfg, n->tag);
@@ -1375,14 +1381,12 @@ static int nftables_init(void *priv, const struct backend_config *cfg)
 		return log_errno(r, "nftables: cannot open a NETLINK_NETFILTER socket");
 	if (n->rcfg.local_iifname[0])
 		log_info("nftables: masquerade mark 0x%x, detect-local-mode %s: traffic in on iifname \"%s%s\" "
-			 "is local%s", n->rcfg.masq_mark,
+			 "is local", n->rcfg.masq_mark,
 			 n->rcfg.local_iifname_prefix ? "InterfaceNamePrefix" : "BridgeInterface",
-			 n->rcfg.local_iifname, n->rcfg.local_iifname_prefix ? "*" : "",
-			 n->ecfg.masquerade_all ? ", masquerade all" : "");
+			 n->rcfg.local_iifname, n->rcfg.local_iifname_prefix ? "*" : "");
 	else
-		log_info("nftables: masquerade mark 0x%x, detect-local-mode ClusterCIDR: %zu cluster CIDRs%s",
-			 n->rcfg.masq_mark, n->rcfg.n_cluster_cidrs,
-			 n->ecfg.masquerade_all ? ", masquerade all" : "");
+		log_info("nftables: masquerade mark 0x%x, detect-local-mode ClusterCIDR: %zu cluster CIDRs",
+			 n->rcfg.masq_mark, n->rcfg.n_cluster_cidrs);
 	return 0;
 }
 

@@ -88,7 +88,7 @@ struct balancer_affinity *balancer_affinity_new(uint32_t timeout_s)
 		return NULL;
 	}
 	atomic_init(&a->refs, 1);
-	a->timeout_s = timeout_s ? timeout_s : BALANCER_AFFINITY_DEFAULT_S;
+	a->timeout_s = timeout_s;
 	return a;
 }
 
@@ -469,19 +469,4 @@ struct balancer_endpoint *balancer_pick(struct balancer *b, const struct inet_ad
 		pthread_mutex_unlock(&b->affinity->lock);
 	}
 	return chosen;
-}
-
-const char *balancer_algo_name(enum balance_algo algo)
-{
-	switch (algo) {
-	case BALANCE_ROUND_ROBIN:
-		return "round-robin";
-	case BALANCE_LEAST_CONN:
-		return "least-conn";
-	case BALANCE_RANDOM_TWO:
-		return "random-two";
-	case BALANCE_MAGLEV:
-		return "maglev";
-	}
-	return "?";
 }

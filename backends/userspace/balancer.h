@@ -22,9 +22,6 @@
 #include "inet.h"
 #include "model-t.h"
 
-/* Default ClientIP affinity timeout (Kubernetes' 3 hours). */
-#define BALANCER_AFFINITY_DEFAULT_S 10800u
-
 struct balancer_endpoint {
 	struct inet_addr addr;
 	uint16_t port;
@@ -47,8 +44,8 @@ bool balancer_endpoint_usable(const struct balancer_endpoint *ep);
 
 struct balancer_affinity;
 
-/* A ClientIP affinity table whose entries expire timeout_s seconds after
- * their last use (0 means the default). One reference. NULL on ENOMEM. */
+/* A ClientIP affinity table whose entries expire timeout_s seconds (>= 1:
+ * the plan's timeout) after their last use. One reference. NULL on ENOMEM. */
 struct balancer_affinity *balancer_affinity_new(uint32_t timeout_s);
 struct balancer_affinity *balancer_affinity_ref(struct balancer_affinity *a);
 /* Accepts NULL; returns NULL. */
@@ -95,7 +92,5 @@ struct balancer_endpoint *balancer_pick(struct balancer *b, const struct inet_ad
 /* Next value of a xorshift64* generator; *state must be nonzero. */
 uint64_t balancer_random(uint64_t *state);
 
-/* The name of an algorithm as the annotation spells it ("round-robin"...). */
-const char *balancer_algo_name(enum balance_algo algo);
 
 #endif

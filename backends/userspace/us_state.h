@@ -97,6 +97,7 @@ struct userspace {
 	struct us_skipped *skipped;
 	size_t n_skipped;
 	const struct intercept_ops *intercept; /* NULL: no interception */
+	void *intercept_priv;           /* its state (intercept->priv_size bytes), after its init */
 	bool intercept_used;            /* intercept->sync was called once */
 	struct relay_frontend **stale;  /* relays whose close failed: retried */
 	size_t n_stale;

@@ -15,7 +15,7 @@
  * sync rebuilds every pool and snapshot: the full reconciliation, the
  * reference apply must agree with, and the core's way out of any error.
  *
- * Interception (cfg->intercept, proxy/core/intercept.h). A VIP listener only
+ * Interception (userspace_options.intercept, proxy/core/intercept.h). A VIP listener only
  * sees packets the host delivers locally: a cluster IP or an external IP
  * that is not assigned here is routed on, not delivered. So when main hands
  * us an interception provider, every frontend except the wildcard node
@@ -256,7 +256,7 @@ static int pool_build(struct userspace *u, struct us_pool_data *d, const struct 
 		d->eps[d->n_eps++] = ep;
 	}
 	if (e->affinity) {
-		uint32_t t = e->affinity_timeout_s ? e->affinity_timeout_s : BALANCER_AFFINITY_DEFAULT_S;
+		uint32_t t = e->affinity_timeout_s; /* set whenever affinity is (plan-t.h) */
 
 		if (old && old->affinity && balancer_affinity_timeout(old->affinity) == t)
 			d->affinity = balancer_affinity_ref(old->affinity);
@@ -741,7 +741,7 @@ static int intercept_push(struct userspace *u)
 	}
 	u->intercept_used = true;
 	u->stats.intercept_pushes++;
-	r = u->intercept->sync(entries, n);
+	r = u->intercept->sync(u->intercept_priv, entries, n);
 	free(entries);
 	return r;
 }
@@ -1025,12 +1025,16 @@ static void userspace_fini(void *priv)
 	 * redirect to a closed port turns a routable VIP into a refusing one.
 	 * Removed, the traffic is routed as if ferry had never run. */
 	if (u->intercept && u->intercept_used) {
-		int r = u->intercept->cleanup ? u->intercept->cleanup() : u->intercept->sync(NULL, 0);
+		int r = u->intercept->cleanup ? u->intercept->cleanup()
+					      : u->intercept->sync(u->intercept_priv, NULL, 0);
 
 		if (r < 0)
 			log_warn_errno(r, "userspace: removing the %s interception rules failed",
 				       u->intercept->name);
 	}
+	if (u->intercept && u->intercept_priv)
+		u->intercept->fini(u->intercept_priv);
+	free(u->intercept_priv);
 	/* Workers first: they hold references into pools and frontends. */
 	relay_pool_done(&u->relay);
 	u->health = health_free(u->health);
@@ -1054,17 +1058,37 @@ static void userspace_fini(void *priv)
 	memset(u, 0, sizeof(*u));
 }
 
-static int userspace_init(void *priv, const struct backend_config *cfg)
+/* Set up the interception provider's state. 0 or -errno (logged). */
+static int intercept_start(struct userspace *u, const struct intercept_ops *ops)
 {
+	int r;
+
+	u->intercept_priv = calloc(1, ops->priv_size ? ops->priv_size : 1);
+	if (!u->intercept_priv)
+		return log_errno(-ENOMEM, "userspace: cannot allocate the %s interception", ops->name);
+	r = ops->init(u->intercept_priv);
+	if (r < 0) {
+		ops->fini(u->intercept_priv);
+		free(u->intercept_priv);
+		u->intercept_priv = NULL;
+		return log_errno(r, "userspace: cannot set up the %s interception", ops->name);
+	}
+	u->intercept = ops;
+	return 0;
+}
+
+static int userspace_init(void *priv, const void *options)
+{
+	const struct userspace_options *opts = options;
 	struct userspace *u = priv;
 	int r;
 
 	memset(u, 0, sizeof(*u));
-	u->n_workers = cfg && cfg->workers ? cfg->workers : 1;
+	u->n_workers = opts && opts->workers ? opts->workers : 1;
 	u->empty = balancer_new(BALANCE_ROUND_ROBIN, NULL, 0, NULL);
 	if (!u->empty)
 		return log_errno(-ENOMEM, "userspace: cannot allocate the empty endpoint set");
-	r = relay_pool_init(&u->relay, u->n_workers, cfg ? cfg->udp_idle_timeout_ms : 0);
+	r = relay_pool_init(&u->relay, u->n_workers, opts ? opts->udp_idle_timeout_ms : 0);
 	if (r < 0) {
 		u->empty = balancer_unref(u->empty);
 		return log_errno(r, "userspace: cannot start %u relay workers", u->n_workers);
@@ -1075,7 +1099,12 @@ static int userspace_init(void *priv, const struct backend_config *cfg)
 		u->empty = balancer_unref(u->empty);
 		return log_errno(-ENOMEM, "userspace: cannot start the health checker");
 	}
-	u->intercept = cfg ? cfg->intercept : NULL;
+	if (opts && opts->intercept && (r = intercept_start(u, opts->intercept)) < 0) {
+		u->health = health_free(u->health);
+		relay_pool_done(&u->relay);
+		u->empty = balancer_unref(u->empty);
+		return r;
+	}
 	u->ready = true;
 	log_info("userspace: %u relay workers started%s%s", u->n_workers,
 		 u->intercept ? ", traffic to non-local frontends intercepted with " : "",

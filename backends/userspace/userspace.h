@@ -11,12 +11,25 @@
 
 #include "backend.h"
 
+#include "intercept.h"
+
 extern const struct backend_ops userspace_backend_ops;
+
+/* What init and render take as options (NULL: all defaults). */
+struct userspace_options {
+	unsigned workers;              /* relay worker threads; 0 means 1 */
+	uint32_t udp_idle_timeout_ms;  /* UDP flow idle timeout; 0: the relay's default */
+	/* How to steer traffic for non-local frontends (cluster IPs, external
+	 * IPs) to relay listeners; NULL: none. The backend allocates the
+	 * provider's state, calls its init at the first sync that needs it,
+	 * sync after changes, and cleanup + fini at the backend's fini. */
+	const struct intercept_ops *intercept;
+};
 
 /* render slot of userspace_backend_ops: print the listeners the relay would
  * open for plan, one line each in text, one JSON object in JSON
  * ({"backend":"userspace","listeners":[...],"skipped":[...]}). */
-void userspace_render(const struct plan *plan, const struct backend_config *cfg, enum plan_format fmt, FILE *out);
+void userspace_render(const struct plan *plan, const void *options, enum plan_format fmt, FILE *out);
 
 /* Introspection for tests and metrics: may endpoint addr:port of the
  * endpoint set epset_key (the plan's key) take new traffic? Returns 1 (yes),

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "balancer.h"
+#include "kobj.h"
 #include "userspace.h"
 
 static const char *kind_name(enum frontend_kind k)
@@ -64,12 +65,11 @@ static void render_text(const struct plan *plan, unsigned workers, FILE *out)
 		service_label(e, label, sizeof(label));
 		fprintf(out, "listen %s/%s x %u worker%s -> %s (%s, %zu endpoint%s", ep,
 			inet_proto_name(f->proto), workers, workers == 1 ? "" : "s", label,
-			balancer_algo_name(e ? e->balance : BALANCE_ROUND_ROBIN), n, n == 1 ? "" : "s");
+			balance_algo_name(e ? e->balance : BALANCE_ROUND_ROBIN), n, n == 1 ? "" : "s");
 		if (n == 0)
 			fprintf(out, ": %s", f->proto == INET_PROTO_TCP ? "refuse with RST" : "drop");
 		if (e && e->affinity)
-			fprintf(out, ", ClientIP affinity %us",
-				e->affinity_timeout_s ? e->affinity_timeout_s : BALANCER_AFFINITY_DEFAULT_S);
+			fprintf(out, ", ClientIP affinity %us", e->affinity_timeout_s);
 		if (e && e->health.enabled)
 			fprintf(out, ", tcp check every %ums rise %u fall %u", e->health.interval_ms,
 				e->health.rise, e->health.fall);
@@ -100,7 +100,7 @@ static void render_json(const struct plan *plan, FILE *out)
 			inet_proto_name(f->proto), kind_name(f->kind));
 		json_string(out, label);
 		fprintf(out, ",\"balance\":\"%s\",\"whenEmpty\":\"%s\",\"endpoints\":[",
-			balancer_algo_name(e ? e->balance : BALANCE_ROUND_ROBIN),
+			balance_algo_name(e ? e->balance : BALANCE_ROUND_ROBIN),
 			f->proto == INET_PROTO_TCP ? "reset" : "drop");
 		for (size_t k = 0; e && k < e->n_endpoints; k++) {
 			char ep[INET_ENDPOINT_STRLEN];
@@ -110,8 +110,7 @@ static void render_json(const struct plan *plan, FILE *out)
 		}
 		fprintf(out, "],\"affinityTimeoutSeconds\":");
 		if (e && e->affinity)
-			fprintf(out, "%u", e->affinity_timeout_s ? e->affinity_timeout_s
-								  : BALANCER_AFFINITY_DEFAULT_S);
+			fprintf(out, "%u", e->affinity_timeout_s);
 		else
 			fprintf(out, "null");
 		fprintf(out, ",\"healthCheck\":");
@@ -146,10 +145,12 @@ static void render_json(const struct plan *plan, FILE *out)
 	fprintf(out, "]}\n");
 }
 
-void userspace_render(const struct plan *plan, const struct backend_config *cfg, enum plan_format fmt, FILE *out)
+void userspace_render(const struct plan *plan, const void *options, enum plan_format fmt, FILE *out)
 {
+	const struct userspace_options *opts = options;
+
 	if (fmt == PLAN_FORMAT_JSON)
 		render_json(plan, out);
 	else
-		render_text(plan, cfg->workers ? cfg->workers : 1, out);
+		render_text(plan, opts && opts->workers ? opts->workers : 1, out);
 }

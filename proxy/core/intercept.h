@@ -4,7 +4,7 @@
  *
  * The core defines the interface so that a relay backend (userspace) and a
  * kernel-rule provider (nftables) need not include each other: main wires
- * one to the other through struct backend_config.intercept.
+ * one to the other through the userspace backend's options.
  */
 #ifndef FERRY_INTERCEPT_H
 #define FERRY_INTERCEPT_H
@@ -22,12 +22,24 @@ struct intercept_entry {
 	uint16_t relay_port;     /* a local listener (bound to the wildcard address) */
 };
 
+/* An interception provider, used like a backend: the relay backend that
+ * owns it allocates priv_size zeroed bytes, calls init once, sync any
+ * number of times, and fini; all from the control thread. Every piece of
+ * state lives in priv, so two providers (tests) never share any. */
 struct intercept_ops {
 	const char *name;
+	/* Bytes of private state the caller allocates (zeroed). */
+	size_t priv_size;
+	/* Prepare (no kernel change yet). 0 or -errno. */
+	int (*init)(void *priv);
 	/* Make the interception exactly entries (both families), replacing
 	 * the previous set atomically. Idempotent. 0 or -errno (logged). */
-	int (*sync)(const struct intercept_entry *entries, size_t n);
-	/* Remove every interception rule (absent is success). 0 or -errno. */
+	int (*sync)(void *priv, const struct intercept_entry *entries, size_t n);
+	/* Release what init and sync hold in memory; the kernel's rules stay
+	 * (cleanup removes them). Must accept a priv whose init failed. */
+	void (*fini)(void *priv);
+	/* Remove every interception rule (absent is success), from any
+	 * process, also after a crash. 0 or -errno. */
 	int (*cleanup)(void);
 };
 

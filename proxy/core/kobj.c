@@ -1,7 +1,9 @@
 /* Allocation and release of model objects. */
 #include "kobj.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 void kobj_health_defaults(struct health_check_cfg *ret)
 {
@@ -19,7 +21,7 @@ struct kobj_service *kobj_service_new(void)
 	if (!svc)
 		return NULL;
 	svc->type = SVC_TYPE_CLUSTER_IP;
-	svc->affinity_timeout_s = 10800;
+	svc->affinity_timeout_s = KOBJ_AFFINITY_TIMEOUT_DEFAULT_S;
 	svc->external_policy = TRAFFIC_POLICY_CLUSTER;
 	svc->internal_policy = TRAFFIC_POLICY_CLUSTER;
 	svc->balance = BALANCE_ROUND_ROBIN;
@@ -85,4 +87,34 @@ struct kobj_node *kobj_node_free(struct kobj_node *node)
 	free(node->addrs);
 	free(node);
 	return NULL;
+}
+
+/* Annotation names, indexed by enum balance_algo. */
+static const char *const balance_names[] = {
+	[BALANCE_ROUND_ROBIN] = "round-robin",
+	[BALANCE_LEAST_CONN] = "least-conn",
+	[BALANCE_RANDOM_TWO] = "random-two",
+	[BALANCE_MAGLEV] = "maglev",
+};
+
+const char *balance_algo_name(enum balance_algo algo)
+{
+	if ((size_t)algo >= sizeof(balance_names) / sizeof(balance_names[0]) || !balance_names[algo])
+		return "?";
+	return balance_names[algo];
+}
+
+int balance_algo_parse(const char *name, enum balance_algo *ret)
+{
+	for (size_t i = 0; i < sizeof(balance_names) / sizeof(balance_names[0]); i++)
+		if (balance_names[i] && strcmp(name, balance_names[i]) == 0) {
+			*ret = (enum balance_algo)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *balance_algo_names(void)
+{
+	return "round-robin, least-conn, random-two, maglev";
 }

@@ -20,6 +20,15 @@ struct kobj_node *kobj_node_new(void);
 /* Free a node. Accepts NULL; returns NULL. */
 struct kobj_node *kobj_node_free(struct kobj_node *node);
 
+/* The ferry.io/balance annotation value of algo ("round-robin"...), so a
+ * printed plan reads like the manifest; "?" when out of range. The one
+ * table of names: decoding uses balance_algo_parse. */
+const char *balance_algo_name(enum balance_algo algo);
+/* The algorithm an annotation value names: 0 and *ret, or -EINVAL. */
+int balance_algo_parse(const char *name, enum balance_algo *ret);
+/* The accepted names, for error messages ("round-robin, least-conn, ..."). */
+const char *balance_algo_names(void);
+
 /* Health check defaults (2000 ms interval, 1000 ms timeout, rise 2, fall 3). */
 void kobj_health_defaults(struct health_check_cfg *ret);
 

@@ -40,6 +40,9 @@ enum balance_algo {
 	BALANCE_MAGLEV,
 };
 
+/* Kubernetes' ClientIP affinity timeout when the Service names none. */
+#define KOBJ_AFFINITY_TIMEOUT_DEFAULT_S 10800u
+
 /* Active health check settings of one service. From the annotations
  * `ferry.io/health-check` ("tcp" or "none"), `ferry.io/health-check-interval`
  * (ms), `ferry.io/health-check-timeout` (ms), `ferry.io/health-check-rise`,
@@ -85,7 +88,7 @@ struct kobj_service {
 	size_t n_ports;
 
 	bool affinity_client_ip;         /* sessionAffinity: ClientIP */
-	uint32_t affinity_timeout_s;     /* default 10800 */
+	uint32_t affinity_timeout_s;     /* default KOBJ_AFFINITY_TIMEOUT_DEFAULT_S */
 	enum traffic_policy external_policy;
 	enum traffic_policy internal_policy;
 	uint16_t health_check_node_port; /* 0 when none */

@@ -4,6 +4,20 @@
  * pointing at an endpoint set carrying the policy. Every Kubernetes rule
  * (traffic policies, terminating fallback, topology, headless/ExternalName
  * filtering) has already been applied: backends translate, never re-derive.
+ *
+ * What a backend may rely on (the planner guarantees it; tests pin it):
+ * - frontends are sorted by (kind, addr, proto, port) with no duplicates;
+ *   epsets by key; every frontend's epset points into the same plan;
+ * - an epset's endpoints are sorted by (addr, port), without duplicates,
+ *   and may be of either family: a frontend uses those of its own family;
+ * - affinity_timeout_s is in 1..86400 whenever affinity is set (the
+ *   Kubernetes default, 10800 s, is already applied): no backend defaults it;
+ * - masquerade says who is source-NATed (--masquerade-all already folded
+ *   in): a backend only decides, per packet, what "local" means for
+ *   PLAN_MASQ_UNLESS_LOCAL (its --detect-local-mode);
+ * - when_empty applies when the frontend's epset has no endpoint of the
+ *   frontend's family;
+ * - source_ranges are set on load-balancer frontends only.
  */
 #ifndef FERRY_PLAN_T_H
 #define FERRY_PLAN_T_H
@@ -28,6 +42,15 @@ enum empty_verdict {
 	EMPTY_DROP,       /* silently drop (externalTrafficPolicy Local, no local endpoint) */
 };
 
+/* Whether a new connection to a frontend is source-NATed to the node. */
+enum plan_masquerade {
+	PLAN_MASQ_NEVER = 0,     /* the endpoint sees the client (externalTrafficPolicy Local) */
+	PLAN_MASQ_ALWAYS,        /* external kinds with externalTrafficPolicy Cluster; everything with --masquerade-all */
+	PLAN_MASQ_UNLESS_LOCAL,  /* cluster IPs: traffic from outside the cluster's pods (the
+				  * backend's local-traffic detection) is masqueraded, pods keep
+				  * their address; a backend that cannot tell masquerades nothing */
+};
+
 /* One eligible endpoint. */
 struct plan_endpoint {
 	struct inet_addr addr;
@@ -50,7 +73,7 @@ struct plan_epset {
 	struct plan_endpoint *endpoints; /* sorted by (addr, port), no duplicates */
 	size_t n_endpoints;
 	bool affinity;                /* ClientIP session affinity */
-	uint32_t affinity_timeout_s;
+	uint32_t affinity_timeout_s;  /* 1..86400 when affinity is set */
 	enum balance_algo balance;
 	struct health_check_cfg health;
 };
@@ -62,7 +85,7 @@ struct plan_frontend {
 	enum inet_proto proto;
 	uint16_t port;
 	const struct plan_epset *epset; /* points into the same plan's epsets */
-	bool masquerade;           /* SNAT to the node (externalTrafficPolicy Cluster on external kinds) */
+	enum plan_masquerade masquerade;
 	enum empty_verdict when_empty;
 	struct inet_prefix *source_ranges; /* load-balancer frontends: allowed clients; n=0 allows all */
 	size_t n_source_ranges;

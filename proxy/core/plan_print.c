@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "kobj.h"
 #include "log.h"
 
 /* Stable lower-case name of a frontend kind, as printed in both formats
@@ -22,23 +23,6 @@ const char *frontend_kind_name(enum frontend_kind kind)
 		return "external-ip";
 	case FRONTEND_LOAD_BALANCER:
 		return "load-balancer";
-	}
-	return "?";
-}
-
-/* The ferry.io/balance annotation value of algo ("round-robin"...), so a
- * printed plan reads like the manifest; "?" when out of range. */
-const char *balance_algo_name(enum balance_algo algo)
-{
-	switch (algo) {
-	case BALANCE_ROUND_ROBIN:
-		return "round-robin";
-	case BALANCE_LEAST_CONN:
-		return "least-conn";
-	case BALANCE_RANDOM_TWO:
-		return "random-two";
-	case BALANCE_MAGLEV:
-		return "maglev";
 	}
 	return "?";
 }
@@ -66,8 +50,10 @@ static void print_text(const struct plan *plan, FILE *out)
 		fprintf(out, "%s %s/%s -> %s", frontend_kind_name(f->kind),
 			inet_endpoint_format(&f->addr, f->port, buf), inet_proto_name(f->proto),
 			f->epset ? f->epset->key : "?");
-		if (f->masquerade)
+		if (f->masquerade == PLAN_MASQ_ALWAYS)
 			fputs(" [masquerade]", out);
+		else if (f->masquerade == PLAN_MASQ_UNLESS_LOCAL)
+			fputs(" [masquerade unless local]", out);
 		if (f->when_empty == EMPTY_DROP)
 			fputs(" [drop-when-empty]", out);
 		if (f->n_source_ranges) {
@@ -126,7 +112,9 @@ static json_t *frontend_json(const struct plan_frontend *f)
 	json_object_set_new(o, "protocol", json_string(inet_proto_name(f->proto)));
 	json_object_set_new(o, "port", json_integer(f->port));
 	json_object_set_new(o, "endpointSet", f->epset ? json_string(f->epset->key) : json_null());
-	json_object_set_new(o, "masquerade", json_boolean(f->masquerade));
+	json_object_set_new(o, "masquerade", json_boolean(f->masquerade == PLAN_MASQ_ALWAYS));
+	if (f->masquerade == PLAN_MASQ_UNLESS_LOCAL)
+		json_object_set_new(o, "masqueradeUnlessLocal", json_true());
 	json_object_set_new(o, "whenEmpty", json_string(empty_verdict_name(f->when_empty)));
 	json_object_set_new(o, "sourceRanges", ranges);
 	return o;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kobj.h"
 #include "log.h"
 #include "sorted_diff.h"
 
@@ -33,6 +34,7 @@ struct planner {
 	size_t n_nodeport_prefixes;
 	bool nodeport_primary;
 	bool topology_hints;
+	bool masquerade_all;
 	struct plan *cur;  /* the latest plan (empty before the first run) */
 	struct plan *prev; /* the one before: "removed" diff entries point here */
 	struct plan_diff diff;
@@ -131,6 +133,7 @@ struct planner *planner_new(const struct planner_config *cfg)
 		p->nodeport_prefixes = cfg->nodeport_prefixes;
 		p->n_nodeport_prefixes = cfg->n_nodeport_prefixes;
 		p->nodeport_primary = cfg->nodeport_primary;
+		p->masquerade_all = cfg->masquerade_all;
 		if (cfg->node_name && !(p->node_name = strdup(cfg->node_name)))
 			return planner_free(p);
 		if (cfg->service_proxy_name &&
@@ -423,7 +426,8 @@ static int add_epset(struct build *b, const struct kobj_service *svc, const stru
 	e->port_name[sizeof(e->port_name) - 1] = '\0';
 	e->proto = sp->proto;
 	e->affinity = svc->affinity_client_ip;
-	e->affinity_timeout_s = svc->affinity_timeout_s;
+	/* plan-t.h promises a timeout whenever affinity is on. */
+	e->affinity_timeout_s = svc->affinity_timeout_s ? svc->affinity_timeout_s : KOBJ_AFFINITY_TIMEOUT_DEFAULT_S;
 	e->balance = svc->balance;
 	e->health = svc->health;
 	r = select_endpoints(b, local, !local && use_topology(b), &e->endpoints, &e->n_endpoints);
@@ -439,7 +443,7 @@ static int add_epset(struct build *b, const struct kobj_service *svc, const stru
 
 static int add_frontend(struct build *b, const struct kobj_service *svc, enum frontend_kind kind,
 			const struct inet_addr *addr, const struct svc_port *sp, uint16_t port,
-			size_t epset, bool masquerade, enum empty_verdict when_empty)
+			size_t epset, bool ext_cluster, enum empty_verdict when_empty)
 {
 	struct fe_build *f;
 
@@ -451,7 +455,14 @@ static int add_frontend(struct build *b, const struct kobj_service *svc, enum fr
 	f->fe.addr = *addr;
 	f->fe.proto = sp->proto;
 	f->fe.port = port;
-	f->fe.masquerade = masquerade;
+	/* The one place that decides who is masqueraded. ext_cluster: an
+	 * external kind of an externalTrafficPolicy Cluster service. */
+	if (b->p->masquerade_all)
+		f->fe.masquerade = PLAN_MASQ_ALWAYS;
+	else if (kind == FRONTEND_CLUSTER_IP)
+		f->fe.masquerade = PLAN_MASQ_UNLESS_LOCAL;
+	else
+		f->fe.masquerade = ext_cluster ? PLAN_MASQ_ALWAYS : PLAN_MASQ_NEVER;
 	f->fe.when_empty = when_empty;
 	if (kind == FRONTEND_LOAD_BALANCER && svc->n_source_ranges) {
 		f->fe.source_ranges = malloc(svc->n_source_ranges * sizeof(*svc->source_ranges));

@@ -19,6 +19,8 @@ struct planner_config {
 	 * without a node object, on none. Takes precedence over the prefixes. */
 	bool nodeport_primary;
 	bool topology_hints;            /* honour hints.forZones (default true) */
+	/* --masquerade-all: every frontend is PLAN_MASQ_ALWAYS. */
+	bool masquerade_all;
 };
 
 struct planner;
@@ -49,6 +51,5 @@ enum plan_format {
 void plan_print(const struct plan *plan, enum plan_format fmt, FILE *out);
 
 const char *frontend_kind_name(enum frontend_kind kind);
-const char *balance_algo_name(enum balance_algo algo);
 
 #endif

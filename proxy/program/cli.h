@@ -6,8 +6,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "registry.h"
+#include "local_detect.h"
 #include "loop.h"
+#include "nftables.h"
+#include "registry.h"
+#include "userspace.h"
 #include "model.h"
 #include "planner.h"
 
@@ -45,7 +48,7 @@ struct cli_options {
 	bool nodeport_primary;     /* --nodeport-addresses primary */
 	struct inet_prefix cluster_cidrs[8]; /* --cluster-cidr (nftables local-traffic detection) */
 	size_t n_cluster_cidrs;
-	enum backend_local_mode detect_local_mode; /* --detect-local-mode (default ClusterCIDR) */
+	enum local_detect_mode detect_local_mode; /* --detect-local-mode (default ClusterCIDR) */
 	const char *pod_interface_name_prefix; /* --pod-interface-name-prefix (InterfaceNamePrefix) */
 	const char *pod_bridge_interface;      /* --pod-bridge-interface (BridgeInterface) */
 	bool masquerade_all;         /* --masquerade-all */
@@ -64,9 +67,21 @@ int cli_parse_duration_ms(const char *text, uint32_t *ret_ms);
  * returns NULL when unknown or when a named backend's probe fails. */
 const struct backend_ops *cli_pick_backend(const char *name);
 
-/* The backend configuration the options ask for (ferry run and ferry plan;
- * no interception: run adds it). Points into o. */
-void cli_backend_config(const struct cli_options *o, struct backend_config *ret);
+/* The planner configuration the options ask for (ferry run and ferry
+ * plan). Points into o. */
+void cli_planner_config(const struct cli_options *o, struct planner_config *ret);
+
+/* Room for the options of any backend in the registry. */
+union cli_backend_options {
+	struct nftables_options nftables;
+	struct userspace_options userspace;
+};
+
+/* The options ops' init and render take, built from o into *storage (ferry
+ * run and ferry plan); intercept goes to a relay backend (NULL: none).
+ * Returns a pointer into storage, which points into o. */
+const void *cli_backend_options(const struct backend_ops *ops, const struct cli_options *o,
+				const struct intercept_ops *intercept, union cli_backend_options *storage);
 
 /* A loaded source: the model it fills, and how to keep it up to date. */
 struct cli_source;

@@ -67,12 +67,40 @@ int cli_parse_duration_ms(const char *text, uint32_t *ret_ms)
 	return 0;
 }
 
-void cli_backend_config(const struct cli_options *o, struct backend_config *ret)
+void cli_planner_config(const struct cli_options *o, struct planner_config *ret)
 {
-	*ret = (struct backend_config){ .workers = o->workers, .udp_idle_timeout_ms = o->udp_timeout_ms,
-					.masquerade_mark = o->masquerade_mark, .masquerade_all = o->masquerade_all,
-					.cluster_cidrs = o->cluster_cidrs, .n_cluster_cidrs = o->n_cluster_cidrs,
-					.local_mode = o->detect_local_mode, .local_interface = cli_local_interface(o) };
+	*ret = (struct planner_config){
+		.node_name = o->hostname,
+		.service_proxy_name = o->service_proxy_name,
+		.nodeport_prefixes = o->nodeport_prefixes,
+		.n_nodeport_prefixes = o->n_nodeport_prefixes,
+		.nodeport_primary = o->nodeport_primary,
+		.topology_hints = true,
+		.masquerade_all = o->masquerade_all,
+	};
+}
+
+const void *cli_backend_options(const struct backend_ops *ops, const struct cli_options *o,
+				const struct intercept_ops *intercept, union cli_backend_options *storage)
+{
+	memset(storage, 0, sizeof(*storage));
+	if (ops == &nftables_backend_ops) {
+		storage->nftables = (struct nftables_options){
+			.masquerade_mark = o->masquerade_mark,
+			.local = { .mode = o->detect_local_mode, .cluster_cidrs = o->cluster_cidrs,
+				   .n_cluster_cidrs = o->n_cluster_cidrs, .interface = cli_local_interface(o) },
+		};
+		return &storage->nftables;
+	}
+	if (ops == &userspace_backend_ops) {
+		storage->userspace = (struct userspace_options){
+			.workers = o->workers,
+			.udp_idle_timeout_ms = o->udp_timeout_ms,
+			.intercept = intercept,
+		};
+		return &storage->userspace;
+	}
+	return NULL;
 }
 
 const struct backend_ops *cli_pick_backend(const char *name)

@@ -86,23 +86,23 @@ static int cli_parse_prefixes(const char *text, struct cli_options *o)
 	return 0;
 }
 
-/* kube-proxy's --detect-local-mode names, indexed by enum backend_local_mode. */
+/* kube-proxy's --detect-local-mode names, indexed by enum local_detect_mode. */
 static const char *const cli_local_modes[] = {
-	[BACKEND_LOCAL_CLUSTER_CIDR] = "ClusterCIDR",
-	[BACKEND_LOCAL_INTERFACE_NAME_PREFIX] = "InterfaceNamePrefix",
-	[BACKEND_LOCAL_BRIDGE_INTERFACE] = "BridgeInterface",
+	[LOCAL_DETECT_CLUSTER_CIDR] = "ClusterCIDR",
+	[LOCAL_DETECT_INTERFACE_NAME_PREFIX] = "InterfaceNamePrefix",
+	[LOCAL_DETECT_BRIDGE_INTERFACE] = "BridgeInterface",
 };
 
-static int cli_parse_local_mode(const char *text, enum backend_local_mode *ret)
+static int cli_parse_local_mode(const char *text, enum local_detect_mode *ret)
 {
 	/* kube-proxy takes an empty mode for the default. */
 	if (!*text) {
-		*ret = BACKEND_LOCAL_CLUSTER_CIDR;
+		*ret = LOCAL_DETECT_CLUSTER_CIDR;
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(cli_local_modes) / sizeof(cli_local_modes[0]); i++) {
 		if (strcmp(text, cli_local_modes[i]) == 0) {
-			*ret = (enum backend_local_mode)i;
+			*ret = (enum local_detect_mode)i;
 			return 0;
 		}
 	}
@@ -143,20 +143,20 @@ static int cli_check_local_mode(const struct cli_options *o)
 {
 	const char *mode = cli_local_modes[o->detect_local_mode];
 
-	if (o->detect_local_mode == BACKEND_LOCAL_INTERFACE_NAME_PREFIX && !o->pod_interface_name_prefix) {
+	if (o->detect_local_mode == LOCAL_DETECT_INTERFACE_NAME_PREFIX && !o->pod_interface_name_prefix) {
 		fprintf(stderr, "ferry: --detect-local-mode InterfaceNamePrefix requires "
 			"--pod-interface-name-prefix PREFIX (e.g. veth)\n");
 		return -1;
 	}
-	if (o->detect_local_mode == BACKEND_LOCAL_BRIDGE_INTERFACE && !o->pod_bridge_interface) {
+	if (o->detect_local_mode == LOCAL_DETECT_BRIDGE_INTERFACE && !o->pod_bridge_interface) {
 		fprintf(stderr, "ferry: --detect-local-mode BridgeInterface requires "
 			"--pod-bridge-interface NAME (e.g. cbr0)\n");
 		return -1;
 	}
-	if (o->pod_interface_name_prefix && o->detect_local_mode != BACKEND_LOCAL_INTERFACE_NAME_PREFIX)
+	if (o->pod_interface_name_prefix && o->detect_local_mode != LOCAL_DETECT_INTERFACE_NAME_PREFIX)
 		log_warn("--pod-interface-name-prefix is ignored: --detect-local-mode is %s, not "
 			 "InterfaceNamePrefix", mode);
-	if (o->pod_bridge_interface && o->detect_local_mode != BACKEND_LOCAL_BRIDGE_INTERFACE)
+	if (o->pod_bridge_interface && o->detect_local_mode != LOCAL_DETECT_BRIDGE_INTERFACE)
 		log_warn("--pod-bridge-interface is ignored: --detect-local-mode is %s, not BridgeInterface", mode);
 	return 0;
 }
@@ -164,9 +164,9 @@ static int cli_check_local_mode(const struct cli_options *o)
 const char *cli_local_interface(const struct cli_options *o)
 {
 	switch (o->detect_local_mode) {
-	case BACKEND_LOCAL_INTERFACE_NAME_PREFIX:
+	case LOCAL_DETECT_INTERFACE_NAME_PREFIX:
 		return o->pod_interface_name_prefix;
-	case BACKEND_LOCAL_BRIDGE_INTERFACE:
+	case LOCAL_DETECT_BRIDGE_INTERFACE:
 		return o->pod_bridge_interface;
 	default:
 		return NULL;

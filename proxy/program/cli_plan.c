@@ -96,7 +96,9 @@ int cli_plan(int argc, char **argv)
 	struct planner *planner = NULL;
 	const struct plan *plan;
 	const struct plan_diff *diff;
-	struct backend_config bcfg;
+	union cli_backend_options bopts_storage;
+	const void *bopts;
+	struct planner_config pcfg;
 	char hostname[256] = "";
 	size_t rejected = 0;
 	bool help;
@@ -157,27 +159,20 @@ int cli_plan(int argc, char **argv)
 	}
 	rejected += cli_report_orphan_slices(m);
 
-	struct planner_config pcfg = {
-		.node_name = o.hostname,
-		.service_proxy_name = o.service_proxy_name,
-		.nodeport_prefixes = o.nodeport_prefixes,
-		.n_nodeport_prefixes = o.n_nodeport_prefixes,
-		.nodeport_primary = o.nodeport_primary,
-		.topology_hints = true,
-	};
+	cli_planner_config(&o, &pcfg);
 	planner = planner_new(&pcfg);
 	if (!planner || planner_run(planner, m, &plan, &diff) < 0) {
 		log_error("planning failed");
 		goto out;
 	}
-	cli_backend_config(&o, &bcfg);
+	bopts = cli_backend_options(ops, &o, NULL, &bopts_storage);
 	if (o.format == PLAN_FORMAT_JSON) {
 		/* One JSON document: {"plan": ..., "backend": {"name", "program"}}. */
 		printf("{\"plan\":");
 		plan_print(plan, PLAN_FORMAT_JSON, stdout);
 		printf(",\"backend\":{\"name\":\"%s\",\"program\":", ops->name);
 		if (ops->render)
-			ops->render(plan, &bcfg, PLAN_FORMAT_JSON, stdout);
+			ops->render(plan, bopts, PLAN_FORMAT_JSON, stdout);
 		else
 			printf("null");
 		printf("}}\n");
@@ -186,7 +181,7 @@ int cli_plan(int argc, char **argv)
 		plan_print(plan, PLAN_FORMAT_TEXT, stdout);
 		printf("\n# backend %s would program\n", ops->name);
 		if (ops->render)
-			ops->render(plan, &bcfg, PLAN_FORMAT_TEXT, stdout);
+			ops->render(plan, bopts, PLAN_FORMAT_TEXT, stdout);
 	}
 	fflush(stdout);
 	code = rejected ? CLI_EXIT_REJECTED : CLI_EXIT_OK;

@@ -171,7 +171,8 @@ int cli_run(int argc, char **argv)
 	struct cli_options o;
 	const struct backend_ops *ops;
 	struct planner *planner = NULL;
-	struct backend_config bcfg;
+	union cli_backend_options bopts;
+	struct planner_config pcfg;
 	void *priv = NULL;
 	bool help, backend_up = false;
 	size_t rejected = 0;
@@ -226,23 +227,15 @@ int cli_run(int argc, char **argv)
 			log_warn("%zu objects or files rejected; the others are in force", rejected);
 	}
 
-	struct planner_config pcfg = {
-		.node_name = o.hostname,
-		.service_proxy_name = o.service_proxy_name,
-		.nodeport_prefixes = o.nodeport_prefixes,
-		.n_nodeport_prefixes = o.n_nodeport_prefixes,
-		.nodeport_primary = o.nodeport_primary,
-		.topology_hints = true,
-	};
+	cli_planner_config(&o, &pcfg);
 	planner = planner_new(&pcfg);
 	priv = calloc(1, ops->priv_size ? ops->priv_size : 1);
 	if (!planner || !priv) {
 		log_error("out of memory at start");
 		goto out;
 	}
-	cli_backend_config(&o, &bcfg);
-	bcfg.intercept = run_wants_intercept(&o) ? &nftables_intercept_ops : NULL;
-	r = ops->init(priv, &bcfg);
+	r = ops->init(priv, cli_backend_options(ops, &o, run_wants_intercept(&o) ? &nftables_intercept_ops : NULL,
+						&bopts));
 	backend_up = true;
 	if (r < 0) {
 		log_errno(r, "backend %s failed to start", ops->name);

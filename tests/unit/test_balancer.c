@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "balancer.h"
+#include "kobj.h"
 
 #define N_MAX 8
 
@@ -162,7 +163,7 @@ Test(balancer, unhealthy_endpoints_are_skipped)
 			count[index_of(&fx, balancer_pick(b, &c, NULL, 0, 0, &rng))]++;
 		}
 		cr_assert_eq(count[1] + count[3], 0, "%s picked a down endpoint",
-			     balancer_algo_name(algos[a]));
+			     balance_algo_name(algos[a]));
 		cr_assert_gt(count[0], 0);
 		cr_assert_gt(count[2], 0);
 		balancer_unref(b);
@@ -254,8 +255,8 @@ Test(balancer, affinity_survives_a_new_snapshot_and_leaves_with_the_endpoint)
 	size_t n = 0;
 
 	fixture_init(&fx, 3);
-	aff = balancer_affinity_new(0);
-	cr_assert_eq(balancer_affinity_timeout(aff), BALANCER_AFFINITY_DEFAULT_S);
+	aff = balancer_affinity_new(10800);
+	cr_assert_eq(balancer_affinity_timeout(aff), 10800);
 	b1 = balancer_new(BALANCE_LEAST_CONN, fx.eps, fx.n, aff);
 	first = balancer_pick(b1, &c, NULL, 0, 0, &rng);
 	/* The same set rebuilt (a sync): the client keeps its endpoint. */

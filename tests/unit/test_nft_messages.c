@@ -419,7 +419,7 @@ static struct plan_epset epset3 = { .key = "default/web:http/TCP", .endpoints = 
 Test(nft_elems, frontend_translation)
 {
 	struct plan_frontend fe = { .kind = FRONTEND_CLUSTER_IP, .proto = INET_PROTO_TCP, .port = 80,
-				    .epset = &epset3 };
+				    .epset = &epset3, .masquerade = PLAN_MASQ_UNLESS_LOCAL };
 	struct nft_elems_cfg cfg = { 0 };
 	struct nft_elem_vec vec = { 0 };
 	int counts[NFT_SET_COUNT] = { 0 };
@@ -483,9 +483,10 @@ Test(nft_elems, frontend_translation)
 Test(nft_render, accepted_by_nft_check)
 {
 	struct plan_frontend fe[2] = {
-		{ .kind = FRONTEND_CLUSTER_IP, .proto = INET_PROTO_TCP, .port = 80, .epset = &epset3 },
+		{ .kind = FRONTEND_CLUSTER_IP, .proto = INET_PROTO_TCP, .port = 80, .epset = &epset3,
+		  .masquerade = PLAN_MASQ_UNLESS_LOCAL },
 		{ .kind = FRONTEND_LOAD_BALANCER, .proto = INET_PROTO_TCP, .port = 80, .epset = &epset3,
-		  .masquerade = true },
+		  .masquerade = PLAN_MASQ_ALWAYS },
 	};
 	struct inet_prefix range;
 	struct plan plan = { .frontends = fe, .n_frontends = 2 };
@@ -513,11 +514,11 @@ Test(nft_render, accepted_by_nft_check)
 		/* Rendered with options, as `ferry plan --masquerade-bit 13
 		 * --cluster-cidr 10.244.0.0/16` would. */
 		struct inet_prefix cidr;
-		struct backend_config bcfg = { .masquerade_mark = 0x2000 };
+		struct nftables_options bcfg = { .masquerade_mark = 0x2000 };
 
 		cr_assert_eq(inet_prefix_parse("10.244.0.0/16", &cidr), 0);
-		bcfg.cluster_cidrs = &cidr;
-		bcfg.n_cluster_cidrs = 1;
+		bcfg.local.cluster_cidrs = &cidr;
+		bcfg.local.n_cluster_cidrs = 1;
 		nftables_render(&plan, &bcfg, PLAN_FORMAT_TEXT, f);
 	}
 	fclose(f);
@@ -526,7 +527,7 @@ Test(nft_render, accepted_by_nft_check)
 		char *text = NULL;
 		size_t tlen = 0;
 		FILE *m = open_memstream(&text, &tlen);
-		struct backend_config bcfg = { .masquerade_mark = 0x2000 };
+		struct nftables_options bcfg = { .masquerade_mark = 0x2000 };
 
 		cr_assert(m);
 		nftables_render(&plan, &bcfg, PLAN_FORMAT_TEXT, m);
@@ -690,7 +691,7 @@ static void aff_elems(const char *vip, const char *ep0, const char *ep1, const s
 		      struct nft_elem_vec *vec)
 {
 	struct plan_frontend fe = { .kind = FRONTEND_CLUSTER_IP, .proto = INET_PROTO_TCP, .port = 80,
-				    .epset = &aff_epset };
+				    .epset = &aff_epset, .masquerade = PLAN_MASQ_UNLESS_LOCAL };
 
 	fe.addr = addr(vip);
 	aff_eps[0] = (struct plan_endpoint){ .addr = addr(ep0), .port = 9000 };

@@ -49,6 +49,7 @@ struct t_svc {
 	const char *proxy_name;
 	bool affinity;
 	uint32_t affinity_timeout;
+	bool affinity_timeout_zero; /* a model object without the default (a decoder bug) */
 	enum traffic_policy etp;
 	enum traffic_policy itp;
 	enum balance_algo balance;
@@ -67,6 +68,7 @@ struct t_case {
 	const char *np_prefixes; /* planner config */
 	bool np_primary;         /* planner config: --nodeport-addresses primary */
 	bool no_topology;
+	bool masquerade_all;     /* planner config: --masquerade-all */
 	const char *expect;
 };
 
@@ -177,6 +179,8 @@ static struct kobj_service *mk_svc(const struct t_svc *t)
 	svc->affinity_client_ip = t->affinity;
 	if (t->affinity_timeout)
 		svc->affinity_timeout_s = t->affinity_timeout;
+	if (t->affinity_timeout_zero)
+		svc->affinity_timeout_s = 0;
 	svc->external_policy = t->etp;
 	svc->internal_policy = t->itp;
 	svc->balance = t->balance;
@@ -273,8 +277,13 @@ static char *summarize(const struct plan *plan)
 		fprintf(f, "F %s %s/%s -> %s", frontend_kind_name(fe->kind),
 			inet_endpoint_format(&fe->addr, fe->port, b), inet_proto_name(fe->proto),
 			fe->epset->key);
-		if (fe->masquerade)
+		/* Cluster IPs are "masquerade unless local" unless said otherwise. */
+		if (fe->masquerade == PLAN_MASQ_ALWAYS)
 			fprintf(f, " masq");
+		else if (fe->masquerade == PLAN_MASQ_UNLESS_LOCAL && fe->kind != FRONTEND_CLUSTER_IP)
+			fprintf(f, " masq-unless-local");
+		else if (fe->masquerade == PLAN_MASQ_NEVER && fe->kind == FRONTEND_CLUSTER_IP)
+			fprintf(f, " never-masq");
 		if (fe->when_empty == EMPTY_DROP)
 			fprintf(f, " drop");
 		for (size_t j = 0; j < fe->n_source_ranges; j++)
@@ -322,6 +331,7 @@ static void env_init(struct env *env, const struct t_case *c)
 		.service_proxy_name = c->proxy_name,
 		.topology_hints = !c->no_topology,
 		.nodeport_primary = c->np_primary,
+		.masquerade_all = c->masquerade_all,
 	};
 	char **w;
 	size_t n;
@@ -697,6 +707,28 @@ static const struct t_case cases[] = {
 			  "E default/web:http/TCP = 10.1.0.1:8080 | aff=600 maglev hc\n",
 	},
 	{
+		/* plan-t.h: a backend never defaults the affinity timeout. */
+		.name = "affinity without a timeout in the model gets Kubernetes' 10800 s",
+		.svcs = { WEB(.affinity = true, .affinity_timeout_zero = true) },
+		.slices = { WEB_SLICE("web-1", EP("10.1.0.1")) },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+			  "E default/web:http/TCP = 10.1.0.1:8080 | aff=10800\n",
+	},
+	{
+		/* kube-proxy's --masquerade-all SNATs every service connection;
+		 * the planner folds it in, so backends never see the flag. */
+		.name = "--masquerade-all: every frontend masquerades, cluster IPs included",
+		.masquerade_all = true,
+		.node_name = "n1",
+		.svcs = { WEB(.type = SVC_TYPE_LOAD_BALANCER, .ports = "http/TCP/80/30080/8080",
+			      .lb_ips = "203.0.113.5") },
+		.slices = { WEB_SLICE("web-1", { "10.1.0.1", NULL, "n1", NULL }) },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP masq\n"
+			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP masq\n"
+			  "F load-balancer 203.0.113.5:80/TCP -> default/web:http/TCP masq\n"
+			  "E default/web:http/TCP = 10.1.0.1:8080/local\n",
+	},
+	{
 		.name = "conflict on one cluster IP: first by (ns, name) wins",
 		.svcs = {
 			{ .ns = "b", .name = "late", .cluster_ips = "10.0.0.10", .ports = "-/TCP/80/0/80" },
@@ -1045,7 +1077,7 @@ Test(plan_print, text)
 {
 	char *got = print_case(&print_fixture, PLAN_FORMAT_TEXT);
 	const char *want =
-		"cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+		"cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP [masquerade unless local]\n"
 		"load-balancer 203.0.113.5:80/TCP -> default/web:http/TCP/local [drop-when-empty] [ranges 1.2.3.0/24]\n"
 		"\n"
 		"endpoint-set default/web:http/TCP\n"

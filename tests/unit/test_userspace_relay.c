@@ -352,7 +352,7 @@ static void tp_frontend(struct tplan *t, enum frontend_kind kind, const char *ad
 
 static void *backend_start(void)
 {
-	struct backend_config cfg = { .workers = 2, .udp_idle_timeout_ms = 1000 };
+	struct userspace_options cfg = { .workers = 2, .udp_idle_timeout_ms = 1000 };
 	void *priv = calloc(1, userspace_backend_ops.priv_size);
 
 	cr_assert_not_null(priv);
@@ -794,7 +794,7 @@ Test(userspace_relay, render_and_failed_init_fini, .init = setup)
 	tp_frontend(&t, FRONTEND_CLUSTER_IP, "10.0.0.1", INET_PROTO_SCTP, 80, e);
 
 	out = open_memstream(&text, &len);
-	userspace_backend_ops.render(&t.plan, &(struct backend_config){ .workers = 3 }, PLAN_FORMAT_TEXT, out);
+	userspace_backend_ops.render(&t.plan, &(struct userspace_options){ .workers = 3 }, PLAN_FORMAT_TEXT, out);
 	fclose(out);
 	cr_assert_not_null(strstr(text, "listen 10.0.0.1:80/TCP x 3 workers -> default/web:http (round-robin, 2 endpoints)"),
 			   "%s", text);
@@ -802,7 +802,7 @@ Test(userspace_relay, render_and_failed_init_fini, .init = setup)
 	free(text);
 
 	out = open_memstream(&text, &len);
-	userspace_backend_ops.render(&t.plan, &(struct backend_config){ .workers = 3 }, PLAN_FORMAT_JSON, out);
+	userspace_backend_ops.render(&t.plan, &(struct userspace_options){ .workers = 3 }, PLAN_FORMAT_JSON, out);
 	fclose(out);
 	cr_assert_eq(text[0], '{');
 	cr_assert_not_null(strstr(text, "\"endpoints\":[\"10.1.2.3:8080\",\"10.1.2.4:8080\"]"), "%s", text);
@@ -818,10 +818,29 @@ Test(userspace_relay, render_and_failed_init_fini, .init = setup)
 
 static struct intercept_entry fake_entries[16];
 static size_t fake_n;
-static int fake_syncs, fake_cleanups, fake_fail;
+static int fake_syncs, fake_cleanups, fake_fail, fake_inits, fake_finis;
 
-static int fake_sync(const struct intercept_entry *entries, size_t n)
+/* The provider's private state: the backend must hand it back. */
+struct fake_priv {
+	unsigned magic;
+};
+
+static int fake_init(void *priv)
 {
+	((struct fake_priv *)priv)->magic = 0xfe77;
+	fake_inits++;
+	return 0;
+}
+
+static void fake_fini(void *priv)
+{
+	fake_finis++;
+	((struct fake_priv *)priv)->magic = 0;
+}
+
+static int fake_sync(void *priv, const struct intercept_entry *entries, size_t n)
+{
+	cr_assert_eq(((struct fake_priv *)priv)->magic, 0xfe77);
 	fake_syncs++;
 	if (fake_fail)
 		return -EPERM;
@@ -840,7 +859,8 @@ static int fake_cleanup(void)
 }
 
 static const struct intercept_ops fake_intercept = {
-	.name = "fake", .sync = fake_sync, .cleanup = fake_cleanup,
+	.name = "fake", .priv_size = sizeof(struct fake_priv), .init = fake_init, .sync = fake_sync,
+	.fini = fake_fini, .cleanup = fake_cleanup,
 };
 
 static const struct intercept_entry *fake_find(const char *addr, enum inet_proto proto,
@@ -864,7 +884,7 @@ static const struct intercept_entry *fake_find(const char *addr, enum inet_proto
  * client talks to the relay port directly, as a redirected packet would. */
 Test(userspace_relay, intercepted_frontends_get_relays, .init = setup, .timeout = 30)
 {
-	struct backend_config cfg = { .workers = 2, .udp_idle_timeout_ms = 1000,
+	struct userspace_options cfg = { .workers = 2, .udp_idle_timeout_ms = 1000,
 				      .intercept = &fake_intercept };
 	struct echo a;
 	struct tplan t = { 0 }, t2 = { 0 };
@@ -886,10 +906,11 @@ Test(userspace_relay, intercepted_frontends_get_relays, .init = setup, .timeout 
 	tp_frontend(&t, FRONTEND_NODE_PORT, "0.0.0.0", INET_PROTO_TCP, pn, e);
 
 	fake_n = 0;
-	fake_syncs = fake_cleanups = fake_fail = 0;
+	fake_syncs = fake_cleanups = fake_fail = fake_inits = fake_finis = 0;
 	priv = calloc(1, userspace_backend_ops.priv_size);
 	cr_assert_not_null(priv);
 	cr_assert_eq(userspace_backend_ops.init(priv, &cfg), 0);
+	cr_assert_eq(fake_inits, 1, "init sets up the provider's own state");
 	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
 	cr_assert_eq(fake_syncs, 1);
 	cr_assert_eq(fake_n, 2, "the wildcard node port needs no interception");
@@ -943,6 +964,7 @@ Test(userspace_relay, intercepted_frontends_get_relays, .init = setup, .timeout 
 
 	userspace_backend_ops.fini(priv);
 	cr_assert_eq(fake_cleanups, 1, "fini removes the interception rules");
+	cr_assert_eq(fake_finis, 1, "fini releases the provider's state");
 	free(priv);
 	echo_stop(&a);
 }
@@ -1520,7 +1542,7 @@ Test(userspace_apply, error_returns_and_sync_recovers, .init = setup, .timeout =
  * closed; an endpoint change reaches the relay through the snapshot. */
 Test(userspace_apply, interception_is_pushed_only_when_relays_change, .init = setup, .timeout = 60)
 {
-	struct backend_config cfg = { .workers = 2, .udp_idle_timeout_ms = 1000,
+	struct userspace_options cfg = { .workers = 2, .udp_idle_timeout_ms = 1000,
 				      .intercept = &fake_intercept };
 	struct echo e[3];
 	struct world w;
