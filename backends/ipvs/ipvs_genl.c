@@ -1,0 +1,831 @@
+/* Mechanism: IPVS over generic netlink with libnl-3. See ipvs_genl.h.
+ *
+ * The wire format is the kernel's (net/netfilter/ipvs/ip_vs_ctl.c): a
+ * command carries a nested IPVS_CMD_ATTR_SERVICE and, for destination
+ * commands, a nested IPVS_CMD_ATTR_DEST. Addresses travel as 16 bytes (a
+ * union nf_inet_addr, IPv4 in the first 4), ports as __be16, the service
+ * flags as a {flags, mask} pair, the persistence netmask as a __be32 mask for
+ * IPv4 but as a plain prefix length for IPv6.
+ */
+#include "ipvs_genl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/ip_vs.h>
+#include <netlink/errno.h>
+#include <netlink/genl/ctrl.h>
+#include <netlink/genl/genl.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+
+struct ipvs_genl {
+	struct nl_sock *sk;
+	struct nl_cb *cb;   /* our handlers; their argument is set per exchange */
+	int family;
+};
+
+/* Attribute checks for the parsers. Lengths the kernel always sends are
+ * checked again by hand where a short attribute would be read past. */
+static struct nla_policy cmd_policy[IPVS_CMD_ATTR_MAX + 1] = {
+	[IPVS_CMD_ATTR_SERVICE] = { .type = NLA_NESTED },
+	[IPVS_CMD_ATTR_DEST] = { .type = NLA_NESTED },
+	[IPVS_CMD_ATTR_TIMEOUT_TCP] = { .type = NLA_U32 },
+	[IPVS_CMD_ATTR_TIMEOUT_TCP_FIN] = { .type = NLA_U32 },
+	[IPVS_CMD_ATTR_TIMEOUT_UDP] = { .type = NLA_U32 },
+};
+
+static struct nla_policy svc_policy[IPVS_SVC_ATTR_MAX + 1] = {
+	[IPVS_SVC_ATTR_AF] = { .type = NLA_U16 },
+	[IPVS_SVC_ATTR_PROTOCOL] = { .type = NLA_U16 },
+	[IPVS_SVC_ATTR_ADDR] = { .type = NLA_UNSPEC, .minlen = 4, .maxlen = 16 },
+	[IPVS_SVC_ATTR_PORT] = { .type = NLA_U16 },
+	[IPVS_SVC_ATTR_FWMARK] = { .type = NLA_U32 },
+	[IPVS_SVC_ATTR_SCHED_NAME] = { .type = NLA_STRING, .maxlen = IPVS_SCHED_NAME_MAX },
+	[IPVS_SVC_ATTR_FLAGS] = { .type = NLA_UNSPEC, .minlen = sizeof(struct ip_vs_flags) },
+	[IPVS_SVC_ATTR_TIMEOUT] = { .type = NLA_U32 },
+	[IPVS_SVC_ATTR_NETMASK] = { .type = NLA_U32 },
+	[IPVS_SVC_ATTR_STATS] = { .type = NLA_NESTED },
+	[IPVS_SVC_ATTR_STATS64] = { .type = NLA_NESTED },
+};
+
+static struct nla_policy dest_policy[IPVS_DEST_ATTR_MAX + 1] = {
+	[IPVS_DEST_ATTR_ADDR] = { .type = NLA_UNSPEC, .minlen = 4, .maxlen = 16 },
+	[IPVS_DEST_ATTR_PORT] = { .type = NLA_U16 },
+	[IPVS_DEST_ATTR_FWD_METHOD] = { .type = NLA_U32 },
+	[IPVS_DEST_ATTR_WEIGHT] = { .type = NLA_U32 },
+	[IPVS_DEST_ATTR_U_THRESH] = { .type = NLA_U32 },
+	[IPVS_DEST_ATTR_L_THRESH] = { .type = NLA_U32 },
+	[IPVS_DEST_ATTR_ACTIVE_CONNS] = { .type = NLA_U32 },
+	[IPVS_DEST_ATTR_INACT_CONNS] = { .type = NLA_U32 },
+	[IPVS_DEST_ATTR_PERSIST_CONNS] = { .type = NLA_U32 },
+	[IPVS_DEST_ATTR_STATS] = { .type = NLA_NESTED },
+	[IPVS_DEST_ATTR_ADDR_FAMILY] = { .type = NLA_U16 },
+	[IPVS_DEST_ATTR_STATS64] = { .type = NLA_NESTED },
+};
+
+static struct nla_policy info_policy[IPVS_INFO_ATTR_MAX + 1] = {
+	[IPVS_INFO_ATTR_VERSION] = { .type = NLA_U32 },
+	[IPVS_INFO_ATTR_CONN_TAB_SIZE] = { .type = NLA_U32 },
+};
+
+int ipvs_genl_errno(int nl_err)
+{
+	switch (nl_err < 0 ? -nl_err : nl_err) {
+	case NLE_SUCCESS: return 0;
+	case NLE_INTR: return -EINTR;
+	case NLE_BAD_SOCK: return -EBADF;
+	case NLE_AGAIN: return -EAGAIN;
+	case NLE_NOMEM: return -ENOMEM;
+	case NLE_EXIST: return -EEXIST;
+	case NLE_INVAL: return -EINVAL;
+	case NLE_RANGE: return -ERANGE;
+	case NLE_MSGSIZE: return -EMSGSIZE;
+	case NLE_OPNOTSUPP: return -EOPNOTSUPP;
+	case NLE_AF_NOSUPPORT: return -EAFNOSUPPORT;
+	case NLE_OBJ_NOTFOUND: return -ENOENT;
+	case NLE_NOATTR: return -ENOENT;
+	case NLE_MISSING_ATTR: return -EBADMSG;
+	case NLE_AF_MISMATCH: return -EAFNOSUPPORT;
+	case NLE_SEQ_MISMATCH: return -EPROTO;
+	case NLE_MSG_OVERFLOW: return -EOVERFLOW;
+	case NLE_MSG_TRUNC: return -EMSGSIZE;
+	case NLE_NOADDR: return -EADDRNOTAVAIL;
+	case NLE_MSG_TOOSHORT: return -EBADMSG;
+	case NLE_MSGTYPE_NOSUPPORT: return -EBADMSG;
+	case NLE_BUSY: return -EBUSY;
+	case NLE_PROTO_MISMATCH: return -EPROTONOSUPPORT;
+	case NLE_NOACCESS: return -EACCES;
+	case NLE_PERM: return -EPERM;
+	case NLE_PARSE_ERR: return -EBADMSG;
+	case NLE_NODEV: return -ENODEV;
+	case NLE_DUMP_INTR: return -EAGAIN;
+	case NLE_ATTRSIZE: return -EBADMSG;
+	default: return -EIO;
+	}
+}
+
+int ipvs_genl_idempotent(enum ipvs_genl_op op, int err)
+{
+	if (op == IPVS_GENL_ADD && err == -EEXIST)
+		return 0;
+	if (op == IPVS_GENL_DEL && (err == -ENOENT || err == -ESRCH))
+		return 0;
+	return err;
+}
+
+/* ---- Builders ---- */
+
+static int put_header(struct nl_msg *msg, int family, uint8_t cmd, int flags)
+{
+	if (!msg)
+		return -EINVAL;
+	if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, flags, cmd, IPVS_GENL_VERSION))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static bool af_ok(sa_family_t af)
+{
+	return af == AF_INET || af == AF_INET6;
+}
+
+/* An address as the kernel's union nf_inet_addr: 16 bytes, IPv4 first. */
+static void addr_to_wire(const struct inet_addr *a, uint8_t wire[16])
+{
+	memset(wire, 0, 16);
+	memcpy(wire, a->u.bytes, a->family == AF_INET ? 4 : 16);
+}
+
+/* The persistence netmask attribute: a __be32 mask for IPv4, the prefix
+ * length itself for IPv6 (ip_vs_add_service checks 1..128). */
+static int netmask_to_wire(sa_family_t af, uint8_t len, uint32_t *ret)
+{
+	if (af == AF_INET) {
+		if (len == 0)
+			len = 32;
+		if (len > 32)
+			return -EINVAL;
+		*ret = htonl(len == 32 ? 0xffffffffu : ~(0xffffffffu >> len));
+		return 0;
+	}
+	if (len == 0)
+		len = 128;
+	if (len > 128)
+		return -EINVAL;
+	*ret = len;
+	return 0;
+}
+
+static uint8_t netmask_from_wire(sa_family_t af, uint32_t wire)
+{
+	uint32_t m;
+	uint8_t len = 0;
+
+	if (af != AF_INET)
+		return wire > 128 ? 128 : (uint8_t)wire;
+	/* Leading one bits; a mask with holes (never sent by ipvsadm or ferry)
+	 * counts up to its first hole. */
+	for (m = ntohl(wire); m & 0x80000000u; m <<= 1)
+		len++;
+	return len;
+}
+
+/* Check a service; full: also the options ADD and EDIT send. */
+static int service_check(const struct ipvs_service *svc, bool full)
+{
+	uint32_t mask;
+	size_t n;
+
+	if (!svc)
+		return -EINVAL;
+	if (!af_ok(svc->af))
+		return -EAFNOSUPPORT;
+	if (svc->fwmark == 0 && (svc->addr.family != svc->af || svc->protocol == 0))
+		return -EINVAL;
+	if (!full)
+		return 0;
+	n = strnlen(svc->sched_name, sizeof(svc->sched_name));
+	if (n == 0 || n == sizeof(svc->sched_name))
+		return -EINVAL;
+	return netmask_to_wire(svc->af, svc->netmask, &mask);
+}
+
+/* The nested IPVS_CMD_ATTR_SERVICE: the key, and with full the options. */
+static int put_service(struct nl_msg *msg, const struct ipvs_service *svc, bool full)
+{
+	struct nlattr *nest;
+	uint8_t wire[16];
+	uint32_t mask = 0;
+	int r;
+
+	r = service_check(svc, full);
+	if (r < 0)
+		return r;
+	if (full)
+		(void)netmask_to_wire(svc->af, svc->netmask, &mask);   /* checked above */
+	nest = nla_nest_start(msg, IPVS_CMD_ATTR_SERVICE);
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_u16(msg, IPVS_SVC_ATTR_AF, svc->af) < 0)
+		return -EMSGSIZE;
+	if (svc->fwmark) {
+		if (nla_put_u32(msg, IPVS_SVC_ATTR_FWMARK, svc->fwmark) < 0)
+			return -EMSGSIZE;
+	} else {
+		addr_to_wire(&svc->addr, wire);
+		if (nla_put_u16(msg, IPVS_SVC_ATTR_PROTOCOL, svc->protocol) < 0 ||
+		    nla_put(msg, IPVS_SVC_ATTR_ADDR, sizeof(wire), wire) < 0 ||
+		    nla_put_u16(msg, IPVS_SVC_ATTR_PORT, htons(svc->port)) < 0)
+			return -EMSGSIZE;
+	}
+	if (full) {
+		/* mask ~0: the flags given are the whole truth, also on EDIT,
+		 * where the kernel would otherwise keep bits outside the mask. */
+		struct ip_vs_flags flags = { .flags = svc->flags, .mask = ~0u };
+
+		if (nla_put_string(msg, IPVS_SVC_ATTR_SCHED_NAME, svc->sched_name) < 0 ||
+		    nla_put(msg, IPVS_SVC_ATTR_FLAGS, sizeof(flags), &flags) < 0 ||
+		    nla_put_u32(msg, IPVS_SVC_ATTR_TIMEOUT, svc->timeout) < 0 ||
+		    nla_put_u32(msg, IPVS_SVC_ATTR_NETMASK, mask) < 0)
+			return -EMSGSIZE;
+	}
+	if (nla_nest_end(msg, nest) < 0)
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int op_cmd(enum ipvs_genl_op op, bool dest, uint8_t *ret)
+{
+	switch (op) {
+	case IPVS_GENL_ADD:
+		*ret = dest ? IPVS_CMD_NEW_DEST : IPVS_CMD_NEW_SERVICE;
+		return 0;
+	case IPVS_GENL_EDIT:
+		*ret = dest ? IPVS_CMD_SET_DEST : IPVS_CMD_SET_SERVICE;
+		return 0;
+	case IPVS_GENL_DEL:
+		*ret = dest ? IPVS_CMD_DEL_DEST : IPVS_CMD_DEL_SERVICE;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int ipvs_genl_build_service(struct nl_msg *msg, int family, enum ipvs_genl_op op,
+			    const struct ipvs_service *svc)
+{
+	uint8_t cmd;
+	int r;
+
+	r = op_cmd(op, false, &cmd);
+	if (r < 0)
+		return r;
+	/* Check before writing anything, so a refused object leaves no header. */
+	r = service_check(svc, op != IPVS_GENL_DEL);
+	if (r < 0)
+		return r;
+	r = put_header(msg, family, cmd, NLM_F_ACK);
+	if (r < 0)
+		return r;
+	return put_service(msg, svc, op != IPVS_GENL_DEL);
+}
+
+int ipvs_genl_build_dest(struct nl_msg *msg, int family, enum ipvs_genl_op op,
+			 const struct ipvs_service *svc, const struct ipvs_dest *dest)
+{
+	bool full = op != IPVS_GENL_DEL;
+	struct nlattr *nest;
+	uint8_t wire[16], cmd;
+	int r;
+
+	r = op_cmd(op, true, &cmd);
+	if (r < 0)
+		return r;
+	r = service_check(svc, false);
+	if (r < 0)
+		return r;
+	if (!dest)
+		return -EINVAL;
+	if (!af_ok(dest->addr.family))
+		return -EAFNOSUPPORT;
+	if (full && dest->weight > INT32_MAX)
+		return -EINVAL;
+	r = put_header(msg, family, cmd, NLM_F_ACK);
+	if (r < 0)
+		return r;
+	r = put_service(msg, svc, false);
+	if (r < 0)
+		return r;
+
+	nest = nla_nest_start(msg, IPVS_CMD_ATTR_DEST);
+	if (!nest)
+		return -EMSGSIZE;
+	addr_to_wire(&dest->addr, wire);
+	if (nla_put(msg, IPVS_DEST_ATTR_ADDR, sizeof(wire), wire) < 0 ||
+	    nla_put_u16(msg, IPVS_DEST_ATTR_PORT, htons(dest->port)) < 0 ||
+	    nla_put_u16(msg, IPVS_DEST_ATTR_ADDR_FAMILY, dest->addr.family) < 0)
+		return -EMSGSIZE;
+	if (full &&
+	    (nla_put_u32(msg, IPVS_DEST_ATTR_FWD_METHOD, dest->conn_flags & IP_VS_CONN_F_FWD_MASK) < 0 ||
+	     nla_put_u32(msg, IPVS_DEST_ATTR_WEIGHT, dest->weight) < 0 ||
+	     nla_put_u32(msg, IPVS_DEST_ATTR_U_THRESH, dest->u_threshold) < 0 ||
+	     nla_put_u32(msg, IPVS_DEST_ATTR_L_THRESH, dest->l_threshold) < 0))
+		return -EMSGSIZE;
+	if (nla_nest_end(msg, nest) < 0)
+		return -EMSGSIZE;
+	return 0;
+}
+
+int ipvs_genl_build_flush(struct nl_msg *msg, int family)
+{
+	return put_header(msg, family, IPVS_CMD_FLUSH, NLM_F_ACK);
+}
+
+int ipvs_genl_build_get_services(struct nl_msg *msg, int family)
+{
+	return put_header(msg, family, IPVS_CMD_GET_SERVICE, NLM_F_DUMP);
+}
+
+int ipvs_genl_build_get_dests(struct nl_msg *msg, int family, const struct ipvs_service *svc)
+{
+	int r = service_check(svc, false);
+
+	if (r < 0)
+		return r;
+	r = put_header(msg, family, IPVS_CMD_GET_DEST, NLM_F_DUMP);
+	if (r < 0)
+		return r;
+	return put_service(msg, svc, false);
+}
+
+int ipvs_genl_build_get_timeouts(struct nl_msg *msg, int family)
+{
+	return put_header(msg, family, IPVS_CMD_GET_CONFIG, NLM_F_ACK);
+}
+
+int ipvs_genl_build_set_timeouts(struct nl_msg *msg, int family, const struct ipvs_timeouts *t)
+{
+	int r;
+
+	if (!t)
+		return -EINVAL;
+	r = put_header(msg, family, IPVS_CMD_SET_CONFIG, NLM_F_ACK);
+	if (r < 0)
+		return r;
+	/* The kernel reads the current values first and replaces only the
+	 * attributes present, so a 0 is simply not sent. */
+	if ((t->tcp && nla_put_u32(msg, IPVS_CMD_ATTR_TIMEOUT_TCP, t->tcp) < 0) ||
+	    (t->tcp_fin && nla_put_u32(msg, IPVS_CMD_ATTR_TIMEOUT_TCP_FIN, t->tcp_fin) < 0) ||
+	    (t->udp && nla_put_u32(msg, IPVS_CMD_ATTR_TIMEOUT_UDP, t->udp) < 0))
+		return -EMSGSIZE;
+	return 0;
+}
+
+int ipvs_genl_build_get_info(struct nl_msg *msg, int family)
+{
+	return put_header(msg, family, IPVS_CMD_GET_INFO, NLM_F_ACK);
+}
+
+/* ---- Parsers ---- */
+
+static int parse_top(struct nlmsghdr *nlh, struct nlattr **tb)
+{
+	if (!nlh || !genlmsg_valid_hdr(nlh, 0))
+		return -EBADMSG;
+	if (genlmsg_parse(nlh, 0, tb, IPVS_CMD_ATTR_MAX, cmd_policy) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
+/* Read an address attribute of family af (4 or 16 bytes on the wire). */
+static int addr_from_wire(const struct nlattr *a, sa_family_t af, struct inet_addr *ret)
+{
+	size_t need = af == AF_INET ? 4 : 16;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!af_ok(af) || (size_t)nla_len(a) < need)
+		return -EBADMSG;
+	ret->family = af;
+	memcpy(ret->u.bytes, nla_data(a), need);
+	return 0;
+}
+
+int ipvs_genl_parse_service(struct nlmsghdr *nlh, struct ipvs_service *ret)
+{
+	struct nlattr *tb[IPVS_CMD_ATTR_MAX + 1], *sa[IPVS_SVC_ATTR_MAX + 1];
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = parse_top(nlh, tb);
+	if (r < 0)
+		return r;
+	if (!tb[IPVS_CMD_ATTR_SERVICE] ||
+	    nla_parse_nested(sa, IPVS_SVC_ATTR_MAX, tb[IPVS_CMD_ATTR_SERVICE], svc_policy) < 0)
+		return -EBADMSG;
+	if (!sa[IPVS_SVC_ATTR_AF])
+		return -EBADMSG;
+	ret->af = nla_get_u16(sa[IPVS_SVC_ATTR_AF]);
+	if (!af_ok(ret->af))
+		return -EBADMSG;
+
+	if (sa[IPVS_SVC_ATTR_FWMARK] && nla_get_u32(sa[IPVS_SVC_ATTR_FWMARK])) {
+		ret->fwmark = nla_get_u32(sa[IPVS_SVC_ATTR_FWMARK]);
+		ret->addr.family = ret->af;
+	} else {
+		if (!sa[IPVS_SVC_ATTR_PROTOCOL] || !sa[IPVS_SVC_ATTR_ADDR] || !sa[IPVS_SVC_ATTR_PORT])
+			return -EBADMSG;
+		ret->protocol = nla_get_u16(sa[IPVS_SVC_ATTR_PROTOCOL]);
+		ret->port = ntohs(nla_get_u16(sa[IPVS_SVC_ATTR_PORT]));
+		r = addr_from_wire(sa[IPVS_SVC_ATTR_ADDR], ret->af, &ret->addr);
+		if (r < 0)
+			return r;
+	}
+
+	/* Options: present in dump replies and ADD/EDIT requests, absent in
+	 * the key-only messages (DEL, destination commands). */
+	if (sa[IPVS_SVC_ATTR_SCHED_NAME])
+		nla_strlcpy(ret->sched_name, sa[IPVS_SVC_ATTR_SCHED_NAME], sizeof(ret->sched_name));
+	if (sa[IPVS_SVC_ATTR_FLAGS]) {
+		struct ip_vs_flags flags;
+
+		memcpy(&flags, nla_data(sa[IPVS_SVC_ATTR_FLAGS]), sizeof(flags));
+		ret->flags = flags.flags & ~(uint32_t)IP_VS_SVC_F_HASHED;
+	}
+	if (sa[IPVS_SVC_ATTR_TIMEOUT])
+		ret->timeout = nla_get_u32(sa[IPVS_SVC_ATTR_TIMEOUT]);
+	if (sa[IPVS_SVC_ATTR_NETMASK])
+		ret->netmask = netmask_from_wire(ret->af, nla_get_u32(sa[IPVS_SVC_ATTR_NETMASK]));
+	return 0;
+}
+
+int ipvs_genl_parse_dest(struct nlmsghdr *nlh, sa_family_t default_af, struct ipvs_dest *ret)
+{
+	struct nlattr *tb[IPVS_CMD_ATTR_MAX + 1], *da[IPVS_DEST_ATTR_MAX + 1];
+	sa_family_t af = default_af;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = parse_top(nlh, tb);
+	if (r < 0)
+		return r;
+	if (!tb[IPVS_CMD_ATTR_DEST] ||
+	    nla_parse_nested(da, IPVS_DEST_ATTR_MAX, tb[IPVS_CMD_ATTR_DEST], dest_policy) < 0)
+		return -EBADMSG;
+	if (!da[IPVS_DEST_ATTR_ADDR] || !da[IPVS_DEST_ATTR_PORT])
+		return -EBADMSG;
+	if (da[IPVS_DEST_ATTR_ADDR_FAMILY])
+		af = nla_get_u16(da[IPVS_DEST_ATTR_ADDR_FAMILY]);
+	r = addr_from_wire(da[IPVS_DEST_ATTR_ADDR], af, &ret->addr);
+	if (r < 0)
+		return r;
+	ret->port = ntohs(nla_get_u16(da[IPVS_DEST_ATTR_PORT]));
+	if (da[IPVS_DEST_ATTR_FWD_METHOD])
+		ret->conn_flags = nla_get_u32(da[IPVS_DEST_ATTR_FWD_METHOD]) & IP_VS_CONN_F_FWD_MASK;
+	if (da[IPVS_DEST_ATTR_WEIGHT])
+		ret->weight = nla_get_u32(da[IPVS_DEST_ATTR_WEIGHT]);
+	if (da[IPVS_DEST_ATTR_U_THRESH])
+		ret->u_threshold = nla_get_u32(da[IPVS_DEST_ATTR_U_THRESH]);
+	if (da[IPVS_DEST_ATTR_L_THRESH])
+		ret->l_threshold = nla_get_u32(da[IPVS_DEST_ATTR_L_THRESH]);
+	if (da[IPVS_DEST_ATTR_ACTIVE_CONNS])
+		ret->active_conns = nla_get_u32(da[IPVS_DEST_ATTR_ACTIVE_CONNS]);
+	if (da[IPVS_DEST_ATTR_INACT_CONNS])
+		ret->inactive_conns = nla_get_u32(da[IPVS_DEST_ATTR_INACT_CONNS]);
+	if (da[IPVS_DEST_ATTR_PERSIST_CONNS])
+		ret->persist_conns = nla_get_u32(da[IPVS_DEST_ATTR_PERSIST_CONNS]);
+	return 0;
+}
+
+int ipvs_genl_parse_timeouts(struct nlmsghdr *nlh, struct ipvs_timeouts *ret)
+{
+	struct nlattr *tb[IPVS_CMD_ATTR_MAX + 1];
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = parse_top(nlh, tb);
+	if (r < 0)
+		return r;
+	if (tb[IPVS_CMD_ATTR_TIMEOUT_TCP])
+		ret->tcp = nla_get_u32(tb[IPVS_CMD_ATTR_TIMEOUT_TCP]);
+	if (tb[IPVS_CMD_ATTR_TIMEOUT_TCP_FIN])
+		ret->tcp_fin = nla_get_u32(tb[IPVS_CMD_ATTR_TIMEOUT_TCP_FIN]);
+	if (tb[IPVS_CMD_ATTR_TIMEOUT_UDP])
+		ret->udp = nla_get_u32(tb[IPVS_CMD_ATTR_TIMEOUT_UDP]);
+	return 0;
+}
+
+int ipvs_genl_parse_info(struct nlmsghdr *nlh, struct ipvs_info *ret)
+{
+	struct nlattr *tb[IPVS_INFO_ATTR_MAX + 1];
+
+	memset(ret, 0, sizeof(*ret));
+	/* GET_INFO replies use their own attribute space at the top level. */
+	if (!nlh || !genlmsg_valid_hdr(nlh, 0) ||
+	    genlmsg_parse(nlh, 0, tb, IPVS_INFO_ATTR_MAX, info_policy) < 0)
+		return -EBADMSG;
+	if (!tb[IPVS_INFO_ATTR_VERSION])
+		return -EBADMSG;
+	ret->version = nla_get_u32(tb[IPVS_INFO_ATTR_VERSION]);
+	if (tb[IPVS_INFO_ATTR_CONN_TAB_SIZE])
+		ret->conn_tab_size = nla_get_u32(tb[IPVS_INFO_ATTR_CONN_TAB_SIZE]);
+	return 0;
+}
+
+/* ---- The socket ---- */
+
+/* State of one request/answer exchange, shared by the handlers below. */
+struct exchange {
+	ipvs_genl_msg_cb cb;
+	void *ctx;
+	bool done;   /* the answer ended: an ack, an error or NLMSG_DONE */
+	int err;     /* first error: the kernel's -errno, or cb's */
+};
+
+static int on_valid(struct nl_msg *msg, void *arg)
+{
+	struct exchange *x = arg;
+
+	/* After an error keep reading, so the rest of a dump does not stay
+	 * queued for the next exchange, but stop calling back. */
+	if (x->cb && x->err == 0) {
+		int r = x->cb(nlmsg_hdr(msg), x->ctx);
+		if (r < 0)
+			x->err = r;
+	}
+	return NL_OK;
+}
+
+static int on_end(struct nl_msg *msg, void *arg)
+{
+	struct exchange *x = arg;
+
+	(void)msg;
+	x->done = true;
+	return NL_STOP;
+}
+
+static int on_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
+{
+	struct exchange *x = arg;
+
+	(void)who;
+	x->done = true;
+	if (x->err == 0)
+		x->err = e->error < 0 ? e->error : -e->error;
+	return NL_STOP;
+}
+
+int ipvs_genl_open(struct ipvs_genl **ret)
+{
+	return ipvs_genl_open_family(IPVS_GENL_NAME, ret);
+}
+
+int ipvs_genl_open_family(const char *name, struct ipvs_genl **ret)
+{
+	struct ipvs_genl *h;
+	int r;
+
+	if (!name || !ret)
+		return -EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->sk = nl_socket_alloc();
+	h->cb = nl_cb_alloc(NL_CB_DEFAULT);
+	if (!h->sk || !h->cb) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = genl_connect(h->sk);
+	if (r < 0) {
+		r = ipvs_genl_errno(r);
+		/* A kernel without CONFIG_NETLINK's generic family refuses
+		 * the socket itself. */
+		if (r == -EPROTONOSUPPORT)
+			r = -EAFNOSUPPORT;
+		goto fail;
+	}
+	r = genl_ctrl_resolve(h->sk, name);
+	if (r < 0) {
+		/* NLE_OBJ_NOTFOUND: no such family, i.e. no IPVS -> -ENOENT. */
+		r = ipvs_genl_errno(r);
+		goto fail;
+	}
+	h->family = r;
+	*ret = h;
+	return 0;
+fail:
+	ipvs_genl_close(h);
+	return r;
+}
+
+struct ipvs_genl *ipvs_genl_close(struct ipvs_genl *h)
+{
+	if (!h)
+		return NULL;
+	nl_cb_put(h->cb);
+	nl_socket_free(h->sk);   /* closes the socket too */
+	free(h);
+	return NULL;
+}
+
+int ipvs_genl_family_id(const struct ipvs_genl *h)
+{
+	return h->family;
+}
+
+int ipvs_genl_request(struct ipvs_genl *h, struct nl_msg *msg, ipvs_genl_msg_cb cb, void *ctx)
+{
+	struct exchange x = { .cb = cb, .ctx = ctx };
+	int r;
+
+	if (!h || !msg)
+		return -EINVAL;
+	nl_cb_set(h->cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, &x);
+	nl_cb_set(h->cb, NL_CB_FINISH, NL_CB_CUSTOM, on_end, &x);
+	nl_cb_set(h->cb, NL_CB_ACK, NL_CB_CUSTOM, on_end, &x);
+	nl_cb_err(h->cb, NL_CB_CUSTOM, on_error, &x);
+
+	r = nl_send_auto(h->sk, msg);
+	if (r < 0)
+		return ipvs_genl_errno(r);
+	while (!x.done) {
+		r = nl_recvmsgs(h->sk, h->cb);
+		/* After our error handler stopped, libnl reports its own
+		 * (lossy) version of the kernel's errno: x.err has the real one. */
+		if (r < 0 && !x.done)
+			return ipvs_genl_errno(r);
+		if (r == -NLE_DUMP_INTR && x.err == 0)
+			return -EAGAIN;
+	}
+	return x.err;
+}
+
+int ipvs_genl_exec(struct ipvs_genl *h, struct nl_msg *msg)
+{
+	return ipvs_genl_request(h, msg, NULL, NULL);
+}
+
+/* A fresh message for a convenience call: -EINVAL without a handle. */
+static int msg_new(struct ipvs_genl *h, struct nl_msg **ret)
+{
+	if (!h)
+		return -EINVAL;
+	*ret = nlmsg_alloc();
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* Send msg if building it succeeded (built == 0), then free it. */
+static int send_free(struct ipvs_genl *h, struct nl_msg *msg, int built,
+		     ipvs_genl_msg_cb cb, void *ctx)
+{
+	int r = built;
+
+	if (r == 0)
+		r = ipvs_genl_request(h, msg, cb, ctx);
+	nlmsg_free(msg);
+	return r;
+}
+
+int ipvs_genl_apply_service(struct ipvs_genl *h, enum ipvs_genl_op op,
+			    const struct ipvs_service *svc)
+{
+	struct nl_msg *msg;
+	int r = msg_new(h, &msg);
+
+	if (r < 0)
+		return r;
+	r = send_free(h, msg, ipvs_genl_build_service(msg, h->family, op, svc), NULL, NULL);
+	return ipvs_genl_idempotent(op, r);
+}
+
+int ipvs_genl_apply_dest(struct ipvs_genl *h, enum ipvs_genl_op op,
+			 const struct ipvs_service *svc, const struct ipvs_dest *dest)
+{
+	struct nl_msg *msg;
+	int r = msg_new(h, &msg);
+
+	if (r < 0)
+		return r;
+	r = send_free(h, msg, ipvs_genl_build_dest(msg, h->family, op, svc, dest), NULL, NULL);
+	return ipvs_genl_idempotent(op, r);
+}
+
+int ipvs_genl_flush(struct ipvs_genl *h)
+{
+	struct nl_msg *msg;
+	int r = msg_new(h, &msg);
+
+	if (r < 0)
+		return r;
+	return send_free(h, msg, ipvs_genl_build_flush(msg, h->family), NULL, NULL);
+}
+
+struct service_walk {
+	int (*cb)(const struct ipvs_service *svc, void *ctx);
+	void *ctx;
+};
+
+static int on_service(struct nlmsghdr *nlh, void *ctx)
+{
+	struct service_walk *w = ctx;
+	struct ipvs_service svc;
+	int r = ipvs_genl_parse_service(nlh, &svc);
+
+	return r < 0 ? r : w->cb(&svc, w->ctx);
+}
+
+int ipvs_genl_dump_services(struct ipvs_genl *h,
+			    int (*cb)(const struct ipvs_service *svc, void *ctx), void *ctx)
+{
+	struct service_walk w = { .cb = cb, .ctx = ctx };
+	struct nl_msg *msg;
+	int r;
+
+	if (!cb)
+		return -EINVAL;
+	r = msg_new(h, &msg);
+	if (r < 0)
+		return r;
+	return send_free(h, msg, ipvs_genl_build_get_services(msg, h->family), on_service, &w);
+}
+
+struct dest_walk {
+	int (*cb)(const struct ipvs_dest *dest, void *ctx);
+	void *ctx;
+	sa_family_t af;
+};
+
+static int on_dest(struct nlmsghdr *nlh, void *ctx)
+{
+	struct dest_walk *w = ctx;
+	struct ipvs_dest dest;
+	int r = ipvs_genl_parse_dest(nlh, w->af, &dest);
+
+	return r < 0 ? r : w->cb(&dest, w->ctx);
+}
+
+int ipvs_genl_dump_dests(struct ipvs_genl *h, const struct ipvs_service *svc,
+			 int (*cb)(const struct ipvs_dest *dest, void *ctx), void *ctx)
+{
+	struct dest_walk w = { .cb = cb, .ctx = ctx };
+	struct nl_msg *msg;
+	int r;
+
+	if (!cb || !svc)
+		return -EINVAL;
+	w.af = svc->af;
+	r = msg_new(h, &msg);
+	if (r < 0)
+		return r;
+	return send_free(h, msg, ipvs_genl_build_get_dests(msg, h->family, svc), on_dest, &w);
+}
+
+/* A GET with one reply: parse it with the parser given, and insist on it. */
+struct one_reply {
+	int (*parse)(struct nlmsghdr *nlh, void *ret);
+	void *ret;
+	bool seen;
+};
+
+static int on_one_reply(struct nlmsghdr *nlh, void *ctx)
+{
+	struct one_reply *o = ctx;
+	int r = o->parse(nlh, o->ret);
+
+	if (r == 0)
+		o->seen = true;
+	return r;
+}
+
+static int parse_timeouts_any(struct nlmsghdr *nlh, void *ret)
+{
+	return ipvs_genl_parse_timeouts(nlh, ret);
+}
+
+static int parse_info_any(struct nlmsghdr *nlh, void *ret)
+{
+	return ipvs_genl_parse_info(nlh, ret);
+}
+
+int ipvs_genl_get_timeouts(struct ipvs_genl *h, struct ipvs_timeouts *ret)
+{
+	struct one_reply o = { .parse = parse_timeouts_any, .ret = ret };
+	struct nl_msg *msg;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = msg_new(h, &msg);
+	if (r < 0)
+		return r;
+	r = send_free(h, msg, ipvs_genl_build_get_timeouts(msg, h->family), on_one_reply, &o);
+	return r == 0 && !o.seen ? -EBADMSG : r;
+}
+
+int ipvs_genl_set_timeouts(struct ipvs_genl *h, const struct ipvs_timeouts *t)
+{
+	struct nl_msg *msg;
+	int r = msg_new(h, &msg);
+
+	if (r < 0)
+		return r;
+	return send_free(h, msg, ipvs_genl_build_set_timeouts(msg, h->family, t), NULL, NULL);
+}
+
+int ipvs_genl_get_info(struct ipvs_genl *h, struct ipvs_info *ret)
+{
+	struct one_reply o = { .parse = parse_info_any, .ret = ret };
+	struct nl_msg *msg;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = msg_new(h, &msg);
+	if (r < 0)
+		return r;
+	r = send_free(h, msg, ipvs_genl_build_get_info(msg, h->family), on_one_reply, &o);
+	return r == 0 && !o.seen ? -EBADMSG : r;
+}
