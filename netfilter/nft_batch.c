@@ -14,6 +14,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 #include <libnftnl/set.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
@@ -31,6 +32,16 @@ struct nft_batch {
 	size_t n_msgs, cap_msgs;
 	uint32_t seq;      /* next sequence number */
 };
+
+uint16_t nft_nfproto(int family)
+{
+	return family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+}
+
+const char *nft_family_name(int family)
+{
+	return family == AF_INET6 ? "ip6" : "ip";
+}
 
 int nft_socket_open(struct mnl_socket **ret)
 {

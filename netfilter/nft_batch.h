@@ -26,6 +26,14 @@ struct nft_batch_error {
 	char desc[96];    /* that message's description */
 };
 
+/* The NFPROTO_* value that messages about family's tables carry (the family
+ * argument of nft_batch_msg_begin): NFPROTO_IPV6 for AF_INET6, NFPROTO_IPV4
+ * for anything else. */
+uint16_t nft_nfproto(int family);
+/* nft's keyword for family's tables, "ip6" or "ip" (for texts and
+ * descriptions). A static string. */
+const char *nft_family_name(int family);
+
 /* Open a NETLINK_NETFILTER socket sized for large transactions.
  * Returns 0 and *ret, or -errno. Close it with mnl_socket_close. */
 int nft_socket_open(struct mnl_socket **ret);

@@ -11,22 +11,21 @@
  *   lb_S, nplb_S: dnat through the slot table with numgen random mod S
  * Registers: every field is loaded into 32-bit registers, one after the
  * other, which is how a concatenation is matched against a set key.
+ *
+ * The expressions, tables and chains are built with the shared nf_tables
+ * mechanism (netfilter/nft_expr.h, nft_table.h); what is here is ferry's
+ * policy: which chains, which rules, and the sets they name.
  */
 #include "nft_rules.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
-#include <libnftnl/expr.h>
-#include <libnftnl/rule.h>
-#include <libnftnl/table.h>
-#include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
@@ -34,263 +33,68 @@
 #include <linux/rtnetlink.h>
 
 #include "nft_batch.h"
+#include "nft_expr.h"
 #include "nft_sets.h"
-
-/* A rule being built: exprs go to r (when not NULL), text to text. */
-struct rb {
-	int family;
-	struct nftnl_rule *r;
-	char text[512];
-	size_t tlen;
-	int err;
-};
-
-static void rb_text(struct rb *rb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void rb_text(struct rb *rb, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(rb->text + rb->tlen, sizeof(rb->text) - rb->tlen, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		rb->tlen = rb->tlen + (size_t)n < sizeof(rb->text) ? rb->tlen + (size_t)n : sizeof(rb->text) - 1;
-}
-
-static struct nftnl_expr *rb_expr(struct rb *rb, const char *name)
-{
-	struct nftnl_expr *e;
-
-	if (!rb->r || rb->err)
-		return NULL;
-	e = nftnl_expr_alloc(name);
-	if (!e) {
-		rb->err = -ENOMEM;
-		return NULL;
-	}
-	nftnl_rule_add_expr(rb->r, e); /* the rule owns it from here */
-	return e;
-}
-
-static uint32_t reg32(unsigned word)
-{
-	return NFT_REG32_00 + word;
-}
-
-static const char *ipname(const struct rb *rb)
-{
-	return rb->family == AF_INET6 ? "ip6" : "ip";
-}
-
-static size_t addr_len(const struct rb *rb)
-{
-	return rb->family == AF_INET6 ? 16 : 4;
-}
-
-/* Load the source or destination address into word; returns the next word. */
-static unsigned ld_addr(struct rb *rb, bool dst, unsigned word)
-{
-	struct nftnl_expr *e = rb_expr(rb, "payload");
-	uint32_t off = rb->family == AF_INET6 ? (dst ? 24 : 8) : (dst ? 16 : 12);
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, (uint32_t)addr_len(rb));
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, reg32(word));
-	}
-	rb_text(rb, "%s %s", ipname(rb), dst ? "daddr" : "saddr");
-	return word + (unsigned)addr_len(rb) / 4;
-}
-
-static unsigned ld_proto(struct rb *rb, unsigned word)
-{
-	struct nftnl_expr *e = rb_expr(rb, "meta");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_L4PROTO);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, reg32(word));
-	}
-	rb_text(rb, "meta l4proto");
-	return word + 1;
-}
-
-static unsigned ld_dport(struct rb *rb, unsigned word)
-{
-	struct nftnl_expr *e = rb_expr(rb, "payload");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 2);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 2);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, reg32(word));
-	}
-	rb_text(rb, "th dport");
-	return word + 1;
-}
-
-static unsigned ld_numgen_off(struct rb *rb, unsigned word, unsigned mod, uint32_t offset)
-{
-	struct nftnl_expr *e = rb_expr(rb, "numgen");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, reg32(word));
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS, mod);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, offset);
-	}
-	rb_text(rb, "numgen random mod %u", mod);
-	if (offset)
-		rb_text(rb, " offset %u", offset);
-	return word + 1;
-}
-
-static unsigned ld_numgen(struct rb *rb, unsigned word, unsigned mod)
-{
-	return ld_numgen_off(rb, word, mod, 0);
-}
+#include "nft_table.h"
 
 /* "daddr . l4proto . dport" into words 0.. ; returns the next word. */
-static unsigned ld_fe_key(struct rb *rb)
+static unsigned ld_fe_key(struct nft_rule_builder *rb)
 {
-	unsigned w = ld_addr(rb, true, 0);
-	rb_text(rb, " . ");
-	w = ld_proto(rb, w);
-	rb_text(rb, " . ");
-	return ld_dport(rb, w);
+	unsigned w = nft_expr_load_addr(rb, true, 0);
+	nft_expr_text(rb, " . ");
+	w = nft_expr_load_l4proto(rb, w);
+	nft_expr_text(rb, " . ");
+	return nft_expr_load_dport(rb, w);
 }
 
 /* "l4proto . dport" into words 0.. */
-static unsigned ld_np_key(struct rb *rb)
+static unsigned ld_np_key(struct nft_rule_builder *rb)
 {
-	unsigned w = ld_proto(rb, 0);
-	rb_text(rb, " . ");
-	return ld_dport(rb, w);
-}
-
-/* Match the key in words 0.. against set (inverted: not in it); for a map,
- * dreg receives the data (NFT_REG_VERDICT for a vmap); dreg < 0: no data. */
-static void lookup(struct rb *rb, const char *set, int dreg, bool inv)
-{
-	struct nftnl_expr *e = rb_expr(rb, "lookup");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, reg32(0));
-		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
-		if (dreg >= 0)
-			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, (uint32_t)dreg);
-		if (inv)
-			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
-	}
-}
-
-static void cmp(struct rb *rb, unsigned word, enum nft_cmp_ops op, const void *data, size_t len)
-{
-	struct nftnl_expr *e = rb_expr(rb, "cmp");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, reg32(word));
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, (uint32_t)len);
-	}
-}
-
-static void bitwise(struct rb *rb, unsigned word, const void *mask, const void *xor, size_t len)
-{
-	struct nftnl_expr *e = rb_expr(rb, "bitwise");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg32(word));
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg32(word));
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, (uint32_t)len);
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, (uint32_t)len);
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, xor, (uint32_t)len);
-	}
-}
-
-static void verdict(struct rb *rb, int code, const char *chain)
-{
-	struct nftnl_expr *e = rb_expr(rb, "immediate");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)code);
-		if (chain)
-			nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
-	}
-	switch (code) {
-	case NF_DROP:
-		rb_text(rb, "drop");
-		break;
-	case NF_ACCEPT:
-		rb_text(rb, "accept");
-		break;
-	case NFT_RETURN:
-		rb_text(rb, "return");
-		break;
-	case NFT_JUMP:
-		rb_text(rb, "jump %s", chain);
-		break;
-	default:
-		rb_text(rb, "goto %s", chain);
-		break;
-	}
+	unsigned w = nft_expr_load_l4proto(rb, 0);
+	nft_expr_text(rb, " . ");
+	return nft_expr_load_dport(rb, w);
 }
 
 /* "fib daddr type local " */
-static void m_fib_local(struct rb *rb)
+static void m_fib_local(struct nft_rule_builder *rb)
 {
-	struct nftnl_expr *e = rb_expr(rb, "fib");
 	uint32_t local = RTN_LOCAL;
 
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, reg32(0));
-	}
-	cmp(rb, 0, NFT_CMP_EQ, &local, 4);
-	rb_text(rb, "fib daddr type local ");
+	nft_expr_load_fib_daddr_type(rb, 0);
+	nft_expr_cmp(rb, 0, NFT_CMP_EQ, &local, 4);
+	nft_expr_text(rb, "fib daddr type local ");
 }
 
 /* "<fe key> @set " */
-static void m_fe_in(struct rb *rb, enum nft_set_id set)
+static void m_fe_in(struct nft_rule_builder *rb, enum nft_set_id set)
 {
 	ld_fe_key(rb);
-	lookup(rb, nft_set_name(set), -1, false);
-	rb_text(rb, " @%s ", nft_set_name(set));
+	nft_expr_lookup(rb, 0, nft_set_name(set), -1, false);
+	nft_expr_text(rb, " @%s ", nft_set_name(set));
 }
 
-static void m_np_in(struct rb *rb, enum nft_set_id set)
+static void m_np_in(struct nft_rule_builder *rb, enum nft_set_id set)
 {
 	ld_np_key(rb);
-	lookup(rb, nft_set_name(set), -1, false);
-	rb_text(rb, " @%s ", nft_set_name(set));
+	nft_expr_lookup(rb, 0, nft_set_name(set), -1, false);
+	nft_expr_text(rb, " @%s ", nft_set_name(set));
 }
 
 /* "meta mark set meta mark | M" */
-static void s_mark_masq(struct rb *rb, uint32_t m)
+static void s_mark_masq(struct nft_rule_builder *rb, uint32_t m)
 {
-	struct nftnl_expr *e = rb_expr(rb, "meta");
 	uint32_t mask = ~m;
 
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, reg32(0));
-	}
-	bitwise(rb, 0, &mask, &m, 4);
-	e = rb_expr(rb, "meta");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, reg32(0));
-	}
-	rb_text(rb, "meta mark set meta mark | 0x%08x", m);
+	nft_expr_load_meta(rb, NFT_META_MARK, 0);
+	nft_expr_bitwise(rb, 0, &mask, &m, 4);
+	nft_expr_store_meta(rb, NFT_META_MARK, 0);
+	nft_expr_text(rb, "meta mark set meta mark | 0x%08x", m);
 }
 
 /* One rule function: fills rb (exprs and text). */
-typedef void (*rule_fn)(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg);
+typedef void (*rule_fn)(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg);
 
-static void r_ranges(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_ranges(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	unsigned w;
 
@@ -298,79 +102,67 @@ static void r_ranges(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned 
 	(void)arg;
 	m_fe_in(rb, NFT_SET_RANGED_FE);
 	w = ld_fe_key(rb);
-	rb_text(rb, " . ");
-	ld_addr(rb, false, w);
-	lookup(rb, nft_set_name(NFT_SET_RANGES), -1, true);
-	rb_text(rb, " != @%s ", nft_set_name(NFT_SET_RANGES));
-	verdict(rb, NF_DROP, NULL);
+	nft_expr_text(rb, " . ");
+	nft_expr_load_addr(rb, false, w);
+	nft_expr_lookup(rb, 0, nft_set_name(NFT_SET_RANGES), -1, true);
+	nft_expr_text(rb, " != @%s ", nft_set_name(NFT_SET_RANGES));
+	nft_expr_verdict(rb, NF_DROP, NULL);
 }
 
 /* A verdict-map dispatch: "KEY vmap @set", keyed by address . proto .
  * port (frontends) or proto . port (wildcard node ports: the caller makes
  * sure the packet is for this host). */
-static void vmap_dispatch(struct rb *rb, enum nft_set_id set, bool node_port)
+static void vmap_dispatch(struct nft_rule_builder *rb, enum nft_set_id set, bool node_port)
 {
 	if (node_port)
 		ld_np_key(rb);
 	else
 		ld_fe_key(rb);
-	lookup(rb, nft_set_name(set), NFT_REG_VERDICT, false);
-	rb_text(rb, " vmap @%s", nft_set_name(set));
+	nft_expr_lookup(rb, 0, nft_set_name(set), NFT_REG_VERDICT, false);
+	nft_expr_text(rb, " vmap @%s", nft_set_name(set));
 }
 
-static void r_empty_fe(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_empty_fe(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	(void)arg;
 	vmap_dispatch(rb, NFT_SET_EMPTY_FE, false);
 }
 
-static void r_empty_np(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_empty_np(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	(void)arg;
 	vmap_dispatch(rb, NFT_SET_EMPTY_NP, true);
 }
 
-static void r_reject_tcp(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_reject_tcp(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	uint8_t tcp = IPPROTO_TCP;
-	struct nftnl_expr *e;
 
 	(void)cfg;
 	(void)arg;
-	ld_proto(rb, 0);
-	cmp(rb, 0, NFT_CMP_EQ, &tcp, 1);
-	e = rb_expr(rb, "reject");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
-		nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
-	}
-	rb_text(rb, " tcp reject with tcp reset");
+	nft_expr_load_l4proto(rb, 0);
+	nft_expr_cmp(rb, 0, NFT_CMP_EQ, &tcp, 1);
+	nft_expr_text(rb, " tcp ");
+	nft_expr_reject_tcp_reset(rb);
 }
 
-static void r_reject(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
-{
-	struct nftnl_expr *e = rb_expr(rb, "reject");
-
-	(void)cfg;
-	(void)arg;
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMP_UNREACH);
-		/* ICMP port unreachable (3) / ICMPv6 port unreachable (4) */
-		nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, rb->family == AF_INET6 ? 4 : 3);
-	}
-	rb_text(rb, "reject");
-}
-
-static void r_jump_services(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_reject(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	(void)arg;
-	verdict(rb, NFT_JUMP, "services");
+	nft_expr_reject_port_unreachable(rb);
 }
 
-static void r_mark_fe(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_jump_services(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)cfg;
+	(void)arg;
+	nft_expr_verdict(rb, NFT_JUMP, "services");
+}
+
+static void r_mark_fe(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)arg;
 	m_fe_in(rb, NFT_SET_MASQ_FE);
@@ -379,7 +171,7 @@ static void r_mark_fe(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned
 
 /* Match sources outside every cluster CIDR of the rule's family: one
  * masked compare per CIDR ("ip saddr != 10.244.0.0/16 ..."). */
-static void m_saddr_outside_cidrs(struct rb *rb, const struct nft_ruleset_cfg *cfg)
+static void m_saddr_outside_cidrs(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg)
 {
 	for (size_t i = 0; i < cfg->n_cluster_cidrs; i++) {
 		const struct inet_prefix *p = &cfg->cluster_cidrs[i];
@@ -390,10 +182,10 @@ static void m_saddr_outside_cidrs(struct rb *rb, const struct nft_ruleset_cfg *c
 			continue;
 		for (unsigned bit = 0; bit < p->len; bit++)
 			mask[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
-		ld_addr(rb, false, 0);
-		bitwise(rb, 0, mask, zero, addr_len(rb));
-		cmp(rb, 0, NFT_CMP_NEQ, p->addr.u.bytes, addr_len(rb));
-		rb_text(rb, " != %s/%u ", inet_addr_format(&p->addr, buf), p->len);
+		nft_expr_load_addr(rb, false, 0);
+		nft_expr_bitwise(rb, 0, mask, zero, nft_expr_addr_len(rb));
+		nft_expr_cmp(rb, 0, NFT_CMP_NEQ, p->addr.u.bytes, nft_expr_addr_len(rb));
+		nft_expr_text(rb, " != %s/%u ", inet_addr_format(&p->addr, buf), p->len);
 	}
 }
 
@@ -401,25 +193,21 @@ static void m_saddr_outside_cidrs(struct rb *rb, const struct nft_ruleset_cfg *c
  * 'iifname != "cbr0"' (the name, zero-padded to IFNAMSIZ, as nft sends it)
  * or 'iifname != "veth*"' (a compare of the prefix bytes alone, without the
  * NUL). Locally generated packets have no input interface: they match. */
-static void m_iifname_not_local(struct rb *rb, const struct nft_ruleset_cfg *cfg)
+static void m_iifname_not_local(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg)
 {
-	struct nftnl_expr *e = rb_expr(rb, "meta");
 	char name[NFT_IFNAME_MAX + 1] = { 0 };   /* IFNAMSIZ */
 	size_t len = strnlen(cfg->local_iifname, NFT_IFNAME_MAX);
 
 	memcpy(name, cfg->local_iifname, len);
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_IIFNAME);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, reg32(0));
-	}
-	cmp(rb, 0, NFT_CMP_NEQ, name, cfg->local_iifname_prefix ? len : sizeof(name));
-	rb_text(rb, "iifname != \"%s%s\" ", name, cfg->local_iifname_prefix ? "*" : "");
+	nft_expr_load_meta(rb, NFT_META_IIFNAME, 0);
+	nft_expr_cmp(rb, 0, NFT_CMP_NEQ, name, cfg->local_iifname_prefix ? len : sizeof(name));
+	nft_expr_text(rb, "iifname != \"%s%s\" ", name, cfg->local_iifname_prefix ? "*" : "");
 }
 
 /* Match traffic that is not local (see nft_ruleset_cfg): by input
  * interface when one is configured, else by source outside the cluster
  * CIDRs. Used only where nft_ruleset_detects_local holds. */
-static void m_not_local(struct rb *rb, const struct nft_ruleset_cfg *cfg)
+static void m_not_local(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg)
 {
 	if (cfg->local_iifname[0])
 		m_iifname_not_local(rb, cfg);
@@ -430,7 +218,7 @@ static void m_not_local(struct rb *rb, const struct nft_ruleset_cfg *cfg)
 /* Cluster IPs reached from non-local traffic are masqueraded (so replies
  * come back through this node). Only emitted when the family detects
  * local traffic (nft_ruleset_detects_local). */
-static void r_mark_local(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_mark_local(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)arg;
 	m_fe_in(rb, NFT_SET_LOCAL_FE);
@@ -440,29 +228,29 @@ static void r_mark_local(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsig
 
 /* Packets for this host go on to the wildcard node ports; the FIB lookup
  * is paid only by new connections that no frontend took. */
-static void r_goto_nodeports(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_goto_nodeports(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	(void)arg;
 	m_fib_local(rb);
-	verdict(rb, NFT_GOTO, "nodeports");
+	nft_expr_verdict(rb, NFT_GOTO, "nodeports");
 }
 
-static void r_mark_np(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_mark_np(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)arg;
 	m_np_in(rb, NFT_SET_MASQ_NP);
 	s_mark_masq(rb, cfg->masq_mark);
 }
 
-static void r_vmap_fe(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_vmap_fe(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	(void)arg;
 	vmap_dispatch(rb, NFT_SET_FE, false);
 }
 
-static void r_vmap_np(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_vmap_np(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	(void)arg;
@@ -470,105 +258,78 @@ static void r_vmap_np(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned
 }
 
 /* "ct status dnat ip saddr . ip daddr @hairpin masquerade" */
-static void r_hairpin(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_hairpin(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
-	struct nftnl_expr *e = rb_expr(rb, "ct");
 	uint32_t mask = IPS_DST_NAT, zero = 0;
 	unsigned w;
 
 	(void)cfg;
 	(void)arg;
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, reg32(0));
-	}
-	bitwise(rb, 0, &mask, &zero, 4);
-	cmp(rb, 0, NFT_CMP_NEQ, &zero, 4);
-	rb_text(rb, "ct status dnat ");
-	w = ld_addr(rb, false, 0);
-	rb_text(rb, " . ");
-	ld_addr(rb, true, w);
-	lookup(rb, nft_set_name(NFT_SET_HAIRPIN), -1, false);
-	rb_text(rb, " @%s ", nft_set_name(NFT_SET_HAIRPIN));
-	e = rb_expr(rb, "masq");
-	rb_text(rb, "masquerade");
+	nft_expr_load_ct(rb, NFT_CT_STATUS, 0);
+	nft_expr_bitwise(rb, 0, &mask, &zero, 4);
+	nft_expr_cmp(rb, 0, NFT_CMP_NEQ, &zero, 4);
+	nft_expr_text(rb, "ct status dnat ");
+	w = nft_expr_load_addr(rb, false, 0);
+	nft_expr_text(rb, " . ");
+	nft_expr_load_addr(rb, true, w);
+	nft_expr_lookup(rb, 0, nft_set_name(NFT_SET_HAIRPIN), -1, false);
+	nft_expr_text(rb, " @%s ", nft_set_name(NFT_SET_HAIRPIN));
+	nft_expr_masquerade(rb, 0);
 }
 
-static void r_masq_unmarked(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_masq_unmarked(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
-	struct nftnl_expr *e = rb_expr(rb, "meta");
 	uint32_t m = cfg->masq_mark, zero = 0;
 
 	(void)arg;
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, reg32(0));
-	}
-	bitwise(rb, 0, &m, &zero, 4);
-	cmp(rb, 0, NFT_CMP_EQ, &zero, 4);
-	rb_text(rb, "meta mark & 0x%08x == 0x00000000 ", m);
-	verdict(rb, NFT_RETURN, NULL);
+	nft_expr_load_meta(rb, NFT_META_MARK, 0);
+	nft_expr_bitwise(rb, 0, &m, &zero, 4);
+	nft_expr_cmp(rb, 0, NFT_CMP_EQ, &zero, 4);
+	nft_expr_text(rb, "meta mark & 0x%08x == 0x00000000 ", m);
+	nft_expr_verdict(rb, NFT_RETURN, NULL);
 }
 
-static void r_mark_clear(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_mark_clear(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
-	struct nftnl_expr *e = rb_expr(rb, "meta");
 	uint32_t all = 0xffffffff, m = cfg->masq_mark;
 
 	(void)arg;
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, reg32(0));
-	}
-	bitwise(rb, 0, &all, &m, 4);
-	e = rb_expr(rb, "meta");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, reg32(0));
-	}
-	rb_text(rb, "meta mark set meta mark ^ 0x%08x", m);
+	nft_expr_load_meta(rb, NFT_META_MARK, 0);
+	nft_expr_bitwise(rb, 0, &all, &m, 4);
+	nft_expr_store_meta(rb, NFT_META_MARK, 0);
+	nft_expr_text(rb, "meta mark set meta mark ^ 0x%08x", m);
 }
 
-static void r_masquerade(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_masquerade(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
-	struct nftnl_expr *e = rb_expr(rb, "masq");
-
 	(void)cfg;
 	(void)arg;
-	if (e)
-		nftnl_expr_set_u32(e, NFTNL_EXPR_MASQ_FLAGS, NF_NAT_RANGE_PROTO_RANDOM_FULLY);
-	rb_text(rb, "masquerade fully-random");
+	nft_expr_masquerade(rb, NF_NAT_RANGE_PROTO_RANDOM_FULLY);
 }
 
 /* dnat through the slot table: arg = number of slots; node ports (np) key
  * the table without the address. */
-static void dnat_slots(struct rb *rb, unsigned slots, bool np)
+static void dnat_slots(struct nft_rule_builder *rb, unsigned slots, bool np)
 {
-	struct nftnl_expr *e;
 	unsigned w;
 
-	rb_text(rb, "dnat %s to ", ipname(rb));
+	nft_expr_text(rb, "dnat %s to ", nft_family_name(rb->family));
 	w = np ? ld_np_key(rb) : ld_fe_key(rb);
-	rb_text(rb, " . ");
-	ld_numgen(rb, w, slots);
-	lookup(rb, nft_set_name(np ? NFT_SET_NP_SLOTS : NFT_SET_SLOTS), (int)reg32(0), false);
-	rb_text(rb, " map @%s", nft_set_name(np ? NFT_SET_NP_SLOTS : NFT_SET_SLOTS));
-	e = rb_expr(rb, "nat");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, rb->family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, reg32(0));
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, reg32((unsigned)addr_len(rb) / 4));
-	}
+	nft_expr_text(rb, " . ");
+	nft_expr_load_numgen(rb, slots, 0, w);
+	nft_expr_lookup(rb, 0, nft_set_name(np ? NFT_SET_NP_SLOTS : NFT_SET_SLOTS), (int)nft_expr_reg(0), false);
+	nft_expr_text(rb, " map @%s", nft_set_name(np ? NFT_SET_NP_SLOTS : NFT_SET_SLOTS));
+	/* The map's value: the address in words 0.., the port after it. */
+	nft_expr_nat(rb, NFT_NAT_DNAT, 0, (int)(nft_expr_addr_len(rb) / 4));
 }
 
-static void r_lb(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_lb(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	dnat_slots(rb, arg, false);
 }
 
-static void r_nplb(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+static void r_nplb(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	dnat_slots(rb, arg, true);
@@ -576,9 +337,7 @@ static void r_nplb(struct rb *rb, const struct nft_ruleset_cfg *cfg, unsigned ar
 
 struct chain_def {
 	const char *name;
-	const char *type;   /* NULL: regular chain */
-	unsigned hook;
-	int prio;
+	struct nft_base_chain base;   /* type NULL: a regular chain */
 	rule_fn rules[6];
 };
 
@@ -587,30 +346,14 @@ struct chain_def {
  * reject or drop without endpoints, masquerade mark, DNAT). Later packets
  * of a connection cross no ferry rule at all. */
 static const struct chain_def chain_defs[] = {
-	{ "nat_prerouting", "nat", NF_INET_PRE_ROUTING, -100, { r_jump_services } },
-	{ "nat_output", "nat", NF_INET_LOCAL_OUT, -100, { r_jump_services } },
-	{ "nat_postrouting", "nat", NF_INET_POST_ROUTING, 100,
+	{ "nat_prerouting", { "nat", NF_INET_PRE_ROUTING, -100 }, { r_jump_services } },
+	{ "nat_output", { "nat", NF_INET_LOCAL_OUT, -100 }, { r_jump_services } },
+	{ "nat_postrouting", { "nat", NF_INET_POST_ROUTING, 100 },
 	  { r_hairpin, r_masq_unmarked, r_mark_clear, r_masquerade } },
-	{ "do_reject", NULL, 0, 0, { r_reject_tcp, r_reject } },
-	{ "services", NULL, 0, 0, { r_ranges, r_mark_fe, r_mark_local, r_vmap_fe, r_empty_fe, r_goto_nodeports } },
-	{ "nodeports", NULL, 0, 0, { r_mark_np, r_vmap_np, r_empty_np } },
+	{ "do_reject", { NULL, 0, 0 }, { r_reject_tcp, r_reject } },
+	{ "services", { NULL, 0, 0 }, { r_ranges, r_mark_fe, r_mark_local, r_vmap_fe, r_empty_fe, r_goto_nodeports } },
+	{ "nodeports", { NULL, 0, 0 }, { r_mark_np, r_vmap_np, r_empty_np } },
 };
-
-static const char *hook_name(unsigned hook)
-{
-	switch (hook) {
-	case NF_INET_PRE_ROUTING:
-		return "prerouting";
-	case NF_INET_LOCAL_IN:
-		return "input";
-	case NF_INET_FORWARD:
-		return "forward";
-	case NF_INET_LOCAL_OUT:
-		return "output";
-	default:
-		return "postrouting";
-	}
-}
 
 bool nft_ruleset_detects_local(const struct nft_ruleset_cfg *cfg, int family)
 {
@@ -668,59 +411,20 @@ static int ruleset_visit(int family, const struct nft_ruleset_cfg *cfg, visit_fn
 	return 0;
 }
 
-static int nfproto(int family)
-{
-	return family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
-}
-
 /* The rule that carries the ruleset tag: nat_prerouting's first. */
 static bool is_tagged(const struct nft_ruleset_cfg *cfg, const struct chain_def *base, rule_fn rule)
 {
 	return cfg->tag && base && strcmp(base->name, "nat_prerouting") == 0 && rule == base->rules[0];
 }
 
-/* Attach comment to r as nft does (user data, comment TLV). */
-static int rule_comment(struct nftnl_rule *r, const char *comment)
-{
-	struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 8);
-
-	if (!u)
-		return -ENOMEM;
-	if (!nftnl_udata_put_strz(u, NFTNL_UDATA_RULE_COMMENT, comment)) {
-		nftnl_udata_buf_free(u);
-		return -EINVAL;
-	}
-	nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(u), nftnl_udata_buf_len(u));
-	nftnl_udata_buf_free(u);
-	return 0;
-}
-
-/* A DELRULE (flush) or DELCHAIN message for chain; both name only the
- * table and the chain (a DELRULE so named removes every rule). */
-static int chain_msg(struct nft_batch *b, uint16_t type, int family, const char *chain)
-{
-	struct nlmsghdr *nlh;
-	char desc[96];
-
-	snprintf(desc, sizeof(desc), "%s chain %s %.60s", type == NFT_MSG_DELRULE ? "flush" : "delete",
-		 family == AF_INET6 ? "ip6" : "ip", chain);
-	nlh = nft_batch_msg_begin(b, type, (uint16_t)nfproto(family), 0, desc);
-	if (!nlh)
-		return -ENOMEM;
-	mnl_attr_put_strz(nlh, type == NFT_MSG_DELRULE ? NFTA_RULE_TABLE : NFTA_CHAIN_TABLE, NFT_TABLE_NAME);
-	mnl_attr_put_strz(nlh, type == NFT_MSG_DELRULE ? NFTA_RULE_CHAIN : NFTA_CHAIN_NAME, chain);
-	nft_batch_msg_end(b, nlh);
-	return 0;
-}
-
 int nft_chain_flush_msg(struct nft_batch *b, int family, const char *chain)
 {
-	return chain_msg(b, NFT_MSG_DELRULE, family, chain);
+	return nft_chain_empty_msg(b, family, NFT_TABLE_NAME, chain);
 }
 
 int nft_chain_delete_msg(struct nft_batch *b, int family, const char *chain)
 {
-	return chain_msg(b, NFT_MSG_DELCHAIN, family, chain);
+	return nft_chain_remove_msg(b, family, NFT_TABLE_NAME, chain);
 }
 
 bool nft_ruleset_has_chain(const char *name)
@@ -757,84 +461,31 @@ static int visit_msgs(void *ctx, int family, const char *chain, const struct cha
 		      rule_fn rule, unsigned arg)
 {
 	struct msgs_ctx *m = ctx;
-	struct nlmsghdr *nlh;
-	char desc[160];
+	struct nft_rule_builder rb;
+	int r;
 
 	if (!rule != !m->rules)
 		return 0;
 	if (!rule) {
-		struct nftnl_chain *c = nftnl_chain_alloc();
-		if (!c)
-			return -ENOMEM;
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE_NAME);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, (uint32_t)nfproto(family));
-		if (base) {
-			if (base->type) {
-				nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, base->type);
-				nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, base->hook);
-				nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, base->prio);
-				nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-			}
-		}
-		snprintf(desc, sizeof(desc), "add chain %s %s", family == AF_INET6 ? "ip6" : "ip", chain);
-		nlh = nft_batch_msg_begin(m->b, NFT_MSG_NEWCHAIN, (uint16_t)nfproto(family), NLM_F_CREATE, desc);
-		if (!nlh) {
-			nftnl_chain_free(c);
-			return -ENOMEM;
-		}
-		nftnl_chain_nlmsg_build_payload(nlh, c);
-		nft_batch_msg_end(m->b, nlh);
-		nftnl_chain_free(c);
+		r = nft_chain_add_msg(m->b, family, NFT_TABLE_NAME, chain,
+				      base && base->base.type ? &base->base : NULL);
 		/* Empty it: the rules below replace whatever an earlier ferry left. */
-		return nft_chain_flush_msg(m->b, family, chain);
+		return r < 0 ? r : nft_chain_flush_msg(m->b, family, chain);
 	}
-
-	struct rb rb = { .family = family, .r = nftnl_rule_alloc() };
-	if (!rb.r)
-		return -ENOMEM;
-	nftnl_rule_set_str(rb.r, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
-	nftnl_rule_set_str(rb.r, NFTNL_RULE_CHAIN, chain);
-	nftnl_rule_set_u32(rb.r, NFTNL_RULE_FAMILY, (uint32_t)nfproto(family));
-	rule(&rb, m->cfg, arg);
-	if (rb.err == 0 && is_tagged(m->cfg, base, rule))
-		rb.err = rule_comment(rb.r, m->cfg->tag);
-	if (rb.err) {
-		nftnl_rule_free(rb.r);
-		return rb.err;
+	r = nft_rule_builder_init(&rb, family, NFT_TABLE_NAME, chain);
+	if (r == 0) {
+		rule(&rb, m->cfg, arg);
+		if (is_tagged(m->cfg, base, rule))
+			nft_rule_builder_comment(&rb, m->cfg->tag);
+		r = nft_rule_builder_msg(&rb, m->b);
 	}
-	snprintf(desc, sizeof(desc), "add rule %s %s %.60s", family == AF_INET6 ? "ip6" : "ip", chain, rb.text);
-	nlh = nft_batch_msg_begin(m->b, NFT_MSG_NEWRULE, (uint16_t)nfproto(family),
-				  NLM_F_CREATE | NLM_F_APPEND, desc);
-	if (!nlh) {
-		nftnl_rule_free(rb.r);
-		return -ENOMEM;
-	}
-	nftnl_rule_nlmsg_build_payload(nlh, rb.r);
-	nft_batch_msg_end(m->b, nlh);
-	nftnl_rule_free(rb.r);
-	return 0;
+	nft_rule_builder_done(&rb);
+	return r;
 }
 
 int nft_table_msg(struct nft_batch *b, int family)
 {
-	struct nftnl_table *t = nftnl_table_alloc();
-	struct nlmsghdr *nlh;
-
-	if (!t)
-		return -ENOMEM;
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE_NAME);
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, (uint32_t)nfproto(family));
-	nlh = nft_batch_msg_begin(b, NFT_MSG_NEWTABLE, (uint16_t)nfproto(family), NLM_F_CREATE,
-				  family == AF_INET6 ? "add table ip6 ferry" : "add table ip ferry");
-	if (!nlh) {
-		nftnl_table_free(t);
-		return -ENOMEM;
-	}
-	nftnl_table_nlmsg_build_payload(nlh, t);
-	nft_batch_msg_end(b, nlh);
-	nftnl_table_free(t);
-	return 0;
+	return nft_table_add_msg(b, family, NFT_TABLE_NAME);
 }
 
 int nft_ruleset_msgs(struct nft_batch *b, int family, const struct nft_ruleset_cfg *cfg)
@@ -857,23 +508,7 @@ int nft_ruleset_msgs(struct nft_batch *b, int family, const struct nft_ruleset_c
 
 int nft_table_delete_msg(struct nft_batch *b, int family)
 {
-	struct nftnl_table *t = nftnl_table_alloc();
-	struct nlmsghdr *nlh;
-
-	if (!t)
-		return -ENOMEM;
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE_NAME);
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, (uint32_t)nfproto(family));
-	nlh = nft_batch_msg_begin(b, NFT_MSG_DELTABLE, (uint16_t)nfproto(family), 0,
-				  family == AF_INET6 ? "delete table ip6 ferry" : "delete table ip ferry");
-	if (!nlh) {
-		nftnl_table_free(t);
-		return -ENOMEM;
-	}
-	nftnl_table_nlmsg_build_payload(nlh, t);
-	nft_batch_msg_end(b, nlh);
-	nftnl_table_free(t);
-	return 0;
+	return nft_table_remove_msg(b, family, NFT_TABLE_NAME);
 }
 
 int nft_probe_msgs(struct nft_batch *b, const char *scratch_name)
@@ -914,23 +549,23 @@ static int visit_print(void *ctx, int family, const char *chain, const struct ch
 		       rule_fn rule, unsigned arg)
 {
 	struct print_ctx *p = ctx;
+	struct nft_rule_builder rb;
 
 	if (!rule) {
 		if (p->open)
 			fprintf(p->out, "\t}\n");
 		fprintf(p->out, "\tchain %s {\n", chain);
-		if (base && base->type)
-			fprintf(p->out, "\t\ttype %s hook %s priority %d; policy accept;\n", base->type,
-				hook_name(base->hook), base->prio);
+		if (base && base->base.type)
+			fprintf(p->out, "\t\ttype %s hook %s priority %d; policy accept;\n", base->base.type,
+				nft_hook_name(base->base.hook), base->base.prio);
 		p->open = true;
 		return 0;
 	}
-	struct rb rb = { .family = family };
+	nft_rule_builder_init_text(&rb, family);
 	rule(&rb, p->cfg, arg);
 	if (is_tagged(p->cfg, base, rule))
-		fprintf(p->out, "\t\t%s comment \"%s\"\n", rb.text, p->cfg->tag);
-	else
-		fprintf(p->out, "\t\t%s\n", rb.text);
+		nft_rule_builder_comment(&rb, p->cfg->tag);
+	fprintf(p->out, "\t\t%s\n", rb.text);
 	return 0;
 }
 
@@ -938,7 +573,7 @@ void nft_ruleset_print(FILE *out, int family, const struct nft_ruleset_cfg *cfg)
 {
 	struct print_ctx p = { .out = out, .cfg = cfg };
 
-	fprintf(out, "table %s %s {\n", family == AF_INET6 ? "ip6" : "ip", NFT_TABLE_NAME);
+	fprintf(out, "table %s %s {\n", nft_family_name(family), NFT_TABLE_NAME);
 	for (int s = 0; s < NFT_SET_COUNT; s++)
 		nft_set_decl_print(out, family, (enum nft_set_id)s);
 	ruleset_visit(family, cfg, visit_print, &p);
@@ -971,103 +606,74 @@ struct aff_args {
 };
 
 /* "ip saddr . ip daddr . meta l4proto . th dport" into words 0.. */
-static unsigned ld_client_key(struct rb *rb)
+static unsigned ld_client_key(struct nft_rule_builder *rb)
 {
-	unsigned w = ld_addr(rb, false, 0);
-	rb_text(rb, " . ");
-	w = ld_addr(rb, true, w);
-	rb_text(rb, " . ");
-	w = ld_proto(rb, w);
-	rb_text(rb, " . ");
-	return ld_dport(rb, w);
+	unsigned w = nft_expr_load_addr(rb, false, 0);
+	nft_expr_text(rb, " . ");
+	w = nft_expr_load_addr(rb, true, w);
+	nft_expr_text(rb, " . ");
+	w = nft_expr_load_l4proto(rb, w);
+	nft_expr_text(rb, " . ");
+	return nft_expr_load_dport(rb, w);
 }
 
-static void r_aff_update(struct rb *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
+static void r_aff_update(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
 {
-	struct nftnl_expr *e;
 	unsigned w;
 	char set[32];
 
 	snprintf(set, sizeof(set), "aff_%u", a->timeout);
-	rb_text(rb, "update @%s { ", set);
+	nft_expr_text(rb, "update @%s { ", set);
 	w = ld_client_key(rb);
-	rb_text(rb, " : ");
-	ld_numgen_off(rb, w, a->slots, a->mode == NFT_AFF_MASQ ? cfg->masq_mark : 0);
-	rb_text(rb, " }");
-	e = rb_expr(rb, "dynset");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, reg32(0));
-		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_DATA, reg32(w));
-		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
-		nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
-	}
+	nft_expr_text(rb, " : ");
+	nft_expr_load_numgen(rb, a->slots, a->mode == NFT_AFF_MASQ ? cfg->masq_mark : 0, w);
+	nft_expr_text(rb, " }");
+	nft_expr_dynset_update(rb, set, 0, w);
 }
 
-static void r_aff_recall(struct rb *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
+static void r_aff_recall(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
 {
-	struct nftnl_expr *e;
 	char set[32];
 
 	(void)cfg;
 	snprintf(set, sizeof(set), "aff_%u", a->timeout);
-	rb_text(rb, "meta mark set ");
+	nft_expr_text(rb, "meta mark set ");
 	ld_client_key(rb);
-	lookup(rb, set, (int)reg32(0), false);
-	rb_text(rb, " map @%s", set);
-	e = rb_expr(rb, "meta");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, reg32(0));
-	}
+	nft_expr_lookup(rb, 0, set, (int)nft_expr_reg(0), false);
+	nft_expr_text(rb, " map @%s", set);
+	nft_expr_store_meta(rb, NFT_META_MARK, 0);
 }
 
-static void r_aff_fresh(struct rb *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
+static void r_aff_fresh(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
 {
-	struct nftnl_expr *e;
-
-	rb_text(rb, "meta mark set ");
-	ld_numgen_off(rb, 0, a->slots, a->mode == NFT_AFF_MASQ ? cfg->masq_mark : 0);
-	e = rb_expr(rb, "meta");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, reg32(0));
-	}
+	nft_expr_text(rb, "meta mark set ");
+	nft_expr_load_numgen(rb, a->slots, a->mode == NFT_AFF_MASQ ? cfg->masq_mark : 0, 0);
+	nft_expr_store_meta(rb, NFT_META_MARK, 0);
 }
 
-static void r_aff_local(struct rb *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
+static void r_aff_local(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
 {
 	(void)a;
 	m_not_local(rb, cfg);
 	s_mark_masq(rb, cfg->masq_mark);
 }
 
-static void r_aff_dnat(struct rb *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
+static void r_aff_dnat(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
 {
-	struct nftnl_expr *e;
 	enum nft_set_id set = a->np ? NFT_SET_NP_AFF_SLOTS : NFT_SET_AFF_SLOTS;
 	unsigned w;
 
 	(void)cfg;
-	rb_text(rb, "dnat %s to ", ipname(rb));
+	nft_expr_text(rb, "dnat %s to ", nft_family_name(rb->family));
 	w = a->np ? ld_np_key(rb) : ld_fe_key(rb);
-	rb_text(rb, " . meta mark");
-	e = rb_expr(rb, "meta");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, reg32(w));
-	}
-	lookup(rb, nft_set_name(set), (int)reg32(0), false);
-	rb_text(rb, " map @%s", nft_set_name(set));
-	e = rb_expr(rb, "nat");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, rb->family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, reg32(0));
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, reg32((unsigned)addr_len(rb) / 4));
-	}
+	nft_expr_text(rb, " . meta mark");
+	nft_expr_load_meta(rb, NFT_META_MARK, w);
+	nft_expr_lookup(rb, 0, nft_set_name(set), (int)nft_expr_reg(0), false);
+	nft_expr_text(rb, " map @%s", nft_set_name(set));
+	nft_expr_nat(rb, NFT_NAT_DNAT, 0, (int)(nft_expr_addr_len(rb) / 4));
 }
 
-typedef void (*aff_rule_fn)(struct rb *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a);
+typedef void (*aff_rule_fn)(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a);
 
 /* The rules of one affinity chain, in order (NULL-terminated). */
 static size_t aff_rules(const struct aff_args *a, aff_rule_fn *out)
@@ -1098,63 +704,32 @@ int nft_aff_chain_msgs(struct nft_batch *b, const struct nft_ruleset_cfg *cfg, c
 	int family = e->family;
 	aff_rule_fn rules[8];
 	size_t n = aff_rules(&a, rules);
-	struct nftnl_chain *c;
-	struct nlmsghdr *nlh;
-	char chain[48], desc[160];
+	char chain[48];
 	int r;
 
 	nft_verdict_chain(e, chain, sizeof(chain));
 	r = nft_aff_map_declare(b, family, a.timeout);
-	if (r < 0)
-		return r;
-	c = nftnl_chain_alloc();
-	if (!c)
-		return -ENOMEM;
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE_NAME);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, (uint32_t)nfproto(family));
-	snprintf(desc, sizeof(desc), "add chain %s %s", family == AF_INET6 ? "ip6" : "ip", chain);
-	nlh = nft_batch_msg_begin(b, NFT_MSG_NEWCHAIN, (uint16_t)nfproto(family), NLM_F_CREATE, desc);
-	if (!nlh) {
-		nftnl_chain_free(c);
-		return -ENOMEM;
-	}
-	nftnl_chain_nlmsg_build_payload(nlh, c);
-	nft_batch_msg_end(b, nlh);
-	nftnl_chain_free(c);
-	r = nft_chain_flush_msg(b, family, chain);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n; i++) {
-		struct rb rb = { .family = family, .r = nftnl_rule_alloc() };
-		if (!rb.r)
-			return -ENOMEM;
-		nftnl_rule_set_str(rb.r, NFTNL_RULE_TABLE, NFT_TABLE_NAME);
-		nftnl_rule_set_str(rb.r, NFTNL_RULE_CHAIN, chain);
-		nftnl_rule_set_u32(rb.r, NFTNL_RULE_FAMILY, (uint32_t)nfproto(family));
-		rules[i](&rb, cfg, &a);
-		if (rb.err) {
-			nftnl_rule_free(rb.r);
-			return rb.err;
+	if (r == 0)
+		r = nft_chain_add_msg(b, family, NFT_TABLE_NAME, chain, NULL);
+	if (r == 0)
+		r = nft_chain_flush_msg(b, family, chain);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct nft_rule_builder rb;
+
+		r = nft_rule_builder_init(&rb, family, NFT_TABLE_NAME, chain);
+		if (r == 0) {
+			rules[i](&rb, cfg, &a);
+			r = nft_rule_builder_msg(&rb, b);
 		}
-		snprintf(desc, sizeof(desc), "add rule %s %s %.50s", family == AF_INET6 ? "ip6" : "ip", chain, rb.text);
-		nlh = nft_batch_msg_begin(b, NFT_MSG_NEWRULE, (uint16_t)nfproto(family),
-					  NLM_F_CREATE | NLM_F_APPEND, desc);
-		if (!nlh) {
-			nftnl_rule_free(rb.r);
-			return -ENOMEM;
-		}
-		nftnl_rule_nlmsg_build_payload(nlh, rb.r);
-		nft_batch_msg_end(b, nlh);
-		nftnl_rule_free(rb.r);
+		nft_rule_builder_done(&rb);
 	}
-	return 0;
+	return r;
 }
 
 void nft_aff_chain_print(FILE *out, const struct nft_ruleset_cfg *cfg, const struct nft_elem *e)
 {
 	struct aff_args a = aff_args_of(e);
-	const char *ip = e->family == AF_INET6 ? "ip6" : "ip";
+	const char *ip = nft_family_name(e->family);
 	aff_rule_fn rules[8];
 	size_t n = aff_rules(&a, rules);
 	char chain[48];
@@ -1163,12 +738,14 @@ void nft_aff_chain_print(FILE *out, const struct nft_ruleset_cfg *cfg, const str
 	nft_aff_map_print(out, e->family, a.timeout);
 	fprintf(out, "add chain %s %s %s\n", ip, NFT_TABLE_NAME, chain);
 	for (size_t i = 0; i < n; i++) {
-		struct rb rb = { .family = e->family };
+		struct nft_rule_builder rb;
 		/* nft 1.0.x aborts linearizing a dynset whose key is 40 bytes
 		 * (IPv6 addresses . proto . port): the kernel takes it from
 		 * ferry over netlink, but the text form is shown commented out
 		 * so that `nft -c -f` still checks everything else. */
 		bool comment = e->family == AF_INET6 && rules[i] == r_aff_update;
+
+		nft_rule_builder_init_text(&rb, e->family);
 		rules[i](&rb, cfg, &a);
 		if (comment)
 			fprintf(out, "# (programmed over netlink; nft 1.0 cannot parse a 40-byte dynset key)\n# ");

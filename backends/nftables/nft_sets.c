@@ -1,5 +1,10 @@
 /* Mechanism: ferry's sets and maps, their elements and the messages that
- * declare, fill and empty them. See nft_sets.h for the layout rules. */
+ * declare, fill and empty them. See nft_sets.h for the layout rules.
+ *
+ * What is ferry's lives here: the catalogue of sets (set_defs), struct
+ * nft_elem and its text form. The nf_tables side (declarations, the key
+ * layout, element messages and their splitting) is netfilter/nft_set.h,
+ * shared with the other users of nf_tables. */
 #include "nft_sets.h"
 
 #include <arpa/inet.h>
@@ -8,12 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libmnl/libmnl.h>
-#include <libnftnl/set.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include "nft_batch.h"
+#include "nft_set.h"
 
 /* Field kinds of a key or data concatenation. */
 enum fld { F_END = 0, F_ADDR, F_PROTO, F_PORT, F_SLOT, F_MARK };
@@ -97,14 +101,14 @@ static uint32_t fld_type(enum fld f, int family)
 {
 	switch (f) {
 	case F_ADDR:
-		return family == AF_INET6 ? 8 : 7; /* ipv6_addr, ipv4_addr */
+		return family == AF_INET6 ? NFT_DTYPE_IPV6_ADDR : NFT_DTYPE_IPV4_ADDR;
 	case F_PROTO:
-		return 12;                         /* inet_proto */
+		return NFT_DTYPE_INET_PROTO;
 	case F_PORT:
-		return 13;                         /* inet_service */
+		return NFT_DTYPE_INET_SERVICE;
 	case F_SLOT:
 	case F_MARK:
-		return 19;                         /* mark: a fixed 32-bit integer */
+		return NFT_DTYPE_MARK;             /* a fixed 32-bit integer */
 	default:
 		return 0;
 	}
@@ -120,10 +124,12 @@ static size_t flds_len(const enum fld *f, size_t max, int family)
 
 static uint32_t flds_type(const enum fld *f, size_t max, int family)
 {
-	uint32_t t = 0;
-	for (size_t i = 0; i < max && f[i]; i++)
-		t = (t << 6) | fld_type(f[i], family);
-	return t;
+	uint32_t types[5];
+	size_t n = 0;
+
+	for (; n < max && n < 5 && f[n]; n++)
+		types[n] = fld_type(f[n], family);
+	return nft_concat_type(types, n);
 }
 
 const char *nft_set_name(enum nft_set_id set)
@@ -153,39 +159,39 @@ void nft_elem_init(struct nft_elem *e, enum nft_set_id set, int family)
 	e->family = (uint8_t)family;
 }
 
+/* The key's fields: the layout every user of nf_tables shares. The address
+ * takes the element's family, whatever a says. */
 void nft_elem_key_addr(struct nft_elem *e, size_t *off, const struct inet_addr *a)
 {
-	size_t n = e->family == AF_INET6 ? 16 : 4;
-	memcpy(e->key + *off, a->u.bytes, n);
-	*off += n;
+	struct inet_addr fa = *a;
+
+	fa.family = e->family;
+	nft_concat_put_addr(e->key, off, &fa);
 }
 
 void nft_elem_key_proto(struct nft_elem *e, size_t *off, enum inet_proto p)
 {
-	e->key[*off] = p == INET_PROTO_TCP ? IPPROTO_TCP : p == INET_PROTO_UDP ? IPPROTO_UDP : IPPROTO_SCTP;
-	*off += 4;
+	nft_concat_put_proto(e->key, off, p);
 }
 
 void nft_elem_key_port(struct nft_elem *e, size_t *off, uint16_t port)
 {
-	uint16_t be = htons(port);
-	memcpy(e->key + *off, &be, 2);
-	*off += 4;
+	nft_concat_put_port(e->key, off, port);
 }
 
 void nft_elem_key_slot(struct nft_elem *e, size_t *off, uint32_t slot)
 {
-	memcpy(e->key + *off, &slot, 4);
-	*off += 4;
+	nft_concat_put_u32(e->key, off, slot);
 }
 
 void nft_elem_data_endpoint(struct nft_elem *e, const struct inet_addr *a, uint16_t port)
 {
-	size_t n = e->family == AF_INET6 ? 16 : 4;
-	uint16_t be = htons(port);
+	struct inet_addr fa = *a;
+	size_t off = 0;
 
-	memcpy(e->data, a->u.bytes, n);
-	memcpy(e->data + n, &be, 2);
+	fa.family = e->family;
+	nft_concat_put_addr(e->data, &off, &fa);
+	nft_concat_put_port(e->data, &off, port);
 }
 
 int nft_elem_cmp(const struct nft_elem *a, const struct nft_elem *b, bool *ret_same_key)
@@ -214,11 +220,6 @@ int nft_elem_cmp(const struct nft_elem *a, const struct nft_elem *b, bool *ret_s
 	return memcmp(a->data, b->data, sizeof(a->data));
 }
 
-static int nfproto(int family)
-{
-	return family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
-}
-
 int nft_set_declare(struct nft_batch *b, int family, enum nft_set_id set)
 {
 	return nft_set_declare_sized(b, family, set, 0);
@@ -227,50 +228,34 @@ int nft_set_declare(struct nft_batch *b, int family, enum nft_set_id set)
 int nft_set_declare_sized(struct nft_batch *b, int family, enum nft_set_id set, uint32_t size)
 {
 	const struct set_def *d = &set_defs[set];
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nlmsghdr *nlh;
-	uint32_t flags = 0;
-	char desc[64];
+	uint8_t field_len[5];
+	struct nft_set_spec spec = {
+		.table = NFT_TABLE_NAME,
+		.name = d->name,
+		.family = family,
+		.key_len = (uint32_t)nft_set_key_len(set, family),
+		.key_type = flds_type(d->key, 5, family),
+		.size = size,
+		/* Unique in any transaction ferry builds: one per set and family
+		 * (the affinity maps count from 1000). */
+		.id = (uint32_t)(family == AF_INET6 ? 100 : 1) + (uint32_t)set,
+	};
 
-	if (!s)
-		return -ENOMEM;
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE_NAME);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, d->name);
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, (uint32_t)nfproto(family));
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, (uint32_t)nft_set_key_len(set, family));
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, flds_type(d->key, 5, family));
 	if (d->vmap) {
-		flags |= NFT_SET_MAP;
-		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+		spec.flags |= NFT_SET_MAP;
+		spec.data_type = NFT_DATA_VERDICT;
 	} else if (d->data[0]) {
-		flags |= NFT_SET_MAP;
-		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, flds_type(d->data, 3, family));
-		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, (uint32_t)nft_set_data_len(set, family));
+		spec.flags |= NFT_SET_MAP;
+		spec.data_type = flds_type(d->data, 3, family);
+		spec.data_len = (uint32_t)nft_set_data_len(set, family);
 	}
 	if (d->interval) {
-		uint8_t field_len[5];
-		uint32_t n = 0;
-
-		flags |= NFT_SET_INTERVAL | NFT_SET_CONCAT;
-		for (; n < 5 && d->key[n]; n++)
-			field_len[n] = (uint8_t)fld_size(d->key[n], family);
-		nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, field_len, n);
+		spec.flags |= NFT_SET_INTERVAL | NFT_SET_CONCAT;
+		for (; spec.n_fields < 5 && d->key[spec.n_fields]; spec.n_fields++)
+			field_len[spec.n_fields] = (uint8_t)fld_size(d->key[spec.n_fields], family);
+		spec.field_len = field_len;
 	}
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, flags);
-	if (size)
-		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, size);
-	/* The kernel insists on a transaction-local id for every new set. */
-	nftnl_set_set_u32(s, NFTNL_SET_ID, (uint32_t)(family == AF_INET6 ? 100 : 1) + (uint32_t)set);
-	snprintf(desc, sizeof(desc), "add set %s %s", family == AF_INET6 ? "ip6" : "ip", d->name);
-	nlh = nft_batch_msg_begin(b, NFT_MSG_NEWSET, (uint16_t)nfproto(family), NLM_F_CREATE, desc);
-	if (!nlh) {
-		nftnl_set_free(s);
-		return -ENOMEM;
-	}
-	nftnl_set_nlmsg_build_payload(nlh, s);
-	nft_batch_msg_end(b, nlh);
-	nftnl_set_free(s);
-	return 0;
+	return nft_set_spec_msg(b, &spec, true);
 }
 
 int nft_set_flush(struct nft_batch *b, int family, enum nft_set_id set)
@@ -280,18 +265,7 @@ int nft_set_flush(struct nft_batch *b, int family, enum nft_set_id set)
 
 int nft_set_flush_name(struct nft_batch *b, int family, const char *name)
 {
-	struct nlmsghdr *nlh;
-	char desc[64];
-
-	snprintf(desc, sizeof(desc), "flush set %s %s", family == AF_INET6 ? "ip6" : "ip", name);
-	nlh = nft_batch_msg_begin(b, NFT_MSG_DELSETELEM, (uint16_t)nfproto(family), 0, desc);
-	if (!nlh)
-		return -ENOMEM;
-	/* No element list: the kernel removes every element. */
-	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, NFT_TABLE_NAME);
-	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, name);
-	nft_batch_msg_end(b, nlh);
-	return 0;
+	return nft_setelem_flush_msg(b, family, NFT_TABLE_NAME, name);
 }
 
 const char *nft_verdict_chain(const struct nft_elem *e, char *buf, size_t len)
@@ -312,35 +286,23 @@ const char *nft_verdict_chain(const struct nft_elem *e, char *buf, size_t len)
 
 int nft_aff_map_declare(struct nft_batch *b, int family, uint32_t timeout_s)
 {
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nlmsghdr *nlh;
-	size_t alen = family == AF_INET6 ? 16 : 4;
-	char name[32], desc[64];
+	static const enum fld key[] = { F_ADDR, F_ADDR, F_PROTO, F_PORT };
+	char name[32];
+	struct nft_set_spec spec = {
+		.table = NFT_TABLE_NAME,
+		.name = name,
+		.family = family,
+		.flags = NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL,
+		.key_len = (uint32_t)flds_len(key, 4, family),
+		.key_type = flds_type(key, 4, family),
+		.data_type = fld_type(F_MARK, family),
+		.data_len = 4,
+		.timeout_ms = (uint64_t)timeout_s * 1000,
+		.id = 1000 + timeout_s % 100000,
+	};
 
-	if (!s)
-		return -ENOMEM;
 	snprintf(name, sizeof(name), "aff_%u", timeout_s);
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE_NAME);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, (uint32_t)nfproto(family));
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, (uint32_t)(2 * alen + 8));
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, (((fld_type(F_ADDR, family) << 6 | fld_type(F_ADDR, family)) << 6 |
-						   fld_type(F_PROTO, family)) << 6) | fld_type(F_PORT, family));
-	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, fld_type(F_MARK, family));
-	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 4);
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL);
-	nftnl_set_set_u64(s, NFTNL_SET_TIMEOUT, (uint64_t)timeout_s * 1000);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, 1000 + timeout_s % 100000);
-	snprintf(desc, sizeof(desc), "add map %s %s", family == AF_INET6 ? "ip6" : "ip", name);
-	nlh = nft_batch_msg_begin(b, NFT_MSG_NEWSET, (uint16_t)nfproto(family), NLM_F_CREATE, desc);
-	if (!nlh) {
-		nftnl_set_free(s);
-		return -ENOMEM;
-	}
-	nftnl_set_nlmsg_build_payload(nlh, s);
-	nft_batch_msg_end(b, nlh);
-	nftnl_set_free(s);
-	return 0;
+	return nft_set_spec_msg(b, &spec, true);
 }
 
 void nft_aff_map_print(FILE *out, int family, uint32_t timeout_s)
@@ -373,36 +335,33 @@ static void range_end(const struct nft_elem *e, size_t klen, uint8_t *end)
 		end[start + bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
 }
 
-/* Fill s with the kernel form of e. Returns 0 or -ENOMEM. */
-static int elem_to_nftnl(struct nftnl_set *s, const struct nft_elem *e, bool add)
+/* The kernel form of e into k, pointing into e and the caller's end (room
+ * for a key) and chain (room for a chain name). */
+static void elem_to_setelem(const struct nft_elem *e, struct nft_setelem *k, uint8_t *end, char *chain,
+			    size_t chain_len)
 {
-	struct nftnl_set_elem *ne = nftnl_set_elem_alloc();
 	enum nft_set_id set = e->set;
 	size_t klen = nft_set_key_len(set, e->family);
-	char chain[32];
 
-	if (!ne)
-		return -ENOMEM;
-	nftnl_set_elem_set(ne, NFTNL_SET_ELEM_KEY, e->key, (uint32_t)klen);
+	*k = (struct nft_setelem){ .key = e->key, .key_len = klen };
 	if (set_defs[set].interval) {
 		/* Last address of the range: the source field is the last one. */
-		uint8_t end[sizeof(e->key)];
-
 		range_end(e, klen, end);
-		nftnl_set_elem_set(ne, NFTNL_SET_ELEM_KEY_END, end, (uint32_t)klen);
+		k->key_end = end;
+		k->key_end_len = klen;
 	}
-	if (add && set_defs[set].vmap) {
+	if (set_defs[set].vmap) {
+		k->has_verdict = true;
 		if (e->verdict == NFT_VERDICT_DROP) {
-			nftnl_set_elem_set_u32(ne, NFTNL_SET_ELEM_VERDICT, NF_DROP);
+			k->verdict = NF_DROP;
 		} else {
-			nftnl_set_elem_set_u32(ne, NFTNL_SET_ELEM_VERDICT, (uint32_t)NFT_GOTO);
-			nftnl_set_elem_set_str(ne, NFTNL_SET_ELEM_CHAIN, nft_verdict_chain(e, chain, sizeof(chain)));
+			k->verdict = (uint32_t)NFT_GOTO;
+			k->chain = nft_verdict_chain(e, chain, chain_len);
 		}
-	} else if (add && set_defs[set].data[0]) {
-		nftnl_set_elem_set(ne, NFTNL_SET_ELEM_DATA, e->data, (uint32_t)nft_set_data_len(set, e->family));
+	} else if (set_defs[set].data[0]) {
+		k->data = e->data;
+		k->data_len = nft_set_data_len(set, e->family);
 	}
-	nftnl_set_elem_add(s, ne);
-	return 0;
 }
 
 /* The verdict of a verdict-map element from its chain name: the inverse
@@ -488,45 +447,27 @@ int nft_elem_from_kernel(struct nft_elem *e, enum nft_set_id set, int family, co
 	return 0;
 }
 
-/* Elements per message: the element list is one netlink attribute, whose
- * length field is 16 bits; the largest element takes well under 200 bytes. */
+/* Elements per message, as ferry has always sent them; the writer keeps
+ * each list within its 16-bit attribute by itself. An error then points at
+ * one message of at most this many elements. */
 #define ELEMS_PER_MSG 256
 
 int nft_elems_msgs(struct nft_batch *b, bool add, const struct nft_elem *const *elems, size_t n)
 {
-	size_t i = 0;
+	struct nft_setelem_writer w;
 
-	while (i < n) {
-		const struct nft_elem *first = elems[i];
-		struct nftnl_set *s = nftnl_set_alloc();
-		size_t j = i;
-		char desc[96];
-		int r = 0;
+	nft_setelem_writer_init(&w, b, add, ELEMS_PER_MSG);
+	for (size_t i = 0; i < n; i++) {
+		const struct nft_elem *e = elems[i];
+		uint8_t end[sizeof(e->key)];
+		char chain[32];
+		struct nft_setelem k;
 
-		if (!s)
-			return -ENOMEM;
-		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE_NAME);
-		nftnl_set_set_str(s, NFTNL_SET_NAME, set_defs[first->set].name);
-		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, (uint32_t)nfproto(first->family));
-		while (j < n && j - i < ELEMS_PER_MSG && elems[j]->set == first->set &&
-		       elems[j]->family == first->family) {
-			r = elem_to_nftnl(s, elems[j], add);
-			if (r < 0)
-				break;
-			j++;
-		}
-		if (r == 0) {
-			snprintf(desc, sizeof(desc), "%s %zu elements %s set %s %s (first of batch index %zu)",
-				 add ? "add" : "delete", j - i, add ? "to" : "from",
-				 first->family == AF_INET6 ? "ip6" : "ip", set_defs[first->set].name, i);
-			r = nft_batch_set_elems(b, s, (uint16_t)nfproto(first->family), add, desc);
-		}
-		nftnl_set_free(s);
-		if (r < 0)
-			return r;
-		i = j;
+		elem_to_setelem(e, &k, end, chain, sizeof(chain));
+		if (nft_setelem_writer_add(&w, e->family, NFT_TABLE_NAME, set_defs[e->set].name, &k) < 0)
+			break;
 	}
-	return 0;
+	return nft_setelem_writer_finish(&w);
 }
 
 static const char *fld_typeof(enum fld f, int family, bool key, size_t idx)

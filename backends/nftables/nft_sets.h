@@ -5,7 +5,8 @@
  * nft_rules.h). An element is plain data (struct nft_elem): its key and data
  * are laid out exactly as the kernel compares them, each field of a
  * concatenation padded to a 32-bit register, addresses and ports in network
- * order, slot numbers in host order (numgen writes host order).
+ * order, slot numbers in host order (numgen writes host order): the layout
+ * of netfilter/nft_set.h, which also builds the messages.
  */
 #ifndef FERRY_NFT_SETS_H
 #define FERRY_NFT_SETS_H
