@@ -55,14 +55,6 @@ struct us_frontend {
 	struct us_frontend *user_next;
 };
 
-/* A frontend the plan asks for, while a sync is being worked out. */
-struct us_wanted {
-	struct us_key k;
-	size_t order;                   /* index in the plan: on a tie the first wins */
-	struct us_pool *pool;           /* the set it serves; NULL: none */
-	struct relay_service *svc;      /* reference */
-};
-
 /* A pool being (re)built from a plan set, not yet in force. */
 struct us_staged {
 	struct us_pool *pool;           /* the pool kept under the key, or a new one */
@@ -185,17 +177,8 @@ bool us_staged_commit(struct userspace *u, struct us_staged *st);
 /* Forget a staged pool that was never committed. */
 void us_staged_discard(struct us_staged *st);
 
-/* The staged pool under key in staged[0..n) (sorted by key), or NULL. */
-struct us_staged *us_staged_find(struct us_staged *staged, size_t n, const char *key);
-
 /* Make room for extra more relays in u->stale. 0 or -ENOMEM (unchanged). */
 int us_stale_reserve(struct userspace *u, size_t extra);
-
-int us_staged_cmp(const void *x, const void *y);
-
-
-/* The plan's endpoint order: (addr, port). */
-int us_ep_cmp(const struct inet_addr *a1, uint16_t p1, const struct inet_addr *a2, uint16_t p2);
 
 /* Whether traffic to k must be intercepted: everything but the wildcard
  * node ports, which already receive whatever reaches the host. */

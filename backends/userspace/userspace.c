@@ -186,7 +186,7 @@ static void epset_label(const struct plan_epset *e, char *buf, size_t len)
 }
 
 /* The plan's endpoint order: (addr, port). */
-int us_ep_cmp(const struct inet_addr *a1, uint16_t p1, const struct inet_addr *a2, uint16_t p2)
+static int ep_cmp(const struct inet_addr *a1, uint16_t p1, const struct inet_addr *a2, uint16_t p2)
 {
 	int c = inet_addr_cmp(a1, a2);
 
@@ -198,7 +198,7 @@ int us_ep_cmp(const struct inet_addr *a1, uint16_t p1, const struct inet_addr *a
 static bool eps_sorted(struct balancer_endpoint *const *eps, size_t n)
 {
 	for (size_t i = 1; i < n; i++)
-		if (us_ep_cmp(&eps[i - 1]->addr, eps[i - 1]->port, &eps[i]->addr, eps[i]->port) >= 0)
+		if (ep_cmp(&eps[i - 1]->addr, eps[i - 1]->port, &eps[i]->addr, eps[i]->port) >= 0)
 			return false;
 	return true;
 }
@@ -212,13 +212,13 @@ static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, 
 
 	if (!sorted) {
 		for (size_t k = 0; k < old->n_eps; k++)
-			if (us_ep_cmp(&old->eps[k]->addr, old->eps[k]->port, addr, port) == 0)
+			if (ep_cmp(&old->eps[k]->addr, old->eps[k]->port, addr, port) == 0)
 				return old->eps[k];
 		return NULL;
 	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = us_ep_cmp(&old->eps[mid]->addr, old->eps[mid]->port, addr, port);
+		int c = ep_cmp(&old->eps[mid]->addr, old->eps[mid]->port, addr, port);
 
 		if (c == 0)
 			return old->eps[mid];
@@ -329,32 +329,6 @@ bool us_staged_commit(struct userspace *u, struct us_staged *st)
 		for (size_t k = 0; k < p->d.n_eps; k++)
 			atomic_store(&p->d.eps[k]->healthy, true);
 	return was || now;
-}
-
-int us_staged_cmp(const void *x, const void *y)
-{
-	const struct us_staged *a = x, *b = y;
-
-	return strcmp(a->pool->key, b->pool->key);
-}
-
-/* The staged pool under key in staged[0..n) (sorted by key), or NULL. */
-struct us_staged *us_staged_find(struct us_staged *staged, size_t n, const char *key)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(staged[mid].pool->key, key);
-
-		if (c == 0)
-			return &staged[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
 }
 
 /* Hand the health checker every endpoint of every set that asks for it
@@ -787,6 +761,14 @@ void us_listeners_settle(struct userspace *u, bool push, struct us_result *res)
 
 /* ---- sync: the whole plan ---- */
 
+/* A frontend the plan asks for, while a sync is being worked out. */
+struct us_wanted {
+	struct us_key k;
+	size_t order;                   /* index in the plan: on a tie the first wins */
+	struct us_pool *pool;           /* the set it serves; NULL: none */
+	struct relay_service *svc;      /* reference */
+};
+
 static int wanted_qsort_cmp(const void *x, const void *y)
 {
 	const struct us_wanted *a = x, *b = y;
@@ -1000,18 +982,6 @@ fail:
 	free(skipped);
 	free(fes);
 	return log_warn_errno(r, "userspace: sync failed, previous state kept");
-}
-
-int userspace_endpoint_usable(void *priv, const char *us_epset_key, const struct inet_addr *addr,
-			      uint16_t port)
-{
-	struct userspace *u = priv;
-	struct us_pool *p = u && u->ready ? us_pool_find(u, us_epset_key) : NULL;
-
-	for (size_t i = 0; p && i < p->d.n_eps; i++)
-		if (p->d.eps[i]->port == port && inet_addr_cmp(&p->d.eps[i]->addr, addr) == 0)
-			return balancer_endpoint_usable(p->d.eps[i]) ? 1 : 0;
-	return -ENOENT;
 }
 
 static void userspace_fini(void *priv)

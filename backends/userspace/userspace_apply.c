@@ -36,6 +36,33 @@ static void touches_free(struct us_touch *touch, size_t n)
 	free(touch);
 }
 
+/* qsort order of staged pools: by key. */
+static int staged_cmp(const void *x, const void *y)
+{
+	const struct us_staged *a = x, *b = y;
+
+	return strcmp(a->pool->key, b->pool->key);
+}
+
+/* The staged pool under key in staged[0..n) (sorted by key), or NULL. */
+static struct us_staged *staged_find(struct us_staged *staged, size_t n, const char *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(staged[mid].pool->key, key);
+
+		if (c == 0)
+			return &staged[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 /* Remove SCTP frontend f from the warned-about list. */
 static void skipped_forget(struct userspace *u, const struct plan_frontend *f)
 {
@@ -126,7 +153,7 @@ static int touch_plan(struct userspace *u, const struct plan *plan, struct us_to
 	if (!f)
 		return 0;
 	if (f->epset && f->epset->proto != INET_PROTO_SCTP) {
-		st = us_staged_find(staged, n_staged, us_epset_key(f->epset));
+		st = staged_find(staged, n_staged, us_epset_key(f->epset));
 		if (st) {
 			t->pool = st->pool;
 			b = st->d.balancer;
@@ -209,7 +236,7 @@ int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 		n_new += staged[n_staged++].is_new;
 	}
 	if (n_staged > 0)
-		qsort(staged, n_staged, sizeof(*staged), us_staged_cmp);
+		qsort(staged, n_staged, sizeof(*staged), staged_cmp);
 	for (i = 1; i < n_staged; i++) {
 		if (strcmp(staged[i - 1].pool->key, staged[i].pool->key) == 0) {
 			r = log_warn_errno(-EINVAL, "userspace: endpoint set %s is in the update twice",
@@ -222,7 +249,7 @@ int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 		const char *key = us_epset_key(diff->eps_removed[i]);
 		struct us_pool *p = us_pool_find(u, key);
 
-		if (p && !p->doomed && !us_staged_find(staged, n_staged, key)) {
+		if (p && !p->doomed && !staged_find(staged, n_staged, key)) {
 			p->doomed = true;
 			doomed[n_doomed++] = p;
 		}
@@ -340,6 +367,4 @@ fail:
 	free(fes);
 	return log_warn_errno(r, "userspace: update failed, previous state kept");
 }
-
-/* ---- introspection, init, fini ---- */
 

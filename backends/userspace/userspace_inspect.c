@@ -1,6 +1,6 @@
-/* Introspection of the userspace backend's state, for tests: counters,
- * snapshot identity, and a check that the state is what a sync of a plan
- * would leave (userspace.h).
+/* Introspection of the userspace backend's state, for tests and metrics:
+ * an endpoint's usability, counters, snapshot identity, and a check that
+ * the state is what a sync of a plan would leave (userspace.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +15,18 @@ void userspace_get_stats(void *priv, struct userspace_stats *ret)
 	const struct userspace *u = priv;
 
 	*ret = u->stats;
+}
+
+int userspace_endpoint_usable(void *priv, const char *epset_key, const struct inet_addr *addr,
+			      uint16_t port)
+{
+	struct userspace *u = priv;
+	struct us_pool *p = u && u->ready ? us_pool_find(u, epset_key) : NULL;
+
+	for (size_t i = 0; p && i < p->d.n_eps; i++)
+		if (p->d.eps[i]->port == port && inet_addr_cmp(&p->d.eps[i]->addr, addr) == 0)
+			return balancer_endpoint_usable(p->d.eps[i]) ? 1 : 0;
+	return -ENOENT;
 }
 
 const void *userspace_frontend_snapshot(void *priv, const struct inet_addr *addr,
@@ -50,7 +62,8 @@ static int check_pool(const struct us_pool *p, const struct plan_epset *e)
 		return check_fail("set %s: policy or size differs from the plan", p->key);
 	for (size_t k = 0; k < d->n_eps; k++)
 		if (d->balancer->eps[k] != d->eps[k] ||
-		    us_ep_cmp(&d->eps[k]->addr, d->eps[k]->port, &e->endpoints[k].addr, e->endpoints[k].port))
+		    d->eps[k]->port != e->endpoints[k].port ||
+		    inet_addr_cmp(&d->eps[k]->addr, &e->endpoints[k].addr) != 0)
 			return check_fail("set %s: endpoint %zu differs from the plan", p->key, k);
 	return 0;
 }
