@@ -48,6 +48,7 @@ struct us_key {
 
 /* One open frontend: its VIP listener set and, when intercepted, its relay. */
 struct us_frontend {
+	struct us_key k;                /* its key in u->fes: what fe binds */
 	struct relay_frontend *fe;      /* bound to the frontend's address */
 	struct relay_frontend *relay;   /* wildcard, ephemeral port; NULL: none */
 	struct us_pool *pool;           /* the set it serves; NULL: none */
@@ -101,8 +102,10 @@ struct userspace {
 
 const char *us_epset_key(const struct plan_epset *e);
 
-/* The index of the first open frontend whose key is not below k. */
-size_t us_fes_lower(const struct userspace *u, const struct us_key *k);
+/* The open frontend under key k, or NULL; *ret_idx (when not NULL) gets
+ * the index in u->fes of the first whose key is not below k, where one
+ * under k would go. O(log n). */
+struct us_frontend *us_fes_find(const struct userspace *u, const struct us_key *k, size_t *ret_idx);
 
 /* Close a frontend the plan no longer has: its listeners now (established
  * TCP connections stay), its relay into u->stale (room for it is the
@@ -120,18 +123,17 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 /* A frontend that stays gets svc for new connections (its relay too) and
  * serves pool from now on; a relay that is wanted but missing (an earlier
  * failure) is opened. */
-void us_frontend_update(struct userspace *u, struct us_frontend *f, const struct us_key *k,
-			    struct us_pool *pool, struct relay_service *svc, struct us_result *res);
+void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_pool *pool,
+			struct relay_service *svc, struct us_result *res);
 
 /* Hand the health checker every endpoint of every set that asks for it
  * (only those: the walk is over u->checked). 0 or -ENOMEM. */
 int us_health_update(struct userspace *u);
 
-int us_key_cmp_fe(const struct us_key *a, const struct relay_frontend *fe);
+/* The order of u->fes: (address, protocol, port). <0, 0, >0. */
+int us_key_cmp(const struct us_key *a, const struct us_key *b);
 
 struct us_key us_key_of(const struct plan_frontend *f);
-
-int us_key_qsort_cmp(const struct us_key *a, const struct us_key *b);
 
 /* After the listener work: the redirects (new relays are listening
  * already, removed ones close only after the rules stop sending them

@@ -361,42 +361,32 @@ int us_health_update(struct userspace *u)
 
 /* ---- frontends ---- */
 
-static int key_cmp(const struct us_key *a, const struct inet_addr *addr, enum inet_proto proto,
-		   uint16_t port)
+int us_key_cmp(const struct us_key *a, const struct us_key *b)
 {
-	int c = inet_addr_cmp(&a->addr, addr);
+	int c = inet_addr_cmp(&a->addr, &b->addr);
 
 	if (c)
 		return c;
-	if (a->proto != proto)
-		return a->proto < proto ? -1 : 1;
-	return (a->port > port) - (a->port < port);
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	return (a->port > b->port) - (a->port < b->port);
 }
 
-int us_key_cmp_fe(const struct us_key *a, const struct relay_frontend *fe)
-{
-	return key_cmp(a, &fe->addr, fe->proto, fe->port);
-}
-
-int us_key_qsort_cmp(const struct us_key *a, const struct us_key *b)
-{
-	return key_cmp(a, &b->addr, b->proto, b->port);
-}
-
-/* The index of the first open frontend whose key is not below k. */
-size_t us_fes_lower(const struct userspace *u, const struct us_key *k)
+struct us_frontend *us_fes_find(const struct userspace *u, const struct us_key *k, size_t *ret_idx)
 {
 	size_t lo = 0, hi = u->n_fes;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (us_key_cmp_fe(k, u->fes[mid]->fe) > 0)
+		if (us_key_cmp(k, &u->fes[mid]->k) > 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo;
+	if (ret_idx)
+		*ret_idx = lo;
+	return lo < u->n_fes && us_key_cmp(k, &u->fes[lo]->k) == 0 ? u->fes[lo] : NULL;
 }
 
 /* The address a frontend's sockets bind: node ports on "every address" get
@@ -606,16 +596,16 @@ static int relay_open(struct userspace *u, const struct us_key *k, struct relay_
 /* A frontend that stays gets svc for new connections (its relay too) and
  * serves pool from now on; a relay that is wanted but missing (an earlier
  * failure) is opened. */
-void us_frontend_update(struct userspace *u, struct us_frontend *f, const struct us_key *k,
-			    struct us_pool *pool, struct relay_service *svc, struct us_result *res)
+void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_pool *pool,
+			struct relay_service *svc, struct us_result *res)
 {
 	int r;
 
 	relay_frontend_set_service(f->fe, svc);
 	if (f->relay) {
 		relay_frontend_set_service(f->relay, svc);
-	} else if (us_wants_relay(u, k)) {
-		r = relay_open(u, k, svc, &f->relay);
+	} else if (us_wants_relay(u, &f->k)) {
+		r = relay_open(u, &f->k, svc, &f->relay);
 		us_result_err(res, r); /* retried by the next sync */
 		if (r == 0)
 			res->relays_changed = res->listeners_changed = true;
@@ -643,6 +633,7 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 		free(f);
 		return NULL;
 	}
+	f->k = *k;
 	res->listeners_changed = true;
 	if (us_wants_relay(u, k)) {
 		r = relay_open(u, k, svc, &f->relay);
@@ -772,7 +763,7 @@ struct us_wanted {
 static int wanted_qsort_cmp(const void *x, const void *y)
 {
 	const struct us_wanted *a = x, *b = y;
-	int c = us_key_qsort_cmp(&a->k, &b->k);
+	int c = us_key_cmp(&a->k, &b->k);
 
 	if (c)
 		return c;
@@ -833,7 +824,7 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 	/* Two frontends on one socket address: the planner should not emit
 	 * them; the first in plan order wins (apply picks the same one). */
 	for (size_t i = 0; i < n; i++) {
-		if (out > 0 && us_key_qsort_cmp(&wanted[out - 1].k, &wanted[i].k) == 0) {
+		if (out > 0 && us_key_cmp(&wanted[out - 1].k, &wanted[i].k) == 0) {
 			char ep[INET_ENDPOINT_STRLEN];
 
 			log_warn("userspace: %s/%s is claimed by %s and %s; keeping the first",
@@ -923,11 +914,11 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	for (i = 0, k = 0; i < n_wanted || k < u->n_fes;) {
 		struct us_frontend *oldf = k < u->n_fes ? u->fes[k] : NULL;
 		struct us_wanted *w = i < n_wanted ? &wanted[i] : NULL;
-		int c = !w ? 1 : !oldf ? -1 : us_key_cmp_fe(&w->k, oldf->fe);
+		int c = !w ? 1 : !oldf ? -1 : us_key_cmp(&w->k, &oldf->k);
 
 		if (c == 0) {
 			/* Stays: same sockets, new snapshot for new connections. */
-			us_frontend_update(u, oldf, &w->k, w->pool, w->svc, &res);
+			us_frontend_update(u, oldf, w->pool, w->svc, &res);
 			fes[n_fes++] = oldf;
 			i++, k++;
 		} else if (c < 0) {

@@ -26,7 +26,7 @@ static int touch_cmp(const void *x, const void *y)
 {
 	const struct us_touch *a = x, *b = y;
 
-	return us_key_qsort_cmp(&a->k, &b->k);
+	return us_key_cmp(&a->k, &b->k);
 }
 
 static void touches_free(struct us_touch *touch, size_t n)
@@ -114,10 +114,7 @@ static int touches_collect(struct userspace *u, const struct plan_diff *diff,
 						       : doomed[i - n_staged];
 
 		for (const struct us_frontend *f = p ? p->users : NULL; f; f = f->user_next) {
-			touch[n].k.addr = f->fe->addr;
-			touch[n].k.proto = f->fe->proto;
-			touch[n].k.port = f->fe->port;
-			n++;
+			touch[n++].k = f->k;
 		}
 	}
 	if (n > 0)
@@ -125,13 +122,11 @@ static int touches_collect(struct userspace *u, const struct plan_diff *diff,
 	for (size_t i = 0; i < n; i++) {
 		struct us_touch *t;
 
-		if (out > 0 && us_key_qsort_cmp(&touch[out - 1].k, &touch[i].k) == 0)
+		if (out > 0 && us_key_cmp(&touch[out - 1].k, &touch[i].k) == 0)
 			continue;
 		t = &touch[out++];
 		*t = touch[i];
-		t->idx = us_fes_lower(u, &t->k);
-		t->cur = t->idx < u->n_fes && us_key_cmp_fe(&t->k, u->fes[t->idx]->fe) == 0
-				 ? u->fes[t->idx] : NULL;
+		t->cur = us_fes_find(u, &t->k, &t->idx);
 	}
 	*ret = touch;
 	*ret_n = out;
@@ -311,7 +306,7 @@ int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 			if (t->cur) {
 				k++;
 				if (t->svc)
-					us_frontend_update(u, t->cur, &t->k, t->pool, t->svc, &res);
+					us_frontend_update(u, t->cur, t->pool, t->svc, &res);
 				if (t->svc || !us_frontend_close(u, t->cur, &res))
 					fes[n++] = t->cur;
 			} else if (t->svc) {
@@ -330,7 +325,7 @@ int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 	} else {
 		for (i = 0; i < n_touch; i++)
 			if (touch[i].cur && touch[i].svc)
-				us_frontend_update(u, touch[i].cur, &touch[i].k, touch[i].pool, touch[i].svc, &res);
+				us_frontend_update(u, touch[i].cur, touch[i].pool, touch[i].svc, &res);
 	}
 
 	/* 4. Removed sets go; SCTP frontends are noted or forgotten. */

@@ -34,16 +34,13 @@ const void *userspace_frontend_snapshot(void *priv, const struct inet_addr *addr
 {
 	struct userspace *u = priv;
 	struct us_key k = { .addr = *addr, .proto = proto, .port = port };
+	const struct us_frontend *f = u && u->ready ? us_fes_find(u, &k, NULL) : NULL;
 	struct relay_service *s;
-	size_t i;
 
-	if (!u || !u->ready)
-		return NULL;
-	i = us_fes_lower(u, &k);
-	if (i == u->n_fes || us_key_cmp_fe(&k, u->fes[i]->fe) != 0)
+	if (!f)
 		return NULL;
 	/* Identity only: the frontend keeps its own reference. */
-	s = relay_frontend_service(u->fes[i]->fe);
+	s = relay_frontend_service(f->fe);
 	relay_service_unref(s);
 	return s;
 }
@@ -76,7 +73,9 @@ static int check_frontend(const struct userspace *u, const struct us_frontend *u
 
 	if (uf->relay)
 		rs = relay_frontend_service(uf->relay);
-	if (uf->pool != pool)
+	if (us_key_cmp(&uf->k, &(struct us_key){ uf->fe->addr, uf->fe->proto, uf->fe->port }) != 0)
+		r = check_fail("%s is indexed under another key", uf->fe->name);
+	else if (uf->pool != pool)
 		r = check_fail("%s serves the wrong set", uf->fe->name);
 	else if (s->balancer != (pool ? pool->d.balancer : u->empty))
 		r = check_fail("%s: its snapshot is not over its set's pool", uf->fe->name);
@@ -86,7 +85,7 @@ static int check_frontend(const struct userspace *u, const struct us_frontend *u
 		r = check_fail("%s: its snapshot's policy differs from the plan", uf->fe->name);
 	else if (uf->relay && rs != s)
 		r = check_fail("%s: its relay serves another snapshot", uf->fe->name);
-	else if (!uf->relay != !us_wants_relay(u, &(struct us_key){ uf->fe->addr, uf->fe->proto, uf->fe->port }))
+	else if (!uf->relay != !us_wants_relay(u, &uf->k))
 		r = check_fail("%s: relay %s", uf->fe->name, uf->relay ? "not wanted" : "missing");
 	relay_service_unref(rs);
 	relay_service_unref(s);
@@ -121,16 +120,16 @@ int userspace_check_state(void *priv, const struct plan *plan)
 		const struct plan_frontend *f = &plan->frontends[i];
 		const struct us_pool *pool = NULL;
 		struct us_key k = us_key_of(f);
-		size_t idx;
+		const struct us_frontend *uf;
 
 		if (f->proto == INET_PROTO_SCTP || us_plan_fe_owner(plan, &k) != f)
 			continue;
-		idx = us_fes_lower(u, &k);
-		if (idx == u->n_fes || us_key_cmp_fe(&k, u->fes[idx]->fe) != 0)
+		uf = us_fes_find(u, &k, NULL);
+		if (!uf)
 			return check_fail("frontend %s/%u is not open", inet_proto_name(k.proto), k.port);
 		if (f->epset && f->epset->proto != INET_PROTO_SCTP)
 			pool = us_pool_find(u, us_epset_key(f->epset));
-		r = check_frontend(u, u->fes[idx], f, pool);
+		r = check_frontend(u, uf, f, pool);
 		if (r < 0)
 			return r;
 		n_fes++;
@@ -139,8 +138,7 @@ int userspace_check_state(void *priv, const struct plan *plan)
 		return check_fail("%zu frontends open, the plan has %zu", u->n_fes, n_fes);
 	for (size_t i = 0; i < u->n_fes; i++) {
 		n_linked += u->fes[i]->pool != NULL;
-		if (i > 0 && us_key_cmp_fe(&(struct us_key){ u->fes[i - 1]->fe->addr, u->fes[i - 1]->fe->proto,
-							  u->fes[i - 1]->fe->port }, u->fes[i]->fe) >= 0)
+		if (i > 0 && us_key_cmp(&u->fes[i - 1]->k, &u->fes[i]->k) >= 0)
 			return check_fail("frontends out of order at %s", u->fes[i]->fe->name);
 	}
 	for (size_t i = 0; i < u->n_pools; i++)
