@@ -161,9 +161,10 @@ void us_pool_free(struct userspace *u, struct us_pool *p);
 
 void us_result_err(struct us_result *res, int r);
 
-/* A snapshot of f's policy over balancer b. NULL on ENOMEM. */
-struct relay_service *us_service_new(struct userspace *u, struct balancer *b,
-					 const struct plan_frontend *f);
+/* A snapshot of f's policy over the balancer of d, labelled with d's set;
+ * d NULL (no set): over u->empty. NULL on ENOMEM. */
+struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
+				     const struct plan_frontend *f);
 
 /* Build the new contents of e's pool into st, without touching the pool:
  * the pool kept under e's key, or a new one. 0 or -ENOMEM (st cleared). */

@@ -465,16 +465,13 @@ const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const stru
 	return best;
 }
 
-/* A snapshot of f's policy over balancer b. NULL on ENOMEM. */
-struct relay_service *us_service_new(struct userspace *u, struct balancer *b,
-					 const struct plan_frontend *f)
+struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
+				     const struct plan_frontend *f)
 {
-	char label[200] = "(no endpoint set)";
 	struct relay_service *s;
 
-	if (f->epset)
-		epset_label(f->epset, label, sizeof(label));
-	s = relay_service_new(b, f->when_empty, f->source_ranges, f->n_source_ranges, label);
+	s = relay_service_new(d ? d->balancer : u->empty, f->when_empty, f->source_ranges,
+			      f->n_source_ranges, d ? d->label : "(no endpoint set)");
 	if (s)
 		u->stats.services_made++;
 	return s;
@@ -794,7 +791,7 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 	}
 	for (size_t i = 0; i < plan->n_frontends; i++) {
 		const struct plan_frontend *f = &plan->frontends[i];
-		struct balancer *b = u->empty;
+		const struct us_pool_data *d = NULL;
 		struct us_pool *pool = NULL;
 
 		if (f->proto == INET_PROTO_SCTP) {
@@ -806,13 +803,13 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 
 			if (idx < plan->n_epsets && staged[idx].pool) {
 				pool = staged[idx].pool;
-				b = staged[idx].d.balancer;
+				d = &staged[idx].d;
 			}
 		}
 		wanted[n].k = us_key_of(f);
 		wanted[n].order = i;
 		wanted[n].pool = pool;
-		wanted[n].svc = us_service_new(u, b, f);
+		wanted[n].svc = us_service_new(u, d, f);
 		if (!wanted[n].svc) {
 			wanted_free(wanted, n);
 			return -ENOMEM;

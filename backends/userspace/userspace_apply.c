@@ -134,14 +134,14 @@ static int touches_collect(struct userspace *u, const struct plan_diff *diff,
 }
 
 /* Decide what t's key gets from plan: a snapshot of its owner's policy over
- * its set's new balancer (staged) or kept one, or nothing (it goes).
+ * its set's new contents (staged) or kept ones, or nothing (it goes).
  * 0, -ENOMEM, or -ESTALE when the owner's set is neither in the diff nor
  * kept (the diff does not lead from the synced plan: the core then syncs). */
 static int touch_plan(struct userspace *u, const struct plan *plan, struct us_touch *t,
 		      struct us_staged *staged, size_t n_staged)
 {
 	const struct plan_frontend *f = us_plan_fe_owner(plan, &t->k);
-	struct balancer *b = u->empty;
+	const struct us_pool_data *d = NULL;
 	struct us_staged *st;
 
 	t->pool = NULL;
@@ -151,17 +151,17 @@ static int touch_plan(struct userspace *u, const struct plan *plan, struct us_to
 		st = staged_find(staged, n_staged, us_epset_key(f->epset));
 		if (st) {
 			t->pool = st->pool;
-			b = st->d.balancer;
+			d = &st->d;
 		} else {
 			t->pool = us_pool_find(u, us_epset_key(f->epset));
 			if (!t->pool || t->pool->doomed)
 				return log_warn_errno(-ESTALE, "userspace: endpoint set %s is not known; "
 						      "the update does not follow the last sync",
 						      us_epset_key(f->epset));
-			b = t->pool->d.balancer;
+			d = &t->pool->d;
 		}
 	}
-	t->svc = us_service_new(u, b, f);
+	t->svc = us_service_new(u, d, f);
 	return t->svc ? 0 : -ENOMEM;
 }
 
