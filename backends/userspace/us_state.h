@@ -135,10 +135,13 @@ int us_key_cmp(const struct us_key *a, const struct us_key *b);
 
 struct us_key us_key_of(const struct plan_frontend *f);
 
-/* After the listener work: the redirects (new relays are listening
- * already, removed ones close only after the rules stop sending them
- * traffic), then wait until the workers have closed what was closed. */
-void us_listeners_settle(struct userspace *u, bool push, struct us_result *res);
+/* The end of a sync or an apply, after its pool and listener work: the
+ * health checker's targets when health (a checked set changed), the
+ * redirects when push (a relay opened or went), the stale relays closed,
+ * then, when any listener set changed, a wait until the workers have
+ * closed what was closed. Every step is tried; the first error goes into
+ * res. */
+void us_settle(struct userspace *u, bool health, bool push, struct us_result *res);
 
 /* Warn about SCTP frontend f unless u->skipped says it was already, and
  * add it to now[] (which may be u->skipped itself: then only when new). */
@@ -159,7 +162,6 @@ struct us_pool *us_pool_find(const struct userspace *u, const char *key);
  * ones kept after a failed close) are detached. */
 void us_pool_free(struct userspace *u, struct us_pool *p);
 
-void us_result_err(struct us_result *res, int r);
 
 /* A snapshot of f's policy over the balancer of d, labelled with d's set;
  * d NULL (no set): over u->empty. NULL on ENOMEM. */

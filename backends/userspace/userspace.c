@@ -53,7 +53,8 @@ double us_now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-void us_result_err(struct us_result *res, int r)
+/* Keep r in res when it is the first error. */
+static void result_err(struct us_result *res, int r)
 {
 	if (r < 0 && res->err == 0)
 		res->err = r;
@@ -603,7 +604,7 @@ void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_po
 		relay_frontend_set_service(f->relay, svc);
 	} else if (us_wants_relay(u, &f->k)) {
 		r = relay_open(u, &f->k, svc, &f->relay);
-		us_result_err(res, r); /* retried by the next sync */
+		result_err(res, r); /* retried by the next sync */
 		if (r == 0)
 			res->relays_changed = res->listeners_changed = true;
 	}
@@ -620,13 +621,13 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 	int r;
 
 	if (!f) {
-		us_result_err(res, log_warn_errno(-ENOMEM, "userspace: cannot open a frontend for %s",
-					       svc->label));
+		result_err(res, log_warn_errno(-ENOMEM, "userspace: cannot open a frontend for %s",
+					    svc->label));
 		return NULL;
 	}
 	r = frontend_open(u, k, svc, &f->fe);
 	if (r < 0) {
-		us_result_err(res, r);
+		result_err(res, r);
 		free(f);
 		return NULL;
 	}
@@ -634,7 +635,7 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 	res->listeners_changed = true;
 	if (us_wants_relay(u, k)) {
 		r = relay_open(u, k, svc, &f->relay);
-		us_result_err(res, r);
+		result_err(res, r);
 		if (r == 0)
 			res->relays_changed = true;
 	}
@@ -652,7 +653,7 @@ bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_res
 	int r = relay_pool_remove_listeners(&u->relay, f->fe);
 
 	if (r < 0) {
-		us_result_err(res, r);
+		result_err(res, r);
 		user_unlink(f); /* its pool may go */
 		return false;
 	}
@@ -732,16 +733,18 @@ static int stale_close(struct userspace *u)
 	return err;
 }
 
-/* After the listener work: the redirects (new relays are listening
- * already, removed ones close only after the rules stop sending them
- * traffic), then wait until the workers have closed what was closed. */
-void us_listeners_settle(struct userspace *u, bool push, struct us_result *res)
+/* The end of a sync or an apply, after the pool and listener work. Order
+ * matters: new relays are listening already, removed ones close only after
+ * the rules stop sending them traffic. */
+void us_settle(struct userspace *u, bool health, bool push, struct us_result *res)
 {
+	if (health)
+		result_err(res, us_health_update(u));
 	if (u->intercept && push)
-		us_result_err(res, intercept_push(u));
+		result_err(res, intercept_push(u));
 	if (u->n_stale > 0) {
 		res->listeners_changed = true;
-		us_result_err(res, stale_close(u));
+		result_err(res, stale_close(u));
 	}
 	if (res->listeners_changed)
 		relay_pool_wait(&u->relay);
@@ -952,11 +955,10 @@ static int userspace_sync(void *priv, const struct plan *plan)
 		if (!u->pools[i]->d.health.enabled)
 			for (k = 0; k < u->pools[i]->d.n_eps; k++)
 				atomic_store(&u->pools[i]->d.eps[k]->healthy, true);
-	us_result_err(&res, us_health_update(u));
-	/* 6. Redirects, stale relays; removed listeners are closed when sync
-	 *    returns. */
+	/* 6. Checker, redirects, stale relays; removed listeners are closed
+	 *    when sync returns. */
 	res.listeners_changed = true;
-	us_listeners_settle(u, true, &res);
+	us_settle(u, true, true, &res);
 	wanted_free(wanted, n_wanted);
 	free(staged);
 	log_debug("userspace: sync: %zu sets, %zu frontends open in %.3f ms", u->n_pools, u->n_fes,

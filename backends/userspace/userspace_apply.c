@@ -340,9 +340,7 @@ int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 
 	/* 5. The checker only when a checked set changed; the redirects only
 	 *    when a relay opened or went. */
-	if (health)
-		us_result_err(&res, us_health_update(u));
-	us_listeners_settle(u, res.relays_changed, &res);
+	us_settle(u, health, res.relays_changed, &res);
 	touches_free(touch, n_touch);
 	free(staged);
 	free(doomed);
