@@ -111,20 +111,8 @@ void nftables_render(const struct plan *plan, const void *options, enum plan_for
 	}
 	render_text(plan, options, mem);
 	fclose(mem);
-	fprintf(out, "{\"backend\":\"nftables\",\"ruleset\":\"");
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)text[i];
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c == '\n')
-			fprintf(out, "\\n");
-		else if (c == '\t')
-			fprintf(out, "\\t");
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fprintf(out, "\"}");
+	fprintf(out, "{\"backend\":\"nftables\",\"ruleset\":");
+	plan_print_json_string(out, text, len);
+	fprintf(out, "}");
 	free(text);
 }

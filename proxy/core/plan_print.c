@@ -218,3 +218,23 @@ void plan_print(const struct plan *plan, enum plan_format fmt, FILE *out)
 	else
 		print_text(plan, out);
 }
+
+void plan_print_json_string(FILE *out, const char *text, size_t len)
+{
+	fputc('"', out);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c == '\n')
+			fprintf(out, "\\n");
+		else if (c == '\t')
+			fprintf(out, "\\t");
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}

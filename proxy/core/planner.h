@@ -52,4 +52,8 @@ void plan_print(const struct plan *plan, enum plan_format fmt, FILE *out);
 
 const char *frontend_kind_name(enum frontend_kind kind);
 
+/* Write text[0..len) to out as one JSON string, quotes included (for
+ * backends whose render slot wraps a text program in JSON). */
+void plan_print_json_string(FILE *out, const char *text, size_t len);
+
 #endif
