@@ -1,19 +1,24 @@
 /* Interception of non-local frontends to the userspace relay, with
  * nftables (see nft_intercept.h).
  *
- * The redirects last committed are kept in memory (sorted). A sync sends
- * only the difference (element deletes, then adds) in one transaction,
- * behind two assertions that the table and map still exist; the first sync,
- * the first after a failure or a cleanup, and any sync whose update the
- * kernel refuses (the table was deleted behind our back, an element we
- * delete is gone) replace everything instead: tables, chains, rules and
- * map, also in one transaction. Either way packets see the old map or the
- * new one, never a mix. Element lists are split over as many messages as
- * their 16-bit attribute length requires; the messages of one sync still
- * form one transaction.
+ * The redirects last committed are kept in the provider's private state
+ * (struct icpt, sorted). A sync sends only the difference (element deletes,
+ * then adds) in one transaction, behind two assertions that the table and
+ * map still exist; the first sync, the first after a failure, and any sync
+ * whose update the kernel refuses (the table was deleted behind our back,
+ * by a cleanup or by someone else; an element we delete is gone) replace
+ * everything instead: tables, chains, rules and map, also in one
+ * transaction. Either way packets see the old map or the new one, never a
+ * mix.
  *
- * The state is process-wide because struct intercept_ops has no context:
- * sync and cleanup are called from the control thread only. */
+ * Messages are built with the shared nf_tables mechanism: tables and chains
+ * (nft_table.h), the redirect rules (nft_expr.h), the map and its elements
+ * (nft_set.h, which also splits long element lists over messages; the
+ * messages of one sync still form one transaction).
+ *
+ * Nothing here is static and mutable: every piece of state lives in the
+ * caller's priv, so two providers (a test's, say) never share any.
+ */
 #include "nft_intercept.h"
 
 #include <arpa/inet.h>
@@ -25,55 +30,51 @@
 #include <time.h>
 
 #include <libmnl/libmnl.h>
-#include <libnftnl/chain.h>
-#include <libnftnl/expr.h>
-#include <libnftnl/rule.h>
-#include <libnftnl/set.h>
-#include <libnftnl/table.h>
 #include <linux/netfilter.h>
-#include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include "log.h"
 #include "nft_batch.h"
+#include "nft_expr.h"
+#include "nft_set.h"
+#include "nft_table.h"
+#include "sorted_diff.h"
 
 #define MAP_NAME "relay_ports"
 
-/* Elements per NEWSETELEM/DELSETELEM message. The element list is one
- * netlink attribute whose length field is 16 bits; an IPv6 element takes
- * 48 bytes (list item, key nest and 24-byte value, data nest and value). */
+/* Elements per message, as this file has always sent them; the element
+ * writer keeps each list within its 16-bit attribute by itself. */
 #define ELEMS_PER_MSG 1024
-#define ELEM_NLA_MAX 56
-_Static_assert(ELEMS_PER_MSG * ELEM_NLA_MAX + 64 < 65535, "element list attribute overflows");
 
-/* One redirect as the map holds it. key is laid out so that memcmp sorts
- * by family, address, protocol, port: the order the relay keeps its
- * frontends in, so its list usually arrives sorted. */
+/* One redirect as the map holds it: key is the map's key, address . proto
+ * . port, each field padded to a register (nft_set.h), 12 bytes for IPv4
+ * (the rest zero) and 24 for IPv6. Sorted by family then key bytes, which
+ * is by address, protocol, port: the order the relay keeps its frontends
+ * in, so its list usually arrives sorted. */
 struct icpt_elem {
-	uint8_t key[20];         /* family, address (IPv4 in the first 4 of 16), IPPROTO_*, port (network order) */
+	uint8_t family;          /* AF_INET or AF_INET6 */
+	uint8_t key[24];
 	uint16_t relay_port;     /* host order */
 };
 
-#define ELEM_FAMILY(e) ((e)->key[0])
-#define ELEM_ADDR(e) (&(e)->key[1])
-#define ELEM_PROTO(e) ((e)->key[17])
-#define ELEM_PORT(e) (&(e)->key[18])
-
-/* What the kernel holds, as far as we know, and the socket it was sent
- * over. The socket stays open between syncs: closing a netfilter socket
- * waits for the kernel to finish releasing the last transaction (an RCU
- * grace period, ~10 ms), which would dwarf a small update. */
-static struct {
-	struct icpt_elem *elems;
+/* The provider's private state (nftables_intercept_ops.priv_size). What
+ * the kernel holds, as far as we know, and the socket it was sent over.
+ * The socket stays open between syncs: closing a netfilter socket waits
+ * for the kernel to finish releasing the last transaction (an RCU grace
+ * period, ~10 ms), which would dwarf a small update. */
+struct icpt {
+	struct icpt_elem *elems; /* committed, sorted, one per key */
 	size_t n;
 	bool valid;              /* false: the next sync replaces everything */
 	struct mnl_socket *nl;   /* NULL: opened by the next sync */
 	unsigned long replaces;  /* full replacements committed */
-} committed;
+};
 
-unsigned long nft_intercept_replace_count(void)
+unsigned long nft_intercept_replace_count(const void *priv)
 {
-	return committed.replaces;
+	const struct icpt *ic = priv;
+
+	return ic->replaces;
 }
 
 static double now_ms(void)
@@ -84,183 +85,96 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int nfproto(int family)
+static size_t key_len(int family)
 {
-	return family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+	return family == AF_INET6 ? 24 : 12;
 }
 
-static struct nftnl_expr *add_expr(struct nftnl_rule *r, const char *name)
+/* "meta l4proto P redirect to : ip daddr . meta l4proto . th dport map
+ * @relay_ports": the map's key is loaded into words 0.., its value (the
+ * relay port) lands in word 0, where redirect takes it. */
+static int redirect_rule_msg(struct nft_batch *b, int family, const char *chain, uint8_t proto)
 {
-	struct nftnl_expr *e = nftnl_expr_alloc(name);
-	if (e)
-		nftnl_rule_add_expr(r, e);
-	return e;
-}
+	struct nft_rule_builder rb;
+	unsigned w;
+	int r = nft_rule_builder_init(&rb, family, NFT_INTERCEPT_TABLE, chain);
 
-/* "meta l4proto P redirect to : daddr . l4proto . dport map @relay_ports" */
-static int rule_msg(struct nft_batch *b, int family, const char *chain, uint8_t proto)
-{
-	struct nftnl_rule *r = nftnl_rule_alloc();
-	struct nftnl_expr *e;
-	struct nlmsghdr *nlh;
-	uint32_t alen = family == AF_INET6 ? 16 : 4;
-	uint32_t w = NFT_REG32_00;
-	bool ok = r != NULL;
-
-	if (!r)
-		return -ENOMEM;
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_INTERCEPT_TABLE);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
-	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, (uint32_t)nfproto(family));
-	if (ok && (ok = (e = add_expr(r, "meta")))) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_L4PROTO);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, w);
+	if (r == 0) {
+		nft_expr_load_l4proto(&rb, 0);
+		nft_expr_cmp(&rb, 0, NFT_CMP_EQ, &proto, 1);
+		nft_expr_text(&rb, " %s redirect to : ", proto == IPPROTO_TCP ? "tcp" : "udp");
+		w = nft_expr_load_addr(&rb, true, 0);
+		nft_expr_text(&rb, " . ");
+		w = nft_expr_load_l4proto(&rb, w);
+		nft_expr_text(&rb, " . ");
+		nft_expr_load_dport(&rb, w);
+		nft_expr_lookup(&rb, 0, MAP_NAME, (int)nft_expr_reg(0), false);
+		nft_expr_text(&rb, " map @%s", MAP_NAME);
+		nft_expr_redirect(&rb, 0);
+		r = nft_rule_builder_msg(&rb, b);
 	}
-	if (ok && (ok = (e = add_expr(r, "cmp")))) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, w);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
-		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &proto, 1);
-	}
-	if (ok && (ok = (e = add_expr(r, "payload")))) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, family == AF_INET6 ? 24 : 16);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, alen);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, w);
-	}
-	if (ok && (ok = (e = add_expr(r, "meta")))) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_L4PROTO);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, w + alen / 4);
-	}
-	if (ok && (ok = (e = add_expr(r, "payload")))) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 2);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 2);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, w + alen / 4 + 1);
-	}
-	if (ok && (ok = (e = add_expr(r, "lookup")))) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, w);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, w);
-		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, MAP_NAME);
-	}
-	if (ok && (ok = (e = add_expr(r, "redir")))) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, w);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
-	}
-	nlh = ok ? nft_batch_msg_begin(b, NFT_MSG_NEWRULE, (uint16_t)nfproto(family), NLM_F_CREATE | NLM_F_APPEND,
-				       "add rule ferry_intercept redirect") : NULL;
-	if (nlh) {
-		nftnl_rule_nlmsg_build_payload(nlh, r);
-		nft_batch_msg_end(b, nlh);
-	}
-	nftnl_rule_free(r);
-	return nlh ? 0 : -ENOMEM;
-}
-
-/* The map declaration. create: add it if absent; else the message only
- * asserts that the table and the map exist (NEWSET without NLM_F_CREATE is
- * ENOENT when they do not, and a no-op when they do). 0 or -ENOMEM. */
-static int map_msg(struct nft_batch *b, int family, bool create)
-{
-	uint16_t fam = (uint16_t)nfproto(family);
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nlmsghdr *nlh;
-
-	if (!s)
-		return -ENOMEM;
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_INTERCEPT_TABLE);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, MAP_NAME);
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, fam);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, family == AF_INET6 ? 24 : 12);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, ((family == AF_INET6 ? 8u : 7u) << 12) | (12u << 6) | 13u);
-	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, 13);
-	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 2);
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
-	/* The kernel refuses any NEWSET without an id (EINVAL), the check too. */
-	nftnl_set_set_u32(s, NFTNL_SET_ID, 1);
-	nlh = nft_batch_msg_begin(b, NFT_MSG_NEWSET, fam, create ? NLM_F_CREATE : 0,
-				  create ? (family == AF_INET6 ? "add map ip6 ferry_intercept relay_ports"
-							       : "add map ip ferry_intercept relay_ports")
-					 : (family == AF_INET6 ? "check map ip6 ferry_intercept relay_ports exists"
-							       : "check map ip ferry_intercept relay_ports exists"));
-	if (nlh) {
-		nftnl_set_nlmsg_build_payload(nlh, s);
-		nft_batch_msg_end(b, nlh);
-	}
-	nftnl_set_free(s);
-	return nlh ? 0 : -ENOMEM;
-}
-
-/* Table, map and chains (created if absent), chains emptied and refilled,
- * map emptied: the caller adds the elements after this. */
-static int skeleton_msgs(struct nft_batch *b, int family)
-{
-	static const struct { const char *name; unsigned hook; } chains[] = {
-		{ "nat_prerouting", NF_INET_PRE_ROUTING },
-		{ "nat_output", NF_INET_LOCAL_OUT },
-	};
-	uint16_t fam = (uint16_t)nfproto(family);
-	struct nftnl_table *t = nftnl_table_alloc();
-	struct nlmsghdr *nlh;
-	int r = -ENOMEM;
-
-	if (!t)
-		goto out;
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_INTERCEPT_TABLE);
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, fam);
-	if (!(nlh = nft_batch_msg_begin(b, NFT_MSG_NEWTABLE, fam, NLM_F_CREATE, "add table ferry_intercept")))
-		goto out;
-	nftnl_table_nlmsg_build_payload(nlh, t);
-	nft_batch_msg_end(b, nlh);
-
-	if (map_msg(b, family, true) < 0)
-		goto out;
-
-	for (size_t i = 0; i < 2; i++) {
-		struct nftnl_chain *c = nftnl_chain_alloc();
-		if (!c)
-			goto out;
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_INTERCEPT_TABLE);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chains[i].name);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, fam);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "nat");
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, chains[i].hook);
-		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, -100);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-		nlh = nft_batch_msg_begin(b, NFT_MSG_NEWCHAIN, fam, NLM_F_CREATE, "add chain ferry_intercept");
-		if (nlh) {
-			nftnl_chain_nlmsg_build_payload(nlh, c);
-			nft_batch_msg_end(b, nlh);
-		}
-		nftnl_chain_free(c);
-		if (!nlh || !(nlh = nft_batch_msg_begin(b, NFT_MSG_DELRULE, fam, 0, "flush chain ferry_intercept")))
-			goto out;
-		mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, NFT_INTERCEPT_TABLE);
-		mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, chains[i].name);
-		nft_batch_msg_end(b, nlh);
-		if ((r = rule_msg(b, family, chains[i].name, IPPROTO_TCP)) < 0 ||
-		    (r = rule_msg(b, family, chains[i].name, IPPROTO_UDP)) < 0)
-			goto out;
-		r = -ENOMEM;
-	}
-	if (!(nlh = nft_batch_msg_begin(b, NFT_MSG_DELSETELEM, fam, 0, "flush map ferry_intercept relay_ports")))
-		goto out;
-	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, NFT_INTERCEPT_TABLE);
-	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, MAP_NAME);
-	nft_batch_msg_end(b, nlh);
-	r = 0;
-out:
-	nftnl_table_free(t);
+	nft_rule_builder_done(&rb);
 	return r;
 }
 
-static int elem_key_cmp(const struct icpt_elem *a, const struct icpt_elem *b)
+/* The map declaration. create: add it if absent; else the message only
+ * asserts that the table and the map exist. 0 or -ENOMEM. */
+static int map_msg(struct nft_batch *b, int family, bool create)
 {
+	const uint32_t key_types[] = { family == AF_INET6 ? NFT_DTYPE_IPV6_ADDR : NFT_DTYPE_IPV4_ADDR,
+				       NFT_DTYPE_INET_PROTO, NFT_DTYPE_INET_SERVICE };
+	const struct nft_set_spec spec = {
+		.table = NFT_INTERCEPT_TABLE,
+		.name = MAP_NAME,
+		.family = family,
+		.flags = NFT_SET_MAP,
+		.key_len = (uint32_t)key_len(family),
+		.key_type = nft_concat_type(key_types, 3),
+		.data_type = NFT_DTYPE_INET_SERVICE,
+		.data_len = 2,
+		.id = 1, /* the only set of its transaction */
+	};
+
+	return nft_set_spec_msg(b, &spec, create);
+}
+
+/* Table, map and chains (created if absent), chains emptied and refilled,
+ * map emptied: the caller adds the elements after this. 0 or -ENOMEM. */
+static int skeleton_msgs(struct nft_batch *b, int family)
+{
+	static const struct {
+		const char *name;
+		struct nft_base_chain base;
+	} chains[] = {
+		{ "nat_prerouting", { "nat", NF_INET_PRE_ROUTING, -100 } },
+		{ "nat_output", { "nat", NF_INET_LOCAL_OUT, -100 } },
+	};
+	int r = nft_table_add_msg(b, family, NFT_INTERCEPT_TABLE);
+
+	if (r == 0)
+		r = map_msg(b, family, true);
+	for (size_t i = 0; r == 0 && i < sizeof(chains) / sizeof(chains[0]); i++) {
+		r = nft_chain_add_msg(b, family, NFT_INTERCEPT_TABLE, chains[i].name, &chains[i].base);
+		if (r == 0)
+			r = nft_chain_empty_msg(b, family, NFT_INTERCEPT_TABLE, chains[i].name);
+		if (r == 0)
+			r = redirect_rule_msg(b, family, chains[i].name, IPPROTO_TCP);
+		if (r == 0)
+			r = redirect_rule_msg(b, family, chains[i].name, IPPROTO_UDP);
+	}
+	return r == 0 ? nft_setelem_flush_msg(b, family, NFT_INTERCEPT_TABLE, MAP_NAME) : r;
+}
+
+static int elem_cmp(const struct icpt_elem *a, const struct icpt_elem *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
 	return memcmp(a->key, b->key, sizeof(a->key));
 }
 
 static int elem_qsort_cmp(const void *a, const void *b)
 {
-	return elem_key_cmp(a, b);
+	return elem_cmp(a, b);
 }
 
 /* The elements entries stand for, sorted by key, one per key (the relay
@@ -273,105 +187,119 @@ static int elems_from_entries(const struct intercept_entry *entries, size_t n, s
 	struct icpt_elem *v = NULL;
 	size_t k = 0, u = 0;
 	bool sorted = true;
-	uint16_t port;
 
 	if (n > 0 && !(v = calloc(n, sizeof(*v))))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const struct intercept_entry *en = &entries[i];
+		size_t off = 0;
 
 		if (en->addr.family != AF_INET && en->addr.family != AF_INET6)
 			continue;
 		if (en->proto != INET_PROTO_TCP && en->proto != INET_PROTO_UDP)
 			continue;
-		port = htons(en->port);
-		ELEM_FAMILY(&v[k]) = (uint8_t)en->addr.family;
-		memcpy(ELEM_ADDR(&v[k]), en->addr.u.bytes, en->addr.family == AF_INET6 ? 16 : 4);
-		ELEM_PROTO(&v[k]) = en->proto == INET_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
-		memcpy(ELEM_PORT(&v[k]), &port, 2);
+		v[k].family = (uint8_t)en->addr.family;
+		nft_concat_put_addr(v[k].key, &off, &en->addr);
+		nft_concat_put_proto(v[k].key, &off, en->proto);
+		nft_concat_put_port(v[k].key, &off, en->port);
 		v[k].relay_port = en->relay_port;
-		if (k > 0 && elem_key_cmp(&v[k - 1], &v[k]) >= 0)
+		if (k > 0 && elem_cmp(&v[k - 1], &v[k]) >= 0)
 			sorted = false;
 		k++;
 	}
 	if (!sorted)
 		qsort(v, k, sizeof(*v), elem_qsort_cmp);
 	for (size_t i = 0; i < k; i++)
-		if (u == 0 || elem_key_cmp(&v[u - 1], &v[i]) != 0)
+		if (u == 0 || elem_cmp(&v[u - 1], &v[i]) != 0)
 			v[u++] = v[i];
 	*ret = v;
 	*ret_n = u;
 	return 0;
 }
 
-/* Append NEWSETELEM (add) or DELSETELEM messages for elems, which are
- * sorted (so each family is one run): ELEMS_PER_MSG elements a message,
- * as many messages as needed. 0 or -ENOMEM. */
-static int elems_msgs(struct nft_batch *b, bool add, const struct icpt_elem *const *elems, size_t n)
+/* Write e to w (an add carries the relay port, a delete the key alone). */
+static int elem_write(struct nft_setelem_writer *w, const struct icpt_elem *e)
 {
-	size_t i = 0;
+	uint16_t relay = htons(e->relay_port);
+	struct nft_setelem k = { .key = e->key, .key_len = key_len(e->family), .data = &relay, .data_len = 2 };
 
-	while (i < n) {
-		int family = ELEM_FAMILY(elems[i]);
-		size_t alen = family == AF_INET6 ? 16 : 4, j = i;
-		struct nftnl_set *s = nftnl_set_alloc();
-		char desc[96];
-		int r = 0;
-
-		if (!s)
-			return -ENOMEM;
-		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_INTERCEPT_TABLE);
-		nftnl_set_set_str(s, NFTNL_SET_NAME, MAP_NAME);
-		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, (uint32_t)nfproto(family));
-		for (; j < n && j - i < ELEMS_PER_MSG && ELEM_FAMILY(elems[j]) == family; j++) {
-			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-			uint16_t relay = htons(elems[j]->relay_port);
-			uint8_t key[24] = { 0 };
-
-			if (!e) {
-				r = -ENOMEM;
-				break;
-			}
-			/* addr . proto . port, each field padded to a 32-bit register. */
-			memcpy(key, ELEM_ADDR(elems[j]), alen);
-			key[alen] = ELEM_PROTO(elems[j]);
-			memcpy(key + alen + 4, ELEM_PORT(elems[j]), 2);
-			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)(alen + 8));
-			if (add)
-				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &relay, 2);
-			nftnl_set_elem_add(s, e);
-		}
-		if (r == 0) {
-			snprintf(desc, sizeof(desc), "%s %zu elements %s %s ferry_intercept relay_ports "
-				 "(from index %zu)", add ? "add" : "delete", j - i, add ? "to" : "from",
-				 family == AF_INET6 ? "ip6" : "ip", i);
-			r = nft_batch_set_elems(b, s, (uint16_t)nfproto(family), add, desc);
-		}
-		nftnl_set_free(s);
-		if (r < 0)
-			return r;
-		i = j;
-	}
-	return 0;
+	return nft_setelem_writer_add(w, e->family, NFT_INTERCEPT_TABLE, MAP_NAME, &k);
 }
 
 /* Append a replacement of everything: both families' skeletons (map
  * emptied), then every element. 0 or -ENOMEM. */
 static int replace_msgs(struct nft_batch *b, const struct icpt_elem *elems, size_t n)
 {
-	const struct icpt_elem **p = NULL;
+	struct nft_setelem_writer w;
 	int r = 0;
 
-	if (n > 0 && !(p = malloc(n * sizeof(*p))))
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		p[i] = &elems[i];
 	for (int fam = 0; r == 0 && fam < 2; fam++)
 		r = skeleton_msgs(b, fam ? AF_INET6 : AF_INET);
-	if (r == 0)
-		r = elems_msgs(b, true, p, n);
-	free(p);
-	return r;
+	if (r < 0)
+		return r;
+	nft_setelem_writer_init(&w, b, true, ELEMS_PER_MSG);
+	for (size_t i = 0; i < n && elem_write(&w, &elems[i]) == 0; i++)
+		;
+	return nft_setelem_writer_finish(&w);
+}
+
+/* The difference between the committed elements and the new ones, as the
+ * sorted diff finds it: pointers into both lists. */
+struct diff {
+	const struct icpt_elem **dels, **adds;
+	size_t n_dels, n_adds;
+};
+
+static int diff_cmp(const void *old_item, const void *new_item, void *ctx)
+{
+	(void)ctx;
+	return elem_cmp(old_item, new_item);
+}
+
+static int diff_removed(const void *old_item, void *ctx)
+{
+	struct diff *d = ctx;
+
+	d->dels[d->n_dels++] = old_item;
+	return 0;
+}
+
+static int diff_added(const void *new_item, void *ctx)
+{
+	struct diff *d = ctx;
+
+	d->adds[d->n_adds++] = new_item;
+	return 0;
+}
+
+/* A map key has one value: a new relay port is a delete and an add. */
+static int diff_kept(const void *old_item, const void *new_item, void *ctx)
+{
+	const struct icpt_elem *o = old_item, *n = new_item;
+
+	if (o->relay_port == n->relay_port)
+		return 0;
+	diff_removed(o, ctx);
+	return diff_added(n, ctx);
+}
+
+static const struct sorted_diff_ops diff_ops = {
+	.cmp = diff_cmp,
+	.removed = diff_removed,
+	.added = diff_added,
+	.kept = diff_kept,
+};
+
+/* Write the elements of list (n pointers) to a new writer of kind add.
+ * 0 or -ENOMEM. */
+static int elems_msgs(struct nft_batch *b, bool add, const struct icpt_elem *const *list, size_t n)
+{
+	struct nft_setelem_writer w;
+
+	nft_setelem_writer_init(&w, b, add, ELEMS_PER_MSG);
+	for (size_t i = 0; i < n && elem_write(&w, list[i]) == 0; i++)
+		;
+	return nft_setelem_writer_finish(&w);
 }
 
 /* Append the update from old to new (both sorted): a check that each
@@ -381,39 +309,22 @@ static int replace_msgs(struct nft_batch *b, const struct icpt_elem *elems, size
 static int update_msgs(struct nft_batch *b, const struct icpt_elem *old, size_t n_old,
 		       const struct icpt_elem *new, size_t n_new, size_t *ret_dels, size_t *ret_adds)
 {
-	const struct icpt_elem **dels = malloc((n_old + 1) * sizeof(*dels));
-	const struct icpt_elem **adds = malloc((n_new + 1) * sizeof(*adds));
-	size_t nd = 0, na = 0, i = 0, k = 0;
-	int r = 0;
+	struct diff d = { .dels = malloc((n_old + 1) * sizeof(*d.dels)),
+			  .adds = malloc((n_new + 1) * sizeof(*d.adds)) };
+	int r = d.dels && d.adds ? 0 : -ENOMEM;
 
-	if (!dels || !adds)
-		r = -ENOMEM;
-	while (r == 0 && (i < n_old || k < n_new)) {
-		int c = i == n_old ? 1 : k == n_new ? -1 : elem_key_cmp(&old[i], &new[k]);
-
-		if (c < 0) {
-			dels[nd++] = &old[i++];
-		} else if (c > 0) {
-			adds[na++] = &new[k++];
-		} else {
-			/* A map key has one value: a new relay port is delete + add. */
-			if (old[i].relay_port != new[k].relay_port) {
-				dels[nd++] = &old[i];
-				adds[na++] = &new[k];
-			}
-			i++, k++;
-		}
-	}
+	if (r == 0)
+		r = sorted_diff(old, n_old, sizeof(*old), new, n_new, sizeof(*new), &diff_ops, &d);
 	for (int fam = 0; r == 0 && fam < 2; fam++)
 		r = map_msg(b, fam ? AF_INET6 : AF_INET, false);
 	if (r == 0)
-		r = elems_msgs(b, false, dels, nd);
+		r = elems_msgs(b, false, d.dels, d.n_dels);
 	if (r == 0)
-		r = elems_msgs(b, true, adds, na);
-	free(dels);
-	free(adds);
-	*ret_dels = nd;
-	*ret_adds = na;
+		r = elems_msgs(b, true, d.adds, d.n_adds);
+	free(d.dels);
+	free(d.adds);
+	*ret_dels = d.n_dels;
+	*ret_adds = d.n_adds;
 	return r;
 }
 
@@ -432,23 +343,45 @@ int nft_intercept_replace_msgs(struct nft_batch *b, const struct intercept_entry
 	return r;
 }
 
-/* Forget the committed elements (the next sync replaces everything) and,
- * if close_nl, close the socket too. */
-static void committed_clear(bool close_nl)
+/* Forget the committed elements (the next sync replaces everything) and
+ * close the socket: it may hold replies nobody read. */
+static void icpt_clear(struct icpt *ic)
 {
-	free(committed.elems);
-	committed.elems = NULL;
-	committed.n = 0;
-	committed.valid = false;
-	if (close_nl && committed.nl) {
-		mnl_socket_close(committed.nl);
-		committed.nl = NULL;
+	free(ic->elems);
+	ic->elems = NULL;
+	ic->n = 0;
+	ic->valid = false;
+	if (ic->nl) {
+		mnl_socket_close(ic->nl);
+		ic->nl = NULL;
 	}
+}
+
+/* Open ic's socket; on failure say so in be. 0 or -errno. */
+static int icpt_open(struct icpt *ic, struct nft_batch_error *be)
+{
+	int r = nft_socket_open(&ic->nl);
+
+	if (r < 0) {
+		ic->nl = NULL;
+		snprintf(be->desc, sizeof(be->desc), "opening the netfilter netlink socket");
+	}
+	return r;
+}
+
+static int intercept_init(void *priv)
+{
+	struct icpt *ic = priv;
+
+	/* Zeroed by the caller: nothing committed, no socket yet (the first
+	 * sync opens it, so that init needs no privilege). */
+	*ic = (struct icpt){ 0 };
+	return 0;
 }
 
 static int intercept_sync(void *priv, const struct intercept_entry *entries, size_t n)
 {
-	(void)priv;
+	struct icpt *ic = priv;
 	struct icpt_elem *elems = NULL;
 	size_t n_elems = 0, n_dels = 0, n_adds = 0;
 	struct nft_batch *b = NULL;
@@ -465,14 +398,12 @@ static int intercept_sync(void *priv, const struct intercept_entry *entries, siz
 	r = elems_from_entries(entries, n, &elems, &n_elems);
 	if (r == 0 && !(b = nft_batch_new()))
 		r = -ENOMEM;
-	if (r == 0 && !committed.nl && (r = nft_socket_open(&committed.nl)) < 0) {
-		committed.nl = NULL;
-		snprintf(be.desc, sizeof(be.desc), "opening the netfilter netlink socket");
-	}
-	if (r == 0 && committed.valid) {
-		r = update_msgs(b, committed.elems, committed.n, elems, n_elems, &n_dels, &n_adds);
+	if (r == 0 && !ic->nl)
+		r = icpt_open(ic, &be);
+	if (r == 0 && ic->valid) {
+		r = update_msgs(b, ic->elems, ic->n, elems, n_elems, &n_dels, &n_adds);
 		if (r == 0)
-			r = nft_batch_commit(committed.nl, b, 0, &be);
+			r = nft_batch_commit(ic->nl, b, 0, &be);
 		if (r == 0) {
 			log_debug("intercept: %zu redirects, -%zu +%zu in one transaction of %zu messages "
 				  "in %.1f ms", n_elems, n_dels, n_adds, nft_batch_count(b), now_ms() - t0);
@@ -484,35 +415,32 @@ static int intercept_sync(void *priv, const struct intercept_entry *entries, siz
 		 * refused transaction changed nothing, start from scratch. */
 		log_warn("intercept: update of %zu redirects (-%zu +%zu) refused at \"%s\": %s; "
 			 "replacing them all", n_elems, n_dels, n_adds, be.desc, strerror(-r));
-		committed_clear(true);
+		/* A new socket: the refused one may still hold replies. */
+		icpt_clear(ic);
 		nft_batch_clear(b);
 		be = (struct nft_batch_error){ 0 };
-		/* A new socket: the refused one may still hold replies. */
-		if ((r = nft_socket_open(&committed.nl)) < 0) {
-			committed.nl = NULL;
-			snprintf(be.desc, sizeof(be.desc), "opening the netfilter netlink socket");
-		}
+		r = icpt_open(ic, &be);
 	}
 	if (r == 0)
 		r = replace_msgs(b, elems, n_elems);
 	if (r == 0)
-		r = nft_batch_commit(committed.nl, b, 0, &be);
+		r = nft_batch_commit(ic->nl, b, 0, &be);
 	if (r == 0) {
-		committed.replaces++;
+		ic->replaces++;
 		log_info("intercept: %zu redirects programmed from scratch in one transaction of %zu "
 			 "messages in %.1f ms", n_elems, nft_batch_count(b), now_ms() - t0);
 	}
 done:
 	if (r == 0) {
-		free(committed.elems);
-		committed.elems = elems;
-		committed.n = n_elems;
-		committed.valid = true;
+		free(ic->elems);
+		ic->elems = elems;
+		ic->n = n_elems;
+		ic->valid = true;
 		elems = NULL;
 	} else {
 		/* Whatever the kernel holds now, the next sync replaces it, over
 		 * a new socket (this one may hold unread replies). */
-		committed_clear(true);
+		icpt_clear(ic);
 		log_errno(r, "intercept: programming %zu redirects failed (refused: %s)", n_elems,
 			  be.desc[0] ? be.desc : "nothing sent");
 	}
@@ -521,30 +449,29 @@ done:
 	return r;
 }
 
+static void intercept_fini(void *priv)
+{
+	icpt_clear(priv);
+}
+
 static int intercept_cleanup(void)
 {
 	struct mnl_socket *nl = NULL;
 	struct nft_batch *b = nft_batch_new();
 	int r, ret = 0;
 
-	/* Whatever happens below, the next sync starts from scratch. */
-	committed_clear(true);
 	if (!b)
 		return -ENOMEM;
 	r = nft_socket_open(&nl);
+	/* One transaction per family: a table that is absent (ENOENT) must
+	 * not keep the other family's from going. */
 	for (int fam = 0; r == 0 && fam < 2; fam++) {
-		struct nlmsghdr *nlh;
 		int rr;
 
 		nft_batch_clear(b);
-		nlh = nft_batch_msg_begin(b, NFT_MSG_DELTABLE, (uint16_t)nfproto(fam ? AF_INET6 : AF_INET), 0,
-					  "delete table ferry_intercept");
-		if (!nlh) {
-			r = -ENOMEM;
+		r = nft_table_remove_msg(b, fam ? AF_INET6 : AF_INET, NFT_INTERCEPT_TABLE);
+		if (r < 0)
 			break;
-		}
-		mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, NFT_INTERCEPT_TABLE);
-		nft_batch_msg_end(b, nlh);
 		rr = nft_batch_commit(nl, b, 0, NULL);
 		if (rr < 0 && rr != -ENOENT)
 			ret = rr;
@@ -555,21 +482,9 @@ static int intercept_cleanup(void)
 	return r < 0 ? r : ret;
 }
 
-static int intercept_init(void *priv)
-{
-	(void)priv;
-	return 0;
-}
-
-static void intercept_fini(void *priv)
-{
-	(void)priv;
-	committed_clear(true);
-}
-
 const struct intercept_ops nftables_intercept_ops = {
 	.name = "nftables",
-	.priv_size = 1,
+	.priv_size = sizeof(struct icpt),
 	.init = intercept_init,
 	.sync = intercept_sync,
 	.fini = intercept_fini,

@@ -7,6 +7,9 @@
  * Any number of redirects, up to a sanity bound: element lists are split
  * over as many messages as needed, all in one transaction. After the first
  * sync only the difference from the last committed map is sent.
+ *
+ * Built with the shared nf_tables mechanism of this folder (nft_table.h,
+ * nft_expr.h, nft_set.h), like the nftables backend's own tables.
  */
 #ifndef FERRY_NFT_INTERCEPT_H
 #define FERRY_NFT_INTERCEPT_H
@@ -24,9 +27,13 @@ struct nft_batch;
  * sync refuses more with -E2BIG and a log line naming it. */
 #define NFT_INTERCEPT_MAX (1u << 20)
 
-/* The ops main hands to a relay backend in backend_config.intercept.
- * sync keeps the committed redirects in process-wide state: call it (and
- * cleanup) from one thread only. */
+/* The provider the program hands to a relay backend. Its priv (priv_size
+ * bytes) holds the committed redirects, the netlink socket and counters;
+ * init opens nothing (the first sync does), fini closes the socket and
+ * leaves the kernel's tables to cleanup. cleanup takes no priv: a priv
+ * whose tables it removed notices at its next sync (the update is refused)
+ * and replaces everything, with a warning. One priv is used from one
+ * thread at a time; different privs are independent. */
 extern const struct intercept_ops nftables_intercept_ops;
 
 /* Append to b the messages of a full replacement by entries (what sync
@@ -36,8 +43,9 @@ extern const struct intercept_ops nftables_intercept_ops;
  * the messages back. 0, -E2BIG past the sanity bound, or -ENOMEM. */
 int nft_intercept_replace_msgs(struct nft_batch *b, const struct intercept_entry *entries, size_t n);
 
-/* How many syncs of this process replaced everything instead of sending a
- * difference (for tests: an ordinary second sync must not). */
-unsigned long nft_intercept_replace_count(void);
+/* How many syncs through priv (an initialised nftables_intercept_ops
+ * priv) replaced everything instead of sending a difference (for tests:
+ * an ordinary second sync must not). */
+unsigned long nft_intercept_replace_count(const void *priv);
 
 #endif

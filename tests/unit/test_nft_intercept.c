@@ -6,7 +6,8 @@
  * frontends are programmed in one sync and read back from the kernel; a
  * second sync converges; tables deleted or maps flushed behind ferry's back
  * are repaired. The messages of a full replace are parsed back without
- * root. */
+ * root. Each test holds its own provider state (priv), as a relay backend
+ * does. */
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
@@ -44,6 +45,23 @@ static void enter_private_netns(void)
 		cr_skip_test("iproute2 could not set up the namespace");
 }
 
+/* A provider's private state, allocated and initialised as a relay
+ * backend does it; give it back with icpt_free. */
+static void *icpt_new(void)
+{
+	void *priv = calloc(1, nftables_intercept_ops.priv_size);
+
+	cr_assert(priv);
+	cr_assert_eq(nftables_intercept_ops.init(priv), 0);
+	return priv;
+}
+
+static void icpt_free(void *priv)
+{
+	nftables_intercept_ops.fini(priv);
+	free(priv);
+}
+
 static int listen_on(uint16_t port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
@@ -62,12 +80,14 @@ Test(nft_intercept, redirects_cluster_ip_to_relay_port)
 	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(80) }, orig;
 	socklen_t len = sizeof(orig);
 	int lfd, cfd, afd;
+	void *priv;
 
 	enter_private_netns();
+	priv = icpt_new();
 	cr_assert_eq(inet_addr_parse("10.96.0.10", &e.addr), 0);
-	cr_assert_eq(nftables_intercept_ops.sync(&e, 1), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, &e, 1), 0);
 	/* Idempotent: the same set again is fine. */
-	cr_assert_eq(nftables_intercept_ops.sync(&e, 1), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, &e, 1), 0);
 	lfd = listen_on(15001);
 	inet_pton(AF_INET, "10.96.0.10", &dst.sin_addr);
 	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -85,7 +105,7 @@ Test(nft_intercept, redirects_cluster_ip_to_relay_port)
 	close(cfd);
 
 	/* An empty set stops the redirect: the connection is refused now. */
-	cr_assert_eq(nftables_intercept_ops.sync(NULL, 0), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, NULL, 0), 0);
 	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	/* Nothing answers for 10.96.0.10 any more: the connect fails (refused or
 	 * timed out), and the relay port sees nothing. */
@@ -96,6 +116,7 @@ Test(nft_intercept, redirects_cluster_ip_to_relay_port)
 	close(lfd);
 	cr_assert_eq(nftables_intercept_ops.cleanup(), 0);
 	cr_assert_eq(nftables_intercept_ops.cleanup(), 0, "absent is success");
+	icpt_free(priv);
 }
 
 /* ---- many frontends ---------------------------------------------------- */
@@ -148,6 +169,17 @@ static struct intercept_entry frontend(size_t i, unsigned shift)
 		e.addr.u.v4.s_addr = htonl(v);
 	}
 	return e;
+}
+
+/* Frontends 0..n-1 (room for n + 1), in a calloc'd array the caller frees. */
+static struct intercept_entry *frontends(size_t n)
+{
+	struct intercept_entry *a = calloc(n + 1, sizeof(*a));
+
+	cr_assert(a);
+	for (size_t i = 0; i < n; i++)
+		a[i] = frontend(i, 0);
+	return a;
 }
 
 /* Whether frontend i is IPv4 TCP (what connect_through checks). */
@@ -389,15 +421,16 @@ static void many_frontends(size_t n)
 	struct timespec t0;
 	unsigned long replaces;
 	int relays[8];
+	void *priv;
 
 	enter_private_netns();
-	a = calloc(n, sizeof(*a));
+	priv = icpt_new();
+	a = frontends(n);
 	b = calloc(n, sizeof(*b));
-	cr_assert(a && b);
-	for (size_t i = 0; i < n; i++)
-		a[i] = frontend(i, 0);
+	cr_assert(b);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cr_assert_eq(nftables_intercept_ops.sync(a, n), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n), 0);
+	cr_assert_eq(nft_intercept_replace_count(priv), 1, "the first sync replaces everything");
 	cr_log_info("%zu frontends programmed in %.1f ms", n, elapsed_ms(&t0));
 	expect_kernel_holds(a, n);
 	relays_open(relays);
@@ -407,10 +440,10 @@ static void many_frontends(size_t n)
 
 	for (size_t i = lo; i < hi; i++)
 		b[i - lo] = frontend(i, i >= moved_lo && i < moved_hi ? 1 : 0);
-	replaces = nft_intercept_replace_count();
+	replaces = nft_intercept_replace_count(priv);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cr_assert_eq(nftables_intercept_ops.sync(b, n), 0);
-	cr_assert_eq(nft_intercept_replace_count(), replaces, "the second sync replaced everything "
+	cr_assert_eq(nftables_intercept_ops.sync(priv, b, n), 0);
+	cr_assert_eq(nft_intercept_replace_count(priv), replaces, "the second sync replaced everything "
 		     "instead of sending the difference");
 	cr_log_info("%zu frontends updated (-%zu +%zu, %zu moved) in %.1f ms", n, lo, hi - n, moved_hi - moved_lo,
 		    elapsed_ms(&t0));
@@ -428,6 +461,7 @@ static void many_frontends(size_t n)
 	cr_assert_eq(nftables_intercept_ops.cleanup(), 0);
 	cr_assert_eq(dump_map(AF_INET, NULL, 0), -1, "cleanup left the ip map");
 	cr_assert_eq(dump_map(AF_INET6, NULL, 0), -1, "cleanup left the ip6 map");
+	icpt_free(priv);
 	free(a);
 	free(b);
 }
@@ -477,19 +511,20 @@ Test(nft_intercept, repairs_tables_deleted_or_flushed_behind_its_back, .timeout 
 	size_t n = 3000;
 	struct intercept_entry *a;
 	int relays[8];
+	void *priv;
 
 	enter_private_netns();
-	a = calloc(n, sizeof(*a));
-	cr_assert(a);
-	for (size_t i = 0; i < n; i++)
-		a[i] = frontend(i, 0);
-	cr_assert_eq(nftables_intercept_ops.sync(a, n), 0);
+	priv = icpt_new();
+	a = frontends(n);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n), 0);
+	cr_assert_eq(nft_intercept_replace_count(priv), 1);
 
 	/* `nft delete table ip ferry_intercept` (or a flush ruleset): the same
 	 * entries again put it back. */
 	kernel_cmd(NFT_MSG_DELTABLE, AF_INET, table_attrs);
 	cr_assert_eq(dump_map(AF_INET, NULL, 0), -1);
-	cr_assert_eq(nftables_intercept_ops.sync(a, n), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n), 0);
+	cr_assert_eq(nft_intercept_replace_count(priv), 2, "the update was not refused");
 	expect_kernel_holds(a, n);
 	relays_open(relays);
 	connect_through(&a[v4_tcp_at_or_below(n / 3)], relays);
@@ -497,17 +532,49 @@ Test(nft_intercept, repairs_tables_deleted_or_flushed_behind_its_back, .timeout 
 	/* `nft flush map ip ferry_intercept relay_ports`, then an update that
 	 * deletes some of the vanished elements: converges all the same. */
 	kernel_cmd(NFT_MSG_DELSETELEM, AF_INET, map_flush_attrs);
-	cr_assert_eq(nftables_intercept_ops.sync(a + 100, n - 100), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, a + 100, n - 100), 0);
+	cr_assert_eq(nft_intercept_replace_count(priv), 3, "the update was not refused");
 	expect_kernel_holds(a + 100, n - 100);
 	connect_through(&a[v4_tcp_at_or_below(n - 1)], relays);
 
-	/* After cleanup the next sync starts from scratch. */
+	/* After cleanup (which takes no priv) the next sync finds the tables
+	 * gone and starts from scratch. */
 	cr_assert_eq(nftables_intercept_ops.cleanup(), 0);
-	cr_assert_eq(nftables_intercept_ops.sync(a, n), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n), 0);
+	cr_assert_eq(nft_intercept_replace_count(priv), 4);
 	expect_kernel_holds(a, n);
 	connect_through(&a[0], relays);
 	relays_close(relays);
 	cr_assert_eq(nftables_intercept_ops.cleanup(), 0);
+	icpt_free(priv);
+	free(a);
+}
+
+/* Two providers share no state: each sends its own first full replace and
+ * counts only its own syncs, and finishing one leaves the other working
+ * (over its own socket, with its own record of what it committed). */
+Test(nft_intercept, providers_share_no_state, .timeout = 30)
+{
+	size_t n = 100;
+	struct intercept_entry *a;
+	void *p1, *p2;
+
+	enter_private_netns();
+	p1 = icpt_new();
+	p2 = icpt_new();
+	a = frontends(n);
+	cr_assert_eq(nftables_intercept_ops.sync(p1, a, n), 0);
+	cr_assert_eq(nft_intercept_replace_count(p1), 1);
+	cr_assert_eq(nft_intercept_replace_count(p2), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(p2, a, n), 0);
+	cr_assert_eq(nft_intercept_replace_count(p2), 1, "p2 relied on what p1 committed");
+	cr_assert_eq(nft_intercept_replace_count(p1), 1);
+	icpt_free(p1);
+	cr_assert_eq(nftables_intercept_ops.sync(p2, a + 10, n - 10), 0);
+	cr_assert_eq(nft_intercept_replace_count(p2), 1, "p2's update was refused");
+	expect_kernel_holds(a + 10, n - 10);
+	cr_assert_eq(nftables_intercept_ops.cleanup(), 0);
+	icpt_free(p2);
 	free(a);
 }
 
@@ -554,15 +621,13 @@ static void count_elems(const struct nlmsghdr *nlh, struct elems_seen *seen)
 Test(nft_intercept, replace_splits_element_lists)
 {
 	size_t n = 40000, len;
-	struct intercept_entry *e = calloc(n + 1, sizeof(*e));
+	struct intercept_entry *e = frontends(n);
 	struct nft_batch *b = nft_batch_new();
 	struct elems_seen seen = { 0 };
 	const void *data;
 	int left;
 
-	cr_assert(e && b);
-	for (size_t i = 0; i < n; i++)
-		e[i] = frontend(i, 0);
+	cr_assert(b);
 	/* SCTP is not intercepted (the relay serves none). */
 	e[n] = frontend(0, 0);
 	e[n].proto = INET_PROTO_SCTP;
@@ -586,12 +651,15 @@ Test(nft_intercept, refuses_past_the_sanity_bound_naming_it)
 	size_t n = (size_t)NFT_INTERCEPT_MAX + 1;
 	struct intercept_entry *e = calloc(n, sizeof(*e));
 	struct nft_batch *b = nft_batch_new();
+	void *priv = icpt_new();
 
 	cr_assert(e && b);
 	cr_assert_eq(nft_intercept_replace_msgs(b, e, n), -E2BIG);
 	cr_assert_eq(nft_batch_count(b), 0);
 	/* Refused before anything is sent: needs no root. */
-	cr_assert_eq(nftables_intercept_ops.sync(e, n), -E2BIG);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, e, n), -E2BIG);
+	cr_assert_eq(nft_intercept_replace_count(priv), 0);
+	icpt_free(priv);
 	nft_batch_free(b);
 	free(e);
 }
