@@ -1,6 +1,7 @@
 /* The relay engine: worker threads, listener sets and the per-frontend
- * service snapshot they read. This is the interface userspace.c (policy)
- * drives; the event handling lives in worker.c, tcp_relay.c, udp_relay.c.
+ * service snapshot they read. This is the interface the backend's policy
+ * drives (userspace_frontends.c mostly; userspace.c starts and stops the
+ * workers); the event handling lives in worker.c, tcp_relay.c, udp_relay.c.
  *
  * Threads. One control thread (the core's) calls everything declared here.
  * Workers only read a frontend's service through relay_frontend_service,

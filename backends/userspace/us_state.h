@@ -1,7 +1,19 @@
-/* Internal to the userspace backend: the state that userspace.c (ops,
- * sync), userspace_apply.c (apply) and userspace_inspect.c (state checks
- * for tests) share, and the helpers they call across files. See the top
- * of userspace.c for how the state is indexed.
+/* Internal to the userspace backend: the state its files share and the
+ * functions they call across files. userspace.c (ops table, init, fini,
+ * sync), userspace_apply.c (apply), userspace_pools.c (endpoint pools),
+ * userspace_frontends.c (open frontends, relays, interception),
+ * userspace_inspect.c (introspection for tests).
+ *
+ * State is indexed so that a plan diff can be applied on its own. Pools and
+ * open frontends are heap objects that keep their address for as long as
+ * the plan has them; u->pools (by key) and u->fes (by bind address,
+ * protocol, port) are sorted arrays of pointers to them, and every pool
+ * lists the frontends serving it. apply finds the sets a diff names by key
+ * (binary search), rebuilds just those pools in place, and takes from each
+ * pool's list the frontends that need a new snapshot; listeners open and
+ * close only for frontends the diff adds or removes. The arrays of pointers
+ * are rewritten (memcpy of runs) only when something is added or removed.
+ * sync rebuilds every pool and snapshot.
  */
 #ifndef FERRY_US_STATE_H
 #define FERRY_US_STATE_H

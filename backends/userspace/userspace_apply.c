@@ -1,5 +1,5 @@
 /* The userspace backend's apply: a plan diff applied on its own, work
- * proportional to the diff (see the top of userspace.c for the indexing it
+ * proportional to the diff (see the top of us_state.h for the indexing it
  * relies on). Stages everything that can fail first; on any failure the
  * state is left as it was and the core falls back to sync.
  */

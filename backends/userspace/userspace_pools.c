@@ -1,0 +1,287 @@
+/* The userspace backend's endpoint pools: one per endpoint set of the
+ * plan, kept under the set's key for as long as the plan has it, so that
+ * its endpoints (their active counts and health) and its affinity table
+ * survive every rebuild. A pool is rebuilt in two steps, staged (all that
+ * needs memory, nothing in force) then committed (cannot fail), so that
+ * sync and apply can give up before they touch what runs. Also the list of
+ * health-checked pools and what the checker is handed from it.
+ *
+ * Mechanism for userspace.c and userspace_apply.c, which decide what to
+ * rebuild: nothing here logs. Control thread only.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "health.h"
+#include "us_state.h"
+
+const char *us_epset_key(const struct plan_epset *e)
+{
+	return e->key ? e->key : "";
+}
+
+static void pool_data_done(struct us_pool_data *d)
+{
+	for (size_t i = 0; i < d->n_eps; i++)
+		balancer_endpoint_unref(d->eps[i]);
+	free(d->eps);
+	balancer_affinity_unref(d->affinity);
+	balancer_unref(d->balancer);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Put p in or out of the list of health-checked pools. */
+static void checked_set(struct userspace *u, struct us_pool *p, bool on)
+{
+	if (on == p->in_checked)
+		return;
+	if (on) {
+		p->checked_prev = NULL;
+		p->checked_next = u->checked;
+		if (u->checked)
+			u->checked->checked_prev = p;
+		u->checked = p;
+	} else {
+		if (p->checked_prev)
+			p->checked_prev->checked_next = p->checked_next;
+		else
+			u->checked = p->checked_next;
+		if (p->checked_next)
+			p->checked_next->checked_prev = p->checked_prev;
+		p->checked_prev = p->checked_next = NULL;
+	}
+	p->in_checked = on;
+}
+
+/* Free a pool that has left the plan; frontends still serving it (only
+ * ones kept after a failed close) are detached. */
+void us_pool_free(struct userspace *u, struct us_pool *p)
+{
+	/* The whole list ends with the pool: each frontend serves none. */
+	for (struct us_frontend *f = p->users, *next; f; f = next) {
+		next = f->user_next;
+		f->pool = NULL;
+		f->user_prev = f->user_next = NULL;
+	}
+	p->users = NULL;
+	checked_set(u, p, false);
+	pool_data_done(&p->d);
+	free(p->key);
+	free(p);
+}
+
+/* The index of the first pool whose key is not below key. */
+static size_t pools_lower(struct us_pool *const *pools, size_t n, const char *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(pools[mid]->key, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct us_pool *us_pool_find(const struct userspace *u, const char *key)
+{
+	size_t i = pools_lower(u->pools, u->n_pools, key);
+
+	return i < u->n_pools && strcmp(u->pools[i]->key, key) == 0 ? u->pools[i] : NULL;
+}
+
+static void epset_label(const struct plan_epset *e, char *buf, size_t len)
+{
+	if (e->port_name[0])
+		snprintf(buf, len, "%s/%s:%s", e->ns ? e->ns : "?", e->svc_name ? e->svc_name : "?",
+			 e->port_name);
+	else
+		snprintf(buf, len, "%s/%s", e->ns ? e->ns : "?", e->svc_name ? e->svc_name : "?");
+}
+
+/* The plan's endpoint order: (addr, port). */
+static int ep_cmp(const struct inet_addr *a1, uint16_t p1, const struct inet_addr *a2, uint16_t p2)
+{
+	int c = inet_addr_cmp(a1, a2);
+
+	if (c)
+		return c;
+	return (p1 > p2) - (p1 < p2);
+}
+
+static bool eps_sorted(struct balancer_endpoint *const *eps, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (ep_cmp(&eps[i - 1]->addr, eps[i - 1]->port, &eps[i]->addr, eps[i]->port) >= 0)
+			return false;
+	return true;
+}
+
+/* The endpoint addr:port of old, or NULL. sorted: old->eps is in (addr,
+ * port) order (as the plan gives it), so it can be bisected. */
+static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, bool sorted,
+						const struct inet_addr *addr, uint16_t port)
+{
+	size_t lo = 0, hi = old->n_eps;
+
+	if (!sorted) {
+		for (size_t k = 0; k < old->n_eps; k++)
+			if (ep_cmp(&old->eps[k]->addr, old->eps[k]->port, addr, port) == 0)
+				return old->eps[k];
+		return NULL;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = ep_cmp(&old->eps[mid]->addr, old->eps[mid]->port, addr, port);
+
+		if (c == 0)
+			return old->eps[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Build the contents of e into d, reusing endpoints (and their state) and
+ * the affinity table of old when there is one. O(n log m) for n new and m
+ * old endpoints. 0 or -ENOMEM (d is then cleared). */
+static int pool_build(struct userspace *u, struct us_pool_data *d, const struct plan_epset *e,
+		      const struct us_pool_data *old)
+{
+	bool sorted = old && eps_sorted(old->eps, old->n_eps);
+
+	memset(d, 0, sizeof(*d));
+	epset_label(e, d->label, sizeof(d->label));
+	d->health = e->health;
+	if (e->n_endpoints > 0) {
+		d->eps = calloc(e->n_endpoints, sizeof(*d->eps));
+		if (!d->eps)
+			goto nomem;
+	}
+	for (size_t i = 0; i < e->n_endpoints; i++) {
+		const struct plan_endpoint *pe = &e->endpoints[i];
+		struct balancer_endpoint *ep = old ? pool_data_find(old, sorted, &pe->addr, pe->port) : NULL;
+
+		ep = ep ? balancer_endpoint_ref(ep) : balancer_endpoint_new(&pe->addr, pe->port);
+		if (!ep)
+			goto nomem;
+		d->eps[d->n_eps++] = ep;
+	}
+	if (e->affinity) {
+		uint32_t t = e->affinity_timeout_s; /* set whenever affinity is (plan-t.h) */
+
+		if (old && old->affinity && balancer_affinity_timeout(old->affinity) == t)
+			d->affinity = balancer_affinity_ref(old->affinity);
+		else
+			d->affinity = balancer_affinity_new(t);
+		if (!d->affinity)
+			goto nomem;
+	}
+	d->balancer = balancer_new(e->balance, d->eps, d->n_eps, d->affinity);
+	if (!d->balancer)
+		goto nomem;
+	u->stats.pools_built++;
+	return 0;
+nomem:
+	pool_data_done(d);
+	return -ENOMEM;
+}
+
+/* Forget a staged pool that was never committed. */
+void us_staged_discard(struct us_staged *st)
+{
+	pool_data_done(&st->d);
+	if (st->is_new && st->pool) {
+		free(st->pool->key);
+		free(st->pool);
+	}
+	st->pool = NULL;
+}
+
+/* Build the new contents of e's pool into st, without touching the pool:
+ * the pool kept under e's key, or a new one. 0 or -ENOMEM (st cleared). */
+int us_staged_build(struct userspace *u, struct us_staged *st, const struct plan_epset *e)
+{
+	int r;
+
+	st->pool = us_pool_find(u, us_epset_key(e));
+	st->is_new = !st->pool;
+	if (st->is_new) {
+		st->pool = calloc(1, sizeof(*st->pool));
+		if (!st->pool)
+			return -ENOMEM;
+		st->pool->key = strdup(us_epset_key(e));
+		if (!st->pool->key) {
+			free(st->pool);
+			st->pool = NULL;
+			return -ENOMEM;
+		}
+	}
+	r = pool_build(u, &st->d, e, st->is_new ? NULL : &st->pool->d);
+	if (r < 0)
+		us_staged_discard(st);
+	return r;
+}
+
+/* Put st's contents in force in its pool (the object stays, so do its
+ * frontends' links); the old contents go, their endpoints living on in the
+ * new ones, in snapshots and in connections. Endpoints of a set that stops
+ * being checked are usable again. Returns whether the set is or was
+ * health-checked (the checker's targets must then be updated). */
+bool us_staged_commit(struct userspace *u, struct us_staged *st)
+{
+	struct us_pool *p = st->pool;
+	bool was = p->d.health.enabled, now = st->d.health.enabled;
+
+	pool_data_done(&p->d);
+	p->d = st->d;
+	memset(&st->d, 0, sizeof(st->d));
+	checked_set(u, p, now);
+	if (was && !now)
+		for (size_t k = 0; k < p->d.n_eps; k++)
+			atomic_store(&p->d.eps[k]->healthy, true);
+	return was || now;
+}
+
+/* Hand the health checker every endpoint of every set that asks for it
+ * (only those: the walk is over u->checked). 0 or -ENOMEM. */
+int us_health_update(struct userspace *u)
+{
+	struct health_target *t;
+	size_t n = 0, cap = 0;
+	int r;
+
+	for (struct us_pool *p = u->checked; p; p = p->checked_next)
+		cap += p->d.n_eps;
+	t = calloc(cap ? cap : 1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (struct us_pool *p = u->checked; p; p = p->checked_next) {
+		for (size_t k = 0; k < p->d.n_eps; k++) {
+			t[n].ep = p->d.eps[k];
+			t[n].cfg = p->d.health;
+			t[n].label = p->d.label;
+			n++;
+		}
+	}
+	r = health_set_targets(u->health, t, n);
+	free(t);
+	if (r == 0)
+		u->stats.health_updates++;
+	return r;
+}
+
+bool us_pools_sorted(struct us_pool *const *pools, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(pools[i - 1]->key, pools[i]->key) >= 0)
+			return false;
+	return true;
+}
