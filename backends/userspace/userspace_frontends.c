@@ -244,28 +244,6 @@ static int listeners_open(struct userspace *u, struct relay_frontend *fe)
 	return r;
 }
 
-/* Open the listener set of a new frontend and hand it to the workers. */
-static int frontend_open(struct userspace *u, const struct us_key *k, struct relay_service *svc,
-			 struct relay_frontend **ret)
-{
-	struct relay_frontend *fe;
-	char ep[INET_ENDPOINT_STRLEN];
-	int r;
-
-	fe = relay_frontend_new(&k->addr, k->proto, k->port, svc);
-	r = fe ? listeners_open(u, fe) : -ENOMEM;
-	if (r < 0) {
-		relay_frontend_unref(fe);
-		return log_warn_errno(r, "userspace: cannot listen on %s/%s for %s",
-				      inet_endpoint_format(&k->addr, k->port, ep),
-				      inet_proto_name(k->proto), svc->label);
-	}
-	log_info("userspace: listening on %s (%u workers) for %s", fe->name, u->n_workers,
-		 svc->label);
-	*ret = fe;
-	return 0;
-}
-
 /* Whether traffic to k must be intercepted: everything but the wildcard
  * node ports, which already receive whatever reaches the host. */
 bool us_wants_relay(const struct userspace *u, const struct us_key *k)
@@ -273,27 +251,34 @@ bool us_wants_relay(const struct userspace *u, const struct us_key *k)
 	return u->intercept && !inet_addr_is_any(&k->addr);
 }
 
-/* Open the relay listener set of k: the wildcard of its family on an
- * ephemeral port, serving svc. 0 or -errno (logged). */
-static int relay_open(struct userspace *u, const struct us_key *k, struct relay_service *svc,
-		      struct relay_frontend **ret)
+/* Open a listener set for k serving svc and hand it to the workers: k's
+ * own (relay false: bound to k's address and port) or k's relay (the
+ * wildcard of k's family, an ephemeral port). 0 or -errno (logged; nothing
+ * is left open). */
+static int listener_set_open(struct userspace *u, const struct us_key *k, bool relay,
+			     struct relay_service *svc, struct relay_frontend **ret)
 {
 	struct inet_addr any = inet_addr_any(k->addr.family);
 	struct relay_frontend *fe;
 	char ep[INET_ENDPOINT_STRLEN];
 	int r;
 
-	fe = relay_frontend_new(&any, k->proto, 0, svc);
+	fe = relay_frontend_new(relay ? &any : &k->addr, k->proto, relay ? 0 : k->port, svc);
 	r = fe ? listeners_open(u, fe) : -ENOMEM;
 	if (r < 0) {
 		relay_frontend_unref(fe);
-		return log_warn_errno(r, "userspace: cannot open the relay of %s/%s for %s",
+		return log_warn_errno(r, "userspace: cannot %s %s/%s for %s",
+				      relay ? "open the relay of" : "listen on",
 				      inet_endpoint_format(&k->addr, k->port, ep),
 				      inet_proto_name(k->proto), svc->label);
 	}
-	log_info("userspace: relay %s receives intercepted %s/%s for %s", fe->name,
-		 inet_endpoint_format(&k->addr, k->port, ep), inet_proto_name(k->proto),
-		 svc->label);
+	if (relay)
+		log_info("userspace: relay %s receives intercepted %s/%s for %s", fe->name,
+			 inet_endpoint_format(&k->addr, k->port, ep), inet_proto_name(k->proto),
+			 svc->label);
+	else
+		log_info("userspace: listening on %s (%u workers) for %s", fe->name, u->n_workers,
+			 svc->label);
 	*ret = fe;
 	return 0;
 }
@@ -310,7 +295,7 @@ void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_po
 	if (f->relay) {
 		relay_frontend_set_service(f->relay, svc);
 	} else if (us_wants_relay(u, &f->k)) {
-		r = relay_open(u, &f->k, svc, &f->relay);
+		r = listener_set_open(u, &f->k, true, svc, &f->relay);
 		result_err(res, r); /* retried by the next sync */
 		if (r == 0)
 			res->relays_changed = res->listeners_changed = true;
@@ -332,7 +317,7 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 					    svc->label));
 		return NULL;
 	}
-	r = frontend_open(u, k, svc, &f->fe);
+	r = listener_set_open(u, k, false, svc, &f->fe);
 	if (r < 0) {
 		result_err(res, r);
 		free(f);
@@ -341,7 +326,7 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 	f->k = *k;
 	res->listeners_changed = true;
 	if (us_wants_relay(u, k)) {
-		r = relay_open(u, k, svc, &f->relay);
+		r = listener_set_open(u, k, true, svc, &f->relay);
 		result_err(res, r);
 		if (r == 0)
 			res->relays_changed = true;
