@@ -88,6 +88,8 @@ struct us_result {
 	bool relays_changed;            /* a relay was opened or went stale */
 };
 
+/* The backend's state (userspace_backend_ops.priv_size bytes, zeroed by
+ * the core, filled by init, emptied by fini). */
 struct userspace {
 	bool ready;
 	unsigned n_workers;
@@ -96,114 +98,187 @@ struct userspace {
 	struct us_pool **pools;         /* sorted by key */
 	size_t n_pools;
 	struct us_pool *checked;        /* pools with health checks (checked_next) */
-	struct us_frontend **fes;       /* sorted by (fe->addr, proto, port) */
+	struct us_frontend **fes;       /* sorted by k (us_key_cmp) */
 	size_t n_fes;
 	struct balancer *empty;         /* for frontends without an endpoint set */
-	struct us_skipped *skipped;
+	struct us_skipped *skipped;     /* SCTP frontends of the plan, warned about */
 	size_t n_skipped;
 	const struct intercept_ops *intercept; /* NULL: no interception */
 	void *intercept_priv;           /* its state (intercept->priv_size bytes), after its init */
 	bool intercept_used;            /* intercept->sync was called once */
-	struct relay_frontend **stale;  /* relays whose close failed: retried */
+	struct relay_frontend **stale;  /* closed frontends' relays, for us_settle to close */
 	size_t n_stale;
 	uint64_t mark;                  /* sync counter for us_pool.mark */
 	struct userspace_stats stats;
 };
 
-/* ---- helpers shared across the backend's files (userspace.c) ---- */
+/* ---- Functions shared across the backend's files ----
+ *
+ * Threads: all of them run on the control thread (the core's), one at a
+ * time, and touch u without locks; the workers see only the refcounted
+ * snapshots and listener sets handed to them (relay.h). Those marked pure
+ * read nothing but their arguments.
+ *
+ * Failure: sync and apply first do what can fail for lack of memory
+ * (us_staged_build, us_service_new, us_stale_reserve, their own arrays)
+ * and give up with nothing changed when it does; what fails after that
+ * (opening or closing a listener set, the checker, the interception
+ * provider) is collected in a struct us_result while the rest goes on.
+ */
 
+/* -- userspace_pools.c: endpoint pools -- */
+
+/* The key the pool of plan set e is kept under: e's key ("" when it has
+ * none, which the planner never emits). Borrowed from e. Pure. */
 const char *us_epset_key(const struct plan_epset *e);
 
-/* The open frontend under key k, or NULL; *ret_idx (when not NULL) gets
- * the index in u->fes of the first whose key is not below k, where one
- * under k would go. O(log n). */
-struct us_frontend *us_fes_find(const struct userspace *u, const struct us_key *k, size_t *ret_idx);
+/* The pool kept under key, or NULL. Bisects u->pools, which must be in
+ * us_pools_sorted order. key is borrowed. O(log n), no side effect. */
+struct us_pool *us_pool_find(const struct userspace *u, const char *key);
 
-/* Close a frontend the plan no longer has: its listeners now (established
- * TCP connections stay), its relay into u->stale (room for it is the
- * caller's), closed once no redirect points to it. true: closed and freed;
- * false: kept, still serving its old snapshot, to be retried (res->err
- * set). */
-bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res);
+/* Whether pools[0..n) is in strictly increasing key order, the order
+ * u->pools keeps for us_pool_find. Pure. */
+bool us_pools_sorted(struct us_pool *const *pools, size_t n);
 
-/* Open a frontend the plan adds: its listeners, its relay when wanted.
- * NULL when it could not be opened (logged; res->err set). */
-struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key *k,
-					   struct us_pool *pool, struct relay_service *svc,
-					   struct us_result *res);
+/* Stage the new contents of plan set e's pool in *st without touching what
+ * runs: st->pool is the pool kept under e's key (st->is_new false) or a
+ * new one listed nowhere yet (true); st->d is built from e, reusing the
+ * kept pool's endpoints (so their active counts and health) and its
+ * affinity table when the timeout is the same. O(n log m) for n new and m
+ * old endpoints; counts stats.pools_built. 0, or -ENOMEM with *st cleared
+ * and nothing left allocated. *st is the caller's until exactly one of
+ * us_staged_commit and us_staged_discard. */
+int us_staged_build(struct userspace *u, struct us_staged *st, const struct plan_epset *e);
 
-/* A frontend that stays gets svc for new connections (its relay too) and
- * serves pool from now on; a relay that is wanted but missing (an earlier
- * failure) is opened. */
-void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_pool *pool,
-			struct relay_service *svc, struct us_result *res);
+/* Put st->d in force in st->pool, which takes it over (st->d is cleared).
+ * The pool object stays, and so do its frontends' links; the old contents
+ * are dropped, their endpoints living on in the new ones, in snapshots and
+ * in connections. The pool joins or leaves u->checked with its set's
+ * health checks, and the endpoints of a set that stops being checked are
+ * usable again. Listing a new pool in u->pools is the caller's. Cannot
+ * fail. Returns whether the set is or was health-checked: the checker's
+ * targets must then be updated (us_settle's health). */
+bool us_staged_commit(struct userspace *u, struct us_staged *st);
 
-/* Hand the health checker every endpoint of every set that asks for it
- * (only those: the walk is over u->checked). 0 or -ENOMEM. */
+/* Drop what us_staged_build made in *st and leave st->pool NULL: the new
+ * contents, and the pool itself when it was new (a kept pool is not
+ * touched). Never after us_staged_commit (the pool is in force then). A
+ * cleared or discarded *st is a no-op. */
+void us_staged_discard(struct us_staged *st);
+
+/* Free pool p, which has left the plan: it leaves u->checked, the
+ * frontends still listed as serving it (only ones kept after a failed
+ * close) serve none from now on, and its contents are dropped (endpoints
+ * live on where still referenced). Taking it out of u->pools is the
+ * caller's. Accepts NULL. */
+void us_pool_free(struct userspace *u, struct us_pool *p);
+
+/* Hand the health checker the endpoints of every set that asks for checks,
+ * walking u->checked only (the cost is that of the checked sets). The
+ * checker takes its own references. Counts stats.health_updates. 0, or
+ * -ENOMEM with the checker's previous targets in force. */
 int us_health_update(struct userspace *u);
 
-/* The order of u->fes: (address, protocol, port). <0, 0, >0. */
-int us_key_cmp(const struct us_key *a, const struct us_key *b);
+/* -- userspace_frontends.c: open frontends, relays, interception -- */
 
+/* The listener key of plan frontend f: its address, protocol and port, but
+ * the wildcard of its family for node ports on every address, and the IPv4
+ * wildcard for a frontend without an address. Pure. */
 struct us_key us_key_of(const struct plan_frontend *f);
 
-/* The end of a sync or an apply, after its pool and listener work: the
- * health checker's targets when health (a checked set changed), the
- * redirects when push (a relay opened or went), the stale relays closed,
- * then, when any listener set changed, a wait until the workers have
- * closed what was closed. Every step is tried; the first error goes into
- * res. */
-void us_settle(struct userspace *u, bool health, bool push, struct us_result *res);
+/* The order of u->fes: address, then protocol, then port. <0, 0 or >0.
+ * Pure. */
+int us_key_cmp(const struct us_key *a, const struct us_key *b);
 
-/* Warn about SCTP frontend f unless u->skipped says it was already, and
- * add it to now[] (which may be u->skipped itself: then only when new). */
-void us_note_skipped(struct userspace *u, const struct plan_frontend *f,
-			 struct us_skipped *now, size_t *n_now);
-
-/* Monotonic clock in ms with µs resolution, for the debug timings. */
-double us_now_ms(void);
+/* The open frontend under key k, or NULL. *ret_idx (when ret_idx is not
+ * NULL) gets the index in u->fes where k is or would be inserted. O(log n),
+ * no side effect. */
+struct us_frontend *us_fes_find(const struct userspace *u, const struct us_key *k, size_t *ret_idx);
 
 /* The frontend of plan that owns listener key k: of those that bind it,
  * the first in plan order, which is the one sync keeps. NULL: none.
- * O(log n): a few bisections, one per kind. */
+ * Borrowed from plan, whose frontends must be in the planner's order.
+ * O(log n): a few bisections, one per kind. Pure. */
 const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const struct us_key *k);
 
-struct us_pool *us_pool_find(const struct userspace *u, const char *key);
-
-/* Free a pool that has left the plan; frontends still serving it (only
- * ones kept after a failed close) are detached. */
-void us_pool_free(struct userspace *u, struct us_pool *p);
-
-
-/* A snapshot of f's policy over the balancer of d, labelled with d's set;
- * d NULL (no set): over u->empty. NULL on ENOMEM. */
-struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
-				     const struct plan_frontend *f);
-
-/* Build the new contents of e's pool into st, without touching the pool:
- * the pool kept under e's key, or a new one. 0 or -ENOMEM (st cleared). */
-int us_staged_build(struct userspace *u, struct us_staged *st, const struct plan_epset *e);
-
-/* Put st's contents in force in its pool (the object stays, so do its
- * frontends' links); the old contents go, their endpoints living on in the
- * new ones, in snapshots and in connections. Endpoints of a set that stops
- * being checked are usable again. Returns whether the set is or was
- * health-checked (the checker's targets must then be updated). */
-bool us_staged_commit(struct userspace *u, struct us_staged *st);
-
-/* Forget a staged pool that was never committed. */
-void us_staged_discard(struct us_staged *st);
-
-/* Make room for extra more relays in u->stale. 0 or -ENOMEM (unchanged). */
-int us_stale_reserve(struct userspace *u, size_t extra);
-
-/* Whether traffic to k must be intercepted: everything but the wildcard
+/* Whether traffic to k must be intercepted (the frontend gets a relay):
+ * when there is an interception provider, for everything but the wildcard
  * node ports, which already receive whatever reaches the host. */
 bool us_wants_relay(const struct userspace *u, const struct us_key *k);
 
-bool us_pools_sorted(struct us_pool *const *pools, size_t n);
+/* A new service snapshot of plan frontend f's policy (empty verdict, source
+ * ranges) over the balancer of pool contents d and labelled with its set;
+ * d NULL (a frontend without a set): over u->empty. The snapshot holds its
+ * own balancer reference; the caller gets one reference to it. Counts
+ * stats.services_made. NULL on ENOMEM. */
+struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
+				     const struct plan_frontend *f);
 
-/* The apply slot (userspace_apply.c). */
+/* Open the frontend of listener key k, which is not open: its listener set
+ * and, when us_wants_relay, its relay, both serving svc (they take their
+ * own references) and handed to the workers; it is listed among pool's
+ * users (pool NULL: none). Returns it for the caller to insert in u->fes at
+ * k's place, or NULL when its listener set could not be opened (logged,
+ * res->err). A relay that fails to open is logged in res->err too, but the
+ * frontend is returned without one, and us_frontend_update opens it at the
+ * next sync (or apply that touches k). Sets res->listeners_changed and res->relays_changed for what
+ * opened. */
+struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key *k,
+				       struct us_pool *pool, struct relay_service *svc,
+				       struct us_result *res);
+
+/* Keep open frontend f: new connections to its listeners and its relay get
+ * svc from now on (references taken; established ones keep the endpoint
+ * they have), f is listed among pool's users (NULL: none), and a relay it
+ * wants but lacks (an earlier failure) is opened: res flags set, a failure
+ * in res->err with f still serving. Idempotent for the same svc and pool. */
+void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_pool *pool,
+			struct relay_service *svc, struct us_result *res);
+
+/* Close open frontend f, which the plan no longer has: its listener set now
+ * (established TCP connections stay); its relay is parked in u->stale, in
+ * room the caller reserved (us_stale_reserve), to close in us_settle once
+ * no redirect points to it. true: closed and freed, for the caller to
+ * leave out of u->fes. false: the workers could not be asked (-ENOMEM in
+ * res->err): f stays in u->fes serving its old snapshot, detached from its
+ * pool (which may go), and the next sync retries. */
+bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res);
+
+/* Make room in u->stale for extra more relays, one per us_frontend_close
+ * to come. 0, or -ENOMEM with u->stale unchanged. Idempotent. */
+int us_stale_reserve(struct userspace *u, size_t extra);
+
+/* Note SCTP frontend f, which the relay does not serve: warn unless
+ * u->skipped lists it (warned by an earlier sync or apply), and append it
+ * to now[], in room the caller has made. sync passes a fresh list that
+ * then replaces u->skipped; apply passes u->skipped itself, to which f is
+ * then added only when new. */
+void us_note_skipped(struct userspace *u, const struct plan_frontend *f,
+		     struct us_skipped *now, size_t *n_now);
+
+/* The end of a sync or an apply, after its pool and listener work: the
+ * health checker's targets when health (a checked set changed), the
+ * redirects when push (a relay opened or went), the stale relays closed
+ * (those that cannot be stay for the next call), then, when any listener
+ * set changed, a wait until the workers have closed what was closed.
+ * Every step is tried; the first error goes into res->err. */
+void us_settle(struct userspace *u, bool health, bool push, struct us_result *res);
+
+/* -- userspace.c: the ops table, sync -- */
+
+/* Monotonic clock in ms with µs resolution, for the debug timings of sync
+ * and apply. Any thread. */
+double us_now_ms(void);
+
+/* -- userspace_apply.c -- */
+
+/* The apply slot of userspace_backend_ops (backend.h): diff leads from the
+ * plan of the last successful sync or apply to plan, and only what it
+ * names is redone, work proportional to the diff. priv is the backend
+ * state. 0 or -errno: out of memory, or a diff that does not follow from
+ * the state, before anything changed; a listener, the checker or the
+ * provider failing, after the rest was done. On any error the core falls
+ * back to sync. */
 int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff);
 
 #endif

@@ -16,7 +16,6 @@
 #include "log.h"
 #include "us_state.h"
 
-/* Monotonic clock in ms with µs resolution, for the debug timings. */
 double us_now_ms(void)
 {
 	struct timespec ts;

@@ -47,6 +47,7 @@ static void user_link(struct us_pool *p, struct us_frontend *f)
 		p->users = f;
 }
 
+/* Take f out of its pool's users: it serves none. */
 static void user_unlink(struct us_frontend *f)
 {
 	if (!f->pool)
@@ -61,6 +62,7 @@ static void user_unlink(struct us_frontend *f)
 	f->user_prev = f->user_next = NULL;
 }
 
+/* Make f serve p instead of its pool. */
 static void user_move(struct us_frontend *f, struct us_pool *p)
 {
 	if (f->pool == p)
@@ -151,9 +153,6 @@ static const struct plan_frontend *plan_fe_bsearch(const struct plan *plan, enum
 	return NULL;
 }
 
-/* The frontend of plan that owns listener key k: of those that bind it,
- * the first in plan order, which is the one sync keeps. NULL: none.
- * O(log n): a few bisections, one per kind. */
 const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const struct us_key *k)
 {
 	struct inet_addr unset;
@@ -185,8 +184,6 @@ struct relay_service *us_service_new(struct userspace *u, const struct us_pool_d
 	return s;
 }
 
-/* Warn about SCTP frontend f unless u->skipped says it was already, and
- * add it to now[] (which may be u->skipped itself: then only when new). */
 void us_note_skipped(struct userspace *u, const struct plan_frontend *f,
 			 struct us_skipped *now, size_t *n_now)
 {
@@ -244,8 +241,6 @@ static int listeners_open(struct userspace *u, struct relay_frontend *fe)
 	return r;
 }
 
-/* Whether traffic to k must be intercepted: everything but the wildcard
- * node ports, which already receive whatever reaches the host. */
 bool us_wants_relay(const struct userspace *u, const struct us_key *k)
 {
 	return u->intercept && !inet_addr_is_any(&k->addr);
@@ -283,9 +278,6 @@ static int listener_set_open(struct userspace *u, const struct us_key *k, bool r
 	return 0;
 }
 
-/* A frontend that stays gets svc for new connections (its relay too) and
- * serves pool from now on; a relay that is wanted but missing (an earlier
- * failure) is opened. */
 void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_pool *pool,
 			struct relay_service *svc, struct us_result *res)
 {
@@ -303,8 +295,6 @@ void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_po
 	user_move(f, pool);
 }
 
-/* Open a frontend the plan adds: its listeners, its relay when wanted.
- * NULL when it could not be opened (logged; res->err set). */
 struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key *k,
 					   struct us_pool *pool, struct relay_service *svc,
 					   struct us_result *res)
@@ -335,11 +325,6 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 	return f;
 }
 
-/* Close a frontend the plan no longer has: its listeners now (established
- * TCP connections stay), its relay into u->stale (room for it is the
- * caller's), closed once no redirect points to it. true: closed and freed;
- * false: kept, still serving its old snapshot, to be retried (res->err
- * set). */
 bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res)
 {
 	int r = relay_pool_remove_listeners(&u->relay, f->fe);
@@ -362,7 +347,6 @@ bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_res
 	return true;
 }
 
-/* Make room for extra more relays in u->stale. 0 or -ENOMEM (unchanged). */
 int us_stale_reserve(struct userspace *u, size_t extra)
 {
 	struct relay_frontend **s = realloc(u->stale, (u->n_stale + extra + 1) * sizeof(*s));
@@ -425,9 +409,8 @@ static int stale_close(struct userspace *u)
 	return err;
 }
 
-/* The end of a sync or an apply, after the pool and listener work. Order
- * matters: new relays are listening already, removed ones close only after
- * the rules stop sending them traffic. */
+/* The order matters: new relays are listening already, and removed ones
+ * close only after the rules stop sending them traffic. */
 void us_settle(struct userspace *u, bool health, bool push, struct us_result *res)
 {
 	if (health)

@@ -55,10 +55,10 @@ static void checked_set(struct userspace *u, struct us_pool *p, bool on)
 	p->in_checked = on;
 }
 
-/* Free a pool that has left the plan; frontends still serving it (only
- * ones kept after a failed close) are detached. */
 void us_pool_free(struct userspace *u, struct us_pool *p)
 {
+	if (!p)
+		return;
 	/* The whole list ends with the pool: each frontend serves none. */
 	for (struct us_frontend *f = p->users, *next; f; f = next) {
 		next = f->user_next;
@@ -194,7 +194,6 @@ nomem:
 	return -ENOMEM;
 }
 
-/* Forget a staged pool that was never committed. */
 void us_staged_discard(struct us_staged *st)
 {
 	pool_data_done(&st->d);
@@ -205,8 +204,6 @@ void us_staged_discard(struct us_staged *st)
 	st->pool = NULL;
 }
 
-/* Build the new contents of e's pool into st, without touching the pool:
- * the pool kept under e's key, or a new one. 0 or -ENOMEM (st cleared). */
 int us_staged_build(struct userspace *u, struct us_staged *st, const struct plan_epset *e)
 {
 	int r;
@@ -230,11 +227,6 @@ int us_staged_build(struct userspace *u, struct us_staged *st, const struct plan
 	return r;
 }
 
-/* Put st's contents in force in its pool (the object stays, so do its
- * frontends' links); the old contents go, their endpoints living on in the
- * new ones, in snapshots and in connections. Endpoints of a set that stops
- * being checked are usable again. Returns whether the set is or was
- * health-checked (the checker's targets must then be updated). */
 bool us_staged_commit(struct userspace *u, struct us_staged *st)
 {
 	struct us_pool *p = st->pool;
@@ -250,8 +242,6 @@ bool us_staged_commit(struct userspace *u, struct us_staged *st)
 	return was || now;
 }
 
-/* Hand the health checker every endpoint of every set that asks for it
- * (only those: the walk is over u->checked). 0 or -ENOMEM. */
 int us_health_update(struct userspace *u)
 {
 	struct health_target *t;
