@@ -1,0 +1,588 @@
+/* Mechanism: dummy interface, host addresses, node addresses and sysctls
+ * for the IPVS backend, over rtnetlink with libnl-route-3. See ipvs_host.h.
+ *
+ * libnl-route builds the requests (rtnl_link_build_*_request,
+ * rtnl_addr_build_*_request); the answers are read with our own handlers,
+ * as in ipvs_genl.c, so that a refusal comes back as the kernel's own
+ * errno (libnl folds several into one code: EADDRNOTAVAIL and EEXIST are
+ * what the idempotence rules here hinge on). Dumps are small parsers of
+ * their own rather than libnl caches: a cache keeps every object of the
+ * netns, where these calls need one field or two of each.
+ */
+#include "ipvs_host.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <netlink/addr.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/socket.h>
+
+#include "ipvs_genl.h"   /* ipvs_genl_errno: libnl codes as errnos, in one place */
+
+struct ipvs_host {
+	struct nl_sock *sk;
+	struct nl_cb *cb;   /* our handlers; their argument is set per exchange */
+};
+
+/* A dump that the kernel flags as inconsistent (NLM_F_DUMP_INTR: the list
+ * changed while it was read) is repeated; a netns whose addresses change
+ * this often for this long is not one ferry can make sense of anyway. */
+#define DUMP_TRIES 5
+
+/* ---- The exchange ---- */
+
+/* One reply message (a dump's messages, or a GET's reply). Returns 0 to go
+ * on or a negative errno to stop calling back (the answer is still read to
+ * its end, so nothing stays queued for the next exchange). */
+typedef int (*reply_cb)(struct nlmsghdr *nlh, void *ctx);
+
+struct exchange {
+	reply_cb cb;
+	void *ctx;
+	bool done;   /* the answer ended: an ack, an error or NLMSG_DONE */
+	bool intr;   /* a message carried NLM_F_DUMP_INTR */
+	int err;     /* first error: the kernel's -errno, or cb's */
+};
+
+static int on_valid(struct nl_msg *msg, void *arg)
+{
+	struct exchange *x = arg;
+
+	if (x->cb && x->err == 0) {
+		int r = x->cb(nlmsg_hdr(msg), x->ctx);
+		if (r < 0)
+			x->err = r;
+	}
+	return NL_OK;
+}
+
+static int on_end(struct nl_msg *msg, void *arg)
+{
+	struct exchange *x = arg;
+
+	(void)msg;
+	x->done = true;
+	return NL_STOP;
+}
+
+static int on_intr(struct nl_msg *msg, void *arg)
+{
+	struct exchange *x = arg;
+
+	(void)msg;
+	x->intr = true;
+	return NL_OK;   /* keep reading: the rest of the dump must be drained */
+}
+
+static int on_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
+{
+	struct exchange *x = arg;
+
+	(void)who;
+	x->done = true;
+	if (x->err == 0)
+		x->err = e->error < 0 ? e->error : -e->error;
+	return NL_STOP;
+}
+
+/* Send msg (the caller keeps it) and read the whole answer, calling cb for
+ * each data message. Returns 0, cb's error, the kernel's -errno exactly,
+ * -EAGAIN for an inconsistent dump, or a libnl failure as -errno. */
+static int request(struct ipvs_host *h, struct nl_msg *msg, reply_cb cb, void *ctx)
+{
+	struct exchange x = { .cb = cb, .ctx = ctx };
+	int r;
+
+	nl_cb_set(h->cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, &x);
+	nl_cb_set(h->cb, NL_CB_FINISH, NL_CB_CUSTOM, on_end, &x);
+	nl_cb_set(h->cb, NL_CB_ACK, NL_CB_CUSTOM, on_end, &x);
+	nl_cb_set(h->cb, NL_CB_DUMP_INTR, NL_CB_CUSTOM, on_intr, &x);
+	nl_cb_err(h->cb, NL_CB_CUSTOM, on_error, &x);
+
+	r = nl_send_auto(h->sk, msg);
+	if (r < 0)
+		return ipvs_genl_errno(r);
+	while (!x.done) {
+		r = nl_recvmsgs(h->sk, h->cb);
+		/* After our error handler stopped, libnl returns its own lossy
+		 * version of the kernel's errno: x.err has the real one. */
+		if (r < 0 && !x.done)
+			return ipvs_genl_errno(r);
+	}
+	if (x.err == 0 && x.intr)
+		return -EAGAIN;
+	return x.err;
+}
+
+int ipvs_host_open(struct ipvs_host **ret)
+{
+	struct ipvs_host *h;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->sk = nl_socket_alloc();
+	h->cb = nl_cb_alloc(NL_CB_DEFAULT);
+	if (!h->sk || !h->cb) {
+		ipvs_host_close(h);
+		return -ENOMEM;
+	}
+	r = nl_connect(h->sk, NETLINK_ROUTE);
+	if (r < 0) {
+		ipvs_host_close(h);
+		return ipvs_genl_errno(r);
+	}
+	*ret = h;
+	return 0;
+}
+
+struct ipvs_host *ipvs_host_close(struct ipvs_host *h)
+{
+	if (!h)
+		return NULL;
+	nl_cb_put(h->cb);
+	nl_socket_free(h->sk);   /* closes the socket too */
+	free(h);
+	return NULL;
+}
+
+/* ---- Links ---- */
+
+static bool name_ok(const char *name)
+{
+	size_t n;
+
+	if (!name)
+		return false;
+	n = strnlen(name, IFNAMSIZ);
+	return n > 0 && n < IFNAMSIZ;
+}
+
+/* What link_get reads from an RTM_NEWLINK reply. */
+struct link_found {
+	int ifindex;
+	bool is_dummy;
+};
+
+static int on_link(struct nlmsghdr *nlh, void *ctx)
+{
+	struct link_found *lf = ctx;
+	struct nlattr *tb[IFLA_MAX + 1], *info[IFLA_INFO_MAX + 1];
+	struct ifinfomsg *ifi;
+
+	if (nlh->nlmsg_type != RTM_NEWLINK)
+		return 0;
+	if (nlmsg_parse(nlh, sizeof(*ifi), tb, IFLA_MAX, NULL) < 0)
+		return -EBADMSG;
+	ifi = nlmsg_data(nlh);
+	lf->ifindex = ifi->ifi_index;
+	lf->is_dummy = false;
+	if (tb[IFLA_LINKINFO] &&
+	    nla_parse_nested(info, IFLA_INFO_MAX, tb[IFLA_LINKINFO], NULL) == 0 &&
+	    info[IFLA_INFO_KIND])
+		lf->is_dummy = nla_strcmp(info[IFLA_INFO_KIND], "dummy") == 0;
+	return 0;
+}
+
+/* Look a link up by name: 0 and *ret, -ENODEV when there is none, or
+ * another -errno. */
+static int link_get(struct ipvs_host *h, const char *name, struct link_found *ret)
+{
+	struct nl_msg *msg = NULL;
+	int r;
+
+	*ret = (struct link_found){ 0 };
+	r = rtnl_link_build_get_request(0, name, &msg);
+	if (r < 0)
+		return ipvs_genl_errno(r);
+	r = request(h, msg, on_link, ret);
+	nlmsg_free(msg);
+	if (r == 0 && ret->ifindex <= 0)
+		r = -EBADMSG;   /* an ack without the link: not what the kernel does */
+	return r;
+}
+
+/* RTM_NEWLINK with NLM_F_CREATE | NLM_F_EXCL: a dummy called name, and no
+ * IFF_UP (see the top of ipvs_host.h). */
+static int dummy_create(struct ipvs_host *h, const char *name)
+{
+	struct rtnl_link *link;
+	struct nl_msg *msg = NULL;
+	int r;
+
+	link = rtnl_link_alloc();
+	if (!link)
+		return -ENOMEM;
+	rtnl_link_set_name(link, name);
+	r = rtnl_link_set_type(link, "dummy");
+	if (r == 0)
+		r = rtnl_link_build_add_request(link, NLM_F_CREATE | NLM_F_EXCL, &msg);
+	rtnl_link_put(link);
+	if (r < 0)
+		return ipvs_genl_errno(r);
+	r = request(h, msg, NULL, NULL);
+	nlmsg_free(msg);
+	return r;
+}
+
+int ipvs_host_dummy_ensure(struct ipvs_host *h, const char *name, int *ret_ifindex)
+{
+	struct link_found lf;
+	int r;
+
+	if (!h || !name_ok(name) || !ret_ifindex)
+		return -EINVAL;
+	r = link_get(h, name, &lf);
+	if (r == -ENODEV) {
+		r = dummy_create(h, name);
+		/* -EEXIST: someone else made it in between; look at what. */
+		if (r < 0 && r != -EEXIST)
+			return r;
+		r = link_get(h, name, &lf);
+	}
+	if (r < 0)
+		return r;
+	if (!lf.is_dummy)
+		return -EBUSY;
+	*ret_ifindex = lf.ifindex;
+	return 0;
+}
+
+int ipvs_host_dummy_remove(struct ipvs_host *h, const char *name)
+{
+	struct link_found lf;
+	struct rtnl_link *link;
+	struct nl_msg *msg = NULL;
+	int r;
+
+	if (!h || !name_ok(name))
+		return -EINVAL;
+	r = link_get(h, name, &lf);
+	if (r == -ENODEV)
+		return 0;
+	if (r < 0)
+		return r;
+	if (!lf.is_dummy)
+		return -EBUSY;
+	/* By index, so that a link renamed in between is not the one hit. */
+	link = rtnl_link_alloc();
+	if (!link)
+		return -ENOMEM;
+	rtnl_link_set_ifindex(link, lf.ifindex);
+	r = rtnl_link_build_delete_request(link, &msg);
+	rtnl_link_put(link);
+	if (r < 0)
+		return ipvs_genl_errno(r);
+	r = request(h, msg, NULL, NULL);
+	nlmsg_free(msg);
+	return r == -ENODEV ? 0 : r;
+}
+
+/* ---- Addresses ---- */
+
+static size_t addr_len(const struct inet_addr *a)
+{
+	if (a->family == AF_INET)
+		return 4;
+	if (a->family == AF_INET6)
+		return 16;
+	return 0;
+}
+
+/* RTM_NEWADDR (add) or RTM_DELADDR of addr as a host address on ifindex.
+ * Returns the kernel's answer as is. */
+static int addr_request(struct ipvs_host *h, int ifindex, const struct inet_addr *addr, bool add)
+{
+	struct rtnl_addr *ra = NULL;
+	struct nl_addr *local = NULL;
+	struct nl_msg *msg = NULL;
+	size_t len;
+	int r;
+
+	if (!h || ifindex <= 0 || !addr)
+		return -EINVAL;
+	len = addr_len(addr);
+	if (len == 0)
+		return -EINVAL;
+	ra = rtnl_addr_alloc();
+	local = nl_addr_build(addr->family, addr->u.bytes, len);
+	if (!ra || !local) {
+		r = -ENOMEM;
+		goto out;
+	}
+	rtnl_addr_set_ifindex(ra, ifindex);
+	/* Sets the family too. libnl sends it as IFA_LOCAL and IFA_ADDRESS,
+	 * which is how the kernel matches the address to delete (with the
+	 * prefix length: only the /32 or /128 is ever removed). */
+	r = rtnl_addr_set_local(ra, local);
+	if (r < 0) {
+		r = ipvs_genl_errno(r);
+		goto out;
+	}
+	rtnl_addr_set_prefixlen(ra, (int)len * 8);
+	if (add) {
+		if (addr->family == AF_INET6)
+			rtnl_addr_set_flags(ra, IFA_F_NODAD);
+		r = rtnl_addr_build_add_request(ra, NLM_F_EXCL, &msg);
+	} else {
+		r = rtnl_addr_build_delete_request(ra, 0, &msg);
+	}
+	if (r < 0) {
+		r = ipvs_genl_errno(r);
+		goto out;
+	}
+	r = request(h, msg, NULL, NULL);
+out:
+	nlmsg_free(msg);
+	nl_addr_put(local);
+	rtnl_addr_put(ra);
+	return r;
+}
+
+int ipvs_host_addr_add(struct ipvs_host *h, int ifindex, const struct inet_addr *addr)
+{
+	int r = addr_request(h, ifindex, addr, true);
+
+	return r == -EEXIST ? 0 : r;
+}
+
+int ipvs_host_addr_del(struct ipvs_host *h, int ifindex, const struct inet_addr *addr)
+{
+	int r = addr_request(h, ifindex, addr, false);
+
+	return r == -EADDRNOTAVAIL || r == -ENOENT ? 0 : r;
+}
+
+/* One address of a dump. */
+struct addr_entry {
+	struct inet_addr addr;
+	uint8_t prefix_len;
+	int ifindex;
+};
+
+struct addr_dump {
+	struct addr_entry *v;
+	size_t n, cap;
+};
+
+static int on_addr(struct nlmsghdr *nlh, void *ctx)
+{
+	struct addr_dump *d = ctx;
+	struct nlattr *tb[IFA_MAX + 1], *a;
+	struct ifaddrmsg *ifa;
+	struct addr_entry *e;
+	size_t len;
+
+	if (nlh->nlmsg_type != RTM_NEWADDR)
+		return 0;
+	if (nlmsg_parse(nlh, sizeof(*ifa), tb, IFA_MAX, NULL) < 0)
+		return -EBADMSG;
+	ifa = nlmsg_data(nlh);
+	if (ifa->ifa_family == AF_INET)
+		len = 4;
+	else if (ifa->ifa_family == AF_INET6)
+		len = 16;
+	else
+		return 0;
+	/* IFA_LOCAL is the interface's own address; IFA_ADDRESS is the same
+	 * or, on a point-to-point link, the peer's. IPv6 sends IFA_LOCAL only
+	 * with a peer. */
+	a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+	if (!a || (size_t)nla_len(a) != len)
+		return 0;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct addr_entry *v = realloc(d->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		d->v = v;
+		d->cap = cap;
+	}
+	e = &d->v[d->n++];
+	memset(e, 0, sizeof(*e));
+	e->addr.family = ifa->ifa_family;
+	memcpy(e->addr.u.bytes, nla_data(a), len);
+	e->prefix_len = ifa->ifa_prefixlen;
+	e->ifindex = (int)ifa->ifa_index;
+	return 0;
+}
+
+/* Every address of the netns, both families, into *d (which the caller
+ * frees), repeating an inconsistent dump. */
+static int addr_dump(struct ipvs_host *h, struct addr_dump *d)
+{
+	struct ifaddrmsg ifa = { .ifa_family = AF_UNSPEC };
+	struct nl_msg *msg;
+	int r = -EAGAIN, i;
+
+	for (i = 0; i < DUMP_TRIES && r == -EAGAIN; i++) {
+		d->n = 0;
+		msg = nlmsg_alloc_simple(RTM_GETADDR, NLM_F_DUMP);
+		if (!msg)
+			return -ENOMEM;
+		r = nlmsg_append(msg, &ifa, sizeof(ifa), NLMSG_ALIGNTO);
+		if (r < 0) {
+			nlmsg_free(msg);
+			return ipvs_genl_errno(r);
+		}
+		r = request(h, msg, on_addr, d);
+		nlmsg_free(msg);
+	}
+	return r;
+}
+
+int ipvs_host_addr_list(struct ipvs_host *h, int ifindex,
+			int (*cb)(const struct inet_addr *addr, uint8_t prefix_len, void *ctx),
+			void *ctx)
+{
+	struct addr_dump d = { 0 };
+	size_t i;
+	int r;
+
+	if (!h || ifindex <= 0 || !cb)
+		return -EINVAL;
+	r = addr_dump(h, &d);
+	for (i = 0; r == 0 && i < d.n; i++)
+		if (d.v[i].ifindex == ifindex)
+			r = cb(&d.v[i].addr, d.v[i].prefix_len, ctx);
+	free(d.v);
+	return r;
+}
+
+int ipvs_host_node_addrs(struct ipvs_host *h, int exclude_ifindex,
+			 struct inet_addr **ret, size_t *ret_n)
+{
+	struct addr_dump d = { 0 };
+	struct inet_addr *v = NULL;
+	size_t i, n = 0;
+	int r;
+
+	if (!h || !ret || !ret_n)
+		return -EINVAL;
+	*ret = NULL;
+	*ret_n = 0;
+	r = addr_dump(h, &d);
+	if (r == 0 && d.n > 0) {
+		v = malloc(d.n * sizeof(*v));
+		if (!v)
+			r = -ENOMEM;
+	}
+	for (i = 0; r == 0 && i < d.n; i++)
+		if (exclude_ifindex <= 0 || d.v[i].ifindex != exclude_ifindex)
+			v[n++] = d.v[i].addr;
+	free(d.v);
+	if (r < 0 || n == 0) {
+		free(v);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- Sysctls ---- */
+
+/* "/proc/sys/" + path into buf, refusing paths that would leave it. */
+static int sysctl_path(const char *path, char buf[PATH_MAX])
+{
+	const char *p, *end;
+	int n;
+
+	if (!path || !*path || path[0] == '/')
+		return -EINVAL;
+	for (p = path; *p; p = *end ? end + 1 : end) {
+		end = strchrnul(p, '/');
+		if (end - p == 2 && p[0] == '.' && p[1] == '.')
+			return -EINVAL;
+	}
+	n = snprintf(buf, PATH_MAX, "/proc/sys/%s", path);
+	return n > 0 && n < PATH_MAX ? 0 : -EINVAL;
+}
+
+int ipvs_host_sysctl_set(const char *path, const char *value)
+{
+	char file[PATH_MAX];
+	size_t len;
+	ssize_t w;
+	int fd, r;
+
+	if (!value || !*value)
+		return -EINVAL;
+	r = sysctl_path(path, file);
+	if (r < 0)
+		return r;
+	fd = open(file, O_WRONLY | O_CLOEXEC);
+	if (fd == -1)
+		return -errno;
+	/* One write: the kernel parses a sysctl value from a single call. */
+	len = strlen(value);
+	w = write(fd, value, len);
+	r = w == -1 ? -errno : (size_t)w == len ? 0 : -EIO;
+	close(fd);
+	return r;
+}
+
+int ipvs_host_sysctl_get(const char *path, size_t size, char *ret)
+{
+	char file[PATH_MAX], buf[4096];
+	size_t n = 0;
+	bool full;
+	ssize_t got;
+	int fd, r;
+
+	if (!ret || size == 0)
+		return -EINVAL;
+	ret[0] = '\0';
+	r = sysctl_path(path, file);
+	if (r < 0)
+		return r;
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return -errno;
+	/* Values are short text; read to the end (a page at most). */
+	while (n < sizeof(buf)) {
+		got = read(fd, buf + n, sizeof(buf) - n);
+		if (got == -1) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	close(fd);
+	if (r < 0)
+		return r;
+	full = n == sizeof(buf);
+	if (!full && n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (full || n >= size) {
+		n = n < size - 1 ? n : size - 1;
+		memcpy(ret, buf, n);
+		ret[n] = '\0';
+		return -ERANGE;
+	}
+	memcpy(ret, buf, n);
+	ret[n] = '\0';
+	return 0;
+}
