@@ -221,8 +221,8 @@ struct relay_service *us_service_new(struct userspace *u, const struct us_pool_d
  * k's place, or NULL when its listener set could not be opened (logged,
  * res->err). A relay that fails to open is logged in res->err too, but the
  * frontend is returned without one, and us_frontend_update opens it at the
- * next sync (or apply that touches k). Sets res->listeners_changed and res->relays_changed for what
- * opened. */
+ * next sync (or apply that touches k). Sets res->listeners_changed and
+ * res->relays_changed for what opened. */
 struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key *k,
 				       struct us_pool *pool, struct relay_service *svc,
 				       struct us_result *res);
