@@ -27,6 +27,7 @@ struct ipvs_genl {
 	struct nl_sock *sk;
 	struct nl_cb *cb;   /* our handlers; their argument is set per exchange */
 	int family;
+	bool busy;          /* inside an exchange: a callback must not start another */
 };
 
 /* Attribute checks for the parsers. Lengths the kernel always sends are
@@ -618,6 +619,31 @@ int ipvs_genl_family_id(const struct ipvs_genl *h)
 	return h->family;
 }
 
+/* One request and its whole answer; x collects the outcome. */
+static int exchange(struct ipvs_genl *h, struct nl_msg *msg, struct exchange *x)
+{
+	int r;
+
+	nl_cb_set(h->cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, x);
+	nl_cb_set(h->cb, NL_CB_FINISH, NL_CB_CUSTOM, on_end, x);
+	nl_cb_set(h->cb, NL_CB_ACK, NL_CB_CUSTOM, on_end, x);
+	nl_cb_err(h->cb, NL_CB_CUSTOM, on_error, x);
+
+	r = nl_send_auto(h->sk, msg);
+	if (r < 0)
+		return ipvs_genl_errno(r);
+	while (!x->done) {
+		r = nl_recvmsgs(h->sk, h->cb);
+		/* After our error handler stopped, libnl reports its own
+		 * (lossy) version of the kernel's errno: x->err has the real one. */
+		if (r < 0 && !x->done)
+			return ipvs_genl_errno(r);
+		if (r == -NLE_DUMP_INTR && x->err == 0)
+			return -EAGAIN;
+	}
+	return x->err;
+}
+
 int ipvs_genl_request(struct ipvs_genl *h, struct nl_msg *msg, ipvs_genl_msg_cb cb, void *ctx)
 {
 	struct exchange x = { .cb = cb, .ctx = ctx };
@@ -625,24 +651,14 @@ int ipvs_genl_request(struct ipvs_genl *h, struct nl_msg *msg, ipvs_genl_msg_cb 
 
 	if (!h || !msg)
 		return -EINVAL;
-	nl_cb_set(h->cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, &x);
-	nl_cb_set(h->cb, NL_CB_FINISH, NL_CB_CUSTOM, on_end, &x);
-	nl_cb_set(h->cb, NL_CB_ACK, NL_CB_CUSTOM, on_end, &x);
-	nl_cb_err(h->cb, NL_CB_CUSTOM, on_error, &x);
-
-	r = nl_send_auto(h->sk, msg);
-	if (r < 0)
-		return ipvs_genl_errno(r);
-	while (!x.done) {
-		r = nl_recvmsgs(h->sk, h->cb);
-		/* After our error handler stopped, libnl reports its own
-		 * (lossy) version of the kernel's errno: x.err has the real one. */
-		if (r < 0 && !x.done)
-			return ipvs_genl_errno(r);
-		if (r == -NLE_DUMP_INTR && x.err == 0)
-			return -EAGAIN;
-	}
-	return x.err;
+	/* A request from a callback of this handle would read the rest of
+	 * the running exchange as its own answer. */
+	if (h->busy)
+		return -EBUSY;
+	h->busy = true;
+	r = exchange(h, msg, &x);
+	h->busy = false;
+	return r;
 }
 
 int ipvs_genl_exec(struct ipvs_genl *h, struct nl_msg *msg)
@@ -705,24 +721,38 @@ int ipvs_genl_flush(struct ipvs_genl *h)
 	return send_free(h, msg, ipvs_genl_build_flush(msg, h->family), NULL, NULL);
 }
 
+/* The typed dumps read the whole answer into an array first and call back
+ * after the exchange has ended, so a callback may use the handle (dump a
+ * service's destinations, add, delete). */
 struct service_walk {
-	int (*cb)(const struct ipvs_service *svc, void *ctx);
-	void *ctx;
+	struct ipvs_service *v;
+	size_t n, cap;
 };
 
 static int on_service(struct nlmsghdr *nlh, void *ctx)
 {
 	struct service_walk *w = ctx;
-	struct ipvs_service svc;
-	int r = ipvs_genl_parse_service(nlh, &svc);
+	int r;
 
-	return r < 0 ? r : w->cb(&svc, w->ctx);
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 64;
+		struct ipvs_service *v = realloc(w->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		w->v = v;
+		w->cap = cap;
+	}
+	r = ipvs_genl_parse_service(nlh, &w->v[w->n]);
+	if (r == 0)
+		w->n++;
+	return r;
 }
 
 int ipvs_genl_dump_services(struct ipvs_genl *h,
 			    int (*cb)(const struct ipvs_service *svc, void *ctx), void *ctx)
 {
-	struct service_walk w = { .cb = cb, .ctx = ctx };
+	struct service_walk w = { 0 };
 	struct nl_msg *msg;
 	int r;
 
@@ -731,28 +761,43 @@ int ipvs_genl_dump_services(struct ipvs_genl *h,
 	r = msg_new(h, &msg);
 	if (r < 0)
 		return r;
-	return send_free(h, msg, ipvs_genl_build_get_services(msg, h->family), on_service, &w);
+	r = send_free(h, msg, ipvs_genl_build_get_services(msg, h->family), on_service, &w);
+	for (size_t i = 0; r == 0 && i < w.n; i++)
+		r = cb(&w.v[i], ctx);
+	free(w.v);
+	return r;
 }
 
 struct dest_walk {
-	int (*cb)(const struct ipvs_dest *dest, void *ctx);
-	void *ctx;
+	struct ipvs_dest *v;
+	size_t n, cap;
 	sa_family_t af;
 };
 
 static int on_dest(struct nlmsghdr *nlh, void *ctx)
 {
 	struct dest_walk *w = ctx;
-	struct ipvs_dest dest;
-	int r = ipvs_genl_parse_dest(nlh, w->af, &dest);
+	int r;
 
-	return r < 0 ? r : w->cb(&dest, w->ctx);
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 16;
+		struct ipvs_dest *v = realloc(w->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		w->v = v;
+		w->cap = cap;
+	}
+	r = ipvs_genl_parse_dest(nlh, w->af, &w->v[w->n]);
+	if (r == 0)
+		w->n++;
+	return r;
 }
 
 int ipvs_genl_dump_dests(struct ipvs_genl *h, const struct ipvs_service *svc,
 			 int (*cb)(const struct ipvs_dest *dest, void *ctx), void *ctx)
 {
-	struct dest_walk w = { .cb = cb, .ctx = ctx };
+	struct dest_walk w = { 0 };
 	struct nl_msg *msg;
 	int r;
 
@@ -762,7 +807,11 @@ int ipvs_genl_dump_dests(struct ipvs_genl *h, const struct ipvs_service *svc,
 	r = msg_new(h, &msg);
 	if (r < 0)
 		return r;
-	return send_free(h, msg, ipvs_genl_build_get_dests(msg, h->family, svc), on_dest, &w);
+	r = send_free(h, msg, ipvs_genl_build_get_dests(msg, h->family, svc), on_dest, &w);
+	for (size_t i = 0; r == 0 && i < w.n; i++)
+		r = cb(&w.v[i], ctx);
+	free(w.v);
+	return r;
 }
 
 /* A GET with one reply: parse it with the parser given, and insist on it. */

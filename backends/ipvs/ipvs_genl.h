@@ -184,15 +184,17 @@ int ipvs_genl_family_id(const struct ipvs_genl *h);
  * with data (a GET), the data is discarded. */
 int ipvs_genl_exec(struct ipvs_genl *h, struct nl_msg *msg);
 
-/* One reply message of ipvs_genl_request / _dump. Return 0 to go on, or a
+/* One reply message of ipvs_genl_request. Return 0 to go on, or a
  * negative errno to stop: the remaining replies are read and discarded, and
- * that errno is returned. */
+ * that errno is returned. It runs inside the exchange: a request on the same
+ * handle from here fails with -EBUSY. */
 typedef int (*ipvs_genl_msg_cb)(struct nlmsghdr *nlh, void *ctx);
 
 /* Send msg and call cb for each data message of the answer (a dump's
  * messages or a GET's single reply), then wait for its end. Returns 0, cb's
- * error, the kernel's -errno, or -EAGAIN when the kernel flagged the dump as
- * inconsistent (repeat it). msg stays the caller's. */
+ * error, the kernel's -errno, -EAGAIN when the kernel flagged the dump as
+ * inconsistent (repeat it), or -EBUSY when called from a callback of an
+ * exchange still running on h. msg stays the caller's. */
 int ipvs_genl_request(struct ipvs_genl *h, struct nl_msg *msg, ipvs_genl_msg_cb cb, void *ctx);
 
 /* ---- Convenience: build, send, and apply ipvs_genl_idempotent. Each
@@ -205,13 +207,16 @@ int ipvs_genl_apply_dest(struct ipvs_genl *h, enum ipvs_genl_op op,
 int ipvs_genl_flush(struct ipvs_genl *h);
 
 /* Call cb for every virtual server in the netns, in the kernel's (hash)
- * order. cb returns 0 to go on or a negative errno to stop (returned). */
+ * order. cb returns 0 to go on or a negative errno to stop (returned). The
+ * dump is read in full before the first call, so cb may use h (e.g. dump
+ * that service's destinations). -ENOMEM if it cannot be held. */
 int ipvs_genl_dump_services(struct ipvs_genl *h,
 			    int (*cb)(const struct ipvs_service *svc, void *ctx), void *ctx);
 
 /* Call cb for every real server of the service keyed by svc, with its
- * connection counts. A service that does not exist has no destinations:
- * the kernel answers an empty dump, so this returns 0 without calling cb. */
+ * connection counts (read in full first, as above). A service that does not
+ * exist has no destinations: the kernel answers an empty dump, so this
+ * returns 0 without calling cb. */
 int ipvs_genl_dump_dests(struct ipvs_genl *h, const struct ipvs_service *svc,
 			 int (*cb)(const struct ipvs_dest *dest, void *ctx), void *ctx);
 

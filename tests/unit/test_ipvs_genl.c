@@ -692,6 +692,44 @@ Test(ipvs_genl, exchange_dump_reply_error_and_early_stop)
 	cr_assert_null(ipvs_genl_close(h));
 }
 
+struct nested {
+	struct ipvs_genl *h;
+	int inner;   /* what a request from inside the callback returned */
+	int msgs;
+};
+
+static int request_from_callback(struct nlmsghdr *nlh, void *ctx)
+{
+	struct nested *n = ctx;
+	struct nl_msg *msg = getfamily(ipvs_genl_family_id(n->h), "nlctrl");
+
+	(void)nlh;
+	n->msgs++;
+	n->inner = ipvs_genl_request(n->h, msg, NULL, NULL);
+	nlmsg_free(msg);
+	return 0;
+}
+
+Test(ipvs_genl, a_request_inside_a_callback_is_ebusy)
+{
+	struct nested n = { 0 };
+	struct counter after = { 0 };
+	struct nl_msg *msg;
+
+	cr_assert_eq(ipvs_genl_open_family("nlctrl", &n.h), 0);
+	msg = getfamily(ipvs_genl_family_id(n.h), NULL);
+	cr_assert_eq(ipvs_genl_request(n.h, msg, request_from_callback, &n), 0);
+	nlmsg_free(msg);
+	cr_assert_geq(n.msgs, 1);
+	cr_assert_eq(n.inner, -EBUSY, "a nested request would read the dump's rest as its answer");
+	/* The outer dump ended cleanly: the handle works on. */
+	msg = getfamily(ipvs_genl_family_id(n.h), NULL);
+	cr_assert_eq(ipvs_genl_request(n.h, msg, count_families, &after), 0);
+	nlmsg_free(msg);
+	cr_assert_eq(after.msgs, n.msgs);
+	ipvs_genl_close(n.h);
+}
+
 Test(ipvs_genl, convenience_calls_refuse_before_sending)
 {
 	struct ipvs_genl *h;
