@@ -17,6 +17,7 @@ packages=(
 	libmicrohttpd-dev                  # health check node ports (HTTP)
 	libnl-3-dev libnl-genl-3-dev libnl-route-3-dev  # IPVS backend (generic netlink)
 	libipset-dev                       # IPVS backend (ipset membership sets)
+	ipvsadm ipset                      # IPVS VM tests inspect the guest's tables with them (ferry never runs them)
 	libcurl4-openssl-dev openssl       # Kubernetes API source (libcurl); test CA for the test API server
 	# VM tests (tests/vm/, docs/testing-vm.md): kernel features this host's
 	# kernel lacks (SCTP, IPVS). The Debian kernel image itself is not

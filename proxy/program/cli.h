@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ipvs.h"
 #include "local_detect.h"
 #include "loop.h"
 #include "nftables.h"
@@ -54,6 +55,8 @@ struct cli_options {
 	bool masquerade_all;         /* --masquerade-all */
 	uint32_t masquerade_mark;    /* --masquerade-bit N: 1 << N; 0 = backend default */
 	enum cli_intercept intercept; /* --intercept (ferry run) */
+	const char *ipvs_scheduler;  /* --ipvs-scheduler NAME; NULL: rr */
+	bool ipvs_strict_arp;        /* --ipvs-strict-arp */
 };
 
 /* Fill o with the defaults. */
@@ -74,6 +77,7 @@ void cli_planner_config(const struct cli_options *o, struct planner_config *ret)
 /* Room for the options of any backend in the registry. */
 union cli_backend_options {
 	struct nftables_options nftables;
+	struct ipvs_options ipvs;
 	struct userspace_options userspace;
 };
 

@@ -92,6 +92,16 @@ const void *cli_backend_options(const struct backend_ops *ops, const struct cli_
 		};
 		return &storage->nftables;
 	}
+	if (ops == &ipvs_backend_ops) {
+		storage->ipvs = (struct ipvs_options){
+			.scheduler = o->ipvs_scheduler,
+			.strict_arp = o->ipvs_strict_arp,
+			.masquerade_mark = o->masquerade_mark,
+			.local = { .mode = o->detect_local_mode, .cluster_cidrs = o->cluster_cidrs,
+				   .n_cluster_cidrs = o->n_cluster_cidrs, .interface = cli_local_interface(o) },
+		};
+		return &storage->ipvs;
+	}
 	if (ops == &userspace_backend_ops) {
 		storage->userspace = (struct userspace_options){
 			.workers = o->workers,

@@ -30,6 +30,8 @@ enum {
 	OPT_DETECT_LOCAL_MODE,
 	OPT_POD_INTERFACE_NAME_PREFIX,
 	OPT_POD_BRIDGE_INTERFACE,
+	OPT_IPVS_SCHEDULER,
+	OPT_IPVS_STRICT_ARP,
 	OPT_HELP,
 };
 
@@ -56,6 +58,8 @@ static const struct option cli_long_options[] = {
 	{ "detect-local-mode", required_argument, NULL, OPT_DETECT_LOCAL_MODE },
 	{ "pod-interface-name-prefix", required_argument, NULL, OPT_POD_INTERFACE_NAME_PREFIX },
 	{ "pod-bridge-interface", required_argument, NULL, OPT_POD_BRIDGE_INTERFACE },
+	{ "ipvs-scheduler", required_argument, NULL, OPT_IPVS_SCHEDULER },
+	{ "ipvs-strict-arp", no_argument, NULL, OPT_IPVS_STRICT_ARP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 }
 };
@@ -338,6 +342,17 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 		case OPT_NODEPORT_ADDRESSES:
 			if (cli_parse_prefixes(optarg, o) < 0)
 				return -1;
+			break;
+		case OPT_IPVS_SCHEDULER:
+			if (!ipvs_scheduler_known(optarg)) {
+				fprintf(stderr, "ferry: %s: unknown IPVS scheduler '%s' (rr, wrr, lc, wlc, lblc, lblcr, "
+						"dh, sh, sed, nq, mh, fo, ovf, twos)\n", name, optarg);
+				return -1;
+			}
+			o->ipvs_scheduler = optarg;
+			break;
+		case OPT_IPVS_STRICT_ARP:
+			o->ipvs_strict_arp = true;
 			break;
 		case '?':
 		default:

@@ -68,6 +68,7 @@ static void plan_usage(FILE *out)
 		"  --nodeport-addresses CIDR[,CIDR]|primary  node addresses node ports open on\n"
 		"  --masquerade-bit N, --masquerade-all, --cluster-cidr CIDR[,CIDR],\n"
 		"  --detect-local-mode MODE, --pod-interface-name-prefix P, --pod-bridge-interface B,\n"
+		"  --ipvs-scheduler NAME, --ipvs-strict-arp,\n"
 		"  --workers N            as for ferry run: the backend's program is rendered with them\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"  --help                 this help\n");

@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "log.h"
+#include "ipvs.h"
 #include "nftables.h"
 #include "userspace.h"
 
 const struct backend_ops *const backend_registry[] = {
 	&nftables_backend_ops,
+	&ipvs_backend_ops,
 	&userspace_backend_ops,
 };
 

@@ -1,7 +1,7 @@
 /* probe_client: the client side of the scenario tests.
  *
  *   probe_client tcp|udp|sctp ADDR:PORT [--count N] [--timeout-ms T]
- *                                       [--hold-ms H] [--send TEXT] [--bind ADDR]
+ *                                       [--hold-ms H [--reset]] [--send TEXT] [--bind ADDR]
  *
  * Each probe opens a fresh socket, reads the backend's one-line answer
  * ("NAME CLIENT:PORT", see echo_server.c) and prints it. --count N makes N
@@ -10,7 +10,9 @@
  * --bind ADDR picks the source address (port chosen by the kernel), so a
  * test can play many clients from one namespace (127.0.0.0/8 is all local).
  * --hold-ms H (TCP, one connection) keeps the connection open for H ms,
- * sending a numbered ping every 100 ms and checking each echo.
+ * sending a numbered ping every 100 ms and checking each echo; with --reset
+ * it ends the connection with a TCP reset instead of a FIN (no TIME_WAIT:
+ * IPVS then forgets the connection within seconds, not minutes).
  *
  * sctp is a one-to-one style SCTP association (SOCK_STREAM, IPPROTO_SCTP)
  * handled exactly like a TCP connection, --send and --hold-ms included.
@@ -60,6 +62,7 @@ struct probe {
 	long count;
 	int timeout_ms;
 	long hold_ms;
+	bool reset;       /* end a held connection with RST (SO_LINGER 0) */
 	const char *send_text;
 	struct inet_addr bind_addr; /* family 0: let the kernel choose */
 };
@@ -312,6 +315,11 @@ static int tcp_hold(const struct probe *p)
 	}
 	printf("held %ld ms, %ld pings echoed\n", p->hold_ms, pings);
 	fflush(stdout);
+	if (p->reset) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
 	close(fd);
 	return EXIT_OK;
 }
@@ -357,7 +365,7 @@ static int udp_once(const struct probe *p)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: probe_client tcp|udp|sctp ADDR:PORT [--count N] [--timeout-ms T] [--hold-ms H] [--send TEXT] [--bind ADDR]\n"
+	fprintf(f, "usage: probe_client tcp|udp|sctp ADDR:PORT [--count N] [--timeout-ms T] [--hold-ms H [--reset]] [--send TEXT] [--bind ADDR]\n"
 		   "exit: 0 ok, 2 refused/reset, 3 timeout, 1 other error\n");
 }
 
@@ -382,6 +390,7 @@ int main(int argc, char **argv)
 		{ "hold-ms", required_argument, NULL, 'H' },
 		{ "send", required_argument, NULL, 's' },
 		{ "bind", required_argument, NULL, 'b' },
+		{ "reset", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -389,7 +398,7 @@ int main(int argc, char **argv)
 	long v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "c:t:H:s:b:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:t:H:s:b:Rh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (!parse_long(optarg, 1, 100000, &p.count))
@@ -410,6 +419,9 @@ int main(int argc, char **argv)
 		case 'b':
 			if (inet_addr_parse(optarg, &p.bind_addr) < 0)
 				goto bad;
+			break;
+		case 'R':
+			p.reset = true;
 			break;
 		case 'h':
 			usage(stdout);
