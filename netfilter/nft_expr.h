@@ -51,8 +51,9 @@ struct nft_rule_builder {
 };
 
 /* Start a rule for chain of table in family, with a libnftnl rule for the
- * expressions. 0, or -ENOMEM (rb is then a text-only builder, and
- * nft_rule_builder_done is still fine). */
+ * expressions. 0, or -ENOMEM, which rb->err then keeps (the text still
+ * builds, nft_rule_builder_msg returns the error, nft_rule_builder_done is
+ * still due). */
 int nft_rule_builder_init(struct nft_rule_builder *rb, int family, const char *table, const char *chain);
 
 /* Start a rule that collects only its text (for printing). Cannot fail. */
