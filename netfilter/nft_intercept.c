@@ -484,9 +484,15 @@ static int intercept_cleanup(void)
 
 const struct intercept_ops nftables_intercept_ops = {
 	.name = "nftables",
+	/* The committed redirects, the socket, the replace counter. */
 	.priv_size = sizeof(struct icpt),
+	/* Nothing committed, no socket: no kernel change, no privilege. */
 	.init = intercept_init,
+	/* The first time (and after a failure or a refused update): tables,
+	 * chains, rules and map replaced; then the difference. */
 	.sync = intercept_sync,
+	/* Memory and socket only; the tables stay for cleanup. */
 	.fini = intercept_fini,
+	/* Both families' ferry_intercept tables, absent or not. */
 	.cleanup = intercept_cleanup,
 };
