@@ -5,7 +5,7 @@
  *   - builders write one request into a caller-supplied struct nl_msg and
  *     parsers read one kernel message back into plain C structs; neither
  *     needs a socket, root or the ip_vs module, so tests round-trip them;
- *   - a small socket wrapper (ipvs_genl_open / _exec / _dump) that sends a
+ *   - a small socket wrapper (ipvs_genl_open / _exec / _request) that sends a
  *     built message and returns the kernel's answer as 0 or a negative errno
  *     (the kernel's own errno, not libnl's lossy translation of it);
  *   - convenience calls that build, send and apply the idempotence rule:
