@@ -1,11 +1,13 @@
-/* The IPVS backend's translation (plan frontend -> items) and its state
- * (committed items, changes, shared counts, draining). No root, no kernel. */
+/* The IPVS backend's translation (plan frontend -> items), its state
+ * (committed items, changes, shared counts, draining) and what `ferry plan
+ * --backend ipvs` prints. No root, no kernel. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipvs.h"
 #include "ipvs_items.h"
 #include "ipvs_state.h"
 
@@ -361,4 +363,41 @@ Test(ipvs_state, adopt_converges_from_the_kernel, .init = fixture)
 	ipvs_item_vec_done(&have);
 	ipvs_item_vec_done(&all);
 	ipvs_state_free(st);
+}
+
+/* ---- what `ferry plan --backend ipvs` prints ---- */
+
+Test(ipvs_render, text_and_json, .init = fixture)
+{
+	struct plan_frontend fe[2] = {
+		{ .kind = FRONTEND_CLUSTER_IP, .addr = addr("10.96.0.10"), .proto = INET_PROTO_TCP, .port = 80,
+		  .epset = &web, .masquerade = PLAN_MASQ_UNLESS_LOCAL },
+		{ .kind = FRONTEND_CLUSTER_IP, .addr = addr("10.96.0.11"), .proto = INET_PROTO_UDP, .port = 53,
+		  .epset = &web, .masquerade = PLAN_MASQ_UNLESS_LOCAL },
+	};
+	struct plan plan = { .frontends = fe, .n_frontends = 2, .epsets = &web, .n_epsets = 1 };
+	struct ipvs_options opts = { .scheduler = "sh", .masquerade_mark = 0x2000 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	web.affinity = true;
+	web.affinity_timeout_s = 300;
+	ipvs_render(&plan, &opts, PLAN_FORMAT_TEXT, f);
+	fclose(f);
+	cr_expect(strstr(buf, "TCP  10.96.0.10:80 sh persistent 300\n"), "%s", buf);
+	cr_expect(strstr(buf, "UDP  10.96.0.11:53 sh persistent 300\n"), "%s", buf);
+	cr_expect(strstr(buf, "  -> 10.1.0.2:8080"), "%s", buf);
+	cr_expect(strstr(buf, "\n10.96.0.10/32\n"), "the VIPs on the dummy interface: %s", buf);
+	cr_expect(strstr(buf, "add FERRY-CLUSTER-IP 10.96.0.11,udp:53\n"), "%s", buf);
+	cr_expect(strstr(buf, "meta mark set meta mark or 0x00002000"), "the options reach the rules: %s", buf);
+	free(buf);
+
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	ipvs_render(&plan, &opts, PLAN_FORMAT_JSON, f);
+	fclose(f);
+	cr_expect(strncmp(buf, "{\"backend\":\"ipvs\",\"program\":\"", 29) == 0, "%s", buf);
+	cr_expect(strstr(buf, "TCP  10.96.0.10:80 sh persistent 300\\n"), "%s", buf);
+	free(buf);
 }
