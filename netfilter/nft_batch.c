@@ -31,6 +31,9 @@ struct nft_batch {
 	struct nft_batch_msg *msgs;
 	size_t n_msgs, cap_msgs;
 	uint32_t seq;      /* next sequence number */
+	/* Replies of a commit: per batch, so that batches used from different
+	 * threads (a backend's and an interception's) share nothing. */
+	char rbuf[1 << 16];
 };
 
 uint16_t nft_nfproto(int family)
@@ -182,7 +185,7 @@ static int batch_send_chunk(struct mnl_socket *nl, struct nft_batch *b, size_t f
 	struct msghdr msg = { .msg_name = &snl, .msg_namelen = sizeof(snl), .msg_iov = iov, .msg_iovlen = 3 };
 	size_t replies = 0;
 	int first_err = 0;
-	static char rbuf[1 << 16];
+	char *rbuf = b->rbuf;
 
 	memset(begin, 0, sizeof(begin));
 	memset(end, 0, sizeof(end));
@@ -200,7 +203,7 @@ static int batch_send_chunk(struct mnl_socket *nl, struct nft_batch *b, size_t f
 	/* nfnetlink processes the whole transaction inside sendmsg: every reply
 	 * is already queued, so read until the queue is empty. */
 	for (;;) {
-		ssize_t len = recv(mnl_socket_get_fd(nl), rbuf, sizeof(rbuf), MSG_DONTWAIT);
+		ssize_t len = recv(mnl_socket_get_fd(nl), rbuf, sizeof(b->rbuf), MSG_DONTWAIT);
 		const struct nlmsghdr *nlh;
 		int left;
 
