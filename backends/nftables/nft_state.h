@@ -1,0 +1,216 @@
+/* State: what the nftables backend has committed to the kernel, and the
+ * change it is about to send. No netlink here: the unit is plain data and
+ * is tested without root (tests/unit/test_nft_state.c).
+ *
+ * Committed state: per frontend (sorted by struct nft_state_key), the
+ * elements it put in the kernel, sorted by nft_elem_cmp; a reference count
+ * per hairpin element (two frontends with the same endpoint share it); the
+ * slot-table element count per family and the size ferry declared for the
+ * slot table.
+ *
+ * A change is staged, sent, then committed or discarded:
+ *
+ *   nft_state_stage (per recomputed frontend), nft_state_stage_removal,
+ *   nft_state_stage_unstaged_removals (a sync: frontends the plan no longer has)
+ *       -> change.dels / change.adds: the element deletes and adds the
+ *          kernel must see (hairpins only on their first and last
+ *          reference), nft_state_udp_gone: the UDP endpoints it removes
+ *   the caller builds and commits the messages, then
+ *   nft_state_commit: the state becomes the staged one, or
+ *   nft_state_discard: the state is as it was before the first stage.
+ *
+ * One change at a time. Staging costs O(elements of the staged frontends
+ * + log frontends) each; committing costs that plus one pass over the
+ * frontend array when frontends come or go, never a scan of all elements.
+ */
+#ifndef FERRY_NFT_STATE_H
+#define FERRY_NFT_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conntrack.h"
+#include "nft_elems.h"
+#include "nft_sets.h"
+#include "plan-t.h"
+
+/* A frontend's identity (its kind, address, protocol and port), compared
+ * bytewise. */
+struct nft_state_key {
+	uint8_t kind;
+	uint8_t family;
+	uint8_t proto;
+	uint8_t pad;
+	uint16_t port;
+	uint8_t addr[16];
+};
+
+/* One committed frontend. */
+struct nft_state_fe {
+	struct nft_state_key key;
+	struct nft_elem *elems;   /* sorted by nft_elem_cmp, owned */
+	size_t n;
+	uint64_t staged;          /* the change number that staged it last */
+};
+
+/* Private to nft_state.c: a staged frontend whose elements change, a
+ * hairpin element's committed reference count, the change's net
+ * references on one hairpin element, and a slot of the hash index over
+ * those. */
+struct nft_state_pending;
+struct nft_state_hairpin;
+struct nft_state_hp_delta;
+struct nft_state_hp_slot;
+
+/* The staged change. dels and adds may be read and reordered by the
+ * caller (to group its messages; clear adds_sorted when reordering adds);
+ * everything else is private. */
+struct nft_state_change {
+	/* The kernel elements to delete and to add, as pointers into the
+	 * committed elements (dels) and the staged ones (adds): valid until
+	 * nft_state_commit or nft_state_discard. */
+	const struct nft_elem **dels, **adds;
+	size_t n_dels, n_adds;
+
+	bool adds_sorted;         /* adds sorted by nft_elem_cmp (nft_state_sort_adds) */
+
+	size_t cap_dels, cap_adds;
+	struct nft_state_pending *pend; /* frontends whose element list changes */
+	size_t n_pend, cap_pend, n_inserts;
+	struct nft_state_hp_delta *hpd; /* hairpins the change references */
+	size_t n_hpd, cap_hpd, n_hpd_new;
+	struct nft_state_hp_slot *hpd_index; /* hash index over hpd */
+	size_t cap_hpd_index;
+	struct conntrack_target *ct;    /* removed UDP slot endpoints */
+	uint8_t *ct_used;
+	size_t n_ct, cap_ct;
+	bool ct_done;             /* ct sorted, de-duplicated and filtered */
+	size_t slot_adds[2], slot_dels[2]; /* NFT_SET_SLOTS elements, [0] ip [1] ip6 */
+};
+
+/* The committed state plus the staged change. Embed it and use the
+ * functions below; read the fields marked public only. */
+struct nft_state {
+	struct nft_state_fe *fes; /* sorted by key */
+	size_t n_fes, cap_fes;
+	struct nft_state_hairpin *hps; /* open addressing, cap_hps a power of two */
+	size_t n_hps, n_hps_used, cap_hps;
+	uint64_t gen;             /* number of the current change */
+	/* public: NFT_SET_SLOTS elements committed per family ([0] ip, [1]
+	 * ip6), and the size declared for that set in this process (0: none
+	 * yet). */
+	size_t slots_count[2];
+	uint32_t slots_size[2];
+	/* public: the staged change (see struct nft_state_change). */
+	struct nft_state_change change;
+};
+
+/* Smallest slot-table size declared (see nft_state_slots_size). */
+#define NFT_STATE_SLOTS_SIZE_MIN 65536u
+
+/* Sets whose elements' data is an endpoint: the slot tables. */
+bool nft_state_is_slot_set(uint8_t set);
+
+/* Initialise an embedded state: empty, nothing staged, no size declared. */
+void nft_state_init(struct nft_state *s);
+
+/* Free everything s holds (committed and staged) and leave it as
+ * nft_state_init does. Accepts a state that was only zeroed. */
+void nft_state_done(struct nft_state *s);
+
+/* Forget every committed frontend and hairpin and any staged change, as
+ * before a full replace: the next change is staged against nothing. The
+ * declared slot-table sizes stay (the kernel keeps the set). */
+void nft_state_clear(struct nft_state *s);
+
+/* The identity of plan frontend fe, into *ret. */
+void nft_state_key_of(const struct plan_frontend *fe, struct nft_state_key *ret);
+
+/* Frontends committed. */
+size_t nft_state_frontends(const struct nft_state *s);
+
+/* The committed elements of frontend key (sorted; *ret_n their count), or
+ * NULL with *ret_n 0 when it has none. Valid until the next commit. */
+const struct nft_elem *nft_state_elems(const struct nft_state *s, const struct nft_state_key *key, size_t *ret_n);
+
+/* References that the state, staged change included, holds on hairpin
+ * element e (0: not in the kernel once the change is committed). */
+uint32_t nft_state_hairpin_refs(const struct nft_state *s, const struct nft_elem *e);
+
+/* Stage frontend key with the elements elems (sorted by nft_elem_cmp, no
+ * two equal; those nft_frontend_elems computes). The change takes elems'
+ * array over whatever the result and resets *elems. Queues in
+ * change.dels the committed elements that elems lacks and in change.adds
+ * the ones it brings; a hairpin is added on its first reference only and
+ * deleted with its last; a deleted UDP slot element records its endpoint
+ * for nft_state_udp_gone. A key may be staged once per change (a plan's
+ * frontends are unique): a committed key staged again gets -EALREADY; a
+ * new key staged twice is not detected (its last elements win, its
+ * hairpins keep both references). Returns 0, -EALREADY or -ENOMEM; after
+ * an error the change is to be discarded. */
+int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct nft_elem_vec *elems);
+
+/* Stage the removal of frontend key: every element of it is queued for
+ * deletion. A key that is not committed is a no-op. Returns 0, -EALREADY
+ * or -ENOMEM as nft_state_stage. */
+int nft_state_stage_removal(struct nft_state *s, const struct nft_state_key *key);
+
+/* Stage the removal of every committed frontend this change has not
+ * staged: after staging all of a plan's frontends, those the plan lost.
+ * One pass over the committed frontends. Returns how many, or -ENOMEM. */
+int nft_state_stage_unstaged_removals(struct nft_state *s);
+
+/* Sort change.adds by nft_elem_cmp (for lookups by the caller; a later
+ * stage unsorts it). */
+void nft_state_sort_adds(struct nft_state *s);
+
+/* Rebase a change staged against a cleared state onto what the kernel
+ * holds: kernel[0..n), sorted by nft_elem_cmp, no two equal. Afterwards
+ * change.adds keeps only the elements the kernel lacks (sorted) and
+ * change.dels lists the kernel's elements the change does not add
+ * (pointers into kernel, which must outlive the change); deleted UDP slot
+ * elements record their endpoints. The state the commit installs is
+ * unchanged. Returns 0, -EINVAL when the change deletes committed
+ * elements already (the state was not cleared), or -ENOMEM. */
+int nft_state_rebase(struct nft_state *s, const struct nft_elem *kernel, size_t n);
+
+/* The UDP endpoints the change removes, for conntrack cleanup: the
+ * endpoint of every deleted slot element of a UDP frontend, once, unless a
+ * slot element the change adds points at it again (a resized or rebuilt
+ * slot table moves endpoints between slots). Call after the last stage or
+ * rebase; *ret stays valid until the change ends. Returns 0 (what it
+ * needs was allocated while staging). */
+int nft_state_udp_gone(struct nft_state *s, const struct conntrack_target **ret, size_t *ret_n);
+
+/* The slot-table elements per family the kernel holds at most while the
+ * change commits (the committed count plus the change's slot adds), into
+ * ret ([0] ip, [1] ip6). */
+void nft_state_slots_need(const struct nft_state *s, size_t ret[2]);
+
+/* The slot-table size to declare for need elements: half again as many
+ * (a raise is a transaction of its own, so it should be rare), at least
+ * NFT_STATE_SLOTS_SIZE_MIN, at most UINT32_MAX. Pure. */
+uint32_t nft_state_slots_size(size_t need);
+
+/* Which families need a bigger declared slot table for need[f] elements:
+ * ret_size[f] is nft_state_slots_size(need[f]) when need[f] exceeds the
+ * declared size, else 0. Returns whether any family does. */
+bool nft_state_slots_grow(const struct nft_state *s, const size_t need[2], uint32_t ret_size[2]);
+
+/* Record that the kernel accepted the sizes size[f] (0: unchanged). */
+void nft_state_slots_declared(struct nft_state *s, const uint32_t size[2]);
+
+/* The kernel accepted the change: the staged frontends' elements become
+ * the committed ones, removed frontends go, the slot counts move, and the
+ * deleted elements are freed (change.dels dangles from here). Cannot
+ * fail: everything it needs was reserved while staging. Ends the change. */
+void nft_state_commit(struct nft_state *s);
+
+/* The change is not sent, or the kernel refused it: drop it, with the
+ * hairpin references it took or dropped and the elements it staged. The
+ * committed state is as before the first stage (only tables may have
+ * grown). Cannot fail. Ends the change. */
+void nft_state_discard(struct nft_state *s);
+
+#endif
