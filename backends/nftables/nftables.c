@@ -34,6 +34,7 @@
 #include "nft_read.h"
 #include "nft_rules.h"
 #include "nft_sets.h"
+#include "nft_takeover.h"
 
 /* Messages per transaction for incremental changes. */
 #define NFT_CHUNK_MSGS 4096
@@ -112,11 +113,6 @@ static void fe_key_of(const struct plan_frontend *fe, struct fe_key *k)
 static int fe_key_cmp(const struct fe_key *a, const struct fe_key *b)
 {
 	return memcmp(a, b, sizeof(*a));
-}
-
-static int elem_cmp_qsort(const void *a, const void *b)
-{
-	return nft_elem_cmp(a, b, NULL);
 }
 
 /* Index of key in n->fes, or where it would go (*ret_found false). */
@@ -733,186 +729,6 @@ static int elem_ptr_cmp(const void *a, const void *b)
 }
 
 
-/* Is the kernel's table one this configuration would have written? Reads
- * the ruleset tag of both families; says why not in the log. */
-static bool kernel_rules_match(struct nftables *n)
-{
-	for (int fam = 0; fam < 2; fam++) {
-		const char *ip = fam ? "ip6" : "ip";
-		char tag[NFT_RULESET_TAG_LEN + 1] = "";
-		int r = nft_read_tag(n->nl, fam ? AF_INET6 : AF_INET, tag, sizeof(tag) - 1);
-
-		if (r == -ENOENT) {
-			log_info("nftables: no ruleset of an earlier ferry in table %s %s: programming it", ip,
-				 NFT_TABLE_NAME);
-			return false;
-		}
-		if (r < 0) {
-			log_warn("nftables: cannot read table %s %s (%s): replacing it", ip, NFT_TABLE_NAME,
-				 strerror(-r));
-			return false;
-		}
-		if (strcmp(tag, n->tag) != 0) {
-			log_info("nftables: table %s %s holds other rules (\"%s\", this configuration is \"%s\"): "
-				 "replacing them",
-				 ip, NFT_TABLE_NAME, tag, n->tag);
-			return false;
-		}
-	}
-	return true;
-}
-
-/* Does the kernel (kernel[0..n), sorted) hold verdict element v and the
- * digest element the plan (n->adds, sorted) has for v's frontend? */
-static bool kernel_digest_matches(const struct nftables *n, const struct nft_elem *kernel, size_t n_kernel,
-				  const struct nft_elem *v)
-{
-	struct nft_elem probe;
-	const struct nft_elem *p = &probe;
-	size_t lo = 0, hi = n->n_adds, prefix = nft_set_key_len((enum nft_set_id)v->set, v->family);
-
-	if (!bsearch(&v, n->adds, n->n_adds, sizeof(*n->adds), elem_ptr_cmp))
-		return false;
-	/* The plan's digest element for v: the first one at or after
-	 * "v's key . 0 . 0" in the digest set. */
-	nft_elem_init_digest(&probe, v, 0);
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (nft_elem_cmp(n->adds[mid], p, NULL) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == n->n_adds || n->adds[lo]->set != probe.set || n->adds[lo]->family != probe.family ||
-	    memcmp(n->adds[lo]->key, probe.key, prefix) != 0)
-		return false;
-	return bsearch(n->adds[lo], kernel, n_kernel, sizeof(*kernel), elem_cmp_qsort) != NULL;
-}
-
-/* Dumps per set before giving up on a consistent read. */
-#define READ_TRIES 5
-
-/* Append family's set to have, read so that it can be trusted: a dump
- * that walks a hash table while the kernel resizes it (it does so in the
- * background after big inserts) can return an element twice and miss
- * another. Such a read is thrown away and done again, a few times, then
- * -EAGAIN (the caller replaces the tables instead). */
-static int read_set_consistent(struct nftables *n, int family, enum nft_set_id set, struct nft_elem_vec *have)
-{
-	size_t start = have->n;
-
-	for (int tries = 0; tries < READ_TRIES; tries++) {
-		bool dup = false;
-		int r = nft_read_set(n->nl, family, set, have);
-
-		if (r < 0)
-			return r;
-		if (have->n - start > 1)
-			qsort(have->v + start, have->n - start, sizeof(*have->v), elem_cmp_qsort);
-		for (size_t i = start + 1; i < have->n && !dup; i++) {
-			bool same_key;
-
-			nft_elem_cmp(&have->v[i - 1], &have->v[i], &same_key);
-			dup = same_key;
-		}
-		if (!dup)
-			return 0;
-		log_debug("nftables: set %s read with a duplicate (resized during the dump): reading it again",
-			  nft_set_name(set));
-		have->n = start;
-		usleep(20000);
-	}
-	return -EAGAIN;
-}
-
-/* Every element of ferry's sets in the kernel, sorted, into *have; the
- * plan's elements are n->adds, sorted by elem_ptr_cmp. The sets are
- * dumped, except the slot tables (a million elements at 100k services,
- * and the kernel resumes a dump by walking the set from its start: a
- * minute). A verdict-map element whose digest the plan has too points to
- * exactly the plan's slots, which are taken as read; the slots of the
- * others are looked up by key. A slot element no verdict-map element
- * points to is not seen: it forwards nothing, and should a later add
- * collide with it the commit fails and the next sync replaces all. */
-static int kernel_elems(struct nftables *n, struct nft_elem_vec *have)
-{
-	struct nft_elem_vec keys = { 0 }, known = { 0 };
-	double t0 = now_ms(), t1;
-	size_t n_small;
-	int r = 0;
-
-	for (int fam = 0; fam < 2 && r == 0; fam++)
-		for (int s = 0; s < NFT_SET_COUNT && r == 0; s++) {
-			if (is_slot_set((uint8_t)s))
-				continue;
-			r = read_set_consistent(n, fam ? AF_INET6 : AF_INET, (enum nft_set_id)s, have);
-			if (r < 0)
-				log_info("nftables: cannot read set %s %s %s (%s): replacing the tables",
-					 fam ? "ip6" : "ip", NFT_TABLE_NAME, nft_set_name((enum nft_set_id)s),
-					 r == -EPROTO ? "an element ferry does not write" : strerror(-r));
-		}
-	n_small = have->n;
-	t1 = now_ms();
-	if (n_small > 1)
-		qsort(have->v, n_small, sizeof(*have->v), elem_cmp_qsort);
-	for (size_t i = 0; i < n_small && r == 0; i++) {
-		const struct nft_elem *v = &have->v[i];
-		size_t k0 = keys.n, j;
-
-		if (v->set != NFT_SET_FE && v->set != NFT_SET_NP)
-			continue;
-		r = nft_vmap_slot_keys(v, n->rcfg.masq_mark, &keys);
-		if (r < 0 || !kernel_digest_matches(n, have->v, n_small, v))
-			continue;
-		/* Same digest: the kernel holds the plan's slots for v. */
-		for (j = k0; j < keys.n; j++) {
-			const struct nft_elem *k = &keys.v[j];
-			const struct nft_elem *const *w = bsearch(&k, n->adds, n->n_adds, sizeof(*n->adds), elem_key_cmp);
-			struct nft_elem *e;
-
-			if (!w || !(e = nft_elem_vec_push(&known))) {
-				r = w ? -ENOMEM : 0;
-				break;
-			}
-			*e = **w;
-		}
-		if (j == keys.n)
-			keys.n = k0;
-	}
-	if (r == 0)
-		log_debug("nftables: read %zu elements of the sets in %.1f ms; %zu slot elements known by digest",
-			  n_small, t1 - t0, known.n);
-	if (keys.n > 1)
-		qsort(keys.v, keys.n, sizeof(*keys.v), elem_cmp_qsort);
-	for (size_t i = 0, j; i < keys.n && r == 0; i = j) {
-		for (j = i + 1; j < keys.n && keys.v[j].set == keys.v[i].set && keys.v[j].family == keys.v[i].family; j++)
-			;
-		r = nft_read_keys(n->nl, &keys.v[i], j - i, have);
-		if (r < 0)
-			log_info("nftables: cannot read set %s %s %s (%s): replacing the tables",
-				 keys.v[i].family == AF_INET6 ? "ip6" : "ip", NFT_TABLE_NAME,
-				 nft_set_name((enum nft_set_id)keys.v[i].set),
-				 r == -EPROTO ? "an element ferry does not write" : strerror(-r));
-	}
-	if (r == 0)
-		log_debug("nftables: looked up %zu slot-table keys, %zu found, in %.1f ms", keys.n,
-			  have->n - n_small, now_ms() - t1);
-	for (size_t i = 0; i < known.n && r == 0; i++) {
-		struct nft_elem *e = nft_elem_vec_push(have);
-
-		if (!e)
-			r = -ENOMEM;
-		else
-			*e = known.v[i];
-	}
-	nft_elem_vec_done(&keys);
-	nft_elem_vec_done(&known);
-	if (r == 0 && have->n > 1)
-		qsort(have->v, have->n, sizeof(*have->v), elem_cmp_qsort);
-	return r;
-}
-
 /* Queue the difference between the kernel's elements (have, sorted) and
  * the plan's (n->adds, all of them): n->dels gets what only the kernel
  * has, n->adds is cut down to what only the plan has. */
@@ -974,7 +790,7 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 	double t0 = now_ms(), t_read;
 	int r;
 
-	if (!kernel_rules_match(n))
+	if (!nft_takeover_rules_match(n->nl, n->tag))
 		return 1;
 	nft_batch_clear(n->batch);
 	r = state_from_plan(n, plan);
@@ -982,7 +798,7 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 		return log_errno(r, "nftables: out of memory taking over the tables");
 	if (n->n_adds > 1)
 		qsort(n->adds, n->n_adds, sizeof(*n->adds), elem_ptr_cmp);
-	if (kernel_elems(n, &have) < 0) {
+	if (nft_takeover_read(n->nl, n->rcfg.masq_mark, n->adds, n->n_adds, &have) < 0) {
 		nft_elem_vec_done(&have);
 		fes_clear(n);
 		return 1;

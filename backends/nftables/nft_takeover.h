@@ -1,0 +1,40 @@
+/* Policy: what a restarted ferry finds in the kernel. Whether the tables
+ * an earlier ferry left carry this configuration's rules, and what their
+ * sets hold, read so that it can be trusted and so that the million
+ * slot-table elements at 100k services need not be dumped: a frontend's
+ * digest element vouches for its slots (nft_sets.h, nft_elem_init_digest).
+ * nftables.c diffs what is read against the plan (nft_state_rebase).
+ */
+#ifndef FERRY_NFT_TAKEOVER_H
+#define FERRY_NFT_TAKEOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nft_elems.h"
+#include "nft_sets.h"
+
+struct mnl_socket;
+
+/* Do both families' tables hold rules with ruleset tag tag (the rules
+ * this configuration writes)? Reads the tags over nl; when not, logs why
+ * (absent, unreadable, another configuration's) at info or warn level. */
+bool nft_takeover_rules_match(struct mnl_socket *nl, const char *tag);
+
+/* Every element of ferry's sets in the kernel, into have (appended, then
+ * all of have sorted by nft_elem_cmp). plan[0..n_plan) are the elements
+ * the plan puts in the kernel, sorted by nft_elem_cmp. The small sets are
+ * dumped (each dump repeated until it holds no duplicate: a hash resized
+ * during a dump repeats and skips elements). Slot tables are not dumped: a
+ * verdict-map element whose digest element the kernel holds as the plan
+ * has it points at exactly the plan's slots, which are taken as read; the
+ * slots of the others are looked up by key. A slot element no verdict
+ * points to is not seen (it forwards nothing). masq_mark: the masquerade
+ * mark, part of affinity slot keys. Returns 0 or a negative errno (logged
+ * at info level when a set cannot be read: the caller replaces the
+ * tables); have may then hold part of the elements. */
+int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nft_elem *const *plan, size_t n_plan,
+		      struct nft_elem_vec *have);
+
+#endif
