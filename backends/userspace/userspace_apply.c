@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sorted_diff.h"
 #include "us_state.h"
 
 /* ---- apply: the diff only ---- */
@@ -165,28 +166,58 @@ static int touch_plan(struct userspace *u, const struct plan *plan, struct us_to
 	return t->svc ? 0 : -ENOMEM;
 }
 
+/* pools_merge's walk: the kept pools (old side, unless doomed) and the new
+ * staged ones, in key order, into the array being built. */
+struct pools_out {
+	struct us_pool **v;
+	size_t n;
+};
+
+static int pools_cmp(const void *old, const void *staged, void *ctx)
+{
+	(void)ctx;
+	return strcmp((*(struct us_pool *const *)old)->key, ((const struct us_staged *)staged)->pool->key);
+}
+
+static int pools_keep(const void *old, void *ctx)
+{
+	struct pools_out *o = ctx;
+	struct us_pool *p = *(struct us_pool *const *)old;
+
+	if (!p->doomed)
+		o->v[o->n++] = p;
+	return 0;
+}
+
+static int pools_kept(const void *old, const void *staged, void *ctx)
+{
+	(void)staged; /* a changed set keeps its pool, rebuilt in place */
+	return pools_keep(old, ctx);
+}
+
+static int pools_add(const void *staged, void *ctx)
+{
+	struct pools_out *o = ctx;
+
+	o->v[o->n++] = ((const struct us_staged *)staged)->pool;
+	return 0;
+}
+
+static const struct sorted_diff_ops pools_merge_ops = {
+	.cmp = pools_cmp, .removed = pools_keep, .added = pools_add, .kept = pools_kept,
+};
+
 /* Rewrite u->pools without the doomed pools and with the new staged ones
  * (both sorted by key) into pools, which has room for them. */
 static void pools_merge(struct userspace *u, struct us_pool **pools, const struct us_staged *staged,
 			size_t n_staged)
 {
-	size_t i = 0, j = 0, n = 0;
+	struct pools_out o = { .v = pools };
 
-	while (i < u->n_pools || j < n_staged) {
-		if (j < n_staged && !staged[j].is_new) {
-			j++;
-		} else if (i < u->n_pools && u->pools[i]->doomed) {
-			i++;
-		} else if (j == n_staged ||
-			   (i < u->n_pools && strcmp(u->pools[i]->key, staged[j].pool->key) < 0)) {
-			pools[n++] = u->pools[i++];
-		} else {
-			pools[n++] = staged[j++].pool;
-		}
-	}
+	sorted_diff(u->pools, u->n_pools, sizeof(*u->pools), staged, n_staged, sizeof(*staged), &pools_merge_ops, &o);
 	free(u->pools);
 	u->pools = pools;
-	u->n_pools = n;
+	u->n_pools = o.n;
 }
 
 /* apply slot: diff leads from the plan of the last successful sync or apply
