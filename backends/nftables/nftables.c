@@ -212,7 +212,7 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 	struct nft_state_change *c = &n->state.change;
 	struct nft_batch_error be = { 0 };
 	size_t need[2], n_elems;
-	double t0 = now_ms(), t1;
+	double t0 = now_ms(), t1, t2;
 	int r;
 
 	nft_batch_clear(n->batch);
@@ -245,11 +245,12 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 			return r; /* slots_reserve logged it */
 		return log_commit_error(n, r, &be, "full sync");
 	}
+	t2 = now_ms();
 	nft_state_commit(&n->state);
 	log_info("nftables: full sync: %zu frontends, %zu elements in one transaction (%zu messages) "
 		 "in %.1f ms (build %.1f ms, kernel %.1f ms)",
 		 nft_state_frontends(&n->state), n_elems, nft_batch_count(n->batch), now_ms() - t0, t1 - t0,
-		 now_ms() - t1);
+		 t2 - t1);
 	n->need_full = false;
 	return 0;
 }
