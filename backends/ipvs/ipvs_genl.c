@@ -16,18 +16,16 @@
 #include <string.h>
 
 #include <linux/ip_vs.h>
-#include <netlink/errno.h>
 #include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
-#include <netlink/socket.h>
+
+#include "ipvs_nl.h"
 
 struct ipvs_genl {
-	struct nl_sock *sk;
-	struct nl_cb *cb;   /* our handlers; their argument is set per exchange */
+	struct ipvs_nl nl;  /* the socket and its exchange (ipvs_nl.h) */
 	int family;
-	bool busy;          /* inside an exchange: a callback must not start another */
 };
 
 /* Attribute checks for the parsers. Lengths the kernel always sends are
@@ -73,42 +71,6 @@ static struct nla_policy info_policy[IPVS_INFO_ATTR_MAX + 1] = {
 	[IPVS_INFO_ATTR_VERSION] = { .type = NLA_U32 },
 	[IPVS_INFO_ATTR_CONN_TAB_SIZE] = { .type = NLA_U32 },
 };
-
-int ipvs_genl_errno(int nl_err)
-{
-	switch (nl_err < 0 ? -nl_err : nl_err) {
-	case NLE_SUCCESS: return 0;
-	case NLE_INTR: return -EINTR;
-	case NLE_BAD_SOCK: return -EBADF;
-	case NLE_AGAIN: return -EAGAIN;
-	case NLE_NOMEM: return -ENOMEM;
-	case NLE_EXIST: return -EEXIST;
-	case NLE_INVAL: return -EINVAL;
-	case NLE_RANGE: return -ERANGE;
-	case NLE_MSGSIZE: return -EMSGSIZE;
-	case NLE_OPNOTSUPP: return -EOPNOTSUPP;
-	case NLE_AF_NOSUPPORT: return -EAFNOSUPPORT;
-	case NLE_OBJ_NOTFOUND: return -ENOENT;
-	case NLE_NOATTR: return -ENOENT;
-	case NLE_MISSING_ATTR: return -EBADMSG;
-	case NLE_AF_MISMATCH: return -EAFNOSUPPORT;
-	case NLE_SEQ_MISMATCH: return -EPROTO;
-	case NLE_MSG_OVERFLOW: return -EOVERFLOW;
-	case NLE_MSG_TRUNC: return -EMSGSIZE;
-	case NLE_NOADDR: return -EADDRNOTAVAIL;
-	case NLE_MSG_TOOSHORT: return -EBADMSG;
-	case NLE_MSGTYPE_NOSUPPORT: return -EBADMSG;
-	case NLE_BUSY: return -EBUSY;
-	case NLE_PROTO_MISMATCH: return -EPROTONOSUPPORT;
-	case NLE_NOACCESS: return -EACCES;
-	case NLE_PERM: return -EPERM;
-	case NLE_PARSE_ERR: return -EBADMSG;
-	case NLE_NODEV: return -ENODEV;
-	case NLE_DUMP_INTR: return -EAGAIN;
-	case NLE_ATTRSIZE: return -EBADMSG;
-	default: return -EIO;
-	}
-}
 
 int ipvs_genl_idempotent(enum ipvs_genl_op op, int err)
 {
@@ -518,48 +480,6 @@ int ipvs_genl_parse_info(struct nlmsghdr *nlh, struct ipvs_info *ret)
 
 /* ---- The socket ---- */
 
-/* State of one request/answer exchange, shared by the handlers below. */
-struct exchange {
-	ipvs_genl_msg_cb cb;
-	void *ctx;
-	bool done;   /* the answer ended: an ack, an error or NLMSG_DONE */
-	int err;     /* first error: the kernel's -errno, or cb's */
-};
-
-static int on_valid(struct nl_msg *msg, void *arg)
-{
-	struct exchange *x = arg;
-
-	/* After an error keep reading, so the rest of a dump does not stay
-	 * queued for the next exchange, but stop calling back. */
-	if (x->cb && x->err == 0) {
-		int r = x->cb(nlmsg_hdr(msg), x->ctx);
-		if (r < 0)
-			x->err = r;
-	}
-	return NL_OK;
-}
-
-static int on_end(struct nl_msg *msg, void *arg)
-{
-	struct exchange *x = arg;
-
-	(void)msg;
-	x->done = true;
-	return NL_STOP;
-}
-
-static int on_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
-{
-	struct exchange *x = arg;
-
-	(void)who;
-	x->done = true;
-	if (x->err == 0)
-		x->err = e->error < 0 ? e->error : -e->error;
-	return NL_STOP;
-}
-
 int ipvs_genl_open(struct ipvs_genl **ret)
 {
 	return ipvs_genl_open_family(IPVS_GENL_NAME, ret);
@@ -575,25 +495,18 @@ int ipvs_genl_open_family(const char *name, struct ipvs_genl **ret)
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	h->sk = nl_socket_alloc();
-	h->cb = nl_cb_alloc(NL_CB_DEFAULT);
-	if (!h->sk || !h->cb) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	r = genl_connect(h->sk);
+	r = ipvs_nl_init(&h->nl, NETLINK_GENERIC);
 	if (r < 0) {
-		r = ipvs_genl_errno(r);
 		/* A kernel without CONFIG_NETLINK's generic family refuses
 		 * the socket itself. */
 		if (r == -EPROTONOSUPPORT)
 			r = -EAFNOSUPPORT;
 		goto fail;
 	}
-	r = genl_ctrl_resolve(h->sk, name);
+	r = genl_ctrl_resolve(h->nl.sk, name);
 	if (r < 0) {
 		/* NLE_OBJ_NOTFOUND: no such family, i.e. no IPVS -> -ENOENT. */
-		r = ipvs_genl_errno(r);
+		r = ipvs_nl_errno(r);
 		goto fail;
 	}
 	h->family = r;
@@ -608,8 +521,7 @@ struct ipvs_genl *ipvs_genl_close(struct ipvs_genl *h)
 {
 	if (!h)
 		return NULL;
-	nl_cb_put(h->cb);
-	nl_socket_free(h->sk);   /* closes the socket too */
+	ipvs_nl_done(&h->nl);
 	free(h);
 	return NULL;
 }
@@ -619,46 +531,11 @@ int ipvs_genl_family_id(const struct ipvs_genl *h)
 	return h->family;
 }
 
-/* One request and its whole answer; x collects the outcome. */
-static int exchange(struct ipvs_genl *h, struct nl_msg *msg, struct exchange *x)
-{
-	int r;
-
-	nl_cb_set(h->cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, x);
-	nl_cb_set(h->cb, NL_CB_FINISH, NL_CB_CUSTOM, on_end, x);
-	nl_cb_set(h->cb, NL_CB_ACK, NL_CB_CUSTOM, on_end, x);
-	nl_cb_err(h->cb, NL_CB_CUSTOM, on_error, x);
-
-	r = nl_send_auto(h->sk, msg);
-	if (r < 0)
-		return ipvs_genl_errno(r);
-	while (!x->done) {
-		r = nl_recvmsgs(h->sk, h->cb);
-		/* After our error handler stopped, libnl reports its own
-		 * (lossy) version of the kernel's errno: x->err has the real one. */
-		if (r < 0 && !x->done)
-			return ipvs_genl_errno(r);
-		if (r == -NLE_DUMP_INTR && x->err == 0)
-			return -EAGAIN;
-	}
-	return x->err;
-}
-
 int ipvs_genl_request(struct ipvs_genl *h, struct nl_msg *msg, ipvs_genl_msg_cb cb, void *ctx)
 {
-	struct exchange x = { .cb = cb, .ctx = ctx };
-	int r;
-
-	if (!h || !msg)
+	if (!h)
 		return -EINVAL;
-	/* A request from a callback of this handle would read the rest of
-	 * the running exchange as its own answer. */
-	if (h->busy)
-		return -EBUSY;
-	h->busy = true;
-	r = exchange(h, msg, &x);
-	h->busy = false;
-	return r;
+	return ipvs_nl_request(&h->nl, msg, cb, ctx);
 }
 
 int ipvs_genl_exec(struct ipvs_genl *h, struct nl_msg *msg)

@@ -7,7 +7,8 @@
  *     needs a socket, root or the ip_vs module, so tests round-trip them;
  *   - a small socket wrapper (ipvs_genl_open / _exec / _request) that sends a
  *     built message and returns the kernel's answer as 0 or a negative errno
- *     (the kernel's own errno, not libnl's lossy translation of it);
+ *     (the kernel's own errno, not libnl's lossy translation of it: the
+ *     exchange itself is ipvs_nl.c's, shared with ipvs_host.c);
  *   - convenience calls that build, send and apply the idempotence rule:
  *     adding what exists and deleting what is gone are success.
  *
@@ -140,10 +141,7 @@ int ipvs_genl_parse_timeouts(struct nlmsghdr *nlh, struct ipvs_timeouts *ret);
 /* The version and table size of a GET_INFO reply. */
 int ipvs_genl_parse_info(struct nlmsghdr *nlh, struct ipvs_info *ret);
 
-/* ---- Errors. */
-
-/* A libnl error code (NLE_*, either sign) as a negative errno; 0 stays 0. */
-int ipvs_genl_errno(int nl_err);
+/* ---- Errors. (libnl's codes become errnos in ipvs_nl_errno, ipvs_nl.h.) */
 
 /* The idempotence rule, in one place: err (a negative errno from sending an
  * op) becomes 0 when it only says the kernel is already in the wanted state:

@@ -2,10 +2,10 @@
  * for the IPVS backend, over rtnetlink with libnl-route-3. See ipvs_host.h.
  *
  * libnl-route builds the requests (rtnl_link_build_*_request,
- * rtnl_addr_build_*_request); the answers are read with our own handlers,
- * as in ipvs_genl.c, so that a refusal comes back as the kernel's own
- * errno (libnl folds several into one code: EADDRNOTAVAIL and EEXIST are
- * what the idempotence rules here hinge on). Dumps are small parsers of
+ * rtnl_addr_build_*_request); the answers are read by the exchange that
+ * ipvs_genl.c uses too (ipvs_nl.h), so that a refusal comes back as the
+ * kernel's own errno (libnl folds several into one code: EADDRNOTAVAIL and
+ * EEXIST are what the idempotence rules here hinge on). Dumps are small parsers of
  * their own rather than libnl caches: a cache keeps every object of the
  * netns, where these calls need one field or two of each.
  */
@@ -29,13 +29,11 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
-#include <netlink/socket.h>
 
-#include "ipvs_genl.h"   /* ipvs_genl_errno: libnl codes as errnos, in one place */
+#include "ipvs_nl.h"
 
 struct ipvs_host {
-	struct nl_sock *sk;
-	struct nl_cb *cb;   /* our handlers; their argument is set per exchange */
+	struct ipvs_nl nl;  /* an rtnetlink socket and its exchange (ipvs_nl.h) */
 };
 
 /* A dump that the kernel flags as inconsistent (NLM_F_DUMP_INTR: the list
@@ -43,90 +41,7 @@ struct ipvs_host {
  * this often for this long is not one ferry can make sense of anyway. */
 #define DUMP_TRIES 5
 
-/* ---- The exchange ---- */
-
-/* One reply message (a dump's messages, or a GET's reply). Returns 0 to go
- * on or a negative errno to stop calling back (the answer is still read to
- * its end, so nothing stays queued for the next exchange). */
-typedef int (*reply_cb)(struct nlmsghdr *nlh, void *ctx);
-
-struct exchange {
-	reply_cb cb;
-	void *ctx;
-	bool done;   /* the answer ended: an ack, an error or NLMSG_DONE */
-	bool intr;   /* a message carried NLM_F_DUMP_INTR */
-	int err;     /* first error: the kernel's -errno, or cb's */
-};
-
-static int on_valid(struct nl_msg *msg, void *arg)
-{
-	struct exchange *x = arg;
-
-	if (x->cb && x->err == 0) {
-		int r = x->cb(nlmsg_hdr(msg), x->ctx);
-		if (r < 0)
-			x->err = r;
-	}
-	return NL_OK;
-}
-
-static int on_end(struct nl_msg *msg, void *arg)
-{
-	struct exchange *x = arg;
-
-	(void)msg;
-	x->done = true;
-	return NL_STOP;
-}
-
-static int on_intr(struct nl_msg *msg, void *arg)
-{
-	struct exchange *x = arg;
-
-	(void)msg;
-	x->intr = true;
-	return NL_OK;   /* keep reading: the rest of the dump must be drained */
-}
-
-static int on_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
-{
-	struct exchange *x = arg;
-
-	(void)who;
-	x->done = true;
-	if (x->err == 0)
-		x->err = e->error < 0 ? e->error : -e->error;
-	return NL_STOP;
-}
-
-/* Send msg (the caller keeps it) and read the whole answer, calling cb for
- * each data message. Returns 0, cb's error, the kernel's -errno exactly,
- * -EAGAIN for an inconsistent dump, or a libnl failure as -errno. */
-static int request(struct ipvs_host *h, struct nl_msg *msg, reply_cb cb, void *ctx)
-{
-	struct exchange x = { .cb = cb, .ctx = ctx };
-	int r;
-
-	nl_cb_set(h->cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, &x);
-	nl_cb_set(h->cb, NL_CB_FINISH, NL_CB_CUSTOM, on_end, &x);
-	nl_cb_set(h->cb, NL_CB_ACK, NL_CB_CUSTOM, on_end, &x);
-	nl_cb_set(h->cb, NL_CB_DUMP_INTR, NL_CB_CUSTOM, on_intr, &x);
-	nl_cb_err(h->cb, NL_CB_CUSTOM, on_error, &x);
-
-	r = nl_send_auto(h->sk, msg);
-	if (r < 0)
-		return ipvs_genl_errno(r);
-	while (!x.done) {
-		r = nl_recvmsgs(h->sk, h->cb);
-		/* After our error handler stopped, libnl returns its own lossy
-		 * version of the kernel's errno: x.err has the real one. */
-		if (r < 0 && !x.done)
-			return ipvs_genl_errno(r);
-	}
-	if (x.err == 0 && x.intr)
-		return -EAGAIN;
-	return x.err;
-}
+/* ---- The handle ---- */
 
 int ipvs_host_open(struct ipvs_host **ret)
 {
@@ -138,16 +53,10 @@ int ipvs_host_open(struct ipvs_host **ret)
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	h->sk = nl_socket_alloc();
-	h->cb = nl_cb_alloc(NL_CB_DEFAULT);
-	if (!h->sk || !h->cb) {
-		ipvs_host_close(h);
-		return -ENOMEM;
-	}
-	r = nl_connect(h->sk, NETLINK_ROUTE);
+	r = ipvs_nl_init(&h->nl, NETLINK_ROUTE);
 	if (r < 0) {
 		ipvs_host_close(h);
-		return ipvs_genl_errno(r);
+		return r;
 	}
 	*ret = h;
 	return 0;
@@ -157,8 +66,7 @@ struct ipvs_host *ipvs_host_close(struct ipvs_host *h)
 {
 	if (!h)
 		return NULL;
-	nl_cb_put(h->cb);
-	nl_socket_free(h->sk);   /* closes the socket too */
+	ipvs_nl_done(&h->nl);
 	free(h);
 	return NULL;
 }
@@ -211,8 +119,8 @@ static int link_get(struct ipvs_host *h, const char *name, struct link_found *re
 	*ret = (struct link_found){ 0 };
 	r = rtnl_link_build_get_request(0, name, &msg);
 	if (r < 0)
-		return ipvs_genl_errno(r);
-	r = request(h, msg, on_link, ret);
+		return ipvs_nl_errno(r);
+	r = ipvs_nl_request(&h->nl, msg, on_link, ret);
 	nlmsg_free(msg);
 	if (r == 0 && ret->ifindex <= 0)
 		r = -EBADMSG;   /* an ack without the link: not what the kernel does */
@@ -236,8 +144,8 @@ static int dummy_create(struct ipvs_host *h, const char *name)
 		r = rtnl_link_build_add_request(link, NLM_F_CREATE | NLM_F_EXCL, &msg);
 	rtnl_link_put(link);
 	if (r < 0)
-		return ipvs_genl_errno(r);
-	r = request(h, msg, NULL, NULL);
+		return ipvs_nl_errno(r);
+	r = ipvs_nl_request(&h->nl, msg, NULL, NULL);
 	nlmsg_free(msg);
 	return r;
 }
@@ -289,8 +197,8 @@ int ipvs_host_dummy_remove(struct ipvs_host *h, const char *name)
 	r = rtnl_link_build_delete_request(link, &msg);
 	rtnl_link_put(link);
 	if (r < 0)
-		return ipvs_genl_errno(r);
-	r = request(h, msg, NULL, NULL);
+		return ipvs_nl_errno(r);
+	r = ipvs_nl_request(&h->nl, msg, NULL, NULL);
 	nlmsg_free(msg);
 	return r == -ENODEV ? 0 : r;
 }
@@ -333,7 +241,7 @@ static int addr_request(struct ipvs_host *h, int ifindex, const struct inet_addr
 	 * prefix length: only the /32 or /128 is ever removed). */
 	r = rtnl_addr_set_local(ra, local);
 	if (r < 0) {
-		r = ipvs_genl_errno(r);
+		r = ipvs_nl_errno(r);
 		goto out;
 	}
 	rtnl_addr_set_prefixlen(ra, (int)len * 8);
@@ -345,10 +253,10 @@ static int addr_request(struct ipvs_host *h, int ifindex, const struct inet_addr
 		r = rtnl_addr_build_delete_request(ra, 0, &msg);
 	}
 	if (r < 0) {
-		r = ipvs_genl_errno(r);
+		r = ipvs_nl_errno(r);
 		goto out;
 	}
-	r = request(h, msg, NULL, NULL);
+	r = ipvs_nl_request(&h->nl, msg, NULL, NULL);
 out:
 	nlmsg_free(msg);
 	nl_addr_put(local);
@@ -441,9 +349,9 @@ static int addr_dump(struct ipvs_host *h, struct addr_dump *d)
 		r = nlmsg_append(msg, &ifa, sizeof(ifa), NLMSG_ALIGNTO);
 		if (r < 0) {
 			nlmsg_free(msg);
-			return ipvs_genl_errno(r);
+			return ipvs_nl_errno(r);
 		}
-		r = request(h, msg, on_addr, d);
+		r = ipvs_nl_request(&h->nl, msg, on_addr, d);
 		nlmsg_free(msg);
 	}
 	return r;

@@ -7,9 +7,10 @@
  *   - replies shaped like the kernel's dumps (ip_vs_genl_fill_service /
  *     _fill_dest, with stats, tunnel attributes and connection counters)
  *     are parsed; malformed ones are refused with -EBADMSG;
- *   - the idempotence rule and the libnl error translation;
+ *   - the idempotence rule;
  *   - the socket exchange (acks, errors, dumps, a callback that stops
- *     early) against the kernel's "nlctrl" family, present everywhere;
+ *     early) against the kernel's "nlctrl" family, present everywhere
+ *     (the exchange itself is ipvs_nl.c's: tests/unit/test_ipvs_nl.c);
  *   - ipvs_genl_open says -ENOENT on a kernel without IPVS.
  * The real IPVS round trip runs in the VM (tests/vm/guest/ipvs_smoke.sh). */
 #include <criterion/criterion.h>
@@ -22,7 +23,6 @@
 #include <linux/genetlink.h>
 #include <linux/ip_vs.h>
 #include <netlink/attr.h>
-#include <netlink/errno.h>
 #include <netlink/genl/genl.h>
 #include <netlink/msg.h>
 
@@ -572,19 +572,6 @@ Test(ipvs_genl, idempotence_rule)
 	cr_assert_eq(ipvs_genl_idempotent(IPVS_GENL_EDIT, -ESRCH), -ESRCH, "editing nothing is an error");
 	cr_assert_eq(ipvs_genl_idempotent(IPVS_GENL_EDIT, -ENOENT), -ENOENT);
 	cr_assert_eq(ipvs_genl_idempotent(IPVS_GENL_DEL, -EPERM), -EPERM);
-}
-
-Test(ipvs_genl, libnl_errors_become_errno)
-{
-	cr_assert_eq(ipvs_genl_errno(0), 0);
-	cr_assert_eq(ipvs_genl_errno(-NLE_NOMEM), -ENOMEM);
-	cr_assert_eq(ipvs_genl_errno(NLE_NOMEM), -ENOMEM, "either sign");
-	cr_assert_eq(ipvs_genl_errno(-NLE_OBJ_NOTFOUND), -ENOENT);
-	cr_assert_eq(ipvs_genl_errno(-NLE_EXIST), -EEXIST);
-	cr_assert_eq(ipvs_genl_errno(-NLE_PERM), -EPERM);
-	cr_assert_eq(ipvs_genl_errno(-NLE_DUMP_INTR), -EAGAIN);
-	cr_assert_eq(ipvs_genl_errno(-NLE_FAILURE), -EIO);
-	cr_assert_eq(ipvs_genl_errno(-9999), -EIO);
 }
 
 Test(ipvs_genl, open_says_enoent_without_ipvs)
