@@ -344,6 +344,13 @@ static int parse_top(struct nlmsghdr *nlh, struct nlattr **tb)
 	return 0;
 }
 
+/* An optional u32 attribute: its value, or 0 when absent (the parsers
+ * zero their result first, so absent and 0 read the same). */
+static uint32_t opt_u32(const struct nlattr *a)
+{
+	return a ? nla_get_u32(a) : 0;
+}
+
 /* Read an address attribute of family af (4 or 16 bytes on the wire). */
 static int addr_from_wire(const struct nlattr *a, sa_family_t af, struct inet_addr *ret)
 {
@@ -398,8 +405,7 @@ int ipvs_genl_parse_service(struct nlmsghdr *nlh, struct ipvs_service *ret)
 		memcpy(&flags, nla_data(sa[IPVS_SVC_ATTR_FLAGS]), sizeof(flags));
 		ret->flags = flags.flags & ~(uint32_t)IP_VS_SVC_F_HASHED;
 	}
-	if (sa[IPVS_SVC_ATTR_TIMEOUT])
-		ret->timeout = nla_get_u32(sa[IPVS_SVC_ATTR_TIMEOUT]);
+	ret->timeout = opt_u32(sa[IPVS_SVC_ATTR_TIMEOUT]);
 	if (sa[IPVS_SVC_ATTR_NETMASK])
 		ret->netmask = netmask_from_wire(ret->af, nla_get_u32(sa[IPVS_SVC_ATTR_NETMASK]));
 	return 0;
@@ -428,18 +434,12 @@ int ipvs_genl_parse_dest(struct nlmsghdr *nlh, sa_family_t default_af, struct ip
 	ret->port = ntohs(nla_get_u16(da[IPVS_DEST_ATTR_PORT]));
 	if (da[IPVS_DEST_ATTR_FWD_METHOD])
 		ret->conn_flags = nla_get_u32(da[IPVS_DEST_ATTR_FWD_METHOD]) & IP_VS_CONN_F_FWD_MASK;
-	if (da[IPVS_DEST_ATTR_WEIGHT])
-		ret->weight = nla_get_u32(da[IPVS_DEST_ATTR_WEIGHT]);
-	if (da[IPVS_DEST_ATTR_U_THRESH])
-		ret->u_threshold = nla_get_u32(da[IPVS_DEST_ATTR_U_THRESH]);
-	if (da[IPVS_DEST_ATTR_L_THRESH])
-		ret->l_threshold = nla_get_u32(da[IPVS_DEST_ATTR_L_THRESH]);
-	if (da[IPVS_DEST_ATTR_ACTIVE_CONNS])
-		ret->active_conns = nla_get_u32(da[IPVS_DEST_ATTR_ACTIVE_CONNS]);
-	if (da[IPVS_DEST_ATTR_INACT_CONNS])
-		ret->inactive_conns = nla_get_u32(da[IPVS_DEST_ATTR_INACT_CONNS]);
-	if (da[IPVS_DEST_ATTR_PERSIST_CONNS])
-		ret->persist_conns = nla_get_u32(da[IPVS_DEST_ATTR_PERSIST_CONNS]);
+	ret->weight = opt_u32(da[IPVS_DEST_ATTR_WEIGHT]);
+	ret->u_threshold = opt_u32(da[IPVS_DEST_ATTR_U_THRESH]);
+	ret->l_threshold = opt_u32(da[IPVS_DEST_ATTR_L_THRESH]);
+	ret->active_conns = opt_u32(da[IPVS_DEST_ATTR_ACTIVE_CONNS]);
+	ret->inactive_conns = opt_u32(da[IPVS_DEST_ATTR_INACT_CONNS]);
+	ret->persist_conns = opt_u32(da[IPVS_DEST_ATTR_PERSIST_CONNS]);
 	return 0;
 }
 
@@ -452,12 +452,9 @@ int ipvs_genl_parse_timeouts(struct nlmsghdr *nlh, struct ipvs_timeouts *ret)
 	r = parse_top(nlh, tb);
 	if (r < 0)
 		return r;
-	if (tb[IPVS_CMD_ATTR_TIMEOUT_TCP])
-		ret->tcp = nla_get_u32(tb[IPVS_CMD_ATTR_TIMEOUT_TCP]);
-	if (tb[IPVS_CMD_ATTR_TIMEOUT_TCP_FIN])
-		ret->tcp_fin = nla_get_u32(tb[IPVS_CMD_ATTR_TIMEOUT_TCP_FIN]);
-	if (tb[IPVS_CMD_ATTR_TIMEOUT_UDP])
-		ret->udp = nla_get_u32(tb[IPVS_CMD_ATTR_TIMEOUT_UDP]);
+	ret->tcp = opt_u32(tb[IPVS_CMD_ATTR_TIMEOUT_TCP]);
+	ret->tcp_fin = opt_u32(tb[IPVS_CMD_ATTR_TIMEOUT_TCP_FIN]);
+	ret->udp = opt_u32(tb[IPVS_CMD_ATTR_TIMEOUT_UDP]);
 	return 0;
 }
 
@@ -473,8 +470,7 @@ int ipvs_genl_parse_info(struct nlmsghdr *nlh, struct ipvs_info *ret)
 	if (!tb[IPVS_INFO_ATTR_VERSION])
 		return -EBADMSG;
 	ret->version = nla_get_u32(tb[IPVS_INFO_ATTR_VERSION]);
-	if (tb[IPVS_INFO_ATTR_CONN_TAB_SIZE])
-		ret->conn_tab_size = nla_get_u32(tb[IPVS_INFO_ATTR_CONN_TAB_SIZE]);
+	ret->conn_tab_size = opt_u32(tb[IPVS_INFO_ATTR_CONN_TAB_SIZE]);
 	return 0;
 }
 
@@ -564,28 +560,31 @@ static int send_free(struct ipvs_genl *h, struct nl_msg *msg, int built,
 	return r;
 }
 
-int ipvs_genl_apply_service(struct ipvs_genl *h, enum ipvs_genl_op op,
-			    const struct ipvs_service *svc)
+/* Add, edit or delete svc, or dest in svc when is_dest (dest may then be
+ * NULL: the builder refuses it), applying the idempotence rule. */
+static int apply(struct ipvs_genl *h, enum ipvs_genl_op op, const struct ipvs_service *svc,
+		 bool is_dest, const struct ipvs_dest *dest)
 {
 	struct nl_msg *msg;
 	int r = msg_new(h, &msg);
 
 	if (r < 0)
 		return r;
-	r = send_free(h, msg, ipvs_genl_build_service(msg, h->family, op, svc), NULL, NULL);
+	r = send_free(h, msg, is_dest ? ipvs_genl_build_dest(msg, h->family, op, svc, dest)
+				      : ipvs_genl_build_service(msg, h->family, op, svc), NULL, NULL);
 	return ipvs_genl_idempotent(op, r);
+}
+
+int ipvs_genl_apply_service(struct ipvs_genl *h, enum ipvs_genl_op op,
+			    const struct ipvs_service *svc)
+{
+	return apply(h, op, svc, false, NULL);
 }
 
 int ipvs_genl_apply_dest(struct ipvs_genl *h, enum ipvs_genl_op op,
 			 const struct ipvs_service *svc, const struct ipvs_dest *dest)
 {
-	struct nl_msg *msg;
-	int r = msg_new(h, &msg);
-
-	if (r < 0)
-		return r;
-	r = send_free(h, msg, ipvs_genl_build_dest(msg, h->family, op, svc, dest), NULL, NULL);
-	return ipvs_genl_idempotent(op, r);
+	return apply(h, op, svc, true, dest);
 }
 
 int ipvs_genl_flush(struct ipvs_genl *h)
@@ -598,140 +597,6 @@ int ipvs_genl_flush(struct ipvs_genl *h)
 	return send_free(h, msg, ipvs_genl_build_flush(msg, h->family), NULL, NULL);
 }
 
-/* The typed dumps read the whole answer into an array first and call back
- * after the exchange has ended, so a callback may use the handle (dump a
- * service's destinations, add, delete). */
-struct service_walk {
-	struct ipvs_service *v;
-	size_t n, cap;
-};
-
-static int on_service(struct nlmsghdr *nlh, void *ctx)
-{
-	struct service_walk *w = ctx;
-	int r;
-
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? 2 * w->cap : 64;
-		struct ipvs_service *v = realloc(w->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		w->v = v;
-		w->cap = cap;
-	}
-	r = ipvs_genl_parse_service(nlh, &w->v[w->n]);
-	if (r == 0)
-		w->n++;
-	return r;
-}
-
-int ipvs_genl_dump_services(struct ipvs_genl *h,
-			    int (*cb)(const struct ipvs_service *svc, void *ctx), void *ctx)
-{
-	struct service_walk w = { 0 };
-	struct nl_msg *msg;
-	int r;
-
-	if (!cb)
-		return -EINVAL;
-	r = msg_new(h, &msg);
-	if (r < 0)
-		return r;
-	r = send_free(h, msg, ipvs_genl_build_get_services(msg, h->family), on_service, &w);
-	for (size_t i = 0; r == 0 && i < w.n; i++)
-		r = cb(&w.v[i], ctx);
-	free(w.v);
-	return r;
-}
-
-struct dest_walk {
-	struct ipvs_dest *v;
-	size_t n, cap;
-	sa_family_t af;
-};
-
-static int on_dest(struct nlmsghdr *nlh, void *ctx)
-{
-	struct dest_walk *w = ctx;
-	int r;
-
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? 2 * w->cap : 16;
-		struct ipvs_dest *v = realloc(w->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		w->v = v;
-		w->cap = cap;
-	}
-	r = ipvs_genl_parse_dest(nlh, w->af, &w->v[w->n]);
-	if (r == 0)
-		w->n++;
-	return r;
-}
-
-int ipvs_genl_dump_dests(struct ipvs_genl *h, const struct ipvs_service *svc,
-			 int (*cb)(const struct ipvs_dest *dest, void *ctx), void *ctx)
-{
-	struct dest_walk w = { 0 };
-	struct nl_msg *msg;
-	int r;
-
-	if (!cb || !svc)
-		return -EINVAL;
-	w.af = svc->af;
-	r = msg_new(h, &msg);
-	if (r < 0)
-		return r;
-	r = send_free(h, msg, ipvs_genl_build_get_dests(msg, h->family, svc), on_dest, &w);
-	for (size_t i = 0; r == 0 && i < w.n; i++)
-		r = cb(&w.v[i], ctx);
-	free(w.v);
-	return r;
-}
-
-/* A GET with one reply: parse it with the parser given, and insist on it. */
-struct one_reply {
-	int (*parse)(struct nlmsghdr *nlh, void *ret);
-	void *ret;
-	bool seen;
-};
-
-static int on_one_reply(struct nlmsghdr *nlh, void *ctx)
-{
-	struct one_reply *o = ctx;
-	int r = o->parse(nlh, o->ret);
-
-	if (r == 0)
-		o->seen = true;
-	return r;
-}
-
-static int parse_timeouts_any(struct nlmsghdr *nlh, void *ret)
-{
-	return ipvs_genl_parse_timeouts(nlh, ret);
-}
-
-static int parse_info_any(struct nlmsghdr *nlh, void *ret)
-{
-	return ipvs_genl_parse_info(nlh, ret);
-}
-
-int ipvs_genl_get_timeouts(struct ipvs_genl *h, struct ipvs_timeouts *ret)
-{
-	struct one_reply o = { .parse = parse_timeouts_any, .ret = ret };
-	struct nl_msg *msg;
-	int r;
-
-	memset(ret, 0, sizeof(*ret));
-	r = msg_new(h, &msg);
-	if (r < 0)
-		return r;
-	r = send_free(h, msg, ipvs_genl_build_get_timeouts(msg, h->family), on_one_reply, &o);
-	return r == 0 && !o.seen ? -EBADMSG : r;
-}
-
 int ipvs_genl_set_timeouts(struct ipvs_genl *h, const struct ipvs_timeouts *t)
 {
 	struct nl_msg *msg;
@@ -742,16 +607,140 @@ int ipvs_genl_set_timeouts(struct ipvs_genl *h, const struct ipvs_timeouts *t)
 	return send_free(h, msg, ipvs_genl_build_set_timeouts(msg, h->family, t), NULL, NULL);
 }
 
-int ipvs_genl_get_info(struct ipvs_genl *h, struct ipvs_info *ret)
+/* ---- Typed reads ----
+ *
+ * Every typed read (the dumps, and the GETs of one reply) parses the whole
+ * answer into an array first, and the caller's callback runs after the
+ * exchange has ended, so it may use the handle (dump a service's
+ * destinations, add, delete). */
+
+/* The parsed replies of one answer: n objects of size bytes each. */
+struct replies {
+	void *v;
+	size_t n, cap, size;
+	/* One reply into ret (size bytes); af is the family of the service
+	 * whose destinations are dumped (parsers of other objects ignore it). */
+	int (*parse)(struct nlmsghdr *nlh, sa_family_t af, void *ret);
+	sa_family_t af;
+};
+
+static int on_reply(struct nlmsghdr *nlh, void *ctx)
 {
-	struct one_reply o = { .parse = parse_info_any, .ret = ret };
+	struct replies *w = ctx;
+	int r;
+
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 16;
+		void *v = realloc(w->v, cap * w->size);
+
+		if (!v)
+			return -ENOMEM;
+		w->v = v;
+		w->cap = cap;
+	}
+	r = w->parse(nlh, w->af, (char *)w->v + w->n * w->size);
+	if (r == 0)
+		w->n++;
+	return r;
+}
+
+/* The parsers, in the shape struct replies calls. */
+static int parse_service_any(struct nlmsghdr *nlh, sa_family_t af, void *ret)
+{
+	(void)af;
+	return ipvs_genl_parse_service(nlh, ret);
+}
+
+static int parse_dest_any(struct nlmsghdr *nlh, sa_family_t af, void *ret)
+{
+	return ipvs_genl_parse_dest(nlh, af, ret);
+}
+
+static int parse_timeouts_any(struct nlmsghdr *nlh, sa_family_t af, void *ret)
+{
+	(void)af;
+	return ipvs_genl_parse_timeouts(nlh, ret);
+}
+
+static int parse_info_any(struct nlmsghdr *nlh, sa_family_t af, void *ret)
+{
+	(void)af;
+	return ipvs_genl_parse_info(nlh, ret);
+}
+
+/* Dump every service (svc NULL) or svc's destinations into w, which the
+ * caller frees whatever the result. */
+static int dump_read(struct ipvs_genl *h, const struct ipvs_service *svc, struct replies *w)
+{
+	struct nl_msg *msg;
+	int r = msg_new(h, &msg);
+
+	if (r < 0)
+		return r;
+	return send_free(h, msg, svc ? ipvs_genl_build_get_dests(msg, h->family, svc)
+				     : ipvs_genl_build_get_services(msg, h->family), on_reply, w);
+}
+
+int ipvs_genl_dump_services(struct ipvs_genl *h,
+			    int (*cb)(const struct ipvs_service *svc, void *ctx), void *ctx)
+{
+	struct replies w = { .size = sizeof(struct ipvs_service), .parse = parse_service_any };
+	int r;
+
+	if (!cb)
+		return -EINVAL;
+	r = dump_read(h, NULL, &w);
+	for (size_t i = 0; r == 0 && i < w.n; i++)
+		r = cb((const struct ipvs_service *)w.v + i, ctx);
+	free(w.v);
+	return r;
+}
+
+int ipvs_genl_dump_dests(struct ipvs_genl *h, const struct ipvs_service *svc,
+			 int (*cb)(const struct ipvs_dest *dest, void *ctx), void *ctx)
+{
+	struct replies w = { .size = sizeof(struct ipvs_dest), .parse = parse_dest_any };
+	int r;
+
+	if (!cb || !svc)
+		return -EINVAL;
+	w.af = svc->af;
+	r = dump_read(h, svc, &w);
+	for (size_t i = 0; r == 0 && i < w.n; i++)
+		r = cb((const struct ipvs_dest *)w.v + i, ctx);
+	free(w.v);
+	return r;
+}
+
+/* A GET built by build, whose reply (the last, were there several) parse
+ * reads into ret (size bytes, zeroed first). -EBADMSG when the kernel
+ * answers without one. */
+static int get_one(struct ipvs_genl *h, int (*build)(struct nl_msg *msg, int family),
+		   int (*parse)(struct nlmsghdr *nlh, sa_family_t af, void *ret), void *ret, size_t size)
+{
+	struct replies w = { .size = size, .parse = parse };
 	struct nl_msg *msg;
 	int r;
 
-	memset(ret, 0, sizeof(*ret));
+	memset(ret, 0, size);
 	r = msg_new(h, &msg);
 	if (r < 0)
 		return r;
-	r = send_free(h, msg, ipvs_genl_build_get_info(msg, h->family), on_one_reply, &o);
-	return r == 0 && !o.seen ? -EBADMSG : r;
+	r = send_free(h, msg, build(msg, h->family), on_reply, &w);
+	if (r == 0 && w.n == 0)
+		r = -EBADMSG;
+	if (r == 0)
+		memcpy(ret, (const char *)w.v + (w.n - 1) * size, size);
+	free(w.v);
+	return r;
+}
+
+int ipvs_genl_get_timeouts(struct ipvs_genl *h, struct ipvs_timeouts *ret)
+{
+	return get_one(h, ipvs_genl_build_get_timeouts, parse_timeouts_any, ret, sizeof(*ret));
+}
+
+int ipvs_genl_get_info(struct ipvs_genl *h, struct ipvs_info *ret)
+{
+	return get_one(h, ipvs_genl_build_get_info, parse_info_any, ret, sizeof(*ret));
 }
