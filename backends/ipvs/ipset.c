@@ -280,6 +280,21 @@ static int fail(struct ipvs_ipset *h, int err, const char *what)
 	return err;
 }
 
+/* Start a command on the set called name: begin, check the name, and put
+ * it in the data blob. 0, or -EINVAL (no handle, a bad name) or
+ * libipset's refusal, with h->error set. */
+static int begin_named(struct ipvs_ipset *h, const char *name)
+{
+	if (!h)
+		return -EINVAL;
+	begin(h);
+	if (check_name(name) < 0)
+		return fail(h, -EINVAL, "bad set name");
+	if (ipset_session_data_set(h->s, IPSET_SETNAME, name) < 0)
+		return report_errno(h);
+	return 0;
+}
+
 /* ---- Session ---- */
 
 static int on_output(struct ipset_session *s, void *p, const char *fmt, ...)
@@ -418,14 +433,9 @@ int ipvs_ipset_create(struct ipvs_ipset *h, const struct ipvs_ipset_spec *spec)
 /* A command that takes a set name only. */
 static int by_name(struct ipvs_ipset *h, enum ipset_cmd cmd, const char *name)
 {
-	if (!h)
-		return -EINVAL;
-	begin(h);
-	if (check_name(name) < 0)
-		return fail(h, -EINVAL, "bad set name");
-	if (ipset_session_data_set(h->s, IPSET_SETNAME, name) < 0)
-		return report_errno(h);
-	return run(h, cmd);
+	int r = begin_named(h, name);
+
+	return r < 0 ? r : run(h, cmd);
 }
 
 int ipvs_ipset_destroy(struct ipvs_ipset *h, const char *name)
@@ -457,14 +467,13 @@ int ipvs_ipset_swap(struct ipvs_ipset *h, const char *a, const char *b)
 	return run(h, IPSET_CMD_SWAP);
 }
 
-/* Look the set's type up in the kernel (HEADER), as add/del/test need it. */
-static int lookup_type(struct ipvs_ipset *h, enum ipset_cmd cmd, const char *name,
-		       const struct ipset_type **ret_type, uint8_t *ret_family)
+/* Look the type of the set begin_named named up in the kernel (HEADER),
+ * as add/del/test need it. */
+static int lookup_type(struct ipvs_ipset *h, enum ipset_cmd cmd, const struct ipset_type **ret_type,
+		       uint8_t *ret_family)
 {
 	const struct ipset_type *t;
 
-	if (ipset_session_data_set(h->s, IPSET_SETNAME, name) < 0)
-		return report_errno(h);
 	t = ipset_type_get(h->s, cmd);
 	if (!t)
 		return report_errno(h);
@@ -510,21 +519,21 @@ static int put_entry(struct ipvs_ipset *h, const char *name, const struct ipset_
 static int change_many(struct ipvs_ipset *h, enum ipset_cmd cmd, const char *name,
 		       const struct ipvs_ipset_entry *e, size_t n, size_t *ret_failed)
 {
-	const struct ipset_type *t;
+	const struct ipset_type *t = NULL;
 	enum ipvs_ipset_type type;
 	char text[IPVS_IPSET_ENTRY_STRLEN];
-	uint8_t family;
+	uint8_t family = 0;
 	unsigned line;
 	int r;
 
 	if (ret_failed)
 		*ret_failed = n;
-	if (!h || (n && !e))
+	if (n && !e)
 		return -EINVAL;
-	begin(h);
-	if (check_name(name) < 0)
-		return fail(h, -EINVAL, "bad set name");
-	r = lookup_type(h, cmd, name, &t, &family);
+	r = begin_named(h, name);
+	if (r < 0)
+		return r;
+	r = lookup_type(h, cmd, &t, &family);
 	if (r < 0)
 		return r;
 	/* Check every entry before sending any. */
@@ -579,16 +588,16 @@ int ipvs_ipset_del_many(struct ipvs_ipset *h, const char *name,
 static int change_one(struct ipvs_ipset *h, enum ipset_cmd cmd, const char *name,
 		      const struct ipvs_ipset_entry *e)
 {
-	const struct ipset_type *t;
-	uint8_t family;
+	const struct ipset_type *t = NULL;
+	uint8_t family = 0;
 	int r;
 
-	if (!h || !e)
+	if (!e)
 		return -EINVAL;
-	begin(h);
-	if (check_name(name) < 0)
-		return fail(h, -EINVAL, "bad set name");
-	r = lookup_type(h, cmd, name, &t, &family);
+	r = begin_named(h, name);
+	if (r < 0)
+		return r;
+	r = lookup_type(h, cmd, &t, &family);
 	if (r == 0)
 		r = put_entry(h, name, t, family, e);
 	if (r == 0)
@@ -729,13 +738,9 @@ int ipvs_ipset_list(struct ipvs_ipset *h, const char *name, struct ipvs_ipset_sp
 	bool header = false;
 	int r;
 
-	if (!h)
-		return -EINVAL;
-	begin(h);
-	if (check_name(name) < 0)
-		return fail(h, -EINVAL, "bad set name");
-	if (ipset_session_data_set(h->s, IPSET_SETNAME, name) < 0)
-		return report_errno(h);
+	r = begin_named(h, name);
+	if (r < 0)
+		return r;
 	r = run_list(h, IPSET_LIST_SAVE);
 	if (r < 0)
 		return r;
