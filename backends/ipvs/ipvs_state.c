@@ -372,6 +372,13 @@ static bool drains(const struct ipvs_item *it)
 	return it->kind == IPVS_ITEM_DEST && it->proto != INET_PROTO_UDP;
 }
 
+/* An item that goes outright, with no shared count to keep: deleted, or
+ * drained (a TCP/SCTP real server). */
+static int item_dropped(struct ipvs_state *st, const struct ipvs_item *it)
+{
+	return ptrs_push(drains(it) ? &st->drains : &st->dels, it);
+}
+
 /* An item no frontend wants any more. */
 static int item_gone(struct ipvs_state *st, const struct ipvs_item *it)
 {
@@ -384,7 +391,7 @@ static int item_gone(struct ipvs_state *st, const struct ipvs_item *it)
 			e->pending--;
 		return 0;
 	}
-	return ptrs_push(drains(it) ? &st->drains : &st->dels, it);
+	return item_dropped(st, it);
 }
 
 static int item_new(struct ipvs_state *st, const struct ipvs_item *it)
@@ -512,15 +519,23 @@ static size_t staged_shared_count(const struct ipvs_state *st)
 	return n;
 }
 
-int ipvs_state_change(struct ipvs_state *st, struct ipvs_change *ret)
+/* Start computing a change, by difference or by adoption: an empty *ret
+ * and change lists, the staged frontends in key order (last staging of a
+ * key wins), room in the shared hash for every shared item staged. 0 or
+ * -ENOMEM. */
+static int change_begin(struct ipvs_state *st, struct ipvs_change *ret)
 {
-	int r;
-
 	memset(ret, 0, sizeof(*ret));
 	touched_clear(st);
 	change_clear(st);
 	staged_normalize(st);
-	r = sh_reserve(st, staged_shared_count(st));
+	return sh_reserve(st, staged_shared_count(st));
+}
+
+int ipvs_state_change(struct ipvs_state *st, struct ipvs_change *ret)
+{
+	int r = change_begin(st, ret);
+
 	for (size_t i = 0; i < st->n_stg && r == 0; i++) {
 		const struct staged *s = &st->stg[i];
 		const struct fe_entry *f = fe_find(st, &s->key, NULL);
@@ -535,16 +550,13 @@ int ipvs_state_change(struct ipvs_state *st, struct ipvs_change *ret)
 
 /* ---- adopting the kernel's state ---- */
 
-struct adopt_ctx {
-	struct ipvs_state *st;
-};
-
+/* The adopt diff walks the kernel's items (have) against pointers to the
+ * items the plan wants. Each list holds a shared item once (its count is
+ * set while the wanted list is built), so the diff deletes and adds it
+ * like any other item. */
 static int adopt_removed(const void *a, void *ctx)
 {
-	const struct ipvs_item *it = a;
-	struct ipvs_state *st = ctx;
-
-	return ptrs_push(drains(it) ? &st->drains : &st->dels, it);
+	return item_dropped(ctx, a);
 }
 
 static int adopt_added(const void *b, void *ctx)
@@ -576,13 +588,8 @@ int ipvs_state_change_from(struct ipvs_state *st, const struct ipvs_item *have, 
 {
 	struct ptrs want = { 0 };
 	size_t w = 0;
-	int r;
+	int r = change_begin(st, ret);
 
-	memset(ret, 0, sizeof(*ret));
-	touched_clear(st);
-	change_clear(st);
-	staged_normalize(st);
-	r = sh_reserve(st, staged_shared_count(st));
 	/* What the plan wants, every item once; shared items counted. */
 	for (size_t i = 0; i < st->n_stg && r == 0; i++)
 		for (size_t j = 0; j < st->stg[i].n && r == 0; j++) {
