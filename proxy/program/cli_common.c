@@ -1,7 +1,7 @@
-/* Helpers shared by the commands: defaults, durations, backend choice. */
+/* Helpers shared by the commands: the planner's and backends' options,
+ * backend choice, orphan slices. */
 #include "cli.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,63 +9,6 @@
 
 #include "cli_options.h"
 #include "log.h"
-
-void cli_options_defaults(struct cli_options *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->source = NULL;
-	o->backend = "auto";
-	o->format = PLAN_FORMAT_TEXT;
-	o->workers = 2;
-	o->udp_timeout_ms = 30000;
-	o->min_sync_period_ms = 50;
-	o->sync_period_ms = 30000;
-}
-
-int cli_parse_duration_ms(const char *text, uint32_t *ret_ms)
-{
-	uint64_t total = 0;
-	const char *p = text;
-
-	if (!text || !*text)
-		return -EINVAL;
-	while (*p) {
-		char *end;
-		uint64_t mult;
-
-		if (!isdigit((unsigned char)*p))
-			return -EINVAL;
-		errno = 0;
-		unsigned long long v = strtoull(p, &end, 10);
-		if (errno)
-			return -EINVAL;
-		if (strncmp(end, "ms", 2) == 0) {
-			mult = 1;
-			end += 2;
-		} else if (*end == 's') {
-			mult = 1000;
-			end++;
-		} else if (*end == 'm') {
-			mult = 60000;
-			end++;
-		} else if (*end == 'h') {
-			mult = 3600000;
-			end++;
-		} else if (*end == '\0' && p == text) {
-			mult = 1; /* a bare number is milliseconds */
-		} else {
-			return -EINVAL;
-		}
-		if (v > UINT32_MAX / mult)
-			return -EINVAL;
-		total += v * mult;
-		if (total > UINT32_MAX)
-			return -EINVAL;
-		p = end;
-	}
-	*ret_ms = (uint32_t)total;
-	return 0;
-}
 
 void cli_planner_config(const struct cli_options *o, struct planner_config *ret)
 {

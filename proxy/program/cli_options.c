@@ -1,12 +1,73 @@
-/* Option parsing shared by `ferry run` and `ferry plan`. */
+/* Option parsing shared by `ferry run` and `ferry plan`: defaults,
+ * durations, the options themselves. */
 #include "cli_options.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+
+void cli_options_defaults(struct cli_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->source = NULL;
+	o->backend = "auto";
+	o->format = PLAN_FORMAT_TEXT;
+	o->workers = 2;
+	o->udp_timeout_ms = 30000;
+	o->min_sync_period_ms = 50;
+	o->sync_period_ms = 30000;
+}
+
+int cli_parse_duration_ms(const char *text, uint32_t *ret_ms)
+{
+	uint64_t total = 0;
+	const char *p = text;
+
+	if (!text || !*text)
+		return -EINVAL;
+	while (*p) {
+		char *end;
+		uint64_t mult;
+
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		errno = 0;
+		unsigned long long v = strtoull(p, &end, 10);
+		if (errno)
+			return -EINVAL;
+		if (strncmp(end, "ms", 2) == 0) {
+			mult = 1;
+			end += 2;
+		} else if (*end == 's') {
+			mult = 1000;
+			end++;
+		} else if (*end == 'm') {
+			mult = 60000;
+			end++;
+		} else if (*end == 'h') {
+			mult = 3600000;
+			end++;
+		} else if (*end == '\0' && p == text) {
+			mult = 1; /* a bare number is milliseconds */
+		} else {
+			return -EINVAL;
+		}
+		if (v > UINT32_MAX / mult)
+			return -EINVAL;
+		total += v * mult;
+		if (total > UINT32_MAX)
+			return -EINVAL;
+		p = end;
+	}
+	*ret_ms = (uint32_t)total;
+	return 0;
+}
 
 enum {
 	OPT_SOURCE = 1000,
