@@ -615,7 +615,9 @@ static void drains_reap(struct ipvs *v)
 
 /* ---- staging a plan ---- */
 
-static int stage_frontend(struct ipvs *v, const struct plan_frontend *fe)
+/* Stage fe's items. want: NULL, or where to append fe's virtual servers
+ * too (the read-back of ipvs_adopt keeps the services the plan wants). */
+static int stage_frontend(struct ipvs *v, const struct plan_frontend *fe, struct ipvs_item_vec *want)
 {
 	struct ipvs_items_cfg cfg = { .scheduler = v->sched, .node_addrs = v->node_addrs,
 				      .n_node_addrs = v->n_node_addrs };
@@ -631,6 +633,16 @@ static int stage_frontend(struct ipvs *v, const struct plan_frontend *fe)
 			warn_unmapped(v, fe->epset, s);
 	}
 	r = ipvs_frontend_items(fe, &cfg, &vec);
+	for (size_t i = 0; r == 0 && want && i < vec.n; i++) {
+		struct ipvs_item *it;
+
+		if (vec.v[i].kind != IPVS_ITEM_SERVICE)
+			continue;
+		if (!(it = ipvs_item_vec_push(want)))
+			r = -ENOMEM;
+		else
+			*it = vec.v[i];
+	}
 	if (r < 0) {
 		ipvs_item_vec_done(&vec);
 		return r;
@@ -640,9 +652,30 @@ static int stage_frontend(struct ipvs *v, const struct plan_frontend *fe)
 	return ipvs_state_stage(v->state, &k, &vec);
 }
 
-/* Commit or drop the staged change depending on r (the send's result). */
-static int finish(struct ipvs *v, int r, const char *what, double t0, const struct ipvs_change *c)
+/* Stage every frontend of plan; want as for stage_frontend. */
+static int stage_plan(struct ipvs *v, const struct plan *plan, struct ipvs_item_vec *want)
 {
+	int r = 0;
+
+	for (size_t i = 0; i < plan->n_frontends && r == 0; i++)
+		r = stage_frontend(v, &plan->frontends[i], want);
+	return r;
+}
+
+/* Make the staged frontends the kernel's: compute the change (against the
+ * committed state, or with have not NULL against the kernel's items read
+ * back), send it, and commit it, or on any failure drop it and forget the
+ * state so that the next sync reads the kernel back. r: the staging's
+ * result (nothing is computed or sent unless it is 0). what and t0 are for
+ * the log line. */
+static int converge(struct ipvs *v, int r, const struct ipvs_item_vec *have, const char *what, double t0)
+{
+	struct ipvs_change c = { 0 };
+
+	if (r == 0)
+		r = have ? ipvs_state_change_from(v->state, have->v, have->n, &c) : ipvs_state_change(v->state, &c);
+	if (r == 0)
+		r = send_change(v, &c);
 	if (r < 0) {
 		ipvs_state_discard(v->state);
 		ipvs_state_reset(v->state);
@@ -651,7 +684,7 @@ static int finish(struct ipvs *v, int r, const char *what, double t0, const stru
 	}
 	ipvs_state_commit(v->state);
 	log_info("ipvs: %s: %zu frontends, +%zu -%zu ~%zu items (%zu draining) in %.1f ms", what,
-		 ipvs_state_frontends(v->state), c->n_adds, c->n_dels, c->n_edits, c->n_drains, now_ms() - t0);
+		 ipvs_state_frontends(v->state), c.n_adds, c.n_dels, c.n_edits, c.n_drains, now_ms() - t0);
 	drains_reap(v);
 	return 0;
 }
@@ -660,7 +693,6 @@ static int finish(struct ipvs *v, int r, const char *what, double t0, const stru
 static int ipvs_adopt(struct ipvs *v, const struct plan *plan)
 {
 	struct ipvs_item_vec want = { 0 }, have = { 0 };
-	struct ipvs_change c = { 0 };
 	double t0 = now_ms();
 	int r;
 
@@ -669,29 +701,13 @@ static int ipvs_adopt(struct ipvs *v, const struct plan *plan)
 		return r;
 	node_addrs_refresh(v);
 	ipvs_state_reset(v->state);
-	for (size_t i = 0; i < plan->n_frontends && r == 0; i++)
-		r = stage_frontend(v, &plan->frontends[i]);
-	/* The services the plan wants, for the read-back. */
-	for (size_t i = 0; i < plan->n_frontends && r == 0; i++) {
-		struct ipvs_items_cfg cfg = { .scheduler = v->sched, .node_addrs = v->node_addrs,
-					      .n_node_addrs = v->n_node_addrs };
-		size_t start = want.n, w = start;
-
-		r = ipvs_frontend_items(&plan->frontends[i], &cfg, &want);
-		for (size_t j = start; r == 0 && j < want.n; j++)
-			if (want.v[j].kind == IPVS_ITEM_SERVICE)
-				want.v[w++] = want.v[j];
-		want.n = w;
-	}
+	/* Staging also lists the services the plan wants, for the read-back. */
+	r = stage_plan(v, plan, &want);
 	if (r == 0) {
 		ipvs_item_vec_sort(&want);
 		r = kernel_items(v, want.v, want.n, &have);
 	}
-	if (r == 0)
-		r = ipvs_state_change_from(v->state, have.v, have.n, &c);
-	if (r == 0)
-		r = send_change(v, &c);
-	r = finish(v, r, "took over the kernel's IPVS table", t0, &c);
+	r = converge(v, r, &have, "took over the kernel's IPVS table", t0);
 	if (r == 0)
 		v->need_full = false;
 	ipvs_item_vec_done(&want);
@@ -702,24 +718,18 @@ static int ipvs_adopt(struct ipvs *v, const struct plan *plan)
 static int ipvs_sync(void *priv, const struct plan *plan)
 {
 	struct ipvs *v = priv;
-	struct ipvs_change c = { 0 };
 	double t0 = now_ms();
-	int r = 0;
+	int r;
 
 	if (!v->genl)
 		return -ENOTCONN;
 	if (v->need_full)
 		return ipvs_adopt(v, plan);
 	node_addrs_refresh(v);
-	for (size_t i = 0; i < plan->n_frontends && r == 0; i++)
-		r = stage_frontend(v, &plan->frontends[i]);
+	r = stage_plan(v, plan, NULL);
 	if (r == 0)
 		r = ipvs_state_stage_unstaged_removals(v->state);
-	if (r == 0)
-		r = ipvs_state_change(v->state, &c);
-	if (r == 0)
-		r = send_change(v, &c);
-	return finish(v, r, "sync", t0, &c);
+	return converge(v, r, NULL, "sync", t0);
 }
 
 static int ptr_cmp(const void *a, const void *b)
@@ -733,18 +743,17 @@ static int ipvs_apply(void *priv, const struct plan *plan, const struct plan_dif
 {
 	struct ipvs *v = priv;
 	const struct plan_epset **eps = NULL;
-	struct ipvs_change c = { 0 };
 	double t0 = now_ms();
 	int r = 0;
 
-	if (!v->genl)
-		return -ENOTCONN;
-	if (v->need_full)
-		return ipvs_adopt(v, plan);
+	/* No handle, or a state to read back first: ipvs_sync says so or
+	 * takes the kernel over. */
+	if (!v->genl || v->need_full)
+		return ipvs_sync(priv, plan);
 	for (size_t i = 0; i < diff->n_fe_added && r == 0; i++)
-		r = stage_frontend(v, diff->fe_added[i]);
+		r = stage_frontend(v, diff->fe_added[i], NULL);
 	for (size_t i = 0; i < diff->n_fe_changed && r == 0; i++)
-		r = stage_frontend(v, diff->fe_changed[i]);
+		r = stage_frontend(v, diff->fe_changed[i], NULL);
 	for (size_t i = 0; i < diff->n_fe_removed && r == 0; i++) {
 		struct ipvs_fe_key k;
 
@@ -763,16 +772,12 @@ static int ipvs_apply(void *priv, const struct plan *plan, const struct plan_dif
 				const void *key = plan->frontends[i].epset;
 
 				if (bsearch(&key, eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp))
-					r = stage_frontend(v, &plan->frontends[i]);
+					r = stage_frontend(v, &plan->frontends[i], NULL);
 			}
 		}
 	}
 	free(eps);
-	if (r == 0)
-		r = ipvs_state_change(v->state, &c);
-	if (r == 0)
-		r = send_change(v, &c);
-	return finish(v, r, "update", t0, &c);
+	return converge(v, r, NULL, "update", t0);
 }
 
 /* ---- set-up and tear-down ---- */
