@@ -408,11 +408,13 @@ int ipvs_host_node_addrs(struct ipvs_host *h, int exclude_ifindex,
 
 /* ---- Sysctls ---- */
 
-/* "/proc/sys/" + path into buf, refusing paths that would leave it. */
-static int sysctl_path(const char *path, char buf[PATH_MAX])
+/* Open "/proc/sys/" + path with flags (O_CLOEXEC added), refusing paths
+ * that would leave /proc/sys (-EINVAL). Returns the descriptor, or -errno. */
+static int sysctl_open(const char *path, int flags)
 {
+	char file[PATH_MAX];
 	const char *p, *end;
-	int n;
+	int n, fd;
 
 	if (!path || !*path || path[0] == '/')
 		return -EINVAL;
@@ -421,25 +423,24 @@ static int sysctl_path(const char *path, char buf[PATH_MAX])
 		if (end - p == 2 && p[0] == '.' && p[1] == '.')
 			return -EINVAL;
 	}
-	n = snprintf(buf, PATH_MAX, "/proc/sys/%s", path);
-	return n > 0 && n < PATH_MAX ? 0 : -EINVAL;
+	n = snprintf(file, sizeof(file), "/proc/sys/%s", path);
+	if (n <= 0 || n >= (int)sizeof(file))
+		return -EINVAL;
+	fd = open(file, flags | O_CLOEXEC);
+	return fd == -1 ? -errno : fd;
 }
 
 int ipvs_host_sysctl_set(const char *path, const char *value)
 {
-	char file[PATH_MAX];
 	size_t len;
 	ssize_t w;
 	int fd, r;
 
 	if (!value || !*value)
 		return -EINVAL;
-	r = sysctl_path(path, file);
-	if (r < 0)
-		return r;
-	fd = open(file, O_WRONLY | O_CLOEXEC);
-	if (fd == -1)
-		return -errno;
+	fd = sysctl_open(path, O_WRONLY);
+	if (fd < 0)
+		return fd;
 	/* One write: the kernel parses a sysctl value from a single call. */
 	len = strlen(value);
 	w = write(fd, value, len);
@@ -450,21 +451,18 @@ int ipvs_host_sysctl_set(const char *path, const char *value)
 
 int ipvs_host_sysctl_get(const char *path, size_t size, char *ret)
 {
-	char file[PATH_MAX], buf[4096];
+	char buf[4096];
 	size_t n = 0;
 	bool full;
 	ssize_t got;
-	int fd, r;
+	int fd, r = 0;
 
 	if (!ret || size == 0)
 		return -EINVAL;
 	ret[0] = '\0';
-	r = sysctl_path(path, file);
-	if (r < 0)
-		return r;
-	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return -errno;
+	fd = sysctl_open(path, O_RDONLY);
+	if (fd < 0)
+		return fd;
 	/* Values are short text; read to the end (a page at most). */
 	while (n < sizeof(buf)) {
 		got = read(fd, buf + n, sizeof(buf) - n);
