@@ -414,13 +414,49 @@ Test(ipvs_genl, parses_connection_counts_of_a_kernel_dest_reply)
 	nlmsg_free(msg);
 }
 
+/* A NEW_SERVICE message whose service nest the caller fills in, to make
+ * it malformed; end it with parse_service_nest. */
+static struct nl_msg *service_nest_begin(struct nlattr **ret_nest)
+{
+	struct nl_msg *msg = nlmsg_alloc();
+
+	cr_assert_not_null(genlmsg_put(msg, 0, 0, FAMILY, 0, 0, IPVS_CMD_NEW_SERVICE, 1));
+	*ret_nest = nla_nest_start(msg, IPVS_CMD_ATTR_SERVICE);
+	cr_assert_not_null(*ret_nest);
+	return msg;
+}
+
+/* Close the nest, parse msg as a service and free it: the parser's result. */
+static int parse_service_nest(struct nl_msg *msg, struct nlattr *nest)
+{
+	struct ipvs_service s;
+	int r;
+
+	nla_nest_end(msg, nest);
+	r = ipvs_genl_parse_service(nlmsg_hdr(msg), &s);
+	nlmsg_free(msg);
+	return r;
+}
+
+/* A service key of family af: protocol TCP, an address attribute of len
+ * bytes (none when addr is NULL), the port when port is not 0. */
+static void put_key(struct nl_msg *msg, uint16_t af, const void *addr, int len, uint16_t port)
+{
+	nla_put_u16(msg, IPVS_SVC_ATTR_AF, af);
+	nla_put_u16(msg, IPVS_SVC_ATTR_PROTOCOL, IPPROTO_TCP);
+	if (addr)
+		nla_put(msg, IPVS_SVC_ATTR_ADDR, len, addr);
+	if (port)
+		nla_put_u16(msg, IPVS_SVC_ATTR_PORT, htons(port));
+}
+
 Test(ipvs_genl, malformed_messages_are_ebadmsg)
 {
 	struct ipvs_service s;
 	struct ipvs_dest d;
 	struct nl_msg *msg;
 	struct nlattr *nest;
-	uint8_t two[2] = { 1, 2 };
+	uint8_t two[2] = { 1, 2 }, v4[4] = { 10, 0, 0, 1 };
 
 	/* No service, no destination at all. */
 	msg = nlmsg_alloc();
@@ -429,58 +465,35 @@ Test(ipvs_genl, malformed_messages_are_ebadmsg)
 	cr_assert_eq(ipvs_genl_parse_dest(nlmsg_hdr(msg), AF_INET, &d), -EBADMSG);
 	nlmsg_free(msg);
 
+	/* The control: a well-formed key parses. */
+	msg = service_nest_begin(&nest);
+	put_key(msg, AF_INET, v4, sizeof(v4), 80);
+	cr_assert_eq(parse_service_nest(msg, nest), 0);
+
 	/* An address of two bytes. */
-	msg = nlmsg_alloc();
-	genlmsg_put(msg, 0, 0, FAMILY, 0, 0, IPVS_CMD_NEW_SERVICE, 1);
-	nest = nla_nest_start(msg, IPVS_CMD_ATTR_SERVICE);
-	nla_put_u16(msg, IPVS_SVC_ATTR_AF, AF_INET);
-	nla_put_u16(msg, IPVS_SVC_ATTR_PROTOCOL, IPPROTO_TCP);
-	nla_put(msg, IPVS_SVC_ATTR_ADDR, sizeof(two), two);
-	nla_put_u16(msg, IPVS_SVC_ATTR_PORT, htons(80));
-	nla_nest_end(msg, nest);
-	cr_assert_eq(ipvs_genl_parse_service(nlmsg_hdr(msg), &s), -EBADMSG);
-	nlmsg_free(msg);
+	msg = service_nest_begin(&nest);
+	put_key(msg, AF_INET, two, sizeof(two), 80);
+	cr_assert_eq(parse_service_nest(msg, nest), -EBADMSG);
 
 	/* An IPv6 service with a 4-byte address. */
-	msg = nlmsg_alloc();
-	genlmsg_put(msg, 0, 0, FAMILY, 0, 0, IPVS_CMD_NEW_SERVICE, 1);
-	nest = nla_nest_start(msg, IPVS_CMD_ATTR_SERVICE);
-	nla_put_u16(msg, IPVS_SVC_ATTR_AF, AF_INET6);
-	nla_put_u16(msg, IPVS_SVC_ATTR_PROTOCOL, IPPROTO_TCP);
-	nla_put_u32(msg, IPVS_SVC_ATTR_ADDR, 0x0100000a);
-	nla_put_u16(msg, IPVS_SVC_ATTR_PORT, htons(80));
-	nla_nest_end(msg, nest);
-	cr_assert_eq(ipvs_genl_parse_service(nlmsg_hdr(msg), &s), -EBADMSG);
-	nlmsg_free(msg);
+	msg = service_nest_begin(&nest);
+	put_key(msg, AF_INET6, v4, sizeof(v4), 80);
+	cr_assert_eq(parse_service_nest(msg, nest), -EBADMSG);
 
 	/* An unknown address family, and a key without a port. */
-	msg = nlmsg_alloc();
-	genlmsg_put(msg, 0, 0, FAMILY, 0, 0, IPVS_CMD_NEW_SERVICE, 1);
-	nest = nla_nest_start(msg, IPVS_CMD_ATTR_SERVICE);
+	msg = service_nest_begin(&nest);
 	nla_put_u16(msg, IPVS_SVC_ATTR_AF, 99);
-	nla_nest_end(msg, nest);
-	cr_assert_eq(ipvs_genl_parse_service(nlmsg_hdr(msg), &s), -EBADMSG);
-	nlmsg_free(msg);
-	msg = nlmsg_alloc();
-	genlmsg_put(msg, 0, 0, FAMILY, 0, 0, IPVS_CMD_NEW_SERVICE, 1);
-	nest = nla_nest_start(msg, IPVS_CMD_ATTR_SERVICE);
-	nla_put_u16(msg, IPVS_SVC_ATTR_AF, AF_INET);
-	nla_put_u16(msg, IPVS_SVC_ATTR_PROTOCOL, IPPROTO_TCP);
-	nla_put_u32(msg, IPVS_SVC_ATTR_ADDR, 0x0100000a);
-	nla_nest_end(msg, nest);
-	cr_assert_eq(ipvs_genl_parse_service(nlmsg_hdr(msg), &s), -EBADMSG);
-	nlmsg_free(msg);
+	cr_assert_eq(parse_service_nest(msg, nest), -EBADMSG);
+	msg = service_nest_begin(&nest);
+	put_key(msg, AF_INET, v4, sizeof(v4), 0);
+	cr_assert_eq(parse_service_nest(msg, nest), -EBADMSG);
 
 	/* A scheduler name without its NUL. */
-	msg = nlmsg_alloc();
-	genlmsg_put(msg, 0, 0, FAMILY, 0, 0, IPVS_CMD_NEW_SERVICE, 1);
-	nest = nla_nest_start(msg, IPVS_CMD_ATTR_SERVICE);
+	msg = service_nest_begin(&nest);
 	nla_put_u16(msg, IPVS_SVC_ATTR_AF, AF_INET);
 	nla_put_u32(msg, IPVS_SVC_ATTR_FWMARK, 1);
 	nla_put(msg, IPVS_SVC_ATTR_SCHED_NAME, 2, "rr");
-	nla_nest_end(msg, nest);
-	cr_assert_eq(ipvs_genl_parse_service(nlmsg_hdr(msg), &s), -EBADMSG);
-	nlmsg_free(msg);
+	cr_assert_eq(parse_service_nest(msg, nest), -EBADMSG);
 
 	/* A message too short for its generic netlink header. */
 	msg = nlmsg_alloc();
