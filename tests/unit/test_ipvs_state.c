@@ -33,6 +33,14 @@ static void fixture(void)
 	web.balance = BALANCE_ROUND_ROBIN;
 }
 
+/* A cluster IP vip:port/TCP frontend of web, masqueraded unless local:
+ * the frontend most tests start from. */
+static struct plan_frontend web_fe(const char *vip, uint16_t port)
+{
+	return (struct plan_frontend){ .kind = FRONTEND_CLUSTER_IP, .addr = addr(vip), .proto = INET_PROTO_TCP,
+				       .port = port, .epset = &web, .masquerade = PLAN_MASQ_UNLESS_LOCAL };
+}
+
 /* Items of fe as text lines, sorted. */
 static char *items_text(const struct plan_frontend *fe, const struct ipvs_items_cfg *cfg)
 {
@@ -55,8 +63,7 @@ static char *items_text(const struct plan_frontend *fe, const struct ipvs_items_
 
 Test(ipvs_items, cluster_ip, .init = fixture)
 {
-	struct plan_frontend fe = { .kind = FRONTEND_CLUSTER_IP, .addr = addr("10.96.0.10"), .proto = INET_PROTO_TCP,
-				    .port = 80, .epset = &web, .masquerade = PLAN_MASQ_UNLESS_LOCAL };
+	struct plan_frontend fe = web_fe("10.96.0.10", 80);
 	struct ipvs_items_cfg cfg = { .scheduler = "wlc" };
 	char *t = items_text(&fe, &cfg);
 
@@ -189,6 +196,16 @@ static void unstage_fe(struct ipvs_state *st, const struct plan_frontend *fe)
 	cr_assert_eq(ipvs_state_stage_removal(st, &k), 0);
 }
 
+/* Compute the staged change and commit it, for the steps whose change a
+ * test does not look at. */
+static void change_and_commit(struct ipvs_state *st)
+{
+	struct ipvs_change c;
+
+	cr_assert_eq(ipvs_state_change(st, &c), 0);
+	ipvs_state_commit(st);
+}
+
 static size_t count_kind(const struct ipvs_item *const *v, size_t n, enum ipvs_item_kind kind)
 {
 	size_t c = 0;
@@ -201,12 +218,9 @@ static size_t count_kind(const struct ipvs_item *const *v, size_t n, enum ipvs_i
 Test(ipvs_state, shared_address_added_once_deleted_with_the_last_user, .init = fixture)
 {
 	struct ipvs_state *st = ipvs_state_new();
-	struct plan_frontend http = { .kind = FRONTEND_CLUSTER_IP, .addr = addr("10.96.0.10"), .proto = INET_PROTO_TCP,
-				      .port = 80, .epset = &web, .masquerade = PLAN_MASQ_UNLESS_LOCAL };
-	struct plan_frontend https = http;
+	struct plan_frontend http = web_fe("10.96.0.10", 80), https = web_fe("10.96.0.10", 443);
 	struct ipvs_change c;
 
-	https.port = 443;
 	stage_fe(st, &http);
 	stage_fe(st, &https);
 	cr_assert_eq(ipvs_state_change(st, &c), 0);
@@ -244,13 +258,11 @@ Test(ipvs_state, shared_address_added_once_deleted_with_the_last_user, .init = f
 Test(ipvs_state, removed_tcp_endpoint_drains_udp_goes, .init = fixture)
 {
 	struct ipvs_state *st = ipvs_state_new();
-	struct plan_frontend fe = { .kind = FRONTEND_CLUSTER_IP, .addr = addr("10.96.0.10"), .proto = INET_PROTO_TCP,
-				    .port = 80, .epset = &web, .masquerade = PLAN_MASQ_UNLESS_LOCAL };
+	struct plan_frontend fe = web_fe("10.96.0.10", 80);
 	struct ipvs_change c;
 
 	stage_fe(st, &fe);
-	cr_assert_eq(ipvs_state_change(st, &c), 0);
-	ipvs_state_commit(st);
+	change_and_commit(st);
 
 	web.n_endpoints = 1; /* 10.1.0.2 goes */
 	stage_fe(st, &fe);
@@ -283,8 +295,7 @@ Test(ipvs_state, removed_tcp_endpoint_drains_udp_goes, .init = fixture)
 	fe.proto = INET_PROTO_UDP;
 	web.proto = INET_PROTO_UDP;
 	stage_fe(st, &fe);
-	cr_assert_eq(ipvs_state_change(st, &c), 0);
-	ipvs_state_commit(st);
+	change_and_commit(st);
 	web.n_endpoints = 1;
 	stage_fe(st, &fe);
 	cr_assert_eq(ipvs_state_change(st, &c), 0);
@@ -297,16 +308,12 @@ Test(ipvs_state, removed_tcp_endpoint_drains_udp_goes, .init = fixture)
 Test(ipvs_state, full_sync_removes_unstaged_frontends, .init = fixture)
 {
 	struct ipvs_state *st = ipvs_state_new();
-	struct plan_frontend a = { .kind = FRONTEND_CLUSTER_IP, .addr = addr("10.96.0.10"), .proto = INET_PROTO_TCP,
-				   .port = 80, .epset = &web, .masquerade = PLAN_MASQ_UNLESS_LOCAL };
-	struct plan_frontend b = a;
+	struct plan_frontend a = web_fe("10.96.0.10", 80), b = web_fe("10.96.0.11", 80);
 	struct ipvs_change c;
 
-	b.addr = addr("10.96.0.11");
 	stage_fe(st, &a);
 	stage_fe(st, &b);
-	cr_assert_eq(ipvs_state_change(st, &c), 0);
-	ipvs_state_commit(st);
+	change_and_commit(st);
 	stage_fe(st, &a);
 	cr_assert_eq(ipvs_state_stage_unstaged_removals(st), 0);
 	cr_assert_eq(ipvs_state_change(st, &c), 0);
@@ -320,8 +327,7 @@ Test(ipvs_state, full_sync_removes_unstaged_frontends, .init = fixture)
 Test(ipvs_state, adopt_converges_from_the_kernel, .init = fixture)
 {
 	struct ipvs_state *st = ipvs_state_new();
-	struct plan_frontend fe = { .kind = FRONTEND_CLUSTER_IP, .addr = addr("10.96.0.10"), .proto = INET_PROTO_TCP,
-				    .port = 80, .epset = &web, .masquerade = PLAN_MASQ_UNLESS_LOCAL };
+	struct plan_frontend fe = web_fe("10.96.0.10", 80);
 	struct ipvs_item_vec have = { 0 };
 	struct ipvs_item *stray;
 	struct ipvs_change c;
@@ -369,18 +375,14 @@ Test(ipvs_state, adopt_converges_from_the_kernel, .init = fixture)
 
 Test(ipvs_render, text_and_json, .init = fixture)
 {
-	struct plan_frontend fe[2] = {
-		{ .kind = FRONTEND_CLUSTER_IP, .addr = addr("10.96.0.10"), .proto = INET_PROTO_TCP, .port = 80,
-		  .epset = &web, .masquerade = PLAN_MASQ_UNLESS_LOCAL },
-		{ .kind = FRONTEND_CLUSTER_IP, .addr = addr("10.96.0.11"), .proto = INET_PROTO_UDP, .port = 53,
-		  .epset = &web, .masquerade = PLAN_MASQ_UNLESS_LOCAL },
-	};
+	struct plan_frontend fe[2] = { web_fe("10.96.0.10", 80), web_fe("10.96.0.11", 53) };
 	struct plan plan = { .frontends = fe, .n_frontends = 2, .epsets = &web, .n_epsets = 1 };
 	struct ipvs_options opts = { .scheduler = "sh", .masquerade_mark = 0x2000 };
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 
+	fe[1].proto = INET_PROTO_UDP;
 	web.affinity = true;
 	web.affinity_timeout_s = 300;
 	ipvs_render(&plan, &opts, PLAN_FORMAT_TEXT, f);
