@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "ipvs_host.h"
+#include "../helpers/ipvs_host_addrs.h"
 
 static struct inet_addr addr(const char *s)
 {
@@ -118,23 +119,6 @@ Test(ipvs_host, dummy_without_the_driver)
 	ipvs_host_close(h);
 }
 
-/* addr_list callback: remember up to 16 addresses. */
-struct seen {
-	struct inet_addr a[16];
-	uint8_t plen[16];
-	size_t n;
-};
-
-static int collect(const struct inet_addr *a, uint8_t prefix_len, void *ctx)
-{
-	struct seen *s = ctx;
-
-	cr_assert_lt(s->n, 16);
-	s->a[s->n] = *a;
-	s->plen[s->n++] = prefix_len;
-	return 0;
-}
-
 static int stop_at_first(const struct inet_addr *a, uint8_t prefix_len, void *ctx)
 {
 	(void)a;
@@ -143,25 +127,10 @@ static int stop_at_first(const struct inet_addr *a, uint8_t prefix_len, void *ct
 	return -ECANCELED;
 }
 
-/* The prefix length of text in s, or -1 when absent. */
-static int seen_plen(const struct seen *s, const char *text)
-{
-	struct inet_addr a = addr(text);
-
-	for (size_t i = 0; i < s->n; i++)
-		if (inet_addr_cmp(&s->a[i], &a) == 0)
-			return s->plen[i];
-	return -1;
-}
-
+/* Whether the address text is among v[0..n). */
 static bool in_list(const struct inet_addr *v, size_t n, const char *text)
 {
-	struct inet_addr a = addr(text);
-
-	for (size_t i = 0; i < n; i++)
-		if (inet_addr_cmp(&v[i], &a) == 0)
-			return true;
-	return false;
+	return addr_find(v, n, addr(text)) >= 0;
 }
 
 Test(ipvs_host, host_addresses_on_lo)
@@ -181,12 +150,12 @@ Test(ipvs_host, host_addresses_on_lo)
 	cr_assert_eq(ipvs_host_addr_add(h, 1, &v6), 0);
 	cr_assert_eq(ipvs_host_addr_add(h, 1, &v6), 0, "bound already: success");
 
-	cr_assert_eq(ipvs_host_addr_list(h, 1, collect, &s), 0);
+	cr_assert_eq(ipvs_host_addr_list(h, 1, seen_collect, &s), 0);
 	cr_assert_eq(s.n, 4, "lo: 127.0.0.1, ::1 and the two VIPs, got %zu", s.n);
-	cr_assert_eq(seen_plen(&s, "127.0.0.1"), 8);
-	cr_assert_eq(seen_plen(&s, "::1"), 128);
-	cr_assert_eq(seen_plen(&s, "10.96.0.10"), 32);
-	cr_assert_eq(seen_plen(&s, "fd00:96::10"), 128);
+	cr_assert_eq(seen_plen(&s, addr("127.0.0.1")), 8);
+	cr_assert_eq(seen_plen(&s, addr("::1")), 128);
+	cr_assert_eq(seen_plen(&s, addr("10.96.0.10")), 32);
+	cr_assert_eq(seen_plen(&s, addr("fd00:96::10")), 128);
 	cr_assert_eq(ipvs_host_addr_list(h, 1, stop_at_first, &calls), -ECANCELED);
 	cr_assert_eq(calls, 1);
 	calls = 0;
@@ -208,16 +177,16 @@ Test(ipvs_host, host_addresses_on_lo)
 	cr_assert_eq(ipvs_host_addr_del(h, 1, &v6), 0);
 	cr_assert_eq(ipvs_host_addr_del(h, 1, &v6), 0, "gone already: success");
 	memset(&s, 0, sizeof(s));
-	cr_assert_eq(ipvs_host_addr_list(h, 1, collect, &s), 0);
+	cr_assert_eq(ipvs_host_addr_list(h, 1, seen_collect, &s), 0);
 	cr_assert_eq(s.n, 2);
-	cr_assert_eq(seen_plen(&s, "10.96.0.10"), -1);
+	cr_assert_eq(seen_plen(&s, addr("10.96.0.10")), -1);
 
 	/* Deleting only ever removes the host address: 127.0.0.1/8 stays. */
 	v4 = addr("127.0.0.1");
 	cr_assert_eq(ipvs_host_addr_del(h, 1, &v4), 0);
 	memset(&s, 0, sizeof(s));
-	cr_assert_eq(ipvs_host_addr_list(h, 1, collect, &s), 0);
-	cr_assert_eq(seen_plen(&s, "127.0.0.1"), 8);
+	cr_assert_eq(ipvs_host_addr_list(h, 1, seen_collect, &s), 0);
+	cr_assert_eq(seen_plen(&s, addr("127.0.0.1")), 8);
 
 	/* A stale ifindex is an error, not "already gone". */
 	cr_assert_eq(ipvs_host_addr_add(h, 4242, &v6), -ENODEV);
