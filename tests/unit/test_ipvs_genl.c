@@ -502,13 +502,22 @@ Test(ipvs_genl, malformed_messages_are_ebadmsg)
 	nlmsg_free(msg);
 }
 
+/* The request of a builder that takes no object, checked for its command;
+ * the caller frees it. */
+static struct nl_msg *plain_request(int (*build)(struct nl_msg *msg, int family), uint8_t cmd)
+{
+	struct nl_msg *msg = nlmsg_alloc();
+
+	cr_assert_eq(build(msg, FAMILY), 0);
+	cr_assert_eq(genl_cmd(msg), cmd);
+	return msg;
+}
+
 Test(ipvs_genl, dump_requests)
 {
 	struct ipvs_service svc = tcp_v4(), key;
-	struct nl_msg *msg = nlmsg_alloc();
+	struct nl_msg *msg = plain_request(ipvs_genl_build_get_services, IPVS_CMD_GET_SERVICE);
 
-	cr_assert_eq(ipvs_genl_build_get_services(msg, FAMILY), 0);
-	cr_assert_eq(genl_cmd(msg), IPVS_CMD_GET_SERVICE);
 	cr_assert_eq(nlmsg_hdr(msg)->nlmsg_flags & NLM_F_DUMP, NLM_F_DUMP);
 	cr_assert_eq(genlmsg_attrlen(genlmsg_hdr(nlmsg_hdr(msg)), 0), 0);
 	nlmsg_free(msg);
@@ -521,15 +530,8 @@ Test(ipvs_genl, dump_requests)
 	cr_assert_eq(key.port, svc.port);
 	nlmsg_free(msg);
 
-	msg = nlmsg_alloc();
-	cr_assert_eq(ipvs_genl_build_flush(msg, FAMILY), 0);
-	cr_assert_eq(genl_cmd(msg), IPVS_CMD_FLUSH);
-	nlmsg_free(msg);
-
-	msg = nlmsg_alloc();
-	cr_assert_eq(ipvs_genl_build_get_info(msg, FAMILY), 0);
-	cr_assert_eq(genl_cmd(msg), IPVS_CMD_GET_INFO);
-	nlmsg_free(msg);
+	nlmsg_free(plain_request(ipvs_genl_build_flush, IPVS_CMD_FLUSH));
+	nlmsg_free(plain_request(ipvs_genl_build_get_info, IPVS_CMD_GET_INFO));
 }
 
 Test(ipvs_genl, timeouts_round_trip_and_zero_is_not_sent)
@@ -547,11 +549,7 @@ Test(ipvs_genl, timeouts_round_trip_and_zero_is_not_sent)
 	cr_assert_eq(out.tcp_fin, 0);
 	cr_assert_eq(out.udp, 300);
 	nlmsg_free(msg);
-
-	msg = nlmsg_alloc();
-	cr_assert_eq(ipvs_genl_build_get_timeouts(msg, FAMILY), 0);
-	cr_assert_eq(genl_cmd(msg), IPVS_CMD_GET_CONFIG);
-	nlmsg_free(msg);
+	nlmsg_free(plain_request(ipvs_genl_build_get_timeouts, IPVS_CMD_GET_CONFIG));
 }
 
 Test(ipvs_genl, parses_an_info_reply)
