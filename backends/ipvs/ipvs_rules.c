@@ -66,10 +66,12 @@ static void set_match(struct rule_ctx *c, enum ipvs_set_id set, unsigned dims, b
 /* "meta mark set meta mark or M" */
 static void mark_set(struct rule_ctx *c)
 {
-	uint32_t all = 0xffffffff, m = c->cfg->masq_mark;
+	/* An OR is (mark & ~m) ^ m: the bit is set whatever it was (a plain
+	 * xor would clear it on a packet that had it). */
+	uint32_t m = c->cfg->masq_mark, keep = ~m;
 
 	nft_expr_load_meta(&c->rb, NFT_META_MARK, 0);
-	nft_expr_bitwise(&c->rb, 0, &all, &m, sizeof(m));
+	nft_expr_bitwise(&c->rb, 0, &keep, &m, sizeof(m));
 	nft_expr_store_meta(&c->rb, NFT_META_MARK, 0);
 	nft_expr_text(&c->rb, "meta mark set meta mark or 0x%08x", m);
 }

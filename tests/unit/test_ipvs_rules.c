@@ -161,6 +161,40 @@ static int reject_case(void)
 		fprintf(stderr, "connect from an allowed source: %s\n", strerror(-r));
 		return 23;
 	}
+	/* FERRY-MASQ sets the mark bit, and keeps it on a packet that has it
+	 * already: a chain before ours (priority -150) marks, one after ours counts marked
+	 * packets (an xor would have cleared the bit). */
+	if (ipvs_ipset_del(s, "FERRY-LB-FIREWALL", &e) < 0 || ipvs_ipset_add(s, "FERRY-MASQ", &e) < 0)
+		return 24;
+	if (system("nft -f - <<'EOF'\n"
+		   "table ip probe {\n"
+		   " chain pre {\n  type nat hook output priority -150;\n"
+		   "  ip daddr 127.0.0.2 tcp dport 8080 meta mark set 0x4000\n }\n"
+		   " chain post {\n  type nat hook output priority -50;\n"
+		   "  ip daddr 127.0.0.2 tcp dport 8080 meta mark & 0x4000 == 0x4000 counter\n }\n"
+		   "}\n"
+		   "EOF") != 0)
+		return 77;
+	/* The connection itself does not get through: postrouting's
+	 * masquerade finds no address to use on lo and drops it. The SYN
+	 * has been counted by then. */
+	(void)try_connect(8080);
+	{
+		FILE *f = popen("nft list chain ip probe post", "r");
+		char line[256];
+		long packets = -1;
+
+		while (f && fgets(line, sizeof(line), f))
+			if (strstr(line, "counter packets "))
+				packets = strtol(strstr(line, "counter packets ") + 16, NULL, 10);
+		if (f)
+			pclose(f);
+		/* Each SYN the masquerade dropped is new again, and counted. */
+		if (packets < 1) {
+			fprintf(stderr, "marked packets after the masquerade mark: %ld, want 1 or more\n", packets);
+			return 26;
+		}
+	}
 	close(lfd);
 	nft_batch_free(b);
 	mnl_socket_close(nl);
@@ -168,7 +202,7 @@ static int reject_case(void)
 	return 0;
 }
 
-Test(ipvs_rules, set_matches_refuse_drop_and_filter_real_connections, .timeout = 60)
+Test(ipvs_rules, set_matches_refuse_drop_filter_and_mark_real_connections, .timeout = 60)
 {
 	pid_t pid = fork();
 	int status;
