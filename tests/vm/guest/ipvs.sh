@@ -12,7 +12,7 @@
 #   - TCP cluster IP spread over both endpoints; an outside client is
 #     masqueraded, a "pod" keeps its address, the node's own connection too
 #     is masqueraded; UDP, SCTP and IPv6 cluster IPs answer;
-#   - node port on the node's addresses, masqueraded;
+#   - node port on the node's addresses, external IP, both masqueraded;
 #   - a service without endpoints is refused at once (TCP and UDP);
 #   - load-balancer source ranges: the allowed source answers, another is
 #     dropped;
@@ -108,6 +108,8 @@ for b in lc:least-conn two:random-two; do
 		"$M/${b%%:*}.yaml"
 	eps_yaml "$M/${b%%:*}-eps.yaml" "${b%%:*}-1" "${b%%:*}" http/TCP/9000 -- 10.0.2.2
 done
+svc_yaml "$M/ext.yaml" ext ip=10.96.0.17 ports=http/TCP/80/9000 ext=192.0.2.50
+eps_yaml "$M/ext-eps.yaml" ext-1 ext http/TCP/9000 -- 10.0.2.2
 svc_yaml "$M/drain.yaml" drain ip=10.96.0.15 ports=http/TCP/80/9000
 eps_yaml "$M/drain-eps.yaml" drain-1 drain http/TCP/9000 -- 10.0.2.3
 
@@ -132,6 +134,8 @@ wait_answer "$C" sctp 10.96.0.20:3868 s1
 wait_answer "$C" tcp "[fd00:96::10]:80" s6
 say "node port on the node's addresses, masqueraded"
 [ "$(seen_by "$C" tcp 10.0.1.1:30080)" = 10.0.2.1 ] || fail "node port must be masqueraded"
+say "external IP: answered, masqueraded (externalTrafficPolicy Cluster)"
+[ "$(seen_by "$C" tcp 192.0.2.50:80)" = 10.0.2.1 ] || fail "an external IP must be masqueraded"
 say "no endpoint: refused at once"
 expect_refused_vm "$C" tcp 10.96.0.30:80
 expect_refused_vm "$C" udp 10.96.0.30:53
