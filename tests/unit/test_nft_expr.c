@@ -162,7 +162,7 @@ Test(nft_expr, operations_and_statements_round_trip)
 	struct nftnl_rule *r;
 	struct nftnl_expr *x[12];
 	uint32_t dnat = 0x20, zero = 0, mark = 0x4000, keep = ~mark;
-	uint8_t mask[4] = { 0xff }, net[4] = { 10 };
+	uint8_t mask[4] = { 0xff }, net[4] = { 10 }, zeros[4] = { 0 };
 	uint32_t len;
 	const uint8_t *d;
 
@@ -172,7 +172,7 @@ Test(nft_expr, operations_and_statements_round_trip)
 	nft_expr_cmp(&rb, 0, NFT_CMP_NEQ, &zero, 4);
 	nft_expr_text(&rb, "ct status dnat ");
 	nft_expr_load_addr(&rb, false, 0);
-	nft_expr_bitwise(&rb, 0, mask, net + 1, 4); /* xor with zeros */
+	nft_expr_bitwise(&rb, 0, mask, zeros, 4);
 	nft_expr_cmp(&rb, 0, NFT_CMP_NEQ, net, 4);
 	nft_expr_text(&rb, " != 10.0.0.0/8 ");
 	nft_expr_load_meta(&rb, NFT_META_MARK, 0);
