@@ -33,10 +33,21 @@
  *                                           (nft -f input), target last
  *   nft_scale_bench gen-kube-nft-change FILE N EPS   the same shape's update
  *                                           of one endpoint of the target
+ *   nft_scale_bench gen-ipvsadm FILE N EPS  the same N services x EPS real
+ *                                           servers as ipvsadm-restore input
+ *                                           (rr, masquerading), in ascending
+ *                                           cluster-IP order (ferry's order)
+ *   nft_scale_bench gen-addrs FILE N DEV    `ip -batch` input binding the N
+ *                                           cluster IPs (/32) to DEV
  *
  * Service i (0-based) has cluster IP 10.96.0.0/12 + i + 1, port 80; the
  * target is service N-1, whose endpoints are 10.0.2.2:9000+j (real, served
  * by `serve`); the others point at 10.1.x.y:9000 (never contacted).
+ * Environment, for the generators (bench/ipvs_scale_guest.sh runs several
+ * rulesets side by side, each behind its own node): NSB_SVC_BASE replaces
+ * 10.96.0.0 as the base of the cluster IPs, NSB_SVC_STRIDE (1) is the step
+ * between them, NSB_REVERSE=1 numbers them backwards (the target gets the
+ * lowest), NSB_TARGET replaces 10.0.2.2 as the target's endpoint address.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,9 +63,21 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The cluster IPs' base, step and order and the target's endpoint
+ * address, from NSB_SVC_BASE, NSB_SVC_STRIDE, NSB_REVERSE and NSB_TARGET;
+ * svc_n is the generator's N. Set in main. */
+static uint32_t svc_base = 10u << 24 | 96u << 16;
+static uint32_t svc_stride = 1;
+static int svc_reverse;
+static unsigned svc_n;
+static const char *target_addr = "10.0.2.2";
+
+/* Service i's cluster IP: base + 1 + k * stride, k = i (or N-1-i with
+ * NSB_REVERSE, which gives the target, service N-1, the lowest address). */
 static void svc_ip(unsigned i, char *buf)
 {
-	uint32_t a = (10u << 24 | 96u << 16) + i + 1;
+	uint32_t k = svc_reverse && i < svc_n ? svc_n - 1 - i : i;
+	uint32_t a = svc_base + 1 + k * svc_stride;
 	sprintf(buf, "%u.%u.%u.%u", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
 }
 
@@ -62,7 +85,7 @@ static void svc_ip(unsigned i, char *buf)
 static void ep_of(unsigned i, unsigned j, unsigned n, char *addr, unsigned *port)
 {
 	if (i == n - 1) {
-		strcpy(addr, "10.0.2.2");
+		strcpy(addr, target_addr);
 		*port = 9000 + j;
 		return;
 	}
@@ -499,8 +522,71 @@ static int gen_kube_nft(const char *file, unsigned n, unsigned eps, int change)
 	return 0;
 }
 
+/* ipvsadm-restore input: a virtual server per service (rr), a masquerading
+ * real server per endpoint. */
+static int gen_ipvsadm(const char *file, unsigned n, unsigned eps)
+{
+	FILE *f = fopen(file, "w");
+	char ip[32], ep[32];
+	unsigned port;
+
+	if (!f)
+		return 1;
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = svc_reverse ? n - 1 - k : k;
+
+		svc_ip(i, ip);
+		fprintf(f, "-A -t %s:80 -s rr\n", ip);
+		for (unsigned j = 0; j < eps; j++) {
+			ep_of(i, j, n, ep, &port);
+			fprintf(f, "-a -t %s:80 -r %s:%u -m -w 1\n", ip, ep, port);
+		}
+	}
+	return fclose(f) ? 1 : 0;
+}
+
+/* `ip -batch` input: every cluster IP bound to dev (what kube-proxy's IPVS
+ * mode does on kube-ipvs0, ferry's on ferry-ipvs0). */
+static int gen_addrs(const char *file, unsigned n, const char *dev)
+{
+	FILE *f = fopen(file, "w");
+	char ip[32];
+
+	if (!f)
+		return 1;
+	for (unsigned i = 0; i < n; i++) {
+		svc_ip(i, ip);
+		fprintf(f, "address add %s/32 dev %s\n", ip, dev);
+	}
+	return fclose(f) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+	const char *base = getenv("NSB_SVC_BASE"), *target = getenv("NSB_TARGET");
+	struct in_addr a;
+
+	if (base && *base) {
+		if (inet_pton(AF_INET, base, &a) != 1) {
+			fprintf(stderr, "NSB_SVC_BASE: not an IPv4 address: %s\n", base);
+			return 2;
+		}
+		svc_base = ntohl(a.s_addr);
+	}
+	if (getenv("NSB_SVC_STRIDE"))
+		svc_stride = (uint32_t)strtoul(getenv("NSB_SVC_STRIDE"), NULL, 10);
+	if (!svc_stride)
+		svc_stride = 1;
+	svc_reverse = getenv("NSB_REVERSE") && strcmp(getenv("NSB_REVERSE"), "1") == 0;
+	if (argc >= 4 && strncmp(argv[1], "gen-", 4) == 0)
+		svc_n = (unsigned)atoi(argv[3]);
+	if (target && *target) {
+		if (inet_pton(AF_INET, target, &a) != 1) {
+			fprintf(stderr, "NSB_TARGET: not an IPv4 address: %s\n", target);
+			return 2;
+		}
+		target_addr = target;
+	}
 	if (argc >= 4 && strcmp(argv[1], "connect") == 0)
 		return do_connect(argv[2], (unsigned)atoi(argv[3]));
 	if (argc >= 3 && strcmp(argv[1], "interleave") == 0)
@@ -516,6 +602,10 @@ int main(int argc, char **argv)
 		return gen_kube_nft(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]), 0);
 	if (argc >= 5 && strcmp(argv[1], "gen-kube-nft-change") == 0)
 		return gen_kube_nft(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]), 1);
+	if (argc >= 5 && strcmp(argv[1], "gen-ipvsadm") == 0)
+		return gen_ipvsadm(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
+	if (argc >= 5 && strcmp(argv[1], "gen-addrs") == 0)
+		return gen_addrs(argv[2], (unsigned)atoi(argv[3]), argv[4]);
 	fprintf(stderr, "usage: see the header of bench/nft_scale_bench.c\n");
 	return 2;
 }
