@@ -315,8 +315,13 @@ static int dest_read(const struct ipvs_dest *d, void *ctx)
 	it->port2 = d->port;
 	/* ferry writes weights 0 and 1: anything else is someone's edit,
 	 * which the diff puts back to 1. */
-	it->weight = d->weight ? (d->weight == 1 ? 1 : d->weight) : 0;
+	it->weight = d->weight;
 	return 0;
+}
+
+static int item_bsearch_cmp(const void *a, const void *b)
+{
+	return ipvs_item_cmp(a, b);
 }
 
 static bool service_owned(const struct read_ctx *c, const struct ipvs_item *k)
@@ -329,7 +334,7 @@ static bool service_owned(const struct read_ctx *c, const struct ipvs_item *k)
 		return true;
 	/* A service the plan wants is ferry's to converge, owned or not (a
 	 * crash between adding it and recording it). */
-	return c->n_want && bsearch(k, c->want, c->n_want, sizeof(*k), (int (*)(const void *, const void *))ipvs_item_cmp);
+	return c->n_want && bsearch(k, c->want, c->n_want, sizeof(*k), item_bsearch_cmp);
 }
 
 static int service_read(const struct ipvs_service *s, void *ctx)

@@ -254,6 +254,18 @@ int ipvs_frontend_items(const struct plan_frontend *fe, const struct ipvs_items_
 	return r;
 }
 
+void ipvs_member_print(FILE *out, const struct ipvs_item *m)
+{
+	char a[INET_ADDR_STRLEN], b[INET_ADDR_STRLEN];
+
+	fprintf(out, "%s,%s:%u", inet_addr_format(&m->addr, a),
+		m->proto == INET_PROTO_TCP ? "tcp" : m->proto == INET_PROTO_UDP ? "udp" : "sctp", m->port);
+	if (m->set == IPVS_SET_SOURCES)
+		fprintf(out, ",%s/%u", inet_addr_format(&m->addr2, b), m->plen);
+	else if (m->set == IPVS_SET_LOOPBACK)
+		fprintf(out, ",%s", inet_addr_format(&m->addr2, b));
+}
+
 void ipvs_item_print(FILE *out, const struct ipvs_item *it)
 {
 	char a[INET_ENDPOINT_STRLEN], b[INET_ENDPOINT_STRLEN];
@@ -275,13 +287,8 @@ void ipvs_item_print(FILE *out, const struct ipvs_item *it)
 			it->weight);
 		return;
 	case IPVS_ITEM_MEMBER:
-		fprintf(out, "member %s %s,%s:%u", ipvs_set_name((enum ipvs_set_id)it->set, family),
-			inet_addr_format(&it->addr, a), it->proto == INET_PROTO_TCP ? "tcp" :
-			it->proto == INET_PROTO_UDP ? "udp" : "sctp", it->port);
-		if (it->set == IPVS_SET_SOURCES)
-			fprintf(out, ",%s/%u", inet_addr_format(&it->addr2, b), it->plen);
-		else if (it->set == IPVS_SET_LOOPBACK)
-			fprintf(out, ",%s", inet_addr_format(&it->addr2, b));
+		fprintf(out, "member %s ", ipvs_set_name((enum ipvs_set_id)it->set, family));
+		ipvs_member_print(out, it);
 		return;
 	}
 	fprintf(out, "?");

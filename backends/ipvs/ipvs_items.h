@@ -119,6 +119,10 @@ const char *ipvs_scheduler_for(const struct plan_epset *eps, const char *cfg_def
 int ipvs_frontend_items(const struct plan_frontend *fe, const struct ipvs_items_cfg *cfg,
 			struct ipvs_item_vec *out);
 
+/* An ipset member as ipset writes it ("10.96.0.1,tcp:80", with ",NET/LEN"
+ * or ",IP" for the three-part sets), for logs and the renderer. */
+void ipvs_member_print(FILE *out, const struct ipvs_item *m);
+
 /* One item in words ("service TCP 10.96.0.1:80 rr persistent 10800s"),
  * for logs and the renderer. */
 void ipvs_item_print(FILE *out, const struct ipvs_item *it);

@@ -17,11 +17,6 @@ static const char *proto_text(uint8_t p)
 	return p == INET_PROTO_UDP ? "UDP " : p == INET_PROTO_SCTP ? "SCTP" : "TCP ";
 }
 
-static const char *set_proto(uint8_t p)
-{
-	return p == INET_PROTO_UDP ? "udp" : p == INET_PROTO_SCTP ? "sctp" : "tcp";
-}
-
 /* Virtual servers as `ipvsadm -Ln` lists them. */
 static void print_services(FILE *out, const struct ipvs_item_vec *v)
 {
@@ -52,8 +47,6 @@ static void print_services(FILE *out, const struct ipvs_item_vec *v)
 
 static void print_sets(FILE *out, const struct ipvs_item_vec *v)
 {
-	char a[INET_ADDR_STRLEN], b[INET_ADDR_STRLEN];
-
 	for (int f = 0; f < 2; f++)
 		for (int s = 0; s < IPVS_SET_COUNT; s++) {
 			int family = f ? AF_INET6 : AF_INET;
@@ -66,12 +59,8 @@ static void print_sets(FILE *out, const struct ipvs_item_vec *v)
 
 				if (m->kind != IPVS_ITEM_MEMBER || m->set != s || m->addr.family != family)
 					continue;
-				fprintf(out, "add %s %s,%s:%u", name, inet_addr_format(&m->addr, a), set_proto(m->proto),
-					m->port);
-				if (s == IPVS_SET_SOURCES)
-					fprintf(out, ",%s/%u", inet_addr_format(&m->addr2, b), m->plen);
-				else if (s == IPVS_SET_LOOPBACK)
-					fprintf(out, ",%s", inet_addr_format(&m->addr2, b));
+				fprintf(out, "add %s ", name);
+				ipvs_member_print(out, m);
 				fputc('\n', out);
 			}
 		}

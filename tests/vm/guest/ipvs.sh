@@ -118,6 +118,13 @@ ip netns exec "$N" ipvsadm -A -t 10.0.1.1:7777 -s wlc || fail "ipvsadm -A"
 
 ipvs_ferry_start --ipvs-scheduler wrr
 
+say "kube-proxy's IPVS sysctls; strict ARP only when asked"
+for k in conntrack expire_nodest_conn expire_quiescent_template; do
+	[ "$(ip netns exec "$N" cat /proc/sys/net/ipv4/vs/$k)" = 1 ] || fail "net.ipv4.vs.$k must be 1"
+done
+[ "$(ip netns exec "$N" cat /proc/sys/net/ipv4/conf/all/arp_ignore)" = 0 ] ||
+	fail "arp_ignore changed without --ipvs-strict-arp"
+
 say "TCP cluster IP: spread over both endpoints"
 wait_answer "$C" tcp 10.96.0.10:80
 names_count "$C" tcp 10.96.0.10:80 10 >/dev/null
@@ -183,19 +190,32 @@ ipvs_list | awk '/10\.96\.0\.15:80/{f=1;next} /^[TUS]/{f=0} f' | grep -q '10\.0\
 	fail "the drained real server is still there after 30 s: $(ipvs_list)"
 
 say "restart under a bounded connect loop: no connection fails"
-probe "$C" tcp 10.96.0.10:80 --count 400 --timeout-ms 3000 >"$T/loop.out" 2>&1 &
+# Batches of 20 connections until told to stop (at most 600 batches):
+# exit 1 on a failed connection, 2 when the batches ran out first.
+(
+	for i in $(seq 1 600); do
+		[ -e "$T/stop" ] && exit 0
+		probe "$C" tcp 10.96.0.10:80 --count 20 --timeout-ms 3000 >>"$T/loop.out" 2>&1 || exit 1
+	done
+	exit 2
+) &
 loop_pid=$!
 sleep 1
 kill "$FERRY_PID"
 wait "$FERRY_PID" 2>/dev/null
-kill -0 "$loop_pid" 2>/dev/null || fail "the connect loop ended before the restart (make it longer)"
+kill -0 "$loop_pid" 2>/dev/null || fail "the connect loop ended before the restart: $(tail -3 "$T/loop.out")"
 mv "$FERRY_LOG" "$T/ferry-1.log"
-ipvs_ferry_start --ipvs-scheduler wrr
-wait "$loop_pid" || fail "a connection failed across the restart: $(tail -3 "$T/loop.out")"
+ipvs_ferry_start --ipvs-scheduler wrr --ipvs-strict-arp
+sleep 1
+touch "$T/stop"
+wait "$loop_pid" || fail "a connection failed across the restart (or the loop ran out): $(tail -3 "$T/loop.out")"
 say "$(wc -l <"$T/loop.out") connections across the restart"
 grep -E "ipvs: took over the kernel's IPVS table: [0-9]+ frontends, \+0 -0 ~0" "$FERRY_LOG" >/dev/null ||
 	fail "the restart must change nothing: $(grep 'took over' "$FERRY_LOG")"
 ipvs_list | grep -q '10\.0\.1\.1:7777' || fail "the foreign virtual server must survive the restart"
+[ "$(ip netns exec "$N" cat /proc/sys/net/ipv4/conf/all/arp_ignore)" = 1 ] &&
+	[ "$(ip netns exec "$N" cat /proc/sys/net/ipv4/conf/all/arp_announce)" = 2 ] ||
+	fail "--ipvs-strict-arp must set arp_ignore 1 and arp_announce 2"
 
 say "cleanup removes ferry's objects, and only them"
 kill "$FERRY_PID"
