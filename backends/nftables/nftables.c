@@ -624,6 +624,7 @@ static int nftables_cleanup(void)
 
 const struct backend_ops nftables_backend_ops = {
 	.name = "nftables",
+	.nodeport_default_primary = true,
 	.priv_size = sizeof(struct nftables),
 	.probe = nftables_probe,
 	.init = nftables_init,

@@ -348,6 +348,8 @@ static int userspace_init(void *priv, const void *options)
 
 const struct backend_ops userspace_backend_ops = {
 	.name = "userspace",
+	/* Node ports are wildcard listeners unless told otherwise. */
+	.loopback_node_ports = true,
 	/* The core allocates our state zeroed; init fills it. */
 	.priv_size = sizeof(struct userspace),
 	/* splice, epoll and SO_REUSEPORT exist on every kernel we run on. */

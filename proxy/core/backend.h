@@ -24,6 +24,12 @@
 struct backend_ops {
 	/* Name on the command line (--backend NAME). */
 	const char *name;
+	/* --nodeport-addresses when not given: kube-proxy's default for the
+	 * same mode, the node's primary address (true) or every address. */
+	bool nodeport_default_primary;
+	/* Can it serve node ports on 127.0.0.1 / ::1 (--nodeport-addresses
+	 * localhost)? */
+	bool loopback_node_ports;
 	/* Bytes of private state the core allocates (zeroed) and passes to
 	 * init/sync/apply/fini. */
 	size_t priv_size;

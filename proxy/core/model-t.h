@@ -141,4 +141,15 @@ struct kobj_node {
 	size_t n_addrs;
 };
 
+/* This host's addresses as its kernel has them (read over rtnetlink by the
+ * program, not from the API): what node ports open on. */
+struct host_addrs {
+	struct inet_addr *addrs;   /* every interface address, sorted, distinct */
+	size_t n_addrs;
+	/* Per family (index 0 IPv4, 1 IPv6) the source address the kernel
+	 * picks for the default route; family 0 when there is none. Without
+	 * a Node object this is what "primary" means. */
+	struct inet_addr default_src[2];
+};
+
 #endif

@@ -45,6 +45,9 @@ struct model {
 	struct nsname_map slices;   /* -> struct kobj_slice */
 	struct nsname_map groups;   /* (ns, service name) -> struct slice_group */
 	struct kobj_node *node;
+	struct host_addrs host;
+	struct inet_prefix *service_cidrs;
+	size_t n_service_cidrs;
 	uint64_t generation;
 	struct model_order *order;
 };
@@ -134,6 +137,8 @@ struct model *model_free(struct model *m)
 		return NULL;
 	model_release_objects(m);
 	kobj_node_free(m->node);
+	host_addrs_done(&m->host);
+	free(m->service_cidrs);
 	free(m->order->svcs);
 	free(m->order->slices);
 	free(m->order);
@@ -376,6 +381,75 @@ void model_set_node(struct model *m, struct kobj_node *node)
 const struct kobj_node *model_node(const struct model *m)
 {
 	return m->node;
+}
+
+void host_addrs_done(struct host_addrs *h)
+{
+	free(h->addrs);
+	memset(h, 0, sizeof(*h));
+}
+
+static bool host_addrs_equal(const struct host_addrs *a, const struct host_addrs *b)
+{
+	if (a->n_addrs != b->n_addrs)
+		return false;
+	for (size_t i = 0; i < 2; i++)
+		if (inet_addr_cmp(&a->default_src[i], &b->default_src[i]) != 0)
+			return false;
+	for (size_t i = 0; i < a->n_addrs; i++)
+		if (inet_addr_cmp(&a->addrs[i], &b->addrs[i]) != 0)
+			return false;
+	return true;
+}
+
+int model_set_host_addrs(struct model *m, const struct host_addrs *h)
+{
+	struct host_addrs copy = *h;
+
+	if (host_addrs_equal(&m->host, h))
+		return 0;
+	copy.addrs = malloc((h->n_addrs + 1) * sizeof(*copy.addrs));
+	if (!copy.addrs)
+		return -ENOMEM;
+	if (h->n_addrs)
+		memcpy(copy.addrs, h->addrs, h->n_addrs * sizeof(*copy.addrs));
+	host_addrs_done(&m->host);
+	m->host = copy;
+	m->generation++;
+	return 1;
+}
+
+const struct host_addrs *model_host_addrs(const struct model *m)
+{
+	return &m->host;
+}
+
+int model_set_service_cidrs(struct model *m, const struct inet_prefix *cidrs, size_t n)
+{
+	struct inet_prefix *copy;
+	bool same = n == m->n_service_cidrs;
+
+	for (size_t i = 0; same && i < n; i++)
+		same = cidrs[i].len == m->service_cidrs[i].len &&
+		       inet_addr_cmp(&cidrs[i].addr, &m->service_cidrs[i].addr) == 0;
+	if (same)
+		return 0;
+	copy = malloc((n + 1) * sizeof(*copy));
+	if (!copy)
+		return -ENOMEM;
+	if (n)
+		memcpy(copy, cidrs, n * sizeof(*copy));
+	free(m->service_cidrs);
+	m->service_cidrs = copy;
+	m->n_service_cidrs = n;
+	m->generation++;
+	return 1;
+}
+
+const struct inet_prefix *model_service_cidrs(const struct model *m, size_t *ret_n)
+{
+	*ret_n = m->n_service_cidrs;
+	return m->service_cidrs;
 }
 
 const struct kobj_service *model_find_service(const struct model *m, const char *ns,

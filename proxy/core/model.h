@@ -36,6 +36,21 @@ void model_set_node(struct model *m, struct kobj_node *node);
 /* This node, or NULL when unknown. */
 const struct kobj_node *model_node(const struct model *m);
 
+/* Replace this host's addresses with a copy of *h. The generation moves
+ * only when they differ. Returns 1 when changed, 0 when not, -ENOMEM. */
+int model_set_host_addrs(struct model *m, const struct host_addrs *h);
+/* This host's addresses (empty until set). */
+const struct host_addrs *model_host_addrs(const struct model *m);
+/* Free what a struct host_addrs points at and zero it. */
+void host_addrs_done(struct host_addrs *h);
+
+/* Replace the service CIDRs the cluster allocates cluster IPs from (the
+ * API's ServiceCIDR objects); copied; the generation moves only when they
+ * differ. Returns 1 when changed, 0 when not, -ENOMEM. */
+int model_set_service_cidrs(struct model *m, const struct inet_prefix *cidrs, size_t n);
+/* The service CIDRs last set (n=0 until then). */
+const struct inet_prefix *model_service_cidrs(const struct model *m, size_t *ret_n);
+
 /* Remove every Service and EndpointSlice (the node is kept). */
 void model_clear(struct model *m);
 

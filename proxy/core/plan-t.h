@@ -17,7 +17,8 @@
  *   PLAN_MASQ_UNLESS_LOCAL (its --detect-local-mode);
  * - when_empty applies when the frontend's epset has no endpoint of the
  *   frontend's family;
- * - source_ranges are set on load-balancer frontends only.
+ * - source_ranges are set on load-balancer frontends only;
+ * - short_circuit, when set, points into the same plan's epsets.
  */
 #ifndef FERRY_PLAN_T_H
 #define FERRY_PLAN_T_H
@@ -45,7 +46,7 @@ enum empty_verdict {
 /* Whether a new connection to a frontend is source-NATed to the node. */
 enum plan_masquerade {
 	PLAN_MASQ_NEVER = 0,     /* the endpoint sees the client (externalTrafficPolicy Local) */
-	PLAN_MASQ_ALWAYS,        /* external kinds with externalTrafficPolicy Cluster; everything with --masquerade-all */
+	PLAN_MASQ_ALWAYS,        /* external kinds with externalTrafficPolicy Cluster; cluster IPs with --masquerade-all */
 	PLAN_MASQ_UNLESS_LOCAL,  /* cluster IPs: traffic from outside the cluster's pods (the
 				  * backend's local-traffic detection) is masqueraded, pods keep
 				  * their address; a backend that cannot tell masquerades nothing */
@@ -89,6 +90,12 @@ struct plan_frontend {
 	enum empty_verdict when_empty;
 	struct inet_prefix *source_ranges; /* load-balancer frontends: allowed clients; n=0 allows all */
 	size_t n_source_ranges;
+	/* External kinds of an externalTrafficPolicy Local service: the
+	 * service's cluster-wide set, for connections that start on this node
+	 * (kube-proxy's "short-circuit"). Those from this cluster's pods (the
+	 * backend's local-traffic detection) use it keeping their source; those
+	 * from the node itself use it masqueraded. NULL for every other frontend. */
+	const struct plan_epset *short_circuit;
 };
 
 /* A service's health check node port (externalTrafficPolicy Local with
@@ -109,13 +116,22 @@ struct plan {
 	size_t n_epsets;
 	struct plan_health_check *health_checks; /* sorted by port, one per port */
 	size_t n_health_checks;
+	/* The guards of the service range (kube-proxy's nftables mode): a new
+	 * connection to one of cluster_ips on a port no frontend has is
+	 * rejected; one to an address inside service_cidrs that is no cluster
+	 * IP is dropped. Both sorted and distinct; n_service_cidrs=0 when the
+	 * ranges are unknown (nothing is dropped then). */
+	struct inet_addr *cluster_ips;
+	size_t n_cluster_ips;
+	struct inet_prefix *service_cidrs;
+	size_t n_service_cidrs;
 };
 
 /* Difference between two successive plans. Pointers to "added" and "changed"
  * entries point into the new plan, "removed" into the old one; both plans stay
  * valid until the next planner run. An epset is "changed" when its endpoints
  * or policy differ; a frontend is "changed" when its epset key, masquerade,
- * empty verdict or source ranges differ (not when only its epset's
+ * empty verdict, source ranges or short-circuit set differ (not when only its epset's
  * endpoints changed: that shows in epsets_changed). */
 struct plan_diff {
 	const struct plan_frontend **fe_added;
@@ -130,6 +146,7 @@ struct plan_diff {
 	size_t n_eps_removed;
 	const struct plan_epset **eps_changed;
 	size_t n_eps_changed;
+	bool guards_changed; /* cluster_ips or service_cidrs differ */
 };
 
 #endif

@@ -27,14 +27,19 @@
 #include "log.h"
 #include "sorted_diff.h"
 
+/* Where node ports open in one address family: on every local address
+ * (one wildcard frontend) or on the listed ones. */
+struct np_where {
+	bool any;
+	struct inet_addr *addrs;
+	size_t n;
+};
+
 struct planner {
 	char *node_name;
 	char *service_proxy_name;
-	const struct inet_prefix *nodeport_prefixes;
-	size_t n_nodeport_prefixes;
-	bool nodeport_primary;
-	bool topology_hints;
-	bool masquerade_all;
+	struct planner_config cfg; /* arrays borrowed (planner_new) */
+	char *np_logged;   /* the node port addresses last logged */
 	struct plan *cur;  /* the latest plan (empty before the first run) */
 	struct plan *prev; /* the one before: "removed" diff entries point here */
 	struct plan_diff diff;
@@ -57,6 +62,7 @@ struct candidate {
 struct fe_build {
 	struct plan_frontend fe;
 	size_t epset;
+	size_t sc_epset; /* the short-circuit set, or SIZE_MAX */
 	size_t svc_seq; /* position of the owner in (ns, name) order */
 	size_t seq;     /* creation order, to keep the first on ties */
 	const struct kobj_service *svc;
@@ -66,6 +72,8 @@ struct build {
 	const struct planner *p;
 	const struct model *m;
 	const struct kobj_node *node;
+	struct np_where np[2];  /* node port addresses, [0] IPv4, [1] IPv6 */
+	struct inet_addr node_ip[2]; /* this node's address per family (family 0: none) */
 	struct fe_build *fes;
 	size_t n_fes, cap_fes;
 	struct plan_epset *epsets;
@@ -103,6 +111,8 @@ static struct plan *plan_free(struct plan *plan)
 		epset_done(&plan->epsets[i]);
 	for (size_t i = 0; i < plan->n_health_checks; i++)
 		free(plan->health_checks[i].ns); /* svc_name shares the allocation */
+	free(plan->cluster_ips);
+	free(plan->service_cidrs);
 	free(plan->frontends);
 	free(plan->epsets);
 	free(plan->health_checks);
@@ -127,13 +137,10 @@ struct planner *planner_new(const struct planner_config *cfg)
 
 	if (!p)
 		return NULL;
-	p->topology_hints = true;
+	p->cfg.topology_hints = true;
 	if (cfg) {
-		p->topology_hints = cfg->topology_hints;
-		p->nodeport_prefixes = cfg->nodeport_prefixes;
-		p->n_nodeport_prefixes = cfg->n_nodeport_prefixes;
-		p->nodeport_primary = cfg->nodeport_primary;
-		p->masquerade_all = cfg->masquerade_all;
+		p->cfg = *cfg;
+		p->cfg.node_name = p->cfg.service_proxy_name = NULL;
 		if (cfg->node_name && !(p->node_name = strdup(cfg->node_name)))
 			return planner_free(p);
 		if (cfg->service_proxy_name &&
@@ -155,6 +162,7 @@ struct planner *planner_free(struct planner *p)
 	diff_clear(&p->diff);
 	free(p->node_name);
 	free(p->service_proxy_name);
+	free(p->np_logged);
 	free(p);
 	return NULL;
 }
@@ -296,7 +304,7 @@ static bool use_topology(const struct build *b)
 	const char *zone = b->node ? b->node->zone : NULL;
 	bool zone_served = false;
 
-	if (!b->p->topology_hints || !zone)
+	if (!b->p->cfg.topology_hints || !zone)
 		return false;
 	for (size_t i = 0; i < b->n_cands; i++) {
 		const struct candidate *c = &b->cands[i];
@@ -441,9 +449,49 @@ static int add_epset(struct build *b, const struct kobj_service *svc, const stru
 
 /* ---- frontends ---- */
 
+/* Does one of the service's source ranges hold this node's address of
+ * family? kube-proxy then also admits the service's load-balancer IPs as
+ * sources: traffic that the node sent out and the load balancer brought
+ * back (hairpin through the load balancer). */
+static bool ranges_admit_node(const struct build *b, const struct kobj_service *svc, sa_family_t family)
+{
+	const struct inet_addr *ip = &b->node_ip[family == AF_INET6];
+
+	if (!ip->family)
+		return false;
+	for (size_t i = 0; i < svc->n_source_ranges; i++)
+		if (svc->source_ranges[i].addr.family == family && inet_prefix_contains(&svc->source_ranges[i], ip))
+			return true;
+	return false;
+}
+
+/* A load-balancer frontend's allowed sources: the service's ranges, and
+ * its load-balancer IPs of the family when a range holds the node. */
+static int set_source_ranges(struct build *b, struct plan_frontend *fe, const struct kobj_service *svc)
+{
+	size_t n = svc->n_source_ranges, extra = 0;
+	bool node = ranges_admit_node(b, svc, fe->addr.family);
+
+	for (size_t i = 0; node && i < svc->n_lb_ips; i++)
+		extra += svc->lb_ips[i].family == fe->addr.family;
+	fe->source_ranges = malloc((n + extra) * sizeof(*fe->source_ranges));
+	if (!fe->source_ranges)
+		return -ENOMEM;
+	memcpy(fe->source_ranges, svc->source_ranges, n * sizeof(*svc->source_ranges));
+	for (size_t i = 0; node && i < svc->n_lb_ips; i++) {
+		if (svc->lb_ips[i].family != fe->addr.family)
+			continue;
+		fe->source_ranges[n].addr = svc->lb_ips[i];
+		fe->source_ranges[n].len = fe->addr.family == AF_INET ? 32 : 128;
+		n++;
+	}
+	fe->n_source_ranges = n;
+	return 0;
+}
+
 static int add_frontend(struct build *b, const struct kobj_service *svc, enum frontend_kind kind,
 			const struct inet_addr *addr, const struct svc_port *sp, uint16_t port,
-			size_t epset, bool ext_cluster, enum empty_verdict when_empty)
+			size_t epset, size_t sc_epset, bool ext_cluster, enum empty_verdict when_empty)
 {
 	struct fe_build *f;
 
@@ -456,23 +504,19 @@ static int add_frontend(struct build *b, const struct kobj_service *svc, enum fr
 	f->fe.proto = sp->proto;
 	f->fe.port = port;
 	/* The one place that decides who is masqueraded. ext_cluster: an
-	 * external kind of an externalTrafficPolicy Cluster service. */
-	if (b->p->masquerade_all)
-		f->fe.masquerade = PLAN_MASQ_ALWAYS;
-	else if (kind == FRONTEND_CLUSTER_IP)
-		f->fe.masquerade = PLAN_MASQ_UNLESS_LOCAL;
+	 * external kind of an externalTrafficPolicy Cluster service. As in
+	 * kube-proxy, --masquerade-all reaches cluster IPs only: external
+	 * traffic to an externalTrafficPolicy Local service keeps its client
+	 * address whatever the flag says (that is what Local is for). */
+	if (kind == FRONTEND_CLUSTER_IP)
+		f->fe.masquerade = b->p->cfg.masquerade_all ? PLAN_MASQ_ALWAYS : PLAN_MASQ_UNLESS_LOCAL;
 	else
 		f->fe.masquerade = ext_cluster ? PLAN_MASQ_ALWAYS : PLAN_MASQ_NEVER;
 	f->fe.when_empty = when_empty;
-	if (kind == FRONTEND_LOAD_BALANCER && svc->n_source_ranges) {
-		f->fe.source_ranges = malloc(svc->n_source_ranges * sizeof(*svc->source_ranges));
-		if (!f->fe.source_ranges)
-			return -ENOMEM;
-		memcpy(f->fe.source_ranges, svc->source_ranges,
-		       svc->n_source_ranges * sizeof(*svc->source_ranges));
-		f->fe.n_source_ranges = svc->n_source_ranges;
-	}
+	if (kind == FRONTEND_LOAD_BALANCER && svc->n_source_ranges && set_source_ranges(b, &f->fe, svc) < 0)
+		return -ENOMEM;
 	f->epset = epset;
+	f->sc_epset = kind == FRONTEND_CLUSTER_IP ? SIZE_MAX : sc_epset;
 	f->svc_seq = b->svc_seq;
 	f->seq = b->n_fes;
 	f->svc = svc;
@@ -480,15 +524,18 @@ static int add_frontend(struct build *b, const struct kobj_service *svc, enum fr
 	return 0;
 }
 
-/* Remember the addresses of a local endpoint set, for the service's health
- * check node port count. */
+/* Remember the ready addresses of a local endpoint set, for the service's
+ * health check node port count. Like kube-proxy, only ready endpoints
+ * count: a node whose local pods are all terminating still forwards to
+ * them (the fallback) but tells the load balancer to drain it. */
 static int note_local_endpoints(struct build *b, const struct plan_epset *e)
 {
 	if (grow((void **)&b->hc_addrs, &b->cap_hc_addrs, b->n_hc_addrs + e->n_endpoints,
 		 sizeof(*b->hc_addrs)) < 0)
 		return -ENOMEM;
 	for (size_t i = 0; i < e->n_endpoints; i++)
-		b->hc_addrs[b->n_hc_addrs++] = e->endpoints[i].addr;
+		if (!e->endpoints[i].terminating)
+			b->hc_addrs[b->n_hc_addrs++] = e->endpoints[i].addr;
 	return 0;
 }
 
@@ -542,20 +589,13 @@ static int cmp_hc(const void *a, const void *b)
 	return c ? c : strcmp(x->svc_name, y->svc_name);
 }
 
-static bool node_port_addr_wanted(const struct planner *p, const struct inet_addr *a)
-{
-	for (size_t i = 0; i < p->n_nodeport_prefixes; i++)
-		if (inet_prefix_contains(&p->nodeport_prefixes[i], a))
-			return true;
-	return false;
-}
-
 /* Plan one (service port, family). */
 static int plan_port_family(struct build *b, const struct kobj_service *svc,
 			    const struct svc_port *sp, sa_family_t family)
 {
 	bool has_internal = false, has_external = false, lb, np, ext_local, int_local;
-	size_t eps_cluster = SIZE_MAX, eps_local = SIZE_MAX, eps_int, eps_ext;
+	size_t eps_cluster = SIZE_MAX, eps_local = SIZE_MAX, eps_int, eps_ext, eps_sc;
+	const struct np_where *npw = &b->np[family == AF_INET6];
 	enum empty_verdict int_empty, ext_empty;
 	bool any_ready_or_serving = false;
 	int r;
@@ -589,7 +629,9 @@ static int plan_port_family(struct build *b, const struct kobj_service *svc,
 
 	int_local = svc->internal_policy == TRAFFIC_POLICY_LOCAL;
 	ext_local = svc->external_policy == TRAFFIC_POLICY_LOCAL;
-	if ((has_internal && !int_local) || (has_external && !ext_local)) {
+	/* The cluster-wide set also serves the short-circuit of an
+	 * externalTrafficPolicy Local service's external frontends. */
+	if ((has_internal && !int_local) || has_external) {
 		r = add_epset(b, svc, sp, family, false, &eps_cluster);
 		if (r < 0)
 			return r;
@@ -609,12 +651,13 @@ static int plan_port_family(struct build *b, const struct kobj_service *svc,
 	ext_empty = ext_local && any_ready_or_serving ? EMPTY_DROP : EMPTY_REJECT;
 	eps_int = int_local ? eps_local : eps_cluster;
 	eps_ext = ext_local ? eps_local : eps_cluster;
+	eps_sc = ext_local ? eps_cluster : SIZE_MAX;
 
 	for (size_t i = 0; i < svc->n_cluster_ips; i++) {
 		if (svc->cluster_ips[i].family != family)
 			continue;
 		r = add_frontend(b, svc, FRONTEND_CLUSTER_IP, &svc->cluster_ips[i], sp, sp->port,
-				 eps_int, false, int_empty);
+				 eps_int, SIZE_MAX, false, int_empty);
 		if (r < 0)
 			return r;
 	}
@@ -624,7 +667,7 @@ static int plan_port_family(struct build *b, const struct kobj_service *svc,
 		if (svc->external_ips[i].family != family || !service_has_family(svc, family, true))
 			continue;
 		r = add_frontend(b, svc, FRONTEND_EXTERNAL_IP, &svc->external_ips[i], sp, sp->port,
-				 eps_ext, !ext_local, ext_empty);
+				 eps_ext, eps_sc, !ext_local, ext_empty);
 		if (r < 0)
 			return r;
 	}
@@ -632,34 +675,20 @@ static int plan_port_family(struct build *b, const struct kobj_service *svc,
 		if (svc->lb_ips[i].family != family || !service_has_family(svc, family, true))
 			continue;
 		r = add_frontend(b, svc, FRONTEND_LOAD_BALANCER, &svc->lb_ips[i], sp, sp->port,
-				 eps_ext, !ext_local, ext_empty);
+				 eps_ext, eps_sc, !ext_local, ext_empty);
 		if (r < 0)
 			return r;
 	}
 	if (!np)
 		return 0;
-	if (b->p->nodeport_primary) {
-		/* The node's primary address of this family: the first listed
-		 * (the decoder puts InternalIPs first). */
-		for (size_t i = 0; b->node && i < b->node->n_addrs; i++)
-			if (b->node->addrs[i].family == family)
-				return add_frontend(b, svc, FRONTEND_NODE_PORT, &b->node->addrs[i], sp,
-						    sp->node_port, eps_ext, !ext_local, ext_empty);
-		return 0;
-	}
-	if (!b->p->n_nodeport_prefixes) {
+	if (npw->any) {
 		struct inet_addr any = inet_addr_any(family);
-		return add_frontend(b, svc, FRONTEND_NODE_PORT, &any, sp, sp->node_port, eps_ext,
+		return add_frontend(b, svc, FRONTEND_NODE_PORT, &any, sp, sp->node_port, eps_ext, eps_sc,
 				    !ext_local, ext_empty);
 	}
-	for (size_t i = 0; b->node && i < b->node->n_addrs; i++) {
-		const struct inet_addr *a = &b->node->addrs[i];
-		if (a->family != family || !node_port_addr_wanted(b->p, a))
-			continue;
-		/* A node listing one address twice is folded by conflict
-		 * resolution (same service, so no warning). */
-		r = add_frontend(b, svc, FRONTEND_NODE_PORT, a, sp, sp->node_port, eps_ext,
-				 !ext_local, ext_empty);
+	for (size_t i = 0; i < npw->n; i++) {
+		r = add_frontend(b, svc, FRONTEND_NODE_PORT, &npw->addrs[i], sp, sp->node_port, eps_ext,
+				 eps_sc, !ext_local, ext_empty);
 		if (r < 0)
 			return r;
 	}
@@ -818,8 +847,11 @@ static int assemble(struct build *b, struct plan **ret)
 		free(fes);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < n_fes; i++)
+	for (size_t i = 0; i < n_fes; i++) {
 		used[ptrs[i]->epset] = true;
+		if (ptrs[i]->sc_epset != SIZE_MAX)
+			used[ptrs[i]->sc_epset] = true;
+	}
 	for (size_t i = 0; i < b->n_epsets; i++) {
 		if (used[i])
 			order[n++] = i;
@@ -835,6 +867,7 @@ static int assemble(struct build *b, struct plan **ret)
 	for (size_t i = 0; i < n_fes; i++) {
 		fes[i] = ptrs[i]->fe;
 		fes[i].epset = &epsets[remap[ptrs[i]->epset]];
+		fes[i].short_circuit = ptrs[i]->sc_epset == SIZE_MAX ? NULL : &epsets[remap[ptrs[i]->sc_epset]];
 	}
 	plan->frontends = fes;
 	plan->n_frontends = n_fes;
@@ -871,6 +904,8 @@ static int assemble(struct build *b, struct plan **ret)
 
 static void build_done(struct build *b)
 {
+	free(b->np[0].addrs);
+	free(b->np[1].addrs);
 	for (size_t i = 0; i < b->n_fes; i++)
 		free(b->fes[i].fe.source_ranges);
 	for (size_t i = 0; i < b->n_epsets; i++)
@@ -888,6 +923,9 @@ static void build_done(struct build *b)
 
 static bool frontend_equal(const struct plan_frontend *x, const struct plan_frontend *y)
 {
+	if (!x->short_circuit != !y->short_circuit ||
+	    (x->short_circuit && strcmp(x->short_circuit->key, y->short_circuit->key) != 0))
+		return false;
 	if (strcmp(x->epset->key, y->epset->key) != 0 || x->masquerade != y->masquerade ||
 	    x->when_empty != y->when_empty || x->n_source_ranges != y->n_source_ranges)
 		return false;
@@ -1016,6 +1054,174 @@ static int diff_plans(const struct plan *old, const struct plan *new, struct pla
 	return 0;
 }
 
+/* ---- node port addresses ---- */
+
+/* This node's address of family: the Node object's first (InternalIPs
+ * come first), else the source of the host's default route. */
+static struct inet_addr node_ip(const struct model *m, sa_family_t family)
+{
+	const struct kobj_node *node = model_node(m);
+	const struct host_addrs *h = model_host_addrs(m);
+	struct inet_addr none = { 0 };
+
+	for (size_t i = 0; node && i < node->n_addrs; i++)
+		if (node->addrs[i].family == family && !inet_addr_is_loopback(&node->addrs[i]))
+			return node->addrs[i];
+	if (h->default_src[family == AF_INET6].family == family)
+		return h->default_src[family == AF_INET6];
+	return none;
+}
+
+static int np_add(struct np_where *w, const struct inet_addr *a)
+{
+	struct inet_addr *p;
+
+	for (size_t i = 0; i < w->n; i++)
+		if (inet_addr_cmp(&w->addrs[i], a) == 0)
+			return 0;
+	p = realloc(w->addrs, (w->n + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	w->addrs = p;
+	w->addrs[w->n++] = *a;
+	return 0;
+}
+
+/* Where node ports open in family (see planner_config). */
+static int np_resolve(const struct planner *p, const struct model *m, sa_family_t family,
+		      struct np_where *w)
+{
+	const struct host_addrs *h = model_host_addrs(m);
+	struct inet_prefix loop;
+	bool named = false;
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	if (p->cfg.nodeport_all) {
+		w->any = true;
+		return 0;
+	}
+	inet_prefix_parse(family == AF_INET ? "127.0.0.0/8" : "::1/128", &loop);
+	for (size_t i = 0; i < p->cfg.n_nodeport_prefixes; i++) {
+		const struct inet_prefix *np = &p->cfg.nodeport_prefixes[i];
+		named |= np->addr.family == family;
+		/* 0.0.0.0/0 or ::/0: the whole family, as a wildcard. */
+		if (np->addr.family == family && np->len == 0) {
+			w->any = true;
+			return 0;
+		}
+	}
+	named |= p->cfg.nodeport_localhost;
+	if (p->cfg.nodeport_primary) {
+		struct inet_addr ip = node_ip(m, family);
+		if (ip.family) {
+			named = true;
+			if ((r = np_add(w, &ip)) < 0)
+				return r;
+		}
+	}
+	/* kube-proxy: a family no entry names is matched whole. */
+	if (!named) {
+		w->any = true;
+		return 0;
+	}
+	for (size_t i = 0; i < h->n_addrs; i++) {
+		const struct inet_addr *a = &h->addrs[i];
+		bool want = a->family == family && p->cfg.nodeport_localhost && inet_prefix_contains(&loop, a);
+
+		for (size_t j = 0; !want && j < p->cfg.n_nodeport_prefixes; j++)
+			want = p->cfg.nodeport_prefixes[j].addr.family == family &&
+			       inet_prefix_contains(&p->cfg.nodeport_prefixes[j], a);
+		if (want && (r = np_add(w, a)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Log where node ports open when that changed, and warn about each
+ * --nodeport-addresses CIDR that matches no address of this host. */
+static void np_log(struct planner *p, const struct model *m, const struct np_where np[2])
+{
+	const struct host_addrs *h = model_host_addrs(m);
+	char line[1024], buf[INET_ADDR_STRLEN];
+	size_t len = 0;
+
+	for (int f = 0; f < 2; f++) {
+		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", f ? "; IPv6 " : "IPv4 ",
+					np[f].any ? "every local address" : np[f].n ? "" : "none");
+		for (size_t i = 0; i < np[f].n && len < sizeof(line) - INET_ADDR_STRLEN - 8; i++)
+			len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", i ? ", " : "",
+						inet_addr_format(&np[f].addrs[i], buf));
+	}
+	if (p->np_logged && strcmp(p->np_logged, line) == 0)
+		return;
+	free(p->np_logged);
+	p->np_logged = strdup(line);
+	log_info("planner: node ports open on %s", line);
+	for (size_t i = 0; i < p->cfg.n_nodeport_prefixes; i++) {
+		bool hit = false;
+		for (size_t j = 0; j < h->n_addrs && !hit; j++)
+			hit = h->addrs[j].family == p->cfg.nodeport_prefixes[i].addr.family &&
+			      inet_prefix_contains(&p->cfg.nodeport_prefixes[i], &h->addrs[j]);
+		if (!hit)
+			log_warn("planner: --nodeport-addresses %s/%u matches no address of this host",
+				 inet_addr_format(&p->cfg.nodeport_prefixes[i].addr, buf),
+				 p->cfg.nodeport_prefixes[i].len);
+	}
+}
+
+/* ---- guards of the service range ---- */
+
+static int cmp_prefix(const void *a, const void *b)
+{
+	const struct inet_prefix *x = a, *y = b;
+	int c = inet_addr_cmp(&x->addr, &y->addr);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* plan.cluster_ips from its cluster-IP frontends (sorted first by kind,
+ * then by address), plan.service_cidrs from the config and the model. */
+static int set_guards(const struct planner *p, const struct model *m, struct plan *plan)
+{
+	size_t n_model, n = 0, k = 0;
+	const struct inet_prefix *from_model = model_service_cidrs(m, &n_model);
+
+	plan->cluster_ips = malloc((plan->n_frontends + 1) * sizeof(*plan->cluster_ips));
+	plan->service_cidrs = malloc((p->cfg.n_service_cidrs + n_model + 1) * sizeof(*plan->service_cidrs));
+	if (!plan->cluster_ips || !plan->service_cidrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < plan->n_frontends && plan->frontends[i].kind == FRONTEND_CLUSTER_IP; i++)
+		if (n == 0 || inet_addr_cmp(&plan->cluster_ips[n - 1], &plan->frontends[i].addr) != 0)
+			plan->cluster_ips[n++] = plan->frontends[i].addr;
+	plan->n_cluster_ips = n;
+	for (size_t i = 0; i < p->cfg.n_service_cidrs; i++)
+		plan->service_cidrs[k++] = p->cfg.service_cidrs[i];
+	for (size_t i = 0; i < n_model; i++)
+		plan->service_cidrs[k++] = from_model[i];
+	if (k)
+		qsort(plan->service_cidrs, k, sizeof(*plan->service_cidrs), cmp_prefix);
+	n = 0;
+	for (size_t i = 0; i < k; i++)
+		if (n == 0 || cmp_prefix(&plan->service_cidrs[n - 1], &plan->service_cidrs[i]) != 0)
+			plan->service_cidrs[n++] = plan->service_cidrs[i];
+	plan->n_service_cidrs = n;
+	return 0;
+}
+
+static bool guards_equal(const struct plan *a, const struct plan *b)
+{
+	if (a->n_cluster_ips != b->n_cluster_ips || a->n_service_cidrs != b->n_service_cidrs)
+		return false;
+	for (size_t i = 0; i < a->n_cluster_ips; i++)
+		if (inet_addr_cmp(&a->cluster_ips[i], &b->cluster_ips[i]) != 0)
+			return false;
+	for (size_t i = 0; i < a->n_service_cidrs; i++)
+		if (cmp_prefix(&a->service_cidrs[i], &b->service_cidrs[i]) != 0)
+			return false;
+	return true;
+}
+
 int planner_run(struct planner *p, const struct model *m,
 		const struct plan **ret_plan, const struct plan_diff **ret_diff)
 {
@@ -1028,17 +1234,30 @@ int planner_run(struct planner *p, const struct model *m,
 	b.p = p;
 	b.m = m;
 	b.node = model_node(m);
-	r = model_foreach_service(m, plan_service, &b);
+	b.node_ip[0] = node_ip(m, AF_INET);
+	b.node_ip[1] = node_ip(m, AF_INET6);
+	r = np_resolve(p, m, AF_INET, &b.np[0]);
+	if (r == 0)
+		r = np_resolve(p, m, AF_INET6, &b.np[1]);
+	if (r == 0) {
+		np_log(p, m, b.np);
+		r = model_foreach_service(m, plan_service, &b);
+	}
 	if (r == 0)
 		r = assemble(&b, &plan);
+	if (r == 0)
+		r = set_guards(p, m, plan);
 	build_done(&b);
-	if (r < 0)
+	if (r < 0) {
+		plan_free(plan);
 		return log_errno(r, "planner: building the plan failed");
+	}
 	r = diff_plans(p->cur, plan, &diff);
 	if (r < 0) {
 		plan_free(plan);
 		return log_errno(r, "planner: computing the plan diff failed");
 	}
+	diff.guards_changed = !guards_equal(p->cur, plan);
 	/* Commit: the previous plan stays alive for the "removed" pointers. */
 	plan_free(p->prev);
 	p->prev = p->cur;

@@ -10,16 +10,27 @@
 struct planner_config {
 	const char *node_name;          /* this node (for Local policies); NULL = unknown */
 	const char *service_proxy_name; /* NULL: only services without the label */
-	/* --nodeport-addresses: node ports are opened on node addresses inside
-	 * these prefixes; n=0 means every address (a wildcard frontend). */
+	/* --nodeport-addresses, as kube-proxy reads it, per address family:
+	 * node ports open on this host's addresses (model_host_addrs) inside
+	 * the prefixes, plus the primary address with nodeport_primary, plus
+	 * the loopback addresses with nodeport_localhost. A family that none
+	 * of them names (no prefix of the family, no primary address known)
+	 * opens on every local address of the family, and so does every
+	 * family with nodeport_all or a /0 prefix: one wildcard frontend. The primary address
+	 * is the Node object's first address of the family, or without a Node
+	 * object the source of the host's default route. */
 	const struct inet_prefix *nodeport_prefixes;
 	size_t n_nodeport_prefixes;
-	/* --nodeport-addresses primary: node ports open only on the node's
-	 * primary address of each family (the first of model_node's addrs);
-	 * without a node object, on none. Takes precedence over the prefixes. */
 	bool nodeport_primary;
+	bool nodeport_localhost;
+	bool nodeport_all;
+	/* --service-cluster-ip-range: the service CIDRs (joined with the
+	 * model's, from the API's ServiceCIDR objects): plan.service_cidrs. */
+	const struct inet_prefix *service_cidrs;
+	size_t n_service_cidrs;
 	bool topology_hints;            /* honour hints.forZones (default true) */
-	/* --masquerade-all: every frontend is PLAN_MASQ_ALWAYS. */
+	/* --masquerade-all: cluster IPs are PLAN_MASQ_ALWAYS (external kinds of
+	 * externalTrafficPolicy Local services still keep the client's address). */
 	bool masquerade_all;
 };
 

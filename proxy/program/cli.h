@@ -46,7 +46,12 @@ struct cli_options {
 	const char *service_proxy_name; /* --service-proxy-name NAME */
 	struct inet_prefix nodeport_prefixes[16];
 	size_t n_nodeport_prefixes;
+	bool nodeport_set;         /* --nodeport-addresses given (else the backend's default) */
 	bool nodeport_primary;     /* --nodeport-addresses primary */
+	bool nodeport_localhost;   /* --nodeport-addresses localhost */
+	bool nodeport_all;         /* --nodeport-addresses all (or 0.0.0.0/0 and ::/0) */
+	struct inet_prefix service_cidrs[8]; /* --service-cluster-ip-range */
+	size_t n_service_cidrs;
 	struct inet_prefix cluster_cidrs[8]; /* --cluster-cidr (nftables local-traffic detection) */
 	size_t n_cluster_cidrs;
 	enum local_detect_mode detect_local_mode; /* --detect-local-mode (default ClusterCIDR) */
@@ -72,7 +77,10 @@ const struct backend_ops *cli_pick_backend(const char *name);
 
 /* The planner configuration the options ask for (ferry run and ferry
  * plan). Points into o. */
-void cli_planner_config(const struct cli_options *o, struct planner_config *ret);
+/* The planner's configuration from o, for backend ops (whose default
+ * --nodeport-addresses applies when the option was not given). */
+void cli_planner_config(const struct cli_options *o, const struct backend_ops *ops,
+			struct planner_config *ret);
 
 /* Room for the options of any backend in the registry. */
 union cli_backend_options {

@@ -10,7 +10,8 @@
 #include "cli_options.h"
 #include "log.h"
 
-void cli_planner_config(const struct cli_options *o, struct planner_config *ret)
+void cli_planner_config(const struct cli_options *o, const struct backend_ops *ops,
+			struct planner_config *ret)
 {
 	*ret = (struct planner_config){
 		.node_name = o->hostname,
@@ -18,9 +19,24 @@ void cli_planner_config(const struct cli_options *o, struct planner_config *ret)
 		.nodeport_prefixes = o->nodeport_prefixes,
 		.n_nodeport_prefixes = o->n_nodeport_prefixes,
 		.nodeport_primary = o->nodeport_primary,
+		.nodeport_localhost = o->nodeport_localhost,
+		.nodeport_all = o->nodeport_all,
+		.service_cidrs = o->service_cidrs,
+		.n_service_cidrs = o->n_service_cidrs,
 		.topology_hints = true,
 		.masquerade_all = o->masquerade_all,
 	};
+	/* kube-proxy's default differs per mode: primary for nftables, every
+	 * address for IPVS (and iptables). */
+	if (!o->nodeport_set && ops) {
+		ret->nodeport_primary = ops->nodeport_default_primary;
+		ret->nodeport_all = !ops->nodeport_default_primary;
+	}
+	if (ret->nodeport_localhost && ops && !ops->loopback_node_ports) {
+		log_warn("--nodeport-addresses localhost: the %s backend cannot serve node ports on loopback "
+			 "addresses (kube-proxy's nftables mode cannot either); ignored", ops->name);
+		ret->nodeport_localhost = false;
+	}
 }
 
 const void *cli_backend_options(const struct backend_ops *ops, const struct cli_options *o,

@@ -85,6 +85,7 @@ enum {
 	OPT_CONTEXT,
 	OPT_SERVICE_PROXY_NAME,
 	OPT_CLUSTER_CIDR,
+	OPT_SERVICE_CIDRS,
 	OPT_MASQUERADE_ALL,
 	OPT_MASQUERADE_BIT,
 	OPT_INTERCEPT,
@@ -112,6 +113,7 @@ static const struct option cli_long_options[] = {
 	{ "context", required_argument, NULL, OPT_CONTEXT },
 	{ "service-proxy-name", required_argument, NULL, OPT_SERVICE_PROXY_NAME },
 	{ "cluster-cidr", required_argument, NULL, OPT_CLUSTER_CIDR },
+	{ "service-cluster-ip-range", required_argument, NULL, OPT_SERVICE_CIDRS },
 	{ "masquerade-all", no_argument, NULL, OPT_MASQUERADE_ALL },
 	{ "masquerade-bit", required_argument, NULL, OPT_MASQUERADE_BIT },
 	{ "iptables-masquerade-bit", required_argument, NULL, OPT_MASQUERADE_BIT },
@@ -125,27 +127,66 @@ static const struct option cli_long_options[] = {
 	{ 0 }
 };
 
-/* Split a comma-separated CIDR list into o->nodeport_prefixes. */
-static int cli_parse_prefixes(const char *text, struct cli_options *o)
+/* --nodeport-addresses: a comma-separated list of CIDRs and the keywords
+ * primary, localhost and all (the planner says what each selects). */
+static int cli_parse_nodeport_addresses(const char *text, struct cli_options *o)
 {
 	char *copy = strdup(text), *save = NULL;
 
 	if (!copy)
 		return -1;
+	o->nodeport_set = true;
 	o->n_nodeport_prefixes = 0;
-	o->nodeport_primary = strcmp(text, "primary") == 0;
-	if (o->nodeport_primary) {
-		free(copy);
-		return 0;
-	}
+	o->nodeport_primary = o->nodeport_localhost = o->nodeport_all = false;
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct inet_prefix *p = &o->nodeport_prefixes[o->n_nodeport_prefixes];
+
+		if (strcmp(tok, "primary") == 0) {
+			o->nodeport_primary = true;
+			continue;
+		}
+		if (strcmp(tok, "localhost") == 0) {
+			o->nodeport_localhost = true;
+			continue;
+		}
+		if (strcmp(tok, "all") == 0) {
+			o->nodeport_all = true;
+			continue;
+		}
 		if (o->n_nodeport_prefixes == sizeof(o->nodeport_prefixes) / sizeof(o->nodeport_prefixes[0]) ||
-		    inet_prefix_parse(tok, &o->nodeport_prefixes[o->n_nodeport_prefixes]) < 0) {
-			fprintf(stderr, "ferry: --nodeport-addresses: '%s' is not a CIDR (or too many)\n", tok);
+		    inet_prefix_parse(tok, p) < 0) {
+			fprintf(stderr, "ferry: --nodeport-addresses: '%s' is neither a CIDR nor primary, "
+					"localhost or all (or there are more than 16)\n", tok);
 			free(copy);
 			return -1;
 		}
 		o->n_nodeport_prefixes++;
+	}
+	free(copy);
+	if (!o->n_nodeport_prefixes && !o->nodeport_primary && !o->nodeport_localhost && !o->nodeport_all) {
+		fprintf(stderr, "ferry: --nodeport-addresses: empty list\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* A comma-separated CIDR list into prefixes[max]; *n set. name for errors. */
+static int cli_parse_cidr_list(const char *name, const char *text, struct inet_prefix *prefixes,
+			       size_t max, size_t *n)
+{
+	char *copy = strdup(text), *save = NULL;
+
+	*n = 0;
+	if (!copy)
+		return -1;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (*n == max || inet_prefix_parse(tok, &prefixes[*n]) < 0) {
+			fprintf(stderr, "ferry: %s: '%s' is not a CIDR (or there are more than %zu)\n", name, tok,
+				max);
+			free(copy);
+			return -1;
+		}
+		(*n)++;
 	}
 	free(copy);
 	return 0;
@@ -401,7 +442,13 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 			o->pod_bridge_interface = optarg;
 			break;
 		case OPT_NODEPORT_ADDRESSES:
-			if (cli_parse_prefixes(optarg, o) < 0)
+			if (cli_parse_nodeport_addresses(optarg, o) < 0)
+				return -1;
+			break;
+		case OPT_SERVICE_CIDRS:
+			if (cli_parse_cidr_list(name, optarg, o->service_cidrs,
+						sizeof(o->service_cidrs) / sizeof(o->service_cidrs[0]),
+						&o->n_service_cidrs) < 0)
 				return -1;
 			break;
 		case OPT_IPVS_SCHEDULER:

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "cli_options.h"
+#include "host_addrs.h"
 #include "log.h"
 #include "loop.h"
 
@@ -65,7 +66,8 @@ static void plan_usage(FILE *out)
 		"\n"
 		"  --format text|json     output format (default text)\n"
 		"  --hostname-override NAME  this node's name (Local traffic policies)\n"
-		"  --nodeport-addresses CIDR[,CIDR]|primary  node addresses node ports open on\n"
+		"  --nodeport-addresses CIDR,...|primary|localhost|all  addresses node ports open on\n"
+		"  --service-cluster-ip-range CIDR[,CIDR]  service CIDRs (unallocated addresses dropped)\n"
 		"  --masquerade-bit N, --masquerade-all, --cluster-cidr CIDR[,CIDR],\n"
 		"  --detect-local-mode MODE, --pod-interface-name-prefix P, --pod-bridge-interface B,\n"
 		"  --ipvs-scheduler NAME, --ipvs-strict-arp,\n"
@@ -100,6 +102,7 @@ int cli_plan(int argc, char **argv)
 	union cli_backend_options bopts_storage;
 	const void *bopts;
 	struct planner_config pcfg;
+	struct host_addrs host;
 	char hostname[256] = "";
 	size_t rejected = 0;
 	bool help;
@@ -159,8 +162,15 @@ int cli_plan(int argc, char **argv)
 		rejected += cli_source_rejected(src);
 	}
 	rejected += cli_report_orphan_slices(m);
+	/* Node ports open on this host's addresses, as ferry run would. */
+	if (host_addrs_read(&host) == 0) {
+		int r = model_set_host_addrs(m, &host);
+		host_addrs_done(&host);
+		if (r < 0)
+			goto out;
+	}
 
-	cli_planner_config(&o, &pcfg);
+	cli_planner_config(&o, ops, &pcfg);
 	planner = planner_new(&pcfg);
 	if (!planner || planner_run(planner, m, &plan, &diff) < 0) {
 		log_error("planning failed");

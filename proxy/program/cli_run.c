@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "cli_options.h"
+#include "host_addrs.h"
 #include "log.h"
 #include "loop.h"
 #include "nft_intercept.h"
@@ -25,6 +26,7 @@ struct run_state {
 	struct cli_source *source;
 	struct sync_runner *runner;
 	struct svc_health *health;   /* health check node ports */
+	struct host_addrs_watch *host; /* this host's addresses (node ports) */
 	bool synced;  /* the source's first load is complete: syncs may run */
 	int exit_code;
 };
@@ -64,8 +66,13 @@ static void run_usage(FILE *out)
 		"  --min-sync-period DUR    least time between two syncs (default 50ms)\n"
 		"  --sync-period DUR        full resync interval (default 30s)\n"
 		"  --hostname-override NAME this node's name (Node object, Local traffic policies)\n"
-		"  --nodeport-addresses CIDR[,CIDR]|primary  node addresses node ports open on\n"
-		"                           (default: all; primary: the Node object's first address per family)\n"
+		"  --nodeport-addresses LIST  this host's addresses node ports open on: CIDRs (matched\n"
+		"                           against the interfaces, followed as they change) and the\n"
+		"                           keywords primary (the Node object's first address per family,\n"
+		"                           standalone: the default route's source), localhost, all;\n"
+		"                           default primary (nftables), all (ipvs, userspace)\n"
+		"  --service-cluster-ip-range CIDR[,CIDR]  service CIDRs: traffic to an unallocated address\n"
+		"                           in them is dropped (with the API's ServiceCIDR objects)\n"
 		"  --cluster-cidr CIDR[,CIDR]  pod CIDRs: cluster-IP traffic from elsewhere is masqueraded\n"
 		"  --detect-local-mode MODE what traffic is local (keeps its source on cluster IPs; the\n"
 		"                           rest is masqueraded; nftables, ipvs): ClusterCIDR (default: from\n"
@@ -75,7 +82,7 @@ static void run_usage(FILE *out)
 		"                           interface whose name starts with PREFIX (e.g. veth) is local\n"
 		"  --pod-bridge-interface NAME  BridgeInterface: traffic arriving on interface NAME\n"
 		"                           (e.g. cbr0) is local\n"
-		"  --masquerade-all         masquerade every service connection\n"
+		"  --masquerade-all         masquerade every cluster IP connection\n"
 		"  --masquerade-bit N       mark bit meaning \"masquerade\" (nftables, ipvs; default 14)\n"
 		"  --ipvs-scheduler NAME    ipvs: scheduler for services whose ferry.io/balance does not\n"
 		"                           name one (rr default; wrr, lc, wlc, sh, mh, sed, nq, ...)\n"
@@ -95,6 +102,18 @@ static void run_on_source(struct loop *loop, int fd, uint32_t events, void *user
 	if (cli_source_process(st->source, &changed) < 0)
 		return;
 	if (changed)
+		sync_runner_request(st->runner);
+}
+
+/* This host's addresses changed (node ports open on them). */
+static void run_on_host_addrs(struct loop *loop, int fd, uint32_t events, void *userdata)
+{
+	struct run_state *st = userdata;
+
+	(void)loop;
+	(void)fd;
+	(void)events;
+	if (host_addrs_watch_process(st->host) > 0 && st->synced)
 		sync_runner_request(st->runner);
 }
 
@@ -221,6 +240,9 @@ int cli_run(int argc, char **argv)
 	}
 
 	log_info("ferry %s starting: source %s, backend %s", FERRY_VERSION, o.source, ops->name);
+	r = host_addrs_watch_new(st.model, &st.host);
+	if (r < 0)
+		goto out;
 	r = cli_source_open(&o, st.loop, st.model, &st.source, &rejected);
 	if (r < 0)
 		goto out;
@@ -230,7 +252,7 @@ int cli_run(int argc, char **argv)
 			log_warn("%zu objects or files rejected; the others are in force", rejected);
 	}
 
-	cli_planner_config(&o, &pcfg);
+	cli_planner_config(&o, ops, &pcfg);
 	planner = planner_new(&pcfg);
 	priv = calloc(1, ops->priv_size ? ops->priv_size : 1);
 	if (!planner || !priv) {
@@ -257,6 +279,7 @@ int cli_run(int argc, char **argv)
 	if (!st.runner)
 		goto out;
 	if (loop_watch_fd(st.loop, sfd, EPOLLIN, run_on_signal, &st) < 0 ||
+	    loop_watch_fd(st.loop, host_addrs_watch_fd(st.host), EPOLLIN, run_on_host_addrs, &st) < 0 ||
 	    (cli_source_fd(st.source) >= 0 &&
 	     loop_watch_fd(st.loop, cli_source_fd(st.source), EPOLLIN, run_on_source, &st) < 0)) {
 		log_error("cannot watch the source or signals");
@@ -287,6 +310,7 @@ out:
 	free(priv);
 	planner_free(planner);
 	cli_source_free(st.source);
+	host_addrs_watch_free(st.host);
 	model_free(st.model);
 	loop_free(st.loop);
 	if (sfd >= 0)

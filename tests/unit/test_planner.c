@@ -67,6 +67,10 @@ struct t_case {
 	const char *proxy_name;  /* planner config */
 	const char *np_prefixes; /* planner config */
 	bool np_primary;         /* planner config: --nodeport-addresses primary */
+	bool np_localhost;       /* planner config: --nodeport-addresses localhost */
+	bool np_all;             /* planner config: --nodeport-addresses all */
+	const char *host_addrs;  /* the host's interface addresses (model) */
+	const char *host_default; /* the default routes' source addresses (model) */
 	bool no_topology;
 	bool masquerade_all;     /* planner config: --masquerade-all */
 	const char *expect;
@@ -262,7 +266,7 @@ static FILE *sb_open(struct strbuf *sb)
 	return f;
 }
 
-/* "F kind addr:port/PROTO -> key[ masq][ drop][ ranges=a,b]" per frontend,
+/* "F kind addr:port/PROTO -> key[ masq][ drop][ sc=key][ ranges=a,b]" per frontend,
  * then "E key = ep ep ...[ | policy]" per set; endpoints carry "/term" and
  * "/local" marks. */
 static char *summarize(const struct plan *plan)
@@ -286,6 +290,8 @@ static char *summarize(const struct plan *plan)
 			fprintf(f, " never-masq");
 		if (fe->when_empty == EMPTY_DROP)
 			fprintf(f, " drop");
+		if (fe->short_circuit)
+			fprintf(f, " sc=%s", fe->short_circuit->key);
 		for (size_t j = 0; j < fe->n_source_ranges; j++)
 			fprintf(f, "%s%s/%u", j ? "," : " ranges=",
 				inet_addr_format(&fe->source_ranges[j].addr, b),
@@ -331,6 +337,8 @@ static void env_init(struct env *env, const struct t_case *c)
 		.service_proxy_name = c->proxy_name,
 		.topology_hints = !c->no_topology,
 		.nodeport_primary = c->np_primary,
+		.nodeport_localhost = c->np_localhost,
+		.nodeport_all = c->np_all,
 		.masquerade_all = c->masquerade_all,
 	};
 	char **w;
@@ -352,6 +360,20 @@ static void env_init(struct env *env, const struct t_case *c)
 		node->zone = c->node_zone ? strdup(c->node_zone) : NULL;
 		parse_addrs(c->node_addrs, &node->addrs, &node->n_addrs);
 		model_set_node(env->m, node);
+	}
+	if (c->host_addrs || c->host_default) {
+		struct host_addrs h = { 0 };
+		struct inet_addr *def;
+		size_t n_def;
+
+		parse_addrs(c->host_addrs, &h.addrs, &h.n_addrs);
+		parse_addrs(c->host_default, &def, &n_def);
+		for (size_t i = 0; i < n_def; i++)
+			h.default_src[def[i].family == AF_INET6] = def[i];
+		cr_assert_eq(model_set_host_addrs(env->m, &h), 1);
+		cr_assert_eq(model_set_host_addrs(env->m, &h), 0, "same addresses: no change");
+		host_addrs_done(&h);
+		free(def);
 	}
 	for (size_t i = 0; i < 4 && c->svcs[i].ns; i++)
 		cr_assert_eq(model_upsert_service(env->m, mk_svc(&c->svcs[i])), 0);
@@ -476,10 +498,13 @@ static const struct t_case cases[] = {
 			  "E default/web:http/TCP =\n",
 	},
 	{
-		.name = "node port addresses restricted by prefixes",
+		/* kube-proxy matches the CIDRs against the host's interfaces,
+		 * not the Node object (which may list other addresses). */
+		.name = "node port addresses restricted by prefixes, matched on the host's addresses",
 		.np_prefixes = "192.168.1.0/24 fd10::/64",
 		.node_name = "n1",
-		.node_addrs = "192.168.1.5 10.9.9.9 192.168.1.6 fd10::5",
+		.node_addrs = "192.168.1.7 fd10::7",
+		.host_addrs = "192.168.1.5 10.9.9.9 192.168.1.6 fd10::5 127.0.0.1",
 		.svcs = { WEB(.type = SVC_TYPE_NODE_PORT, .ports = "http/TCP/80/30080/8080") },
 		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
 			  "F node-port 192.168.1.5:30080/TCP -> default/web:http/TCP masq\n"
@@ -497,11 +522,61 @@ static const struct t_case cases[] = {
 			  "E default/web:http/TCP =\n",
 	},
 	{
-		.name = "node port primary without a node object opens nothing",
+		.name = "node port primary without a node object: the default route's source",
 		.np_primary = true,
+		.host_addrs = "10.9.9.9 192.168.1.5",
+		.host_default = "192.168.1.5",
 		.svcs = { WEB(.type = SVC_TYPE_NODE_PORT, .ports = "http/TCP/80/30080/8080") },
 		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+			  "F node-port 192.168.1.5:30080/TCP -> default/web:http/TCP masq\n"
 			  "E default/web:http/TCP =\n",
+	},
+	{
+		/* kube-proxy: a family no --nodeport-addresses entry names (no
+		 * CIDR, no primary address known) is matched whole. */
+		.name = "node port primary with no primary address known: every local address",
+		.np_primary = true,
+		.host_addrs = "10.9.9.9 192.168.1.5",
+		.svcs = { WEB(.type = SVC_TYPE_NODE_PORT, .ports = "http/TCP/80/30080/8080") },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP masq\n"
+			  "E default/web:http/TCP =\n",
+	},
+	{
+		.name = "node port CIDRs of one family: the other family opens everywhere",
+		.np_prefixes = "192.168.1.0/24",
+		.host_addrs = "192.168.1.5 10.9.9.9 fd10::5",
+		.svcs = { WEB(.type = SVC_TYPE_NODE_PORT, .cluster_ips = "10.0.0.10 fd00::10",
+			      .ports = "http/TCP/80/30080/8080") },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+			  "F cluster-ip [fd00::10]:80/TCP -> default/web:http/TCP/ipv6\n"
+			  "F node-port 192.168.1.5:30080/TCP -> default/web:http/TCP masq\n"
+			  "F node-port [::]:30080/TCP -> default/web:http/TCP/ipv6 masq\n"
+			  "E default/web:http/TCP =\n"
+			  "E default/web:http/TCP/ipv6 =\n",
+	},
+	{
+		.name = "node port all: one wildcard per family, whatever else is given",
+		.np_all = true,
+		.np_prefixes = "192.168.1.0/24",
+		.host_addrs = "192.168.1.5 10.9.9.9",
+		.svcs = { WEB(.type = SVC_TYPE_NODE_PORT, .ports = "http/TCP/80/30080/8080") },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP masq\n"
+			  "E default/web:http/TCP =\n",
+	},
+	{
+		.name = "node port localhost: the loopback addresses the host has",
+		.np_localhost = true,
+		.host_addrs = "127.0.0.1 192.168.1.5 ::1 fd10::5",
+		.svcs = { WEB(.type = SVC_TYPE_NODE_PORT, .cluster_ips = "10.0.0.10 fd00::10",
+			      .ports = "http/TCP/80/30080/8080") },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+			  "F cluster-ip [fd00::10]:80/TCP -> default/web:http/TCP/ipv6\n"
+			  "F node-port 127.0.0.1:30080/TCP -> default/web:http/TCP masq\n"
+			  "F node-port [::1]:30080/TCP -> default/web:http/TCP/ipv6 masq\n"
+			  "E default/web:http/TCP =\n"
+			  "E default/web:http/TCP/ipv6 =\n",
 	},
 	{
 		.name = "named targetPort resolved per slice",
@@ -667,9 +742,9 @@ static const struct t_case cases[] = {
 		.slices = { WEB_SLICE("web-1", { "10.1.0.1", NULL, "n1", NULL },
 				      { "10.1.0.2", NULL, "n2", NULL }) },
 		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
-			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP/local drop\n"
-			  "F external-ip 192.0.2.7:80/TCP -> default/web:http/TCP/local drop\n"
-			  "F load-balancer 203.0.113.5:80/TCP -> default/web:http/TCP/local drop\n"
+			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP/local drop sc=default/web:http/TCP\n"
+			  "F external-ip 192.0.2.7:80/TCP -> default/web:http/TCP/local drop sc=default/web:http/TCP\n"
+			  "F load-balancer 203.0.113.5:80/TCP -> default/web:http/TCP/local drop sc=default/web:http/TCP\n"
 			  "E default/web:http/TCP = 10.1.0.1:8080/local 10.1.0.2:8080\n"
 			  "E default/web:http/TCP/local = 10.1.0.1:8080/local\n",
 	},
@@ -681,7 +756,7 @@ static const struct t_case cases[] = {
 		.slices = { WEB_SLICE("web-1", { "10.1.0.1", "st", "n1", NULL },
 				      { "10.1.0.2", NULL, "n2", NULL }, { "10.1.0.3", "t", "n1", NULL }) },
 		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
-			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP/local drop\n"
+			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP/local drop sc=default/web:http/TCP\n"
 			  "E default/web:http/TCP = 10.1.0.2:8080\n"
 			  "E default/web:http/TCP/local = 10.1.0.1:8080/term/local\n",
 	},
@@ -694,7 +769,7 @@ static const struct t_case cases[] = {
 		.slices = { WEB_SLICE("web-1", { "10.1.0.1", NULL, "n1", "b" },
 				      { "10.1.0.2", NULL, "n2", "a" }) },
 		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
-			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP/local drop\n"
+			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP/local drop sc=default/web:http/TCP\n"
 			  "E default/web:http/TCP = 10.1.0.2:8080\n"
 			  "E default/web:http/TCP/local = 10.1.0.1:8080/local\n",
 	},
@@ -727,6 +802,60 @@ static const struct t_case cases[] = {
 			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP masq\n"
 			  "F load-balancer 203.0.113.5:80/TCP -> default/web:http/TCP masq\n"
 			  "E default/web:http/TCP = 10.1.0.1:8080/local\n",
+	},
+	{
+		/* kube-proxy's masqueradeAll reaches cluster IPs only: Local
+		 * external traffic keeps the client's address. */
+		.name = "--masquerade-all leaves externalTrafficPolicy Local external traffic alone",
+		.masquerade_all = true,
+		.node_name = "n1",
+		.svcs = { WEB(.type = SVC_TYPE_LOAD_BALANCER, .etp = TRAFFIC_POLICY_LOCAL,
+			      .ports = "http/TCP/80/30080/8080", .lb_ips = "203.0.113.5") },
+		.slices = { WEB_SLICE("web-1", { "10.1.0.1", NULL, "n1", NULL }) },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP masq\n"
+			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP/local drop sc=default/web:http/TCP\n"
+			  "F load-balancer 203.0.113.5:80/TCP -> default/web:http/TCP/local drop sc=default/web:http/TCP\n"
+			  "E default/web:http/TCP = 10.1.0.1:8080/local\n"
+			  "E default/web:http/TCP/local = 10.1.0.1:8080/local\n",
+	},
+	{
+		/* kube-proxy's short-circuit: pods and the node reach an eTP
+		 * Local service's external addresses through every endpoint,
+		 * even when its cluster IP is internalTrafficPolicy Local. */
+		.name = "both policies Local: the short-circuit still gets a cluster-wide set",
+		.node_name = "n1",
+		.svcs = { WEB(.type = SVC_TYPE_NODE_PORT, .etp = TRAFFIC_POLICY_LOCAL, .itp = TRAFFIC_POLICY_LOCAL,
+			      .ports = "http/TCP/80/30080/8080") },
+		.slices = { WEB_SLICE("web-1", { "10.1.0.1", NULL, "n2", NULL }) },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP/local drop\n"
+			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP/local drop sc=default/web:http/TCP\n"
+			  "E default/web:http/TCP = 10.1.0.1:8080\n"
+			  "E default/web:http/TCP/local =\n",
+	},
+	{
+		/* kube-proxy: a source range holding the node's own address
+		 * also admits the service's load-balancer IPs as sources. */
+		.name = "source ranges holding the node's address admit the load-balancer IPs",
+		.node_name = "n1",
+		.node_addrs = "192.168.1.5",
+		.svcs = { WEB(.type = SVC_TYPE_LOAD_BALANCER, .ports = "http/TCP/80/30080/8080",
+			      .lb_ips = "203.0.113.5 203.0.113.6", .ranges = "192.168.0.0/16") },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP masq\n"
+			  "F load-balancer 203.0.113.5:80/TCP -> default/web:http/TCP masq ranges=192.168.0.0/16,203.0.113.5/32,203.0.113.6/32\n"
+			  "F load-balancer 203.0.113.6:80/TCP -> default/web:http/TCP masq ranges=192.168.0.0/16,203.0.113.5/32,203.0.113.6/32\n"
+			  "E default/web:http/TCP =\n",
+	},
+	{
+		.name = "source ranges without the node's address: load-balancer IPs not admitted",
+		.host_addrs = "10.9.9.9",
+		.host_default = "10.9.9.9",
+		.svcs = { WEB(.type = SVC_TYPE_LOAD_BALANCER, .ports = "http/TCP/80/30080/8080",
+			      .lb_ips = "203.0.113.5", .ranges = "192.168.0.0/16") },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP masq\n"
+			  "F load-balancer 203.0.113.5:80/TCP -> default/web:http/TCP masq ranges=192.168.0.0/16\n"
+			  "E default/web:http/TCP =\n",
 	},
 	{
 		.name = "conflict on one cluster IP: first by (ns, name) wins",
@@ -1198,6 +1327,94 @@ Test(planner, health_check_node_ports)
 	cr_expect_str_eq(plan->health_checks[1].svc_name, "a");
 	cr_expect_eq(plan->health_checks[1].local_endpoints, 1,
 		     "a: 10.1.0.1 is local and ready (counted once over two ports), 10.1.0.3 not ready");
+	env_done(&env);
+}
+
+/* kube-proxy counts only ready local endpoints for the health check node
+ * port: a node whose local pods are all terminating answers 503 (0) so
+ * the load balancer drains it, although its Local set still forwards to
+ * them (the serving+terminating fallback). */
+Test(planner, health_check_counts_ready_endpoints_only)
+{
+	static const struct t_case c = {
+		.name = "health check, terminating",
+		.node_name = "n1",
+		.svcs = {
+			{ .ns = "default", .name = "a", .type = SVC_TYPE_LOAD_BALANCER,
+			  .cluster_ips = "10.0.0.1", .ports = "http/TCP/80/30080/8080",
+			  .etp = TRAFFIC_POLICY_LOCAL, .hc_port = 30999 },
+		},
+		.slices = {
+			{ .ns = "default", .name = "a-1", .svc = "a", .family = 4, .ports = "http/TCP/8080",
+			  .eps = { { "10.1.0.1", "st", "n1", NULL }, { "10.1.0.2", "st", "n1", NULL },
+				   { "10.1.0.3", NULL, "n2", NULL } } },
+		},
+	};
+	const struct plan *plan;
+	struct env env;
+
+	memset(&env, 0, sizeof(env));
+	env_init(&env, &c);
+	cr_assert_eq(planner_run(env.p, env.m, &plan, NULL), 0);
+	cr_assert_eq(plan->n_health_checks, 1);
+	cr_expect_eq(plan->health_checks[0].local_endpoints, 0,
+		     "both local endpoints are terminating: none counts");
+	for (size_t i = 0; i < plan->n_epsets; i++)
+		if (strstr(plan->epsets[i].key, "/local"))
+			cr_expect_eq(plan->epsets[i].n_endpoints, 2, "the Local set still forwards to them");
+	env_done(&env);
+}
+
+/* plan.cluster_ips and plan.service_cidrs: what backends reject and drop
+ * in the service range (kube-proxy's cluster-ips-check). */
+Test(planner, service_range_guards)
+{
+	static const struct t_case c = {
+		.name = "guards",
+		.svcs = {
+			{ .ns = "a", .name = "x", .cluster_ips = "10.96.0.20 fd00::20",
+			  .ports = "p/TCP/80/0/80 q/UDP/53/0/53" },
+			{ .ns = "a", .name = "y", .cluster_ips = "10.96.0.10", .ports = "p/TCP/80/0/80" },
+			{ .ns = "a", .name = "noports", .cluster_ips = "10.96.0.30" },
+			{ .ns = "a", .name = "headless", .cluster_ips = "10.96.0.40", .ports = "p/TCP/80/0/80",
+			  .headless = true },
+		},
+	};
+	struct planner_config cfg = { 0 };
+	struct inet_prefix flag[2], api[2];
+	const struct plan *plan;
+	const struct plan_diff *diff;
+	char buf[INET_ADDR_STRLEN];
+	struct env env;
+
+	memset(&env, 0, sizeof(env));
+	env_init(&env, &c);
+	cr_assert_eq(inet_prefix_parse("10.96.0.0/16", &flag[0]), 0);
+	cr_assert_eq(inet_prefix_parse("fd00::/112", &flag[1]), 0);
+	cr_assert_eq(inet_prefix_parse("10.97.0.0/16", &api[0]), 0);
+	cr_assert_eq(inet_prefix_parse("10.96.0.0/16", &api[1]), 0);
+	cfg.service_cidrs = flag;
+	cfg.n_service_cidrs = 2;
+	planner_free(env.p);
+	env.p = planner_new(&cfg);
+	cr_assert_eq(planner_run(env.p, env.m, &plan, &diff), 0);
+	cr_assert_eq(plan->n_cluster_ips, 3, "x (two families) and y; not the portless or headless ones");
+	cr_expect_str_eq(inet_addr_format(&plan->cluster_ips[0], buf), "10.96.0.10");
+	cr_expect_str_eq(inet_addr_format(&plan->cluster_ips[1], buf), "10.96.0.20");
+	cr_expect_str_eq(inet_addr_format(&plan->cluster_ips[2], buf), "fd00::20");
+	cr_assert_eq(plan->n_service_cidrs, 2);
+	cr_expect(diff->guards_changed);
+
+	/* The API's ServiceCIDRs join the flag's, sorted and distinct. */
+	cr_assert_eq(model_set_service_cidrs(env.m, api, 2), 1);
+	cr_assert_eq(planner_run(env.p, env.m, &plan, &diff), 0);
+	cr_assert_eq(plan->n_service_cidrs, 3);
+	cr_expect_str_eq(inet_addr_format(&plan->service_cidrs[0].addr, buf), "10.96.0.0");
+	cr_expect_str_eq(inet_addr_format(&plan->service_cidrs[1].addr, buf), "10.97.0.0");
+	cr_expect_str_eq(inet_addr_format(&plan->service_cidrs[2].addr, buf), "fd00::");
+	cr_expect(diff->guards_changed);
+	cr_assert_eq(planner_run(env.p, env.m, &plan, &diff), 0);
+	cr_expect_not(diff->guards_changed, "nothing changed");
 	env_done(&env);
 }
 
