@@ -25,8 +25,11 @@ status:
 YAML
 }
 
-# write_slice NODE1 NODE2: two ready endpoints on the given nodes.
+# write_slice NODE1 NODE2 [terminating]: two endpoints on the given nodes,
+# ready, or serving and terminating.
 write_slice() {
+	local cond="ready: true"
+	[ "$3" = terminating ] && cond="ready: false, serving: true, terminating: true"
 	cat >"$M/eps.tmp" <<YAML
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -37,8 +40,8 @@ metadata:
 addressType: IPv4
 ports: [{name: tcp, protocol: TCP, port: 9000}]
 endpoints:
-- {addresses: [127.0.0.11], conditions: {ready: true}, nodeName: $1}
-- {addresses: [127.0.0.12], conditions: {ready: true}, nodeName: $2}
+- {addresses: [127.0.0.11], conditions: {$cond}, nodeName: $1}
+- {addresses: [127.0.0.12], conditions: {$cond}, nodeName: $2}
 YAML
 	mv "$M/eps.tmp" "$M/eps.yaml"
 }
@@ -76,6 +79,12 @@ fetch | grep -q '"namespace":"default","name":"lb"' || fail "body does not name 
 say "both endpoints on this node: 200, localEndpoints 2"
 write_slice node-a node-a
 wait_status 200 2
+
+say "both local endpoints terminating: 503, localEndpoints 0 (kube-proxy counts ready ones only)"
+# They still serve (the serving+terminating fallback), but the load
+# balancer must drain this node.
+write_slice node-a node-a terminating
+wait_status 503 0
 
 say "no endpoint on this node: 503, localEndpoints 0"
 write_slice node-b node-c
