@@ -50,6 +50,7 @@ struct kube_informer {
 	struct kube_backoff backoff;
 	bool synced;
 	bool use_fallback;
+	bool absent;   /* an optional resource answered 404 */
 	bool stopping;
 
 	/* Listing. */
@@ -350,6 +351,10 @@ static void list_complete(struct kube_informer *inf)
 		if (inf->stopping)
 			return;
 	}
+	if (inf->absent) {
+		inf_schedule(inf, NEXT_LIST, KUBE_INFORMER_ABSENT_RECHECK_MS);
+		return;
+	}
 	start_watch(inf);
 }
 
@@ -405,6 +410,15 @@ static void list_on_done(void *userdata, const struct kube_http_result *res)
 		start_list(inf);
 		return;
 	}
+	if (res->error == 0 && res->status == 404 && first_page && inf->cfg.optional) {
+		/* Not served: the same as an empty list (what was there is gone). */
+		if (!inf->absent)
+			log_info("kube %s: %s not served (404): none; asking again every %u s", inf->name,
+				 inf->path, KUBE_INFORMER_ABSENT_RECHECK_MS / 1000);
+		inf->absent = true;
+		list_complete(inf);
+		return;
+	}
 	if (res->error == 0 && res->status == 410) {
 		/* The continue token expired: start the list over. */
 		log_info("kube %s: list continuation expired (410): listing again", inf->name);
@@ -422,6 +436,7 @@ static void list_on_done(void *userdata, const struct kube_http_result *res)
 		inf_retry(inf, NEXT_LIST, "list", inf->too_big ? NULL : res);
 		return;
 	}
+	inf->absent = false;
 	r = list_apply_page(inf);
 	inf->len = 0;
 	if (r < 0) {

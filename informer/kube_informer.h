@@ -64,10 +64,18 @@ struct kube_informer_handler {
 		       const struct kube_http_result *res);
 };
 
+/* How often an optional resource that the server does not serve is asked
+ * for again. */
+#define KUBE_INFORMER_ABSENT_RECHECK_MS 60000u
+
 struct kube_informer_config {
 	const char *name;           /* for logs: "services" */
 	const char *path;           /* "/api/v1/services" */
 	const char *fallback_path;  /* used after a 404 on path, or NULL */
+	/* The resource may not exist on this API server (a newer API group):
+	 * a 404 on the list counts as an empty, synced list, asked again every
+	 * KUBE_INFORMER_ABSENT_RECHECK_MS instead of watched. */
+	bool optional;
 	const char *label_selector; /* or NULL */
 	const char *field_selector; /* or NULL */
 	uint32_t page_size;         /* list limit; 0: 500 */

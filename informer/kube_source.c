@@ -1,5 +1,5 @@
-/* Informers for Services, EndpointSlices/Endpoints and the Node, decoding
- * into the model. */
+/* Informers for Services, EndpointSlices/Endpoints, the Node and the
+ * ServiceCIDRs, decoding into the model. */
 #include "kube_source.h"
 
 #include <errno.h>
@@ -13,7 +13,14 @@
 #include "kube_http.h"
 #include "log.h"
 
-enum { INF_SERVICES, INF_SLICES, INF_NODE, INF_COUNT };
+enum { INF_SERVICES, INF_SLICES, INF_NODE, INF_SERVICE_CIDRS, INF_COUNT };
+
+/* One ServiceCIDR object's ranges (spec.cidrs). */
+struct service_cidr_obj {
+	char *name;
+	struct inet_prefix cidrs[2]; /* the API allows one per family */
+	size_t n;
+};
 
 struct kube_source {
 	struct loop *loop;
@@ -23,6 +30,8 @@ struct kube_source {
 	struct kube_informer *inf[INF_COUNT];
 	size_t n_inf;
 	char *node_name;
+	struct service_cidr_obj *scidrs; /* the ServiceCIDR objects, unordered */
+	size_t n_scidrs;
 	kube_source_fn on_synced, on_changed;
 	kube_source_failure_fn on_failure;
 	void *userdata;
@@ -192,6 +201,85 @@ static void node_remove(void *userdata, unsigned variant, const char *ns, const 
 	model_set_node(src->model, NULL);
 }
 
+/* Hand the union of every ServiceCIDR object's ranges to the model. */
+static int service_cidrs_publish(struct kube_source *src)
+{
+	struct inet_prefix all[64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < src->n_scidrs; i++)
+		for (size_t j = 0; j < src->scidrs[i].n && n < sizeof(all) / sizeof(all[0]); j++)
+			all[n++] = src->scidrs[i].cidrs[j];
+	return model_set_service_cidrs(src->model, all, n);
+}
+
+static struct service_cidr_obj *service_cidr_find(struct kube_source *src, const char *name)
+{
+	for (size_t i = 0; i < src->n_scidrs; i++)
+		if (strcmp(src->scidrs[i].name, name) == 0)
+			return &src->scidrs[i];
+	return NULL;
+}
+
+/* A networking.k8s.io/v1 ServiceCIDR: spec.cidrs, at most one per family. */
+static int service_cidr_upsert(void *userdata, unsigned variant, const json_t *obj, const char *ns,
+			       const char *name, uint32_t *aux)
+{
+	struct kube_source *src = userdata;
+	const json_t *cidrs = json_object_get(json_object_get(obj, "spec"), "cidrs"), *c;
+	struct service_cidr_obj got = { 0 }, *slot;
+	size_t i;
+
+	(void)variant;
+	(void)ns;
+	(void)aux;
+	if (cidrs && !json_is_array(cidrs)) {
+		src->rejected++;
+		log_error("kube: ServiceCIDR %s: spec.cidrs: not a list; skipped", name);
+		return KUBE_INFORMER_REJECTED;
+	}
+	json_array_foreach(cidrs, i, c) {
+		if (i >= 2 || !json_is_string(c) || inet_prefix_parse(json_string_value(c), &got.cidrs[got.n]) < 0) {
+			src->rejected++;
+			log_error("kube: ServiceCIDR %s: spec.cidrs[%zu]: %s; skipped", name, i,
+				  i >= 2 ? "more than two ranges" : "not a CIDR");
+			return KUBE_INFORMER_REJECTED;
+		}
+		got.n++;
+	}
+	slot = service_cidr_find(src, name);
+	if (!slot) {
+		struct service_cidr_obj *a = realloc(src->scidrs, (src->n_scidrs + 1) * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		src->scidrs = a;
+		slot = &a[src->n_scidrs];
+		if (!(slot->name = strdup(name)))
+			return -ENOMEM;
+		src->n_scidrs++;
+	}
+	memcpy(slot->cidrs, got.cidrs, sizeof(got.cidrs));
+	slot->n = got.n;
+	log_debug("kube: ServiceCIDR %s: %zu ranges", name, got.n);
+	return service_cidrs_publish(src) < 0 ? -ENOMEM : 0;
+}
+
+static void service_cidr_remove(void *userdata, unsigned variant, const char *ns, const char *name,
+				uint32_t aux)
+{
+	struct kube_source *src = userdata;
+	struct service_cidr_obj *slot = service_cidr_find(src, name);
+
+	(void)variant;
+	(void)ns;
+	(void)aux;
+	if (!slot)
+		return;
+	free(slot->name);
+	*slot = src->scidrs[--src->n_scidrs];
+	service_cidrs_publish(src);
+}
+
 static void on_inf_synced(void *userdata)
 {
 	struct kube_source *src = userdata;
@@ -295,6 +383,10 @@ int kube_source_new(struct loop *loop, struct model *m, const struct kube_source
 		.upsert = slice_upsert, .remove = slice_remove,
 		.synced = on_inf_synced, .changed = on_inf_changed, .failed = on_inf_failed,
 	};
+	static const struct kube_informer_handler scidr_hd = {
+		.upsert = service_cidr_upsert, .remove = service_cidr_remove,
+		.synced = on_inf_synced, .changed = on_inf_changed, .failed = on_inf_failed,
+	};
 	static const struct kube_informer_handler node_hd = {
 		.upsert = node_upsert, .remove = node_remove,
 		.synced = on_inf_synced, .changed = on_inf_changed, .failed = on_inf_failed,
@@ -354,6 +446,15 @@ int kube_source_new(struct loop *loop, struct model *m, const struct kube_source
 	ic.path = "/apis/discovery.k8s.io/v1/endpointslices";
 	ic.fallback_path = "/api/v1/endpoints";
 	src->inf[src->n_inf++] = kube_informer_new(src->http, loop, &ic, &slice_hd, src);
+	/* The cluster's service ranges (kube-proxy's cluster-ips-check drops
+	 * traffic to their unallocated addresses); API servers before 1.33
+	 * may not serve them. */
+	ic = base;
+	ic.name = "servicecidrs";
+	ic.path = "/apis/networking.k8s.io/v1/servicecidrs";
+	ic.label_selector = NULL;
+	ic.optional = true;
+	src->inf[src->n_inf++] = kube_informer_new(src->http, loop, &ic, &scidr_hd, src);
 	if (cfg->node_name && *cfg->node_name) {
 		src->node_name = strdup(cfg->node_name);
 		snprintf(field, sizeof(field), "metadata.name=%s", cfg->node_name);
@@ -431,6 +532,9 @@ struct kube_source *kube_source_free(struct kube_source *src)
 	kube_http_free(src->http);
 	kube_config_free(src->kcfg);
 	free(src->node_name);
+	for (size_t i = 0; i < src->n_scidrs; i++)
+		free(src->scidrs[i].name);
+	free(src->scidrs);
 	free(src);
 	return NULL;
 }

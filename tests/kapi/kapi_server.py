@@ -3,7 +3,8 @@
 
 It speaks the parts of the real wire protocol that an informer uses:
   GET /api/v1/services, /api/v1/endpoints, /api/v1/nodes,
-      /apis/discovery.k8s.io/v1/endpointslices
+      /apis/discovery.k8s.io/v1/endpointslices,
+      /apis/networking.k8s.io/v1/servicecidrs
     list:  limit / continue (snapshots kept per continue token),
            labelSelector, fieldSelector (metadata.name, metadata.namespace),
            metadata.resourceVersion of the list
@@ -46,9 +47,10 @@ KINDS = {
     "/api/v1/endpoints": "Endpoints",
     "/api/v1/nodes": "Node",
     "/apis/discovery.k8s.io/v1/endpointslices": "EndpointSlice",
+    "/apis/networking.k8s.io/v1/servicecidrs": "ServiceCIDR",
 }
 API_VERSION = {"Service": "v1", "Endpoints": "v1", "Node": "v1",
-               "EndpointSlice": "discovery.k8s.io/v1"}
+               "EndpointSlice": "discovery.k8s.io/v1", "ServiceCIDR": "networking.k8s.io/v1"}
 
 
 class State:

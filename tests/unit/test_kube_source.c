@@ -518,6 +518,68 @@ Test(kube_source, endpoints_fallback_when_slices_are_absent)
 	cr_assert_not(has_fallback_slice());
 }
 
+/* --- ServiceCIDRs ------------------------------------------------------------- */
+
+static size_t n_service_cidrs(void)
+{
+	size_t n;
+
+	model_service_cidrs(model, &n);
+	return n;
+}
+
+static bool two_service_cidrs(void)
+{
+	return n_service_cidrs() == 2;
+}
+
+static bool no_service_cidr(void)
+{
+	return n_service_cidrs() == 0;
+}
+
+/* The cluster's ServiceCIDR objects (networking.k8s.io/v1) reach the
+ * model: kube-proxy drops traffic to their unallocated addresses. */
+Test(kube_source, service_cidrs_follow_the_api)
+{
+	const struct inet_prefix *p;
+	char buf[INET_ADDR_STRLEN];
+	size_t n;
+
+	start_server("");
+	control("apply", "{\"objects\":[{\"kind\":\"ServiceCIDR\",\"metadata\":{\"name\":\"kubernetes\"},"
+			 "\"spec\":{\"cidrs\":[\"10.96.0.0/16\",\"fd00:96::/112\"]}}]}");
+	open_source(kubeconfig("", "    token: x\n"), NULL);
+	cr_assert(run_until(is_synced, 10000));
+	cr_assert(run_until(two_service_cidrs, 3000), "want 2 ranges, have %zu", n_service_cidrs());
+	p = model_service_cidrs(model, &n);
+	cr_expect_str_eq(inet_addr_format(&p[0].addr, buf), "10.96.0.0");
+	cr_expect_eq(p[0].len, 16);
+	control("apply", "{\"objects\":[{\"kind\":\"ServiceCIDR\",\"metadata\":{\"name\":\"kubernetes\"},"
+			 "\"spec\":{\"cidrs\":[\"bogus\"]}}]}");
+	/* Rejected and named (the informer's rule: a rejected version
+	 * takes the stored one out, so no range is left to drop with). */
+	cr_assert(run_until(no_service_cidr, 3000), "an invalid ServiceCIDR must not stay in force");
+	cr_expect_eq(kube_source_rejected(src), 1);
+	control("apply", "{\"objects\":[{\"kind\":\"ServiceCIDR\",\"metadata\":{\"name\":\"kubernetes\"},"
+			 "\"spec\":{\"cidrs\":[\"10.96.0.0/16\",\"fd00:96::/112\"]}}]}");
+	cr_assert(run_until(two_service_cidrs, 3000));
+	control("delete", "{\"kind\":\"ServiceCIDR\",\"name\":\"kubernetes\"}");
+	cr_assert(run_until(no_service_cidr, 3000), "a deleted ServiceCIDR must leave the model");
+}
+
+/* An API server without ServiceCIDRs (before 1.33) must not hold the
+ * first sync back. */
+Test(kube_source, service_cidrs_absent_do_not_block_the_sync)
+{
+	start_server("");
+	control("config", "{\"disable\":[\"ServiceCIDR\"]}");
+	apply_svc("web", "10.96.0.10");
+	open_source(kubeconfig("", "    token: x\n"), NULL);
+	cr_assert(run_until(is_synced, 10000), "a 404 on servicecidrs must count as an empty list");
+	cr_expect_eq(n_service_cidrs(), 0);
+}
+
 /* --- TLS --------------------------------------------------------------------- */
 
 static void tls_server(const char *extra)
