@@ -146,4 +146,8 @@ int cli_run(int argc, char **argv);
 int cli_plan(int argc, char **argv);
 int cli_cleanup(int argc, char **argv);
 
+/* After a usage error (already printed): one line pointing to the
+ * command's help on stderr. Returns CLI_EXIT_REJECTED. */
+int cli_usage_hint(const char *command);
+
 #endif

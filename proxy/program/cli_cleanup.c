@@ -6,26 +6,54 @@
 #include "cli_options.h"
 #include "log.h"
 
+int cli_usage_hint(const char *command)
+{
+	fprintf(stderr, "Run 'ferry %s --help' for its options.\n", command);
+	return CLI_EXIT_REJECTED;
+}
+
+static void cleanup_usage(FILE *out)
+{
+	fprintf(out, "Usage: ferry cleanup [--backend NAME|all]\n\n"
+		     "Remove every rule, set and address the kernel backends installed (all by\n"
+		     "default), and say what was removed. Backends:");
+	for (size_t i = 0; i < backend_registry_len; i++)
+		fprintf(out, " %s", backend_registry[i]->name);
+	fprintf(out, ".\n");
+}
+
 int cli_cleanup(int argc, char **argv)
 {
 	struct cli_options o;
-	bool help;
+	bool help, known = false;
 	int code = CLI_EXIT_OK;
 
 	cli_options_defaults(&o);
 	o.backend = "all";
-	if (cli_options_parse(argc, argv, 0, &o, &help) < 0 || help) {
-		fprintf(help ? stdout : stderr,
-			"Usage: ferry cleanup [--backend NAME|all]\n\n"
-			"Remove every rule, set and address the kernel backends installed.\n");
-		return help ? CLI_EXIT_OK : CLI_EXIT_REJECTED;
+	if (cli_options_parse(argc, argv, 0, &o, &help) < 0)
+		return cli_usage_hint("cleanup");
+	if (help) {
+		cleanup_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	for (size_t i = 0; i < backend_registry_len; i++)
+		known |= strcmp(o.backend, backend_registry[i]->name) == 0;
+	if (!known && strcmp(o.backend, "all") != 0) {
+		fprintf(stderr, "ferry cleanup: unknown backend '%s' (", o.backend);
+		for (size_t i = 0; i < backend_registry_len; i++)
+			fprintf(stderr, "%s%s", i ? ", " : "", backend_registry[i]->name);
+		fprintf(stderr, " or all)\n");
+		return cli_usage_hint("cleanup");
 	}
 	for (size_t i = 0; i < backend_registry_len; i++) {
 		const struct backend_ops *ops = backend_registry[i];
 		if (strcmp(o.backend, "all") != 0 && strcmp(o.backend, ops->name) != 0)
 			continue;
-		if (!ops->cleanup)
+		if (!ops->cleanup) {
+			log_info("backend %s: nothing to remove (it installs nothing that outlives it)", ops->name);
 			continue;
+		}
+		/* Each backend's cleanup logs what it removed. */
 		int r = ops->cleanup();
 		if (r < 0) {
 			log_errno(r, "cleanup of backend %s failed", ops->name);

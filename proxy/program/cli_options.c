@@ -289,7 +289,8 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 	opterr = 0;
 	int longindex = -1;
 
-	while ((c = getopt_long(argc, argv, "h", cli_long_options, &longindex)) != -1) {
+	/* The leading ':' makes a missing value ':' rather than '?'. */
+	while ((c = getopt_long(argc, argv, ":h", cli_long_options, &longindex)) != -1) {
 		/* Name the option itself, not its value when it came separately
 		 * ("--intercept on"). */
 		char name[64];
@@ -462,9 +463,12 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 		case OPT_IPVS_STRICT_ARP:
 			o->ipvs_strict_arp = true;
 			break;
+		case ':':
+			fprintf(stderr, "ferry: option '%s' needs a value\n", name);
+			return -1;
 		case '?':
 		default:
-			fprintf(stderr, "ferry: unknown or incomplete option '%s'\n", name);
+			fprintf(stderr, "ferry: unknown option '%s'\n", name);
 			return -1;
 		}
 		continue;

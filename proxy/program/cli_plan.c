@@ -109,10 +109,8 @@ int cli_plan(int argc, char **argv)
 	int code = CLI_EXIT_FAILURE;
 
 	cli_options_defaults(&o);
-	if (cli_options_parse(argc, argv, CLI_OPT_FORMAT, &o, &help) < 0) {
-		plan_usage(stderr);
-		return CLI_EXIT_REJECTED;
-	}
+	if (cli_options_parse(argc, argv, CLI_OPT_FORMAT, &o, &help) < 0)
+		return cli_usage_hint("plan");
 	if (help) {
 		plan_usage(stdout);
 		return CLI_EXIT_OK;

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "loop.h"
 #include "nft_intercept.h"
+#include "run_lock.h"
 #include "svc_health.h"
 #include "sync_runner.h"
 #include "version.h"
@@ -200,13 +201,11 @@ int cli_run(int argc, char **argv)
 	size_t rejected = 0;
 	char hostname[256] = "";
 	sigset_t mask;
-	int sfd = -1, r;
+	int sfd = -1, lock_fd = -1, r;
 
 	cli_options_defaults(&o);
-	if (cli_options_parse(argc, argv, CLI_OPT_RUN, &o, &help) < 0) {
-		run_usage(stderr);
-		return CLI_EXIT_REJECTED;
-	}
+	if (cli_options_parse(argc, argv, CLI_OPT_RUN, &o, &help) < 0)
+		return cli_usage_hint("run");
 	if (help) {
 		run_usage(stdout);
 		return CLI_EXIT_OK;
@@ -239,6 +238,11 @@ int cli_run(int argc, char **argv)
 		goto out;
 	}
 
+	/* Two ferrys programming one backend in one namespace would undo each
+	 * other's work: the second refuses to start. */
+	lock_fd = run_lock_take(getenv("FERRY_LOCK_DIR"), ops->name);
+	if (lock_fd == -EBUSY)
+		goto out;
 	log_info("ferry %s starting: source %s, backend %s", FERRY_VERSION, o.source, ops->name);
 	r = host_addrs_watch_new(st.model, &st.host);
 	if (r < 0)
@@ -315,6 +319,8 @@ out:
 	loop_free(st.loop);
 	if (sfd >= 0)
 		close(sfd);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	if (st.exit_code == CLI_EXIT_OK)
 		log_info("stopped");
 	return st.exit_code;
