@@ -2,7 +2,9 @@
  * tables "ip ferry_intercept" / "ip6 ferry_intercept", a map
  * address . proto . port : relay port, and `redirect` in the nat prerouting
  * and output hooks. Separate from the nftables backend's own tables, so the
- * two never disturb each other.
+ * two never disturb each other. After the redirects, the guards of the
+ * service range: a set of cluster IPs whose other ports are rejected, and a
+ * drop rule per service CIDR.
  *
  * Any number of redirects, up to a sanity bound: element lists are split
  * over as many messages as needed, all in one transaction. After the first
@@ -36,12 +38,14 @@ struct nft_batch;
  * thread at a time; different privs are independent. */
 extern const struct intercept_ops nftables_intercept_ops;
 
-/* Append to b the messages of a full replacement by entries (what sync
- * sends the first time): both families' tables, map, chains and rules, the
- * map emptied, then its elements, no element list longer than its 16-bit
- * attribute allows. Sends nothing and keeps no state: for tests that parse
- * the messages back. 0, -E2BIG past the sanity bound, or -ENOMEM. */
-int nft_intercept_replace_msgs(struct nft_batch *b, const struct intercept_entry *entries, size_t n);
+/* Append to b the messages of a full replacement by entries and guards
+ * (NULL: none), what sync sends the first time: both families' tables, map,
+ * set, chains and rules, the map and set emptied, then their elements, no
+ * element list longer than its 16-bit attribute allows. Sends nothing and
+ * keeps no state: for tests that parse the messages back. 0, -E2BIG past
+ * the sanity bound, or -ENOMEM. */
+int nft_intercept_replace_msgs(struct nft_batch *b, const struct intercept_entry *entries, size_t n,
+			       const struct intercept_guards *guards);
 
 /* How many syncs through priv (an initialised nftables_intercept_ops
  * priv) replaced everything instead of sending a difference (for tests:

@@ -38,9 +38,38 @@ struct relay_service *relay_service_unref(struct relay_service *s)
 	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return NULL;
 	balancer_unref(s->balancer);
+	balancer_unref(s->short_circuit);
 	free(s->source_ranges);
+	free(s->local_cidrs);
 	free(s);
 	return NULL;
+}
+
+int relay_service_set_short_circuit(struct relay_service *s, struct balancer *sc,
+				    const struct inet_prefix *cidrs, size_t n)
+{
+	struct inet_prefix *copy = NULL;
+
+	if (n > 0) {
+		copy = calloc(n, sizeof(*copy));
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, cidrs, n * sizeof(*copy));
+	}
+	balancer_unref(s->short_circuit);
+	free(s->local_cidrs);
+	s->short_circuit = sc ? balancer_ref(sc) : NULL;
+	s->local_cidrs = copy;
+	s->n_local_cidrs = n;
+	return 0;
+}
+
+struct balancer *relay_service_balancer_for(const struct relay_service *s,
+					    const struct inet_addr *client)
+{
+	if (s->short_circuit && relay_client_is_local(client, s->local_cidrs, s->n_local_cidrs))
+		return s->short_circuit;
+	return s->balancer;
 }
 
 bool relay_service_allows(const struct relay_service *s, const struct inet_addr *client)

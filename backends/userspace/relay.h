@@ -21,13 +21,21 @@
 #include "inet.h"
 #include "plan-t.h"
 
-/* What one frontend forwards to, as of one sync. Immutable, refcounted. */
+/* What one frontend forwards to, as of one sync. Immutable once handed to
+ * a frontend, refcounted. */
 struct relay_service {
 	atomic_uint refs;
 	struct balancer *balancer;         /* owned reference; never NULL */
 	enum empty_verdict when_empty;
 	struct inet_prefix *source_ranges; /* owned copy; n=0 allows all */
 	size_t n_source_ranges;
+	/* externalTrafficPolicy Local's short-circuit (plan_frontend.
+	 * short_circuit): clients that start on this node, the node itself
+	 * or a source inside local_cidrs (this cluster's pods), are served by
+	 * this balancer instead of balancer. NULL: everyone uses balancer. */
+	struct balancer *short_circuit;    /* owned reference */
+	struct inet_prefix *local_cidrs;   /* owned copy */
+	size_t n_local_cidrs;
 	char label[256];                   /* "ns/svc:port" for logs */
 };
 
@@ -36,6 +44,22 @@ struct relay_service {
 struct relay_service *relay_service_new(struct balancer *balancer, enum empty_verdict when_empty,
 					const struct inet_prefix *ranges, size_t n_ranges,
 					const char *label);
+/* Give s, not yet handed to any frontend, the short-circuit set sc (a
+ * reference is taken) for clients on this node or inside cidrs[0..n)
+ * (copied). 0 or -ENOMEM (s unchanged). */
+int relay_service_set_short_circuit(struct relay_service *s, struct balancer *sc,
+				    const struct inet_prefix *cidrs, size_t n);
+/* The balancer a new connection or flow from client gets: s's
+ * short-circuit set when it has one and client starts on this node
+ * (relay_client_is_local), else s's own. Any thread (a worker's). */
+struct balancer *relay_service_balancer_for(const struct relay_service *s,
+					    const struct inet_addr *client);
+/* Whether client counts as starting on this node for a short-circuit:
+ * inside one of cidrs[0..n) (this cluster's pods, by --cluster-cidr), a
+ * loopback address, or one of this host's own addresses (as the kernel
+ * sees them at this moment: a route lookup, see local_client.c). Any
+ * thread; no state. */
+bool relay_client_is_local(const struct inet_addr *client, const struct inet_prefix *cidrs, size_t n);
 /* Accepts NULL; returns NULL. Any thread. */
 struct relay_service *relay_service_unref(struct relay_service *s);
 /* True when client may use s (source ranges). */

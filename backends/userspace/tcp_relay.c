@@ -80,6 +80,7 @@ struct tcp_conn {
 	struct tcp_dir up;   /* client -> server */
 	struct tcp_dir down; /* server -> client */
 	struct relay_service *svc;   /* held while connecting (for retries) */
+	struct balancer *bal;        /* svc's set this client uses (borrowed from svc) */
 	struct balancer_endpoint *ep; /* reference + one active count */
 	struct balancer_endpoint *tried[TCP_CONNECT_ATTEMPTS];
 	size_t n_tried;
@@ -400,7 +401,7 @@ static int conn_connect_next(struct relay_worker *w, struct tcp_conn *c)
 		socklen_t len;
 		int fd, r, one = 1, zero = 0;
 
-		ep = balancer_pick(c->svc->balancer, &c->client_addr, c->tried, c->n_tried,
+		ep = balancer_pick(c->bal, &c->client_addr, c->tried, c->n_tried,
 				   relay_now_ms(), &w->rng);
 		if (!ep)
 			return -EHOSTUNREACH;
@@ -467,6 +468,7 @@ static void conn_connected(struct relay_worker *w, struct tcp_conn *c, uint32_t 
 	c->connecting = false;
 	/* Retries are over: the service snapshot is no longer needed. */
 	c->svc = relay_service_unref(c->svc);
+	c->bal = NULL;
 	/* The client's edges while connecting were not acted on: read it
 	 * now. The endpoint's side only if it already said something. */
 	conn_pump(w, c, true, (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0);
@@ -522,12 +524,18 @@ static void tcp_relay_new_conn(struct relay_worker *w, struct worker_listener *l
 	struct tcp_conn *c;
 	char who[INET_ENDPOINT_STRLEN] = "";
 	bool debug = log_get_level() >= LOG_LEVEL_DEBUG;
+	struct balancer *bal = NULL;
 	struct inet_addr client;
 	uint16_t port = 0;
 
 	memset(&client, 0, sizeof(client));
 	(void)inet_from_sockaddr((const struct sockaddr *)peer, &client, &port);
-	if (!relay_service_allows(svc, &client) || !balancer_has_usable(svc->balancer)) {
+	/* Source ranges first, then the set this client uses (the
+	 * short-circuit of an externalTrafficPolicy Local frontend for one
+	 * that starts on this node). */
+	if (relay_service_allows(svc, &client))
+		bal = relay_service_balancer_for(svc, &client);
+	if (!bal || !balancer_has_usable(bal)) {
 		/* Refuse at once: a reset, never a connection left hanging. */
 		if (debug)
 			log_debug("userspace: worker %u: %s from %s refused (%s)", w->id,
@@ -551,6 +559,7 @@ static void tcp_relay_new_conn(struct relay_worker *w, struct worker_listener *l
 	dir_init(&c->up);
 	dir_init(&c->down);
 	c->svc = svc;
+	c->bal = bal;
 	c->client_addr = client;
 	c->client_port = port;
 	c->next = w->conns;
@@ -558,8 +567,9 @@ static void tcp_relay_new_conn(struct relay_worker *w, struct worker_listener *l
 		w->conns->prev = c;
 	w->conns = c;
 	if (debug)
-		log_debug("userspace: worker %u: %s from %s -> %s", w->id, l->fe->name,
-			  inet_endpoint_format(&client, port, who), svc->label);
+		log_debug("userspace: worker %u: %s from %s -> %s%s", w->id, l->fe->name,
+			  inet_endpoint_format(&client, port, who), svc->label,
+			  bal == svc->balancer ? "" : " (short-circuit: all endpoints)");
 	/* Until the endpoint answers only the client's errors count: its
 	 * data waits in its receive queue and is read once connected. */
 	if (side_watch(w, &c->client) < 0 || conn_connect_next(w, c) < 0)

@@ -95,10 +95,12 @@ static struct udp_flow *flow_new(struct relay_worker *w, struct worker_listener 
 
 	memset(&caddr, 0, sizeof(caddr));
 	(void)inet_from_sockaddr((const struct sockaddr *)client, &caddr, NULL);
-	/* No usable endpoint or a client outside the source ranges: drop. */
+	/* No usable endpoint or a client outside the source ranges: drop.
+	 * A client that starts on this node may use the short-circuit set. */
 	if (!relay_service_allows(svc, &caddr))
 		goto out;
-	ep = balancer_pick(svc->balancer, &caddr, NULL, 0, relay_now_ms(), &w->rng);
+	ep = balancer_pick(relay_service_balancer_for(svc, &caddr), &caddr, NULL, 0, relay_now_ms(),
+			   &w->rng);
 	if (!ep)
 		goto out;
 	fd = socket(ep->addr.family == AF_INET6 ? AF_INET6 : AF_INET,

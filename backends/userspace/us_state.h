@@ -8,9 +8,11 @@
  * open frontends are heap objects that keep their address for as long as
  * the plan has them; u->pools (by key) and u->fes (by bind address,
  * protocol, port) are sorted arrays of pointers to them, and every pool
- * lists the frontends serving it. apply finds the sets a diff names by key
- * (binary search), rebuilds just those pools in place, and takes from each
- * pool's list the frontends that need a new snapshot; listeners open and
+ * lists the frontends serving it (and, apart, those whose snapshot holds it
+ * as their externalTrafficPolicy Local short-circuit set). apply finds the
+ * sets a diff names by key (binary search), rebuilds just those pools in
+ * place, and takes from each pool's two lists the frontends that need a
+ * new snapshot; listeners open and
  * close only for frontends the diff adds or removes. The arrays of pointers
  * are rewritten (memcpy of runs) only when something is added or removed.
  * sync rebuilds every pool and snapshot.
@@ -44,6 +46,7 @@ struct us_pool {
 	char *key;
 	struct us_pool_data d;
 	struct us_frontend *users;      /* open frontends serving it */
+	struct us_frontend *sc_users;   /* open frontends short-circuiting to it */
 	struct us_pool *checked_prev;   /* in u->checked while d.health.enabled */
 	struct us_pool *checked_next;
 	bool in_checked;
@@ -66,6 +69,9 @@ struct us_frontend {
 	struct us_pool *pool;           /* the set it serves; NULL: none */
 	struct us_frontend *user_prev;  /* in pool->users */
 	struct us_frontend *user_next;
+	struct us_pool *sc_pool;        /* its short-circuit set; NULL: none */
+	struct us_frontend *sc_prev;    /* in sc_pool->sc_users */
+	struct us_frontend *sc_next;
 };
 
 /* A pool being (re)built from a plan set, not yet in force. */
@@ -103,6 +109,8 @@ struct userspace {
 	struct balancer *empty;         /* for frontends without an endpoint set */
 	struct us_skipped *skipped;     /* SCTP frontends of the plan, warned about */
 	size_t n_skipped;
+	struct inet_prefix *local_cidrs; /* --cluster-cidr: sources short-circuited as pods */
+	size_t n_local_cidrs;
 	const struct intercept_ops *intercept; /* NULL: no interception */
 	void *intercept_priv;           /* its state (intercept->priv_size bytes), after its init */
 	bool intercept_used;            /* intercept->sync was called once */
@@ -167,8 +175,8 @@ bool us_staged_commit(struct userspace *u, struct us_staged *st);
 void us_staged_discard(struct us_staged *st);
 
 /* Free pool p, which has left the plan: it leaves u->checked, the
- * frontends still listed as serving it (only ones kept after a failed
- * close) serve none from now on, and its contents are dropped (endpoints
+ * frontends still listed as serving it or short-circuiting to it (only
+ * ones kept after a failed close) are unlisted, and its contents are dropped (endpoints
  * live on where still referenced). Taking it out of u->pools is the
  * caller's. Accepts NULL. */
 void us_pool_free(struct userspace *u, struct us_pool *p);
@@ -208,32 +216,36 @@ bool us_wants_relay(const struct userspace *u, const struct us_key *k);
 
 /* A new service snapshot of plan frontend f's policy (empty verdict, source
  * ranges) over the balancer of pool contents d and labelled with its set;
- * d NULL (a frontend without a set): over u->empty. The snapshot holds its
- * own balancer reference; the caller gets one reference to it. Counts
- * stats.services_made. NULL on ENOMEM. */
+ * d NULL (a frontend without a set): over u->empty. sc: the contents of
+ * f's short-circuit set (f->short_circuit's pool), for the clients that
+ * start on this node (u->local_cidrs and the node's own addresses); NULL:
+ * none. The snapshot holds its own balancer references; the caller gets
+ * one reference to it. Counts stats.services_made. NULL on ENOMEM. */
 struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
-				     const struct plan_frontend *f);
+				     const struct us_pool_data *sc, const struct plan_frontend *f);
 
 /* Open the frontend of listener key k, which is not open: its listener set
  * and, when us_wants_relay, its relay, both serving svc (they take their
  * own references) and handed to the workers; it is listed among pool's
- * users (pool NULL: none). Returns it for the caller to insert in u->fes at
+ * users (pool NULL: none) and sc's short-circuit users (sc NULL: none,
+ * else the set svc short-circuits to). Returns it for the caller to insert in u->fes at
  * k's place, or NULL when its listener set could not be opened (logged,
  * res->err). A relay that fails to open is logged in res->err too, but the
  * frontend is returned without one, and us_frontend_update opens it at the
  * next sync (or apply that touches k). Sets res->listeners_changed and
  * res->relays_changed for what opened. */
 struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key *k,
-				       struct us_pool *pool, struct relay_service *svc,
+				       struct us_pool *pool, struct us_pool *sc, struct relay_service *svc,
 				       struct us_result *res);
 
 /* Keep open frontend f: new connections to its listeners and its relay get
  * svc from now on (references taken; established ones keep the endpoint
- * they have), f is listed among pool's users (NULL: none), and a relay it
+ * they have), f is listed among pool's users (NULL: none) and sc's
+ * short-circuit users (NULL: none), and a relay it
  * wants but lacks (an earlier failure) is opened: res flags set, a failure
  * in res->err with f still serving. Idempotent for the same svc and pool. */
 void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_pool *pool,
-			struct relay_service *svc, struct us_result *res);
+			struct us_pool *sc, struct relay_service *svc, struct us_result *res);
 
 /* Close open frontend f, which the plan no longer has: its listener set now
  * (established TCP connections stay); its relay is parked in u->stale, in
@@ -256,13 +268,15 @@ int us_stale_reserve(struct userspace *u, size_t extra);
 void us_note_skipped(struct userspace *u, const struct plan_frontend *f,
 		     struct us_skipped *now, size_t *n_now);
 
-/* The end of a sync or an apply, after its pool and listener work: the
- * health checker's targets when health (a checked set changed), the
- * redirects when push (a relay opened or went), the stale relays closed
- * (those that cannot be stay for the next call), then, when any listener
- * set changed, a wait until the workers have closed what was closed.
- * Every step is tried; the first error goes into res->err. */
-void us_settle(struct userspace *u, bool health, bool push, struct us_result *res);
+/* The end of a sync or an apply of plan, after its pool and listener work:
+ * the health checker's targets when health (a checked set changed), the
+ * redirects and plan's service-range guards when push (a relay opened or
+ * went, or the guards changed), the stale relays closed (those that cannot
+ * be stay for the next call), then, when any listener set changed, a wait
+ * until the workers have closed what was closed. Every step is tried; the
+ * first error goes into res->err. */
+void us_settle(struct userspace *u, const struct plan *plan, bool health, bool push,
+	       struct us_result *res);
 
 /* -- userspace.c: the ops table, sync -- */
 

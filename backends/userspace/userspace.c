@@ -39,6 +39,7 @@ struct us_wanted {
 	struct us_key k;
 	size_t order;                   /* index in the plan: on a tie the first wins */
 	struct us_pool *pool;           /* the set it serves; NULL: none */
+	struct us_pool *sc;             /* its short-circuit set; NULL: none */
 	struct relay_service *svc;      /* reference */
 };
 
@@ -76,8 +77,8 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 	}
 	for (size_t i = 0; i < plan->n_frontends; i++) {
 		const struct plan_frontend *f = &plan->frontends[i];
-		const struct us_pool_data *d = NULL;
-		struct us_pool *pool = NULL;
+		const struct us_pool_data *d = NULL, *scd = NULL;
+		struct us_pool *pool = NULL, *sc = NULL;
 
 		if (f->proto == INET_PROTO_SCTP) {
 			us_note_skipped(u, f, skipped, n_skipped);
@@ -91,10 +92,19 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 				d = &staged[idx].d;
 			}
 		}
+		if (f->short_circuit) {
+			size_t idx = (size_t)(f->short_circuit - plan->epsets);
+
+			if (idx < plan->n_epsets && staged[idx].pool) {
+				sc = staged[idx].pool;
+				scd = &staged[idx].d;
+			}
+		}
 		wanted[n].k = us_key_of(f);
 		wanted[n].order = i;
 		wanted[n].pool = pool;
-		wanted[n].svc = us_service_new(u, d, f);
+		wanted[n].sc = sc;
+		wanted[n].svc = us_service_new(u, d, scd, f);
 		if (!wanted[n].svc) {
 			wanted_free(wanted, n);
 			return -ENOMEM;
@@ -192,11 +202,11 @@ static int userspace_sync(void *priv, const struct plan *plan)
 
 		if (c == 0) {
 			/* Stays: same sockets, new snapshot for new connections. */
-			us_frontend_update(u, oldf, w->pool, w->svc, &res);
+			us_frontend_update(u, oldf, w->pool, w->sc, w->svc, &res);
 			fes[n_fes++] = oldf;
 			i++, k++;
 		} else if (c < 0) {
-			struct us_frontend *nf = us_frontend_create(u, &w->k, w->pool, w->svc, &res);
+			struct us_frontend *nf = us_frontend_create(u, &w->k, w->pool, w->sc, w->svc, &res);
 
 			if (nf)
 				fes[n_fes++] = nf;
@@ -232,7 +242,7 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	/* 6. Checker, redirects, stale relays; removed listeners are closed
 	 *    when sync returns. */
 	res.listeners_changed = true;
-	us_settle(u, true, true, &res);
+	us_settle(u, plan, true, true, &res);
 	wanted_free(wanted, n_wanted);
 	free(staged);
 	log_debug("userspace: sync: %zu sets, %zu frontends open in %.3f ms", u->n_pools, u->n_fes,
@@ -260,7 +270,7 @@ static void userspace_fini(void *priv)
 	 * Removed, the traffic is routed as if ferry had never run. */
 	if (u->intercept && u->intercept_used) {
 		int r = u->intercept->cleanup ? u->intercept->cleanup()
-					      : u->intercept->sync(u->intercept_priv, NULL, 0);
+					      : u->intercept->sync(u->intercept_priv, NULL, 0, NULL);
 
 		if (r < 0)
 			log_warn_errno(r, "userspace: removing the %s interception rules failed",
@@ -284,11 +294,13 @@ static void userspace_fini(void *priv)
 	/* The frontends are gone: nothing to detach. */
 	for (size_t i = 0; i < u->n_pools; i++) {
 		u->pools[i]->users = NULL;
+		u->pools[i]->sc_users = NULL;
 		us_pool_free(u, u->pools[i]);
 	}
 	free(u->pools);
 	balancer_unref(u->empty);
 	free(u->skipped);
+	free(u->local_cidrs);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -339,6 +351,20 @@ static int userspace_init(void *priv, const void *options)
 		u->empty = balancer_unref(u->empty);
 		return r;
 	}
+	if (opts && opts->n_cluster_cidrs > 0) {
+		u->local_cidrs = calloc(opts->n_cluster_cidrs, sizeof(*u->local_cidrs));
+		if (!u->local_cidrs) {
+			userspace_fini(u); /* no rule was made yet: only memory and threads */
+			return log_errno(-ENOMEM, "userspace: cannot copy the cluster CIDRs");
+		}
+		memcpy(u->local_cidrs, opts->cluster_cidrs, opts->n_cluster_cidrs * sizeof(*u->local_cidrs));
+		u->n_local_cidrs = opts->n_cluster_cidrs;
+	}
+	if (opts && opts->local_by_interface)
+		log_warn("userspace: --detect-local-mode by interface is not applied by the relay (an "
+			 "accepted socket does not show the interface a connection came in on): "
+			 "externalTrafficPolicy Local frontends short-circuit the node's own "
+			 "connections only, not its pods'");
 	u->ready = true;
 	log_info("userspace: %u relay workers started%s%s", u->n_workers,
 		 u->intercept ? ", traffic to non-local frontends intercepted with " : "",

@@ -6,6 +6,8 @@
 #ifndef FERRY_USERSPACE_H
 #define FERRY_USERSPACE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -24,6 +26,16 @@ struct userspace_options {
 	 * provider's state, calls its init at the first sync that needs it,
 	 * sync after changes, and cleanup + fini at the backend's fini. */
 	const struct intercept_ops *intercept;
+	/* Local-traffic detection (--detect-local-mode ClusterCIDR,
+	 * --cluster-cidr): a client inside one of these prefixes is one of
+	 * this cluster's pods, and, like the node itself, is short-circuited
+	 * to all endpoints by an externalTrafficPolicy Local frontend
+	 * (plan_frontend.short_circuit). Copied by init. */
+	const struct inet_prefix *cluster_cidrs;
+	size_t n_cluster_cidrs;
+	/* --detect-local-mode names interfaces: not applicable to a relay,
+	 * which init says (the node's own connections are still recognised). */
+	bool local_by_interface;
 };
 
 /* render slot of userspace_backend_ops: print the listeners the relay would

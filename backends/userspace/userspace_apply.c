@@ -20,6 +20,7 @@ struct us_touch {
 	size_t idx;                     /* lower bound of k in u->fes */
 	struct us_frontend *cur;        /* open under k now, or NULL */
 	struct us_pool *pool;           /* the set the plan's owner of k serves */
+	struct us_pool *sc;             /* its short-circuit set; NULL: none */
 	struct relay_service *svc;      /* reference; NULL: k goes (or never was) */
 };
 
@@ -77,7 +78,8 @@ static void skipped_forget(struct userspace *u, const struct plan_frontend *f)
 
 /* The listener keys the diff concerns: frontends it adds, removes or
  * changes, and the open frontends of every set it changes or removes (their
- * snapshot holds the set's balancer). Sorted, without duplicates, each with
+ * snapshot holds the set's balancer, as the one it serves or as its
+ * short-circuit set). Sorted, without duplicates, each with
  * what is open there now. Counts the SCTP frontends added into *n_sctp.
  * 0 or -ENOMEM. */
 static int touches_collect(struct userspace *u, const struct plan_diff *diff,
@@ -90,13 +92,20 @@ static int touches_collect(struct userspace *u, const struct plan_diff *diff,
 	size_t cap = lens[0] + lens[1] + lens[2], n = 0, out = 0;
 	struct us_touch *touch;
 
-	for (size_t i = 0; i < n_staged; i++)
+	for (size_t i = 0; i < n_staged; i++) {
 		for (const struct us_frontend *f = staged[i].is_new ? NULL : staged[i].pool->users; f;
 		     f = f->user_next)
 			cap++;
-	for (size_t i = 0; i < n_doomed; i++)
+		for (const struct us_frontend *f = staged[i].is_new ? NULL : staged[i].pool->sc_users; f;
+		     f = f->sc_next)
+			cap++;
+	}
+	for (size_t i = 0; i < n_doomed; i++) {
 		for (const struct us_frontend *f = doomed[i]->users; f; f = f->user_next)
 			cap++;
+		for (const struct us_frontend *f = doomed[i]->sc_users; f; f = f->sc_next)
+			cap++;
+	}
 	touch = calloc(cap + 1, sizeof(*touch));
 	if (!touch)
 		return -ENOMEM;
@@ -114,9 +123,10 @@ static int touches_collect(struct userspace *u, const struct plan_diff *diff,
 		const struct us_pool *p = i < n_staged ? (staged[i].is_new ? NULL : staged[i].pool)
 						       : doomed[i - n_staged];
 
-		for (const struct us_frontend *f = p ? p->users : NULL; f; f = f->user_next) {
+		for (const struct us_frontend *f = p ? p->users : NULL; f; f = f->user_next)
 			touch[n++].k = f->k;
-		}
+		for (const struct us_frontend *f = p ? p->sc_users : NULL; f; f = f->sc_next)
+			touch[n++].k = f->k;
 	}
 	if (n > 0)
 		qsort(touch, n, sizeof(*touch), touch_cmp);
@@ -134,35 +144,52 @@ static int touches_collect(struct userspace *u, const struct plan_diff *diff,
 	return 0;
 }
 
+/* The pool of plan set e as it will be after this apply, and its contents
+ * (staged new ones, or the kept ones) in *ret_d. 0, or -ESTALE when e is
+ * neither in the diff nor kept (the diff does not lead from the synced
+ * plan: the core then syncs). */
+static int set_pool(struct userspace *u, const struct plan_epset *e, struct us_staged *staged,
+		    size_t n_staged, struct us_pool **ret, const struct us_pool_data **ret_d)
+{
+	struct us_staged *st = staged_find(staged, n_staged, us_epset_key(e));
+
+	if (st) {
+		*ret = st->pool;
+		*ret_d = &st->d;
+		return 0;
+	}
+	*ret = us_pool_find(u, us_epset_key(e));
+	if (!*ret || (*ret)->doomed)
+		return log_warn_errno(-ESTALE, "userspace: endpoint set %s is not known; "
+				      "the update does not follow the last sync", us_epset_key(e));
+	*ret_d = &(*ret)->d;
+	return 0;
+}
+
 /* Decide what t's key gets from plan: a snapshot of its owner's policy over
- * its set's new contents (staged) or kept ones, or nothing (it goes).
- * 0, -ENOMEM, or -ESTALE when the owner's set is neither in the diff nor
- * kept (the diff does not lead from the synced plan: the core then syncs). */
+ * its set's (and short-circuit set's) new contents (staged) or kept ones,
+ * or nothing (it goes). 0, -ENOMEM or -ESTALE (set_pool). */
 static int touch_plan(struct userspace *u, const struct plan *plan, struct us_touch *t,
 		      struct us_staged *staged, size_t n_staged)
 {
 	const struct plan_frontend *f = us_plan_fe_owner(plan, &t->k);
-	const struct us_pool_data *d = NULL;
-	struct us_staged *st;
+	const struct us_pool_data *d = NULL, *scd = NULL;
+	int r;
 
-	t->pool = NULL;
+	t->pool = t->sc = NULL;
 	if (!f)
 		return 0;
 	if (f->epset && f->epset->proto != INET_PROTO_SCTP) {
-		st = staged_find(staged, n_staged, us_epset_key(f->epset));
-		if (st) {
-			t->pool = st->pool;
-			d = &st->d;
-		} else {
-			t->pool = us_pool_find(u, us_epset_key(f->epset));
-			if (!t->pool || t->pool->doomed)
-				return log_warn_errno(-ESTALE, "userspace: endpoint set %s is not known; "
-						      "the update does not follow the last sync",
-						      us_epset_key(f->epset));
-			d = &t->pool->d;
-		}
+		r = set_pool(u, f->epset, staged, n_staged, &t->pool, &d);
+		if (r < 0)
+			return r;
 	}
-	t->svc = us_service_new(u, d, f);
+	if (f->short_circuit && f->short_circuit->proto != INET_PROTO_SCTP) {
+		r = set_pool(u, f->short_circuit, staged, n_staged, &t->sc, &scd);
+		if (r < 0)
+			return r;
+	}
+	t->svc = us_service_new(u, d, scd, f);
 	return t->svc ? 0 : -ENOMEM;
 }
 
@@ -337,11 +364,12 @@ int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 			if (t->cur) {
 				k++;
 				if (t->svc)
-					us_frontend_update(u, t->cur, t->pool, t->svc, &res);
+					us_frontend_update(u, t->cur, t->pool, t->sc, t->svc, &res);
 				if (t->svc || !us_frontend_close(u, t->cur, &res))
 					fes[n++] = t->cur;
 			} else if (t->svc) {
-				struct us_frontend *nf = us_frontend_create(u, &t->k, t->pool, t->svc, &res);
+				struct us_frontend *nf = us_frontend_create(u, &t->k, t->pool, t->sc, t->svc,
+									    &res);
 
 				if (nf)
 					fes[n++] = nf;
@@ -356,7 +384,8 @@ int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 	} else {
 		for (i = 0; i < n_touch; i++)
 			if (touch[i].cur && touch[i].svc)
-				us_frontend_update(u, touch[i].cur, touch[i].pool, touch[i].svc, &res);
+				us_frontend_update(u, touch[i].cur, touch[i].pool, touch[i].sc,
+						   touch[i].svc, &res);
 	}
 
 	/* 4. Removed sets go; SCTP frontends are noted or forgotten. */
@@ -370,8 +399,9 @@ int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 			us_note_skipped(u, diff->fe_added[i], u->skipped, &u->n_skipped);
 
 	/* 5. The checker only when a checked set changed; the redirects only
-	 *    when a relay opened or went. */
-	us_settle(u, health, res.relays_changed, &res);
+	 *    when a relay opened or went, or the guards of the service range
+	 *    changed. */
+	us_settle(u, plan, health, res.relays_changed || diff->guards_changed, &res);
 	touches_free(touch, n_touch);
 	free(staged);
 	free(doomed);

@@ -14,8 +14,11 @@
  * port, fed the same service snapshot; after each sync (and each apply
  * that opened or closed a relay) the provider is told {VIP, proto, port ->
  * relay port} and redirects that traffic (forwarded and the node's own)
- * there. The VIP listener stays: it serves VIPs that are local (loopback,
- * a standalone balancer's own addresses) and works without interception.
+ * there, with the plan's guards of the service range (cluster IPs' other
+ * ports rejected, unallocated addresses of the service CIDRs dropped). The
+ * VIP listener stays: it serves VIPs that are local (loopback, a standalone
+ * balancer's own addresses, whose undefined ports the kernel refuses by
+ * itself) and works without interception.
  * The provider's lifetime (init, cleanup, fini) is userspace.c's.
  *
  * Control thread only; the workers see the snapshots through relay.h.
@@ -69,6 +72,40 @@ static void user_move(struct us_frontend *f, struct us_pool *p)
 		return;
 	user_unlink(f);
 	user_link(p, f);
+}
+
+/* The same three for the short-circuit list (p->sc_users, f->sc_pool). */
+static void sc_link(struct us_pool *p, struct us_frontend *f)
+{
+	f->sc_pool = p;
+	f->sc_prev = NULL;
+	f->sc_next = p ? p->sc_users : NULL;
+	if (p && p->sc_users)
+		p->sc_users->sc_prev = f;
+	if (p)
+		p->sc_users = f;
+}
+
+static void sc_unlink(struct us_frontend *f)
+{
+	if (!f->sc_pool)
+		return;
+	if (f->sc_prev)
+		f->sc_prev->sc_next = f->sc_next;
+	else
+		f->sc_pool->sc_users = f->sc_next;
+	if (f->sc_next)
+		f->sc_next->sc_prev = f->sc_prev;
+	f->sc_pool = NULL;
+	f->sc_prev = f->sc_next = NULL;
+}
+
+static void sc_move(struct us_frontend *f, struct us_pool *p)
+{
+	if (f->sc_pool == p)
+		return;
+	sc_unlink(f);
+	sc_link(p, f);
 }
 
 int us_key_cmp(const struct us_key *a, const struct us_key *b)
@@ -173,12 +210,14 @@ const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const stru
 }
 
 struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
-				     const struct plan_frontend *f)
+				     const struct us_pool_data *sc, const struct plan_frontend *f)
 {
 	struct relay_service *s;
 
 	s = relay_service_new(d ? d->balancer : u->empty, f->when_empty, f->source_ranges,
 			      f->n_source_ranges, d ? d->label : "(no endpoint set)");
+	if (s && sc && relay_service_set_short_circuit(s, sc->balancer, u->local_cidrs, u->n_local_cidrs) < 0)
+		s = relay_service_unref(s);
 	if (s)
 		u->stats.services_made++;
 	return s;
@@ -279,7 +318,7 @@ static int listener_set_open(struct userspace *u, const struct us_key *k, bool r
 }
 
 void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_pool *pool,
-			struct relay_service *svc, struct us_result *res)
+			struct us_pool *sc, struct relay_service *svc, struct us_result *res)
 {
 	int r;
 
@@ -293,10 +332,11 @@ void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_po
 			res->relays_changed = res->listeners_changed = true;
 	}
 	user_move(f, pool);
+	sc_move(f, sc);
 }
 
 struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key *k,
-					   struct us_pool *pool, struct relay_service *svc,
+					   struct us_pool *pool, struct us_pool *sc, struct relay_service *svc,
 					   struct us_result *res)
 {
 	struct us_frontend *f = calloc(1, sizeof(*f));
@@ -322,6 +362,7 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 			res->relays_changed = true;
 	}
 	user_link(pool, f);
+	sc_link(sc, f);
 	return f;
 }
 
@@ -331,7 +372,8 @@ bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_res
 
 	if (r < 0) {
 		result_err(res, r);
-		user_unlink(f); /* its pool may go */
+		user_unlink(f); /* its pools may go */
+		sc_unlink(f);
 		return false;
 	}
 	log_info("userspace: closed %s", f->fe->name);
@@ -343,6 +385,7 @@ bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_res
 		res->relays_changed = true;
 	}
 	user_unlink(f);
+	sc_unlink(f);
 	free(f);
 	return true;
 }
@@ -357,10 +400,17 @@ int us_stale_reserve(struct userspace *u, size_t extra)
 	return 0;
 }
 
-/* Tell the provider the redirects of every open relay. 0 or -errno (the
- * provider logged it; its previous rules stay in force). */
-static int intercept_push(struct userspace *u)
+/* Tell the provider the redirects of every open relay and plan's guards
+ * of the service range. 0 or -errno (the provider logged it; its previous
+ * rules stay in force). */
+static int intercept_push(struct userspace *u, const struct plan *plan)
 {
+	const struct intercept_guards guards = {
+		.cluster_ips = plan->cluster_ips,
+		.n_cluster_ips = plan->n_cluster_ips,
+		.service_cidrs = plan->service_cidrs,
+		.n_service_cidrs = plan->n_service_cidrs,
+	};
 	struct intercept_entry *entries = calloc(u->n_fes + 1, sizeof(*entries));
 	size_t n = 0;
 	int r;
@@ -380,7 +430,7 @@ static int intercept_push(struct userspace *u)
 	}
 	u->intercept_used = true;
 	u->stats.intercept_pushes++;
-	r = u->intercept->sync(u->intercept_priv, entries, n);
+	r = u->intercept->sync(u->intercept_priv, entries, n, &guards);
 	free(entries);
 	return r;
 }
@@ -411,12 +461,13 @@ static int stale_close(struct userspace *u)
 
 /* The order matters: new relays are listening already, and removed ones
  * close only after the rules stop sending them traffic. */
-void us_settle(struct userspace *u, bool health, bool push, struct us_result *res)
+void us_settle(struct userspace *u, const struct plan *plan, bool health, bool push,
+	       struct us_result *res)
 {
 	if (health)
 		result_err(res, us_health_update(u));
 	if (u->intercept && push)
-		result_err(res, intercept_push(u));
+		result_err(res, intercept_push(u, plan));
 	if (u->n_stale > 0) {
 		res->listeners_changed = true;
 		result_err(res, stale_close(u));

@@ -66,7 +66,7 @@ static int check_pool(const struct us_pool *p, const struct plan_epset *e)
 }
 
 static int check_frontend(const struct userspace *u, const struct us_frontend *uf,
-			  const struct plan_frontend *f, const struct us_pool *pool)
+			  const struct plan_frontend *f, const struct us_pool *pool, const struct us_pool *sc)
 {
 	struct relay_service *s = relay_frontend_service(uf->fe), *rs = NULL;
 	int r = 0;
@@ -79,6 +79,12 @@ static int check_frontend(const struct userspace *u, const struct us_frontend *u
 		r = check_fail("%s serves the wrong set", uf->fe->name);
 	else if (s->balancer != (pool ? pool->d.balancer : u->empty))
 		r = check_fail("%s: its snapshot is not over its set's pool", uf->fe->name);
+	else if (uf->sc_pool != sc || s->short_circuit != (sc ? sc->d.balancer : NULL))
+		r = check_fail("%s: its short-circuit set differs from the plan", uf->fe->name);
+	else if (sc && (s->n_local_cidrs != u->n_local_cidrs ||
+			(u->n_local_cidrs &&
+			 memcmp(s->local_cidrs, u->local_cidrs, u->n_local_cidrs * sizeof(*u->local_cidrs)))))
+		r = check_fail("%s: its snapshot's cluster CIDRs differ", uf->fe->name);
 	else if (s->when_empty != f->when_empty || s->n_source_ranges != f->n_source_ranges ||
 		 (f->n_source_ranges &&
 		  memcmp(s->source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
@@ -95,7 +101,7 @@ static int check_frontend(const struct userspace *u, const struct us_frontend *u
 int userspace_check_state(void *priv, const struct plan *plan)
 {
 	struct userspace *u = priv;
-	size_t n_pools = 0, n_fes = 0, n_users = 0, n_linked = 0;
+	size_t n_pools = 0, n_fes = 0, n_users = 0, n_linked = 0, n_sc_users = 0, n_sc_linked = 0;
 	int r;
 
 	if (!u || !u->ready)
@@ -118,7 +124,7 @@ int userspace_check_state(void *priv, const struct plan *plan)
 		return check_fail("%zu pools for %zu sets, or out of order", u->n_pools, n_pools);
 	for (size_t i = 0; i < plan->n_frontends; i++) {
 		const struct plan_frontend *f = &plan->frontends[i];
-		const struct us_pool *pool = NULL;
+		const struct us_pool *pool = NULL, *sc = NULL;
 		struct us_key k = us_key_of(f);
 		const struct us_frontend *uf;
 
@@ -129,7 +135,9 @@ int userspace_check_state(void *priv, const struct plan *plan)
 			return check_fail("frontend %s/%u is not open", inet_proto_name(k.proto), k.port);
 		if (f->epset && f->epset->proto != INET_PROTO_SCTP)
 			pool = us_pool_find(u, us_epset_key(f->epset));
-		r = check_frontend(u, uf, f, pool);
+		if (f->short_circuit && f->short_circuit->proto != INET_PROTO_SCTP)
+			sc = us_pool_find(u, us_epset_key(f->short_circuit));
+		r = check_frontend(u, uf, f, pool, sc);
 		if (r < 0)
 			return r;
 		n_fes++;
@@ -138,6 +146,7 @@ int userspace_check_state(void *priv, const struct plan *plan)
 		return check_fail("%zu frontends open, the plan has %zu", u->n_fes, n_fes);
 	for (size_t i = 0; i < u->n_fes; i++) {
 		n_linked += u->fes[i]->pool != NULL;
+		n_sc_linked += u->fes[i]->sc_pool != NULL;
 		if (i > 0 && us_key_cmp(&u->fes[i - 1]->k, &u->fes[i]->k) >= 0)
 			return check_fail("frontends out of order at %s", u->fes[i]->fe->name);
 	}
@@ -147,6 +156,13 @@ int userspace_check_state(void *priv, const struct plan *plan)
 				return check_fail("set %s lists a frontend of another", u->pools[i]->key);
 	if (n_users != n_linked)
 		return check_fail("%zu frontends linked to sets, %zu listed by them", n_linked, n_users);
+	for (size_t i = 0; i < u->n_pools; i++)
+		for (const struct us_frontend *f = u->pools[i]->sc_users; f; f = f->sc_next, n_sc_users++)
+			if (f->sc_pool != u->pools[i])
+				return check_fail("set %s lists a short-circuit of another", u->pools[i]->key);
+	if (n_sc_users != n_sc_linked)
+		return check_fail("%zu frontends short-circuit to sets, %zu listed by them", n_sc_linked,
+				  n_sc_users);
 	for (const struct us_pool *p = u->checked; p; p = p->checked_next)
 		if (!p->d.health.enabled)
 			return check_fail("set %s is checked without asking", p->key);

@@ -62,10 +62,17 @@ const void *cli_backend_options(const struct backend_ops *ops, const struct cli_
 		return &storage->ipvs;
 	}
 	if (ops == &userspace_backend_ops) {
+		/* ClusterCIDR detection tells pods by source, which a relay sees;
+		 * the interface modes cannot be applied to an accepted socket. */
+		bool by_cidr = o->detect_local_mode == LOCAL_DETECT_CLUSTER_CIDR;
+
 		storage->userspace = (struct userspace_options){
 			.workers = o->workers,
 			.udp_idle_timeout_ms = o->udp_timeout_ms,
 			.intercept = intercept,
+			.cluster_cidrs = by_cidr ? o->cluster_cidrs : NULL,
+			.n_cluster_cidrs = by_cidr ? o->n_cluster_cidrs : 0,
+			.local_by_interface = !by_cidr,
 		};
 		return &storage->userspace;
 	}

@@ -85,9 +85,9 @@ Test(nft_intercept, redirects_cluster_ip_to_relay_port)
 	enter_private_netns();
 	priv = icpt_new();
 	cr_assert_eq(inet_addr_parse("10.96.0.10", &e.addr), 0);
-	cr_assert_eq(nftables_intercept_ops.sync(priv, &e, 1), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, &e, 1, NULL), 0);
 	/* Idempotent: the same set again is fine. */
-	cr_assert_eq(nftables_intercept_ops.sync(priv, &e, 1), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, &e, 1, NULL), 0);
 	lfd = listen_on(15001);
 	inet_pton(AF_INET, "10.96.0.10", &dst.sin_addr);
 	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -105,7 +105,7 @@ Test(nft_intercept, redirects_cluster_ip_to_relay_port)
 	close(cfd);
 
 	/* An empty set stops the redirect: the connection is refused now. */
-	cr_assert_eq(nftables_intercept_ops.sync(priv, NULL, 0), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, NULL, 0, NULL), 0);
 	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	/* Nothing answers for 10.96.0.10 any more: the connect fails (refused or
 	 * timed out), and the relay port sees nothing. */
@@ -116,6 +116,125 @@ Test(nft_intercept, redirects_cluster_ip_to_relay_port)
 	close(lfd);
 	cr_assert_eq(nftables_intercept_ops.cleanup(), 0);
 	cr_assert_eq(nftables_intercept_ops.cleanup(), 0, "absent is success");
+	icpt_free(priv);
+}
+
+/* ---- guards of the service range ---------------------------------------- */
+
+/* A TCP connect from this host to addr:port, bounded by ms: 0 (connected),
+ * or the errno it failed with (ETIMEDOUT when nothing came back). */
+static int connect_outcome(const char *addr, uint16_t port, int ms)
+{
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err = 0;
+	socklen_t len = sizeof(err);
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+	cr_assert_geq(fd, 0);
+	inet_pton(AF_INET, addr, &dst.sin_addr);
+	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) == -1) {
+		err = errno;
+		if (err == EINPROGRESS) {
+			err = ETIMEDOUT;
+			if (poll(&pfd, 1, ms) == 1)
+				cr_assert_eq(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len), 0);
+		}
+	}
+	close(fd);
+	return err;
+}
+
+/* A UDP datagram from this host to addr:port: 0 when nothing came back
+ * within ms, else the error the socket reported: ECONNREFUSED for an ICMP
+ * port unreachable, EPERM when a rule of the output hook refused it (the
+ * sender learns at once). */
+static int udp_outcome(const char *addr, uint16_t port, int ms)
+{
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char c;
+
+	cr_assert_geq(fd, 0);
+	inet_pton(AF_INET, addr, &dst.sin_addr);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
+	/* From this host the ICMP error may come back within send itself. */
+	if (send(fd, "x", 1, 0) == -1)
+		err = errno;
+	else if (poll(&pfd, 1, ms) == 1 && recv(fd, &c, 1, MSG_DONTWAIT) == -1)
+		err = errno;
+	close(fd);
+	return err;
+}
+
+/* kube-proxy's guards, through the output chain (this host's own
+ * connections): a cluster IP's undefined TCP port is reset at once and its
+ * undefined UDP port answers port unreachable, while its defined port is
+ * still redirected; an address of the service CIDRs that is no cluster IP
+ * is dropped (the namespace holds 10.96.0.99 and listens on it, so it
+ * would answer otherwise; it connects to itself from that address, so the
+ * reset a guard would send back to it is a related packet the guards must
+ * leave alone). The range is routed out of a veth whose far end answers
+ * nobody. New cluster IPs travel as a difference; new CIDRs (rules)
+ * replace everything, and none drops nothing. */
+Test(nft_intercept, service_range_guards_reject_and_drop, .timeout = 30)
+{
+	struct intercept_entry e = { .proto = INET_PROTO_TCP, .port = 80, .relay_port = 15001 };
+	struct inet_addr ips[2];
+	struct inet_prefix range;
+	struct intercept_guards g = { .cluster_ips = ips, .n_cluster_ips = 1, .service_cidrs = &range,
+				      .n_service_cidrs = 1 };
+	int relay, stray;
+	void *priv;
+
+	enter_private_netns();
+	if (system("ip link add g0 type veth peer name g1 && ip link set g0 up && ip link set g1 up && "
+		   "ip addr add 10.0.0.1/24 dev g0 && ip route replace 10.96.0.0/16 via 10.0.0.2 && "
+		   "ip addr add 10.96.0.99/32 dev lo") != 0)
+		cr_skip_test("iproute2 could not set up the namespace");
+	relay = listen_on(15001);
+	stray = listen_on(80); /* answers on 10.96.0.99:80 */
+	cr_assert_eq(connect_outcome("10.96.0.99", 80, 1000), 0, "the setup does not answer");
+	priv = icpt_new();
+	cr_assert_eq(inet_addr_parse("10.96.0.10", &e.addr), 0);
+	cr_assert_eq(inet_addr_parse("10.96.0.10", &ips[0]), 0);
+	cr_assert_eq(inet_addr_parse("10.96.0.20", &ips[1]), 0);
+	cr_assert_eq(inet_prefix_parse("10.96.0.0/16", &range), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, &e, 1, &g), 0);
+	cr_assert_eq(nft_intercept_replace_count(priv), 1);
+
+	cr_assert_eq(connect_outcome("10.96.0.10", 80, 1000), 0, "the defined port is not redirected");
+	cr_assert_eq(connect_outcome("10.96.0.10", 81, 1000), ECONNREFUSED, "an undefined port is not reset");
+	{
+		int u = udp_outcome("10.96.0.10", 54, 1000);
+
+		cr_assert(u == ECONNREFUSED || u == EPERM, "UDP to an undefined port: %s", strerror(u));
+	}
+	cr_assert_eq(connect_outcome("10.96.0.99", 80, 300), ETIMEDOUT, "an unallocated address answered");
+	cr_assert_eq(connect_outcome("10.96.0.20", 80, 300), ETIMEDOUT, "not yet a cluster IP: dropped");
+
+	/* Another cluster IP: a difference, not a replace. */
+	g.n_cluster_ips = 2;
+	cr_assert_eq(nftables_intercept_ops.sync(priv, &e, 1, &g), 0);
+	cr_assert_eq(nft_intercept_replace_count(priv), 1, "a new cluster IP replaced everything");
+	cr_assert_eq(connect_outcome("10.96.0.20", 80, 1000), ECONNREFUSED);
+	cr_assert_eq(connect_outcome("10.96.0.10", 80, 1000), 0);
+
+	/* No service range known: the CIDR's rule goes (a replace), the
+	 * cluster IPs stay guarded. */
+	g.n_service_cidrs = 0;
+	cr_assert_eq(nftables_intercept_ops.sync(priv, &e, 1, &g), 0);
+	cr_assert_eq(nft_intercept_replace_count(priv), 2);
+	cr_assert_eq(connect_outcome("10.96.0.99", 80, 1000), 0, "still dropped without a range");
+	cr_assert_eq(connect_outcome("10.96.0.30", 80, 300), ETIMEDOUT, "routed on, nobody answers");
+	cr_assert_eq(connect_outcome("10.96.0.20", 81, 1000), ECONNREFUSED);
+
+	/* No guards at all: nothing rejected. */
+	cr_assert_eq(nftables_intercept_ops.sync(priv, &e, 1, NULL), 0);
+	cr_assert_eq(connect_outcome("10.96.0.20", 81, 300), ETIMEDOUT);
+	cr_assert_eq(nftables_intercept_ops.cleanup(), 0);
+	close(relay);
+	close(stray);
 	icpt_free(priv);
 }
 
@@ -429,7 +548,7 @@ static void many_frontends(size_t n)
 	b = calloc(n, sizeof(*b));
 	cr_assert(b);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n, NULL), 0);
 	cr_assert_eq(nft_intercept_replace_count(priv), 1, "the first sync replaces everything");
 	cr_log_info("%zu frontends programmed in %.1f ms", n, elapsed_ms(&t0));
 	expect_kernel_holds(a, n);
@@ -442,7 +561,7 @@ static void many_frontends(size_t n)
 		b[i - lo] = frontend(i, i >= moved_lo && i < moved_hi ? 1 : 0);
 	replaces = nft_intercept_replace_count(priv);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cr_assert_eq(nftables_intercept_ops.sync(priv, b, n), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, b, n, NULL), 0);
 	cr_assert_eq(nft_intercept_replace_count(priv), replaces, "the second sync replaced everything "
 		     "instead of sending the difference");
 	cr_log_info("%zu frontends updated (-%zu +%zu, %zu moved) in %.1f ms", n, lo, hi - n, moved_hi - moved_lo,
@@ -516,14 +635,14 @@ Test(nft_intercept, repairs_tables_deleted_or_flushed_behind_its_back, .timeout 
 	enter_private_netns();
 	priv = icpt_new();
 	a = frontends(n);
-	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n, NULL), 0);
 	cr_assert_eq(nft_intercept_replace_count(priv), 1);
 
 	/* `nft delete table ip ferry_intercept` (or a flush ruleset): the same
 	 * entries again put it back. */
 	kernel_cmd(NFT_MSG_DELTABLE, AF_INET, table_attrs);
 	cr_assert_eq(dump_map(AF_INET, NULL, 0), -1);
-	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n, NULL), 0);
 	cr_assert_eq(nft_intercept_replace_count(priv), 2, "the update was not refused");
 	expect_kernel_holds(a, n);
 	relays_open(relays);
@@ -532,7 +651,7 @@ Test(nft_intercept, repairs_tables_deleted_or_flushed_behind_its_back, .timeout 
 	/* `nft flush map ip ferry_intercept relay_ports`, then an update that
 	 * deletes some of the vanished elements: converges all the same. */
 	kernel_cmd(NFT_MSG_DELSETELEM, AF_INET, map_flush_attrs);
-	cr_assert_eq(nftables_intercept_ops.sync(priv, a + 100, n - 100), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, a + 100, n - 100, NULL), 0);
 	cr_assert_eq(nft_intercept_replace_count(priv), 3, "the update was not refused");
 	expect_kernel_holds(a + 100, n - 100);
 	connect_through(&a[v4_tcp_at_or_below(n - 1)], relays);
@@ -540,7 +659,7 @@ Test(nft_intercept, repairs_tables_deleted_or_flushed_behind_its_back, .timeout 
 	/* After cleanup (which takes no priv) the next sync finds the tables
 	 * gone and starts from scratch. */
 	cr_assert_eq(nftables_intercept_ops.cleanup(), 0);
-	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, a, n, NULL), 0);
 	cr_assert_eq(nft_intercept_replace_count(priv), 4);
 	expect_kernel_holds(a, n);
 	connect_through(&a[0], relays);
@@ -563,14 +682,14 @@ Test(nft_intercept, providers_share_no_state, .timeout = 30)
 	p1 = icpt_new();
 	p2 = icpt_new();
 	a = frontends(n);
-	cr_assert_eq(nftables_intercept_ops.sync(p1, a, n), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(p1, a, n, NULL), 0);
 	cr_assert_eq(nft_intercept_replace_count(p1), 1);
 	cr_assert_eq(nft_intercept_replace_count(p2), 0);
-	cr_assert_eq(nftables_intercept_ops.sync(p2, a, n), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(p2, a, n, NULL), 0);
 	cr_assert_eq(nft_intercept_replace_count(p2), 1, "p2 relied on what p1 committed");
 	cr_assert_eq(nft_intercept_replace_count(p1), 1);
 	icpt_free(p1);
-	cr_assert_eq(nftables_intercept_ops.sync(p2, a + 10, n - 10), 0);
+	cr_assert_eq(nftables_intercept_ops.sync(p2, a + 10, n - 10, NULL), 0);
 	cr_assert_eq(nft_intercept_replace_count(p2), 1, "p2's update was refused");
 	expect_kernel_holds(a + 10, n - 10);
 	cr_assert_eq(nftables_intercept_ops.cleanup(), 0);
@@ -632,7 +751,7 @@ Test(nft_intercept, replace_splits_element_lists)
 	e[n] = frontend(0, 0);
 	e[n].proto = INET_PROTO_SCTP;
 	e[n].port = 9;
-	cr_assert_eq(nft_intercept_replace_msgs(b, e, n + 1), 0);
+	cr_assert_eq(nft_intercept_replace_msgs(b, e, n + 1, NULL), 0);
 	data = nft_batch_data(b, &len);
 	left = (int)len;
 	for (const struct nlmsghdr *nlh = data; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
@@ -654,10 +773,10 @@ Test(nft_intercept, refuses_past_the_sanity_bound_naming_it)
 	void *priv = icpt_new();
 
 	cr_assert(e && b);
-	cr_assert_eq(nft_intercept_replace_msgs(b, e, n), -E2BIG);
+	cr_assert_eq(nft_intercept_replace_msgs(b, e, n, NULL), -E2BIG);
 	cr_assert_eq(nft_batch_count(b), 0);
 	/* Refused before anything is sent: needs no root. */
-	cr_assert_eq(nftables_intercept_ops.sync(priv, e, n), -E2BIG);
+	cr_assert_eq(nftables_intercept_ops.sync(priv, e, n, NULL), -E2BIG);
 	cr_assert_eq(nft_intercept_replace_count(priv), 0);
 	icpt_free(priv);
 	nft_batch_free(b);

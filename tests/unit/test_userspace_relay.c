@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -818,6 +819,8 @@ Test(userspace_relay, render_and_failed_init_fini, .init = setup)
 
 static struct intercept_entry fake_entries[16];
 static size_t fake_n;
+static struct inet_addr fake_ips[16];      /* the guards of the last sync */
+static size_t fake_n_ips, fake_n_cidrs;
 static int fake_syncs, fake_cleanups, fake_fail, fake_inits, fake_finis;
 
 /* The provider's private state: the backend must hand it back. */
@@ -838,7 +841,8 @@ static void fake_fini(void *priv)
 	((struct fake_priv *)priv)->magic = 0;
 }
 
-static int fake_sync(void *priv, const struct intercept_entry *entries, size_t n)
+static int fake_sync(void *priv, const struct intercept_entry *entries, size_t n,
+		     const struct intercept_guards *guards)
 {
 	cr_assert_eq(((struct fake_priv *)priv)->magic, 0xfe77);
 	fake_syncs++;
@@ -848,6 +852,12 @@ static int fake_sync(void *priv, const struct intercept_entry *entries, size_t n
 	if (n > 0)
 		memcpy(fake_entries, entries, n * sizeof(*entries));
 	fake_n = n;
+	cr_assert_not_null(guards, "the relay always passes the plan's guards");
+	cr_assert_leq(guards->n_cluster_ips, 16);
+	if (guards->n_cluster_ips > 0)
+		memcpy(fake_ips, guards->cluster_ips, guards->n_cluster_ips * sizeof(*fake_ips));
+	fake_n_ips = guards->n_cluster_ips;
+	fake_n_cidrs = guards->n_service_cidrs;
 	return 0;
 }
 
@@ -1013,7 +1023,19 @@ struct w_svc {
 	bool health;            /* TCP checks every 50 ms, rise 2, fall 2 */
 	const char *lb_ip;
 	const char *range;
+	bool etp_local;         /* externalTrafficPolicy Local (with lb_ip) */
 };
+
+/* The world of node node_name (NULL: unknown). */
+static void world_init_node(struct world *w, const char *node_name)
+{
+	struct planner_config pc = { .topology_hints = true, .node_name = node_name };
+
+	memset(w, 0, sizeof(*w));
+	w->m = model_new();
+	w->p = planner_new(&pc);
+	cr_assert(w->m && w->p);
+}
 
 static void world_init(struct world *w)
 {
@@ -1054,6 +1076,7 @@ static void world_service(struct world *w, const struct w_svc *t)
 		cr_assert_eq(inet_prefix_parse(t->range, &s->source_ranges[0]), 0);
 		s->n_source_ranges = 1;
 	}
+	s->external_policy = t->etp_local ? TRAFFIC_POLICY_LOCAL : TRAFFIC_POLICY_CLUSTER;
 	s->ports = calloc(1, sizeof(*s->ports));
 	sp = &s->ports[0];
 	snprintf(sp->name, sizeof(sp->name), "%s", t->port_name ? t->port_name : "http");
@@ -1071,7 +1094,8 @@ static void world_service(struct world *w, const struct w_svc *t)
 }
 
 /* The EndpointSlice default/SVC-1 of service svc: ready endpoints at the
- * space-separated addresses ("" for none), all on port. */
+ * space-separated addresses ("" for none), all on port. "ADDR@NODE" puts
+ * an endpoint on node NODE. */
 static void world_slice(struct world *w, const char *svc, const char *port_name,
 			enum inet_proto proto, uint16_t port, const char *addrs)
 {
@@ -1095,7 +1119,13 @@ static void world_slice(struct world *w, const char *svc, const char *port_name,
 		struct kobj_endpoint *ep;
 
 		cr_assert_lt(n, 8);
+		char *at = strchr(a, '@');
+
 		ep = &s->endpoints[n++];
+		if (at) {
+			*at = '\0';
+			ep->node_name = strdup(at + 1);
+		}
 		cr_assert_eq(inet_addr_parse(a, &ep->addr), 0);
 		ep->ready = ep->serving = true;
 	}
@@ -1681,4 +1711,164 @@ Test(userspace_apply, random_sequences_agree_with_sync, .init = setup, .timeout 
 	world_done(&w);
 	for (int i = 0; i < N_EP; i++)
 		echo_stop(&e[i]);
+}
+
+/* ---- externalTrafficPolicy Local's short-circuit ---- */
+
+/* Who counts as starting on this node: loopback, the host's own addresses
+ * (asked of the routing table at that moment), and sources inside the
+ * cluster CIDRs; nobody else. */
+Test(userspace_relay, client_is_local)
+{
+	struct inet_prefix pods;
+	struct inet_addr a;
+	struct ifaddrs *ifs = NULL;
+
+	cr_assert_eq(inet_prefix_parse("192.0.2.0/24", &pods), 0);
+	inet_addr_parse("127.0.0.1", &a);
+	cr_assert(relay_client_is_local(&a, NULL, 0), "loopback");
+	inet_addr_parse("127.0.0.9", &a);
+	cr_assert(relay_client_is_local(&a, NULL, 0), "127/8 is loopback");
+	inet_addr_parse("::1", &a);
+	cr_assert(relay_client_is_local(&a, NULL, 0));
+	/* TEST-NET-1 and the IPv6 documentation prefix are nobody's address. */
+	inet_addr_parse("192.0.2.7", &a);
+	cr_assert_not(relay_client_is_local(&a, NULL, 0), "an address of no interface");
+	cr_assert(relay_client_is_local(&a, &pods, 1), "a source inside the cluster CIDRs");
+	inet_addr_parse("2001:db8::7", &a);
+	cr_assert_not(relay_client_is_local(&a, &pods, 1), "a CIDR of the other family");
+	/* Every address of this host's interfaces (link-local ones need a
+	 * scope the relay's peer address would carry: skipped). */
+	cr_assert_eq(getifaddrs(&ifs), 0);
+	for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+		char buf[INET_ADDR_STRLEN];
+
+		if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		cr_assert_eq(inet_from_sockaddr(i->ifa_addr, &a, NULL), 0);
+		if (a.family == AF_INET6 && a.u.bytes[0] == 0xfe && (a.u.bytes[1] & 0xc0) == 0x80)
+			continue;
+		cr_assert(relay_client_is_local(&a, NULL, 0), "%s (%s) is this host's", inet_addr_format(&a, buf),
+			  i->ifa_name);
+	}
+	freeifaddrs(ifs);
+}
+
+/* A short-circuit snapshot picks its set by client; without one every
+ * client gets the frontend's own set. */
+Test(userspace_relay, short_circuit_snapshot_picks_by_client)
+{
+	struct balancer *own = balancer_new(BALANCE_ROUND_ROBIN, NULL, 0, NULL);
+	struct balancer *all = balancer_new(BALANCE_ROUND_ROBIN, NULL, 0, NULL);
+	struct relay_service *s = relay_service_new(own, EMPTY_DROP, NULL, 0, "default/web:http");
+	struct inet_prefix pods;
+	struct inet_addr outside, pod, lo;
+
+	cr_assert(own && all && s);
+	inet_addr_parse("192.0.2.7", &outside);
+	inet_addr_parse("198.51.100.7", &pod);
+	inet_addr_parse("127.0.0.1", &lo);
+	cr_assert_eq(inet_prefix_parse("198.51.100.0/24", &pods), 0);
+	cr_assert_eq(relay_service_balancer_for(s, &lo), own, "no short-circuit: the own set for all");
+	cr_assert_eq(relay_service_set_short_circuit(s, all, &pods, 1), 0);
+	cr_assert_eq(relay_service_balancer_for(s, &outside), own);
+	cr_assert_eq(relay_service_balancer_for(s, &pod), all);
+	cr_assert_eq(relay_service_balancer_for(s, &lo), all);
+	relay_service_unref(s);
+	balancer_unref(own);
+	balancer_unref(all);
+}
+
+/* A load-balancer IP of an externalTrafficPolicy Local service whose
+ * endpoints are all on another node: its Local set is empty, but this
+ * host's own connections (loopback here) short-circuit to every endpoint.
+ * When only the cluster-wide set changes (the Local one stays empty), apply
+ * must still give the frontend a snapshot over the new set: the frontend is
+ * listed among that set's short-circuit users. */
+Test(userspace_apply, short_circuit_follows_its_set, .init = setup, .timeout = 60)
+{
+	struct echo e[3];
+	struct world w;
+	uint16_t ep = echoes_start(e, 3), p = free_port(AF_INET);
+	void *priv = backend_start();
+	const struct plan_frontend *lb = NULL;
+
+	world_init_node(&w, "node-a");
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = p,
+					   .lb_ip = "127.0.0.5", .etp_local = true });
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11@node-b 127.0.0.12@node-b");
+	world_sync(&w, priv);
+	for (size_t i = 0; i < w.plan->n_frontends; i++)
+		if (w.plan->frontends[i].kind == FRONTEND_LOAD_BALANCER)
+			lb = &w.plan->frontends[i];
+	cr_assert_not_null(lb);
+	cr_assert_not_null(lb->short_circuit, "the planner gives eTP Local LB IPs a short-circuit");
+	cr_assert_eq(lb->epset->n_endpoints, 0, "no local endpoint");
+	assert_reaches("127.0.0.5", p, 4, "AB");
+	assert_reaches("127.0.0.3", p, 4, "AB");
+
+	/* Only the cluster-wide set changes. */
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep,
+		    "127.0.0.11@node-b 127.0.0.12@node-b 127.0.0.13@node-b");
+	world_apply(&w, priv);
+	assert_reaches("127.0.0.5", p, 6, "ABC");
+
+	/* A local endpoint: loopback still short-circuits to all of them. */
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11@node-a 127.0.0.12@node-b");
+	world_apply(&w, priv);
+	assert_reaches("127.0.0.5", p, 4, "AB");
+
+	/* The policy goes back to Cluster: no short-circuit any more. */
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = p,
+					   .lb_ip = "127.0.0.5" });
+	world_apply(&w, priv);
+	assert_reaches("127.0.0.5", p, 4, "AB");
+	world_sync(&w, priv);
+
+	backend_stop(priv);
+	world_done(&w);
+	for (int i = 0; i < 3; i++)
+		echo_stop(&e[i]);
+}
+
+/* The guards of the service range reach the provider with the redirects:
+ * after a sync, and after an apply that changes only them (a service CIDR
+ * from the model) though no relay opened or closed. */
+Test(userspace_apply, guards_are_pushed_with_the_redirects, .init = setup, .timeout = 60)
+{
+	struct userspace_options cfg = { .workers = 1, .intercept = &fake_intercept };
+	struct echo e[1];
+	struct world w;
+	struct inet_prefix range;
+	struct inet_addr vip;
+	uint16_t ep = echoes_start(e, 1), p = free_port(AF_INET);
+	void *priv = calloc(1, userspace_backend_ops.priv_size);
+	int syncs;
+
+	cr_assert_not_null(priv);
+	fake_n = fake_n_ips = fake_n_cidrs = 0;
+	fake_syncs = fake_cleanups = fake_fail = 0;
+	cr_assert_eq(userspace_backend_ops.init(priv, &cfg), 0);
+	world_init(&w);
+	world_service(&w, &(struct w_svc){ .name = "web", .vip = "127.0.0.3", .port = p });
+	world_slice(&w, "web", "http", INET_PROTO_TCP, ep, "127.0.0.11");
+	world_sync(&w, priv);
+	inet_addr_parse("127.0.0.3", &vip);
+	cr_assert_eq(fake_n_ips, 1);
+	cr_assert_eq(inet_addr_cmp(&fake_ips[0], &vip), 0);
+	cr_assert_eq(fake_n_cidrs, 0);
+
+	syncs = fake_syncs;
+	cr_assert_eq(inet_prefix_parse("127.0.0.0/24", &range), 0);
+	cr_assert_eq(model_set_service_cidrs(w.m, &range, 1), 1, "the model did not change");
+	world_apply(&w, priv);
+	cr_assert(w.diff->guards_changed);
+	cr_assert_eq(fake_syncs, syncs + 1, "new guards were not pushed");
+	cr_assert_eq(fake_n_cidrs, 1);
+	cr_assert_eq(fake_n, 1, "the redirects go with them");
+
+	userspace_backend_ops.fini(priv);
+	free(priv);
+	world_done(&w);
+	echo_stop(&e[0]);
 }
