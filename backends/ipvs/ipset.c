@@ -37,6 +37,8 @@ static const char *const type_names[] = {
 	[IPVS_IPSET_HASH_IP_PORT_IP] = "hash:ip,port,ip",
 	[IPVS_IPSET_HASH_IP_PORT_NET] = "hash:ip,port,net",
 	[IPVS_IPSET_BITMAP_PORT] = "bitmap:port",
+	[IPVS_IPSET_HASH_IP] = "hash:ip",
+	[IPVS_IPSET_HASH_NET] = "hash:net",
 };
 
 const char *ipvs_ipset_type_name(enum ipvs_ipset_type type)
@@ -59,8 +61,13 @@ int ipvs_ipset_type_parse(const char *name, enum ipvs_ipset_type *ret)
 
 static bool is_hash(enum ipvs_ipset_type type)
 {
-	return type == IPVS_IPSET_HASH_IP_PORT || type == IPVS_IPSET_HASH_IP_PORT_IP ||
-	       type == IPVS_IPSET_HASH_IP_PORT_NET;
+	return type != IPVS_IPSET_BITMAP_PORT;
+}
+
+/* Whether members of type carry a protocol and port. */
+static bool has_port(enum ipvs_ipset_type type)
+{
+	return type != IPVS_IPSET_HASH_IP && type != IPVS_IPSET_HASH_NET;
 }
 
 static uint8_t max_prefix(sa_family_t family)
@@ -82,10 +89,19 @@ int ipvs_ipset_entry_format(enum ipvs_ipset_type type, sa_family_t family,
 		n = snprintf(buf, len, "%u", e->port);
 		return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 	}
-	if ((family != AF_INET && family != AF_INET6) || e->addr.family != family || e->proto == 0)
+	if ((family != AF_INET && family != AF_INET6) || e->addr.family != family ||
+	    (has_port(type) && e->proto == 0))
 		return -EINVAL;
 	inet_addr_format(&e->addr, a);
 	switch (type) {
+	case IPVS_IPSET_HASH_IP:
+		n = snprintf(buf, len, "%s", a);
+		break;
+	case IPVS_IPSET_HASH_NET:
+		if (e->cidr > max_prefix(family))
+			return -EINVAL;
+		n = snprintf(buf, len, "%s/%u", a, e->cidr ? e->cidr : max_prefix(family));
+		break;
 	case IPVS_IPSET_HASH_IP_PORT:
 		n = snprintf(buf, len, "%s,%u:%u", a, e->proto, e->port);
 		break;
@@ -182,6 +198,20 @@ int ipvs_ipset_entry_parse(enum ipvs_ipset_type type, sa_family_t family, const 
 		return parse_proto_port(buf, &proto, &ret->port);
 	if (family != AF_INET && family != AF_INET6)
 		return -EINVAL;
+	if (type == IPVS_IPSET_HASH_IP)
+		return parse_addr(buf, family, &ret->addr);
+	if (type == IPVS_IPSET_HASH_NET) {
+		/* ipset prints a whole address without "/len". */
+		ret->cidr = max_prefix(family);
+		slash = strchr(buf, '/');
+		if (slash) {
+			*slash = '\0';
+			if (parse_uint(slash + 1, max_prefix(family), &num) < 0 || num == 0)
+				return -EINVAL;
+			ret->cidr = (uint8_t)num;
+		}
+		return parse_addr(buf, family, &ret->addr);
+	}
 
 	want = type == IPVS_IPSET_HASH_IP_PORT ? 2 : 3;
 	for (p = buf; n < 3; n++) {

@@ -2,7 +2,8 @@
  * the ipset binary), for the constant-size rules of the IPVS backend:
  * kube-proxy's IPVS mode keeps cluster IPs, external and load-balancer IPs
  * as hash:ip,port sets, the loopback hairpin as hash:ip,port,ip, source
- * ranges as hash:ip,port,net and node ports as bitmap:port.
+ * ranges as hash:ip,port,net and node ports as bitmap:port; the guards of
+ * the service range take plain addresses (hash:ip) and networks (hash:net).
  *
  * Every change is idempotent: the session runs with libipset's "exist"
  * option, so re-creating a set with the same type and options, adding a
@@ -42,6 +43,8 @@ enum ipvs_ipset_type {
 	IPVS_IPSET_HASH_IP_PORT_IP,   /* "hash:ip,port,ip":  addr,proto:port,addr2 */
 	IPVS_IPSET_HASH_IP_PORT_NET,  /* "hash:ip,port,net": addr,proto:port,addr2/cidr2 */
 	IPVS_IPSET_BITMAP_PORT,       /* "bitmap:port":      port */
+	IPVS_IPSET_HASH_IP,           /* "hash:ip":          addr */
+	IPVS_IPSET_HASH_NET,          /* "hash:net":         addr/cidr */
 };
 
 /* What a set is: what ipvs_ipset_create makes, what ipvs_ipset_list reads. */
@@ -59,7 +62,10 @@ struct ipvs_ipset_spec {
  * the others are ignored when formatting and zero after parsing. */
 struct ipvs_ipset_entry {
 	struct inet_addr addr;  /* hash types; its family must be the set's */
-	uint8_t proto;          /* hash types: IPPROTO_TCP, _UDP or _SCTP */
+	uint8_t cidr;           /* hash:net: prefix length of addr (1..32 or 1..128); 0
+				 * when formatting means a whole address, parsers give
+				 * the real length */
+	uint8_t proto;          /* types with a port: IPPROTO_TCP, _UDP or _SCTP */
 	uint16_t port;          /* host order */
 	struct inet_addr addr2; /* hash:ip,port,ip and hash:ip,port,net */
 	uint8_t cidr2;          /* hash:ip,port,net: prefix length of addr2; 0 when

@@ -12,6 +12,12 @@
  * restart flushes nothing and established connections keep their real
  * server. Later syncs diff against the state kept in memory.
  *
+ * The guards of the service range (kube-proxy's cluster-ips-check) are
+ * members of two more sets, FERRY-CLUSTER-ADDRS (plan.cluster_ips) and
+ * FERRY-SERVICE-CIDRS (plan.service_cidrs), that constant rules consult:
+ * staged as a frontend of their own at every sync, and by an apply whose
+ * diff says guards_changed, read back and converged like the others.
+ *
  * Real servers of TCP and SCTP services that leave the plan drain: weight
  * 0, deleted by a later sync once IPVS counts no connection on them (as
  * kube-proxy's graceful termination does). UDP ones are deleted at once.
@@ -125,14 +131,34 @@ static void dest_of(const struct ipvs_item *it, struct ipvs_dest *ret)
 
 static enum ipvs_ipset_type set_type_of(enum ipvs_set_id set)
 {
-	return set == IPVS_SET_SOURCES ? IPVS_IPSET_HASH_IP_PORT_NET :
-	       set == IPVS_SET_LOOPBACK ? IPVS_IPSET_HASH_IP_PORT_IP : IPVS_IPSET_HASH_IP_PORT;
+	switch (set) {
+	case IPVS_SET_SOURCES:
+		return IPVS_IPSET_HASH_IP_PORT_NET;
+	case IPVS_SET_LOOPBACK:
+		return IPVS_IPSET_HASH_IP_PORT_IP;
+	case IPVS_SET_CLUSTER_ADDRS:
+		return IPVS_IPSET_HASH_IP;
+	case IPVS_SET_SERVICE_CIDRS:
+		return IPVS_IPSET_HASH_NET;
+	default:
+		return IPVS_IPSET_HASH_IP_PORT;
+	}
+}
+
+/* Whether set's members are addresses or networks alone (no port). */
+static bool set_is_guard(unsigned set)
+{
+	return set == IPVS_SET_CLUSTER_ADDRS || set == IPVS_SET_SERVICE_CIDRS;
 }
 
 static void entry_of(const struct ipvs_item *it, struct ipvs_ipset_entry *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	ret->addr = it->addr;
+	if (set_is_guard(it->set)) {
+		ret->cidr = it->set == IPVS_SET_SERVICE_CIDRS ? it->plen : 0;
+		return;
+	}
 	ret->proto = (uint8_t)nfproto_of((enum inet_proto)it->proto);
 	ret->port = it->port;
 	if (it->set == IPVS_SET_SOURCES || it->set == IPVS_SET_LOOPBACK) {
@@ -409,6 +435,13 @@ static int kernel_items(struct ipvs *v, const struct ipvs_item *want, size_t n_w
 					r = -ENOMEM;
 					break;
 				}
+				if (set_is_guard((unsigned)s)) {
+					it->kind = IPVS_ITEM_MEMBER;
+					it->set = (uint8_t)s;
+					it->addr = e->addr;
+					it->plen = s == IPVS_SET_SERVICE_CIDRS ? e->cidr : 0;
+					continue;
+				}
 				if (inet_proto_of(e->proto, &p) < 0) {
 					have->n--;
 					continue;
@@ -657,13 +690,36 @@ static int stage_frontend(struct ipvs *v, const struct plan_frontend *fe, struct
 	return ipvs_state_stage(v->state, &k, &vec);
 }
 
-/* Stage every frontend of plan; want as for stage_frontend. */
+/* The guards of the service range (plan.cluster_ips, plan.service_cidrs)
+ * are staged as one frontend of their own, under a key no plan frontend
+ * has (a kind past the plan's), so that the state diffs, commits and
+ * adopts their members like any frontend's. */
+#define GUARDS_KIND 0xff
+
+static int stage_guards(struct ipvs *v, const struct plan *plan)
+{
+	struct ipvs_fe_key k = { .kind = GUARDS_KIND };
+	struct ipvs_item_vec vec = { 0 };
+	int r = ipvs_guard_items(plan, &vec);
+
+	if (r < 0) {
+		ipvs_item_vec_done(&vec);
+		return r;
+	}
+	ipvs_item_vec_sort(&vec);
+	return ipvs_state_stage(v->state, &k, &vec);
+}
+
+/* Stage every frontend of plan and the guards; want as for
+ * stage_frontend. */
 static int stage_plan(struct ipvs *v, const struct plan *plan, struct ipvs_item_vec *want)
 {
 	int r = 0;
 
 	for (size_t i = 0; i < plan->n_frontends && r == 0; i++)
 		r = stage_frontend(v, &plan->frontends[i], want);
+	if (r == 0)
+		r = stage_guards(v, plan);
 	return r;
 }
 
@@ -676,6 +732,7 @@ static int stage_plan(struct ipvs *v, const struct plan *plan, struct ipvs_item_
 static int converge(struct ipvs *v, int r, const struct ipvs_item_vec *have, const char *what, double t0)
 {
 	struct ipvs_change c = { 0 };
+	size_t n_fes;
 
 	if (r == 0)
 		r = have ? ipvs_state_change_from(v->state, have->v, have->n, &c) : ipvs_state_change(v->state, &c);
@@ -688,8 +745,10 @@ static int converge(struct ipvs *v, int r, const struct ipvs_item_vec *have, con
 		return r;
 	}
 	ipvs_state_commit(v->state);
+	/* Every sync stages the guards, which the count leaves out. */
+	n_fes = ipvs_state_frontends(v->state);
 	log_info("ipvs: %s: %zu frontends, +%zu -%zu ~%zu items (%zu draining) in %.1f ms", what,
-		 ipvs_state_frontends(v->state), c.n_adds, c.n_dels, c.n_edits, c.n_drains, now_ms() - t0);
+		 n_fes ? n_fes - 1 : 0, c.n_adds, c.n_dels, c.n_edits, c.n_drains, now_ms() - t0);
 	drains_reap(v);
 	return 0;
 }
@@ -765,6 +824,8 @@ static int ipvs_apply(void *priv, const struct plan *plan, const struct plan_dif
 		ipvs_fe_key_of(diff->fe_removed[i], &k);
 		r = ipvs_state_stage_removal(v->state, &k);
 	}
+	if (r == 0 && diff->guards_changed)
+		r = stage_guards(v, plan);
 	if (r == 0 && diff->n_eps_changed) {
 		/* Frontends whose endpoint set changed: one pass over the plan. */
 		eps = malloc(diff->n_eps_changed * sizeof(*eps));

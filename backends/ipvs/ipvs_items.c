@@ -20,6 +20,8 @@ static const struct {
 	[IPVS_SET_FIREWALL] = { { "FERRY-LB-FIREWALL", "FERRY6-LB-FIREWALL" }, "hash:ip,port" },
 	[IPVS_SET_SOURCES] = { { "FERRY-LB-SOURCES", "FERRY6-LB-SOURCES" }, "hash:ip,port,net" },
 	[IPVS_SET_LOOPBACK] = { { "FERRY-LOOPBACK", "FERRY6-LOOPBACK" }, "hash:ip,port,ip" },
+	[IPVS_SET_CLUSTER_ADDRS] = { { "FERRY-CLUSTER-ADDRS", "FERRY6-CLUSTER-ADDRS" }, "hash:ip" },
+	[IPVS_SET_SERVICE_CIDRS] = { { "FERRY-SERVICE-CIDRS", "FERRY6-SERVICE-CIDRS" }, "hash:net" },
 };
 
 const char *ipvs_set_type(enum ipvs_set_id set)
@@ -238,6 +240,14 @@ static int vip_items(const struct plan_frontend *fe, const struct inet_addr *vip
 	return 0;
 }
 
+/* kube-proxy's IPVS mode has no externalTrafficPolicy Local
+ * "short-circuit": pods and the node reaching an eTP Local service's
+ * external address get its local endpoints only, like any other client.
+ * The IPVS backend keeps that parity on purpose: fe->short_circuit is
+ * ignored here, and the virtual server of an eTP Local frontend holds the
+ * local endpoints alone. Source ranges are taken as the plan gives them
+ * (the planner already admits the load-balancer IPs where a range holds
+ * the node's address). */
 int ipvs_frontend_items(const struct plan_frontend *fe, const struct ipvs_items_cfg *cfg,
 			struct ipvs_item_vec *out)
 {
@@ -254,9 +264,76 @@ int ipvs_frontend_items(const struct plan_frontend *fe, const struct ipvs_items_
 	return r;
 }
 
+/* A SERVICE-CIDRS member for prefix (addr, len), host bits cleared. */
+static int cidr_member(struct ipvs_item_vec *out, const struct inet_addr *addr, unsigned len)
+{
+	struct ipvs_item *it = ipvs_item_vec_push(out);
+	size_t alen = addr->family == AF_INET6 ? 16 : 4;
+
+	if (!it)
+		return -ENOMEM;
+	it->kind = IPVS_ITEM_MEMBER;
+	it->set = IPVS_SET_SERVICE_CIDRS;
+	it->addr = *addr;
+	it->plen = (uint8_t)len;
+	/* The kernel keeps the network address: a member read back must
+	 * compare equal to the one staged. */
+	for (size_t i = 0; i < alen; i++) {
+		unsigned bit = (unsigned)i * 8;
+
+		if (bit >= len)
+			it->addr.u.bytes[i] = 0;
+		else if (bit + 8 > len)
+			it->addr.u.bytes[i] &= (uint8_t)(0xff << (8 - (len - bit)));
+	}
+	return 0;
+}
+
+int ipvs_guard_items(const struct plan *plan, struct ipvs_item_vec *out)
+{
+	for (size_t i = 0; i < plan->n_cluster_ips; i++) {
+		struct ipvs_item *it = ipvs_item_vec_push(out);
+
+		if (!it)
+			return -ENOMEM;
+		it->kind = IPVS_ITEM_MEMBER;
+		it->set = IPVS_SET_CLUSTER_ADDRS;
+		it->addr = plan->cluster_ips[i];
+	}
+	for (size_t i = 0; i < plan->n_service_cidrs; i++) {
+		const struct inet_prefix *p = &plan->service_cidrs[i];
+		struct inet_addr half = p->addr;
+		int r;
+
+		if (p->len > 0) {
+			r = cidr_member(out, &p->addr, p->len);
+		} else {
+			/* hash:net holds /1 to /32 (/128): a whole family is
+			 * its two halves. */
+			memset(half.u.bytes, 0, sizeof(half.u.bytes));
+			r = cidr_member(out, &half, 1);
+			half.u.bytes[0] = 0x80;
+			if (r == 0)
+				r = cidr_member(out, &half, 1);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 void ipvs_member_print(FILE *out, const struct ipvs_item *m)
 {
 	char a[INET_ADDR_STRLEN], b[INET_ADDR_STRLEN];
+
+	if (m->set == IPVS_SET_CLUSTER_ADDRS) {
+		fprintf(out, "%s", inet_addr_format(&m->addr, a));
+		return;
+	}
+	if (m->set == IPVS_SET_SERVICE_CIDRS) {
+		fprintf(out, "%s/%u", inet_addr_format(&m->addr, a), m->plen);
+		return;
+	}
 
 	fprintf(out, "%s,%s:%u", inet_addr_format(&m->addr, a),
 		m->proto == INET_PROTO_TCP ? "tcp" : m->proto == INET_PROTO_UDP ? "udp" : "sctp", m->port);

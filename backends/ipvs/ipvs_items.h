@@ -30,6 +30,13 @@ enum ipvs_set_id {
 	IPVS_SET_FIREWALL,     /* hash:ip,port: load-balancer frontends with source ranges */
 	IPVS_SET_SOURCES,      /* hash:ip,port,net: their allowed sources */
 	IPVS_SET_LOOPBACK,     /* hash:ip,port,ip: an endpoint reaching itself (hairpin) */
+	/* The guards of the service range (plan.cluster_ips, plan.service_cidrs),
+	 * last so that a change adds them after the virtual servers' members
+	 * and deletes them first (ipvs_item_cmp's order). */
+	IPVS_SET_CLUSTER_ADDRS, /* hash:ip: every cluster IP (new connections to
+				 * another port are refused) */
+	IPVS_SET_SERVICE_CIDRS, /* hash:net: the service ranges (new connections to
+				 * an address that is no cluster IP are dropped) */
 	IPVS_SET_COUNT
 };
 
@@ -59,7 +66,9 @@ enum ipvs_item_kind {
  *   DEST     family, proto, addr, port (its virtual server), addr2, port2
  *                                             options: weight
  *   MEMBER   set, family, addr, proto, port, and addr2 + plen for the
- *            three-part sets (SOURCES: a net; LOOPBACK: an ip, plen full) */
+ *            three-part sets (SOURCES: a net; LOOPBACK: an ip, plen full);
+ *            CLUSTER-ADDRS: addr only; SERVICE-CIDRS: addr (the network
+ *            address, host bits clear) and plen */
 struct ipvs_item {
 	uint8_t kind;    /* enum ipvs_item_kind */
 	uint8_t set;     /* MEMBER: enum ipvs_set_id */
@@ -119,8 +128,17 @@ const char *ipvs_scheduler_for(const struct plan_epset *eps, const char *cfg_def
 int ipvs_frontend_items(const struct plan_frontend *fe, const struct ipvs_items_cfg *cfg,
 			struct ipvs_item_vec *out);
 
+/* Append the members of the service-range guards to out (unsorted): one
+ * CLUSTER-ADDRS member per address of plan->cluster_ips, one SERVICE-CIDRS
+ * member per prefix of plan->service_cidrs (host bits cleared; a /0, which
+ * hash:net cannot hold, as its two halves). They belong to no frontend:
+ * the backend stages them as a frontend of their own.
+ * Returns 0 or -ENOMEM (out may hold part of them). */
+int ipvs_guard_items(const struct plan *plan, struct ipvs_item_vec *out);
+
 /* An ipset member as ipset writes it ("10.96.0.1,tcp:80", with ",NET/LEN"
- * or ",IP" for the three-part sets), for logs and the renderer. */
+ * or ",IP" for the three-part sets; "10.96.0.1" and "10.96.0.0/16" for the
+ * guards), for logs and the renderer. */
 void ipvs_member_print(FILE *out, const struct ipvs_item *m);
 
 /* One item in words ("service TCP 10.96.0.1:80 rr persistent 10800s"),

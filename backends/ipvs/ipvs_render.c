@@ -94,6 +94,10 @@ static void render_text(const struct plan *plan, const struct ipvs_options *o, F
 			fprintf(out, "# out of memory\n");
 			goto out;
 		}
+	if (ipvs_guard_items(plan, &v) < 0) {
+		fprintf(out, "# out of memory\n");
+		goto out;
+	}
 	ipvs_item_vec_sort(&v);
 	fprintf(out, "# ferry ipvs: scheduler %s, masquerade mark 0x%x%s%s\n", cfg.scheduler, rcfg.masq_mark,
 		o->strict_arp ? ", strict ARP" : "",

@@ -8,6 +8,7 @@
 
 #include <libnftnl/expr.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/ipset/ip_set.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
@@ -33,16 +34,16 @@ struct rule_ctx {
 	const struct ipvs_rules_cfg *cfg;
 };
 
-/* "xt match set NAME dst,dst[,src]" (inverted: "!"): an xtables set match
- * (revision 1) through nft_compat. dims: 2 or 3; the third dimension, if
- * any, is the source address. */
+/* "xt match set NAME dst[,dst[,src]]" (inverted: "!"): an xtables set
+ * match (revision 1) through nft_compat. dims: 1 (hash:ip, hash:net), 2 or
+ * 3; the third dimension, if any, is the source address. */
 static void set_match(struct rule_ctx *c, enum ipvs_set_id set, unsigned dims, bool inverted)
 {
 	struct nftnl_expr *e;
 	struct xt_set_info_match_v1 *info;
 
-	nft_expr_text(&c->rb, "xt match set %s%s dst,dst%s ", inverted ? "! " : "",
-		      ipvs_set_name(set, c->rb.family), dims == 3 ? ",src" : "");
+	nft_expr_text(&c->rb, "xt match set %s%s %s ", inverted ? "! " : "", ipvs_set_name(set, c->rb.family),
+		      dims == 1 ? "dst" : dims == 2 ? "dst,dst" : "dst,dst,src");
 	if (!c->rb.rule || c->rb.err)
 		return;
 	e = nft_expr_add(&c->rb, "match");
@@ -203,15 +204,77 @@ static void r_masquerade(struct rule_ctx *c)
 	nft_expr_masquerade(&c->rb, NF_NAT_RANGE_PROTO_RANDOM_FULLY);
 }
 
+/* The guards of the service range (kube-proxy's nftables chain
+ * cluster-ips-check). Its rules run after DNAT and so see only what no
+ * service took; here they run before IPVS, so "no service took it" is
+ * "not a virtual server ferry made" (FERRY-SERVICES).
+ *
+ * "ct state new", as kube-proxy's jump to the chain has: a nat chain also
+ * sees a packet related to a connection whose first packet it dropped,
+ * such as the reset this rule answers with. A node's own connection to a
+ * VIP comes from the VIP (the local route's source), so that reset goes
+ * to a cluster IP on a port no service has, and would be dropped. */
+static void ct_state_new(struct rule_ctx *c)
+{
+	uint32_t bit = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
+
+	nft_expr_load_ct(&c->rb, NFT_CT_STATE, 0);
+	nft_expr_bitwise(&c->rb, 0, &bit, &zero, sizeof(bit));
+	nft_expr_cmp(&c->rb, 0, NFT_CMP_NEQ, &zero, sizeof(zero));
+	nft_expr_text(&c->rb, "ct state new ");
+}
+
+/* A cluster IP on a port (and protocol) no virtual server has: refused,
+ * also where a local process listens on the wildcard address on that
+ * port (the VIP is local, the stack would answer for it). */
+static void guard_undefined_port(struct rule_ctx *c)
+{
+	ct_state_new(c);
+	set_match(c, IPVS_SET_CLUSTER_ADDRS, 1, false);
+	set_match(c, IPVS_SET_SERVICES, 2, true);
+}
+
+static void r_guard_reject_tcp(struct rule_ctx *c)
+{
+	uint8_t tcp = IPPROTO_TCP;
+
+	nft_expr_load_meta(&c->rb, NFT_META_L4PROTO, 0);
+	nft_expr_cmp(&c->rb, 0, NFT_CMP_EQ, &tcp, 1);
+	nft_expr_text(&c->rb, "meta l4proto tcp ");
+	guard_undefined_port(c);
+	nft_expr_reject_tcp_reset(&c->rb);
+}
+
+static void r_guard_reject(struct rule_ctx *c)
+{
+	guard_undefined_port(c);
+	nft_expr_reject_port_unreachable(&c->rb);
+}
+
+/* An address of the service range that is no cluster IP: dropped, not
+ * routed on. A virtual server ferry made there (an external IP inside the
+ * range) is exempt, as a DNATed connection is from kube-proxy's check. */
+static void r_guard_drop(struct rule_ctx *c)
+{
+	ct_state_new(c);
+	set_match(c, IPVS_SET_SERVICE_CIDRS, 1, false);
+	set_match(c, IPVS_SET_CLUSTER_ADDRS, 1, true);
+	set_match(c, IPVS_SET_SERVICES, 2, true);
+	nft_expr_verdict(&c->rb, NF_DROP, NULL);
+}
+
+#define MAX_RULES 12
+
 struct chain_def {
 	const char *name;
 	const struct nft_base_chain *base; /* NULL: regular */
-	rule_fn rules[8];
+	rule_fn rules[MAX_RULES];
 };
 
 static const struct chain_def chain_defs[] = {
 	{ "services", NULL,
-	  { r_firewall, r_reject_tcp, r_reject, r_drop_empty, r_mark_masq, r_mark_cluster_ip } },
+	  { r_firewall, r_reject_tcp, r_reject, r_drop_empty, r_mark_masq, r_mark_cluster_ip, r_guard_reject_tcp,
+	    r_guard_reject, r_guard_drop } },
 	{ "prerouting", &base_prerouting, { r_jump_services } },
 	{ "output", &base_output, { r_jump_services } },
 	{ "postrouting", &base_postrouting, { r_hairpin, r_unmarked_return, r_masquerade } },
@@ -234,7 +297,7 @@ int ipvs_rules_msgs(struct nft_batch *b, int family, const struct ipvs_rules_cfg
 	for (size_t i = 0; i < N_CHAINS && r == 0; i++)
 		r = nft_chain_empty_msg(b, family, IPVS_RULES_TABLE, chain_defs[i].name);
 	for (size_t i = 0; i < N_CHAINS && r == 0; i++)
-		for (size_t j = 0; j < 8 && chain_defs[i].rules[j] && r == 0; j++) {
+		for (size_t j = 0; j < MAX_RULES && chain_defs[i].rules[j] && r == 0; j++) {
 			struct rule_ctx c = { .cfg = cfg };
 
 			if (!rule_wanted(chain_defs[i].rules[j], cfg, family))
@@ -264,7 +327,7 @@ void ipvs_rules_print(FILE *out, int family, const struct ipvs_rules_cfg *cfg)
 		if (d->base)
 			fprintf(out, "\t\ttype %s hook %s priority %d; policy accept;\n", d->base->type,
 				nft_hook_name(d->base->hook), d->base->prio);
-		for (size_t j = 0; j < 8 && d->rules[j]; j++) {
+		for (size_t j = 0; j < MAX_RULES && d->rules[j]; j++) {
 			struct rule_ctx c = { .cfg = cfg };
 
 			if (!rule_wanted(d->rules[j], cfg, family))

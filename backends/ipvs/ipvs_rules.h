@@ -1,8 +1,10 @@
 /* Mechanism: the constant nf_tables rules of the IPVS backend, which do
  * what IPVS cannot decide itself by consulting the ipsets of ipvs_items.h:
  * source ranges, refusing or dropping connections to services without an
- * endpoint, marking connections for masquerade, and the masquerade itself
- * (hairpin pairs and marked connections).
+ * endpoint, marking connections for masquerade, the masquerade itself
+ * (hairpin pairs and marked connections), and the guards of the service
+ * range (an undefined port of a cluster IP refused, an unallocated address
+ * of the range dropped).
  *
  * The rules are nf_tables rules (tables "ip ferry_ipvs" and "ip6
  * ferry_ipvs") whose set lookups are xtables `set` matches carried by
@@ -20,6 +22,11 @@
  *     EMPTY-DROP dst,dst                                  drop
  *     MASQ dst,dst                                        mark for masquerade
  *     CLUSTER-IP dst,dst, not local (--detect-local-mode) mark for masquerade
+ *     ct state new, CLUSTER-ADDRS dst, not SERVICES dst,dst
+ *                                                         reject (TCP reset, else ICMP)
+ *     ct state new, SERVICE-CIDRS dst, not CLUSTER-ADDRS dst,
+ *       not SERVICES dst,dst                              drop
+ *   (the last two: kube-proxy's cluster-ips-check);
  *   postrouting (nat, priority 100; IPVS connections reach it because
  *   net.ipv4.vs.conntrack is 1):
  *     LOOPBACK dst,dst,src                                masquerade

@@ -60,8 +60,10 @@ struct sync_runner *sync_runner_free(struct sync_runner *sr)
 
 static bool sync_runner_diff_empty(const struct plan_diff *d)
 {
+	/* guards_changed: a new service range alone (a ServiceCIDR object)
+	 * changes no frontend, and the backends' guards must still follow. */
 	return !d->n_fe_added && !d->n_fe_removed && !d->n_fe_changed &&
-	       !d->n_eps_added && !d->n_eps_removed && !d->n_eps_changed;
+	       !d->n_eps_added && !d->n_eps_removed && !d->n_eps_changed && !d->guards_changed;
 }
 
 /* Plan and program once; returns 0 or -errno from the planner or backend. */

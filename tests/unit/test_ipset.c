@@ -1,7 +1,7 @@
 /* ipset mechanism (backends/ipvs/ipset.c).
  *
  * Without root: the entry text ferry writes for libipset and reads back
- * from its listings, for all four set types and both families, including
+ * from its listings, for all six set types and both families, including
  * the forms libipset itself prints (protocol names, "/len" only when not a
  * whole address) and the malformed ones it must refuse.
  *
@@ -43,6 +43,7 @@ static void assert_entry_eq(const struct ipvs_ipset_entry *a, const struct ipvs_
 	cr_assert_eq(a->port, b->port);
 	cr_assert_eq(inet_addr_cmp(&a->addr2, &b->addr2), 0);
 	cr_assert_eq(a->cidr2, b->cidr2);
+	cr_assert_eq(a->cidr, b->cidr);
 }
 
 /* Format e, check the text, parse it back, compare. */
@@ -66,10 +67,14 @@ Test(ipset_text, type_names)
 	cr_assert_str_eq(ipvs_ipset_type_name(IPVS_IPSET_HASH_IP_PORT_IP), "hash:ip,port,ip");
 	cr_assert_str_eq(ipvs_ipset_type_name(IPVS_IPSET_HASH_IP_PORT_NET), "hash:ip,port,net");
 	cr_assert_str_eq(ipvs_ipset_type_name(IPVS_IPSET_BITMAP_PORT), "bitmap:port");
+	cr_assert_str_eq(ipvs_ipset_type_name(IPVS_IPSET_HASH_IP), "hash:ip");
+	cr_assert_str_eq(ipvs_ipset_type_name(IPVS_IPSET_HASH_NET), "hash:net");
 	cr_assert_null(ipvs_ipset_type_name((enum ipvs_ipset_type)9));
 	cr_assert_eq(ipvs_ipset_type_parse("hash:ip,port,net", &t), 0);
 	cr_assert_eq(t, IPVS_IPSET_HASH_IP_PORT_NET);
-	cr_assert_eq(ipvs_ipset_type_parse("hash:net", &t), -EOPNOTSUPP);
+	cr_assert_eq(ipvs_ipset_type_parse("hash:net", &t), 0);
+	cr_assert_eq(t, IPVS_IPSET_HASH_NET);
+	cr_assert_eq(ipvs_ipset_type_parse("hash:net,iface", &t), -EOPNOTSUPP);
 	cr_assert_eq(ipvs_ipset_type_parse(NULL, &t), -EOPNOTSUPP);
 }
 
@@ -101,6 +106,19 @@ Test(ipset_text, entries_round_trip_in_every_type_and_family)
 	memset(&e, 0, sizeof(e));
 	e.port = 30080;
 	round_trip(IPVS_IPSET_BITMAP_PORT, 0, &e, "30080");
+
+	/* The guards: no protocol, no port. */
+	memset(&e, 0, sizeof(e));
+	e.addr = addr("10.96.0.10");
+	round_trip(IPVS_IPSET_HASH_IP, AF_INET, &e, "10.96.0.10");
+	e.addr = addr("fd00:96::a");
+	round_trip(IPVS_IPSET_HASH_IP, AF_INET6, &e, "fd00:96::a");
+	e.addr = addr("10.96.0.0");
+	e.cidr = 12;
+	round_trip(IPVS_IPSET_HASH_NET, AF_INET, &e, "10.96.0.0/12");
+	e.addr = addr("fd00:96::");
+	e.cidr = 112;
+	round_trip(IPVS_IPSET_HASH_NET, AF_INET6, &e, "fd00:96::/112");
 }
 
 Test(ipset_text, net_of_a_whole_address)
@@ -117,6 +135,15 @@ Test(ipset_text, net_of_a_whole_address)
 	cr_assert_eq(back.cidr2, 32);
 	cr_assert_eq(ipvs_ipset_entry_parse(IPVS_IPSET_HASH_IP_PORT_NET, AF_INET6, "fd00::1,tcp:80,fd00::2", &back), 0);
 	cr_assert_eq(back.cidr2, 128);
+	/* The same for hash:net. */
+	memset(&e, 0, sizeof(e));
+	e.addr = addr("10.96.0.1");
+	cr_assert_eq(ipvs_ipset_entry_format(IPVS_IPSET_HASH_NET, AF_INET, &e, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "10.96.0.1/32");
+	cr_assert_eq(ipvs_ipset_entry_parse(IPVS_IPSET_HASH_NET, AF_INET, "10.96.0.1", &back), 0);
+	cr_assert_eq(back.cidr, 32);
+	cr_assert_eq(ipvs_ipset_entry_parse(IPVS_IPSET_HASH_NET, AF_INET6, "fd00::1", &back), 0);
+	cr_assert_eq(back.cidr, 128);
 }
 
 Test(ipset_text, parses_what_libipset_prints)
@@ -157,6 +184,12 @@ Test(ipset_text, refuses_malformed_entries)
 		{ IPVS_IPSET_HASH_IP_PORT_NET, AF_INET, "10.0.0.1,tcp:80,10.0.0.0/0" },
 		{ IPVS_IPSET_HASH_IP_PORT_NET, AF_INET6, "fd00::1,tcp:80,fd00::/129" },
 		{ IPVS_IPSET_HASH_IP_PORT, 0, "10.0.0.1,tcp:80" },                /* no family */
+		{ IPVS_IPSET_HASH_IP, AF_INET, "10.0.0.1,tcp:80" },
+		{ IPVS_IPSET_HASH_IP, AF_INET, "fd00::1" },
+		{ IPVS_IPSET_HASH_NET, AF_INET, "10.0.0.0/0" },
+		{ IPVS_IPSET_HASH_NET, AF_INET, "10.0.0.0/33" },
+		{ IPVS_IPSET_HASH_NET, AF_INET6, "fd00::/129" },
+		{ IPVS_IPSET_HASH_NET, AF_INET6, "fd00::/64,tcp:80" },
 		{ IPVS_IPSET_BITMAP_PORT, 0, "http" },
 		{ IPVS_IPSET_BITMAP_PORT, 0, "70000" },
 		{ (enum ipvs_ipset_type)9, AF_INET, "80" },
@@ -186,6 +219,13 @@ Test(ipset_text, refuses_entries_a_set_cannot_hold)
 	cr_assert_eq(ipvs_ipset_entry_format(IPVS_IPSET_HASH_IP_PORT_NET, AF_INET, &e, buf, sizeof(buf)), -EINVAL);
 	e.proto = 0;
 	cr_assert_eq(ipvs_ipset_entry_format(IPVS_IPSET_HASH_IP_PORT, AF_INET, &e, buf, sizeof(buf)), -EINVAL);
+	/* The guards need no protocol; a net's length must fit. */
+	e.addr2 = (struct inet_addr){ 0 };
+	cr_assert_eq(ipvs_ipset_entry_format(IPVS_IPSET_HASH_IP, AF_INET, &e, buf, sizeof(buf)), 0);
+	cr_assert_eq(ipvs_ipset_entry_format(IPVS_IPSET_HASH_IP, AF_INET6, &e, buf, sizeof(buf)), -EINVAL);
+	e.cidr = 33;
+	cr_assert_eq(ipvs_ipset_entry_format(IPVS_IPSET_HASH_NET, AF_INET, &e, buf, sizeof(buf)), -EINVAL);
+	e.cidr = 0;
 	e.proto = IPPROTO_TCP;
 	cr_assert_eq(ipvs_ipset_entry_format(IPVS_IPSET_HASH_IP_PORT, AF_INET, &e, buf, 8), -ENOSPC);
 	cr_assert_eq(ipvs_ipset_entry_format(IPVS_IPSET_BITMAP_PORT, 0, &e, buf, 2), -ENOSPC);
@@ -321,6 +361,8 @@ static void batch_and_list_back(const struct ipvs_ipset_spec *spec, const struct
 
 		if (spec->type == IPVS_IPSET_HASH_IP_PORT_NET && want.cidr2 == 0)
 			want.cidr2 = spec->family == AF_INET ? 32 : 128;
+		if (spec->type == IPVS_IPSET_HASH_NET && want.cidr == 0)
+			want.cidr = spec->family == AF_INET ? 32 : 128;
 		cr_assert(contains(&c, &want), "%s: member %zu missing", spec->name, i);
 		cr_assert_eq(ipvs_ipset_test(h, spec->name, &e[i]), 1);
 	}
@@ -379,6 +421,27 @@ Test(ipset_kernel, every_type_and_family_kube_proxy_uses)
 	cr_assert_eq(ipvs_ipset_list(h, np.name, &got, NULL, NULL), 0);
 	cr_assert_eq(got.port_from, 0);
 	cr_assert_eq(got.port_to, 65535);
+}
+
+/* The service-range guards' types: cluster IPs (hash:ip) and service
+ * ranges (hash:net, a whole address listed without "/len"). */
+Test(ipset_kernel, guard_types_hash_ip_and_hash_net)
+{
+	struct ipvs_ipset_spec ip4 = { .name = "FERRY-ADDRS", .type = IPVS_IPSET_HASH_IP, .family = AF_INET };
+	struct ipvs_ipset_spec ip6 = { .name = "FERRY6-ADDRS", .type = IPVS_IPSET_HASH_IP, .family = AF_INET6 };
+	struct ipvs_ipset_spec net4 = { .name = "FERRY-NETS", .type = IPVS_IPSET_HASH_NET, .family = AF_INET };
+	struct ipvs_ipset_spec net6 = { .name = "FERRY6-NETS", .type = IPVS_IPSET_HASH_NET, .family = AF_INET6 };
+	struct ipvs_ipset_entry a4[2] = { { .addr = addr("10.96.0.1") }, { .addr = addr("10.96.0.10") } };
+	struct ipvs_ipset_entry a6[1] = { { .addr = addr("fd00:96::a") } };
+	struct ipvs_ipset_entry n4[3] = { { .addr = addr("10.96.0.0"), .cidr = 16 }, { .addr = addr("10.97.0.5") },
+					  { .addr = addr("128.0.0.0"), .cidr = 1 } };
+	struct ipvs_ipset_entry n6[2] = { { .addr = addr("fd00:96::"), .cidr = 112 },
+					  { .addr = addr("fd00:97::1"), .cidr = 128 } };
+
+	batch_and_list_back(&ip4, a4, 2);
+	batch_and_list_back(&ip6, a6, 1);
+	batch_and_list_back(&net4, n4, 3);
+	batch_and_list_back(&net6, n6, 2);
 }
 
 Test(ipset_kernel, a_refused_member_stops_a_batch_where_it_is)

@@ -173,6 +173,41 @@ Test(ipvs_items, set_names)
 		cr_expect_leq(strlen(ipvs_set_name((enum ipvs_set_id)i, AF_INET6)), 31);
 }
 
+/* The service-range guards: a member per cluster IP, one per range with
+ * its host bits cleared (the kernel keeps the network address, and what
+ * is read back must compare equal), a /0 as its two halves. */
+Test(ipvs_items, guard_members)
+{
+	struct inet_addr cips[2] = { addr("10.96.0.10"), addr("fd00:96::10") };
+	struct inet_prefix cidrs[3];
+	struct plan plan = { .cluster_ips = cips, .n_cluster_ips = 2, .service_cidrs = cidrs, .n_service_cidrs = 3 };
+	struct ipvs_item_vec v = { 0 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	cidrs[0] = (struct inet_prefix){ .addr = addr("10.96.7.7"), .len = 16 };
+	cidrs[1] = (struct inet_prefix){ .addr = addr("fd00:96::"), .len = 112 };
+	cidrs[2] = (struct inet_prefix){ .addr = addr("::"), .len = 0 };
+	cr_assert_eq(ipvs_guard_items(&plan, &v), 0);
+	ipvs_item_vec_sort(&v);
+	for (size_t i = 0; i < v.n; i++) {
+		ipvs_item_print(f, &v.v[i]);
+		fputc('\n', f);
+	}
+	fclose(f);
+	cr_expect_str_eq(buf, "member FERRY-CLUSTER-ADDRS 10.96.0.10\n"
+			      "member FERRY6-CLUSTER-ADDRS fd00:96::10\n"
+			      "member FERRY-SERVICE-CIDRS 10.96.0.0/16\n"
+			      "member FERRY6-SERVICE-CIDRS ::/1\n"
+			      "member FERRY6-SERVICE-CIDRS 8000::/1\n"
+			      "member FERRY6-SERVICE-CIDRS fd00:96::/112\n");
+	cr_expect_str_eq(ipvs_set_type(IPVS_SET_CLUSTER_ADDRS), "hash:ip");
+	cr_expect_str_eq(ipvs_set_type(IPVS_SET_SERVICE_CIDRS), "hash:net");
+	free(buf);
+	ipvs_item_vec_done(&v);
+}
+
 /* ---- state ---- */
 
 static struct ipvs_items_cfg rr_cfg = { .scheduler = "rr" };
@@ -371,12 +406,93 @@ Test(ipvs_state, adopt_converges_from_the_kernel, .init = fixture)
 	ipvs_state_free(st);
 }
 
+/* The guards as the backend stages them (a frontend of their own): a
+ * changed service range is a delete and an add, by difference and when a
+ * restarted ferry adopts the kernel's sets; the cluster IPs stay. Deletes
+ * of guard members come before the other members' (a frontend's
+ * FERRY-SERVICES member outlives the guard that needs it), adds after. */
+static void stage_guards(struct ipvs_state *st, const struct plan *plan)
+{
+	struct ipvs_fe_key k = { .kind = 0xff };
+	struct ipvs_item_vec v = { 0 };
+
+	cr_assert_eq(ipvs_guard_items(plan, &v), 0);
+	ipvs_item_vec_sort(&v);
+	cr_assert_eq(ipvs_state_stage(st, &k, &v), 0);
+}
+
+Test(ipvs_state, changed_service_range_converges_by_diff_and_by_adoption, .init = fixture)
+{
+	struct ipvs_state *st = ipvs_state_new();
+	struct plan_frontend fe = web_fe("10.96.0.10", 80);
+	struct inet_addr cip = addr("10.96.0.10");
+	struct inet_prefix old = { .addr = addr("10.96.0.0"), .len = 16 }, now = { .addr = addr("10.100.0.0"), .len = 16 };
+	struct plan plan = { .cluster_ips = &cip, .n_cluster_ips = 1, .service_cidrs = &old, .n_service_cidrs = 1 };
+	struct ipvs_item_vec have = { 0 };
+	struct ipvs_change c;
+
+	stage_fe(st, &fe);
+	stage_guards(st, &plan);
+	cr_assert_eq(ipvs_state_change(st, &c), 0);
+	cr_assert(c.n_adds >= 2);
+	cr_expect_eq(c.adds[c.n_adds - 1]->set, IPVS_SET_SERVICE_CIDRS, "the drop guard is added last");
+	cr_expect_eq(c.adds[c.n_adds - 2]->set, IPVS_SET_CLUSTER_ADDRS);
+	ipvs_state_commit(st);
+
+	/* By difference (an apply whose diff says guards_changed). */
+	plan.service_cidrs = &now;
+	stage_guards(st, &plan);
+	cr_assert_eq(ipvs_state_change(st, &c), 0);
+	cr_assert_eq(c.n_dels, 1);
+	cr_assert_eq(c.n_adds, 1);
+	cr_expect_eq(inet_addr_cmp(&c.dels[0]->addr, &old.addr), 0);
+	cr_expect_eq(inet_addr_cmp(&c.adds[0]->addr, &now.addr), 0);
+	ipvs_state_commit(st);
+
+	/* By adoption: the kernel has the old range, the plan the new one. */
+	plan.service_cidrs = &old;
+	cr_assert_eq(ipvs_frontend_items(&fe, &rr_cfg, &have), 0);
+	cr_assert_eq(ipvs_guard_items(&plan, &have), 0);
+	ipvs_item_vec_sort(&have);
+	ipvs_state_reset(st);
+	plan.service_cidrs = &now;
+	stage_fe(st, &fe);
+	stage_guards(st, &plan);
+	cr_assert_eq(ipvs_state_change_from(st, have.v, have.n, &c), 0);
+	cr_assert_eq(c.n_dels, 1, "only the old range goes");
+	cr_assert_eq(c.n_adds, 1, "only the new range comes");
+	cr_expect_eq(c.dels[0]->plen, 16);
+	cr_expect_eq(inet_addr_cmp(&c.adds[0]->addr, &now.addr), 0);
+	ipvs_state_commit(st);
+
+	/* The frontend goes: its FERRY-SERVICES member after the cluster IP's
+	 * guard member. */
+	unstage_fe(st, &fe);
+	plan.n_cluster_ips = 0;
+	stage_guards(st, &plan);
+	cr_assert_eq(ipvs_state_change(st, &c), 0);
+	for (size_t i = 0, g = SIZE_MAX, svc = SIZE_MAX; i < c.n_dels; i++) {
+		if (c.dels[i]->kind == IPVS_ITEM_MEMBER && c.dels[i]->set == IPVS_SET_CLUSTER_ADDRS)
+			g = i;
+		if (c.dels[i]->kind == IPVS_ITEM_MEMBER && c.dels[i]->set == IPVS_SET_SERVICES)
+			svc = i;
+		if (i + 1 == c.n_dels)
+			cr_expect(g < svc, "guard member %zu, FERRY-SERVICES member %zu", g, svc);
+	}
+	ipvs_state_commit(st);
+	ipvs_item_vec_done(&have);
+	ipvs_state_free(st);
+}
+
 /* ---- what `ferry plan --backend ipvs` prints ---- */
 
 Test(ipvs_render, text_and_json, .init = fixture)
 {
 	struct plan_frontend fe[2] = { web_fe("10.96.0.10", 80), web_fe("10.96.0.11", 53) };
-	struct plan plan = { .frontends = fe, .n_frontends = 2, .epsets = &web, .n_epsets = 1 };
+	struct inet_addr cips[2] = { addr("10.96.0.10"), addr("10.96.0.11") };
+	struct inet_prefix cidr = { .addr = addr("10.96.0.0"), .len = 16 };
+	struct plan plan = { .frontends = fe, .n_frontends = 2, .epsets = &web, .n_epsets = 1, .cluster_ips = cips,
+			     .n_cluster_ips = 2, .service_cidrs = &cidr, .n_service_cidrs = 1 };
 	struct ipvs_options opts = { .scheduler = "sh", .masquerade_mark = 0x2000 };
 	char *buf = NULL;
 	size_t len = 0;
@@ -393,6 +509,15 @@ Test(ipvs_render, text_and_json, .init = fixture)
 	cr_expect(strstr(buf, "\n10.96.0.10/32\n"), "the VIPs on the dummy interface: %s", buf);
 	cr_expect(strstr(buf, "add FERRY-CLUSTER-IP 10.96.0.11,udp:53\n"), "%s", buf);
 	cr_expect(strstr(buf, "meta mark set meta mark or 0x00002000"), "the options reach the rules: %s", buf);
+	/* The service-range guards: their sets, members and rules. */
+	cr_expect(strstr(buf, "create FERRY-CLUSTER-ADDRS hash:ip family inet\nadd FERRY-CLUSTER-ADDRS 10.96.0.10\n"
+			      "add FERRY-CLUSTER-ADDRS 10.96.0.11\n"),
+		  "%s", buf);
+	cr_expect(strstr(buf, "create FERRY-SERVICE-CIDRS hash:net family inet\nadd FERRY-SERVICE-CIDRS 10.96.0.0/16\n"),
+		  "%s", buf);
+	cr_expect(strstr(buf, "create FERRY6-SERVICE-CIDRS hash:net family inet6\n"), "%s", buf);
+	cr_expect(strstr(buf, "xt match set FERRY-CLUSTER-ADDRS dst xt match set ! FERRY-SERVICES dst,dst reject"),
+		  "%s", buf);
 	free(buf);
 
 	buf = NULL;

@@ -21,6 +21,7 @@ struct rec_backend {
 	int fail_next;           /* fail this many calls */
 	size_t last_frontends;
 	size_t last_diff_changes;
+	bool last_guards_changed;
 };
 
 static int rec_sync(void *priv, const struct plan *plan)
@@ -48,6 +49,7 @@ static int rec_apply(void *priv, const struct plan *plan, const struct plan_diff
 	b->last_frontends = plan->n_frontends;
 	b->last_diff_changes = diff->n_fe_added + diff->n_fe_removed + diff->n_fe_changed +
 			       diff->n_eps_added + diff->n_eps_removed + diff->n_eps_changed;
+	b->last_guards_changed = diff->guards_changed;
 	return 0;
 }
 
@@ -203,5 +205,28 @@ Test(sync_runner, failure_is_retried_as_full_sync)
 	cr_expect_eq(f.backend.syncs, 2, "recovered with a full sync, got %d syncs", f.backend.syncs);
 	cr_expect_eq(f.backend.last_frontends, 2);
 	cr_expect_eq(sync_runner_count(f.runner), 2);
+	fixture_done(&f);
+}
+
+/* A new service range alone (a ServiceCIDR object, no service changed)
+ * changes no frontend, but the backends' service-range guards must follow:
+ * it is an apply, with guards_changed. */
+Test(sync_runner, service_range_alone_is_applied)
+{
+	struct fixture f;
+	struct inet_prefix cidr;
+
+	fixture_init(&f, 5);
+	model_upsert_service(f.model, make_service("a", 1));
+	sync_runner_request(f.runner);
+	run_for(&f, 20);
+	cr_assert_eq(f.backend.syncs, 1);
+	cr_assert_eq(inet_prefix_parse("10.0.0.0/24", &cidr), 0);
+	model_set_service_cidrs(f.model, &cidr, 1);
+	sync_runner_request(f.runner);
+	run_for(&f, 40);
+	cr_expect_eq(f.backend.applies, 1, "the new range must reach the backend");
+	cr_expect(f.backend.last_guards_changed);
+	cr_expect_eq(f.backend.last_diff_changes, 0);
 	fixture_done(&f);
 }

@@ -3,12 +3,19 @@
 # (tests/vm/run_in_vm.sh), whose Debian kernel has IPVS, on the usual
 # nft_topo client / node / backend namespaces. ferry runs on the node with
 # --backend ipvs, --cluster-cidr 10.0.1.3/32 (the client's .3 address plays
-# a pod, .2 an outside client) and a 2 s sync period (drained real servers
-# are reaped at syncs).
+# a pod, .2 an outside client), --service-cluster-ip-range 10.96.0.0/16,
+# fd00:96::/112 (the node routes those ranges on to the backends' side, as
+# nft_topo sets up) and a 2 s sync period (drained real servers are reaped
+# at syncs).
 #
 # Checked with real connections (and, for what only the kernel's tables
 # show, ipvsadm / ipset / nft in the guest):
 #   - before ferry: a backend answers directly, the cluster IP does not;
+#   - kube-proxy's cluster-ips-check: a cluster IP on a port no service
+#     has is refused (TCP and UDP, from a client and from the node itself)
+#     although a node process listens on the wildcard address on that port;
+#     an address of the service range that is no cluster IP, which the node
+#     routed on to an answering host before ferry, gets no answer;
 #   - TCP cluster IP spread over both endpoints; an outside client is
 #     masqueraded, a "pod" keeps its address, the node's own connection too
 #     is masqueraded; UDP, SCTP and IPv6 cluster IPs answer;
@@ -40,7 +47,7 @@ ipvs_list() { ip netns exec "$N" ipvsadm -Ln; }
 # Emulation is slow, the ASan build slower: generous bounds on the syncs.
 ipvs_ferry_start() {
 	ferry_start "$N" --backend ipvs --hostname-override "$NODE_NAME" --cluster-cidr 10.0.1.3/32 \
-		--sync-period 2s "$@"
+		--service-cluster-ip-range 10.96.0.0/16,fd00:96::/112 --sync-period 2s "$@"
 	local i
 	for i in $(seq 1 300); do
 		grep -Eq "ipvs: took over" "$FERRY_LOG" && return 0
@@ -77,6 +84,14 @@ echo_start "$B" s6 "[fd00:2::2]:9000" --tcp
 say "before ferry: a backend answers directly, the cluster IP does not"
 wait_answer "$C" tcp 10.0.2.2:9000 s1
 expect_silent "$C" tcp 10.96.0.10:80
+# For the service-range guards: a node process on the wildcard address
+# (port 8081, TCP and UDP), and a host beyond the node answering an
+# address of the range no service has (10.96.0.99, routed on by the node).
+echo_start "$N" wild 0.0.0.0:8081 --tcp --udp
+ip -n "$B" addr add 10.96.0.99/32 dev lo || fail "address 10.96.0.99 on B"
+echo_start "$B" free 10.96.0.99:9000 --tcp
+say "before ferry: the node routes an address of the service range on, and it answers"
+wait_answer "$C" tcp 10.96.0.99:9000 free
 
 M=$T/manifests
 svc_yaml "$M/web.yaml" web type=NodePort ip=10.96.0.10 ports=http/TCP/80/9000/30080
@@ -124,6 +139,23 @@ for k in conntrack expire_nodest_conn expire_quiescent_template; do
 done
 [ "$(ip netns exec "$N" cat /proc/sys/net/ipv4/conf/all/arp_ignore)" = 0 ] ||
 	fail "arp_ignore changed without --ipvs-strict-arp"
+
+say "service-range guards (kube-proxy's cluster-ips-check)"
+wait_answer "$C" tcp 10.96.0.10:80
+# The wildcard listener is alive: it answers on the node's own address.
+wait_answer "$C" tcp 10.0.1.1:8081 wild
+# "Reject traffic to invalid ports of ClusterIPs": the VIP is local, so
+# without the guard the wildcard listener would answer for the cluster IP.
+expect_refused_vm "$C" tcp 10.96.0.10:8081
+expect_refused_vm "$C" udp 10.96.0.10:8081
+# The node's own connection too (it comes from the VIP itself, so the
+# reset goes back to a cluster IP on a port no service has).
+expect_refused_vm "$N" tcp 10.96.0.10:8081
+# "Drop traffic to unallocated ClusterIPs": no answer, although the node
+# routed it to an answering host before ferry.
+expect_silent "$C" tcp 10.96.0.99:9000
+ip netns exec "$N" ipset list FERRY-SERVICE-CIDRS | grep -qx '10.96.0.0/16' ||
+	fail "FERRY-SERVICE-CIDRS: $(ip netns exec "$N" ipset list FERRY-SERVICE-CIDRS)"
 
 say "TCP cluster IP: spread over both endpoints"
 wait_answer "$C" tcp 10.96.0.10:80
