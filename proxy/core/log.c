@@ -1,4 +1,5 @@
-/* Logging to stderr with a level and an RFC 3339 UTC timestamp. */
+/* Logging to stderr with a level and an RFC 3339 UTC timestamp; control
+ * characters in messages escaped. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -42,12 +43,54 @@ int log_level_parse(const char *text, enum log_level *ret)
 	return -EINVAL;
 }
 
+/* Copy the n bytes of in to out (at most room bytes) with control
+ * characters escaped as \xNN: C0 controls (TAB, CR, LF and ESC among them),
+ * DEL, and the C1 controls as UTF-8 encodes them (U+0080..U+009F, which some
+ * terminals obey like ESC sequences). Messages carry file names and API
+ * strings: escaped, they can neither drive the reader's terminal nor forge
+ * log lines. Other bytes, UTF-8 included, pass unchanged. The output is cut
+ * before an escape that does not fit whole. Returns its length. */
+static size_t log_escape(const char *in, size_t n, char *out, size_t room)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		size_t esc = 0; /* bytes of in to escape from i */
+
+		if (ch < 0x20 || ch == 0x7f)
+			esc = 1;
+		else if (ch == 0xc2 && i + 1 < n && (unsigned char)in[i + 1] >= 0x80 &&
+			 (unsigned char)in[i + 1] <= 0x9f)
+			esc = 2;
+		if (!esc) {
+			if (o + 1 > room)
+				break;
+			out[o++] = (char)ch;
+			continue;
+		}
+		if (o + 4 * esc > room)
+			break;
+		for (size_t k = 0; k < esc; k++) {
+			unsigned char b = (unsigned char)in[i + k];
+
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[b >> 4];
+			out[o++] = hex[b & 15];
+		}
+		i += esc - 1;
+	}
+	return o;
+}
+
 static void log_vwrite(enum log_level level, int err, const char *fmt, va_list ap)
 {
-	char line[4096];
+	char line[4096], out[8192];
 	struct timespec ts;
 	struct tm tm;
-	size_t n;
+	size_t n, head;
 	int k;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -57,6 +100,7 @@ static void log_vwrite(enum log_level level, int err, const char *fmt, va_list a
 		     ts.tv_nsec / 1000000, level_names[level]);
 	if (k > 0)
 		n += (size_t)k;
+	head = n;
 	k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	if (k > 0)
 		n = n + (size_t)k < sizeof(line) ? n + (size_t)k : sizeof(line) - 1;
@@ -65,14 +109,11 @@ static void log_vwrite(enum log_level level, int err, const char *fmt, va_list a
 		if (k > 0)
 			n = n + (size_t)k < sizeof(line) ? n + (size_t)k : sizeof(line) - 1;
 	}
-	/* Keep one event on one line whatever the message held. */
-	for (size_t i = 0; i < n; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
-	if (n >= sizeof(line) - 1)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, n);
+	/* One event, one line, whatever the message held. */
+	memcpy(out, line, head);
+	n = head + log_escape(line + head, n - head, out + head, sizeof(out) - head - 1);
+	out[n++] = '\n';
+	(void)!write(STDERR_FILENO, out, n);
 }
 
 void log_write(enum log_level level, const char *fmt, ...)

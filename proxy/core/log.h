@@ -1,7 +1,10 @@
 /* Logging: one line per event on stderr, "TIMESTAMP LEVEL message".
  *
  * Thread-safe (each line is written with one write(2)). The level threshold
- * is process-wide and set once at start by the CLI.
+ * is process-wide and set once at start by the CLI. Control characters in
+ * a message (C0 such as ESC, CR and LF, DEL, and UTF-8 encoded C1) are
+ * written as \xNN: file names and API strings cannot drive a terminal or
+ * split an event over two lines.
  */
 #ifndef FERRY_LOG_H
 #define FERRY_LOG_H
