@@ -381,7 +381,8 @@ static int meta_decode(struct ctx *c, const json_t *obj, const char *kind, struc
 		const json_t *n = json_object_get(md, "name"), *ns = json_object_get(md, "namespace");
 
 		snprintf(c->err->object, sizeof(c->err->object), "%s %s/%s", kind,
-			 json_is_string(ns) ? quote(q, json_string_value(ns)) : "default",
+			 json_is_string(ns) && *json_string_value(ns) ?
+				 quote(q, json_string_value(ns)) : KDECODE_DEFAULT_NAMESPACE,
 			 json_is_string(n) ? quote(q2, json_string_value(n)) : "?");
 	}
 	r = field_string(c, md, "name", "metadata", true, KDECODE_MAX_STRING, &ret->name);
@@ -393,7 +394,7 @@ static int meta_decode(struct ctx *c, const json_t *obj, const char *kind, struc
 	if (r < 0)
 		return r;
 	if (!ret->ns || !*ret->ns)
-		ret->ns = "default";
+		ret->ns = KDECODE_DEFAULT_NAMESPACE;
 	else if (!valid_dns_name(ret->ns, 63, false))
 		return fail(c, "metadata.namespace", "invalid namespace \"%s\"", quote(q, ret->ns));
 	r = field_object(c, md, "labels", "metadata", false, &ret->labels);

@@ -25,6 +25,13 @@
  * ferry does not use (addressType FQDN). *ret is then NULL. */
 #define KDECODE_IGNORED 1
 
+/* The namespace of an object whose metadata.namespace is absent, null or
+ * "" (what the API server assigns on create). It is the object's key
+ * everywhere: in the decoded structs, and in the Kubernetes informers'
+ * stores (kube_informer_config.default_namespace), so that a delete or a
+ * relist finds what an add stored. */
+#define KDECODE_DEFAULT_NAMESPACE "default"
+
 /* Bounds on hostile input; beyond them an object is rejected. */
 #define KDECODE_MAX_STRING 253   /* names, nodeName, zone, addresses... */
 #define KDECODE_MAX_ITEMS 10000  /* entries of any one list */

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "yaml_json.h"
@@ -63,17 +64,37 @@ struct kube_config *kube_config_free(struct kube_config *c)
 	return NULL;
 }
 
-/* Read a whole small file into a NUL-terminated buffer. */
-static int read_small_file(const char *path, char **ret, size_t *ret_len)
+/* Read a whole small file into a NUL-terminated buffer. The open never
+ * blocks (O_NONBLOCK: a FIFO without a writer would otherwise wait forever,
+ * before any request timeout runs). A regular file is required when
+ * regular_only (a token file, re-read when its inode, size or mtime
+ * change); otherwise a pipe is accepted as well (a kubeconfig given as
+ * <(...)), read until its writer closes it. Anything else is -EINVAL. */
+static int read_small_file(const char *path, bool regular_only, char **ret, size_t *ret_len)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
+	struct stat st;
 	int fd, r = 0;
 
 	*ret = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd == -1)
 		return -errno;
+	if (fstat(fd, &st) == -1) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode) && (regular_only || !S_ISFIFO(st.st_mode))) {
+		close(fd);
+		return -EINVAL;
+	}
+	if (S_ISFIFO(st.st_mode) && fcntl(fd, F_SETFL, 0) == -1) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
 	for (;;) {
 		if (cap - len < 4096) {
 			char *nb;
@@ -189,17 +210,54 @@ int kube_base64_decode(const char *in, char **ret, size_t *ret_len)
 	return 0;
 }
 
-static int valid_server_url(const char *url)
+/* What a token or certificate file error means, for messages. */
+static const char *file_error(int r)
 {
-	return strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0;
+	return r == -EINVAL ? "not a regular file" : strerror(-r);
 }
 
-int kube_config_set_server(struct kube_config *c, const char *url)
+/* Why url cannot be the API server's address (a static string or buf), or
+ * NULL when it can. Parsed as curl will: a URL it would refuse is an error
+ * now, not a request retried forever. */
+static const char *server_url_problem(const char *url, char *buf, size_t len)
+{
+	CURLU *u;
+	CURLUcode rc;
+	char *part = NULL;
+	const char *why = NULL;
+
+	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
+		return "not an http:// or https:// URL";
+	u = curl_url();
+	if (!u)
+		return "out of memory";
+	rc = curl_url_set(u, CURLUPART_URL, url, 0);
+	if (rc != CURLUE_OK) {
+		snprintf(buf, len, "not a valid URL: %s", curl_url_strerror(rc));
+		why = buf;
+	} else if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
+		   curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK) {
+		why = "credentials in the URL are not supported (use a token or a client certificate)";
+	} else if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK) {
+		why = "a URL with a query (?...) is not an API server address";
+	} else if (curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
+		why = "a URL with a fragment (#...) is not an API server address";
+	}
+	curl_free(part);
+	curl_url_cleanup(u);
+	return why;
+}
+
+/* Set c->server to url, trailing slashes dropped; *ret_why says what is
+ * wrong on -EINVAL. */
+static int set_server(struct kube_config *c, const char *url, const char **ret_why, char *buf,
+		      size_t len)
 {
 	char *s;
 	size_t n;
 
-	if (!url || !valid_server_url(url))
+	*ret_why = url ? server_url_problem(url, buf, len) : "no URL";
+	if (*ret_why)
 		return -EINVAL;
 	s = strdup(url);
 	if (!s)
@@ -212,20 +270,44 @@ int kube_config_set_server(struct kube_config *c, const char *url)
 	return 0;
 }
 
+int kube_config_set_server(struct kube_config *c, const char *url)
+{
+	char buf[160];
+	const char *why;
+
+	return set_server(c, url, &why, buf, sizeof(buf));
+}
+
+/* The URL for a message: cut short, and left out when it holds
+ * credentials (user:password@). */
+static const char *url_for_message(const char *url)
+{
+	const char *host = strstr(url, "://"), *at, *end;
+
+	host = host ? host + 3 : url;
+	at = strchr(host, '@');
+	end = strpbrk(host, "/?#");
+	return at && (!end || at < end) ? "(a URL with credentials)" : url;
+}
+
 int kube_config_for_master(const char *url, struct kube_config **ret, char *err,
 			   size_t errlen)
 {
 	struct kube_config *c = calloc(1, sizeof(*c));
+	const char *why;
+	char buf[160];
 	int r;
 
 	*ret = NULL;
 	if (!c)
 		return -ENOMEM;
-	r = kube_config_set_server(c, url);
+	r = set_server(c, url, &why, buf, sizeof(buf));
 	if (r < 0) {
 		kube_config_free(c);
-		return kube_config_fail(err, errlen, r, "--master '%s' is not an http:// or https:// URL",
-					r == -EINVAL ? url : "");
+		if (r == -EINVAL)
+			return kube_config_fail(err, errlen, r, "--master '%.200s': %s",
+						url_for_message(url), why);
+		return kube_config_fail(err, errlen, r, "--master: %s", strerror(-r));
 	}
 	*ret = c;
 	return 0;
@@ -237,7 +319,8 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **ret, char *e
 	const char *host = getenv("KUBERNETES_SERVICE_HOST");
 	const char *port = getenv("KUBERNETES_SERVICE_PORT");
 	struct kube_config *c;
-	char url[300];
+	char url[300], buf[160];
+	const char *why;
 	char *tok = NULL;
 	int r;
 
@@ -254,7 +337,13 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **ret, char *e
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	r = kube_config_set_server(c, url);
+	r = set_server(c, url, &why, buf, sizeof(buf));
+	if (r == -EINVAL) {
+		kube_config_free(c);
+		return kube_config_fail(err, errlen, r,
+					"in-cluster server '%.200s' (KUBERNETES_SERVICE_HOST/PORT): %s",
+					url, why);
+	}
 	if (r == 0 && (asprintf(&c->token_file, "%s/token", sa_dir) < 0 ||
 		       asprintf(&c->ca_file, "%s/ca.crt", sa_dir) < 0))
 		r = -ENOMEM;
@@ -271,7 +360,8 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **ret, char *e
 	r = kube_config_token(c, &tok);
 	free_secret(tok, 0);
 	if (r < 0) {
-		kube_config_fail(err, errlen, r, "in-cluster token %s: %s", c->token_file, strerror(-r));
+		kube_config_fail(err, errlen, r, "in-cluster token %s: %s", c->token_file,
+				 file_error(r));
 		kube_config_free(c);
 		return r;
 	}
@@ -294,7 +384,9 @@ int kube_config_token(struct kube_config *c, char **ret)
 			mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 			if (!c->file_token || st.st_dev != c->file_dev || st.st_ino != c->file_ino ||
 			    st.st_size != c->file_size || mtime_ns != c->file_mtime_ns) {
-				r = read_small_file(c->token_file, &fresh, NULL);
+				r = S_ISREG(st.st_mode) ?
+					    read_small_file(c->token_file, true, &fresh, NULL) :
+					    -EINVAL;
 				if (r == 0) {
 					trim(fresh);
 					free_secret(c->file_token, 0);
@@ -381,8 +473,9 @@ static int decode_data(const char *b64, char **ret, size_t *ret_len)
 static int load_cluster(const json_t *cl, const char *dir, struct kube_config *c, char *err,
 			size_t errlen)
 {
-	const char *server, *ca, *ca_data;
+	const char *server, *ca, *ca_data, *why;
 	const json_t *insecure = json_object_get(cl, "insecure-skip-tls-verify");
+	char buf[160];
 	int r;
 
 	if (str_field(cl, "server", &server) < 0 || str_field(cl, "certificate-authority", &ca) < 0 ||
@@ -390,9 +483,12 @@ static int load_cluster(const json_t *cl, const char *dir, struct kube_config *c
 		return kube_config_fail(err, errlen, -EINVAL, "cluster: a field is not a string");
 	if (!server)
 		return kube_config_fail(err, errlen, -EINVAL, "cluster has no server");
-	r = kube_config_set_server(c, server);
+	r = set_server(c, server, &why, buf, sizeof(buf));
+	if (r == -EINVAL)
+		return kube_config_fail(err, errlen, r, "cluster server '%.200s': %s",
+					url_for_message(server), why);
 	if (r < 0)
-		return kube_config_fail(err, errlen, r, "cluster server is not an http(s) URL");
+		return r;
 	if (insecure && !json_is_null(insecure)) {
 		if (!json_is_boolean(insecure))
 			return kube_config_fail(err, errlen, -EINVAL,
@@ -464,9 +560,10 @@ int kube_config_load(const char *path, const char *context, struct kube_config *
 	int r;
 
 	*ret = NULL;
-	r = read_small_file(path, &text, &len);
+	r = read_small_file(path, false, &text, &len);
 	if (r < 0)
-		return kube_config_fail(err, errlen, r, "kubeconfig %s: %s", path, strerror(-r));
+		return kube_config_fail(err, errlen, r, "kubeconfig %s: %s", path,
+					r == -EINVAL ? "not a regular file or a pipe" : strerror(-r));
 	r = yaml_json_parse(text, len, NULL, &docs, &n_docs, &yerr);
 	free_secret(text, len);
 	if (r < 0)
@@ -530,7 +627,7 @@ int kube_config_load(const char *path, const char *context, struct kube_config *
 		free_secret(tok, 0);
 		if (r < 0)
 			kube_config_fail(err, errlen, r, "kubeconfig %s: tokenFile %s: %s", path,
-					 c->token_file, strerror(-r));
+					 c->token_file, file_error(r));
 	}
 	if (r == -ENOMEM)
 		kube_config_fail(err, errlen, r, "kubeconfig %s: out of memory", path);

@@ -7,8 +7,13 @@
  * a kubeconfig `tokenFile`) is re-read whenever the file changes, because
  * bound service account tokens rotate.
  *
+ * Files are opened without blocking and token files must be regular files:
+ * a FIFO would otherwise stall ferry before any timeout runs. (A kubeconfig
+ * may also be a pipe, as with --kubeconfig <(...).)
+ *
  * Mechanism code: nothing here logs. Errors come back as -errno plus a
- * message in a caller buffer; no message ever contains a token or a key.
+ * message in a caller buffer; no message ever contains a token or a key
+ * (nor a server URL with credentials in it).
  */
 #ifndef FERRY_KUBE_CONFIG_H
 #define FERRY_KUBE_CONFIG_H
@@ -56,26 +61,33 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **ret, char *e
  * when NULL), its cluster and user. Relative file paths in it are taken
  * from the kubeconfig's directory. An `exec` or `auth-provider` user is
  * refused with -ENOTSUP and a message saying it is not supported. Returns
- * 0 and *ret, or -ENOENT, -EINVAL (bad YAML or missing entries), -ENOTSUP,
- * -ENOMEM, with err filled. */
+ * 0 and *ret, or -ENOENT, -EINVAL (bad YAML, missing entries, a malformed
+ * server URL, a tokenFile that is not a regular file), -ENOTSUP, -ENOMEM,
+ * with err filled. */
 int kube_config_load(const char *path, const char *context, struct kube_config **ret,
 		     char *err, size_t errlen);
 
 /* A configuration with only a server URL (--master without kubeconfig):
- * no token, system CAs. Returns 0 and *ret, -EINVAL for a URL that is not
- * http:// or https://, or -ENOMEM. */
+ * no token, system CAs. Returns 0 and *ret, -EINVAL with err saying why
+ * for a URL that cannot be the API server's (see kube_config_set_server),
+ * or -ENOMEM. */
 int kube_config_for_master(const char *url, struct kube_config **ret, char *err,
 			   size_t errlen);
 
-/* Replace the server URL (--master given with a kubeconfig). Returns 0,
- * -EINVAL or -ENOMEM. */
+/* Replace the server URL (--master given with a kubeconfig). The URL must
+ * be http:// or https://, parse as libcurl parses it (a host, a port in
+ * range, no spaces or control characters), and carry no credentials, query
+ * or fragment: anything else is refused now, once, rather than retried
+ * forever as if temporary. Every way of getting a configuration checks
+ * its server so. Returns 0, -EINVAL or -ENOMEM. */
 int kube_config_set_server(struct kube_config *c, const char *url);
 
 /* The bearer token to send now: a fresh copy in *ret (NULL when the config
  * has none), which the caller frees. A token file is stat'ed on every call
  * and re-read when its inode, size or mtime changed; if it cannot be read
  * the last good token is kept and -errno returned with *ret still set to
- * that token. Surrounding whitespace is stripped. Returns 0 or -errno. */
+ * that token. Surrounding whitespace is stripped. A token file that is not
+ * a regular file is -EINVAL, without blocking. Returns 0 or -errno. */
 int kube_config_token(struct kube_config *c, char **ret);
 
 /* Free c and wipe the secrets it holds. Accepts NULL; returns NULL. */

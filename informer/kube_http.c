@@ -198,6 +198,9 @@ static int map_curl_error(CURLcode c, bool aborted)
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CIPHER:
 		return -EPROTO;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return -EINVAL;
 	default:
 		return -EIO;
 	}

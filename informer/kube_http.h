@@ -29,7 +29,8 @@ struct kube_http_result {
 	 * -ECANCELED (the body callback asked to stop), -ETIMEDOUT,
 	 * -ECONNREFUSED, -ECONNRESET (connection dropped mid-response),
 	 * -EPROTO (TLS failure, including a certificate that does not
-	 * verify), -EIO (anything else). */
+	 * verify), -EINVAL (a URL curl cannot use: kube_config checks the
+	 * server's, so this is a bug or a bad path), -EIO (anything else). */
 	int error;
 	long status;             /* HTTP status; 0 when none arrived */
 	uint32_t retry_after_ms; /* Retry-After (seconds form), 0 when absent */

@@ -3,17 +3,30 @@
  * The informer lists the resource in pages (limit/continue), then watches
  * it from the list's resourceVersion with bookmarks and a randomized
  * timeoutSeconds, and keeps going forever:
- *  - a watch that ends normally is resumed from the last resourceVersion
- *    seen (an event or a bookmark);
+ *  - a watch that ends normally after lasting at least a second (healthy)
+ *    is resumed at once from the last resourceVersion seen (an event or a
+ *    bookmark);
  *  - 410 Gone (HTTP status, or an ERROR event whose Status code is 410)
- *    means that version is too old: the resource is listed again and only
- *    the difference is delivered (objects absent from the new list are
- *    removed, objects whose resourceVersion did not change are not
- *    delivered again);
+ *    means that version is too old: the resource is listed again, after
+ *    the backoff, and only the difference is delivered (objects absent
+ *    from the new list are removed, objects whose resourceVersion did not
+ *    change are not delivered again);
  *  - transport errors, timeouts, 5xx, 429 (Retry-After honoured), 401/403
- *    are retried after a capped exponential backoff with jitter; a watch
- *    that ends at once is also backed off, so no server behaviour can make
- *    it spin.
+ *    are retried after a capped exponential backoff with jitter.
+ * No server behaviour can make it spin: every way a request ends quickly
+ * goes through the backoff, which only a watch that lasted a minute resets.
+ * A watch that ends within a second is unhealthy whatever it brought (a
+ * bookmark, an ADDED); a list follows metadata.continue only while it makes
+ * progress (a page repeating a continue token or an object of the same
+ * list, more than a few pages in a row without a new object, or a list
+ * without a resourceVersion are errors). What the server does wrong is
+ * logged at warn level, at most once per informer every ten seconds.
+ *
+ * Hostile input is bounded: pages are decoded with NULs allowed in strings
+ * (the fields read are checked, so one bad object is rejected and the rest
+ * of its page kept); a page inflating past max_list_bytes is refused and
+ * the page size halved; the page buffer is an anonymous mapping unmapped
+ * once it is large or the list is over.
  * A 404 on the first list switches to the fallback resource when there is
  * one (EndpointSlice -> Endpoints on old servers).
  *
@@ -56,8 +69,9 @@ struct kube_informer_handler {
 	void (*changed)(void *userdata);
 	/* A request failed and its retry has just been scheduled (the informer
 	 * retries whatever this does). name is the informer's ("services"),
-	 * what says which request ("list", "watch"); res is its result, or NULL for a local failure (out of
-	 * memory, bad JSON). For callers that may give up early, such as a
+	 * what says which request ("list", "watch"); res is its result, or NULL
+	 * for a failure without an HTTP error (out of memory, bad JSON, a list
+	 * making no progress). For callers that may give up early, such as a
 	 * one-shot `ferry plan`. May stop the loop; must not free the informer.
 	 * May be NULL. */
 	void (*failed)(void *userdata, const char *name, const char *what,
@@ -68,6 +82,11 @@ struct kube_informer_handler {
  * for again. */
 #define KUBE_INFORMER_ABSENT_RECHECK_MS 60000u
 
+/* Default bound of one list page after decompression. A real page of 500
+ * objects is a few MiB; pages of unusually large objects still load, as
+ * the page size is halved each time a page goes past the bound. */
+#define KUBE_INFORMER_MAX_LIST_BYTES (32u << 20)
+
 struct kube_informer_config {
 	const char *name;           /* for logs: "services" */
 	const char *path;           /* "/api/v1/services" */
@@ -76,6 +95,12 @@ struct kube_informer_config {
 	 * a 404 on the list counts as an empty, synced list, asked again every
 	 * KUBE_INFORMER_ABSENT_RECHECK_MS instead of watched. */
 	bool optional;
+	/* The store key of an object without metadata.namespace (absent, null
+	 * or ""): for a namespaced resource, the namespace the handler's
+	 * decoder files it under (KDECODE_DEFAULT_NAMESPACE), so that its
+	 * DELETED event and a relist find it; NULL ("") for a cluster-scoped
+	 * one. */
+	const char *default_namespace;
 	const char *label_selector; /* or NULL */
 	const char *field_selector; /* or NULL */
 	uint32_t page_size;         /* list limit; 0: 500 */
@@ -83,7 +108,7 @@ struct kube_informer_config {
 	uint32_t watch_max_s;       /* 0: 600 */
 	uint32_t backoff_base_ms;   /* 0: 500 */
 	uint32_t backoff_cap_ms;    /* 0: 30000 */
-	size_t max_list_bytes;      /* largest list page; 0: 256 MiB */
+	size_t max_list_bytes;      /* largest list page, inflated; 0: KUBE_INFORMER_MAX_LIST_BYTES */
 	size_t max_event_bytes;     /* largest watch event; 0: KUBE_WATCH_MAX_LINE */
 };
 
@@ -97,7 +122,7 @@ struct kube_informer_stats {
 	uint64_t removes;
 	uint64_t rejected;       /* objects the handler rejected */
 	uint64_t skipped_events; /* malformed or oversized events */
-	uint64_t failures;       /* failed requests (retried) */
+	uint64_t failures;       /* failed or unhealthy requests (retried after a backoff) */
 };
 
 struct kube_informer;

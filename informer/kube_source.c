@@ -310,7 +310,7 @@ bool kube_source_failure_persists(const struct kube_http_result *res)
 	if (!res)
 		return false;
 	if (res->error)
-		return res->error == -EPROTO || res->error == -ECONNREFUSED;
+		return res->error == -EPROTO || res->error == -ECONNREFUSED || res->error == -EINVAL;
 	return res->status == 401 || res->status == 403;
 }
 
@@ -440,11 +440,13 @@ int kube_source_new(struct loop *loop, struct model *m, const struct kube_source
 
 	ic.name = "services";
 	ic.path = "/api/v1/services";
+	ic.default_namespace = KDECODE_DEFAULT_NAMESPACE;
 	src->inf[src->n_inf++] = kube_informer_new(src->http, loop, &ic, &svc_hd, src);
 	ic = base;
 	ic.name = "endpointslices";
 	ic.path = "/apis/discovery.k8s.io/v1/endpointslices";
 	ic.fallback_path = "/api/v1/endpoints";
+	ic.default_namespace = KDECODE_DEFAULT_NAMESPACE;
 	src->inf[src->n_inf++] = kube_informer_new(src->http, loop, &ic, &slice_hd, src);
 	/* The cluster's service ranges (kube-proxy's cluster-ips-check drops
 	 * traffic to their unallocated addresses); API servers before 1.33

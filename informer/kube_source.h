@@ -71,8 +71,9 @@ void kube_source_stats(const struct kube_source *src, struct kube_informer_stats
 /* True when a failed request will fail the same way on every retry until
  * someone changes something (the CA, the credentials, the address, or
  * starts the API server): a TLS failure (including a certificate that does
- * not verify), HTTP 401 or 403, or a refused connection (kube_http reports
- * a host name that does not resolve the same way). Such failures are
+ * not verify), HTTP 401 or 403, a refused connection (kube_http reports
+ * a host name that does not resolve the same way), or a URL curl cannot
+ * use (-EINVAL). Such failures are
  * still retried with backoff (a long-running proxy outlives a certificate
  * or RBAC fix); a one-shot command should give up at once. Pure. */
 bool kube_source_failure_persists(const struct kube_http_result *res);

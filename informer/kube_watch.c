@@ -23,6 +23,13 @@ void kube_watch_decoder_reset(struct kube_watch_decoder *d)
 {
 	d->len = 0;
 	d->skipping = 0;
+	/* One long event must not pin its buffer (up to max_line) for the
+	 * life of the process. */
+	if (d->cap > KUBE_WATCH_KEEP_BUF) {
+		free(d->buf);
+		d->buf = NULL;
+		d->cap = 0;
+	}
 }
 
 const char *kube_event_type_name(enum kube_event_type t)
@@ -59,14 +66,18 @@ static int emit_line(const char *line, size_t len, kube_watch_event_fn fn, void 
 		len--;
 	if (len == 0)
 		return 0;
-	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* NULs allowed: one in a string ferry does not read (an annotation
+	 * value, which the API accepts) must not lose the event; the fields
+	 * read are checked by whoever reads them. */
+	root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!root) {
 		ev.why = "not valid JSON";
 		return fn(userdata, &ev);
 	}
 	type = json_object_get(root, "type");
 	obj = json_object_get(root, "object");
-	if (!json_is_string(type) || parse_type(json_string_value(type), &ev.type) < 0) {
+	if (!json_is_string(type) || strlen(json_string_value(type)) != json_string_length(type) ||
+	    parse_type(json_string_value(type), &ev.type) < 0) {
 		ev.type = KUBE_EVENT_INVALID;
 		ev.why = "no known event type";
 	} else if (!json_is_object(obj)) {

@@ -6,7 +6,9 @@
  * the unfinished tail and hands over each complete line as one event. A
  * line longer than the bound is skipped whole (up to its newline) and
  * reported, so a hostile or broken server cannot make us buffer without
- * limit. Pure: no I/O, no logging.
+ * limit. Strings may hold NULs (JSON "\u0000"): jansson keeps their
+ * length, and a reader of a field must check it (json_string_length
+ * against strlen). Pure: no I/O, no logging.
  */
 #ifndef FERRY_KUBE_WATCH_H
 #define FERRY_KUBE_WATCH_H
@@ -18,6 +20,8 @@
 /* Default bound of one event line (a Kubernetes object is capped at about
  * 1.5 MiB by etcd; leave room for the envelope). */
 #define KUBE_WATCH_MAX_LINE (4u << 20)
+/* A line buffer grown past this is freed when a new stream starts. */
+#define KUBE_WATCH_KEEP_BUF (64u << 10)
 
 enum kube_event_type {
 	KUBE_EVENT_ADDED = 0,
@@ -52,7 +56,8 @@ struct kube_watch_decoder {
 void kube_watch_decoder_init(struct kube_watch_decoder *d, size_t max_line);
 /* Release the buffer; d may be reused after kube_watch_decoder_init. */
 void kube_watch_decoder_done(struct kube_watch_decoder *d);
-/* Forget any partial line (a new stream starts). */
+/* Forget any partial line (a new stream starts), and free the buffer if a
+ * long line grew it past KUBE_WATCH_KEEP_BUF. */
 void kube_watch_decoder_reset(struct kube_watch_decoder *d);
 
 /* Consume len bytes, calling fn once per complete line (blank lines are

@@ -26,7 +26,24 @@ Test control (no token needed; the server listens on 127.0.0.1 only):
                           "bookmark_ms", "fail": {"status", "count",
                           "retry_after", "path"}, "disable": [kind...]}
   POST /_control/raw     {"kind", "line"}   send a raw line to watches
-  GET  /_control/stats   request counters
+  POST /_control/config  {"hostile": {...}}  a broken or hostile server (the
+                          whole set replaced; {} turns it off):
+      "watch": "bookmark_close"   every watch sends one BOOKMARK and ends
+               "added_then_gone"  every watch sends one ADDED (an existing
+                                  object, if any) then an ERROR 410
+      "list":  "continue_repeat"  every page carries the same continue token
+                                  and the same items
+               "continue_fresh"   every page carries a new token and the same
+                                  first items
+               "continue_empty"   every page carries a new token; pages after
+                                  the first have no items
+               "no_rv"            lists carry no metadata.resourceVersion
+      "gzip_bomb": N, "bomb_count": K   the next K lists (default: all) are a
+                                  gzip body (Content-Encoding: gzip) that
+                                  inflates to about N bytes of one Service
+      "strip_namespace": [kind...]  objects of these kinds are served (list
+                                  and watch) without metadata.namespace
+  GET  /_control/stats   request counters ("api": every API request)
   GET  /_control/healthz
 Run: kapi_server.py --port-file F [--cert C --key K] [--token T]
 """
@@ -40,6 +57,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KINDS = {
@@ -68,12 +86,38 @@ class State:
         self.disabled = set()
         self.drop_gen = 0
         self.snapshots = {}
-        self.stats = {"list": 0, "watch": 0, "unauthorized": 0, "failed": 0, "gone": 0}
+        self.stats = {"api": 0, "list": 0, "watch": 0, "unauthorized": 0, "failed": 0,
+                      "gone": 0, "bombs": 0}
         self.raw = []         # (rv-ish seq, kind, line)
+        self.hostile = {}
+        self.bombs = {}       # inflated size -> gzip bytes
+
+    def bomb(self, size):
+        """A gzip body inflating to a ServiceList of about size bytes."""
+        if size not in self.bombs:
+            head = (b'{"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"1"},'
+                    b'"items":[{"metadata":{"name":"bomb","namespace":"default",'
+                    b'"annotations":{"x":"')
+            c = zlib.compressobj(6, zlib.DEFLATED, 31)
+            out = [c.compress(head)]
+            block = b"A" * (1 << 20)
+            for _ in range(max(size // len(block), 1)):
+                out.append(c.compress(block))
+            out.append(c.compress(b'"}},"spec":{"clusterIP":"10.96.9.9"}}]}\n'))
+            out.append(c.flush())
+            self.bombs[size] = b"".join(out)
+        return self.bombs[size]
 
     def key(self, obj):
         md = obj.get("metadata", {})
         return (md.get("namespace", "") or "") + "/" + md.get("name", "")
+
+
+def strip_ns(obj):
+    """A copy of obj without metadata.namespace."""
+    obj = json.loads(json.dumps(obj))
+    (obj.get("metadata") or {}).pop("namespace", None)
+    return obj
 
 
 def parse_label_selector(sel):
@@ -200,6 +244,10 @@ class Handler(BaseHTTPRequestHandler):
                     st.fail = req["fail"]
                 if "disable" in req:
                     st.disabled = set(req["disable"])
+                if "hostile" in req:
+                    st.hostile = dict(req["hostile"])
+                    if st.hostile.get("gzip_bomb"):
+                        st.bomb(int(st.hostile["gzip_bomb"]))
             elif path == "/_control/raw":
                 st.raw.append((len(st.raw) + 1, req["kind"], req["line"]))
             else:
@@ -224,6 +272,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         kind = KINDS.get(url.path)
         with st.lock:
+            st.stats["api"] += 1
             token = st.token
             slow = st.slow_ms
             fail = st.fail
@@ -258,8 +307,16 @@ class Handler(BaseHTTPRequestHandler):
         limit = int(q.get("limit") or 0)
         with st.lock:
             st.stats["list"] += 1
+            hostile = st.hostile
+            mode = hostile.get("list")
+            bomb = None
+            if hostile.get("gzip_bomb") and hostile.get("bomb_count", 1) != 0:
+                if "bomb_count" in hostile:
+                    hostile["bomb_count"] -= 1
+                st.stats["bombs"] += 1
+                bomb = st.bomb(int(hostile["gzip_bomb"]))
             cont = q.get("continue")
-            if cont:
+            if cont and mode not in ("continue_repeat", "continue_fresh", "continue_empty"):
                 snap = st.snapshots.get(cont)
                 if snap is None:
                     self.status(410, "Expired", "continue token expired")
@@ -271,7 +328,14 @@ class Handler(BaseHTTPRequestHandler):
                          for k in sorted(st.objects[kind])]
                 items = [o for o in items if label_match(terms, o) and field_match(fsel, o)]
             nxt = ""
-            if limit and len(items) > limit:
+            if mode == "continue_repeat":
+                page, nxt = items[:limit or len(items)], "same-token"
+            elif mode == "continue_fresh":
+                page, nxt = items[:limit or len(items)], base64.urlsafe_b64encode(os.urandom(9)).decode()
+            elif mode == "continue_empty":
+                page = [] if cont else items[:limit or len(items)]
+                nxt = base64.urlsafe_b64encode(os.urandom(9)).decode()
+            elif limit and len(items) > limit:
                 page, rest = items[:limit], items[limit:]
                 nxt = base64.urlsafe_b64encode(os.urandom(9)).decode()
                 st.snapshots[nxt] = (rv, rest)
@@ -279,10 +343,26 @@ class Handler(BaseHTTPRequestHandler):
                     st.snapshots.pop(next(iter(st.snapshots)))
             else:
                 page = items
+            strip = kind in (hostile.get("strip_namespace") or [])
+        if bomb is not None:
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(bomb)))
+                self.end_headers()
+                self.wfile.write(bomb)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                self.close_connection = True
+            return
+        if strip:
+            page = [strip_ns(o) for o in page]
         for o in page:   # items in a list carry no kind, as in the real API
             o.pop("kind", None)
             o.pop("apiVersion", None)
         md = {"resourceVersion": str(rv)}
+        if mode == "no_rv":
+            del md["resourceVersion"]
         if nxt:
             md["continue"] = nxt
         self.send_json(200, {"kind": kind + "List", "apiVersion": API_VERSION[kind],
@@ -306,6 +386,12 @@ class Handler(BaseHTTPRequestHandler):
             raw_seen = len(st.raw)
             if gone:
                 st.stats["gone"] += 1
+            hostile_watch = st.hostile.get("watch")
+            strip = kind in (st.hostile.get("strip_namespace") or [])
+            first = None
+            if st.objects[kind]:
+                first = json.loads(json.dumps(st.objects[kind][sorted(st.objects[kind])[0]]))
+            now_rv = st.rv
         if gone and mode == "status":
             self.status(410, "Expired", "too old resource version: %d" % since)
             return
@@ -313,6 +399,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if hostile_watch == "bookmark_close":
+            ev = {"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": API_VERSION[kind],
+                                                 "metadata": {"resourceVersion": str(now_rv)}}}
+            self.chunk((json.dumps(ev) + "\n").encode())
+            self.chunk(b"")
+            return
+        if hostile_watch == "added_then_gone":
+            if first is not None:
+                self.chunk((json.dumps({"type": "ADDED", "object": first}) + "\n").encode())
+            gone = True
         if gone:
             ev = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
                                               "status": "Failure", "reason": "Expired",
@@ -372,6 +468,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             try:
                 for e in out:
+                    if strip and not isinstance(e, str):
+                        e = dict(e, object=strip_ns(e["object"]))
                     line = e if isinstance(e, str) else json.dumps(e)
                     self.chunk((line + "\n").encode())
                 if bm_due:

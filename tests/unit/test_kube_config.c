@@ -1,9 +1,12 @@
-/* Kubeconfig variants, in-cluster configuration and the token file cache. */
+/* Kubeconfig variants, in-cluster configuration, the token file cache, and
+ * input that must fail at once (a FIFO token file, a malformed server URL). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kube_config.h"
@@ -198,4 +201,104 @@ Test(kube_config, base64)
 	cr_assert_str_eq(out, "hello");
 	free(out);
 	cr_assert_eq(kube_base64_decode("a$b", &out, &n), -EINVAL);
+}
+
+/* A tokenFile that is a FIFO: opening it would block until some writer
+ * comes, before any request timeout runs. Refused at once, and said why. */
+Test(kube_config, token_file_fifo_fails_at_once, .timeout = 10)
+{
+	char err[256] = "", fifo[256];
+	struct kube_config *c = NULL;
+	struct timespec t0, t1;
+	const char *p;
+	int r;
+
+	snprintf(fifo, sizeof(fifo), "%s/token", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	p = write_file("kc", KCFG("    tokenFile: token\n"));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = kube_config_load(p, NULL, &c, err, sizeof(err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_lt(r, 0);
+	cr_assert_null(c);
+	cr_assert(strstr(err, "tokenFile") && strstr(err, "not a regular file"), "%s", err);
+	cr_assert_lt(t1.tv_sec - t0.tv_sec, 2);
+	/* The same for the in-cluster token. */
+	write_file("ca.crt", "PEM");
+	setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1", 1);
+	r = kube_config_in_cluster(dir, &c, err, sizeof(err));
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	cr_assert_lt(r, 0);
+	cr_assert(strstr(err, "not a regular file"), "%s", err);
+}
+
+/* A token file swapped for a FIFO while running: the last good token is
+ * kept and the error returned, without blocking. */
+Test(kube_config, token_file_becoming_a_fifo_does_not_block, .timeout = 10)
+{
+	char err[256] = "", *tok = NULL, fifo[256];
+	struct kube_config *c = NULL;
+	const char *p;
+
+	write_file("token", "first\n");
+	p = write_file("kc", KCFG("    tokenFile: token\n"));
+	cr_assert_eq(kube_config_load(p, NULL, &c, err, sizeof(err)), 0, "%s", err);
+	snprintf(fifo, sizeof(fifo), "%s/token", dir);
+	cr_assert_eq(unlink(fifo), 0);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	cr_assert_lt(kube_config_token(c, &tok), 0);
+	cr_assert_str_eq(tok, "first");
+	free(tok);
+	kube_config_free(c);
+}
+
+/* A server URL curl cannot use is an error when the configuration is read,
+ * not a request retried forever. */
+Test(kube_config, malformed_server_url_is_an_error_at_once)
+{
+	static const char *const bad[] = {
+		"https://exa mple.com:6443",   /* a space */
+		"https://127.0.0.1:99999",     /* port out of range */
+		"https://",                    /* no host */
+		"https://[fd00::1",            /* unterminated IPv6 literal */
+		"https://10.0.0.1:6443?x=1",   /* a query */
+		"https://user:pw@10.0.0.1",    /* credentials */
+		"https://10.0.0.1\x1b[31m",    /* a control character */
+		"ftp://10.0.0.1",
+	};
+	char err[256], kc[1024];
+	struct kube_config *c = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char yaml[128];
+		const char *p;
+		size_t n = 0;
+
+		/* In YAML the ESC is written "\e" (a raw one is a YAML error). */
+		for (const char *q = bad[i]; *q && n < sizeof(yaml) - 3; q++) {
+			if (*q == '\x1b') {
+				yaml[n++] = '\\';
+				yaml[n++] = 'e';
+			} else {
+				yaml[n++] = *q;
+			}
+		}
+		yaml[n] = '\0';
+		snprintf(kc, sizeof(kc),
+			 "current-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+			 "clusters:\n- name: k\n  cluster:\n    server: \"%s\"\n"
+			 "users:\n- name: u\n  user: {token: t}\n", yaml);
+		p = write_file("kc", kc);
+		err[0] = '\0';
+		cr_assert_eq(kube_config_load(p, NULL, &c, err, sizeof(err)), -EINVAL, "%s", bad[i]);
+		cr_assert_null(c);
+		cr_assert(strstr(err, "server"), "%s: %s", bad[i], err);
+		cr_assert_null(strstr(err, "pw@"), "credentials in a message: %s", err);
+		cr_assert_eq(kube_config_for_master(bad[i], &c, err, sizeof(err)), -EINVAL, "%s", bad[i]);
+	}
+	/* Good ones still pass, with a path prefix (an API behind a proxy). */
+	cr_assert_eq(kube_config_for_master("https://[fd00::1]:6443/k8s/clusters/c-1/", &c, err,
+					    sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c->server, "https://[fd00::1]:6443/k8s/clusters/c-1");
+	c = kube_config_free(c);
 }

@@ -3,298 +3,9 @@
  * an ERROR event), reconnect after a dropped watch, token rotation, malformed
  * events, TLS verification, client certificates, backoff on 503 and the
  * Endpoints fallback. The server runs as a child process on 127.0.0.1. */
-#include <criterion/criterion.h>
-#include <curl/curl.h>
-#include <errno.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include "kube_source.h"
-#include "log.h"
-#include "loop.h"
-#include "model.h"
-
-#define KAPI FERRY_TEST_DATA "/../kapi/kapi_server.py"
-#define CERTS FERRY_TEST_DATA "/../kapi/gen_certs.sh"
-
-static char dir[] = "/tmp/ferry-kapi.XXXXXX";
-static pid_t server_pid;
-static int port;
-static struct loop *loop;
-static struct model *model;
-static struct kube_source *src;
-static int synced_calls, changed_calls;
-/* Persistent failures reported through kube_source_set_failure_fn. */
-static int failure_calls;
-static char failure_why[400];
-
-static void run_cmd(const char *cmd)
-{
-	cr_assert_eq(system(cmd), 0, "%s", cmd);
-}
-
-static void start_server(const char *extra)
-{
-	char cmd[1024], pf[256];
-
-	snprintf(pf, sizeof(pf), "%s/port", dir);
-	unlink(pf);
-	server_pid = fork();
-	cr_assert_neq(server_pid, -1);
-	if (server_pid == 0) {
-		snprintf(cmd, sizeof(cmd), "exec python3 %s --port-file %s %s", KAPI, pf, extra);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) {
-		FILE *f = fopen(pf, "r");
-		if (f) {
-			int ok = fscanf(f, "%d", &port) == 1;
-			fclose(f);
-			if (ok)
-				return;
-		}
-		usleep(50000);
-	}
-	cr_assert_fail("test API server did not start");
-}
-
-static void setup(void)
-{
-	log_set_level(getenv("KAPI_VERBOSE") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR);
-	cr_assert_not_null(mkdtemp(dir));
-	loop = loop_new();
-	model = model_new();
-	cr_assert(loop && model);
-	synced_calls = changed_calls = 0;
-	failure_calls = 0;
-	failure_why[0] = '\0';
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	src = kube_source_free(src);
-	model = model_free(model);
-	loop = loop_free(loop);
-	if (server_pid > 0) {
-		kill(server_pid, SIGTERM);
-		waitpid(server_pid, NULL, 0);
-		server_pid = 0;
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", dir);
-}
+#include "kapi_harness.h"
 
 TestSuite(kube_source, .init = setup, .fini = teardown, .timeout = 60);
-
-/* --- control of the server (blocking, from the test thread) ----------------- */
-
-static size_t sink(char *d, size_t s, size_t n, void *u)
-{
-	struct { char buf[4096]; size_t len; } *b = u;
-	size_t len = s * n, room = sizeof(b->buf) - 1 - b->len;
-
-	memcpy(b->buf + b->len, d, len < room ? len : room);
-	b->len += len < room ? len : room;
-	b->buf[b->len] = '\0';
-	return len;
-}
-
-static void control(const char *what, const char *json)
-{
-	struct { char buf[4096]; size_t len; } b = { .len = 0 };
-	char url[256];
-	long code = 0;
-	CURL *e = curl_easy_init();
-
-	snprintf(url, sizeof(url), "%s://127.0.0.1:%d/_control/%s",
-		 strstr(what, "|tls") ? "https" : "http", port, what);
-	if (strstr(url, "|tls")) {
-		*strstr(url, "|tls") = '\0';
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-	if (json)
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
-	cr_assert_eq(curl_easy_perform(e), CURLE_OK, "control %s", what);
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-	cr_assert_eq(code, 200, "control %s: %s", what, b.buf);
-	curl_easy_cleanup(e);
-}
-
-static long server_stat(const char *name)
-{
-	struct { char buf[4096]; size_t len; } b = { .len = 0 };
-	char url[128], key[64], *p;
-	CURL *e = curl_easy_init();
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_control/stats", port);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-	cr_assert_eq(curl_easy_perform(e), CURLE_OK);
-	curl_easy_cleanup(e);
-	snprintf(key, sizeof(key), "\"%s\": ", name);
-	p = strstr(b.buf, key);
-	cr_assert_not_null(p, "%s", b.buf);
-	return strtol(p + strlen(key), NULL, 10);
-}
-
-/* --- running the loop until something holds ---------------------------------- */
-
-typedef bool (*pred_fn)(void);
-static pred_fn cur_pred;
-static struct loop_timer tick;
-
-static void on_tick(struct loop *l, void *u)
-{
-	(void)u;
-	if (cur_pred && cur_pred())
-		loop_stop(l);
-	else
-		loop_timer_start(l, &tick, 10);
-}
-
-static void on_deadline(struct loop *l, void *u)
-{
-	*(bool *)u = true;
-	loop_stop(l);
-}
-
-/* Run the loop until pred holds (true) or ms pass (false). pred NULL: run ms. */
-static bool run_until(pred_fn pred, unsigned ms)
-{
-	struct loop_timer deadline;
-	bool expired = false;
-
-	cur_pred = pred;
-	loop_timer_init(&tick, on_tick, NULL);
-	loop_timer_init(&deadline, on_deadline, &expired);
-	loop_timer_start(loop, &tick, 0);
-	loop_timer_start(loop, &deadline, ms);
-	loop_run(loop);
-	loop_timer_stop(loop, &tick);
-	loop_timer_stop(loop, &deadline);
-	return pred ? pred() : true;
-}
-
-static void on_synced(void *u)
-{
-	(void)u;
-	synced_calls++;
-}
-
-static void on_changed(void *u)
-{
-	(void)u;
-	changed_calls++;
-}
-
-static bool is_synced(void)
-{
-	return src && kube_source_synced(src);
-}
-
-static void on_failure(void *u, const char *why)
-{
-	(void)u;
-	if (!failure_calls++)
-		snprintf(failure_why, sizeof(failure_why), "%s", why);
-}
-
-static bool failure_seen(void)
-{
-	return failure_calls > 0;
-}
-
-/* --- fixtures ---------------------------------------------------------------- */
-
-static const char *kubeconfig(const char *cluster_extra, const char *user)
-{
-	static char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
-	f = fopen(path, "w");
-	cr_assert_not_null(f);
-	fprintf(f,
-		"apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-		"contexts:\n- name: test\n  context: {cluster: c, user: u}\n"
-		"clusters:\n- name: c\n  cluster:\n    server: %s://127.0.0.1:%d\n%s"
-		"users:\n- name: u\n  user:\n%s",
-		strstr(cluster_extra, "certificate-authority") || strstr(cluster_extra, "insecure") ?
-			"https" : "http",
-		port, cluster_extra, user);
-	fclose(f);
-	return path;
-}
-
-static void open_source(const char *kc, const char *node)
-{
-	struct kube_source_config cfg = {
-		.kubeconfig = kc,
-		.node_name = node,
-		.watch_timeout_s = 30,
-		.backoff_cap_ms = 2000,
-		.page_size = 2,
-	};
-
-	cr_assert_eq(kube_source_new(loop, model, &cfg, on_synced, on_changed, NULL, &src), 0);
-	cr_assert_eq(kube_source_start(src), 0);
-}
-
-static void apply_svc(const char *name, const char *ip)
-{
-	char j[1024];
-
-	snprintf(j, sizeof(j),
-		 "{\"objects\":[{\"kind\":\"Service\",\"metadata\":{\"name\":\"%s\"},"
-		 "\"spec\":{\"clusterIP\":\"%s\",\"ports\":[{\"port\":80,\"targetPort\":8080}]}}]}",
-		 name, ip);
-	control("apply", j);
-}
-
-static void apply_slice(const char *svc, const char *name, const char *addrs)
-{
-	char j[1024];
-
-	snprintf(j, sizeof(j),
-		 "{\"objects\":[{\"kind\":\"EndpointSlice\",\"metadata\":{\"name\":\"%s\","
-		 "\"labels\":{\"kubernetes.io/service-name\":\"%s\"}},\"addressType\":\"IPv4\","
-		 "\"endpoints\":[{\"addresses\":[%s]}],\"ports\":[{\"port\":8080}]}]}",
-		 name, svc, addrs);
-	control("apply", j);
-}
-
-static void base_objects(void)
-{
-	apply_svc("web", "10.96.0.10");
-	apply_svc("db", "10.96.0.11");
-	apply_svc("cache", "10.96.0.12");
-	apply_slice("web", "web-1", "\"10.1.0.1\"");
-	apply_slice("db", "db-1", "\"10.1.0.2\"");
-	control("apply", "{\"objects\":[{\"kind\":\"Service\",\"metadata\":{\"name\":\"hl\","
-			 "\"labels\":{\"service.kubernetes.io/headless\":\"\"}},\"spec\":{\"clusterIP\":\"10.96.0.99\"}},"
-			 "{\"kind\":\"Service\",\"metadata\":{\"name\":\"other\",\"labels\":"
-			 "{\"service.kubernetes.io/service-proxy-name\":\"foreign\"}},\"spec\":{\"clusterIP\":\"10.96.0.98\"}},"
-			 "{\"kind\":\"Node\",\"metadata\":{\"name\":\"node-a\",\"labels\":"
-			 "{\"topology.kubernetes.io/zone\":\"zone-1\"}},\"status\":{\"addresses\":"
-			 "[{\"type\":\"InternalIP\",\"address\":\"192.168.5.1\"},{\"type\":\"Hostname\",\"address\":\"node-a\"}]}},"
-			 "{\"kind\":\"Node\",\"metadata\":{\"name\":\"node-b\"}}]}");
-}
 
 static bool web_has_two_endpoints(void)
 {
@@ -650,6 +361,8 @@ Test(kube_source, failure_classification)
 	cr_assert_not(kube_source_failure_persists(&r));
 	r.error = -ECONNRESET;
 	cr_assert_not(kube_source_failure_persists(&r));
+	r.error = -EINVAL; /* a URL curl cannot use */
+	cr_assert(kube_source_failure_persists(&r));
 	r.error = 0;
 	r.status = 401;
 	cr_assert(kube_source_failure_persists(&r));
@@ -661,6 +374,43 @@ Test(kube_source, failure_classification)
 	cr_assert_not(kube_source_failure_persists(&r));
 	r.status = 500;
 	cr_assert_not(kube_source_failure_persists(&r));
+}
+
+static struct kube_http_result url_res;
+static bool url_done;
+
+static void on_url_done(void *u, const struct kube_http_result *res)
+{
+	(void)u;
+	url_res = *res;
+	url_res.message = "";
+	url_done = true;
+}
+
+static bool url_request_done(void)
+{
+	return url_done;
+}
+
+/* A server URL that got past the configuration (kube_config checks it) and
+ * that curl cannot use fails as -EINVAL, which persists: retrying cannot
+ * fix it. */
+Test(kube_source, malformed_url_fails_as_persistent)
+{
+	struct kube_config *c = calloc(1, sizeof(*c));
+	struct kube_http *h;
+
+	cr_assert_not_null(c);
+	c->server = strdup("http://exa mple:1");
+	h = kube_http_new(loop, c);
+	cr_assert_not_null(h);
+	url_done = false;
+	cr_assert_eq(kube_http_get(h, "/api/v1/services", 5, NULL, on_url_done, NULL, NULL), 0);
+	cr_assert(run_until(url_request_done, 5000));
+	cr_assert_eq(url_res.error, -EINVAL, "error %d", url_res.error);
+	cr_assert(kube_source_failure_persists(&url_res));
+	kube_http_free(h);
+	kube_config_free(c);
 }
 
 Test(kube_source, tls_insecure_skip_verify)

@@ -124,3 +124,46 @@ Test(kube_watch, callback_can_stop_the_feed)
 	cr_assert_str_eq(s.log, "ERROR:-;");
 	kube_watch_decoder_done(&d);
 }
+
+/* A NUL in a string (an annotation value, which the API accepts) does not
+ * lose the event: the object arrives with the string's full length, for
+ * the reader of a field to judge. A NUL in the event type is no type. */
+Test(kube_watch, nul_in_a_string_keeps_the_event)
+{
+	static const char line[] =
+		"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\","
+		"\"annotations\":{\"note\":\"x\\u0000y\"}}}}\n"
+		"{\"type\":\"ADDED\\u0000\",\"object\":{\"metadata\":{\"name\":\"b\"}}}\n";
+	struct kube_watch_decoder d;
+	struct seen s = { 0 };
+
+	kube_watch_decoder_init(&d, 0);
+	cr_assert_eq(kube_watch_feed(&d, line, strlen(line), record, &s), 0);
+	cr_assert_str_eq(s.log, "ADDED:a;INVALID:-;");
+	kube_watch_decoder_done(&d);
+}
+
+/* A long event grows the line buffer; a new stream gives it back. */
+Test(kube_watch, reset_frees_a_grown_buffer)
+{
+	struct kube_watch_decoder d;
+	struct seen s = { 0 };
+	size_t n = 1 << 20;
+	char *big = malloc(n);
+
+	cr_assert_not_null(big);
+	memset(big, ' ', n);
+	kube_watch_decoder_init(&d, 0);
+	/* An unfinished line of 1 MiB: kept whole. */
+	cr_assert_eq(kube_watch_feed(&d, big, n, record, &s), 0);
+	cr_assert_geq(d.cap, n);
+	kube_watch_decoder_reset(&d);
+	cr_assert_null(d.buf);
+	cr_assert_eq(d.cap, 0);
+	/* A small one stays for the next stream. */
+	cr_assert_eq(kube_watch_feed(&d, "{\"ty", 4, record, &s), 0);
+	kube_watch_decoder_reset(&d);
+	cr_assert_not_null(d.buf);
+	kube_watch_decoder_done(&d);
+	free(big);
+}
