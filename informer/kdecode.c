@@ -397,6 +397,9 @@ static int meta_decode(struct ctx *c, const json_t *obj, const char *kind, struc
 		ret->ns = KDECODE_DEFAULT_NAMESPACE;
 	else if (!valid_dns_name(ret->ns, 63, false))
 		return fail(c, "metadata.namespace", "invalid namespace \"%s\"", quote(q, ret->ns));
+	/* Valid names fit: namespaces are at most 63 bytes, names KDECODE_MAX_STRING. */
+	snprintf(c->err->ns, sizeof(c->err->ns), "%s", ret->ns);
+	snprintf(c->err->name, sizeof(c->err->name), "%s", ret->name);
 	r = field_object(c, md, "labels", "metadata", false, &ret->labels);
 	if (r == 0)
 		r = field_object(c, md, "annotations", "metadata", false, &ret->annotations);
@@ -1294,6 +1297,42 @@ enum kdecode_kind kdecode_classify(const json_t *obj, const json_t *list)
 			return KDECODE_KIND_LIST;
 	}
 	return KDECODE_KIND_OTHER;
+}
+
+/* --- Cost ------------------------------------------------------------------------ */
+
+/* Length of obj[key] when it is an array, else 0. */
+static size_t list_len(const json_t *obj, const char *key)
+{
+	return json_array_size(json_object_get(obj, key));
+}
+
+size_t kdecode_cost(const json_t *obj, enum kdecode_kind kind)
+{
+	const json_t *item;
+	size_t i, cost = 1;
+
+	switch (kind) {
+	case KDECODE_KIND_SERVICE:
+		return cost + list_len(json_object_get(obj, "spec"), "ports");
+	case KDECODE_KIND_SLICE:
+		cost += list_len(obj, "ports");
+		json_array_foreach(json_object_get(obj, "endpoints"), i, item) {
+			size_t zones = list_len(json_object_get(item, "hints"), "forZones");
+
+			cost += 1 + list_len(item, "addresses") * (1 + zones);
+		}
+		return cost;
+	case KDECODE_KIND_ENDPOINTS:
+		/* Up to two slices per subset, each sized for all its addresses
+		 * and holding its ports. */
+		json_array_foreach(json_object_get(obj, "subsets"), i, item)
+			cost += 2 * (1 + list_len(item, "ports") + list_len(item, "addresses") +
+				     list_len(item, "notReadyAddresses"));
+		return cost;
+	default:
+		return 0;
+	}
 }
 
 /* --- Node ----------------------------------------------------------------------- */

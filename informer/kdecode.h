@@ -53,6 +53,11 @@ struct kdecode_error {
 	char object[320];  /* "Service default/web"; kind alone if the name is unknown */
 	char field[160];   /* "spec.ports[1].port"; "" for the object as a whole */
 	char message[192]; /* "70000 is out of range 1-65535" */
+	/* The object's namespace and name once its metadata was found valid
+	 * (namespace defaulted), so a caller can tell which object it was;
+	 * both "" when the metadata itself is what is wrong. */
+	char ns[64];
+	char name[KDECODE_MAX_STRING + 1];
 };
 
 enum kdecode_kind {
@@ -104,6 +109,15 @@ int kdecode_endpoints(const json_t *obj, const struct kdecode_opts *opts,
  * with *err filled, or -ENOMEM. */
 int kdecode_node(const json_t *obj, const struct kdecode_opts *opts, struct kobj_node **ret,
 		 struct kdecode_error *err);
+
+/* An upper bound on the model entries (objects, ports, endpoints and their
+ * copies of hint zones) that decoding obj as kind would allocate, counted
+ * from the shape of obj without validating it. An EndpointSlice endpoint
+ * with A addresses and Z hint zones becomes A entries holding Z zones each,
+ * so a value repeated by YAML aliases can cost far more than its nodes:
+ * callers bound the sum of this over a file before decoding. Cheap (no
+ * allocation, one look at each list's length); 0 for kinds not decoded. */
+size_t kdecode_cost(const json_t *obj, enum kdecode_kind kind);
 
 /* Free an array of n slices and the array. Accepts NULL. */
 void kdecode_slices_free(struct kobj_slice **slices, size_t n);

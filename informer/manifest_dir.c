@@ -12,6 +12,19 @@
  * inotify events only say which names to look at again: what to do is always
  * decided from the file as it is now (present, regular, same content hash or
  * not), which makes event order and coalescing harmless.
+ *
+ * Bad input never takes away what works. A file is read twice, both times as
+ * a stream: once to hash it (unchanged contents stop there), once to parse
+ * it, the parse handing over each document and each item of a List as soon
+ * as it ends, so memory follows the decoded objects, never the file size.
+ * Decoded objects wait in a pending list and reach the model only once the
+ * whole file parsed: a file that cannot be read or parsed, or whose work
+ * bound is exceeded, changes nothing. An object that fails to decode but
+ * whose previous version came from this file keeps that version (it is
+ * stamped "kept" for this pass, so the release step spares it). A document
+ * or item rejected without a name (no kind, not a mapping: a dump cut short
+ * before its "kind: List" is one) could be hiding any object, so then the
+ * release step spares every object of the file.
  */
 #include "manifest_dir.h"
 
@@ -48,6 +61,7 @@ struct owned {
 	char *name;
 	struct mfile *file;
 	uint64_t pass;   /* last pass of its file that defined it */
+	uint64_t kept_pass; /* last pass whose version of it was invalid: kept */
 };
 
 /* A (kind, ns, name) a file defines but another file owns. */
@@ -97,6 +111,36 @@ struct pending_list {
 	size_t n, cap;
 };
 
+/* Endpoints objects whose slices ("NAME:SUBSET:FAMILY") a file provided,
+ * found when one of them turns out invalid. */
+struct ep_prev {
+	char *ns;
+	char *name;
+	bool keep;               /* its new version was invalid: keep the slices */
+};
+
+/* One parse of one file: what it decoded so far and the bounds it runs
+ * under. Nothing here touches the model until file_apply. */
+struct exam {
+	struct manifest_dir *d;
+	struct mfile *f;
+	uint64_t pass;
+	struct pending_list pl;
+	size_t rejected;         /* objects rejected (kept or not) */
+	size_t kept;             /* ... of which the previous version stays */
+	bool hides;              /* something was rejected without a name: it may
+				  * hide any object the file had */
+	size_t work;             /* kdecode_cost of what was decoded */
+	size_t max_work;
+	/* Items taken from the current document before its kind was known:
+	 * undone if it turns out not to be a list (a previous version such an
+	 * item marked as kept stays kept: harmless, and the file is odd). */
+	bool in_list;
+	size_t list_mark_pl, list_mark_rejected, list_mark_kept;
+	struct nsname_map ep_prev; /* (ns, Endpoints name) -> struct ep_prev */
+	bool ep_prev_built;
+};
+
 #define DIR_WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | \
 			IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 #define PARENT_WATCH_MASK (IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
@@ -118,12 +162,14 @@ static bool name_eligible(const char *name)
 	return has_suffix(name, ".yaml") || has_suffix(name, ".yml") || has_suffix(name, ".json");
 }
 
-static uint64_t hash_bytes(const char *buf, size_t len)
+#define HASH_INIT 0xcbf29ce484222325ULL /* FNV-1a */
+
+static uint64_t hash_update(uint64_t h, const void *buf, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+	const unsigned char *p = buf;
 
 	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)buf[i];
+		h ^= p[i];
 		h *= 0x100000001b3ULL;
 	}
 	return h;
@@ -341,30 +387,124 @@ fail:
 
 /* --- Decoding a file's documents --------------------------------------------------- */
 
-static void log_reject(const struct mfile *f, unsigned line, const struct kdecode_error *err)
+static void ep_prev_free(struct exam *ex)
 {
-	if (err->field[0])
-		log_error("manifest %s:%u: %s: %s: %s; object skipped", f->path, line, err->object,
-			  err->field, err->message);
-	else
-		log_error("manifest %s:%u: %s: %s; object skipped", f->path, line, err->object,
-			  err->message);
+	size_t iter = 0;
+	struct ep_prev *e;
+
+	while ((e = nsname_map_next(&ex->ep_prev, &iter))) {
+		free(e->ns);
+		free(e->name);
+		free(e);
+	}
+	nsname_map_done(&ex->ep_prev);
+	ex->ep_prev_built = false;
 }
 
-/* Decode one document or list item into pl. Returns 0 or -ENOMEM. */
-static int decode_value(struct manifest_dir *d, struct mfile *f, const json_t *v,
-			const json_t *list, unsigned line, struct pending_list *pl,
-			size_t *rejected)
+/* The Endpoints entry that slice o came from, if ep_prev has it. */
+static struct ep_prev *ep_prev_of(const struct exam *ex, const struct owned *o)
 {
+	char name[KDECODE_MAX_STRING + 1];
+	const char *colon;
+
+	if (o->kind != OBJ_SLICE || !(colon = strchr(o->name, ':')) ||
+	    (size_t)(colon - o->name) >= sizeof(name))
+		return NULL;
+	memcpy(name, o->name, (size_t)(colon - o->name));
+	name[colon - o->name] = '\0';
+	return nsname_map_get(&ex->ep_prev, o->ns, name);
+}
+
+/* Index the Endpoints objects whose slices the file provided. Best effort:
+ * without memory an invalid Endpoints simply loses its slices. */
+static void ep_prev_build(struct exam *ex)
+{
+	struct mfile *f = ex->f;
+
+	ex->ep_prev_built = true;
+	for (size_t i = 0; i < f->n_objs; i++) {
+		const struct owned *o = f->objs[i];
+		const char *colon = o->kind == OBJ_SLICE ? strchr(o->name, ':') : NULL;
+		struct ep_prev *e;
+
+		if (!colon || ep_prev_of(ex, o))
+			continue;
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return;
+		e->ns = strdup(o->ns);
+		e->name = strndup(o->name, (size_t)(colon - o->name));
+		if (!e->ns || !e->name || nsname_map_put(&ex->ep_prev, e->ns, e->name, e, NULL) < 0) {
+			free(e->ns);
+			free(e->name);
+			free(e);
+			return;
+		}
+	}
+}
+
+/* An object of this kind, ns and name failed to decode: if this file
+ * provided its previous version, keep that one. Returns whether it did. */
+static bool keep_previous(struct exam *ex, enum kdecode_kind kind, const char *ns,
+			  const char *name)
+{
+	struct owned *o = NULL;
+	struct ep_prev *e;
+
+	switch (kind) {
+	case KDECODE_KIND_SERVICE:
+		o = nsname_map_get(&ex->d->owners[OBJ_SERVICE], ns, name);
+		break;
+	case KDECODE_KIND_SLICE:
+		o = nsname_map_get(&ex->d->owners[OBJ_SLICE], ns, name);
+		break;
+	case KDECODE_KIND_ENDPOINTS:
+		if (!ex->ep_prev_built)
+			ep_prev_build(ex);
+		e = nsname_map_get(&ex->ep_prev, ns, name);
+		if (e)
+			e->keep = true;
+		return e != NULL;
+	default:
+		return false;
+	}
+	if (!o || o->file != ex->f)
+		return false;
+	o->kept_pass = ex->pass;
+	return true;
+}
+
+/* Log a rejected object, keeping its previous version when there is one. */
+static void reject_object(struct exam *ex, enum kdecode_kind kind, unsigned line,
+			  const struct kdecode_error *err)
+{
+	bool keep = err->name[0] && keep_previous(ex, kind, err->ns, err->name);
+
+	log_error("manifest %s:%u: %s: %s%s%s; %s", ex->f->path, line, err->object, err->field,
+		  err->field[0] ? ": " : "", err->message,
+		  keep ? "keeping the previous version" : "object skipped");
+	ex->rejected++;
+	if (keep)
+		ex->kept++;
+}
+
+/* Decode one document or list item into ex->pl. Returns 0, -ENOMEM, or
+ * -E2BIG when the file's work bound is exceeded. */
+static int decode_value(struct exam *ex, const json_t *v, const json_t *list, unsigned line)
+{
+	struct manifest_dir *d = ex->d;
+	struct mfile *f = ex->f;
 	struct kdecode_error err;
 	enum kdecode_kind kind = kdecode_classify(v, list);
+	size_t cost;
 	int r = 0;
 
 	switch (kind) {
 	case KDECODE_KIND_INVALID:
 		log_error("manifest %s:%u: %s; skipped", f->path, line,
 			  json_is_object(v) ? "object has no kind" : "document is not a mapping");
-		(*rejected)++;
+		ex->rejected++;
+		ex->hides = true;
 		return 0;
 	case KDECODE_KIND_OTHER: {
 		const char *api = json_string_value(json_object_get(v, "apiVersion"));
@@ -380,22 +520,36 @@ static int decode_value(struct manifest_dir *d, struct mfile *f, const json_t *v
 
 		if (list) {
 			log_error("manifest %s:%u: list inside a list; skipped", f->path, line);
-			(*rejected)++;
+			ex->rejected++;
+			ex->hides = true;
 			return 0;
 		}
 		json_array_foreach(json_object_get(v, "items"), i, item) {
-			r = decode_value(d, f, item, v, line, pl, rejected);
+			r = decode_value(ex, item, v, line);
 			if (r < 0)
 				return r;
 		}
 		return 0;
 	}
+	default:
+		break;
+	}
+
+	/* Bound the work before doing it: aliases can repeat a big value. */
+	cost = kdecode_cost(v, kind);
+	if (cost > ex->max_work - ex->work) {
+		ex->work = ex->max_work;
+		return -E2BIG;
+	}
+	ex->work += cost;
+
+	switch (kind) {
 	case KDECODE_KIND_SERVICE: {
 		struct kobj_service *svc;
 
 		r = kdecode_service(v, &d->opts, &svc, &err);
 		if (r == 0)
-			return pending_push(pl, OBJ_SERVICE, svc, line);
+			return pending_push(&ex->pl, OBJ_SERVICE, svc, line);
 		break;
 	}
 	case KDECODE_KIND_SLICE: {
@@ -408,7 +562,7 @@ static int decode_value(struct manifest_dir *d, struct mfile *f, const json_t *v
 			return 0;
 		}
 		if (r == 0)
-			return pending_push(pl, OBJ_SLICE, sl, line);
+			return pending_push(&ex->pl, OBJ_SLICE, sl, line);
 		break;
 	}
 	case KDECODE_KIND_ENDPOINTS: {
@@ -419,27 +573,79 @@ static int decode_value(struct manifest_dir *d, struct mfile *f, const json_t *v
 		if (r < 0)
 			break;
 		for (size_t i = 0; i < n && r == 0; i++) {
-			r = pending_push(pl, OBJ_SLICE, slices[i], line);
+			r = pending_push(&ex->pl, OBJ_SLICE, slices[i], line);
 			slices[i] = NULL;
 		}
 		kdecode_slices_free(slices, n);
 		return r;
 	}
+	default:
+		return 0;
 	}
 	if (r == -EINVAL) {
-		log_reject(f, line, &err);
-		(*rejected)++;
+		reject_object(ex, kind, line, &err);
 		return 0;
 	}
 	return r;
 }
 
-/* Put pl's objects in the model as f's, and delete the objects f had
- * before but no longer defines. Consumes pl. Returns the duplicates count. */
-static size_t file_apply(struct manifest_dir *d, struct mfile *f, struct pending_list *pl)
+/* A list item, handed over while its document is still being read. Take it
+ * when it says what it is and the document may still be a list (kubectl
+ * writes "kind: List" after the items); leave the others to the document. */
+static int exam_item(void *userdata, const json_t *root, const json_t *item, unsigned line)
 {
-	uint64_t pass = ++d->pass;
-	size_t dups = 0, kept = 0, n_old;
+	struct exam *ex = userdata;
+	const json_t *rk = json_object_get(root, "kind");
+	const char *k = json_string_value(rk);
+	size_t n = k ? strlen(k) : 0;
+	int r;
+
+	if (!json_is_string(json_object_get(item, "kind")))
+		return 0;
+	if (rk && !(n >= 4 && strcmp(k + n - 4, "List") == 0))
+		return 0;
+	if (!ex->in_list) {
+		ex->in_list = true;
+		ex->list_mark_pl = ex->pl.n;
+		ex->list_mark_rejected = ex->rejected;
+		ex->list_mark_kept = ex->kept;
+	}
+	r = decode_value(ex, item, root, line);
+	return r < 0 ? r : 1;
+}
+
+static int exam_document(void *userdata, json_t *root, unsigned line)
+{
+	struct exam *ex = userdata;
+	int r;
+
+	if (ex->in_list && kdecode_classify(root, NULL) != KDECODE_KIND_LIST) {
+		/* Not a list after all: what its items gave does not count. */
+		while (ex->pl.n > ex->list_mark_pl) {
+			struct pending *p = &ex->pl.v[--ex->pl.n];
+
+			obj_free(p->kind, p->obj);
+		}
+		ex->rejected = ex->list_mark_rejected;
+		ex->kept = ex->list_mark_kept;
+	}
+	ex->in_list = false;
+	r = decode_value(ex, root, NULL, line);
+	json_decref(root);
+	return r;
+}
+
+/* Put ex's pending objects in the model as its file's, and delete the
+ * objects the file had before but no longer defines (an invalid new version
+ * keeps the old one). Consumes the pending list. Returns the duplicates
+ * count. */
+static size_t file_apply(struct exam *ex)
+{
+	struct manifest_dir *d = ex->d;
+	struct mfile *f = ex->f;
+	struct pending_list *pl = &ex->pl;
+	uint64_t pass = ex->pass;
+	size_t dups = 0, kept = 0, hidden = 0, n_old;
 
 	lost_clear(f);
 	for (size_t i = 0; i < pl->n; i++) {
@@ -485,26 +691,32 @@ static size_t file_apply(struct manifest_dir *d, struct mfile *f, struct pending
 	n_old = f->n_objs;
 	for (size_t i = 0; i < n_old; i++) {
 		struct owned *o = f->objs[i];
+		const struct ep_prev *e = ex->ep_prev_built ? ep_prev_of(ex, o) : NULL;
 
-		if (o->pass == pass)
+		if (o->pass == pass || o->kept_pass == pass || (e && e->keep) || ex->hides) {
+			hidden += o->pass != pass && o->kept_pass != pass && !(e && e->keep);
+			o->pass = pass;
 			f->objs[kept++] = o;
-		else
+		} else {
 			owned_release(d, o);
+		}
 	}
 	f->n_objs = kept;
+	if (hidden)
+		log_error("manifest %s: %zu objects it had are in none of its valid documents; "
+			  "keeping the objects it had before, which the rejected ones may hide",
+			  f->path, hidden);
 	return dups;
 }
 
 /* --- Reading files -------------------------------------------------------------------- */
 
-/* Read a file whole. Returns 0, -ENOENT when it vanished, -EISDIR /
- * -EINVAL (not a regular file: not for us), -EFBIG, or another error. */
-static int read_whole(const char *path, char **ret_buf, size_t *ret_len)
+/* Open a file to read it. Returns the descriptor, -ENOENT when it vanished,
+ * -EISDIR / -EINVAL (not a regular file: not for us), or another error. */
+static int file_open(const char *path)
 {
 	struct stat st;
-	size_t len = 0, cap;
-	char *buf;
-	int fd, r = 0;
+	int fd, r;
 
 	/* O_NONBLOCK: a FIFO named x.yaml must not hang us on open. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -512,60 +724,72 @@ static int read_whole(const char *path, char **ret_buf, size_t *ret_len)
 		return -errno;
 	if (fstat(fd, &st) == -1) {
 		r = -errno;
-		goto out;
+		close(fd);
+		return r;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		goto out;
+		close(fd);
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
-	if ((uint64_t)st.st_size > MANIFEST_DIR_MAX_FILE) {
-		r = -EFBIG;
-		goto out;
-	}
-	cap = (size_t)st.st_size + 1;
-	buf = malloc(cap);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (;;) {
-		ssize_t k;
+	return fd;
+}
 
-		if (len == cap) {
-			/* Grew while we read it. */
-			char *nb;
+/* A file read as a stream, hashed and counted on the way. */
+struct file_input {
+	int fd;
+	uint64_t hash;
+	size_t size;
+};
 
-			if (cap > MANIFEST_DIR_MAX_FILE) {
-				free(buf);
-				r = -EFBIG;
-				goto out;
-			}
-			nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				r = -ENOMEM;
-				goto out;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		k = read(fd, buf + len, cap - len);
-		if (k == -1 && errno == EINTR)
-			continue;
-		if (k == -1) {
-			r = -errno;
-			free(buf);
-			goto out;
-		}
-		if (k == 0)
-			break;
-		len += (size_t)k;
-	}
-	*ret_buf = buf;
-	*ret_len = len;
-out:
-	close(fd);
-	return r;
+static ssize_t file_read(void *userdata, void *buf, size_t len)
+{
+	struct file_input *fi = userdata;
+	ssize_t k;
+
+	do
+		k = read(fi->fd, buf, len);
+	while (k == -1 && errno == EINTR);
+	if (k == -1)
+		return -errno;
+	fi->hash = hash_update(fi->hash, buf, (size_t)k);
+	fi->size += (size_t)k;
+	return k;
+}
+
+/* Read fd from the start to the end, for its hash and size. */
+static int file_hash(int fd, uint64_t *ret_hash, size_t *ret_size)
+{
+	struct file_input fi = { .fd = fd, .hash = HASH_INIT };
+	char buf[16384];
+	ssize_t k;
+
+	do
+		k = file_read(&fi, buf, sizeof(buf));
+	while (k > 0);
+	if (k < 0)
+		return (int)k;
+	*ret_hash = fi.hash;
+	*ret_size = fi.size;
+	return 0;
+}
+
+/* What a whole file may cost, from its size: aliases may add nodes and
+ * decoding may allocate entries in proportion to it, with a floor that no
+ * hand-written file comes near. */
+static size_t bound_for(size_t size, size_t per_byte, size_t min)
+{
+	return size > (SIZE_MAX - min) / per_byte ? SIZE_MAX : min + size * per_byte;
+}
+
+static void log_kept(const struct mfile *f, int r, const char *what, unsigned line)
+{
+	const char *tail = f->n_objs ? "keeping the objects it had before" : "no objects loaded from it";
+
+	if (line)
+		log_error("manifest %s:%u: %s; %s", f->path, line, what, tail);
+	else
+		log_error("manifest %s: %s%s%s; %s", f->path, what, r ? ": " : "",
+			  r ? strerror(-r) : "", tail);
 }
 
 /* Look at one name again and bring the model in line with what the file
@@ -573,85 +797,111 @@ out:
 static int file_examine(struct manifest_dir *d, const char *name)
 {
 	struct yaml_json_error perr;
-	struct yaml_json_doc *docs = NULL;
-	struct pending_list pl = { 0 };
-	size_t index, n_docs = 0, rejected = 0;
+	size_t index, size = 0;
 	struct mfile *f = file_find(d, name, &index);
-	char *path, *buf = NULL;
-	uint64_t hash;
-	size_t len = 0;
-	int r;
+	struct file_input fi = { .hash = HASH_INIT };
+	struct exam ex = { .d = d };
+	char *path;
+	uint64_t hash = 0;
+	int fd, r;
 
 	if (!name_eligible(name))
 		return 0;
 	if (asprintf(&path, "%s/%s", d->path, name) < 0)
 		return -ENOMEM;
-	r = read_whole(path, &buf, &len);
-	if (r == -ENOENT || r == -EISDIR || r == -EINVAL || r == -ENOTDIR || r == -ELOOP) {
+	fd = file_open(path);
+	free(path);
+	if (fd == -ENOENT || fd == -EISDIR || fd == -EINVAL || fd == -ENOTDIR || fd == -ELOOP) {
 		/* Gone, or not a regular file (any more): nothing of ours. */
 		if (f)
 			file_remove(d, index);
-		free(path);
 		return 0;
 	}
 	if (!f) {
 		f = file_add(d, name);
 		if (!f) {
-			free(path);
-			free(buf);
+			if (fd >= 0)
+				close(fd);
 			return -ENOMEM;
 		}
 	}
-	if (r < 0) {
-		if (r == -EFBIG)
-			log_error("manifest %s: larger than %u bytes; %s", path, MANIFEST_DIR_MAX_FILE,
-				  f->n_objs ? "keeping the objects it had before" : "skipped");
-		else
-			log_error("manifest %s: cannot read it: %s; %s", path, strerror(-r),
-				  f->n_objs ? "keeping the objects it had before" : "skipped");
-		f->parse_failed = true;
-		f->hashed = false;
-		free(path);
-		return r == -ENOMEM ? r : 0;
-	}
-	free(path);
-
-	hash = hash_bytes(buf, len);
-	if (f->hashed && f->hash == hash && !f->recheck) {
-		free(buf);
+	r = fd < 0 ? fd : file_hash(fd, &hash, &size);
+	if (r == 0 && f->hashed && f->hash == hash && !f->recheck) {
+		close(fd);
 		return 0;
 	}
-	f->hash = hash;
+	if (r == 0 && lseek(fd, 0, SEEK_SET) == -1)
+		r = -errno;
+	if (r < 0) {
+		/* Unreadable: whatever it held before stays. */
+		log_kept(f, r, "cannot read it", 0);
+		f->parse_failed = true;
+		f->hashed = false;
+		if (fd >= 0)
+			close(fd);
+		return r == -ENOMEM ? r : 0;
+	}
+
+	ex.f = f;
+	ex.pass = ++d->pass;
+	ex.max_work = bound_for(size, MANIFEST_DIR_ENTRIES_PER_BYTE, MANIFEST_DIR_ENTRIES_MIN);
+	nsname_map_init(&ex.ep_prev);
+	fi.fd = fd;
+	{
+		const struct yaml_json_limits lim = {
+			.max_alias_nodes = bound_for(size, MANIFEST_DIR_ALIAS_NODES_PER_BYTE,
+						     MANIFEST_DIR_ALIAS_NODES_MIN),
+			.max_bytes = SIZE_MAX,
+		};
+		const struct yaml_json_input in = { .read = file_read, .userdata = &fi };
+		const struct yaml_json_output out = {
+			.document = exam_document,
+			.item = exam_item,
+			.userdata = &ex,
+		};
+
+		d->opts.source = f->path;
+		if (has_suffix(name, ".json"))
+			r = yaml_json_parse_json_stream(&in, &lim, &out, &perr);
+		else
+			r = yaml_json_parse_stream(&in, &lim, &out, &perr);
+		d->opts.source = NULL;
+	}
+	close(fd);
+	/* What was parsed, even if it failed: the same bytes fail the same way. */
+	f->hash = fi.hash;
 	f->hashed = true;
 	f->recheck = false;
 
-	if (has_suffix(name, ".json"))
-		r = yaml_json_parse_json(buf, len, NULL, &docs, &n_docs, &perr);
-	else
-		r = yaml_json_parse(buf, len, NULL, &docs, &n_docs, &perr);
-	free(buf);
 	if (r < 0) {
-		log_error("manifest %s:%u: %s; %s", f->path, perr.line, perr.message,
-			  f->n_objs ? "keeping the objects it had before" : "no objects loaded from it");
-		f->parse_failed = true;
-		return r == -ENOMEM ? r : 0;
-	}
+		char what[320];
 
-	d->opts.source = f->path;
-	for (size_t i = 0; i < n_docs && r == 0; i++)
-		r = decode_value(d, f, docs[i].root, NULL, docs[i].line, &pl, &rejected);
-	d->opts.source = NULL;
-	yaml_json_docs_free(docs, n_docs);
-	if (r < 0) {
-		/* Out of memory part way: leave the model as it was. */
-		pending_clear(&pl);
-		f->hashed = false;
-		return r;
+		/* All or nothing: the model is left as it was. */
+		pending_clear(&ex.pl);
+		ep_prev_free(&ex);
+		if (r == -E2BIG) {
+			snprintf(what, sizeof(what),
+				 "its objects would take more than %zu model entries (the bound for "
+				 "%zu bytes; YAML aliases repeating a large value?)", ex.max_work, size);
+			log_kept(f, 0, what, 0);
+		} else if (r == -ENOMEM) {
+			log_kept(f, r, "loading it failed", 0);
+			f->hashed = false;
+			return r;
+		} else if (perr.line) {
+			log_kept(f, 0, perr.message, perr.line);
+		} else {
+			log_kept(f, 0, perr.message, 0);
+		}
+		f->parse_failed = true;
+		return 0;
 	}
 	f->parse_failed = false;
-	rejected += file_apply(d, f, &pl);
-	f->n_rejected = rejected;
-	log_debug("manifest %s: %zu objects, %zu rejected", f->path, f->n_objs, rejected);
+	ex.rejected += file_apply(&ex);
+	ep_prev_free(&ex);
+	f->n_rejected = ex.rejected;
+	log_debug("manifest %s: %zu objects, %zu rejected (%zu of them kept at their previous version)",
+		  f->path, f->n_objs, ex.rejected, ex.kept);
 	return 0;
 }
 
@@ -868,6 +1118,13 @@ int manifest_dir_load(struct manifest_dir *d, size_t *ret_rejected)
 		 d->path, d->n_files, model_n_services(d->model), model_n_slices(d->model),
 		 manifest_dir_rejected(d));
 	return 0;
+}
+
+int manifest_dir_reload(struct manifest_dir *d, size_t *ret_rejected)
+{
+	for (size_t i = 0; i < d->n_files; i++)
+		d->files[i]->recheck = true;
+	return manifest_dir_load(d, ret_rejected);
 }
 
 int manifest_dir_fd(const struct manifest_dir *d)

@@ -7,15 +7,31 @@
  * the ones it no longer has are deleted; when it goes away all of them are.
  * An object (kind, namespace, name) defined by two files belongs to the file
  * loaded first; the other definition is reported and skipped, and takes over
- * if the first one disappears. A file that no longer parses keeps the
- * objects it provided before (a half-saved file must not empty a service).
+ * if the first one disappears.
+ *
+ * Bad input never takes away what works. A file that cannot be read, no
+ * longer parses or exceeds its work bound keeps every object it provided
+ * before (a half-saved file must not empty a service). An object whose new
+ * version is invalid keeps its last valid version from the same file, with
+ * an error naming the file, the object and the field; it goes away as usual
+ * once the file stops defining it. A document rejected as a whole (no kind,
+ * not a mapping) may hide any object, so while a file has one, it keeps all
+ * the objects it had (valid new versions still apply). All of these count
+ * as rejected.
  *
  * Files considered: regular files (symlinks followed) directly in the
  * directory whose names end in .yaml, .yml or .json and do not start with a
- * dot or end with '~'. Files over 16 MiB are refused. A file's documents may
- * be single objects or lists (kind List, ServiceList...: anything with
+ * dot or end with '~'. Any size is read: YAML is parsed as a stream and the
+ * items of a list are decoded one by one, so memory follows the objects
+ * kept (a .json file is parsed whole by jansson first). A file's documents
+ * may be single objects or lists (kind List, ServiceList...: anything with
  * items), so `kubectl get svc,endpointslices -A -o yaml` output works as is.
  * Other kinds are skipped with a debug line.
+ *
+ * The work a file may cause is bounded in proportion to its size, so a small
+ * file cannot expand through YAML aliases into a large model: nodes added by
+ * aliases, and model entries decoded (kdecode_cost: an endpoint's addresses
+ * times its hint zones). Past either bound the file is refused whole.
  *
  * This is policy code: problems with files and objects are logged here, one
  * error line each, naming the file, the object and the field.
@@ -30,8 +46,11 @@
 #include "kdecode.h"
 #include "model.h"
 
-/* Largest manifest file read. */
-#define MANIFEST_DIR_MAX_FILE (16u << 20)
+/* Per-file work bounds: MIN + PER_BYTE * file size. */
+#define MANIFEST_DIR_ALIAS_NODES_MIN (1u << 16)
+#define MANIFEST_DIR_ALIAS_NODES_PER_BYTE 1u
+#define MANIFEST_DIR_ENTRIES_MIN (1u << 16)
+#define MANIFEST_DIR_ENTRIES_PER_BYTE 8u
 
 struct manifest_dir;
 
@@ -55,6 +74,12 @@ struct manifest_dir *manifest_dir_free(struct manifest_dir *d);
  * it is not 0). Calling it again re-reads changed files only. Returns 0, or
  * -ENOMEM (the model then holds what was loaded so far). */
 int manifest_dir_load(struct manifest_dir *d, size_t *ret_rejected);
+
+/* Read every manifest file again, changed or not (SIGHUP), keeping the
+ * bookkeeping: unlike a fresh source on a cleared model, a file that cannot
+ * be read or parsed now keeps its objects. *ret_rejected and the return
+ * value as for manifest_dir_load. */
+int manifest_dir_reload(struct manifest_dir *d, size_t *ret_rejected);
 
 /* The inotify descriptor to poll for readability; never blocks on read. */
 int manifest_dir_fd(const struct manifest_dir *d);

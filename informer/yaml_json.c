@@ -7,6 +7,12 @@
  * an alias takes a new reference to the anchored value and adds that count to
  * the alias budget. An anchor is only registered once its node is complete,
  * so an alias can never refer to one of its own ancestors (no cycles).
+ *
+ * Input comes through a read callback (libyaml pulls it in small pieces),
+ * output goes to a document callback, and items of a root mapping's "items"
+ * sequence may be handed out one by one: with both, a stream of any length
+ * costs memory for one item at a time plus the anchors. The buffer API is the
+ * streaming one with a buffer reader and a collecting callback.
  */
 #include "yaml_json.h"
 
@@ -31,6 +37,7 @@ struct frame {
 	json_t *merge;       /* values brought in by `<<`, applied at mapping end */
 	char *anchor;        /* registered when the container ends */
 	size_t start_nodes;  /* node counter when the container opened */
+	unsigned line;       /* 1-based line where it opened */
 };
 
 struct builder {
@@ -42,10 +49,16 @@ struct builder {
 	size_t nodes;          /* nodes seen in this stream, aliases expanded */
 	size_t alias_nodes;    /* nodes added by aliases, whole stream */
 	json_t *root;          /* root of the current document once complete */
-	struct yaml_json_doc *docs;
-	size_t n_docs;
-	size_t cap_docs;
+	const struct yaml_json_output *out;
 	struct yaml_json_error *err;
+};
+
+/* The read side of a stream: the caller's reader, counted against max_bytes. */
+struct reader {
+	const struct yaml_json_input *in;
+	size_t max_bytes;
+	size_t n_read;
+	int error;             /* why the last read failed: -errno, or -EFBIG */
 };
 
 static int fail(struct yaml_json_error *err, int r, const yaml_mark_t *mark,
@@ -64,6 +77,15 @@ static int fail(struct yaml_json_error *err, int r, const yaml_mark_t *mark,
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
 	return r;
+}
+
+/* A callback of the caller said no: say where (the caller knows why). */
+static int sink_fail(struct yaml_json_error *err, int r, const yaml_mark_t *mark,
+		     const char *what, unsigned line)
+{
+	if (r == -ENOMEM)
+		return fail(err, r, mark, "out of memory");
+	return fail(err, r, mark, "%s of line %u not accepted: %s", what, line, strerror(-r));
 }
 
 static void limits_fill(struct yaml_json_limits *ret, const struct yaml_json_limits *in)
@@ -281,9 +303,20 @@ static int merge_collect(struct builder *b, json_t **into, json_t *m, const yaml
 	return 0;
 }
 
+/* An item of the root mapping's "items" sequence is what the caller may take
+ * as soon as it is complete. */
+static bool is_list_item(const struct builder *b)
+{
+	const struct frame *root = &b->stack[0];
+
+	return b->out && b->out->item && b->depth == 2 && json_is_object(root->node) &&
+	       root->key && root->key_len == 5 && memcmp(root->key, "items", 5) == 0 &&
+	       json_is_array(b->stack[1].node);
+}
+
 /* Attach a complete value (a reference we own) to the open container or make
- * it the document root. */
-static int add_value(struct builder *b, json_t *v, const yaml_mark_t *mark)
+ * it the document root. line is where the value starts. */
+static int add_value(struct builder *b, json_t *v, const yaml_mark_t *mark, unsigned line)
 {
 	struct frame *f;
 	int r;
@@ -294,6 +327,13 @@ static int add_value(struct builder *b, json_t *v, const yaml_mark_t *mark)
 		return 0;
 	}
 	f = &b->stack[b->depth - 1];
+	if (is_list_item(b)) {
+		r = b->out->item(b->out->userdata, b->stack[0].node, v, line);
+		if (r != 0) {
+			json_decref(v);
+			return r < 0 ? sink_fail(b->err, r, mark, "list item", line) : 0;
+		}
+	}
 	if (json_is_array(f->node))
 		return json_array_append_new(f->node, v) < 0 ? -ENOMEM : 0;
 	if (f->key_is_merge) {
@@ -378,7 +418,7 @@ static int on_scalar(struct builder *b, const yaml_event_t *e)
 			return r;
 		}
 	}
-	return add_value(b, v, &e->start_mark);
+	return add_value(b, v, &e->start_mark, (unsigned)e->start_mark.line + 1);
 }
 
 static int on_alias(struct builder *b, const yaml_event_t *e)
@@ -401,7 +441,7 @@ static int on_alias(struct builder *b, const yaml_event_t *e)
 			return fail(b->err, -EINVAL, &e->start_mark, "alias used as a key must name a string");
 		return set_key(b, json_string_value(v), json_string_length(v), false, &e->start_mark);
 	}
-	return add_value(b, json_incref(v), &e->start_mark);
+	return add_value(b, json_incref(v), &e->start_mark, (unsigned)e->start_mark.line + 1);
 }
 
 static int on_start(struct builder *b, const yaml_event_t *e, bool mapping)
@@ -428,6 +468,7 @@ static int on_start(struct builder *b, const yaml_event_t *e, bool mapping)
 		}
 	}
 	f->start_nodes = b->nodes;
+	f->line = (unsigned)e->start_mark.line + 1;
 	b->nodes++;
 	b->depth++;
 	return 0;
@@ -437,6 +478,7 @@ static int on_end(struct builder *b, const yaml_event_t *e)
 {
 	struct frame f = b->stack[--b->depth];
 	json_t *node = f.node;
+	unsigned line = f.line;
 	const char *k;
 	json_t *v;
 	int r = 0;
@@ -458,28 +500,55 @@ static int on_end(struct builder *b, const yaml_event_t *e)
 		json_decref(node);
 		return r;
 	}
-	return add_value(b, node, &e->start_mark);
+	return add_value(b, node, &e->start_mark, line);
 }
 
-int yaml_json_parse(const char *buf, size_t len, const struct yaml_json_limits *limits,
-		    struct yaml_json_doc **ret_docs, size_t *ret_n,
-		    struct yaml_json_error *ret_err)
+/* libyaml's read handler over the caller's reader. */
+static int reader_read(void *data, unsigned char *buf, size_t size, size_t *ret_read)
 {
+	struct reader *rd = data;
+	ssize_t k;
+
+	*ret_read = 0;
+	k = rd->in->read(rd->in->userdata, buf, size);
+	if (k < 0) {
+		rd->error = (int)k;
+		return 0;
+	}
+	if ((size_t)k > rd->max_bytes - rd->n_read) {
+		rd->error = -EFBIG;
+		return 0;
+	}
+	rd->n_read += (size_t)k;
+	*ret_read = (size_t)k;
+	return 1;
+}
+
+static int reader_fail(const struct reader *rd, struct yaml_json_error *err)
+{
+	if (rd->error == -EFBIG)
+		return fail(err, -EFBIG, NULL, "input is larger than %zu bytes", rd->max_bytes);
+	return fail(err, rd->error, NULL, "read failed after %zu bytes: %s", rd->n_read,
+		    strerror(-rd->error));
+}
+
+int yaml_json_parse_stream(const struct yaml_json_input *in, const struct yaml_json_limits *limits,
+			   const struct yaml_json_output *out, struct yaml_json_error *ret_err)
+{
+	struct reader rd = { .in = in };
 	struct builder b;
 	yaml_parser_t parser;
 	unsigned doc_line = 1;
 	bool done = false;
 	int r = 0;
 
-	*ret_docs = NULL;
-	*ret_n = 0;
 	if (ret_err)
 		memset(ret_err, 0, sizeof(*ret_err));
 	memset(&b, 0, sizeof(b));
 	limits_fill(&b.lim, limits);
 	b.err = ret_err;
-	if (len > b.lim.max_bytes)
-		return fail(ret_err, -EFBIG, NULL, "input is larger than %zu bytes", b.lim.max_bytes);
+	b.out = out;
+	rd.max_bytes = b.lim.max_bytes;
 
 	b.stack = calloc(b.lim.max_depth, sizeof(*b.stack));
 	b.anchors = json_object();
@@ -492,13 +561,15 @@ int yaml_json_parse(const char *buf, size_t len, const struct yaml_json_limits *
 		r = -ENOMEM;
 		goto out;
 	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	yaml_parser_set_input(&parser, reader_read, &rd);
 
 	while (!done && r == 0) {
 		yaml_event_t e;
 
 		if (!yaml_parser_parse(&parser, &e)) {
-			if (parser.error == YAML_MEMORY_ERROR)
+			if (parser.error == YAML_READER_ERROR && rd.error)
+				r = reader_fail(&rd, ret_err);
+			else if (parser.error == YAML_MEMORY_ERROR)
 				r = fail(ret_err, -ENOMEM, NULL, "out of memory");
 			else
 				r = fail(ret_err, -EINVAL, &parser.problem_mark, "%s%s%s",
@@ -514,8 +585,12 @@ int yaml_json_parse(const char *buf, size_t len, const struct yaml_json_limits *
 			break;
 		case YAML_DOCUMENT_END_EVENT:
 			if (b.root && !json_is_null(b.root)) {
-				r = docs_push(&b.docs, &b.n_docs, &b.cap_docs, b.root, doc_line);
+				json_t *root = b.root;
+
 				b.root = NULL;
+				r = out->document(out->userdata, root, doc_line);
+				if (r < 0)
+					sink_fail(ret_err, r, &e.start_mark, "document", doc_line);
 			}
 			builder_reset_doc(&b);
 			break;
@@ -552,13 +627,76 @@ out:
 	free(b.stack);
 	json_decref(b.anchors);
 	json_decref(b.weights);
+	return r;
+}
+
+/* --- Buffers ------------------------------------------------------------- */
+
+struct buffer_input {
+	const char *buf;
+	size_t len;
+	size_t at;
+};
+
+static ssize_t buffer_read(void *userdata, void *buf, size_t size)
+{
+	struct buffer_input *bi = userdata;
+	size_t n = bi->len - bi->at < size ? bi->len - bi->at : size;
+
+	memcpy(buf, bi->buf + bi->at, n);
+	bi->at += n;
+	return (ssize_t)n;
+}
+
+/* Documents collected for the buffer API. */
+struct doc_list {
+	struct yaml_json_doc *docs;
+	size_t n;
+	size_t cap;
+};
+
+static int doc_list_push(void *userdata, json_t *root, unsigned line)
+{
+	struct doc_list *dl = userdata;
+
+	return docs_push(&dl->docs, &dl->n, &dl->cap, root, line);
+}
+
+/* Run parse over a buffer and collect the documents, all or nothing. */
+static int parse_buffer(int (*parse)(const struct yaml_json_input *, const struct yaml_json_limits *,
+				     const struct yaml_json_output *, struct yaml_json_error *),
+			const char *buf, size_t len, const struct yaml_json_limits *limits,
+			struct yaml_json_doc **ret_docs, size_t *ret_n, struct yaml_json_error *ret_err)
+{
+	struct buffer_input bi = { .buf = buf, .len = len };
+	const struct yaml_json_input in = { .read = buffer_read, .userdata = &bi };
+	struct doc_list dl = { 0 };
+	const struct yaml_json_output out = { .document = doc_list_push, .userdata = &dl };
+	struct yaml_json_limits lim;
+	int r;
+
+	*ret_docs = NULL;
+	*ret_n = 0;
+	if (ret_err)
+		memset(ret_err, 0, sizeof(*ret_err));
+	limits_fill(&lim, limits);
+	if (len > lim.max_bytes)
+		return fail(ret_err, -EFBIG, NULL, "input is larger than %zu bytes", lim.max_bytes);
+	r = parse(&in, &lim, &out, ret_err);
 	if (r < 0) {
-		yaml_json_docs_free(b.docs, b.n_docs);
+		yaml_json_docs_free(dl.docs, dl.n);
 		return r;
 	}
-	*ret_docs = b.docs;
-	*ret_n = b.n_docs;
+	*ret_docs = dl.docs;
+	*ret_n = dl.n;
 	return 0;
+}
+
+int yaml_json_parse(const char *buf, size_t len, const struct yaml_json_limits *limits,
+		    struct yaml_json_doc **ret_docs, size_t *ret_n,
+		    struct yaml_json_error *ret_err)
+{
+	return parse_buffer(yaml_json_parse_stream, buf, len, limits, ret_docs, ret_n, ret_err);
 }
 
 /* --- JSON ---------------------------------------------------------------- */
@@ -589,24 +727,43 @@ static bool depth_exceeds(const json_t *v, unsigned depth, unsigned max)
 	return false;
 }
 
-int yaml_json_parse_json(const char *buf, size_t len, const struct yaml_json_limits *limits,
-			 struct yaml_json_doc **ret_docs, size_t *ret_n,
-			 struct yaml_json_error *ret_err)
+/* jansson's load callback over the caller's reader. */
+static size_t json_reader(void *buf, size_t size, void *data)
 {
+	struct reader *rd = data;
+	ssize_t k = rd->in->read(rd->in->userdata, buf, size);
+
+	if (k < 0) {
+		rd->error = (int)k;
+		return (size_t)-1;
+	}
+	if ((size_t)k > rd->max_bytes - rd->n_read) {
+		rd->error = -EFBIG;
+		return (size_t)-1;
+	}
+	rd->n_read += (size_t)k;
+	return (size_t)k;
+}
+
+int yaml_json_parse_json_stream(const struct yaml_json_input *in,
+				const struct yaml_json_limits *limits,
+				const struct yaml_json_output *out, struct yaml_json_error *ret_err)
+{
+	struct reader rd = { .in = in };
 	struct yaml_json_limits lim;
 	json_error_t jerr;
 	json_t *root;
-	size_t cap = 0;
+	int r;
 
-	*ret_docs = NULL;
-	*ret_n = 0;
 	if (ret_err)
 		memset(ret_err, 0, sizeof(*ret_err));
 	limits_fill(&lim, limits);
-	if (len > lim.max_bytes)
-		return fail(ret_err, -EFBIG, NULL, "input is larger than %zu bytes", lim.max_bytes);
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	rd.max_bytes = lim.max_bytes;
+	root = json_load_callback(json_reader, &rd,
+				  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	if (!root) {
+		if (rd.error)
+			return reader_fail(&rd, ret_err);
 		if (ret_err) {
 			ret_err->line = jerr.line > 0 ? (unsigned)jerr.line : 0;
 			ret_err->column = jerr.column > 0 ? (unsigned)jerr.column : 0;
@@ -622,5 +779,16 @@ int yaml_json_parse_json(const char *buf, size_t len, const struct yaml_json_lim
 		json_decref(root);
 		return 0;
 	}
-	return docs_push(ret_docs, ret_n, &cap, root, 1);
+	r = out->document(out->userdata, root, 1);
+	if (r < 0)
+		sink_fail(ret_err, r, NULL, "document", 1);
+	return r;
+}
+
+int yaml_json_parse_json(const char *buf, size_t len, const struct yaml_json_limits *limits,
+			 struct yaml_json_doc **ret_docs, size_t *ret_n,
+			 struct yaml_json_error *ret_err)
+{
+	return parse_buffer(yaml_json_parse_json_stream, buf, len, limits, ret_docs, ret_n,
+			    ret_err);
 }

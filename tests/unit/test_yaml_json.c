@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,4 +251,146 @@ Test(yaml_json, buffer_need_not_be_terminated)
 
 	cr_assert_eq(yaml_json_parse(text, 5, NULL, &docs, &n_docs, &perr), 0);
 	cr_assert_eq(json_integer_value(get("a")), 12);
+}
+
+/* --- Streams ------------------------------------------------------------- */
+
+/* A reader over a text, a few bytes at a time, failing with fail_errno
+ * (when not 0) once fail_at bytes are out. */
+struct text_input {
+	const char *text;
+	size_t len, at, chunk, fail_at;
+	int fail_errno;
+};
+
+static ssize_t text_read(void *userdata, void *buf, size_t size)
+{
+	struct text_input *ti = userdata;
+	size_t n = ti->len - ti->at;
+
+	if (ti->fail_errno && ti->at >= ti->fail_at)
+		return -ti->fail_errno;
+	if (n > size)
+		n = size;
+	if (n > ti->chunk)
+		n = ti->chunk;
+	memcpy(buf, ti->text + ti->at, n);
+	ti->at += n;
+	return (ssize_t)n;
+}
+
+/* What the callbacks saw. */
+struct seen {
+	char log[1024];
+	size_t n_docs;
+	size_t items_left;       /* items still in the last document */
+	int item_result;         /* what the item callback answers */
+};
+
+static int seen_document(void *userdata, json_t *root, unsigned line)
+{
+	struct seen *s = userdata;
+	size_t n = strlen(s->log);
+
+	snprintf(s->log + n, sizeof(s->log) - n, "doc@%u(%s) ", line,
+		 json_string_value(json_object_get(root, "kind")) ?: "-");
+	s->items_left = json_array_size(json_object_get(root, "items"));
+	s->n_docs++;
+	json_decref(root);
+	return 0;
+}
+
+static int seen_item(void *userdata, const json_t *root, const json_t *item, unsigned line)
+{
+	struct seen *s = userdata;
+	size_t n = strlen(s->log);
+
+	snprintf(s->log + n, sizeof(s->log) - n, "item@%u(%s,%s) ", line,
+		 json_string_value(json_object_get(item, "name")) ?: "?",
+		 json_object_get(root, "kind") ? "kind known" : "kind not yet");
+	return s->item_result;
+}
+
+Test(yaml_json, stream_hands_over_items_before_the_document_ends)
+{
+	const char *text = "apiVersion: v1\nitems:\n- name: a\n- name: b\n  x: [1, 2]\n- 7\n"
+			   "kind: List\n---\nkind: Other\nitems: [{name: c}]\n"
+			   "nested: {items: [{name: d}]}\n";
+	struct text_input ti = { .text = text, .len = strlen(text), .chunk = 3 };
+	const struct yaml_json_input in = { .read = text_read, .userdata = &ti };
+	struct seen s = { .item_result = 1 };
+	const struct yaml_json_output out = {
+		.document = seen_document, .item = seen_item, .userdata = &s,
+	};
+
+	cr_assert_eq(yaml_json_parse_stream(&in, NULL, &out, &perr), 0, "%s", perr.message);
+	cr_assert_str_eq(s.log, "item@3(a,kind not yet) item@4(b,kind not yet) item@6(?,kind not yet) "
+				"doc@1(List) item@10(c,kind known) doc@8(Other) ");
+	cr_assert_eq(s.items_left, 0, "taken items leave the document");
+
+	/* Items left in place stay in the document. */
+	ti.at = 0;
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(yaml_json_parse_stream(&in, NULL, &out, &perr), 0);
+	cr_assert_eq(s.n_docs, 2);
+	cr_assert_eq(s.items_left, 1);
+}
+
+Test(yaml_json, stream_read_error_ends_the_parse)
+{
+	const char *text = "a: 1\n---\nb: 2\n---\nc: 3\n";
+	struct text_input ti = { .text = text, .len = strlen(text), .chunk = 4, .fail_at = 12,
+				 .fail_errno = EIO };
+	const struct yaml_json_input in = { .read = text_read, .userdata = &ti };
+	struct seen s = { 0 };
+	const struct yaml_json_output out = { .document = seen_document, .userdata = &s };
+
+	cr_assert_eq(yaml_json_parse_stream(&in, NULL, &out, &perr), -EIO);
+	cr_assert(strstr(perr.message, "read failed"), "%s", perr.message);
+	ti = (struct text_input){ .text = "{\"a\": [1, 2, 3, 4, 5, 6, 7, 8]}", .chunk = 4,
+				  .fail_at = 12, .fail_errno = EIO };
+	ti.len = strlen(ti.text);
+	cr_assert_eq(yaml_json_parse_json_stream(&in, NULL, &out, &perr), -EIO);
+	cr_assert(strstr(perr.message, "read failed"), "%s", perr.message);
+}
+
+/* left bytes of comment lines, then one document: input of any length. */
+struct long_input {
+	size_t left;
+	bool tail_done;
+};
+
+static ssize_t long_read(void *userdata, void *buf, size_t size)
+{
+	static const char line[] = "# padding padding padding padding padding padding padding\n";
+	static const char tail[] = "a: 1\n";
+	struct long_input *li = userdata;
+	size_t n = 0;
+
+	while (li->left > 0 && n + sizeof(line) - 1 <= size) {
+		memcpy((char *)buf + n, line, sizeof(line) - 1);
+		n += sizeof(line) - 1;
+		li->left = li->left > sizeof(line) - 1 ? li->left - (sizeof(line) - 1) : 0;
+	}
+	if (n > 0 || li->tail_done || size < sizeof(tail) - 1)
+		return (ssize_t)n;
+	memcpy(buf, tail, sizeof(tail) - 1);
+	li->tail_done = true;
+	return (ssize_t)(sizeof(tail) - 1);
+}
+
+Test(yaml_json, stream_size_bound)
+{
+	struct long_input li = { .left = (size_t)20 << 20 };
+	const struct yaml_json_input in = { .read = long_read, .userdata = &li };
+	struct seen s = { 0 };
+	const struct yaml_json_output out = { .document = seen_document, .userdata = &s };
+	struct yaml_json_limits lim = { .max_bytes = SIZE_MAX };
+
+	/* Over 16 MiB is fine when the caller says so... */
+	cr_assert_eq(yaml_json_parse_stream(&in, &lim, &out, &perr), 0, "%s", perr.message);
+	cr_assert_eq(s.n_docs, 1);
+	/* ... and refused at the default bound. */
+	li = (struct long_input){ .left = (size_t)20 << 20 };
+	cr_assert_eq(yaml_json_parse_stream(&in, NULL, &out, &perr), -EFBIG);
 }
