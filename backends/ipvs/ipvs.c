@@ -1050,6 +1050,8 @@ static int ipvs_cleanup(void)
 
 const struct backend_ops ipvs_backend_ops = {
 	.name = "ipvs",
+	/* ferry.io/balance least-conn is lc, maglev is mh (ipvs_scheduler_for). */
+	.balance_algos = 1u << BALANCE_LEAST_CONN | 1u << BALANCE_MAGLEV,
 	.priv_size = sizeof(struct ipvs),
 	/* IPVS over generic netlink and ipset must answer. */
 	.probe = ipvs_probe,

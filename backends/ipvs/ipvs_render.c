@@ -45,6 +45,44 @@ static void print_services(FILE *out, const struct ipvs_item_vec *v)
 	}
 }
 
+/* ipvsadm's service option: -t/-u/--sctp-service ADDR:PORT. */
+static void print_vs_arg(FILE *out, const struct ipvs_item *s)
+{
+	char a[INET_ENDPOINT_STRLEN];
+
+	fprintf(out, "%s %s", s->proto == INET_PROTO_UDP ? "-u" : s->proto == INET_PROTO_SCTP ? "--sctp-service" : "-t",
+		inet_endpoint_format(&s->addr, s->port, a));
+}
+
+/* Virtual and real servers as ipvsadm-restore reads them (ipvsadm -Sn). */
+static void print_restore(FILE *out, const struct ipvs_item_vec *v)
+{
+	char a[INET_ENDPOINT_STRLEN];
+
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ipvs_item *s = &v->v[i];
+
+		if (s->kind != IPVS_ITEM_SERVICE)
+			continue;
+		fprintf(out, "-A ");
+		print_vs_arg(out, s);
+		fprintf(out, " -s %s", s->sched);
+		if (s->persistent)
+			fprintf(out, " -p %u", s->timeout);
+		fputc('\n', out);
+		for (size_t j = 0; j < v->n; j++) {
+			const struct ipvs_item *d = &v->v[j];
+
+			if (d->kind != IPVS_ITEM_DEST || d->proto != s->proto || d->port != s->port ||
+			    inet_addr_cmp(&d->addr, &s->addr) != 0)
+				continue;
+			fprintf(out, "-a ");
+			print_vs_arg(out, s);
+			fprintf(out, " -r %s -m -w %u\n", inet_endpoint_format(&d->addr2, d->port2, a), d->weight);
+		}
+	}
+}
+
 static void print_sets(FILE *out, const struct ipvs_item_vec *v)
 {
 	for (int f = 0; f < 2; f++)
@@ -66,7 +104,8 @@ static void print_sets(FILE *out, const struct ipvs_item_vec *v)
 		}
 }
 
-static void render_text(const struct plan *plan, const struct ipvs_options *o, FILE *out)
+/* rules_only: only the virtual servers, in ipvsadm-restore syntax. */
+static void render_text(const struct plan *plan, const struct ipvs_options *o, bool rules_only, FILE *out)
 {
 	struct ipvs_rules_cfg rcfg = { .masq_mark = o->masquerade_mark ? o->masquerade_mark : IPVS_DEFAULT_MASQ_MARK,
 				       .local = o->local };
@@ -99,6 +138,10 @@ static void render_text(const struct plan *plan, const struct ipvs_options *o, F
 		goto out;
 	}
 	ipvs_item_vec_sort(&v);
+	if (rules_only) {
+		print_restore(out, &v);
+		goto out;
+	}
 	fprintf(out, "# ferry ipvs: scheduler %s, masquerade mark 0x%x%s%s\n", cfg.scheduler, rcfg.masq_mark,
 		o->strict_arp ? ", strict ARP" : "",
 		node_known ? "" : "; node addresses unknown: no node port on every address shown");
@@ -126,8 +169,8 @@ void ipvs_render(const struct plan *plan, const void *options, enum plan_format 
 	size_t len = 0;
 	FILE *mem;
 
-	if (fmt == PLAN_FORMAT_TEXT) {
-		render_text(plan, o, out);
+	if (fmt != PLAN_FORMAT_JSON) {
+		render_text(plan, o, fmt == PLAN_FORMAT_RULES, out);
 		return;
 	}
 	mem = open_memstream(&text, &len);
@@ -135,7 +178,7 @@ void ipvs_render(const struct plan *plan, const void *options, enum plan_format 
 		fprintf(out, "null");
 		return;
 	}
-	render_text(plan, o, mem);
+	render_text(plan, o, false, mem);
 	fclose(mem);
 	fprintf(out, "{\"backend\":\"ipvs\",\"program\":");
 	plan_print_json_string(out, text, len);

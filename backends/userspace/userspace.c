@@ -376,6 +376,9 @@ const struct backend_ops userspace_backend_ops = {
 	.name = "userspace",
 	/* Node ports are wildcard listeners unless told otherwise. */
 	.loopback_node_ports = true,
+	/* Every ferry.io/balance algorithm, and active health checks. */
+	.balance_algos = 1u << BALANCE_LEAST_CONN | 1u << BALANCE_RANDOM_TWO | 1u << BALANCE_MAGLEV,
+	.active_health_checks = true,
 	/* The core allocates our state zeroed; init fills it. */
 	.priv_size = sizeof(struct userspace),
 	/* splice, epoll and SO_REUSEPORT exist on every kernel we run on. */

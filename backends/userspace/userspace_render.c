@@ -151,6 +151,6 @@ void userspace_render(const struct plan *plan, const void *options, enum plan_fo
 
 	if (fmt == PLAN_FORMAT_JSON)
 		render_json(plan, out);
-	else
+	else /* text and rules: no kernel tool reads the relay's listeners */
 		render_text(plan, opts && opts->workers ? opts->workers : 1, out);
 }

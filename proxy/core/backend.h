@@ -30,6 +30,11 @@ struct backend_ops {
 	/* Can it serve node ports on 127.0.0.1 / ::1 (--nodeport-addresses
 	 * localhost)? */
 	bool loopback_node_ports;
+	/* The ferry.io/balance algorithms it honours besides the default
+	 * round-robin (one bit per enum balance_algo), and whether it runs
+	 * ferry.io/health-check; a service asking for more is warned about. */
+	unsigned balance_algos;
+	bool active_health_checks;
 	/* Bytes of private state the core allocates (zeroed) and passes to
 	 * init/sync/apply/fini. */
 	size_t priv_size;

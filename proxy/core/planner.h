@@ -55,6 +55,9 @@ const struct plan *planner_current(const struct planner *p);
 enum plan_format {
 	PLAN_FORMAT_TEXT = 0,
 	PLAN_FORMAT_JSON,
+	/* A backend's render only: what it would program, in its own tool's
+	 * input syntax (nft -f, ipvsadm-restore), nothing else. */
+	PLAN_FORMAT_RULES,
 };
 
 /* Print the plan (frontends, endpoint sets, policies) to out. In JSON the

@@ -319,8 +319,10 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 				o->format = PLAN_FORMAT_TEXT;
 			} else if (strcmp(optarg, "json") == 0) {
 				o->format = PLAN_FORMAT_JSON;
+			} else if (strcmp(optarg, "rules") == 0) {
+				o->format = PLAN_FORMAT_RULES;
 			} else {
-				fprintf(stderr, "ferry: --format must be text or json, not '%s'\n", optarg);
+				fprintf(stderr, "ferry: --format must be text, json or rules, not '%s'\n", optarg);
 				return -1;
 			}
 			break;

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "cli_options.h"
+#include "annotations.h"
 #include "host_addrs.h"
 #include "log.h"
 #include "loop.h"
@@ -42,7 +43,7 @@ static void plan_on_failure(void *userdata, const char *why)
 static void plan_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ferry plan --source dir:PATH|kube [--backend NAME] [--format text|json]\n"
+		"Usage: ferry plan --source dir:PATH|kube [--backend NAME] [--format text|json|rules]\n"
 		"\n"
 		"Load the source once and print the forwarding plan (frontends, their endpoint\n"
 		"sets and policies) and what the backend would program. Changes nothing.\n"
@@ -64,7 +65,9 @@ static void plan_usage(FILE *out)
 		fprintf(out, " %s", backend_registry[i]->name);
 	fprintf(out,
 		"\n"
-		"  --format text|json     output format (default text)\n"
+		"  --format text|json|rules  output format (default text); rules: only what the\n"
+		"                         backend would program, in its tool's syntax (nftables:\n"
+		"                         nft -f; ipvs: ipvsadm-restore), e.g. | nft -c -f -\n"
 		"  --hostname-override NAME  this node's name (Local traffic policies)\n"
 		"  --nodeport-addresses CIDR,...|primary|localhost|all  addresses node ports open on\n"
 		"  --service-cluster-ip-range CIDR[,CIDR]  service CIDRs (unallocated addresses dropped)\n"
@@ -175,7 +178,20 @@ int cli_plan(int argc, char **argv)
 		goto out;
 	}
 	bopts = cli_backend_options(ops, &o, NULL, &bopts_storage);
-	if (o.format == PLAN_FORMAT_JSON) {
+	/* What the backend will not do is said, naming the service. */
+	{
+		struct annotation_warner *w = annotation_warner_new(ops);
+		if (w)
+			annotation_warner_check(w, plan);
+		annotation_warner_free(w);
+	}
+	if (o.format == PLAN_FORMAT_RULES) {
+		if (!ops->render) {
+			fprintf(stderr, "ferry plan: backend %s has no rules to print\n", ops->name);
+			goto out;
+		}
+		ops->render(plan, bopts, PLAN_FORMAT_RULES, stdout);
+	} else if (o.format == PLAN_FORMAT_JSON) {
 		/* One JSON document: {"plan": ..., "backend": {"name", "program"}}. */
 		printf("{\"plan\":");
 		plan_print(plan, PLAN_FORMAT_JSON, stdout);

@@ -10,6 +10,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "annotations.h"
 #include "cli.h"
 #include "cli_options.h"
 #include "host_addrs.h"
@@ -28,6 +29,7 @@ struct run_state {
 	struct sync_runner *runner;
 	struct svc_health *health;   /* health check node ports */
 	struct host_addrs_watch *host; /* this host's addresses (node ports) */
+	struct annotation_warner *warner; /* annotations the backend cannot honour */
 	bool synced;  /* the source's first load is complete: syncs may run */
 	int exit_code;
 };
@@ -144,6 +146,8 @@ static void run_on_plan_synced(const struct plan *plan, void *userdata)
 
 	/* A port that failed to open is logged and tried again next sync. */
 	(void)svc_health_update(st->health, plan);
+	if (st->warner)
+		annotation_warner_check(st->warner, plan);
 }
 
 static void run_on_signal(struct loop *loop, int fd, uint32_t events, void *userdata)
@@ -276,6 +280,7 @@ int cli_run(int argc, char **argv)
 		.on_synced = run_on_plan_synced,
 		.userdata = &st,
 	};
+	st.warner = annotation_warner_new(ops);
 	st.health = svc_health_new(st.loop);
 	if (!st.health)
 		goto out;
@@ -309,6 +314,7 @@ int cli_run(int argc, char **argv)
 out:
 	st.runner = sync_runner_free(st.runner);
 	st.health = svc_health_free(st.health);
+	st.warner = annotation_warner_free(st.warner);
 	if (backend_up)
 		ops->fini(priv);
 	free(priv);

@@ -163,11 +163,17 @@ int cli_source_reload(struct cli_source *src, size_t *ret_rejected)
 		kube_source_relist(src->kube);
 		return 0;
 	}
-	/* Start over: a fresh watch and a full read. The model is rebuilt before
-	 * the next sync runs, so the dataplane only sees the net difference. */
-	src->dir = manifest_dir_free(src->dir);
-	model_clear(src->model);
-	return cli_source_open_dir(src, ret_rejected);
+	/* Read every file again, keeping what the model holds: a file that
+	 * cannot be read or parsed now, or an object whose new version is
+	 * invalid, keeps its last valid objects (a reload never costs a working
+	 * service). The dataplane only sees the net difference. */
+	int r = manifest_dir_reload(src->dir, ret_rejected);
+
+	if (r < 0)
+		return log_errno(r, "source dir:%s could not be reloaded", src->path);
+	log_info("source dir:%s loaded again: %zu services, %zu endpoint slices", src->path,
+		 model_n_services(src->model), model_n_slices(src->model));
+	return 0;
 }
 
 struct cli_source *cli_source_free(struct cli_source *src)
