@@ -5,6 +5,8 @@
 # - `ferry help run` shows run's help; `ferry version` prints the version,
 #   the git commit and the backends compiled in;
 # - `ferry cleanup --backend NAME` with an unknown NAME is an error;
+# - an annotation the backend cannot honour (ferry.io/balance on nftables)
+#   is a warning naming the service;
 # - a second `ferry run` on the same network namespace and backend refuses to
 #   start, naming the running process (a lock under /run/ferry).
 . "$(dirname "$0")/lib.sh"
@@ -50,6 +52,18 @@ fi
 for b in nftables ipvs userspace; do
 	echo "$v" | grep -q "^backends.* $b" || fail "backend $b not listed: $v"
 done
+
+say "annotations the backend cannot honour are a warning naming the service"
+mkdir -p "$T/ann"
+mf_service "$T/ann/svc.yaml" hashed 127.0.0.10 tcp/TCP/8080 balance=maglev
+mf_slice "$T/ann/eps.yaml" hashed-1 hashed tcp/TCP/9000 -- 127.0.0.11
+"$FERRY_BIN" plan --source "dir:$T/ann" --backend nftables >/dev/null 2>"$T/ann.err" || fail "plan nftables exit $?"
+grep -q "service default/hashed: ferry.io/balance: maglev is not honoured by the nftables backend" "$T/ann.err" ||
+	fail "no warning for maglev on nftables: $(cat "$T/ann.err")"
+"$FERRY_BIN" plan --source "dir:$T/ann" --backend ipvs >/dev/null 2>"$T/ann.err" || fail "plan ipvs exit $?"
+grep -q "not honoured" "$T/ann.err" && fail "ipvs honours maglev (mh) but was warned: $(cat "$T/ann.err")"
+"$FERRY_BIN" plan --source "dir:$T/ann" --backend userspace >/dev/null 2>"$T/ann.err" || fail "plan userspace exit $?"
+grep -q "not honoured" "$T/ann.err" && fail "userspace honours maglev but was warned: $(cat "$T/ann.err")"
 
 say "a second ferry run in the same namespace and backend refuses to start"
 [ "$(id -u)" = 0 ] || skip "the lock test needs root (network namespaces)"
