@@ -978,8 +978,15 @@ static int rescan(struct manifest_dir *d)
 			if (n == 0 || !bsearch(&d->files[i]->name, names, n, sizeof(*names), cmp_str_ptr))
 				file_remove(d, i);
 		}
-		for (size_t i = 0; i < n && r == 0; i++)
+		struct log_progress progress;
+		char what[512];
+
+		snprintf(what, sizeof(what), "manifest %s: loading", d->path);
+		log_progress_start(&progress, what);
+		for (size_t i = 0; i < n && r == 0; i++) {
 			r = file_examine(d, names[i]);
+			log_progress(&progress, i + 1, n, "files");
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);

@@ -138,3 +138,30 @@ int log_write_errno(enum log_level level, int err, const char *fmt, ...)
 	va_end(ap);
 	return err;
 }
+
+static long long progress_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void log_progress_start(struct log_progress *p, const char *what)
+{
+	p->what = what;
+	p->start_ms = p->last_ms = progress_now_ms();
+}
+
+void log_progress(struct log_progress *p, size_t done, size_t total, const char *unit)
+{
+	long long now = progress_now_ms();
+
+	if (now - p->last_ms < 1000)
+		return;
+	p->last_ms = now;
+	if (total)
+		log_info("%s: %zu of %zu %s (%lld s)", p->what, done, total, unit, (now - p->start_ms) / 1000);
+	else
+		log_info("%s: %zu %s so far (%lld s)", p->what, done, unit, (now - p->start_ms) / 1000);
+}

@@ -35,6 +35,18 @@ void log_write(enum log_level level, const char *fmt, ...)
 int log_write_errno(enum log_level level, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Progress of a long phase (loading a big directory, a full sync, reading
+ * the kernel's tables back): log_progress writes "WHAT: DONE of TOTAL UNIT"
+ * (or "DONE UNIT so far" when total is 0) at info level, at most once a
+ * second and only once the phase has lasted a second, so short phases stay
+ * quiet. */
+struct log_progress {
+	const char *what;
+	long long start_ms, last_ms;
+};
+void log_progress_start(struct log_progress *p, const char *what);
+void log_progress(struct log_progress *p, size_t done, size_t total, const char *unit);
+
 #define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)

@@ -99,3 +99,23 @@ Test(log, long_lines_stay_one_line)
 	cr_assert(strstr(out, "\\x1b\n"), "the long line does not end on a whole escape");
 	cr_assert(strstr(out, "x\\x0a: No such file or directory\n"), "%s", out);
 }
+
+/* Long phases report progress at most once a second, and a phase shorter
+ * than a second says nothing. */
+Test(log, progress_at_most_once_a_second)
+{
+	struct log_progress p;
+
+	log_progress_start(&p, "loading");
+	for (size_t i = 1; i <= 1000; i++)
+		log_progress(&p, i, 1000, "files");
+	cr_expect_eq(count_char(logged(), '\n'), 0, "a phase under a second is quiet: %s", logged());
+	usleep(1100 * 1000);
+	for (size_t i = 1; i <= 1000; i++)
+		log_progress(&p, i, 1000, "files");
+	cr_expect_eq(count_char(logged(), '\n'), 1, "one line per second at most: %s", logged());
+	cr_expect(strstr(logged(), "loading: 1 of 1000 files (1 s)") != NULL, "got: %s", logged());
+	usleep(1100 * 1000);
+	log_progress(&p, 7, 0, "elements");
+	cr_expect(strstr(logged(), "loading: 7 elements so far (2 s)") != NULL, "got: %s", logged());
+}
