@@ -377,3 +377,15 @@ void nft_expr_reject_port_unreachable(struct nft_rule_builder *rb)
 	}
 	nft_expr_text(rb, "reject");
 }
+
+unsigned nft_expr_load_fib_saddr_type(struct nft_rule_builder *rb, unsigned word)
+{
+	struct nftnl_expr *e = nft_expr_add(rb, "fib");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_SADDR);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, nft_expr_reg(word));
+	}
+	return word + 1;
+}

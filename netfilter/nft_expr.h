@@ -146,4 +146,9 @@ void nft_expr_reject_tcp_reset(struct nft_rule_builder *rb);
 /* Reject with ICMP(v6) port unreachable, nft's default: "reject". */
 void nft_expr_reject_port_unreachable(struct nft_rule_builder *rb);
 
+/* The address type of the source (fib saddr type: RTN_LOCAL for one of
+ * this host's addresses...), 4 bytes host order, as
+ * nft_expr_load_fib_daddr_type does for the destination. No text. */
+unsigned nft_expr_load_fib_saddr_type(struct nft_rule_builder *rb, unsigned word);
+
 #endif

@@ -27,7 +27,7 @@ void nft_aff_chains_done(struct nft_aff_chains *known)
 /* A verdict-map element of an affinity frontend. */
 static bool is_aff_vmap(const struct nft_elem *e)
 {
-	return (e->set == NFT_SET_FE || e->set == NFT_SET_NP) && e->aff_timeout;
+	return nft_set_is_dispatch(e->set) && e->aff_timeout;
 }
 
 /* Queue the creation of the affinity chains adds[0..n) jump to that known

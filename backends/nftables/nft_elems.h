@@ -27,16 +27,20 @@ struct nft_elems_cfg {
 
 /* Append to out the elements of fe, sorted by nft_elem_cmp: its verdict-map
  * entry (slot chain, or reject/drop when empty), slot table, masquerade
- * membership, source ranges and hairpin pairs. *ret_truncated (may be NULL)
- * is set when the endpoint set had more endpoints than slots. Returns 0 or
- * -ENOMEM (out keeps what it had). */
+ * membership, source ranges and hairpin pairs; for a frontend with a
+ * short-circuit whose set has endpoints of its family, the short-circuit's
+ * verdict-map entry and slots too; for a cluster IP, its address in the
+ * guard set (shared with the address's other frontends). *ret_truncated
+ * (may be NULL) is set when an endpoint set had more endpoints than slots.
+ * Returns 0 or -ENOMEM (out keeps what it had). */
 int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cfg *cfg,
 		       struct nft_elem_vec *out, bool *ret_truncated);
 
-/* The slot-table keys (data left zero) that v, an element of NFT_SET_FE or
- * NFT_SET_NP, dispatches to: its v->verdict slots, keyed by the slot
- * number, or for affinity by the packet mark (with masq_mark when the mode
- * says so; both forms for "local"). Appended to out; 0 or -ENOMEM. */
+/* The slot-table keys (data left zero) that v, an element of a dispatch
+ * map (nft_set_is_dispatch), dispatches to: its v->verdict slots, keyed by
+ * the slot number (from nft_sc_slot_base for a short-circuit), or for
+ * affinity by the packet mark (with masq_mark when the mode says so; both
+ * forms for "local"). Appended to out; 0 or -ENOMEM. */
 int nft_vmap_slot_keys(const struct nft_elem *v, uint32_t masq_mark, struct nft_elem_vec *out);
 
 /* Room for one more element at the end (uninitialised), or NULL when out

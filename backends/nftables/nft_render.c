@@ -10,6 +10,11 @@
 #include "nft_sets.h"
 #include "nftables.h"
 
+static int elem_ptr_cmp(const void *a, const void *b)
+{
+	return nft_elem_cmp(*(const struct nft_elem *const *)a, *(const struct nft_elem *const *)b, NULL);
+}
+
 /* Print the elements of one family, grouped by set. */
 static void render_elems(FILE *out, const struct plan *plan, const struct nft_ruleset_cfg *rcfg,
 			 const struct nft_elems_cfg *ecfg, int family)
@@ -28,39 +33,47 @@ static void render_elems(FILE *out, const struct plan *plan, const struct nft_ru
 		char chain[48], other[48];
 		bool dup = false;
 
-		if ((e->set != NFT_SET_FE && e->set != NFT_SET_NP) || !e->aff_timeout)
+		if (!nft_set_is_dispatch(e->set) || !e->aff_timeout)
 			continue;
 		nft_verdict_chain(e, chain, sizeof(chain));
 		for (size_t j = 0; j < i && !dup; j++)
-			dup = (vec.v[j].set == NFT_SET_FE || vec.v[j].set == NFT_SET_NP) && vec.v[j].aff_timeout &&
+			dup = nft_set_is_dispatch(vec.v[j].set) && vec.v[j].aff_timeout &&
 			      strcmp(nft_verdict_chain(&vec.v[j], other, sizeof(other)), chain) == 0;
 		if (!dup)
 			nft_aff_chain_print(out, rcfg, e);
 	}
 	for (int s = 0; s < NFT_SET_COUNT; s++) {
-		const struct nft_elem *prev = NULL;
+		const struct nft_elem *prev = NULL, **order = NULL;
+		size_t n = 0;
 		bool open = false;
 
-		for (size_t i = 0; i < vec.n; i++) {
-			const struct nft_elem *e = &vec.v[i];
+		/* In plan order, but the shared elements (hairpin pairs of
+		 * frontends sharing endpoints, a cluster IP of several ports)
+		 * sorted, once each. */
+		if (s == NFT_SET_HAIRPIN || s == NFT_SET_CLUSTER_IPS) {
+			if (vec.n && !(order = malloc(vec.n * sizeof(*order)))) {
+				fprintf(out, "# out of memory rendering elements\n");
+				break;
+			}
+			for (size_t i = 0; i < vec.n; i++)
+				if (vec.v[i].set == s)
+					order[n++] = &vec.v[i];
+			if (n > 1)
+				qsort(order, n, sizeof(*order), elem_ptr_cmp);
+		}
+		for (size_t i = 0; order ? i < n : i < vec.n; i++) {
+			const struct nft_elem *e = order ? order[i] : &vec.v[i];
 			if (e->set != s)
 				continue;
-			/* Hairpin pairs repeat across frontends sharing endpoints. */
 			if (prev && nft_elem_cmp(prev, e, NULL) == 0)
 				continue;
-			if (s == NFT_SET_HAIRPIN) {
-				bool dup = false;
-				for (size_t j = 0; j < i && !dup; j++)
-					dup = vec.v[j].set == s && nft_elem_cmp(&vec.v[j], e, NULL) == 0;
-				if (dup)
-					continue;
-			}
 			fprintf(out, open ? ",\n\t" : "add element %s %s %s {\n\t", family == AF_INET6 ? "ip6" : "ip",
 				NFT_TABLE_NAME, nft_set_name((enum nft_set_id)s));
 			nft_elem_print(out, e);
 			open = true;
 			prev = e;
 		}
+		free(order);
 		if (open)
 			fprintf(out, "\n}\n");
 	}
@@ -90,6 +103,7 @@ static void render_text(const struct plan *plan, const struct nftables_options *
 	for (int fam = 0; fam < 2; fam++) {
 		int family = fam ? AF_INET6 : AF_INET;
 		nft_ruleset_print(out, family, &rcfg);
+		nft_service_cidrs_print(out, family, plan->service_cidrs, plan->n_service_cidrs);
 		render_elems(out, plan, &rcfg, &ecfg, family);
 	}
 }

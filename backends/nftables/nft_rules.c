@@ -2,13 +2,26 @@
  * nft text, both produced by the same rule functions (see nft_rules.h).
  *
  * Per family the table holds:
- *   filter_prerouting (filter, prerouting, dstnat - 10): source ranges
- *   filter_input / filter_forward / filter_output (filter - 10): new
- *       connections to a frontend without endpoints -> empty_check
  *   nat_prerouting / nat_output (dstnat): jump services
  *   nat_postrouting (srcnat): hairpin and marked-traffic masquerade
- *   services: masquerade marks, then vmap @fe (addresses) / @np (node ports)
+ *   services: source ranges, masquerade marks, then vmap @sc_fe (the
+ *       short-circuit), vmap @fe, vmap @empty_fe; for this host's
+ *       addresses goto nodeports, which does the same with @sc_np, @np,
+ *       @empty_np (node ports on every address)
  *   lb_S, nplb_S: dnat through the slot table with numgen random mod S
+ *   sclb_S, scnplb_S: the short-circuit of externalTrafficPolicy Local
+ *       frontends (kube-proxy's external chain): connections from this
+ *       cluster's pods (the local-traffic detection) or from the node
+ *       itself (fib saddr type local, masqueraded) dnat through the
+ *       frontend's short-circuit slots; the others return to the
+ *       frontend's own dispatch
+ *   guard_forward / guard_output (filter, after the DNAT): new connections
+ *       jump cluster_ips_check, kube-proxy's guard of the service range:
+ *       one to a cluster IP (@cluster_ips) that no frontend took is
+ *       rejected (do_reject), then service_cidrs_check drops those to the
+ *       rest of the service CIDRs (its rules are the CIDRs, one each,
+ *       written apart: nft_service_cidrs_msgs)
+ *   do_reject: TCP reset, else ICMP port unreachable
  * Registers: every field is loaded into 32-bit registers, one after the
  * other, which is how a concatenation is matched against a set key.
  *
@@ -63,6 +76,28 @@ static void m_fib_local(struct nft_rule_builder *rb)
 	nft_expr_load_fib_daddr_type(rb, 0);
 	nft_expr_cmp(rb, 0, NFT_CMP_EQ, &local, 4);
 	nft_expr_text(rb, "fib daddr type local ");
+}
+
+/* "fib saddr type != local ": the source is none of this host's addresses
+ * (the connection did not start on the node itself). */
+static void m_fib_saddr_not_local(struct nft_rule_builder *rb)
+{
+	uint32_t local = RTN_LOCAL;
+
+	nft_expr_load_fib_saddr_type(rb, 0);
+	nft_expr_cmp(rb, 0, NFT_CMP_NEQ, &local, 4);
+	nft_expr_text(rb, "fib saddr type != local ");
+}
+
+/* "ct state new " */
+static void m_ct_new(struct nft_rule_builder *rb)
+{
+	uint32_t bit = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
+
+	nft_expr_load_ct(rb, NFT_CT_STATE, 0);
+	nft_expr_bitwise(rb, 0, &bit, &zero, 4);
+	nft_expr_cmp(rb, 0, NFT_CMP_NEQ, &zero, 4);
+	nft_expr_text(rb, "ct state new ");
 }
 
 /* "<fe key> @set " */
@@ -257,6 +292,76 @@ static void r_vmap_np(struct nft_rule_builder *rb, const struct nft_ruleset_cfg 
 	vmap_dispatch(rb, NFT_SET_NP, true);
 }
 
+/* The short-circuit maps: their elements jump (not goto) to the sclb
+ * chains, so that a connection those do not take comes back here and
+ * goes on to the frontend's own dispatch. */
+static void r_vmap_sc_fe(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)cfg;
+	(void)arg;
+	vmap_dispatch(rb, NFT_SET_SC_FE, false);
+}
+
+static void r_vmap_sc_np(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)cfg;
+	(void)arg;
+	vmap_dispatch(rb, NFT_SET_SC_NP, true);
+}
+
+/* The first rule of a short-circuit chain: a connection neither from
+ * this cluster's pods (not local, as m_not_local tells; every connection
+ * when the family has no detection) nor from the node itself returns to
+ * the frontend's own (Local) dispatch. */
+static void r_sc_others_return(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)arg;
+	m_not_local(rb, cfg);
+	m_fib_saddr_not_local(rb);
+	nft_expr_verdict(rb, NFT_RETURN, NULL);
+}
+
+/* After r_sc_others_return, what is not a pod's is the node's own:
+ * masqueraded (kube-proxy: "fib saddr type local jump
+ * mark-for-masquerade"); a pod keeps its address. */
+static void r_sc_mark_node(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)arg;
+	m_not_local(rb, cfg);
+	s_mark_masq(rb, cfg->masq_mark);
+}
+
+/* "ct state new jump cluster_ips_check": the guards judge the first
+ * packet of a connection only, after the DNAT (a connection a frontend
+ * took no longer goes to a cluster IP). */
+static void r_guard(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)cfg;
+	(void)arg;
+	m_ct_new(rb);
+	nft_expr_verdict(rb, NFT_JUMP, "cluster_ips_check");
+}
+
+/* "ip daddr @cluster_ips goto do_reject": a port of a cluster IP that no
+ * service defines is refused at once (TCP reset, ICMP port unreachable). */
+static void r_cluster_ips(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)cfg;
+	(void)arg;
+	nft_expr_load_addr(rb, true, 0);
+	nft_expr_lookup(rb, 0, nft_set_name(NFT_SET_CLUSTER_IPS), -1, false);
+	nft_expr_text(rb, " @%s ", nft_set_name(NFT_SET_CLUSTER_IPS));
+	nft_expr_verdict(rb, NFT_GOTO, "do_reject");
+}
+
+/* The rest of the service CIDRs: dropped (service_cidrs_check). */
+static void r_goto_cidrs(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	(void)cfg;
+	(void)arg;
+	nft_expr_verdict(rb, NFT_GOTO, NFT_CIDRS_CHAIN);
+}
+
 /* "ct status dnat ip saddr . ip daddr @hairpin masquerade" */
 static void r_hairpin(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
@@ -307,16 +412,16 @@ static void r_masquerade(struct nft_rule_builder *rb, const struct nft_ruleset_c
 	nft_expr_masquerade(rb, NF_NAT_RANGE_PROTO_RANDOM_FULLY);
 }
 
-/* dnat through the slot table: arg = number of slots; node ports (np) key
- * the table without the address. */
-static void dnat_slots(struct nft_rule_builder *rb, unsigned slots, bool np)
+/* dnat through the slot table: arg = number of slots, numbered from
+ * offset; node ports (np) key the table without the address. */
+static void dnat_slots(struct nft_rule_builder *rb, unsigned slots, uint32_t offset, bool np)
 {
 	unsigned w;
 
 	nft_expr_text(rb, "dnat %s to ", nft_family_name(rb->family));
 	w = np ? ld_np_key(rb) : ld_fe_key(rb);
 	nft_expr_text(rb, " . ");
-	nft_expr_load_numgen(rb, slots, 0, w);
+	nft_expr_load_numgen(rb, slots, offset, w);
 	nft_expr_lookup(rb, 0, nft_set_name(np ? NFT_SET_NP_SLOTS : NFT_SET_SLOTS), (int)nft_expr_reg(0), false);
 	nft_expr_text(rb, " map @%s", nft_set_name(np ? NFT_SET_NP_SLOTS : NFT_SET_SLOTS));
 	/* The map's value: the address in words 0.., the port after it. */
@@ -326,33 +431,53 @@ static void dnat_slots(struct nft_rule_builder *rb, unsigned slots, bool np)
 static void r_lb(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
-	dnat_slots(rb, arg, false);
+	dnat_slots(rb, arg, 0, false);
 }
 
 static void r_nplb(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
-	dnat_slots(rb, arg, true);
+	dnat_slots(rb, arg, 0, true);
 }
+
+/* The short-circuit's slots, which follow the frontend's own in the same
+ * table (nft_sc_slot_base). */
+static void r_sclb(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	dnat_slots(rb, arg, nft_sc_slot_base(cfg->masq_mark), false);
+}
+
+static void r_scnplb(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
+{
+	dnat_slots(rb, arg, nft_sc_slot_base(cfg->masq_mark), true);
+}
+
+#define CHAIN_RULES_MAX 8
 
 struct chain_def {
 	const char *name;
 	struct nft_base_chain base;   /* type NULL: a regular chain */
-	rule_fn rules[6];
+	rule_fn rules[CHAIN_RULES_MAX];
 };
 
-/* Only nat base chains: they see the first packet of each connection and
+/* The nat base chains see the first packet of each connection and
  * nothing else, which is all ferry has to decide on (source ranges,
- * reject or drop without endpoints, masquerade mark, DNAT). Later packets
- * of a connection cross no ferry rule at all. */
+ * reject or drop without endpoints, masquerade mark, DNAT). The filter
+ * base chains of the guards see every packet, but their one rule lets
+ * all but the first of a connection through at its first expression. */
 static const struct chain_def chain_defs[] = {
 	{ "nat_prerouting", { "nat", NF_INET_PRE_ROUTING, -100 }, { r_jump_services } },
 	{ "nat_output", { "nat", NF_INET_LOCAL_OUT, -100 }, { r_jump_services } },
 	{ "nat_postrouting", { "nat", NF_INET_POST_ROUTING, 100 },
 	  { r_hairpin, r_masq_unmarked, r_mark_clear, r_masquerade } },
+	{ "guard_forward", { "filter", NF_INET_FORWARD, 0 }, { r_guard } },
+	{ "guard_output", { "filter", NF_INET_LOCAL_OUT, 0 }, { r_guard } },
 	{ "do_reject", { NULL, 0, 0 }, { r_reject_tcp, r_reject } },
-	{ "services", { NULL, 0, 0 }, { r_ranges, r_mark_fe, r_mark_local, r_vmap_fe, r_empty_fe, r_goto_nodeports } },
-	{ "nodeports", { NULL, 0, 0 }, { r_mark_np, r_vmap_np, r_empty_np } },
+	{ "cluster_ips_check", { NULL, 0, 0 }, { r_cluster_ips, r_goto_cidrs } },
+	{ NFT_CIDRS_CHAIN, { NULL, 0, 0 }, { NULL } },
+	{ "services", { NULL, 0, 0 },
+	  { r_ranges, r_mark_fe, r_mark_local, r_vmap_sc_fe, r_vmap_fe, r_empty_fe, r_goto_nodeports } },
+	{ "nodeports", { NULL, 0, 0 }, { r_mark_np, r_vmap_sc_np, r_vmap_np, r_empty_np } },
 };
 
 bool nft_ruleset_detects_local(const struct nft_ruleset_cfg *cfg, int family)
@@ -387,7 +512,7 @@ static int ruleset_visit(int family, const struct nft_ruleset_cfg *cfg, visit_fn
 		r = fn(ctx, family, c->name, c, NULL, 0);
 		if (r < 0)
 			return r;
-		for (size_t j = 0; j < 6 && c->rules[j]; j++) {
+		for (size_t j = 0; j < CHAIN_RULES_MAX && c->rules[j]; j++) {
 			if (c->rules[j] == r_mark_local && !nft_ruleset_detects_local(cfg, family))
 				continue;
 			r = fn(ctx, family, c->name, c, c->rules[j], 0);
@@ -407,6 +532,14 @@ static int ruleset_visit(int family, const struct nft_ruleset_cfg *cfg, visit_fn
 		if ((r = fn(ctx, family, name, NULL, NULL, 0)) < 0 ||
 		    (r = fn(ctx, family, name, NULL, r_nplb, s)) < 0)
 			return r;
+		for (int np = 0; np < 2; np++) {
+			snprintf(name, sizeof(name), np ? "scnplb_%u" : "sclb_%u", s);
+			if ((r = fn(ctx, family, name, NULL, NULL, 0)) < 0 ||
+			    (r = fn(ctx, family, name, NULL, r_sc_others_return, 0)) < 0 ||
+			    (r = fn(ctx, family, name, NULL, r_sc_mark_node, 0)) < 0 ||
+			    (r = fn(ctx, family, name, NULL, np ? r_scnplb : r_sclb, s)) < 0)
+				return r;
+		}
 	}
 	return 0;
 }
@@ -436,18 +569,20 @@ bool nft_ruleset_has_chain(const char *name)
 		if (strcmp(chain_defs[i].name, name) == 0)
 			return true;
 	for (size_t i = 0; i < N_SLOT_CHAINS; i++) {
+		static const char *const fmt[] = { "lb_%u", "nplb_%u", "sclb_%u", "scnplb_%u" };
 		char buf[32];
 
 		s = slot_count_at(i);
-		snprintf(buf, sizeof(buf), "lb_%u", s);
-		if (strcmp(buf, name) == 0)
-			return true;
-		snprintf(buf, sizeof(buf), "nplb_%u", s);
-		if (strcmp(buf, name) == 0)
-			return true;
+		for (size_t k = 0; k < sizeof(fmt) / sizeof(fmt[0]); k++) {
+			snprintf(buf, sizeof(buf), fmt[k], s);
+			if (strcmp(buf, name) == 0)
+				return true;
+		}
 	}
 	/* Affinity chains are made on demand (nft_aff_chain_msgs). */
-	return (sscanf(name, "aff_%u_%u%n", &s, &s, &used) == 2 || sscanf(name, "npaff_%u_%u%n", &s, &s, &used) == 2) &&
+	return (sscanf(name, "aff_%u_%u%n", &s, &s, &used) == 2 || sscanf(name, "npaff_%u_%u%n", &s, &s, &used) == 2 ||
+		sscanf(name, "scaff_%u_%u%n", &s, &s, &used) == 2 ||
+		sscanf(name, "scnpaff_%u_%u%n", &s, &s, &used) == 2) &&
 	       used > 0;
 }
 
@@ -539,6 +674,57 @@ int nft_probe_msgs(struct nft_batch *b, const char *scratch_name)
 	return 0;
 }
 
+/* "ip daddr 10.96.0.0/16 drop" (the network part of p compared). */
+static void r_cidr_drop(struct nft_rule_builder *rb, const struct inet_prefix *p)
+{
+	uint8_t mask[16] = { 0 }, zero[16] = { 0 };
+	size_t alen = nft_expr_addr_len(rb);
+	struct inet_addr net = p->addr;
+	char buf[INET_ADDR_STRLEN];
+
+	for (unsigned bit = 0; bit < p->len && bit < alen * 8; bit++)
+		mask[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+	for (size_t i = 0; i < alen; i++)
+		net.u.bytes[i] &= mask[i];
+	nft_expr_load_addr(rb, true, 0);
+	nft_expr_bitwise(rb, 0, mask, zero, alen);
+	nft_expr_cmp(rb, 0, NFT_CMP_EQ, net.u.bytes, alen);
+	nft_expr_text(rb, " %s/%u ", inet_addr_format(&net, buf), p->len);
+	nft_expr_verdict(rb, NF_DROP, NULL);
+}
+
+int nft_service_cidrs_msgs(struct nft_batch *b, int family, const struct inet_prefix *cidrs, size_t n)
+{
+	int r = nft_chain_flush_msg(b, family, NFT_CIDRS_CHAIN);
+
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct nft_rule_builder rb;
+
+		if (cidrs[i].addr.family != family)
+			continue;
+		r = nft_rule_builder_init(&rb, family, NFT_TABLE_NAME, NFT_CIDRS_CHAIN);
+		if (r == 0) {
+			r_cidr_drop(&rb, &cidrs[i]);
+			r = nft_rule_builder_msg(&rb, b);
+		}
+		nft_rule_builder_done(&rb);
+	}
+	return r;
+}
+
+void nft_service_cidrs_print(FILE *out, int family, const struct inet_prefix *cidrs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct nft_rule_builder rb;
+
+		if (cidrs[i].addr.family != family)
+			continue;
+		nft_rule_builder_init_text(&rb, family);
+		r_cidr_drop(&rb, &cidrs[i]);
+		fprintf(out, "add rule %s %s %s %s\n", nft_family_name(family), NFT_TABLE_NAME, NFT_CIDRS_CHAIN, rb.text);
+	}
+}
+
 struct print_ctx {
 	FILE *out;
 	const struct nft_ruleset_cfg *cfg;
@@ -596,6 +782,13 @@ void nft_ruleset_print(FILE *out, int family, const struct nft_ruleset_cfg *cfg)
  * packet mark together with the masquerade bit. "update" keeps an existing
  * entry's slot and refreshes its timeout, so a client stays on its
  * endpoint while it keeps connecting within the timeout.
+ *
+ * A short-circuit with affinity (scaff_T_S_l, scnpaff_T_S_l) first returns
+ * the connections it does not take (r_sc_others_return), then is a "local"
+ * mode chain whose slots start at nft_sc_slot_base: the node's own
+ * connections are masqueraded, the pods' are not. Its clients share the
+ * timeout's map with the frontend's own: a client is either one of the
+ * cluster's (short-circuit) or not, so one key never serves both.
  */
 
 struct aff_args {
@@ -603,7 +796,14 @@ struct aff_args {
 	unsigned slots;
 	enum nft_aff_mode mode;
 	bool np;
+	bool sc;   /* a short-circuit's chain */
 };
+
+/* The first slot mark of an affinity chain's numgen. */
+static uint32_t aff_offset(const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
+{
+	return (a->mode == NFT_AFF_MASQ ? cfg->masq_mark : 0) + (a->sc ? nft_sc_slot_base(cfg->masq_mark) : 0);
+}
 
 /* "ip saddr . ip daddr . meta l4proto . th dport" into words 0.. */
 static unsigned ld_client_key(struct nft_rule_builder *rb)
@@ -626,7 +826,7 @@ static void r_aff_update(struct nft_rule_builder *rb, const struct nft_ruleset_c
 	nft_expr_text(rb, "update @%s { ", set);
 	w = ld_client_key(rb);
 	nft_expr_text(rb, " : ");
-	nft_expr_load_numgen(rb, a->slots, a->mode == NFT_AFF_MASQ ? cfg->masq_mark : 0, w);
+	nft_expr_load_numgen(rb, a->slots, aff_offset(cfg, a), w);
 	nft_expr_text(rb, " }");
 	nft_expr_dynset_update(rb, set, 0, w);
 }
@@ -647,7 +847,7 @@ static void r_aff_recall(struct nft_rule_builder *rb, const struct nft_ruleset_c
 static void r_aff_fresh(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
 {
 	nft_expr_text(rb, "meta mark set ");
-	nft_expr_load_numgen(rb, a->slots, a->mode == NFT_AFF_MASQ ? cfg->masq_mark : 0, 0);
+	nft_expr_load_numgen(rb, a->slots, aff_offset(cfg, a), 0);
 	nft_expr_store_meta(rb, NFT_META_MARK, 0);
 }
 
@@ -673,13 +873,24 @@ static void r_aff_dnat(struct nft_rule_builder *rb, const struct nft_ruleset_cfg
 	nft_expr_nat(rb, NFT_NAT_DNAT, 0, (int)(nft_expr_addr_len(rb) / 4));
 }
 
+static void r_aff_sc_others(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a)
+{
+	(void)a;
+	r_sc_others_return(rb, cfg, 0);
+}
+
 typedef void (*aff_rule_fn)(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, const struct aff_args *a);
 
-/* The rules of one affinity chain, in order (NULL-terminated). */
+/* Most rules an affinity chain has. */
+#define AFF_RULES_MAX 8
+
+/* The rules of one affinity chain, in order; returns their count. */
 static size_t aff_rules(const struct aff_args *a, aff_rule_fn *out)
 {
 	size_t n = 0;
 
+	if (a->sc)
+		out[n++] = r_aff_sc_others;
 	out[n++] = r_aff_update;
 	out[n++] = r_aff_recall;
 	if (a->mode == NFT_AFF_LOCAL)
@@ -695,14 +906,15 @@ static size_t aff_rules(const struct aff_args *a, aff_rule_fn *out)
 static struct aff_args aff_args_of(const struct nft_elem *e)
 {
 	return (struct aff_args){ .timeout = e->aff_timeout, .slots = e->verdict,
-				  .mode = (enum nft_aff_mode)e->aff_mode, .np = e->set == NFT_SET_NP };
+				  .mode = (enum nft_aff_mode)e->aff_mode, .np = nft_set_is_np(e->set),
+				  .sc = nft_set_is_short_circuit(e->set) };
 }
 
 int nft_aff_chain_msgs(struct nft_batch *b, const struct nft_ruleset_cfg *cfg, const struct nft_elem *e)
 {
 	struct aff_args a = aff_args_of(e);
 	int family = e->family;
-	aff_rule_fn rules[8];
+	aff_rule_fn rules[AFF_RULES_MAX];
 	size_t n = aff_rules(&a, rules);
 	char chain[48];
 	int r;
@@ -730,7 +942,7 @@ void nft_aff_chain_print(FILE *out, const struct nft_ruleset_cfg *cfg, const str
 {
 	struct aff_args a = aff_args_of(e);
 	const char *ip = nft_family_name(e->family);
-	aff_rule_fn rules[8];
+	aff_rule_fn rules[AFF_RULES_MAX];
 	size_t n = aff_rules(&a, rules);
 	char chain[48];
 

@@ -77,6 +77,21 @@ int nft_chain_delete_msg(struct nft_batch *b, int family, const char *chain);
  * deletes the others: chains an older ferry made. */
 bool nft_ruleset_has_chain(const char *name);
 
+/* The chain holding the service-range guard's drop rules, one per service
+ * CIDR. Declared (empty) with the constant ruleset, so that the ruleset
+ * tag does not depend on the CIDRs, which may change while ferry runs (the
+ * API's ServiceCIDRs); its rules are written by nft_service_cidrs_msgs. */
+#define NFT_CIDRS_CHAIN "service_cidrs_check"
+
+/* Append the messages replacing the rules of NFT_CIDRS_CHAIN in family's
+ * table by "ip daddr CIDR drop" for each of cidrs[0..n) of that family
+ * (none: the chain is emptied). In the transaction that replaces the
+ * constant ruleset, or in any later one: packets see the old rules or the
+ * new ones. Returns 0 or -ENOMEM. */
+int nft_service_cidrs_msgs(struct nft_batch *b, int family, const struct inet_prefix *cidrs, size_t n);
+/* The same as nft commands ("add rule ip ferry service_cidrs_check ..."). */
+void nft_service_cidrs_print(FILE *out, int family, const struct inet_prefix *cidrs, size_t n);
+
 /* Append a message deleting family's table (and everything in it). */
 int nft_table_delete_msg(struct nft_batch *b, int family);
 

@@ -60,11 +60,42 @@ static const struct set_def set_defs[NFT_SET_COUNT] = {
 				"slot table of ClientIP-affinity frontends (slot in the packet mark)" },
 	[NFT_SET_NP_AFF_SLOTS] = { "np_aff_slots", { F_PROTO, F_PORT, F_MARK }, { F_ADDR, F_PORT }, false, false,
 				   "slot table of ClientIP-affinity wildcard node ports" },
+	[NFT_SET_SC_FE] = { "sc_fe", { F_ADDR, F_PROTO, F_PORT }, { 0 }, true, false,
+			    "externalTrafficPolicy Local frontend -> its short-circuit (pods, the node)" },
+	[NFT_SET_SC_NP] = { "sc_np", { F_PROTO, F_PORT }, { 0 }, true, false,
+			    "the same for node ports on every local address" },
+	[NFT_SET_CLUSTER_IPS] = { "cluster_ips", { F_ADDR }, { 0 }, false, false,
+				  "cluster IPs: new connections to their other ports are rejected" },
 	[NFT_SET_DIGEST] = { "digest", { F_ADDR, F_PROTO, F_PORT, F_MARK, F_MARK }, { 0 }, false, false,
 			     "frontend . digest of its slots (read back at restart, not by rules)" },
 	[NFT_SET_NP_DIGEST] = { "np_digest", { F_PROTO, F_PORT, F_MARK, F_MARK }, { 0 }, false, false,
 				"wildcard node port . digest of its slots" },
 };
+
+bool nft_set_is_short_circuit(uint8_t set)
+{
+	return set == NFT_SET_SC_FE || set == NFT_SET_SC_NP;
+}
+
+bool nft_set_is_np(uint8_t set)
+{
+	return set == NFT_SET_NP || set == NFT_SET_SC_NP || set == NFT_SET_EMPTY_NP || set == NFT_SET_MASQ_NP ||
+	       set == NFT_SET_NP_SLOTS || set == NFT_SET_NP_AFF_SLOTS || set == NFT_SET_NP_DIGEST;
+}
+
+bool nft_set_is_dispatch(uint8_t set)
+{
+	return set == NFT_SET_FE || set == NFT_SET_NP || nft_set_is_short_circuit(set);
+}
+
+uint32_t nft_sc_slot_base(uint32_t masq_mark)
+{
+	uint32_t base = 0x10000; /* above NFT_SLOTS_MAX (1024) slot numbers */
+
+	while (base && (masq_mark & base))
+		base <<= 1;
+	return base;
+}
 
 unsigned nft_slots_for(size_t n)
 {
@@ -268,6 +299,15 @@ int nft_set_flush_name(struct nft_batch *b, int family, const char *name)
 	return nft_setelem_flush_msg(b, family, NFT_TABLE_NAME, name);
 }
 
+/* The prefix of the chains a verdict map's elements go to: "sc" for the
+ * short-circuit, then "np" for the wildcard node ports. */
+static const char *chain_prefix(uint8_t set)
+{
+	bool sc = nft_set_is_short_circuit(set), np = nft_set_is_np(set);
+
+	return sc ? (np ? "scnp" : "sc") : (np ? "np" : "");
+}
+
 const char *nft_verdict_chain(const struct nft_elem *e, char *buf, size_t len)
 {
 	static const char *const mode_suffix[] = { "", "_m", "_l" };
@@ -275,12 +315,10 @@ const char *nft_verdict_chain(const struct nft_elem *e, char *buf, size_t len)
 	if (e->verdict == NFT_VERDICT_REJECT)
 		snprintf(buf, len, "do_reject");
 	else if (e->aff_timeout)
-		snprintf(buf, len, "%saff_%u_%u%s", e->set == NFT_SET_NP ? "np" : "", e->aff_timeout, e->verdict,
+		snprintf(buf, len, "%saff_%u_%u%s", chain_prefix(e->set), e->aff_timeout, e->verdict,
 			 mode_suffix[e->aff_mode % 3]);
-	else if (e->set == NFT_SET_NP)
-		snprintf(buf, len, "nplb_%u", e->verdict);
 	else
-		snprintf(buf, len, "lb_%u", e->verdict);
+		snprintf(buf, len, "%slb_%u", chain_prefix(e->set), e->verdict);
 	return buf;
 }
 
@@ -318,7 +356,7 @@ void nft_elem_init_digest(struct nft_elem *e, const struct nft_elem *v, uint64_t
 {
 	size_t off = nft_set_key_len((enum nft_set_id)v->set, v->family);
 
-	nft_elem_init(e, v->set == NFT_SET_NP ? NFT_SET_NP_DIGEST : NFT_SET_DIGEST, v->family);
+	nft_elem_init(e, nft_set_is_np(v->set) ? NFT_SET_NP_DIGEST : NFT_SET_DIGEST, v->family);
 	memcpy(e->key, v->key, off);
 	nft_elem_key_slot(e, &off, (uint32_t)(digest >> 32));
 	nft_elem_key_slot(e, &off, (uint32_t)digest);
@@ -355,7 +393,7 @@ static void elem_to_setelem(const struct nft_elem *e, struct nft_setelem *k, uin
 		if (e->verdict == NFT_VERDICT_DROP) {
 			k->verdict = NF_DROP;
 		} else {
-			k->verdict = (uint32_t)NFT_GOTO;
+			k->verdict = (uint32_t)(nft_set_is_short_circuit(set) ? NFT_JUMP : NFT_GOTO);
 			k->chain = nft_verdict_chain(e, chain, chain_len);
 		}
 	} else if (set_defs[set].data[0]) {
@@ -364,26 +402,31 @@ static void elem_to_setelem(const struct nft_elem *e, struct nft_setelem *k, uin
 	}
 }
 
-/* The verdict of a verdict-map element from its chain name: the inverse
- * of nft_verdict_chain, checked by formatting the result back. */
+/* The verdict of a verdict-map element of e's set from its chain name:
+ * the inverse of nft_verdict_chain, checked by formatting the result back
+ * (so a chain of another map's kind, "nplb_3" in @fe, is refused). */
 static int verdict_from_chain(struct nft_elem *e, const char *chain)
 {
-	char np[3] = "", mode[3] = "", back[48];
+	const char *prefix = chain_prefix(e->set), *p = chain;
+	char mode[3] = "", back[48];
 	unsigned a = 0, b = 0;
 	int used = 0;
 
 	if (strcmp(chain, "do_reject") == 0) {
+		if (nft_set_is_short_circuit(e->set))
+			return -EPROTO;
 		e->verdict = NFT_VERDICT_REJECT;
-	} else if (sscanf(chain, "%2[np]aff_%u_%u%n", np, &a, &b, &used) == 3 ||
-		   sscanf(chain, "aff_%u_%u%n", &a, &b, &used) == 2) {
-		if (chain[used] == '_' && chain[used + 1] && !chain[used + 2])
-			snprintf(mode, sizeof(mode), "%s", chain + used);
+	} else if (strncmp(p, prefix, strlen(prefix)) != 0) {
+		return -EPROTO;
+	} else if (p += strlen(prefix), sscanf(p, "aff_%u_%u%n", &a, &b, &used) == 2) {
+		if (p[used] == '_' && p[used + 1] && !p[used + 2])
+			snprintf(mode, sizeof(mode), "%s", p + used);
 		e->aff_timeout = a;
 		e->verdict = (uint16_t)b;
 		e->aff_mode = strcmp(mode, "_m") == 0 ? NFT_AFF_MASQ
 			      : strcmp(mode, "_l") == 0 ? NFT_AFF_LOCAL
 							: NFT_AFF_PLAIN;
-	} else if (sscanf(chain, "nplb_%u", &b) == 1 || sscanf(chain, "lb_%u", &b) == 1) {
+	} else if (sscanf(p, "lb_%u", &b) == 1) {
 		e->verdict = (uint16_t)b;
 	} else {
 		return -EPROTO;
@@ -427,11 +470,11 @@ int nft_elem_from_kernel(struct nft_elem *e, enum nft_set_id set, int family, co
 	if (d->vmap) {
 		if (!k->has_verdict)
 			return -EPROTO;
-		if (k->verdict_code == NF_DROP && !k->chain) {
+		if (k->verdict_code == NF_DROP && !k->chain && !nft_set_is_short_circuit(set)) {
 			e->verdict = NFT_VERDICT_DROP;
 			return 0;
 		}
-		if (k->verdict_code != (uint32_t)NFT_GOTO || !k->chain)
+		if (k->verdict_code != (uint32_t)(nft_set_is_short_circuit(set) ? NFT_JUMP : NFT_GOTO) || !k->chain)
 			return -EPROTO;
 		return verdict_from_chain(e, k->chain);
 	}
@@ -587,7 +630,8 @@ void nft_elem_print(FILE *out, const struct nft_elem *e)
 		if (e->verdict == NFT_VERDICT_DROP)
 			fprintf(out, " : drop");
 		else
-			fprintf(out, " : goto %s", nft_verdict_chain(e, chain, sizeof(chain)));
+			fprintf(out, " : %s %s", nft_set_is_short_circuit(e->set) ? "jump" : "goto",
+				nft_verdict_chain(e, chain, sizeof(chain)));
 	} else if (d->data[0]) {
 		fprintf(out, " : ");
 		flds_print(out, d->data, 3, e->data, e->family, 0, false);

@@ -38,13 +38,20 @@ enum nft_set_id {
 	NFT_SET_NP_SLOTS,   /* map proto . dport . slot : addr . port */
 	NFT_SET_AFF_SLOTS,  /* map daddr . proto . dport . mark : addr . port (affinity services) */
 	NFT_SET_NP_AFF_SLOTS, /* map proto . dport . mark : addr . port */
+	NFT_SET_SC_FE,      /* map daddr . proto . dport : verdict (jump sclb_S): the short-circuit */
+	NFT_SET_SC_NP,      /* map proto . dport : verdict (jump scnplb_S) */
+	NFT_SET_CLUSTER_IPS, /* set daddr: every cluster IP (the guard rejects its other ports) */
+	/* The digest sets stay last: a frontend's elements are sorted with its
+	 * digest appended (nft_elems.c). */
 	NFT_SET_DIGEST,     /* set daddr . proto . dport . digest: slot digests (see below) */
 	NFT_SET_NP_DIGEST,  /* set proto . dport . digest */
 	NFT_SET_COUNT
 };
 
 /* Verdict of a verdict-map element (struct nft_elem.verdict). Values 1..
- * NFT_SLOTS_MAX are "goto the lb chain of that many slots". */
+ * NFT_SLOTS_MAX are "goto the lb chain of that many slots" (in the
+ * short-circuit maps "jump": a connection the chain does not take goes
+ * back to the frontend's own dispatch). */
 #define NFT_VERDICT_DROP 0xffff
 #define NFT_VERDICT_REJECT 0xfffe
 
@@ -56,6 +63,22 @@ enum nft_set_id {
 
 /* Slots used for an endpoint set of n endpoints (n >= 1). */
 unsigned nft_slots_for(size_t n);
+
+/* The short-circuit of an externalTrafficPolicy Local frontend
+ * (plan_frontend.short_circuit): connections from this cluster's pods or
+ * from the node itself use the service's cluster-wide endpoints. Its
+ * verdict-map element (NFT_SET_SC_FE / NFT_SET_SC_NP, keyed like the
+ * frontend's) jumps to a chain that lets only those through, and its slots
+ * share the frontend's slot table, numbered from nft_sc_slot_base: a bit
+ * above every slot number (NFT_SLOTS_MAX) and other than the masquerade
+ * mark, because affinity slot numbers travel in the packet mark. */
+bool nft_set_is_short_circuit(uint8_t set);
+uint32_t nft_sc_slot_base(uint32_t masq_mark);
+/* Whether set is keyed by proto . dport (the wildcard node ports). */
+bool nft_set_is_np(uint8_t set);
+/* Whether set is a verdict map whose elements go to slot chains: NFT_SET_FE,
+ * NFT_SET_NP and their short-circuit maps. */
+bool nft_set_is_dispatch(uint8_t set);
 
 /* One element of one set; plain data, compare with nft_elem_cmp. */
 struct nft_elem {
@@ -88,7 +111,7 @@ enum nft_aff_mode {
 };
 
 /* Name of the chain a verdict-map element jumps to ("lb_3", "aff_10800_3_m",
- * "do_reject"...), into buf. */
+ * "do_reject", "sclb_3", "scnpaff_60_2_l"...), into buf. */
 const char *nft_verdict_chain(const struct nft_elem *e, char *buf, size_t len);
 
 /* Append a NEWSET message declaring the affinity map aff_<timeout_s> of

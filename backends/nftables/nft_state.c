@@ -2,8 +2,9 @@
  * (see nft_state.h). Plain data structures, no netlink.
  *
  * Staging never touches the committed state, so a discard only drops what
- * was staged. The hairpin references a change takes and drops are counted
- * apart, per hairpin element (struct nft_state_hp_delta, a small hash
+ * was staged. The references a change takes and drops on shared elements
+ * (hairpin pairs, cluster IPs: nft_state_is_shared_set) are counted
+ * apart, per element (struct nft_state_hp_delta, a small hash
  * index over them); the commit adds them to the committed counts. The
  * committed frontend array and hairpin table are grown while staging, so
  * the commit, which runs after the kernel accepted the change, cannot run
@@ -28,12 +29,13 @@ struct nft_state_pending {
 	bool remove;
 };
 
-/* Identity of a hairpin element: its family and key (the set is always
- * NFT_SET_HAIRPIN, and the pair of addresses fits in 32 bytes). */
+/* Identity of a shared element (called hairpin here, the first kind):
+ * its set, family and key (a pair of addresses fits in 32 bytes). */
 #define HP_KEY_LEN 32
 
 struct nft_state_hairpin {
 	uint8_t key[HP_KEY_LEN];
+	uint8_t set;
 	uint8_t family;
 	bool used;                /* refs 0 and used: a tombstone */
 	uint32_t refs;
@@ -41,6 +43,7 @@ struct nft_state_hairpin {
 
 struct nft_state_hp_delta {
 	uint8_t key[HP_KEY_LEN];
+	uint8_t set;
 	uint8_t family;
 	uint32_t base;            /* committed references when first touched */
 	int32_t delta;            /* references taken minus dropped */
@@ -112,10 +115,10 @@ static size_t fes_find(const struct nft_state *s, const struct nft_state_key *ke
 	return lo;
 }
 
-/* Hairpin hashing (FNV-1a over family and key). */
-static uint64_t hp_hash(uint8_t family, const uint8_t *key)
+/* Hairpin hashing (FNV-1a over set, family and key). */
+static uint64_t hp_hash(uint8_t set, uint8_t family, const uint8_t *key)
 {
-	uint64_t h = 1469598103934665603ull ^ family;
+	uint64_t h = (1469598103934665603ull ^ family ^ ((uint64_t)set << 8)) * 1099511628211ull;
 
 	for (size_t i = 0; i < HP_KEY_LEN; i++)
 		h = (h ^ key[i]) * 1099511628211ull;
@@ -123,25 +126,26 @@ static uint64_t hp_hash(uint8_t family, const uint8_t *key)
 }
 
 /* The committed entry of a hairpin, or NULL. */
-static struct nft_state_hairpin *hp_find(const struct nft_state *s, uint8_t family, const uint8_t *key)
+static struct nft_state_hairpin *hp_find(const struct nft_state *s, uint8_t set, uint8_t family, const uint8_t *key)
 {
 	size_t mask = s->cap_hps - 1, j;
 
 	if (!s->cap_hps)
 		return NULL;
-	for (j = hp_hash(family, key) & mask; s->hps[j].used; j = (j + 1) & mask)
-		if (s->hps[j].refs && s->hps[j].family == family && memcmp(s->hps[j].key, key, HP_KEY_LEN) == 0)
+	for (j = hp_hash(set, family, key) & mask; s->hps[j].used; j = (j + 1) & mask)
+		if (s->hps[j].refs && s->hps[j].set == set && s->hps[j].family == family &&
+		    memcmp(s->hps[j].key, key, HP_KEY_LEN) == 0)
 			return &s->hps[j];
 	return NULL;
 }
 
 /* The slot where a committed entry for a key not in the table goes: the
  * first tombstone or free slot of its probe sequence. */
-static struct nft_state_hairpin *hp_free_slot(struct nft_state *s, uint8_t family, const uint8_t *key)
+static struct nft_state_hairpin *hp_free_slot(struct nft_state *s, uint8_t set, uint8_t family, const uint8_t *key)
 {
 	size_t mask = s->cap_hps - 1, j;
 
-	for (j = hp_hash(family, key) & mask; s->hps[j].used && s->hps[j].refs; j = (j + 1) & mask)
+	for (j = hp_hash(set, family, key) & mask; s->hps[j].used && s->hps[j].refs; j = (j + 1) & mask)
 		;
 	return &s->hps[j];
 }
@@ -166,7 +170,7 @@ static int hp_reserve(struct nft_state *s, size_t extra)
 	s->n_hps_used = s->n_hps;
 	for (size_t i = 0; i < old_cap; i++)
 		if (old[i].refs)
-			*hp_free_slot(s, old[i].family, old[i].key) = old[i];
+			*hp_free_slot(s, old[i].set, old[i].family, old[i].key) = old[i];
 	free(old);
 	return 0;
 }
@@ -176,7 +180,7 @@ static int hp_reserve(struct nft_state *s, size_t extra)
 static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft_elem *e)
 {
 	struct nft_state_change *c = &s->change;
-	uint64_t h = hp_hash(e->family, e->key);
+	uint64_t h = hp_hash(e->set, e->family, e->key);
 	struct nft_state_hp_slot *slot;
 	struct nft_state_hp_delta *d;
 	const struct nft_state_hairpin *committed;
@@ -185,7 +189,7 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 	if (c->cap_hpd_index) {
 		for (j = h & mask; c->hpd_index[j].gen == s->gen; j = (j + 1) & mask) {
 			d = &c->hpd[c->hpd_index[j].idx];
-			if (d->family == e->family && memcmp(d->key, e->key, HP_KEY_LEN) == 0)
+			if (d->set == e->set && d->family == e->family && memcmp(d->key, e->key, HP_KEY_LEN) == 0)
 				return d;
 		}
 	}
@@ -202,7 +206,8 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 		c->cap_hpd_index = cap;
 		mask = cap - 1;
 		for (size_t i = 0; i < c->n_hpd; i++) {
-			for (j = hp_hash(c->hpd[i].family, c->hpd[i].key) & mask; t[j].gen == s->gen; j = (j + 1) & mask)
+			for (j = hp_hash(c->hpd[i].set, c->hpd[i].family, c->hpd[i].key) & mask; t[j].gen == s->gen;
+			     j = (j + 1) & mask)
 				;
 			t[j] = (struct nft_state_hp_slot){ .gen = s->gen, .idx = (uint32_t)i };
 		}
@@ -214,7 +219,7 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 			return NULL;
 		c->hpd = q;
 	}
-	committed = hp_find(s, e->family, e->key);
+	committed = hp_find(s, e->set, e->family, e->key);
 	if (!committed) {
 		/* Room in the committed table for it, should the commit add it. */
 		if (hp_reserve(s, c->n_hpd_new + 1) < 0)
@@ -227,6 +232,7 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 	d = &c->hpd[c->n_hpd];
 	memset(d, 0, sizeof(*d));
 	memcpy(d->key, e->key, HP_KEY_LEN);
+	d->set = e->set;
 	d->family = e->family;
 	d->base = committed ? committed->refs : 0;
 	*slot = (struct nft_state_hp_slot){ .gen = s->gen, .idx = (uint32_t)c->n_hpd++ };
@@ -263,6 +269,11 @@ static int hp_drop(struct nft_state *s, const struct nft_elem *e)
 		return -ENOMEM;
 	d->delta--;
 	return 0;
+}
+
+bool nft_state_is_shared_set(uint8_t set)
+{
+	return set == NFT_SET_HAIRPIN || set == NFT_SET_CLUSTER_IPS;
 }
 
 bool nft_state_is_slot_set(uint8_t set)
@@ -317,7 +328,7 @@ static int stage_del(struct nft_state *s, const struct nft_elem *e)
 {
 	struct nft_state_change *c = &s->change;
 
-	if (e->set == NFT_SET_HAIRPIN)
+	if (nft_state_is_shared_set(e->set))
 		return hp_drop(s, e);
 	if (ptrs_push(&c->dels, &c->n_dels, &c->cap_dels, e) < 0)
 		return -ENOMEM;
@@ -330,7 +341,7 @@ static int stage_add(struct nft_state *s, const struct nft_elem *e)
 {
 	struct nft_state_change *c = &s->change;
 
-	if (e->set == NFT_SET_HAIRPIN)
+	if (nft_state_is_shared_set(e->set))
 		return hp_take(s, e);
 	if (ptrs_push(&c->adds, &c->n_adds, &c->cap_adds, e) < 0)
 		return -ENOMEM;
@@ -477,14 +488,15 @@ const struct nft_elem *nft_state_elems(const struct nft_state *s, const struct n
 uint32_t nft_state_hairpin_refs(const struct nft_state *s, const struct nft_elem *e)
 {
 	const struct nft_state_change *c = &s->change;
-	const struct nft_state_hairpin *h = hp_find(s, e->family, e->key);
+	const struct nft_state_hairpin *h = hp_find(s, e->set, e->family, e->key);
 	size_t mask = c->cap_hpd_index - 1;
 
 	if (c->cap_hpd_index)
-		for (size_t j = hp_hash(e->family, e->key) & mask; c->hpd_index[j].gen == s->gen; j = (j + 1) & mask) {
+		for (size_t j = hp_hash(e->set, e->family, e->key) & mask; c->hpd_index[j].gen == s->gen;
+		     j = (j + 1) & mask) {
 			const struct nft_state_hp_delta *d = &c->hpd[c->hpd_index[j].idx];
 
-			if (d->family == e->family && memcmp(d->key, e->key, HP_KEY_LEN) == 0)
+			if (d->set == e->set && d->family == e->family && memcmp(d->key, e->key, HP_KEY_LEN) == 0)
 				return (uint32_t)((int64_t)d->base + d->delta);
 		}
 	return h ? h->refs : 0;
@@ -798,16 +810,17 @@ void nft_state_commit(struct nft_state *s)
 
 		if (d->delta == 0)
 			continue;
-		h = d->base ? hp_find(s, d->family, d->key) : NULL;
+		h = d->base ? hp_find(s, d->set, d->family, d->key) : NULL;
 		if (h) {
 			h->refs = refs > 0 ? (uint32_t)refs : 0;
 			if (!h->refs)
 				s->n_hps--; /* a tombstone */
 		} else if (refs > 0) {
-			h = hp_free_slot(s, d->family, d->key);
+			h = hp_free_slot(s, d->set, d->family, d->key);
 			if (!h->used)
 				s->n_hps_used++;
 			memcpy(h->key, d->key, HP_KEY_LEN);
+			h->set = d->set;
 			h->family = d->family;
 			h->used = true;
 			h->refs = (uint32_t)refs;

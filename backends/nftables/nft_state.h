@@ -4,7 +4,8 @@
  *
  * Committed state: per frontend (sorted by struct nft_state_key), the
  * elements it put in the kernel, sorted by nft_elem_cmp; a reference count
- * per hairpin element (two frontends with the same endpoint share it); the
+ * per shared element (a hairpin pair: two frontends with the same
+ * endpoint share it; a cluster IP: every port of the address); the
  * slot-table element count per family and the size ferry declared for the
  * slot table.
  *
@@ -13,7 +14,7 @@
  *   nft_state_stage (per recomputed frontend), nft_state_stage_removal,
  *   nft_state_stage_unstaged_removals (a sync: frontends the plan no longer has)
  *       -> change.dels / change.adds: the element deletes and adds the
- *          kernel must see (hairpins only on their first and last
+ *          kernel must see (shared elements only on their first and last
  *          reference), nft_state_udp_gone: the UDP endpoints it removes
  *   the caller builds and commits the messages, then
  *   nft_state_commit: the state becomes the staged one, or
@@ -111,6 +112,10 @@ struct nft_state {
 
 /* Sets whose elements' data is an endpoint: the slot tables. */
 bool nft_state_is_slot_set(uint8_t set);
+/* Sets whose elements several frontends may hold, reference counted (the
+ * "hairpin" functions and fields below count them all): NFT_SET_HAIRPIN
+ * and NFT_SET_CLUSTER_IPS. */
+bool nft_state_is_shared_set(uint8_t set);
 
 /* Initialise an embedded state: empty, nothing staged, no size declared. */
 void nft_state_init(struct nft_state *s);
@@ -134,21 +139,22 @@ size_t nft_state_frontends(const struct nft_state *s);
  * NULL with *ret_n 0 when it has none. Valid until the next commit. */
 const struct nft_elem *nft_state_elems(const struct nft_state *s, const struct nft_state_key *key, size_t *ret_n);
 
-/* References that the state, staged change included, holds on hairpin
- * element e (0: not in the kernel once the change is committed). */
+/* References that the state, staged change included, holds on shared
+ * element e (nft_state_is_shared_set; 0: not in the kernel once the change
+ * is committed). */
 uint32_t nft_state_hairpin_refs(const struct nft_state *s, const struct nft_elem *e);
 
 /* Stage frontend key with the elements elems (sorted by nft_elem_cmp, no
  * two equal; those nft_frontend_elems computes). The change takes elems'
  * array over whatever the result and resets *elems. Queues in
  * change.dels the committed elements that elems lacks and in change.adds
- * the ones it brings; a hairpin is added on its first reference only and
- * deleted with its last; a deleted UDP slot element records its endpoint
- * for nft_state_udp_gone. A key may be staged once per change (a plan's
- * frontends are unique): a committed key staged again gets -EALREADY; a
- * new key staged twice is not detected (its last elements win, its
- * hairpins keep both references). Returns 0, -EALREADY or -ENOMEM; after
- * an error the change is to be discarded. */
+ * the ones it brings; a shared element (a hairpin, a cluster IP) is added
+ * on its first reference only and deleted with its last; a deleted UDP
+ * slot element records its endpoint for nft_state_udp_gone. A key may be
+ * staged once per change (a plan's frontends are unique): a committed key
+ * staged again gets -EALREADY; a new key staged twice is not detected (its
+ * last elements win, its shared elements keep both references). Returns
+ * 0, -EALREADY or -ENOMEM; after an error the change is to be discarded. */
 int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct nft_elem_vec *elems);
 
 /* Stage the removal of frontend key: every element of it is queued for

@@ -161,7 +161,7 @@ int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nf
 		const struct nft_elem *v = &have->v[i];
 		size_t k0 = keys.n, j;
 
-		if (v->set != NFT_SET_FE && v->set != NFT_SET_NP)
+		if (!nft_set_is_dispatch(v->set))
 			continue;
 		r = nft_vmap_slot_keys(v, masq_mark, &keys);
 		if (r < 0 || !kernel_digest_matches(plan, n_plan, have->v, n_small, v))

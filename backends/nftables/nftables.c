@@ -17,6 +17,12 @@
  * flushes first nor disturbs established or new connections. The first
  * sync of a process first tries to take the tables of an earlier ferry
  * over instead (nft_takeover.h): only the difference is sent.
+ *
+ * The service CIDRs of the range guard are rules, not elements
+ * (nft_service_cidrs_msgs): they are rewritten, in the transaction of the
+ * change, whenever the plan's list differs from the committed one, and on
+ * every full replace and take-over (so a list changed while ferry was down
+ * is applied too).
  */
 #include "nftables.h"
 
@@ -55,6 +61,12 @@ struct nftables {
 	char tag[NFT_RULESET_TAG_LEN]; /* this configuration's ruleset tag */
 	struct nft_state state;   /* committed elements and the staged change */
 	struct nft_aff_chains aff_chains; /* affinity chains created */
+	/* The service CIDRs service_cidrs_check drops: committed (in the
+	 * kernel; valid only when need_full is false) and staged (sent with
+	 * the change being committed; staged_cidrs false: unchanged). */
+	struct inet_prefix *cidrs_done, *cidrs_new;
+	size_t n_cidrs_done, n_cidrs_new;
+	bool staged_cidrs;
 };
 
 /* Monotonic milliseconds, for the timings in the logs. */
@@ -93,6 +105,65 @@ static void log_elems(const char *what, const struct nft_elem *const *v, size_t 
 		log_debug("nftables: %s %s %s: %s", what, v[i]->family == AF_INET6 ? "ip6" : "ip",
 			  nft_set_name((enum nft_set_id)v[i]->set), buf);
 	}
+}
+
+/* Append to the batch the rules of service_cidrs_check for plan's service
+ * CIDRs when they differ from the committed ones, or always (all): the
+ * change then carries them (cidrs_commit / cidrs_discard end it). Returns
+ * 0 or -ENOMEM. */
+static int cidrs_stage(struct nftables *n, const struct plan *plan, bool all)
+{
+	size_t k = plan->n_service_cidrs;
+	int r = 0;
+
+	n->staged_cidrs = false;
+	if (!all && k == n->n_cidrs_done) {
+		size_t i = 0;
+
+		while (i < k && plan->service_cidrs[i].len == n->cidrs_done[i].len &&
+		       inet_addr_cmp(&plan->service_cidrs[i].addr, &n->cidrs_done[i].addr) == 0)
+			i++;
+		if (i == k)
+			return 0;
+	}
+	free(n->cidrs_new);
+	n->cidrs_new = NULL;
+	n->n_cidrs_new = 0;
+	if (k && !(n->cidrs_new = malloc(k * sizeof(*n->cidrs_new))))
+		return -ENOMEM;
+	if (k)
+		memcpy(n->cidrs_new, plan->service_cidrs, k * sizeof(*n->cidrs_new));
+	n->n_cidrs_new = k;
+	for (int fam = 0; fam < 2 && r == 0; fam++)
+		r = nft_service_cidrs_msgs(n->batch, fam ? AF_INET6 : AF_INET, n->cidrs_new, k);
+	n->staged_cidrs = r == 0;
+	return r;
+}
+
+/* The kernel took the change: its CIDRs are the committed ones. */
+static void cidrs_commit(struct nftables *n)
+{
+	char buf[INET_ADDR_STRLEN];
+
+	if (!n->staged_cidrs)
+		return;
+	free(n->cidrs_done);
+	n->cidrs_done = n->cidrs_new;
+	n->n_cidrs_done = n->n_cidrs_new;
+	n->cidrs_new = NULL;
+	n->n_cidrs_new = 0;
+	n->staged_cidrs = false;
+	for (size_t i = 0; i < n->n_cidrs_done; i++)
+		log_debug("nftables: service CIDR %s/%u: new connections to its unallocated addresses are dropped",
+			  inet_addr_format(&n->cidrs_done[i].addr, buf), n->cidrs_done[i].len);
+}
+
+static void cidrs_discard(struct nftables *n)
+{
+	free(n->cidrs_new);
+	n->cidrs_new = NULL;
+	n->n_cidrs_new = 0;
+	n->staged_cidrs = false;
 }
 
 /* Compute the elements of plan frontend fe and stage them. */
@@ -224,11 +295,14 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 			r = nft_set_flush(n->batch, family, (enum nft_set_id)s);
 	}
 	if (r == 0)
+		r = cidrs_stage(n, plan, true);
+	if (r == 0)
 		r = stage_plan_from_scratch(n, plan);
 	if (r == 0)
 		r = nft_change_msgs(n->batch, &n->rcfg, &n->aff_chains, c);
 	if (r < 0) {
 		nft_state_discard(&n->state);
+		cidrs_discard(n);
 		n->need_full = true;
 		return log_errno(r, "nftables: out of memory building the full ruleset");
 	}
@@ -240,6 +314,7 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 		r = nft_batch_commit(n->nl, n->batch, 0, &be);
 	if (r < 0) {
 		nft_state_discard(&n->state);
+		cidrs_discard(n);
 		n->need_full = true;
 		if (be.err == 0)
 			return r; /* slots_reserve logged it */
@@ -247,6 +322,7 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 	}
 	t2 = now_ms();
 	nft_state_commit(&n->state);
+	cidrs_commit(n);
 	log_info("nftables: full sync: %zu frontends, %zu elements in one transaction (%zu messages) "
 		 "in %.1f ms (build %.1f ms, kernel %.1f ms)",
 		 nft_state_frontends(&n->state), n_elems, nft_batch_count(n->batch), now_ms() - t0, t1 - t0,
@@ -274,15 +350,21 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 	if (!nft_takeover_rules_match(n->nl, n->tag))
 		return 1;
 	nft_batch_clear(n->batch);
-	r = stage_plan_from_scratch(n, plan);
+	/* The CIDR rules are no part of the tag: rewritten whatever the
+	 * kernel holds (a few rules, in the same transaction). */
+	r = cidrs_stage(n, plan, true);
+	if (r == 0)
+		r = stage_plan_from_scratch(n, plan);
 	if (r < 0) {
 		nft_state_discard(&n->state);
+		cidrs_discard(n);
 		return log_errno(r, "nftables: out of memory taking over the tables");
 	}
 	nft_state_sort_adds(&n->state);
 	if (nft_takeover_read(n->nl, n->rcfg.masq_mark, c->adds, c->n_adds, &have) < 0) {
 		nft_elem_vec_done(&have);
 		nft_state_discard(&n->state);
+		cidrs_discard(n);
 		return 1;
 	}
 	t_read = now_ms() - t0;
@@ -303,6 +385,7 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 	if (r < 0) {
 		nft_elem_vec_done(&have);
 		nft_state_discard(&n->state);
+		cidrs_discard(n);
 		return log_errno(r, "nftables: out of memory taking over the tables");
 	}
 	/* The slot table holds the kernel's elements until the commit. */
@@ -316,15 +399,17 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 			log_commit_error(n, r, &be, "taking over the tables");
 		nft_elem_vec_done(&have);
 		nft_state_discard(&n->state);
+		cidrs_discard(n);
 		n->need_full = true;
 		return r;
 	}
 	log_info("nftables: took over the tables of an earlier ferry: %zu elements kept, %zu removed, %zu added "
-		 "(%zu messages) in %.1f ms (reading %.1f ms); rules kept",
-		 kept, c->n_dels, c->n_adds, nft_batch_count(n->batch), now_ms() - t0, t_read);
+		 "(%zu messages) in %.1f ms (reading %.1f ms); rules kept, %zu service CIDR rules written",
+		 kept, c->n_dels, c->n_adds, nft_batch_count(n->batch), now_ms() - t0, t_read, n->n_cidrs_new);
 	if (n_gone)
 		conntrack_flush_udp(gone, n_gone);
 	nft_state_commit(&n->state);
+	cidrs_commit(n);
 	nft_elem_vec_done(&have);
 	n->need_full = false;
 	return 0;
@@ -352,7 +437,8 @@ static int nftables_rebuild(struct nftables *n, const struct plan *plan)
  * staging went (the change is discarded when it failed). On any failure
  * the next sync replaces everything (a chunked commit may have been
  * applied in part). n_changed, n_removed, t0: for the log. */
-static int nftables_update(struct nftables *n, int r, size_t n_changed, size_t n_removed, double t0)
+static int nftables_update(struct nftables *n, const struct plan *plan, int r, size_t n_changed, size_t n_removed,
+			   double t0)
 {
 	struct nft_state_change *c = &n->state.change;
 	struct nft_batch_error be = { 0 };
@@ -361,6 +447,9 @@ static int nftables_update(struct nftables *n, int r, size_t n_changed, size_t n
 	bool reserve_failed = false;
 
 	nft_batch_clear(n->batch);
+	/* First in the batch: its flush and rules stay in one chunk. */
+	if (r == 0)
+		r = cidrs_stage(n, plan, false);
 	if (r == 0)
 		r = nft_state_udp_gone(&n->state, &gone, &n_gone);
 	if (r == 0)
@@ -378,6 +467,7 @@ static int nftables_update(struct nftables *n, int r, size_t n_changed, size_t n
 		else if (r != -ENOMEM && !reserve_failed)
 			log_errno(r, "nftables: update: cannot stage the change");
 		nft_state_discard(&n->state);
+		cidrs_discard(n);
 		n->need_full = true;
 		return r;
 	}
@@ -387,6 +477,7 @@ static int nftables_update(struct nftables *n, int r, size_t n_changed, size_t n
 	if (n_gone)
 		conntrack_flush_udp(gone, n_gone);
 	nft_state_commit(&n->state);
+	cidrs_commit(n);
 	return 0;
 }
 
@@ -407,7 +498,7 @@ static int nftables_sync(void *priv, const struct plan *plan)
 		r = stage_frontend(n, &plan->frontends[i]);
 	if (r == 0)
 		r = nft_state_stage_unstaged_removals(&n->state);
-	return nftables_update(n, r < 0 ? r : 0, plan->n_frontends, r > 0 ? (size_t)r : 0, t0);
+	return nftables_update(n, plan, r < 0 ? r : 0, plan->n_frontends, r > 0 ? (size_t)r : 0, t0);
 }
 
 static int ptr_cmp(const void *a, const void *b)
@@ -442,12 +533,15 @@ static int nftables_apply(void *priv, const struct plan *plan, const struct plan
 	for (size_t i = 0; i < diff->n_fe_changed; i++)
 		changed[n_changed++] = diff->fe_changed[i];
 	if (diff->n_eps_changed) {
-		/* Frontends whose endpoint set changed (one pass over the plan). */
+		/* Frontends whose endpoint set, or short-circuit set, changed (one
+	 * pass over the plan). */
 		memcpy(eps, diff->eps_changed, diff->n_eps_changed * sizeof(*eps));
 		qsort(eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp);
 		for (size_t i = 0; i < plan->n_frontends; i++) {
-			const void *key = plan->frontends[i].epset;
-			if (bsearch(&key, eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp))
+			const void *key = plan->frontends[i].epset, *sc = plan->frontends[i].short_circuit;
+
+			if (bsearch(&key, eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp) ||
+			    (sc && bsearch(&sc, eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp)))
 				changed[n_changed++] = &plan->frontends[i];
 		}
 	}
@@ -472,7 +566,7 @@ static int nftables_apply(void *priv, const struct plan *plan, const struct plan
 	}
 	free(changed);
 	free(eps);
-	return nftables_update(n, r, n_changed, diff->n_fe_removed, t0);
+	return nftables_update(n, plan, r, n_changed, diff->n_fe_removed, t0);
 }
 
 static int nftables_probe(char *why, size_t why_len)
@@ -580,6 +674,8 @@ static void nftables_fini(void *priv)
 	nft_state_done(&n->state);
 	nft_aff_chains_done(&n->aff_chains);
 	free(n->cidrs);
+	free(n->cidrs_done);
+	free(n->cidrs_new);
 	n->batch = nft_batch_free(n->batch);
 	if (n->nl)
 		mnl_socket_close(n->nl);

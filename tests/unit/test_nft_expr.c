@@ -320,6 +320,36 @@ Test(nft_expr, statements_text_and_attributes)
 	}
 }
 
+/* "fib daddr type local" and "fib saddr type != local": the address type
+ * of either address (RTN_*, host order) into one word, no text. */
+Test(nft_expr, fib_address_type_loads)
+{
+	struct nft_batch *b = nft_batch_new();
+	struct nft_rule_builder rb;
+	struct nftnl_rule *r;
+	struct nftnl_expr *x[4];
+	uint32_t local = 2; /* RTN_LOCAL */
+
+	cr_assert_eq(nft_rule_builder_init(&rb, AF_INET, "t", "c"), 0);
+	cr_assert_eq(nft_expr_load_fib_daddr_type(&rb, 0), 1);
+	cr_assert_eq(nft_expr_load_fib_saddr_type(&rb, 3), 4);
+	nft_expr_cmp(&rb, 3, NFT_CMP_NEQ, &local, 4);
+	cr_assert_str_eq(rb.text, "");
+	cr_assert_eq(nft_rule_builder_msg(&rb, b), 0);
+	nft_rule_builder_done(&rb);
+	cr_assert_eq(parse_rule(b, &r, x, 4), 3);
+	for (int i = 0; i < 2; i++) {
+		expect_name(x[i], "fib");
+		cr_assert_eq(nftnl_expr_get_u32(x[i], NFTNL_EXPR_FIB_RESULT), NFT_FIB_RESULT_ADDRTYPE);
+		cr_assert_eq(nftnl_expr_get_u32(x[i], NFTNL_EXPR_FIB_FLAGS), i ? NFTA_FIB_F_SADDR : NFTA_FIB_F_DADDR);
+		cr_assert_eq(nftnl_expr_get_u32(x[i], NFTNL_EXPR_FIB_DREG), i ? NFT_REG32_03 : NFT_REG32_00);
+	}
+	expect_name(x[2], "cmp");
+	cr_assert_eq(nftnl_expr_get_u32(x[2], NFTNL_EXPR_CMP_SREG), NFT_REG32_03);
+	nftnl_rule_free(r);
+	nft_batch_free(b);
+}
+
 /* A text-only builder collects the same text and no rule; sending it is
  * refused. A NAT without a port register leaves the port alone. */
 Test(nft_expr, text_only_builder)

@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 
@@ -307,6 +309,87 @@ Test(nft_rules, knows_its_own_chains)
 	cr_assert_not(nft_ruleset_has_chain("lb_33"), "no chain for 33 slots");
 	cr_assert_not(nft_ruleset_has_chain("filter_forward"), "an older version's chain");
 	cr_assert_not(nft_ruleset_has_chain("empty_check"));
+	/* The guards of the service range and the short-circuit. */
+	cr_assert(nft_ruleset_has_chain("guard_forward"));
+	cr_assert(nft_ruleset_has_chain("guard_output"));
+	cr_assert(nft_ruleset_has_chain("cluster_ips_check"));
+	cr_assert(nft_ruleset_has_chain(NFT_CIDRS_CHAIN));
+	cr_assert(nft_ruleset_has_chain("sclb_1"));
+	cr_assert(nft_ruleset_has_chain("scnplb_1024"));
+	cr_assert(nft_ruleset_has_chain("scaff_60_2_l"));
+	cr_assert(nft_ruleset_has_chain("scnpaff_60_2_l"));
+	cr_assert_not(nft_ruleset_has_chain("sclb_33"));
+}
+
+/* The short-circuit maps jump (a connection their chain does not take
+ * comes back to the frontend's own dispatch), to chains named for them;
+ * the cluster-IP guard set holds bare addresses. Read back as written,
+ * and what ferry does not write there is refused. */
+Test(nft_sets, short_circuit_and_guard_elements)
+{
+	struct inet_addr vip = addr("10.99.0.1"), cip6 = addr("fd00:96::10");
+	struct nft_elem in[4], out;
+	size_t off = 0;
+	static const char *const chains[] = { "sclb_2", "scnpaff_60_3_l", NULL, NULL };
+
+	nft_elem_init(&in[0], NFT_SET_SC_FE, AF_INET);
+	nft_elem_key_addr(&in[0], &off, &vip);
+	nft_elem_key_proto(&in[0], &off, INET_PROTO_TCP);
+	nft_elem_key_port(&in[0], &off, 80);
+	in[0].verdict = 2;
+	off = 0;
+	nft_elem_init(&in[1], NFT_SET_SC_NP, AF_INET6);
+	nft_elem_key_proto(&in[1], &off, INET_PROTO_UDP);
+	nft_elem_key_port(&in[1], &off, 30053);
+	in[1].verdict = 3;
+	in[1].aff_timeout = 60;
+	in[1].aff_mode = NFT_AFF_LOCAL;
+	off = 0;
+	nft_elem_init(&in[2], NFT_SET_CLUSTER_IPS, AF_INET6);
+	nft_elem_key_addr(&in[2], &off, &cip6);
+	cr_assert_eq(off, nft_set_key_len(NFT_SET_CLUSTER_IPS, AF_INET6));
+	cr_assert_eq(nft_set_key_len(NFT_SET_CLUSTER_IPS, AF_INET), 4);
+	cr_assert_eq(nft_set_data_len(NFT_SET_CLUSTER_IPS, AF_INET), 0);
+	nft_elem_init_digest(&in[3], &in[1], 42);
+	cr_assert_eq(in[3].set, NFT_SET_NP_DIGEST, "a short-circuit node port's digest is a node port's");
+	for (size_t i = 0; i < 4; i++) {
+		struct elem_seen seen;
+		struct nft_kernel_elem k;
+
+		kernel_form(&in[i], &seen, &k);
+		if (chains[i]) {
+			cr_assert_eq(seen.verdict, (uint32_t)NFT_JUMP);
+			cr_assert_str_eq(seen.chain, chains[i]);
+		}
+		cr_assert_eq(nft_elem_from_kernel(&out, (enum nft_set_id)in[i].set, in[i].family, &k), 0,
+			     "element %zu (set %s) not read back", i, nft_set_name((enum nft_set_id)in[i].set));
+		cr_assert_eq(nft_elem_cmp(&in[i], &out, NULL), 0, "element %zu read back differently", i);
+	}
+	{
+		struct elem_seen seen;
+		struct nft_kernel_elem k;
+
+		kernel_form(&in[0], &seen, &k);
+		k.verdict_code = (uint32_t)NFT_GOTO;
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_SC_FE, AF_INET, &k), -EPROTO, "goto in @sc_fe");
+		k.verdict_code = (uint32_t)NFT_JUMP;
+		k.chain = "lb_2";
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_SC_FE, AF_INET, &k), -EPROTO, "lb chain in @sc_fe");
+		k.chain = "do_reject";
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_SC_FE, AF_INET, &k), -EPROTO);
+		k.chain = NULL;
+		k.verdict_code = NF_DROP;
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_SC_FE, AF_INET, &k), -EPROTO, "drop in @sc_fe");
+		k.chain = "sclb_2";
+		k.verdict_code = (uint32_t)NFT_JUMP;
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_FE, AF_INET, &k), -EPROTO, "jump in @fe");
+		k.verdict_code = (uint32_t)NFT_GOTO;
+		cr_assert_eq(nft_elem_from_kernel(&out, NFT_SET_FE, AF_INET, &k), -EPROTO, "sclb chain in @fe");
+	}
+	/* The short-circuit's slot numbers avoid the masquerade bit. */
+	cr_assert_eq(nft_sc_slot_base(0x4000), 0x10000);
+	cr_assert_eq(nft_sc_slot_base(0x10000), 0x20000);
+	cr_assert_gt(nft_sc_slot_base(0x4000), NFT_SLOTS_MAX);
 }
 
 Test(nft_rules, ruleset_tag_names_the_rules)
@@ -413,6 +496,165 @@ Test(nft_rules, constant_ruleset_round_trip)
 	nft_batch_free(b);
 }
 
+/* Every rule of one chain, as expression names (one string per rule). */
+struct chain_seen {
+	const char *chain;
+	char rules[8][200];
+	int n;
+	uint32_t numgen_offset;     /* the last numgen's offset */
+	char lookups[8][32];        /* sets the chain looks up, in order */
+	int n_lookups;
+	struct {
+		bool seen;
+		uint32_t hook;
+		int32_t prio;
+		char type[16];
+	} base;
+};
+
+static int chain_expr_cb(struct nftnl_expr *e, void *ctx)
+{
+	struct chain_seen *c = ctx;
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+	expr_names(e, c->rules[c->n]);
+	if (strcmp(name, "numgen") == 0)
+		c->numgen_offset = nftnl_expr_get_u32(e, NFTNL_EXPR_NG_OFFSET);
+	if (strcmp(name, "lookup") == 0 && c->n_lookups < 8)
+		snprintf(c->lookups[c->n_lookups++], 32, "%s", nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
+	return 0;
+}
+
+static void parse_chain(const struct nlmsghdr *nlh, void *ctx)
+{
+	struct chain_seen *c = ctx;
+
+	if (NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWCHAIN) {
+		struct nftnl_chain *ch = nftnl_chain_alloc();
+
+		cr_assert_eq(nftnl_chain_nlmsg_parse(nlh, ch), 0);
+		if (strcmp(nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME), c->chain) == 0 &&
+		    nftnl_chain_is_set(ch, NFTNL_CHAIN_HOOKNUM)) {
+			c->base.seen = true;
+			c->base.hook = nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM);
+			c->base.prio = nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO);
+			snprintf(c->base.type, sizeof(c->base.type), "%s", nftnl_chain_get_str(ch, NFTNL_CHAIN_TYPE));
+		}
+		nftnl_chain_free(ch);
+		return;
+	}
+	if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWRULE)
+		return;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	cr_assert_eq(nftnl_rule_nlmsg_parse(nlh, r), 0);
+	if (strcmp(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN), c->chain) == 0 && c->n < 8) {
+		nftnl_expr_foreach(r, chain_expr_cb, c);
+		c->n++;
+	}
+	nftnl_rule_free(r);
+}
+
+static struct chain_seen chain_of(struct nft_batch *b, const char *chain)
+{
+	struct chain_seen c = { .chain = chain };
+
+	each_msg(b, parse_chain, &c);
+	return c;
+}
+
+/* kube-proxy's cluster-ips-check (filter forward and output, after the
+ * DNAT, new connections only) and the short-circuit chains, as the kernel
+ * gets them. */
+Test(nft_rules, guards_and_short_circuit_round_trip)
+{
+	struct nft_batch *b = nft_batch_new();
+	struct inet_prefix cidr;
+	struct nft_ruleset_cfg cfg = { .masq_mark = 0x4000 };
+	struct chain_seen c;
+
+	cr_assert_eq(inet_prefix_parse("10.244.0.0/16", &cidr), 0);
+	cfg.cluster_cidrs = &cidr;
+	cfg.n_cluster_cidrs = 1;
+	cr_assert_eq(nft_ruleset_msgs(b, AF_INET, &cfg), 0);
+	for (int i = 0; i < 2; i++) {
+		c = chain_of(b, i ? "guard_output" : "guard_forward");
+		cr_assert(c.base.seen);
+		cr_assert_str_eq(c.base.type, "filter");
+		cr_assert_eq(c.base.hook, i ? NF_INET_LOCAL_OUT : NF_INET_FORWARD);
+		cr_assert_gt(c.base.prio, -100, "after the DNAT");
+		cr_assert_eq(c.n, 1);
+		cr_assert_str_eq(c.rules[0], "ct bitwise cmp immediate ", "ct state new jump cluster_ips_check");
+	}
+	c = chain_of(b, "cluster_ips_check");
+	cr_assert_eq(c.n, 2);
+	cr_assert_str_eq(c.rules[0], "payload lookup immediate ");
+	cr_assert_str_eq(c.lookups[0], "cluster_ips");
+	cr_assert_str_eq(c.rules[1], "immediate ");
+	c = chain_of(b, NFT_CIDRS_CHAIN);
+	cr_assert_eq(c.n, 0, "the CIDR rules are written apart (nft_service_cidrs_msgs)");
+	/* The short-circuit dispatch comes before the frontend's own and its
+	 * empty check. */
+	c = chain_of(b, "services");
+	cr_assert_eq(c.n_lookups, 7);
+	cr_assert_str_eq(c.lookups[4], "sc_fe");
+	cr_assert_str_eq(c.lookups[5], "fe");
+	cr_assert_str_eq(c.lookups[6], "empty_fe");
+	c = chain_of(b, "nodeports");
+	cr_assert_str_eq(c.lookups[1], "sc_np");
+	cr_assert_str_eq(c.lookups[2], "np");
+	/* sclb_3: others return (pod detection, fib saddr type), the node is
+	 * marked, then the slots from the base. */
+	c = chain_of(b, "sclb_3");
+	cr_assert_eq(c.n, 3);
+	cr_assert_str_eq(c.rules[0], "payload bitwise cmp fib cmp immediate ");
+	cr_assert_str_eq(c.rules[1], "payload bitwise cmp meta bitwise meta ");
+	cr_assert_str_eq(c.rules[2], "payload meta payload numgen lookup nat ");
+	cr_assert_eq(c.numgen_offset, nft_sc_slot_base(0x4000));
+	c = chain_of(b, "scnplb_1024");
+	cr_assert_eq(c.n, 3);
+	cr_assert_str_eq(c.rules[2], "meta payload numgen lookup nat ");
+	cr_assert_str_eq(c.lookups[0], "np_slots");
+	/* No detection in the family: every connection but the node's returns. */
+	nft_batch_clear(b);
+	cr_assert_eq(nft_ruleset_msgs(b, AF_INET6, &cfg), 0);
+	c = chain_of(b, "sclb_3");
+	cr_assert_str_eq(c.rules[0], "fib cmp immediate ");
+	cr_assert_str_eq(c.rules[1], "meta bitwise meta ");
+	nft_batch_free(b);
+}
+
+/* The service CIDRs: one drop rule each in the family's table, the network
+ * part compared, after emptying the chain. */
+Test(nft_rules, service_cidrs_rules)
+{
+	struct nft_batch *b = nft_batch_new();
+	struct inet_prefix p[3];
+	struct chain_seen c;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	cr_assert_eq(inet_prefix_parse("10.96.0.0/16", &p[0]), 0);
+	cr_assert_eq(inet_prefix_parse("fd00:96::/112", &p[1]), 0);
+	cr_assert_eq(inet_prefix_parse("10.100.0.0/24", &p[2]), 0);
+	cr_assert_eq(nft_service_cidrs_msgs(b, AF_INET, p, 3), 0);
+	cr_assert_eq(nft_batch_count(b), 3, "the flush and one rule per IPv4 CIDR");
+	c = chain_of(b, NFT_CIDRS_CHAIN);
+	cr_assert_eq(c.n, 2);
+	cr_assert_str_eq(c.rules[0], "payload bitwise cmp immediate ");
+	nft_batch_clear(b);
+	cr_assert_eq(nft_service_cidrs_msgs(b, AF_INET6, p, 0), 0);
+	cr_assert_eq(nft_batch_count(b), 1, "no CIDR: the chain is emptied");
+	nft_batch_free(b);
+
+	f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	nft_service_cidrs_print(f, AF_INET6, p, 3);
+	fclose(f);
+	cr_assert_str_eq(text, "add rule ip6 ferry service_cidrs_check ip6 daddr fd00:96::/112 drop\n");
+	free(text);
+}
+
 static struct plan_endpoint eps3[3];
 static struct plan_epset epset3 = { .key = "default/web:http/TCP", .endpoints = eps3, .n_endpoints = 3 };
 
@@ -478,6 +720,108 @@ Test(nft_elems, frontend_translation)
 	nft_elem_vec_done(&vec);
 	cr_assert_eq(nft_slots_for(7), 7);
 	cr_assert_eq(nft_slots_for(33), NFT_SLOTS_MAX);
+}
+
+static const struct nft_elem *find_set(const struct nft_elem_vec *vec, enum nft_set_id set, size_t *ret_count);
+
+/* The short-circuit of an externalTrafficPolicy Local frontend and the
+ * cluster IP's guard element, as nft_frontend_elems translates them. */
+Test(nft_elems, short_circuit_and_guard_translation)
+{
+	struct plan_endpoint all[2], local[1];
+	struct plan_epset eps_all = { .key = "default/web:http/TCP", .endpoints = all, .n_endpoints = 2 };
+	struct plan_epset eps_local = { .key = "default/web:http/TCP/local", .endpoints = local };
+	struct plan_frontend fe = { .kind = FRONTEND_LOAD_BALANCER, .proto = INET_PROTO_TCP, .port = 80,
+				    .epset = &eps_local, .short_circuit = &eps_all, .when_empty = EMPTY_DROP };
+	struct nft_elems_cfg cfg = { .masq_mark = 0x4000 };
+	struct nft_elem_vec vec = { 0 };
+	const struct nft_elem *e, *d;
+	uint32_t base = nft_sc_slot_base(0x4000), slot;
+	size_t n;
+
+	fe.addr = addr("10.98.0.1");
+	all[0] = (struct plan_endpoint){ .addr = addr("10.0.2.2"), .port = 9000 };
+	all[1] = (struct plan_endpoint){ .addr = addr("10.0.2.3"), .port = 9000, .local = true };
+	local[0] = all[1];
+
+	/* The Local set is empty: dropped, but the short-circuit forwards. */
+	cr_assert_eq(nft_frontend_elems(&fe, &cfg, &vec, NULL), 0);
+	e = find_set(&vec, NFT_SET_EMPTY_FE, &n);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(e->verdict, NFT_VERDICT_DROP);
+	cr_assert_null(find_set(&vec, NFT_SET_FE, &n));
+	e = find_set(&vec, NFT_SET_SC_FE, &n);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(e->verdict, 2);
+	e = find_set(&vec, NFT_SET_SLOTS, &n);
+	cr_assert_eq(n, 2);
+	for (size_t i = 0; i < 2; i++) {
+		memcpy(&slot, e[i].key + 12, 4);
+		cr_assert_eq(slot, base + i, "slot %zu numbered from the base", i);
+		cr_assert_eq(memcmp(e[i].data, all[i].addr.u.bytes, 4), 0);
+	}
+	find_set(&vec, NFT_SET_HAIRPIN, &n);
+	cr_assert_eq(n, 1, "the local endpoint of the cluster-wide set");
+	cr_assert_null(find_set(&vec, NFT_SET_CLUSTER_IPS, &n), "not a cluster IP");
+	d = find_set(&vec, NFT_SET_DIGEST, &n);
+	cr_assert_eq(n, 1, "a digest keyed by the frontend");
+	cr_assert_eq(d, &vec.v[vec.n - 1], "the digest sorts last");
+	for (size_t i = 1; i < vec.n; i++)
+		cr_assert_lt(nft_elem_cmp(&vec.v[i - 1], &vec.v[i], NULL), 0, "sorted, unique");
+	nft_elem_vec_done(&vec);
+
+	/* With the local endpoint: both dispatches; one digest for all slots. */
+	eps_local.n_endpoints = 1;
+	cr_assert_eq(nft_frontend_elems(&fe, &cfg, &vec, NULL), 0);
+	find_set(&vec, NFT_SET_FE, &n);
+	cr_assert_eq(n, 1);
+	find_set(&vec, NFT_SET_SC_FE, &n);
+	cr_assert_eq(n, 1);
+	find_set(&vec, NFT_SET_SLOTS, &n);
+	cr_assert_eq(n, 3);
+	find_set(&vec, NFT_SET_DIGEST, &n);
+	cr_assert_eq(n, 1);
+	find_set(&vec, NFT_SET_MASQ_FE, &n);
+	cr_assert_eq(n, 0, "Local: never masqueraded by the frontend's own marks");
+	nft_elem_vec_done(&vec);
+
+	/* Affinity, on a wildcard node port: the short-circuit's slots in both
+	 * forms (the node's marked, the pods' not), "local" mode. */
+	eps_all.affinity = eps_local.affinity = true;
+	eps_all.affinity_timeout_s = eps_local.affinity_timeout_s = 60;
+	fe.kind = FRONTEND_NODE_PORT;
+	fe.addr = inet_addr_any(AF_INET);
+	fe.port = 30080;
+	cr_assert_eq(nft_frontend_elems(&fe, &cfg, &vec, NULL), 0);
+	e = find_set(&vec, NFT_SET_SC_NP, &n);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(e->aff_mode, NFT_AFF_LOCAL);
+	cr_assert_eq(e->aff_timeout, 60);
+	{
+		char chain[48];
+		cr_assert_str_eq(nft_verdict_chain(e, chain, sizeof(chain)), "scnpaff_60_2_l");
+	}
+	e = find_set(&vec, NFT_SET_NP_AFF_SLOTS, &n);
+	cr_assert_eq(n, 5, "1 own slot, 2 x 2 short-circuit slots");
+	for (size_t i = 1; i < n; i++) {
+		memcpy(&slot, e[i].key + 8, 4);
+		cr_assert(slot == base + (i - 1) / 2 || slot == ((base + (i - 1) / 2) | 0x4000), "slot 0x%x", slot);
+	}
+	find_set(&vec, NFT_SET_NP_DIGEST, &n);
+	cr_assert_eq(n, 1);
+	nft_elem_vec_done(&vec);
+
+	/* A cluster IP is guarded, with or without endpoints. */
+	fe = (struct plan_frontend){ .kind = FRONTEND_CLUSTER_IP, .addr = addr("fd00:96::10"), .proto = INET_PROTO_UDP,
+				     .port = 53, .epset = &eps_local };
+	eps_local.n_endpoints = 0;
+	cr_assert_eq(nft_frontend_elems(&fe, &cfg, &vec, NULL), 0);
+	e = find_set(&vec, NFT_SET_CLUSTER_IPS, &n);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(memcmp(e->key, fe.addr.u.bytes, 16), 0);
+	find_set(&vec, NFT_SET_EMPTY_FE, &n);
+	cr_assert_eq(n, 1);
+	nft_elem_vec_done(&vec);
 }
 
 Test(nft_render, accepted_by_nft_check)
@@ -801,4 +1145,83 @@ Test(nft_render, local_by_interface_accepted_by_nft_check)
 		fclose(f);
 		nft_check_file(path);
 	}
+}
+
+/* `ferry plan --backend nftables` with the guards of the service range
+ * (CIDRs of both families) and short-circuits (plain and affinity, by
+ * address and on every address, both families): nft -c -f accepts it. */
+Test(nft_render, guards_and_short_circuit_accepted_by_nft_check)
+{
+	struct plan_endpoint all4[2], all6[1], aff4[2];
+	struct plan_epset eps[4] = {
+		{ .key = "default/web:http/TCP", .endpoints = all4, .n_endpoints = 2 },
+		{ .key = "default/web:http/TCP/local" },
+		{ .key = "default/web6:http/TCP", .endpoints = all6, .n_endpoints = 1 },
+		{ .key = "default/sticky:http/TCP", .endpoints = aff4, .n_endpoints = 2, .affinity = true,
+		  .affinity_timeout_s = 60 },
+	};
+	struct plan_frontend fe[6] = {
+		{ .kind = FRONTEND_CLUSTER_IP, .proto = INET_PROTO_TCP, .port = 80, .epset = &eps[0],
+		  .masquerade = PLAN_MASQ_UNLESS_LOCAL },
+		{ .kind = FRONTEND_CLUSTER_IP, .proto = INET_PROTO_UDP, .port = 53, .epset = &eps[0],
+		  .masquerade = PLAN_MASQ_UNLESS_LOCAL },
+		{ .kind = FRONTEND_NODE_PORT, .proto = INET_PROTO_TCP, .port = 30080, .epset = &eps[1],
+		  .when_empty = EMPTY_DROP, .short_circuit = &eps[0] },
+		{ .kind = FRONTEND_LOAD_BALANCER, .proto = INET_PROTO_TCP, .port = 80, .epset = &eps[1],
+		  .when_empty = EMPTY_DROP, .short_circuit = &eps[3] },
+		{ .kind = FRONTEND_NODE_PORT, .proto = INET_PROTO_TCP, .port = 30081, .epset = &eps[1],
+		  .when_empty = EMPTY_DROP, .short_circuit = &eps[3] },
+		{ .kind = FRONTEND_EXTERNAL_IP, .proto = INET_PROTO_TCP, .port = 80, .epset = &eps[1],
+		  .when_empty = EMPTY_DROP, .short_circuit = &eps[2] },
+	};
+	struct inet_prefix cidrs[2], pods;
+	struct plan plan = { .frontends = fe, .n_frontends = 6, .service_cidrs = cidrs, .n_service_cidrs = 2 };
+	struct nftables_options opts = { .masquerade_mark = 0x4000 };
+	char path[] = "/tmp/ferry-nft-guards.XXXXXX";
+	char cmd[256], *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int fd, rc;
+
+	if (access("/usr/sbin/nft", X_OK) != 0 && access("/sbin/nft", X_OK) != 0)
+		cr_skip_test("the nft binary is not installed");
+	if (geteuid() != 0)
+		cr_skip_test("checking with nft -c needs root (a private network namespace)");
+	fe[0].addr = fe[1].addr = addr("10.96.0.10");
+	fe[2].addr = inet_addr_any(AF_INET);
+	fe[3].addr = addr("10.98.0.1");
+	fe[4].addr = addr("10.0.1.1");
+	fe[5].addr = addr("fd00:99::1");
+	all4[0] = (struct plan_endpoint){ .addr = addr("10.0.2.2"), .port = 9000 };
+	all4[1] = (struct plan_endpoint){ .addr = addr("10.0.2.3"), .port = 9000, .local = true };
+	all6[0] = (struct plan_endpoint){ .addr = addr("fd00:2::2"), .port = 9000 };
+	aff4[0] = all4[0];
+	aff4[1] = all4[1];
+	cr_assert_eq(inet_prefix_parse("10.96.0.0/16", &cidrs[0]), 0);
+	cr_assert_eq(inet_prefix_parse("fd00:96::/112", &cidrs[1]), 0);
+	cr_assert_eq(inet_prefix_parse("10.244.0.0/16", &pods), 0);
+	opts.local.cluster_cidrs = &pods;
+	opts.local.n_cluster_cidrs = 1;
+	f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	nftables_render(&plan, &opts, PLAN_FORMAT_TEXT, f);
+	fclose(f);
+	cr_assert_not_null(strstr(text, "add rule ip ferry service_cidrs_check ip daddr 10.96.0.0/16 drop"), "%s", text);
+	cr_assert_not_null(strstr(text, "add rule ip6 ferry service_cidrs_check ip6 daddr fd00:96::/112 drop"));
+	cr_assert_not_null(strstr(text, "add element ip ferry cluster_ips {\n\t10.96.0.10\n}"), "one element per address");
+	cr_assert_not_null(strstr(text, "\ttcp . 30080 : jump scnplb_2"), "the wildcard node port's short-circuit");
+	cr_assert_not_null(strstr(text, "add chain ip ferry scaff_60_2_l"));
+	cr_assert_not_null(strstr(text, "fd00:99::1 . tcp . 80 : jump sclb_1"));
+	cr_assert_not_null(strstr(text, "ct state new jump cluster_ips_check"));
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	free(text);
+	snprintf(cmd, sizeof(cmd), "unshare -n nft -c -f %s", path);
+	rc = system(cmd);
+	unlink(path);
+	if (WIFEXITED(rc) && WEXITSTATUS(rc) == 127)
+		cr_skip_test("unshare not available");
+	cr_assert_eq(rc, 0, "nft -c -f refused the ruleset with guards and short-circuits");
 }

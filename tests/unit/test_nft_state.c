@@ -92,6 +92,18 @@ static struct nft_elem hairpin(const char *ep)
 	return e;
 }
 
+/* The guard element of cluster IP vip. */
+static struct nft_elem cluster_ip(const char *vip)
+{
+	struct inet_addr a = addr(vip);
+	struct nft_elem e;
+	size_t off = 0;
+
+	nft_elem_init(&e, NFT_SET_CLUSTER_IPS, a.family);
+	nft_elem_key_addr(&e, &off, &a);
+	return e;
+}
+
 static int elem_cmp(const void *a, const void *b)
 {
 	return nft_elem_cmp(a, b, NULL);
@@ -311,6 +323,109 @@ Test(nft_state, hairpin_shared_by_two_frontends)
 	nft_state_commit(&st);
 	cr_expect_eq(nft_state_hairpin_refs(&st, &h), 0);
 	cr_expect_eq(nft_state_frontends(&st), 0);
+}
+
+/* A cluster IP's guard element is held by every port of the address: added
+ * with the first, deleted with the last; a hairpin pair of the same bytes
+ * is another element. */
+Test(nft_state, cluster_ip_shared_by_its_ports)
+{
+	struct nft_state_key a = key("10.96.0.1", INET_PROTO_TCP, 80), b = key("10.96.0.1", INET_PROTO_UDP, 53),
+			     c = key("10.96.0.2", INET_PROTO_TCP, 80);
+	struct nft_elem ip1 = cluster_ip("10.96.0.1"), ip2 = cluster_ip("10.96.0.2"), h = hairpin("10.96.0.1");
+	struct nft_elem ea[] = { vmap("10.96.0.1", INET_PROTO_TCP, 80, 1), ip1 };
+	struct nft_elem eb[] = { vmap("10.96.0.1", INET_PROTO_UDP, 53, 1), ip1, h };
+	struct nft_elem ec[] = { vmap("10.96.0.2", INET_PROTO_TCP, 80, 1), ip2 };
+
+	cr_assert(nft_state_is_shared_set(NFT_SET_CLUSTER_IPS));
+	cr_assert(nft_state_is_shared_set(NFT_SET_HAIRPIN));
+	cr_assert_not(nft_state_is_shared_set(NFT_SET_FE));
+	cr_assert_eq(stage(&st, a, ea, 2), 0);
+	cr_assert_eq(stage(&st, b, eb, 3), 0);
+	cr_assert_eq(stage(&st, c, ec, 2), 0);
+	cr_expect_eq(st.change.n_adds, 6, "3 vmaps, 2 cluster IPs, 1 hairpin");
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ip1), 2);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &h), 1, "counted apart from the cluster IP");
+	nft_state_commit(&st);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ip1), 2);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ip2), 1);
+
+	/* One port goes: the address stays guarded. */
+	cr_assert_eq(nft_state_stage_removal(&st, &a), 0);
+	cr_expect_not(has(st.change.dels, st.change.n_dels, &ip1));
+	cr_expect_eq(st.change.n_dels, 1);
+	nft_state_commit(&st);
+
+	/* A discarded change gives its references back. */
+	cr_assert_eq(nft_state_stage_removal(&st, &b), 0);
+	cr_expect(has(st.change.dels, st.change.n_dels, &ip1));
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ip1), 0);
+	nft_state_discard(&st);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ip1), 1);
+
+	/* The last port goes (a sync that no longer has it): so does the address. */
+	cr_assert_eq(stage(&st, c, ec, 2), 0);
+	cr_assert_eq(nft_state_stage_unstaged_removals(&st), 1);
+	cr_expect(has(st.change.dels, st.change.n_dels, &ip1));
+	cr_expect(has(st.change.dels, st.change.n_dels, &h));
+	cr_expect_not(has(st.change.dels, st.change.n_dels, &ip2));
+	nft_state_commit(&st);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ip1), 0);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ip2), 1);
+	cr_expect_eq(nft_state_frontends(&st), 1);
+}
+
+/* A frontend with a short-circuit (plan_frontend.short_circuit): its slots
+ * share the slot table (and its sizing), numbered from the base; a change
+ * of the cluster-wide set touches those slots and the digest only. */
+Test(nft_state, short_circuit_slots_share_the_slot_table)
+{
+	struct plan_endpoint local[1], all[2];
+	struct plan_epset eps_local = { .key = "default/web:http/TCP/local", .endpoints = local, .n_endpoints = 1 };
+	struct plan_epset eps_all = { .key = "default/web:http/TCP", .endpoints = all, .n_endpoints = 2 };
+	struct plan_frontend fe = { .kind = FRONTEND_EXTERNAL_IP, .addr = addr("10.99.0.1"), .proto = INET_PROTO_TCP,
+				    .port = 80, .epset = &eps_local, .short_circuit = &eps_all,
+				    .when_empty = EMPTY_DROP };
+	struct nft_elems_cfg cfg = { .masq_mark = 0x4000 };
+	struct nft_elem_vec v = { 0 };
+	struct nft_state_key k;
+	size_t need[2], n_sc_fe = 0, n_slots = 0;
+
+	local[0] = (struct plan_endpoint){ .addr = addr("10.0.2.3"), .port = 9000, .local = true };
+	all[0] = (struct plan_endpoint){ .addr = addr("10.0.2.2"), .port = 9000 };
+	all[1] = local[0];
+	nft_state_key_of(&fe, &k);
+	cr_assert_eq(nft_frontend_elems(&fe, &cfg, &v, NULL), 0);
+	cr_assert_eq(nft_state_stage(&st, &k, &v), 0);
+	nft_state_slots_need(&st, need);
+	cr_expect_eq(need[0], 3, "1 own slot and 2 short-circuit slots");
+	for (size_t i = 0; i < st.change.n_adds; i++) {
+		n_sc_fe += st.change.adds[i]->set == NFT_SET_SC_FE;
+		n_slots += st.change.adds[i]->set == NFT_SET_SLOTS;
+	}
+	cr_expect_eq(n_sc_fe, 1);
+	cr_expect_eq(n_slots, 3);
+	nft_state_commit(&st);
+	cr_expect_eq(st.slots_count[0], 3);
+
+	/* Another remote endpoint: one short-circuit slot and the digest. */
+	all[0].addr = addr("10.0.2.1"); /* still sorted first */
+	cr_assert_eq(nft_frontend_elems(&fe, &cfg, &v, NULL), 0);
+	cr_assert_eq(nft_state_stage(&st, &k, &v), 0);
+	cr_expect_eq(st.change.n_dels, 2);
+	cr_expect_eq(st.change.n_adds, 2);
+	for (size_t i = 0; i < st.change.n_adds; i++) {
+		const struct nft_elem *e = st.change.adds[i];
+		uint32_t slot;
+
+		cr_expect(e->set == NFT_SET_SLOTS || e->set == NFT_SET_DIGEST, "set %s", nft_set_name(e->set));
+		if (e->set != NFT_SET_SLOTS)
+			continue;
+		memcpy(&slot, e->key + 12, 4);
+		cr_expect_eq(slot, nft_sc_slot_base(0x4000), "the short-circuit's first slot");
+	}
+	nft_state_commit(&st);
+	cr_expect_eq(st.slots_count[0], 3);
 }
 
 Test(nft_state, hairpin_moves_between_frontends_in_one_change)
