@@ -114,7 +114,8 @@ void nftables_render(const struct plan *plan, const void *options, enum plan_for
 	size_t len = 0;
 	FILE *mem;
 
-	if (fmt == PLAN_FORMAT_TEXT) {
+	/* Text and rules are the same: the text already is an nft program. */
+	if (fmt != PLAN_FORMAT_JSON) {
 		render_text(plan, options, out);
 		return;
 	}

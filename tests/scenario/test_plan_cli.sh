@@ -1,6 +1,7 @@
 #!/bin/bash
 # The offline commands on the shipped demo: `ferry plan` (text and json)
 # exits 0 and shows the demo service and its endpoints, the json parses,
+# `--format rules` is what nft -c -f (nftables) and ipvsadm-restore (ipvs) read,
 # `ferry version` prints a version and `ferry help` succeeds.
 . "$(dirname "$0")/lib.sh"
 lib_init plan_cli
@@ -36,6 +37,28 @@ fi
 for want in 127.0.0.10 127.0.0.11 127.0.0.12; do
 	grep -q "$want" "$T/plan.json" || fail "plan json lacks $want"
 done
+
+say "ferry plan --format rules: only what the backend programs, in its tool's syntax"
+# nftables: nft checks it (-c: parse and validate against the kernel of this
+# namespace, install nothing).
+ip netns exec "$N" "$FERRY_BIN" plan --source "dir:$DEMO" --backend nftables --format rules >"$T/rules.nft" 2>"$T/rules.err" ||
+	fail "plan rules (nftables) exit $?: $(cat "$T/rules.err")"
+grep -q "forwarding plan" "$T/rules.nft" && fail "rules output carries the plan, not only the ruleset"
+if ip netns exec "$N" nft list tables >/dev/null 2>&1; then
+	ip netns exec "$N" nft -c -f - <"$T/rules.nft" || fail "nft -c -f rejects ferry plan --format rules"
+	say "  nft -c -f accepts it ($(wc -l <"$T/rules.nft") lines)"
+else
+	say "  nf_tables unusable here: syntax not checked by nft"
+fi
+# ipvs: ipvsadm-restore lines only (-A virtual server, -a real server).
+ip netns exec "$N" "$FERRY_BIN" plan --source "dir:$DEMO" --backend ipvs --format rules >"$T/rules.ipvs" 2>"$T/rules.err" ||
+	fail "plan rules (ipvs) exit $?: $(cat "$T/rules.err")"
+sed 's/^/  | /' "$T/rules.ipvs"
+grep -q -- "^-A -t 127.0.0.10:8080 -s rr$" "$T/rules.ipvs" || fail "no TCP virtual server line"
+grep -q -- "^-A -u 127.0.0.10:8080 -s rr$" "$T/rules.ipvs" || fail "no UDP virtual server line"
+grep -q -- "^-a -t 127.0.0.10:8080 -r 127.0.0.11:9000 -m -w 1$" "$T/rules.ipvs" || fail "no real server line"
+bad=$(grep -v -E '^-[Aa] (-t|-u|--sctp-service) ' "$T/rules.ipvs")
+[ -z "$bad" ] || fail "lines ipvsadm-restore would not read: $bad"
 
 say "ferry version"
 v=$("$FERRY_BIN" version 2>&1) || fail "ferry version exit $?"
