@@ -19,6 +19,7 @@ packages=(
 	libipset-dev                       # IPVS backend (ipset membership sets)
 	ipvsadm ipset                      # IPVS VM tests inspect the guest's tables with them (ferry never runs them)
 	libcurl4-openssl-dev openssl       # Kubernetes API source (libcurl); test CA for the test API server
+	clang libclang-rt-14-dev           # fuzz targets (tests/fuzz/): clang and its libFuzzer + sanitizer runtimes
 	# VM tests (tests/vm/, docs/testing-vm.md): kernel features this host's
 	# kernel lacks (SCTP, IPVS). The Debian kernel image itself is not
 	# installed: tests/vm/build_vm.sh fetches it with `apt-get download`
