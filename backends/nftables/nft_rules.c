@@ -263,11 +263,32 @@ static void r_mark_local(struct nft_rule_builder *rb, const struct nft_ruleset_c
 
 /* Packets for this host go on to the wildcard node ports; the FIB lookup
  * is paid only by new connections that no frontend took. */
+/* "ip daddr != 127.0.0.0/8 " / "ip6 daddr != ::1 ": node ports on every
+ * local address leave the loopback addresses out, as kube-proxy's nftables
+ * mode does (a loopback source cannot be DNATed off the host). */
+static void m_daddr_not_loopback(struct nft_rule_builder *rb)
+{
+	uint8_t mask[16] = { 0 }, net[16] = { 0 }, zero[16] = { 0 };
+	unsigned len = rb->family == NFPROTO_IPV4 ? 8 : 128;
+
+	for (unsigned bit = 0; bit < len; bit++)
+		mask[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+	if (rb->family == NFPROTO_IPV4)
+		net[0] = 127;
+	else
+		net[15] = 1;
+	nft_expr_load_addr(rb, true, 0);
+	nft_expr_bitwise(rb, 0, mask, zero, nft_expr_addr_len(rb));
+	nft_expr_cmp(rb, 0, NFT_CMP_NEQ, net, nft_expr_addr_len(rb));
+	nft_expr_text(rb, rb->family == NFPROTO_IPV4 ? " != 127.0.0.0/8 " : " != ::1 ");
+}
+
 static void r_goto_nodeports(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *cfg, unsigned arg)
 {
 	(void)cfg;
 	(void)arg;
 	m_fib_local(rb);
+	m_daddr_not_loopback(rb);
 	nft_expr_verdict(rb, NFT_GOTO, "nodeports");
 }
 

@@ -65,6 +65,10 @@ say "all: every local address"
 restart --nodeport-addresses all
 answers 10.0.1.1
 answers 10.0.2.1
+say "  but not loopback: kube-proxy's match-all rule has ip daddr != 127.0.0.0/8"
+# Nothing listens on N's loopback port: refused, not DNATed (a loopback
+# source cannot leave the host, so a DNAT would hang the connection).
+expect_refused "$N" tcp 127.0.0.1:30080
 
 say "localhost with nftables: a warning, and the rest of the list still applies"
 restart --nodeport-addresses localhost,10.0.2.0/24
