@@ -140,14 +140,18 @@ int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nf
 {
 	struct nft_elem_vec keys = { 0 }, known = { 0 };
 	double t0 = now_ms(), t1;
+	struct log_progress progress;
 	size_t n_small;
 	int r = 0;
 
+	/* A take-over at scale reads for seconds: say how far it got. */
+	log_progress_start(&progress, "nftables: taking over, reading the kernel's sets");
 	for (int fam = 0; fam < 2 && r == 0; fam++)
 		for (int s = 0; s < NFT_SET_COUNT && r == 0; s++) {
 			if (nft_state_is_slot_set((uint8_t)s))
 				continue;
 			r = read_set_consistent(nl, fam ? AF_INET6 : AF_INET, (enum nft_set_id)s, have);
+			log_progress(&progress, have->n, 0, "elements read");
 			if (r < 0)
 				log_info("nftables: cannot read set %s %s %s (%s): replacing the tables",
 					 fam ? "ip6" : "ip", NFT_TABLE_NAME, nft_set_name((enum nft_set_id)s),
@@ -190,6 +194,7 @@ int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nf
 		for (j = i + 1; j < keys.n && keys.v[j].set == keys.v[i].set && keys.v[j].family == keys.v[i].family; j++)
 			;
 		r = nft_read_keys(nl, &keys.v[i], j - i, have);
+		log_progress(&progress, j, keys.n, "slot-table keys looked up");
 		if (r < 0)
 			log_info("nftables: cannot read set %s %s %s (%s): replacing the tables",
 				 keys.v[i].family == AF_INET6 ? "ip6" : "ip", NFT_TABLE_NAME,

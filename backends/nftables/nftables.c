@@ -267,12 +267,16 @@ static int stale_chain_msgs(struct nftables *n)
  * adds every element the plan needs (each hairpin once). */
 static int stage_plan_from_scratch(struct nftables *n, const struct plan *plan)
 {
+	struct log_progress progress;
 	int r = 0;
 
 	nft_state_clear(&n->state);
 	nft_aff_chains_clear(&n->aff_chains);
-	for (size_t i = 0; i < plan->n_frontends && r == 0; i++)
+	log_progress_start(&progress, "nftables: full sync, building");
+	for (size_t i = 0; i < plan->n_frontends && r == 0; i++) {
 		r = stage_frontend(n, &plan->frontends[i]);
+		log_progress(&progress, i + 1, plan->n_frontends, "frontends");
+	}
 	return r;
 }
 
