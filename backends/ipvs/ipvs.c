@@ -571,9 +571,16 @@ static int send_members(struct ipvs *v, const struct ipvs_item *const *items, si
 
 static int send_list(struct ipvs *v, const struct ipvs_item *const *items, size_t n, enum ipvs_genl_op op)
 {
+	static const char *const what[] = { [IPVS_GENL_ADD] = "ipvs: sending additions",
+					    [IPVS_GENL_EDIT] = "ipvs: sending edits",
+					    [IPVS_GENL_DEL] = "ipvs: sending deletions" };
+	struct log_progress progress;
 	int r = 0;
 
+	/* One round trip per item: a full sync at scale takes seconds. */
+	log_progress_start(&progress, what[op]);
 	for (size_t i = 0, j; i < n && r == 0; i = j) {
+		log_progress(&progress, i, n, "items");
 		j = i + 1;
 		if (items[i]->kind == IPVS_ITEM_MEMBER && op != IPVS_GENL_EDIT) {
 			while (j < n && items[j]->kind == IPVS_ITEM_MEMBER && items[j]->set == items[i]->set &&
