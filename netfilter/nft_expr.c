@@ -12,6 +12,7 @@
 #include <libnftnl/rule.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 
@@ -206,16 +207,23 @@ unsigned nft_expr_load_ct(struct nft_rule_builder *rb, uint32_t key, unsigned wo
 	return word + 1;
 }
 
-unsigned nft_expr_load_fib_daddr_type(struct nft_rule_builder *rb, unsigned word)
+/* "fib daddr|saddr type": the address type of one of the packet's
+ * addresses (flags NFTA_FIB_F_DADDR or NFTA_FIB_F_SADDR). */
+static unsigned load_fib_type(struct nft_rule_builder *rb, uint32_t flags, unsigned word)
 {
 	struct nftnl_expr *e = nft_expr_add(rb, "fib");
 
 	if (e) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, flags);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, nft_expr_reg(word));
 	}
 	return word + 1;
+}
+
+unsigned nft_expr_load_fib_daddr_type(struct nft_rule_builder *rb, unsigned word)
+{
+	return load_fib_type(rb, NFTA_FIB_F_DADDR, word);
 }
 
 void nft_expr_cmp(struct nft_rule_builder *rb, unsigned word, uint32_t op, const void *data, size_t len)
@@ -380,12 +388,15 @@ void nft_expr_reject_port_unreachable(struct nft_rule_builder *rb)
 
 unsigned nft_expr_load_fib_saddr_type(struct nft_rule_builder *rb, unsigned word)
 {
-	struct nftnl_expr *e = nft_expr_add(rb, "fib");
+	return load_fib_type(rb, NFTA_FIB_F_SADDR, word);
+}
 
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_SADDR);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, nft_expr_reg(word));
-	}
-	return word + 1;
+void nft_expr_match_ct_new(struct nft_rule_builder *rb)
+{
+	uint32_t bit = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
+
+	nft_expr_load_ct(rb, NFT_CT_STATE, 0);
+	nft_expr_bitwise(rb, 0, &bit, &zero, 4);
+	nft_expr_cmp(rb, 0, NFT_CMP_NEQ, &zero, 4);
+	nft_expr_text(rb, "ct state new ");
 }

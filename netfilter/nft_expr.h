@@ -151,4 +151,7 @@ void nft_expr_reject_port_unreachable(struct nft_rule_builder *rb);
  * nft_expr_load_fib_daddr_type does for the destination. No text. */
 unsigned nft_expr_load_fib_saddr_type(struct nft_rule_builder *rb, unsigned word);
 
+/* Match "ct state new " (uses word 0): the first packet of a connection. */
+void nft_expr_match_ct_new(struct nft_rule_builder *rb);
+
 #endif

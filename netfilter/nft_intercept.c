@@ -139,18 +139,10 @@ static int redirect_rule_msg(struct nft_batch *b, int family, const char *chain,
 	return r;
 }
 
-/* "ct state new": a nat chain also sees the packets conntrack relates to a
- * connection it has not NATed (ICMP errors, the reset a reject sends back
- * to a client); the guards judge new connections only, as kube-proxy's. */
-static void match_ct_new(struct nft_rule_builder *rb)
-{
-	uint32_t bit = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
-
-	nft_expr_load_ct(rb, NFT_CT_STATE, 0);
-	nft_expr_bitwise(rb, 0, &bit, &zero, 4);
-	nft_expr_cmp(rb, 0, NFT_CMP_NEQ, &zero, 4);
-	nft_expr_text(rb, "ct state new ");
-}
+/* The guards match "ct state new": a nat chain also sees the packets
+ * conntrack relates to a connection it has not NATed (ICMP errors, the
+ * reset a reject sends back to a client); the guards judge new connections
+ * only, as kube-proxy's. */
 
 /* The reject guard: "ct state new ip daddr @cluster_ips meta l4proto tcp
  * reject with tcp reset" (tcp) or "ct state new ip daddr @cluster_ips
@@ -163,7 +155,7 @@ static int reject_rule_msg(struct nft_batch *b, int family, const char *chain, b
 	int r = nft_rule_builder_init(&rb, family, NFT_INTERCEPT_TABLE, chain);
 
 	if (r == 0) {
-		match_ct_new(&rb);
+		nft_expr_match_ct_new(&rb);
 		nft_expr_load_addr(&rb, true, 0);
 		nft_expr_lookup(&rb, 0, IPS_NAME, -1, false);
 		nft_expr_text(&rb, " @%s ", IPS_NAME);
@@ -194,7 +186,7 @@ static int drop_rule_msg(struct nft_batch *b, int family, const char *chain, con
 	for (unsigned bit = 0; bit < p->len && bit < 128; bit++)
 		mask[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
 	if (r == 0) {
-		match_ct_new(&rb);
+		nft_expr_match_ct_new(&rb);
 		nft_expr_load_addr(&rb, true, 0);
 		nft_expr_bitwise(&rb, 0, mask, zero, nft_expr_addr_len(&rb));
 		nft_expr_cmp(&rb, 0, NFT_CMP_EQ, p->addr.u.bytes, nft_expr_addr_len(&rb));

@@ -17,6 +17,13 @@ static const char *proto_text(uint8_t p)
 	return p == INET_PROTO_UDP ? "UDP " : p == INET_PROTO_SCTP ? "SCTP" : "TCP ";
 }
 
+/* Is d a real server of virtual server s? */
+static bool is_dest_of(const struct ipvs_item *d, const struct ipvs_item *s)
+{
+	return d->kind == IPVS_ITEM_DEST && d->proto == s->proto && d->port == s->port &&
+	       inet_addr_cmp(&d->addr, &s->addr) == 0;
+}
+
 /* Virtual servers as `ipvsadm -Ln` lists them. */
 static void print_services(FILE *out, const struct ipvs_item_vec *v)
 {
@@ -36,8 +43,7 @@ static void print_services(FILE *out, const struct ipvs_item_vec *v)
 		for (size_t j = 0; j < v->n; j++) {
 			const struct ipvs_item *d = &v->v[j];
 
-			if (d->kind != IPVS_ITEM_DEST || d->proto != s->proto || d->port != s->port ||
-			    inet_addr_cmp(&d->addr, &s->addr) != 0)
+			if (!is_dest_of(d, s))
 				continue;
 			fprintf(out, "  -> %-28s Masq    %-6u 0          0\n", inet_endpoint_format(&d->addr2, d->port2, a),
 				d->weight);
@@ -73,8 +79,7 @@ static void print_restore(FILE *out, const struct ipvs_item_vec *v)
 		for (size_t j = 0; j < v->n; j++) {
 			const struct ipvs_item *d = &v->v[j];
 
-			if (d->kind != IPVS_ITEM_DEST || d->proto != s->proto || d->port != s->port ||
-			    inet_addr_cmp(&d->addr, &s->addr) != 0)
+			if (!is_dest_of(d, s))
 				continue;
 			fprintf(out, "-a ");
 			print_vs_arg(out, s);

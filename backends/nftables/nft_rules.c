@@ -89,17 +89,6 @@ static void m_fib_saddr_not_local(struct nft_rule_builder *rb)
 	nft_expr_text(rb, "fib saddr type != local ");
 }
 
-/* "ct state new " */
-static void m_ct_new(struct nft_rule_builder *rb)
-{
-	uint32_t bit = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
-
-	nft_expr_load_ct(rb, NFT_CT_STATE, 0);
-	nft_expr_bitwise(rb, 0, &bit, &zero, 4);
-	nft_expr_cmp(rb, 0, NFT_CMP_NEQ, &zero, 4);
-	nft_expr_text(rb, "ct state new ");
-}
-
 /* "<fe key> @set " */
 static void m_fe_in(struct nft_rule_builder *rb, enum nft_set_id set)
 {
@@ -359,7 +348,7 @@ static void r_guard(struct nft_rule_builder *rb, const struct nft_ruleset_cfg *c
 {
 	(void)cfg;
 	(void)arg;
-	m_ct_new(rb);
+	nft_expr_match_ct_new(rb);
 	nft_expr_verdict(rb, NFT_JUMP, "cluster_ips_check");
 }
 
