@@ -62,6 +62,13 @@ struct cli_options {
 	enum cli_intercept intercept; /* --intercept (ferry run) */
 	const char *ipvs_scheduler;  /* --ipvs-scheduler NAME; NULL: rr */
 	bool ipvs_strict_arp;        /* --ipvs-strict-arp */
+	/* kube-proxy's healthz and metrics servers, "HOST:PORT" (IPv6 in
+	 * brackets) or NULL when not asked for: --healthz-bind-address,
+	 * --metrics-bind-address or the --config file's healthzBindAddress,
+	 * metricsBindAddress. The string is owned by argv or the loaded config
+	 * and lives as long as the command. */
+	const char *healthz_bind;
+	const char *metrics_bind;
 };
 
 /* Fill o with the defaults. */
