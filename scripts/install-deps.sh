@@ -10,7 +10,7 @@ packages=(
 	iproute2 procps psmisc             # scenario tests: ip netns, veth, pkill
 	haproxy                            # relay benchmark baseline
 	gnuplot-nox                        # benchmark plots
-	python3                            # scenario tests: JSON checks
+	python3 python3-yaml               # scenario tests: JSON checks, deploy/ manifests (yaml)
 	libnftnl-dev libmnl-dev            # nftables backend (netlink)
 	nftables                           # nftables tests: nft -c -f, nft list
 	iptables conntrack                 # nftables benchmark baselines, conntrack checks
