@@ -76,6 +76,8 @@ check(pod.get("hostNetwork") is True, "DaemonSet: hostNetwork is not true")
 check(pod.get("priorityClassName") == "system-node-critical", "DaemonSet: priorityClassName is not system-node-critical")
 check(any(t.get("operator") == "Exists" and "key" not in t and "effect" not in t for t in pod.get("tolerations", [])),
       "DaemonSet: no toleration `operator: Exists` (every taint)")
+check(pod.get("dnsPolicy") != "ClusterFirstWithHostNet",
+      "DaemonSet: dnsPolicy ClusterFirstWithHostNet needs the cluster DNS's service IP, which ferry itself programs")
 check(pod.get("serviceAccountName") == sa["metadata"]["name"], "DaemonSet: serviceAccountName is not the ServiceAccount")
 c = [c for c in pod["containers"] if c["name"] == "ferry"]
 check(len(c) == 1, "DaemonSet: no container named ferry")
@@ -149,6 +151,8 @@ if "$FERRY_BIN" plan --help 2>&1 | grep -q -- '--config'; then
 	rc=$?
 	[ "$rc" = 0 ] || fail "ferry plan --config rejects deploy/configmap.yaml's config.conf (exit $rc): $(cat "$T/plan.err")"
 	grep -q 127.0.0.10 "$T/plan.out" || fail "ferry plan --config did not plan the demo: $(head -20 "$T/plan.out")"
+	# The ConfigMap keeps to fields ferry implements: no warning about any.
+	! grep -qw warn "$T/plan.err" || fail "ferry plan --config warns on config.conf: $(grep -w warn "$T/plan.err")"
 	say "  accepted"
 else
 	say "  SKIPPED: this ferry's plan has no --config yet; config.conf not checked by ferry"
