@@ -37,6 +37,7 @@ struct frame {
 	json_t *merge;       /* values brought in by `<<`, applied at mapping end */
 	char *anchor;        /* registered when the container ends */
 	size_t start_nodes;  /* node counter when the container opened */
+	size_t height;       /* levels of containers below it so far (aliases included) */
 	unsigned line;       /* 1-based line where it opened */
 };
 
@@ -258,9 +259,13 @@ static void builder_reset_doc(struct builder *b)
 	b->root = NULL;
 }
 
-static int anchor_register(struct builder *b, const char *name, json_t *v, size_t weight)
+/* An anchor's value, with its expanded node count and its height (levels
+ * of containers it holds, itself included; 0 for a scalar): an alias
+ * brings both, so neither the node budget nor the depth bound can be
+ * dodged through aliases. */
+static int anchor_register(struct builder *b, const char *name, json_t *v, size_t weight, size_t height)
 {
-	json_t *w = json_integer((json_int_t)weight);
+	json_t *w = json_pack("[II]", (json_int_t)weight, (json_int_t)height);
 
 	if (!w)
 		return -ENOMEM;
@@ -401,7 +406,7 @@ static int on_scalar(struct builder *b, const yaml_event_t *e)
 			v = json_stringn(s, len);
 			if (!v)
 				return fail(b->err, -EINVAL, &e->start_mark, "invalid mapping key");
-			r = anchor_register(b, anchor, v, 1);
+			r = anchor_register(b, anchor, v, 1, 0);
 			json_decref(v);
 			if (r < 0)
 				return r;
@@ -412,7 +417,7 @@ static int on_scalar(struct builder *b, const yaml_event_t *e)
 	if (!v)
 		return fail(b->err, r, &e->start_mark, "cannot store scalar (invalid UTF-8 or out of memory)");
 	if (anchor) {
-		r = anchor_register(b, anchor, v, 1);
+		r = anchor_register(b, anchor, v, 1, 0);
 		if (r < 0) {
 			json_decref(v);
 			return r;
@@ -426,11 +431,17 @@ static int on_alias(struct builder *b, const yaml_event_t *e)
 	const char *name = (const char *)e->data.alias.anchor;
 	json_t *v = json_object_get(b->anchors, name);
 	json_t *w = json_object_get(b->weights, name);
-	size_t weight;
+	size_t weight, height;
 
 	if (!v || !w)
 		return fail(b->err, -EINVAL, &e->start_mark, "unknown alias *%.64s", name);
-	weight = (size_t)json_integer_value(w);
+	weight = (size_t)json_integer_value(json_array_get(w, 0));
+	height = (size_t)json_integer_value(json_array_get(w, 1));
+	if (b->depth + height > b->lim.max_depth)
+		return fail(b->err, -ELOOP, &e->start_mark, "nesting deeper than %u levels (through alias *%.64s)",
+			    b->lim.max_depth, name);
+	if (b->depth > 0 && b->stack[b->depth - 1].height < height)
+		b->stack[b->depth - 1].height = height;
 	b->alias_nodes += weight;
 	b->nodes += weight;
 	if (b->alias_nodes > b->lim.max_alias_nodes)
@@ -492,8 +503,11 @@ static int on_end(struct builder *b, const yaml_event_t *e)
 			}
 		}
 	}
+	/* The parent holds one more level than this container does. */
+	if (b->depth > 0 && b->stack[b->depth - 1].height < f.height + 1)
+		b->stack[b->depth - 1].height = f.height + 1;
 	if (r == 0 && f.anchor)
-		r = anchor_register(b, f.anchor, node, b->nodes - f.start_nodes);
+		r = anchor_register(b, f.anchor, node, b->nodes - f.start_nodes, f.height + 1);
 	f.node = NULL;
 	frame_done(&f);
 	if (r < 0) {

@@ -49,6 +49,8 @@ struct model {
 	struct inet_prefix *service_cidrs;
 	size_t n_service_cidrs;
 	uint64_t generation;
+	uint64_t service_changes; /* upserts and deletes of services, ever */
+	uint64_t slice_changes;   /* upserts and deletes of slices, ever */
 	struct model_order *order;
 };
 
@@ -238,6 +240,7 @@ int model_upsert_service(struct model *m, struct kobj_service *svc)
 		m->order->svcs_valid = false;
 	}
 	m->generation++;
+	m->service_changes++;
 	return 0;
 }
 
@@ -253,6 +256,7 @@ int model_delete_service(struct model *m, const char *ns, const char *name)
 	kobj_service_free(svc);
 	m->order->svcs_valid = false;
 	m->generation++;
+	m->service_changes++;
 	return 0;
 }
 
@@ -351,6 +355,7 @@ int model_upsert_slice(struct model *m, struct kobj_slice *slice)
 		m->order->slices_valid = false;
 	}
 	m->generation++;
+	m->slice_changes++;
 	return 0;
 }
 
@@ -367,6 +372,7 @@ int model_delete_slice(struct model *m, const char *ns, const char *name)
 	kobj_slice_free(slice);
 	m->order->slices_valid = false;
 	m->generation++;
+	m->slice_changes++;
 	return 0;
 }
 
@@ -540,4 +546,10 @@ int model_foreach_orphan_slice(const struct model *m,
 uint64_t model_generation(const struct model *m)
 {
 	return m->generation;
+}
+
+void model_change_counts(const struct model *m, uint64_t *ret_services, uint64_t *ret_slices)
+{
+	*ret_services = m->service_changes;
+	*ret_slices = m->slice_changes;
 }

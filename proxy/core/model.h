@@ -83,5 +83,9 @@ int model_foreach_orphan_slice(const struct model *m,
 
 /* Incremented by every change; starts at 0. */
 uint64_t model_generation(const struct model *m);
+/* How many service and EndpointSlice upserts and deletes the model has
+ * seen since it was made (kube-proxy's service/endpoint changes totals;
+ * model_clear does not reset them). */
+void model_change_counts(const struct model *m, uint64_t *ret_services, uint64_t *ret_slices);
 
 #endif

@@ -2,6 +2,7 @@
 #include "sync_runner.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -18,6 +19,9 @@ struct sync_runner {
 	uint64_t last_full_ms;       /* when the last full sync succeeded */
 	uint64_t synced_generation;  /* model generation of the last good sync */
 	uint64_t syncs_ok;
+	uint64_t syncs_failed;
+	uint64_t last_ok_ms;         /* when the last good sync ended; 0: none */
+	uint64_t queued_ms;          /* oldest change not yet synced; 0: none */
 	uint32_t retry_ms;           /* current backoff; 0 when healthy */
 	bool need_full;              /* next sync must be a full one */
 	bool started;                /* the first request has come */
@@ -25,6 +29,15 @@ struct sync_runner {
 };
 
 static void sync_runner_fire(struct loop *loop, void *userdata);
+
+/* Monotonic microseconds, for the duration reported to on_attempt. */
+static uint64_t sync_runner_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 struct sync_runner *sync_runner_new(struct loop *loop, const struct model *m,
 				    struct planner *planner, const struct backend_ops *ops,
@@ -107,12 +120,21 @@ static void sync_runner_fire(struct loop *loop, void *userdata)
 	bool full = sr->need_full ||
 		    (sr->cfg.sync_period_ms && now - sr->last_full_ms >= sr->cfg.sync_period_ms);
 	uint64_t gen = model_generation(sr->model);
+	uint64_t t0_us = sync_runner_now_us();
 	int r;
 
 	sr->pending = false;
 	r = sync_runner_sync_once(sr, full);
 	sr->last_sync_ms = loop_now_ms();
+	if (sr->cfg.on_attempt)
+		sr->cfg.on_attempt(full, r < 0 ? r : 0, sync_runner_now_us() - t0_us,
+				   sr->cfg.userdata);
 	if (r < 0) {
+		/* What this sync was to apply is still pending (kube-proxy
+		 * clears its queued time only on success). */
+		sr->syncs_failed++;
+		if (!sr->queued_ms)
+			sr->queued_ms = now ? now : 1;
 		/* Keep the previous dataplane; retry from scratch after a backoff. */
 		sr->need_full = true;
 		sr->retry_ms = sr->retry_ms ? sr->retry_ms * 2 : sr->cfg.retry_min_ms;
@@ -128,6 +150,9 @@ static void sync_runner_fire(struct loop *loop, void *userdata)
 	sr->need_full = false;
 	sr->synced_generation = gen;
 	sr->syncs_ok++;
+	sr->last_ok_ms = sr->last_sync_ms ? sr->last_sync_ms : 1;
+	/* A request that came during the sync is folded into the next one. */
+	sr->queued_ms = sr->pending ? sr->last_sync_ms : 0;
 	if (sr->pending || model_generation(sr->model) != gen)
 		loop_timer_start(loop, &sr->timer, sr->cfg.min_sync_period_ms);
 	else if (sr->cfg.sync_period_ms)
@@ -140,6 +165,8 @@ void sync_runner_request(struct sync_runner *sr)
 	uint64_t earliest;
 
 	sr->pending = true;
+	if (!sr->queued_ms)
+		sr->queued_ms = now ? now : 1;
 	if (sr->retry_ms)
 		return; /* a retry is already scheduled and will pick this up */
 	if (!sr->started) {
@@ -158,4 +185,19 @@ void sync_runner_request(struct sync_runner *sr)
 uint64_t sync_runner_count(const struct sync_runner *sr)
 {
 	return sr->syncs_ok;
+}
+
+void sync_runner_stats(const struct sync_runner *sr, struct sync_runner_stats *ret)
+{
+	ret->syncs_ok = sr->syncs_ok;
+	ret->syncs_failed = sr->syncs_failed;
+	ret->last_ok_ms = sr->last_ok_ms;
+	ret->oldest_queued_ms = sr->queued_ms;
+}
+
+bool sync_runner_healthy(const struct sync_runner *sr, uint64_t now_ms, uint64_t timeout_ms)
+{
+	if (!sr->queued_ms || now_ms < sr->queued_ms)
+		return true;
+	return now_ms - sr->queued_ms < timeout_ms;
 }

@@ -25,7 +25,20 @@ struct sync_runner_config {
 	 * what follows the plan outside the backend, e.g. health check node
 	 * ports). May be NULL. */
 	void (*on_synced)(const struct plan *plan, void *userdata);
+	/* Called after every attempt, good or failed, with whether it was a
+	 * full sync, its result (0 or -errno) and how long it took (for the
+	 * sync duration metrics). May be NULL. */
+	void (*on_attempt)(bool full, int result, uint64_t duration_us, void *userdata);
 	void *userdata;
+};
+
+/* What the runner has done, for health and metrics (sync_runner_stats). */
+struct sync_runner_stats {
+	uint64_t syncs_ok;        /* attempts that succeeded */
+	uint64_t syncs_failed;    /* attempts that failed */
+	uint64_t last_ok_ms;      /* loop_now_ms() when the last good sync ended; 0: none */
+	uint64_t oldest_queued_ms; /* loop_now_ms() of the oldest request (or failed
+				    * attempt) not yet followed by a good sync; 0: none */
 };
 
 struct sync_runner;
@@ -45,5 +58,14 @@ void sync_runner_request(struct sync_runner *sr);
 
 /* Number of syncs that succeeded so far (for tests and logs). */
 uint64_t sync_runner_count(const struct sync_runner *sr);
+
+/* Copy the runner's counters and times into *ret. */
+void sync_runner_stats(const struct sync_runner *sr, struct sync_runner_stats *ret);
+
+/* kube-proxy's proxier health rule: healthy while nothing is queued, or
+ * while the oldest change queued since the last good sync is younger than
+ * timeout_ms (kube-proxy: 2 x syncPeriod). A failed sync leaves its change
+ * queued. now_ms is loop_now_ms() (a parameter so tests can move time). */
+bool sync_runner_healthy(const struct sync_runner *sr, uint64_t now_ms, uint64_t timeout_ms);
 
 #endif

@@ -16,7 +16,9 @@
 #include "host_addrs.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "nft_intercept.h"
+#include "proxy_health.h"
 #include "run_lock.h"
 #include "svc_health.h"
 #include "sync_runner.h"
@@ -28,6 +30,8 @@ struct run_state {
 	struct cli_source *source;
 	struct sync_runner *runner;
 	struct svc_health *health;   /* health check node ports */
+	struct proxy_health *proxy_health; /* /healthz, /livez */
+	struct metrics *metrics;     /* /metrics, /configz */
 	struct host_addrs_watch *host; /* this host's addresses (node ports) */
 	struct annotation_warner *warner; /* annotations the backend cannot honour */
 	bool synced;  /* the source's first load is complete: syncs may run */
@@ -146,8 +150,21 @@ static void run_on_plan_synced(const struct plan *plan, void *userdata)
 
 	/* A port that failed to open is logged and tried again next sync. */
 	(void)svc_health_update(st->health, plan);
+	metrics_on_synced(st->metrics, plan);
 	if (st->warner)
 		annotation_warner_check(st->warner, plan);
+}
+
+static void run_on_attempt(bool full, int result, uint64_t duration_us, void *userdata)
+{
+	struct run_state *st = userdata;
+
+	metrics_on_attempt(st->metrics, full, result, duration_us);
+}
+
+static bool run_proxy_healthy(void *userdata)
+{
+	return proxy_health_ok(userdata);
 }
 
 static void run_on_signal(struct loop *loop, int fd, uint32_t events, void *userdata)
@@ -278,6 +295,7 @@ int cli_run(int argc, char **argv)
 		.min_sync_period_ms = o.min_sync_period_ms,
 		.sync_period_ms = o.sync_period_ms,
 		.on_synced = run_on_plan_synced,
+		.on_attempt = run_on_attempt,
 		.userdata = &st,
 	};
 	st.warner = annotation_warner_new(ops);
@@ -287,6 +305,15 @@ int cli_run(int argc, char **argv)
 	st.runner = sync_runner_new(st.loop, st.model, planner, ops, priv, &scfg);
 	if (!st.runner)
 		goto out;
+	/* kube-proxy's healthz timeout is 2 x syncPeriod. A server that cannot
+	 * bind is logged and ferry goes on without it. */
+	st.proxy_health = proxy_health_new(st.loop, o.healthz_bind, st.runner,
+					   2 * (o.sync_period_ms ? o.sync_period_ms : 30000));
+	st.metrics = metrics_new(st.loop, o.metrics_bind, &o, ops, st.model, st.runner,
+				 st.proxy_health);
+	if (!st.proxy_health || !st.metrics)
+		goto out;
+	svc_health_set_proxy_health(st.health, run_proxy_healthy, st.proxy_health);
 	if (loop_watch_fd(st.loop, sfd, EPOLLIN, run_on_signal, &st) < 0 ||
 	    loop_watch_fd(st.loop, host_addrs_watch_fd(st.host), EPOLLIN, run_on_host_addrs, &st) < 0 ||
 	    (cli_source_fd(st.source) >= 0 &&
@@ -312,6 +339,8 @@ int cli_run(int argc, char **argv)
 	}
 	st.exit_code = CLI_EXIT_OK;
 out:
+	st.metrics = metrics_free(st.metrics);
+	st.proxy_health = proxy_health_free(st.proxy_health);
 	st.runner = sync_runner_free(st.runner);
 	st.health = svc_health_free(st.health);
 	st.warner = annotation_warner_free(st.warner);

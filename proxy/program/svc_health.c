@@ -32,7 +32,15 @@ struct svc_health {
 	struct loop *loop;
 	struct hc_server **servers;
 	size_t n_servers;
+	bool (*proxy_healthy)(void *userdata); /* NULL: always healthy */
+	void *proxy_userdata;
 };
+
+void svc_health_set_proxy_health(struct svc_health *h, bool (*fn)(void *userdata), void *userdata)
+{
+	h->proxy_healthy = fn;
+	h->proxy_userdata = userdata;
+}
 
 struct svc_health *svc_health_new(struct loop *loop)
 {
@@ -51,6 +59,7 @@ static enum MHD_Result hc_answer(void *cls, struct MHD_Connection *conn, const c
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	char body[640];
+	bool proxy_ok = !s->owner->proxy_healthy || s->owner->proxy_healthy(s->owner->proxy_userdata);
 	int n;
 
 	(void)url;
@@ -71,8 +80,8 @@ static enum MHD_Result hc_answer(void *cls, struct MHD_Connection *conn, const c
 	}
 	n = snprintf(body, sizeof(body),
 		     "{\"service\":{\"namespace\":\"%s\",\"name\":\"%s\"},"
-		     "\"localEndpoints\":%zu,\"serviceProxyHealthy\":true}\n",
-		     s->ns, s->name, s->local_endpoints);
+		     "\"localEndpoints\":%zu,\"serviceProxyHealthy\":%s}\n",
+		     s->ns, s->name, s->local_endpoints, proxy_ok ? "true" : "false");
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return MHD_NO;
 	resp = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
@@ -80,7 +89,8 @@ static enum MHD_Result hc_answer(void *cls, struct MHD_Connection *conn, const c
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	ret = MHD_queue_response(conn, s->local_endpoints ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+	/* kube-proxy: 503 as well while the proxy itself is unhealthy. */
+	ret = MHD_queue_response(conn, s->local_endpoints && proxy_ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
 				 resp);
 	MHD_destroy_response(resp);
 	return ret;

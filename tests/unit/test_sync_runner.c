@@ -230,3 +230,45 @@ Test(sync_runner, service_range_alone_is_applied)
 	cr_expect_eq(f.backend.last_diff_changes, 0);
 	fixture_done(&f);
 }
+
+/* kube-proxy's healthz rule: healthy while nothing is queued or the oldest
+ * queued change is younger than the timeout; a failing sync keeps its
+ * change queued (and counts a failure), a good one clears it. Time is
+ * moved through the now_ms argument. */
+Test(sync_runner, health_follows_the_oldest_unsynced_change)
+{
+	struct fixture f;
+	struct sync_runner_stats st;
+	uint64_t t;
+
+	fixture_init(&f, 5);
+	cr_expect(sync_runner_healthy(f.runner, loop_now_ms() + 1000000, 2000),
+		  "healthy while starting up");
+	model_upsert_service(f.model, make_service("a", 1));
+	sync_runner_request(f.runner);
+	run_for(&f, 20);
+	sync_runner_stats(f.runner, &st);
+	cr_expect_eq(st.syncs_ok, 1);
+	cr_expect_eq(st.oldest_queued_ms, 0, "synced: nothing queued");
+	cr_expect_neq(st.last_ok_ms, 0);
+	cr_expect(sync_runner_healthy(f.runner, loop_now_ms() + 1000000, 2000));
+
+	f.backend.fail_next = 1000; /* every sync fails from now on */
+	t = loop_now_ms();
+	model_upsert_service(f.model, make_service("b", 2));
+	sync_runner_request(f.runner);
+	run_for(&f, 60);
+	sync_runner_stats(f.runner, &st);
+	cr_expect_geq(st.syncs_failed, 1);
+	cr_expect_geq(st.oldest_queued_ms, t);
+	cr_expect(sync_runner_healthy(f.runner, st.oldest_queued_ms + 1999, 2000));
+	cr_expect_not(sync_runner_healthy(f.runner, st.oldest_queued_ms + 2000, 2000),
+		      "a change queued 2 x syncPeriod ago and not synced: unhealthy");
+
+	f.backend.fail_next = 0;
+	run_for(&f, 200); /* the retry (backoff at most 100 ms) succeeds */
+	sync_runner_stats(f.runner, &st);
+	cr_expect_eq(st.oldest_queued_ms, 0);
+	cr_expect(sync_runner_healthy(f.runner, loop_now_ms() + 1000000, 2000));
+	fixture_done(&f);
+}

@@ -394,3 +394,29 @@ Test(yaml_json, stream_size_bound)
 	li = (struct long_input){ .left = (size_t)20 << 20 };
 	cr_assert_eq(yaml_json_parse_stream(&in, NULL, &out, &perr), -EFBIG);
 }
+
+/* The depth bound holds through aliases (found by fuzz/manifest_decode): an
+ * anchored 40-deep value aliased 40 levels down would be 81 deep. */
+Test(yaml_json, nesting_bound_holds_through_aliases)
+{
+	char text[512];
+	size_t n = 0;
+
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "x: &a ");
+	for (int i = 0; i < 40; i++)
+		text[n++] = '[';
+	for (int i = 0; i < 40; i++)
+		text[n++] = ']';
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "\ny: ");
+	for (int i = 0; i < 40; i++)
+		text[n++] = '[';
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "*a");
+	for (int i = 0; i < 40; i++)
+		text[n++] = ']';
+	text[n] = '\0';
+	cr_assert_eq(parse(text), -ELOOP, "an alias made the value deeper than the bound");
+	cr_assert(strstr(perr.message, "through alias *a"), "%s", perr.message);
+	/* Shallow enough: fine (1 mapping + 20 + 20 levels). */
+	cr_assert_eq(parse("x: &a [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]\n"
+			   "y: [[[[[[[[[[[[[[[[[[[[*a]]]]]]]]]]]]]]]]]]]]\n"), 0, "%s", perr.message);
+}

@@ -1,0 +1,451 @@
+/* /metrics and /configz: counters fed by the sync runner's hooks, rendered
+ * as Prometheus text format 0.0.4 at each scrape. */
+#include "metrics.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_server.h"
+#include "inet.h"
+#include "log.h"
+
+#define METRICS_DEFAULT_BIND "127.0.0.1:10249"
+#define METRICS_SYNC_BUCKETS 15 /* kube-proxy: ExponentialBuckets(0.001, 2, 15) */
+
+struct metrics_histogram {
+	uint64_t buckets[METRICS_SYNC_BUCKETS]; /* not cumulative; +Inf is count */
+	uint64_t count;
+	double sum;
+};
+
+struct metrics {
+	struct loop *loop;
+	const struct backend_ops *ops;
+	const struct model *model;
+	const struct sync_runner *runner;
+	const struct proxy_health *health;
+	struct http_server *server;
+	char *configz;                 /* JSON, rendered at start */
+	size_t configz_len;
+
+	struct metrics_histogram sync_all, sync_full, sync_partial;
+	double last_ok_wall_s;         /* wall time of the last good sync; 0: none */
+	uint64_t svc_changes_synced;   /* model change counts at the last good sync */
+	uint64_t eps_changes_synced;
+	/* The plan in force on the backend (last good sync). */
+	size_t frontends, epsets, endpoints, health_checks;
+	size_t no_local_internal, no_local_external;
+};
+
+static double metrics_sync_bound(size_t i)
+{
+	return 0.001 * (double)(1u << i);
+}
+
+static void metrics_observe(struct metrics_histogram *h, double v)
+{
+	for (size_t i = 0; i < METRICS_SYNC_BUCKETS; i++)
+		if (v <= metrics_sync_bound(i)) {
+			h->buckets[i]++;
+			break;
+		}
+	h->count++;
+	h->sum += v;
+}
+
+static double metrics_wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void metrics_on_attempt(struct metrics *mx, bool full, int result, uint64_t duration_us)
+{
+	double s = (double)duration_us / 1e6;
+
+	(void)result; /* failures are counted by the runner (sync_runner_stats) */
+	if (!mx)
+		return;
+	metrics_observe(&mx->sync_all, s);
+	metrics_observe(full ? &mx->sync_full : &mx->sync_partial, s);
+}
+
+/* An epset that keeps only local endpoints has a key ending "/local". */
+static bool metrics_epset_local_only(const struct plan_epset *e)
+{
+	size_t n = strlen(e->key);
+
+	return n >= 6 && strcmp(e->key + n - 6, "/local") == 0;
+}
+
+void metrics_on_synced(struct metrics *mx, const struct plan *plan)
+{
+	if (!mx)
+		return;
+	mx->last_ok_wall_s = metrics_wall_s();
+	model_change_counts(mx->model, &mx->svc_changes_synced, &mx->eps_changes_synced);
+	mx->frontends = plan->n_frontends;
+	mx->epsets = plan->n_epsets;
+	mx->health_checks = plan->n_health_checks;
+	mx->endpoints = 0;
+	for (size_t i = 0; i < plan->n_epsets; i++)
+		mx->endpoints += plan->epsets[i].n_endpoints;
+	/* kube-proxy's no_local_endpoints_total: services with a Local
+	 * policy and no local endpoint, internal (cluster IPs) and external. */
+	mx->no_local_internal = mx->no_local_external = 0;
+	for (size_t i = 0; i < plan->n_epsets; i++) {
+		const struct plan_epset *e = &plan->epsets[i];
+		bool internal = false, external = false;
+
+		if (e->n_endpoints || !metrics_epset_local_only(e))
+			continue;
+		for (size_t j = 0; j < plan->n_frontends; j++) {
+			if (plan->frontends[j].epset != e)
+				continue;
+			if (plan->frontends[j].kind == FRONTEND_CLUSTER_IP)
+				internal = true;
+			else
+				external = true;
+		}
+		mx->no_local_internal += internal;
+		mx->no_local_external += external;
+	}
+}
+
+#define APPEND(...)                                                      \
+	do {                                                             \
+		if (http_appendf(&buf, &len, &cap, __VA_ARGS__) < 0)      \
+			goto oom;                                         \
+	} while (0)
+
+/* HELP and TYPE of one family. */
+#define FAMILY(name, type, help) APPEND("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type)
+
+static int metrics_histogram_render(char **pbuf, size_t *plen, size_t *pcap, const char *name,
+				    const char *help, const struct metrics_histogram *h)
+{
+	char *buf = *pbuf;
+	size_t len = *plen, cap = *pcap;
+	uint64_t cum = 0;
+	int r = 0;
+
+	FAMILY(name, "histogram", help);
+	for (size_t i = 0; i < METRICS_SYNC_BUCKETS; i++) {
+		cum += h->buckets[i];
+		APPEND("%s_bucket{le=\"%g\"} %llu\n", name, metrics_sync_bound(i),
+		       (unsigned long long)cum);
+	}
+	APPEND("%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
+	       (unsigned long long)h->count, name, h->sum, name, (unsigned long long)h->count);
+	goto out;
+oom:
+	r = -ENOMEM;
+out:
+	*pbuf = buf;
+	*plen = len;
+	*pcap = cap;
+	return r;
+}
+
+/* What /proc/self/stat says: CPU seconds, start time, memory. */
+struct metrics_proc {
+	double cpu_s, start_s;
+	uint64_t rss_bytes, vsize_bytes;
+	size_t open_fds;
+	uint64_t max_fds;
+	bool ok;
+};
+
+static void metrics_proc_read(struct metrics_proc *p)
+{
+	unsigned long utime, stime, vsize;
+	unsigned long long starttime;
+	long rss, tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	char line[1024], *rp;
+	unsigned long long btime = 0;
+	struct rlimit rl;
+	FILE *f;
+	DIR *d;
+
+	memset(p, 0, sizeof(*p));
+	f = fopen("/proc/stat", "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "btime %llu", &btime) == 1)
+				break;
+		fclose(f);
+	}
+	f = fopen("/proc/self/stat", "re");
+	if (!f)
+		return;
+	rp = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	/* After "pid (comm)": state is field 3; utime 14, stime 15, starttime
+	 * 22, vsize 23, rss 24. */
+	if (!rp || sscanf(rp + 2,
+			  "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d "
+			  "%llu %lu %ld",
+			  &utime, &stime, &starttime, &vsize, &rss) != 5 ||
+	    tck <= 0)
+		return;
+	p->cpu_s = (double)(utime + stime) / (double)tck;
+	p->start_s = (double)btime + (double)starttime / (double)tck;
+	p->vsize_bytes = vsize;
+	p->rss_bytes = (uint64_t)rss * (uint64_t)(page > 0 ? page : 4096);
+	d = opendir("/proc/self/fd");
+	if (d) {
+		struct dirent *de;
+
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				p->open_fds++;
+		closedir(d);
+		if (p->open_fds)
+			p->open_fds--; /* the directory's own fd */
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		p->max_fds = rl.rlim_cur;
+	p->ok = true;
+}
+
+int metrics_render(struct metrics *mx, char **ret, size_t *ret_len)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	struct sync_runner_stats st;
+	struct proxy_health_counts hc = { 0 };
+	struct metrics_proc proc;
+	uint64_t svc_total, eps_total;
+	const char *be = mx->ops->name;
+
+	sync_runner_stats(mx->runner, &st);
+	if (mx->health)
+		proxy_health_counts(mx->health, &hc);
+	model_change_counts(mx->model, &svc_total, &eps_total);
+	if (metrics_histogram_render(&buf, &len, &cap, "kubeproxy_sync_proxy_rules_duration_seconds",
+				     "SyncProxyRules latency in seconds", &mx->sync_all) < 0 ||
+	    metrics_histogram_render(&buf, &len, &cap, "kubeproxy_sync_full_proxy_rules_duration_seconds",
+				     "SyncProxyRules latency in seconds for full resyncs",
+				     &mx->sync_full) < 0 ||
+	    metrics_histogram_render(&buf, &len, &cap,
+				     "kubeproxy_sync_partial_proxy_rules_duration_seconds",
+				     "SyncProxyRules latency in seconds for partial resyncs",
+				     &mx->sync_partial) < 0)
+		goto oom;
+	FAMILY("kubeproxy_sync_proxy_rules_last_timestamp_seconds", "gauge",
+	       "The last time proxy rules were successfully synced");
+	APPEND("kubeproxy_sync_proxy_rules_last_timestamp_seconds %.3f\n", mx->last_ok_wall_s);
+	FAMILY("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", "gauge",
+	       "The last time a sync of proxy rules was queued");
+	APPEND("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds %.3f\n",
+	       st.oldest_queued_ms ? metrics_wall_s() - (double)(loop_now_ms() - st.oldest_queued_ms) / 1e3
+				   : mx->last_ok_wall_s);
+	FAMILY("kubeproxy_sync_proxy_rules_no_local_endpoints_total", "gauge",
+	       "Number of services with a Local traffic policy and no endpoints");
+	APPEND("kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy=\"internal\"} %zu\n"
+	       "kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy=\"external\"} %zu\n",
+	       mx->no_local_internal, mx->no_local_external);
+	FAMILY("kubeproxy_sync_proxy_rules_endpoint_changes_pending", "gauge",
+	       "Pending proxy rules Endpoint changes");
+	APPEND("kubeproxy_sync_proxy_rules_endpoint_changes_pending %llu\n",
+	       (unsigned long long)(eps_total - mx->eps_changes_synced));
+	FAMILY("kubeproxy_sync_proxy_rules_endpoint_changes_total", "counter",
+	       "Cumulative proxy rules Endpoint changes");
+	APPEND("kubeproxy_sync_proxy_rules_endpoint_changes_total %llu\n", (unsigned long long)eps_total);
+	FAMILY("kubeproxy_sync_proxy_rules_service_changes_pending", "gauge",
+	       "Pending proxy rules Service changes");
+	APPEND("kubeproxy_sync_proxy_rules_service_changes_pending %llu\n",
+	       (unsigned long long)(svc_total - mx->svc_changes_synced));
+	FAMILY("kubeproxy_sync_proxy_rules_service_changes_total", "counter",
+	       "Cumulative proxy rules Service changes");
+	APPEND("kubeproxy_sync_proxy_rules_service_changes_total %llu\n", (unsigned long long)svc_total);
+	FAMILY("kubeproxy_proxy_healthz_total", "counter", "Cumulative proxy healthz HTTP status");
+	APPEND("kubeproxy_proxy_healthz_total{code=\"200\"} %llu\nkubeproxy_proxy_healthz_total{code=\"503\"} %llu\n",
+	       (unsigned long long)hc.healthz_200, (unsigned long long)hc.healthz_503);
+	FAMILY("kubeproxy_proxy_livez_total", "counter", "Cumulative proxy livez HTTP status");
+	APPEND("kubeproxy_proxy_livez_total{code=\"200\"} %llu\nkubeproxy_proxy_livez_total{code=\"503\"} %llu\n",
+	       (unsigned long long)hc.livez_200, (unsigned long long)hc.livez_503);
+
+	FAMILY("ferry_syncs_total", "counter", "Sync attempts of the backend, by result");
+	APPEND("ferry_syncs_total{backend=\"%s\",result=\"ok\"} %llu\n"
+	       "ferry_syncs_total{backend=\"%s\",result=\"error\"} %llu\n",
+	       be, (unsigned long long)st.syncs_ok, be, (unsigned long long)st.syncs_failed);
+	FAMILY("ferry_sync_proxy_rules_failures_total", "counter",
+	       "Cumulative failed syncs (the previous rules stay in force; retried as full syncs)");
+	APPEND("ferry_sync_proxy_rules_failures_total{backend=\"%s\"} %llu\n", be,
+	       (unsigned long long)st.syncs_failed);
+	FAMILY("ferry_programmed_frontends", "gauge",
+	       "Frontends (address, port, protocol) in force on the backend");
+	APPEND("ferry_programmed_frontends{backend=\"%s\"} %zu\n", be, mx->frontends);
+	FAMILY("ferry_programmed_endpoint_sets", "gauge", "Endpoint sets in force on the backend");
+	APPEND("ferry_programmed_endpoint_sets{backend=\"%s\"} %zu\n", be, mx->epsets);
+	FAMILY("ferry_programmed_endpoints", "gauge",
+	       "Endpoints in force on the backend, summed over the endpoint sets");
+	APPEND("ferry_programmed_endpoints{backend=\"%s\"} %zu\n", be, mx->endpoints);
+	FAMILY("ferry_health_check_node_ports", "gauge", "Health check node ports in the plan");
+	APPEND("ferry_health_check_node_ports %zu\n", mx->health_checks);
+
+	metrics_proc_read(&proc);
+	if (proc.ok) {
+		FAMILY("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+		APPEND("process_cpu_seconds_total %.2f\n", proc.cpu_s);
+		FAMILY("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+		APPEND("process_resident_memory_bytes %llu\n", (unsigned long long)proc.rss_bytes);
+		FAMILY("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+		APPEND("process_virtual_memory_bytes %llu\n", (unsigned long long)proc.vsize_bytes);
+		FAMILY("process_open_fds", "gauge", "Number of open file descriptors.");
+		APPEND("process_open_fds %zu\n", proc.open_fds);
+		FAMILY("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+		APPEND("process_max_fds %llu\n", (unsigned long long)proc.max_fds);
+		FAMILY("process_start_time_seconds", "gauge",
+		       "Start time of the process since unix epoch in seconds.");
+		APPEND("process_start_time_seconds %.2f\n", proc.start_s);
+	}
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+oom:
+	free(buf);
+	return -ENOMEM;
+}
+
+static int metrics_answer(void *userdata, const char *path, struct http_reply *ret)
+{
+	struct metrics *mx = userdata;
+	size_t cap = 0;
+
+	if (strcmp(path, "/metrics") == 0) {
+		ret->content_type = "text/plain; version=0.0.4; charset=utf-8";
+		return metrics_render(mx, &ret->body, &ret->len);
+	}
+	if (strcmp(path, "/configz") == 0) {
+		ret->content_type = "application/json";
+		return http_appendf(&ret->body, &ret->len, &cap, "%s", mx->configz);
+	}
+	ret->status = 404;
+	return http_appendf(&ret->body, &ret->len, &cap, "404 page not found\n");
+}
+
+/* s as a JSON string (quotes included); NULL as null. */
+static int metrics_json_str(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	int r = 0;
+
+	if (!s)
+		return http_appendf(buf, len, cap, "null");
+	r = http_appendf(buf, len, cap, "\"");
+	for (; r == 0 && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			r = http_appendf(buf, len, cap, "\\%c", c);
+		else if (c < 0x20)
+			r = http_appendf(buf, len, cap, "\\u%04x", c);
+		else
+			r = http_appendf(buf, len, cap, "%c", c);
+	}
+	return r < 0 ? r : http_appendf(buf, len, cap, "\"");
+}
+
+static int metrics_json_prefixes(char **buf, size_t *len, size_t *cap,
+				 const struct inet_prefix *p, size_t n)
+{
+	char a[INET_ADDR_STRLEN];
+	int r = http_appendf(buf, len, cap, "[");
+
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = http_appendf(buf, len, cap, "%s\"%s/%u\"", i ? "," : "",
+				 inet_addr_format(&p[i].addr, a), p[i].len);
+	return r < 0 ? r : http_appendf(buf, len, cap, "]");
+}
+
+/* /configz: kube-proxy's shape ({"kubeproxy.config.k8s.io": {...}}) with
+ * the fields ferry has, plus ferry's own. */
+static int metrics_configz(struct metrics *mx, const struct cli_options *o)
+{
+	static const char *const detect[] = { "ClusterCIDR", "InterfaceNamePrefix", "BridgeInterface" };
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int r;
+
+	r = http_appendf(&buf, &len, &cap, "{\"kubeproxy.config.k8s.io\":{\"mode\":");
+	r = r ?: metrics_json_str(&buf, &len, &cap, mx->ops->name);
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"hostnameOverride\":");
+	r = r ?: metrics_json_str(&buf, &len, &cap, o->hostname);
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"healthzBindAddress\":");
+	r = r ?: metrics_json_str(&buf, &len, &cap, o->healthz_bind ? o->healthz_bind : "0.0.0.0:10256");
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"metricsBindAddress\":");
+	r = r ?: metrics_json_str(&buf, &len, &cap, o->metrics_bind ? o->metrics_bind : METRICS_DEFAULT_BIND);
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"syncPeriod\":\"%ums\",\"minSyncPeriod\":\"%ums\"",
+			      o->sync_period_ms, o->min_sync_period_ms);
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"clusterCIDR\":");
+	r = r ?: metrics_json_prefixes(&buf, &len, &cap, o->cluster_cidrs, o->n_cluster_cidrs);
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"nodePortAddresses\":");
+	r = r ?: metrics_json_prefixes(&buf, &len, &cap, o->nodeport_prefixes, o->n_nodeport_prefixes);
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"detectLocalMode\":\"%s\",\"masqueradeAll\":%s",
+			      (unsigned)o->detect_local_mode < 3 ? detect[o->detect_local_mode] : "?",
+			      o->masquerade_all ? "true" : "false");
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"ipvs\":{\"scheduler\":");
+	r = r ?: metrics_json_str(&buf, &len, &cap, o->ipvs_scheduler ? o->ipvs_scheduler : "rr");
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"strictARP\":%s}},\"ferry\":{\"source\":",
+			      o->ipvs_strict_arp ? "true" : "false");
+	r = r ?: metrics_json_str(&buf, &len, &cap, o->source);
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"backend\":");
+	r = r ?: metrics_json_str(&buf, &len, &cap, mx->ops->name);
+	r = r ?: http_appendf(&buf, &len, &cap, ",\"serviceClusterIPRange\":");
+	r = r ?: metrics_json_prefixes(&buf, &len, &cap, o->service_cidrs, o->n_service_cidrs);
+	r = r ?: http_appendf(&buf, &len, &cap, "}}\n");
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	mx->configz = buf;
+	mx->configz_len = len;
+	return 0;
+}
+
+struct metrics *metrics_new(struct loop *loop, const char *bind, const struct cli_options *o,
+			    const struct backend_ops *ops, const struct model *model,
+			    const struct sync_runner *runner, const struct proxy_health *health)
+{
+	struct metrics *mx = calloc(1, sizeof(*mx));
+	int r;
+
+	if (!mx)
+		return NULL;
+	mx->loop = loop;
+	mx->ops = ops;
+	mx->model = model;
+	mx->runner = runner;
+	mx->health = health;
+	if (metrics_configz(mx, o) < 0) {
+		free(mx);
+		return NULL;
+	}
+	if (!bind)
+		bind = METRICS_DEFAULT_BIND;
+	r = http_server_new(loop, bind, metrics_answer, mx, &mx->server);
+	if (r < 0)
+		log_errno(r, "metrics: cannot serve on %s; going on without /metrics", bind);
+	else if (mx->server)
+		log_info("metrics: serving /metrics and /configz on %s", bind);
+	return mx;
+}
+
+struct metrics *metrics_free(struct metrics *mx)
+{
+	if (!mx)
+		return NULL;
+	http_server_free(mx->server);
+	free(mx->configz);
+	free(mx);
+	return NULL;
+}
