@@ -53,8 +53,14 @@ int nft_rule_builder_comment(struct nft_rule_builder *rb, const char *comment)
 	struct nftnl_udata_buf *u;
 
 	nft_expr_text(rb, " comment \"%s\"", comment);
-	if (!rb->rule || rb->err)
+	if (rb->err)
 		return rb->err;
+	/* nft's own limit (NFT_USERDATA_MAXLEN) is 128 bytes, the NUL included;
+	 * the user data buffer would take a few more. */
+	if (strlen(comment) + 1 > NFTNL_UDATA_COMMENT_MAXLEN)
+		return rb->err = -EINVAL;
+	if (!rb->rule)
+		return 0;
 	u = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 8);
 	if (!u)
 		return rb->err = -ENOMEM;

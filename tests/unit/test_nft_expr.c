@@ -725,3 +725,26 @@ Test(nft_set, flush_names_the_set_only)
 	cr_assert_str_eq(nft_batch_desc(b, 0), "flush set ip t fe");
 	nft_batch_free(b);
 }
+
+/* nft keeps at most 127 bytes of comment (128 with the NUL): a longer one
+ * is -EINVAL, for message and text builders alike (found by
+ * fuzz/nft_messages: the user data buffer took up to 133). */
+Test(nft_expr, comment_length_is_nfts)
+{
+	char c127[128], c128[129];
+	struct nft_rule_builder rb;
+
+	memset(c127, 'a', 127);
+	c127[127] = '\0';
+	memset(c128, 'a', 128);
+	c128[128] = '\0';
+	cr_assert_eq(nft_rule_builder_init(&rb, AF_INET, "t", "c"), 0);
+	cr_expect_eq(nft_rule_builder_comment(&rb, c127), 0);
+	nft_rule_builder_done(&rb);
+	cr_assert_eq(nft_rule_builder_init(&rb, AF_INET, "t", "c"), 0);
+	cr_expect_eq(nft_rule_builder_comment(&rb, c128), -EINVAL);
+	nft_rule_builder_done(&rb);
+	nft_rule_builder_init_text(&rb, AF_INET);
+	cr_expect_eq(nft_rule_builder_comment(&rb, c128), -EINVAL);
+	nft_rule_builder_done(&rb);
+}
