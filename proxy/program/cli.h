@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ipvs.h"
+#include "kube_proxy_config.h"
 #include "local_detect.h"
 #include "loop.h"
 #include "nftables.h"
@@ -65,10 +66,18 @@ struct cli_options {
 	/* kube-proxy's healthz and metrics servers, "HOST:PORT" (IPv6 in
 	 * brackets) or NULL when not asked for: --healthz-bind-address,
 	 * --metrics-bind-address or the --config file's healthzBindAddress,
-	 * metricsBindAddress. The string is owned by argv or the loaded config
-	 * and lives as long as the command. */
+	 * metricsBindAddress; "" when the flag was given empty (kube-proxy:
+	 * server off). The string is owned by argv or the loaded config and
+	 * lives as long as the command. */
 	const char *healthz_bind;
 	const char *metrics_bind;
+	/* --config FILE: the loaded KubeProxyConfiguration, or NULL. */
+	const struct kube_proxy_config *config;
+	const char *bind_address;    /* bindAddress, --bind-address (checked, not used) */
+	bool cleanup;                /* --cleanup (kube-proxy's): ferry run cleans up and exits */
+	struct kube_proxy_conntrack conntrack; /* conntrack.*, --conntrack-* */
+	int oom_score_adj;           /* oomScoreAdj, --oom-score-adj */
+	bool oom_score_adj_set;
 };
 
 /* Fill o with the defaults. */
@@ -152,6 +161,9 @@ size_t cli_report_orphan_slices(const struct model *m);
 int cli_run(int argc, char **argv);
 int cli_plan(int argc, char **argv);
 int cli_cleanup(int argc, char **argv);
+/* Remove what backend ("all" or a registry name) installed; ferry cleanup
+ * and kube-proxy's --cleanup. Returns CLI_EXIT_OK or CLI_EXIT_FAILURE. */
+int cli_cleanup_backends(const char *backend);
 
 /* After a usage error (already printed): one line pointing to the
  * command's help on stderr. Returns CLI_EXIT_REJECTED. */

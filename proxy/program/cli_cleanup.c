@@ -22,11 +22,34 @@ static void cleanup_usage(FILE *out)
 	fprintf(out, ".\n");
 }
 
+int cli_cleanup_backends(const char *backend)
+{
+	int code = CLI_EXIT_OK;
+
+	for (size_t i = 0; i < backend_registry_len; i++) {
+		const struct backend_ops *ops = backend_registry[i];
+		if (strcmp(backend, "all") != 0 && strcmp(backend, ops->name) != 0)
+			continue;
+		if (!ops->cleanup) {
+			log_info("backend %s: nothing to remove (it installs nothing that outlives it)", ops->name);
+			continue;
+		}
+		/* Each backend's cleanup logs what it removed. */
+		int r = ops->cleanup();
+		if (r < 0) {
+			log_errno(r, "cleanup of backend %s failed", ops->name);
+			code = CLI_EXIT_FAILURE;
+		} else {
+			log_info("backend %s cleaned up", ops->name);
+		}
+	}
+	return code;
+}
+
 int cli_cleanup(int argc, char **argv)
 {
 	struct cli_options o;
 	bool help, known = false;
-	int code = CLI_EXIT_OK;
 
 	cli_options_defaults(&o);
 	o.backend = "all";
@@ -45,22 +68,5 @@ int cli_cleanup(int argc, char **argv)
 		fprintf(stderr, " or all)\n");
 		return cli_usage_hint("cleanup");
 	}
-	for (size_t i = 0; i < backend_registry_len; i++) {
-		const struct backend_ops *ops = backend_registry[i];
-		if (strcmp(o.backend, "all") != 0 && strcmp(o.backend, ops->name) != 0)
-			continue;
-		if (!ops->cleanup) {
-			log_info("backend %s: nothing to remove (it installs nothing that outlives it)", ops->name);
-			continue;
-		}
-		/* Each backend's cleanup logs what it removed. */
-		int r = ops->cleanup();
-		if (r < 0) {
-			log_errno(r, "cleanup of backend %s failed", ops->name);
-			code = CLI_EXIT_FAILURE;
-		} else {
-			log_info("backend %s cleaned up", ops->name);
-		}
-	}
-	return code;
+	return cli_cleanup_backends(o.backend);
 }

@@ -10,7 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kube_proxy_config.h"
 #include "log.h"
+
+/* The --config file of this process: o's strings point into it, so it
+ * lives as long as the command. */
+static struct kube_proxy_config cli_config;
 
 void cli_options_defaults(struct cli_options *o)
 {
@@ -94,6 +99,23 @@ enum {
 	OPT_POD_BRIDGE_INTERFACE,
 	OPT_IPVS_SCHEDULER,
 	OPT_IPVS_STRICT_ARP,
+	OPT_CONFIG,
+	OPT_PROXY_MODE,
+	OPT_KP_SYNC,
+	OPT_KP_MIN_SYNC,
+	OPT_HEALTHZ_BIND,
+	OPT_METRICS_BIND,
+	OPT_BIND_ADDRESS,
+	OPT_CLEANUP,
+	OPT_VERBOSITY,
+	OPT_OOM_SCORE_ADJ,
+	OPT_CT_MAX_PER_CORE,
+	OPT_CT_MIN,
+	OPT_CT_TCP_ESTABLISHED,
+	OPT_CT_TCP_CLOSE_WAIT,
+	OPT_CT_UDP,
+	OPT_CT_UDP_STREAM,
+	OPT_CT_TCP_BE_LIBERAL,
 	OPT_HELP,
 };
 
@@ -123,6 +145,26 @@ static const struct option cli_long_options[] = {
 	{ "pod-bridge-interface", required_argument, NULL, OPT_POD_BRIDGE_INTERFACE },
 	{ "ipvs-scheduler", required_argument, NULL, OPT_IPVS_SCHEDULER },
 	{ "ipvs-strict-arp", no_argument, NULL, OPT_IPVS_STRICT_ARP },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	/* kube-proxy's names, so a DaemonSet's arguments start ferry unchanged. */
+	{ "proxy-mode", required_argument, NULL, OPT_PROXY_MODE },
+	{ "iptables-sync-period", required_argument, NULL, OPT_KP_SYNC },
+	{ "ipvs-sync-period", required_argument, NULL, OPT_KP_SYNC },
+	{ "iptables-min-sync-period", required_argument, NULL, OPT_KP_MIN_SYNC },
+	{ "ipvs-min-sync-period", required_argument, NULL, OPT_KP_MIN_SYNC },
+	{ "healthz-bind-address", required_argument, NULL, OPT_HEALTHZ_BIND },
+	{ "metrics-bind-address", required_argument, NULL, OPT_METRICS_BIND },
+	{ "bind-address", required_argument, NULL, OPT_BIND_ADDRESS },
+	{ "cleanup", optional_argument, NULL, OPT_CLEANUP },
+	{ "v", required_argument, NULL, OPT_VERBOSITY },
+	{ "oom-score-adj", required_argument, NULL, OPT_OOM_SCORE_ADJ },
+	{ "conntrack-max-per-core", required_argument, NULL, OPT_CT_MAX_PER_CORE },
+	{ "conntrack-min", required_argument, NULL, OPT_CT_MIN },
+	{ "conntrack-tcp-timeout-established", required_argument, NULL, OPT_CT_TCP_ESTABLISHED },
+	{ "conntrack-tcp-timeout-close-wait", required_argument, NULL, OPT_CT_TCP_CLOSE_WAIT },
+	{ "conntrack-udp-timeout", required_argument, NULL, OPT_CT_UDP },
+	{ "conntrack-udp-timeout-stream", required_argument, NULL, OPT_CT_UDP_STREAM },
+	{ "conntrack-tcp-be-liberal", optional_argument, NULL, OPT_CT_TCP_BE_LIBERAL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 }
 };
@@ -279,18 +321,95 @@ const char *cli_local_interface(const struct cli_options *o)
 	}
 }
 
+/* A Go boolean flag's optional value ("--cleanup", "--cleanup=false"). */
+static int cli_parse_go_bool(const char *name, const char *text, bool *ret)
+{
+	if (!text || strcmp(text, "true") == 0 || strcmp(text, "1") == 0) {
+		*ret = true;
+		return 0;
+	}
+	if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0) {
+		*ret = false;
+		return 0;
+	}
+	fprintf(stderr, "ferry: %s must be true or false, not '%s'\n", name, text);
+	return -1;
+}
+
+/* An integer in [min, max] for name. */
+static int cli_parse_int(const char *name, const char *text, long min, long max, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > max) {
+		fprintf(stderr, "ferry: %s must be an integer in [%ld, %ld], not '%s'\n", name, min, max, text);
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* A Go duration ("30s", "1m0s", "1.5s") for kube-proxy's flags. */
+static int cli_parse_go_duration(const char *name, const char *text, uint32_t *ret_ms)
+{
+	if (kube_proxy_parse_duration_ms(text, ret_ms) < 0) {
+		fprintf(stderr, "ferry: %s: '%s' is not a duration (e.g. 30s, 1m0s, 250ms)\n", name, text);
+		return -1;
+	}
+	return 0;
+}
+
+/* kube-proxy's -v/--v: 0-3 are ferry's info level, 4 and up debug (kube-proxy
+ * logs each sync's details from 4 on). */
+static void cli_set_verbosity(long v)
+{
+	log_set_level(v >= 4 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+}
+
+/* --config FILE (or --config=FILE) anywhere in argv: load it into o before
+ * the flags are parsed, so a flag overrides the file. Returns 0 (also
+ * without --config) or -1 after printing the error. */
+static int cli_options_load_config(int argc, char **argv, struct cli_options *o)
+{
+	const char *path = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+	}
+	if (!path)
+		return 0;
+	memset(&cli_config, 0, sizeof(cli_config));
+	if (kube_proxy_config_load(&cli_config, path, o) < 0) {
+		fprintf(stderr, "ferry: --config %s: %s\n", path, cli_config.error);
+		return -1;
+	}
+	if (cli_config.verbosity >= 0)
+		cli_set_verbosity(cli_config.verbosity);
+	return 0;
+}
+
 int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_options *o,
 		      bool *ret_help)
 {
 	int c;
 
 	*ret_help = false;
+	if (cli_options_load_config(argc, argv, o) < 0)
+		return -1;
 	optind = 1;
 	opterr = 0;
 	int longindex = -1;
 
 	/* The leading ':' makes a missing value ':' rather than '?'. */
-	while ((c = getopt_long(argc, argv, ":h", cli_long_options, &longindex)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hv:", cli_long_options, &longindex)) != -1) {
 		/* Name the option itself, not its value when it came separately
 		 * ("--intercept on"). */
 		char name[64];
@@ -464,6 +583,103 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 			break;
 		case OPT_IPVS_STRICT_ARP:
 			o->ipvs_strict_arp = true;
+			break;
+		case OPT_CONFIG:
+			break; /* loaded before the flags */
+		case OPT_PROXY_MODE:
+			if (strcmp(optarg, "iptables") == 0) {
+				fprintf(stderr, "ferry: %s iptables is not supported by ferry; use --proxy-mode nftables "
+						"(kube-proxy's successor to iptables mode) or ipvs\n", name);
+				return -1;
+			}
+			if (!*optarg) {
+				o->backend = "auto";
+			} else if (strcmp(optarg, "nftables") == 0 || strcmp(optarg, "ipvs") == 0 ||
+				   strcmp(optarg, "userspace") == 0) {
+				o->backend = optarg;
+			} else {
+				fprintf(stderr, "ferry: %s must be nftables, ipvs or userspace, not '%s'\n", name, optarg);
+				return -1;
+			}
+			break;
+		case OPT_KP_SYNC:
+		case OPT_KP_MIN_SYNC:
+			if (!(allowed & CLI_OPT_RUN))
+				goto not_allowed;
+			if (cli_parse_go_duration(name, optarg, c == OPT_KP_SYNC ? &o->sync_period_ms :
+										 &o->min_sync_period_ms) < 0)
+				return -1;
+			break;
+		case OPT_HEALTHZ_BIND:
+		case OPT_METRICS_BIND: {
+			struct inet_addr a;
+			uint16_t port;
+			/* Empty: the server is off, as kube-proxy's flag says. */
+			if (*optarg && inet_endpoint_parse(optarg, &a, &port) < 0) {
+				fprintf(stderr, "ferry: %s: '%s' is not HOST:PORT (e.g. 0.0.0.0:10256, [::]:10256)\n",
+					name, optarg);
+				return -1;
+			}
+			*(c == OPT_HEALTHZ_BIND ? &o->healthz_bind : &o->metrics_bind) = optarg;
+			break;
+		}
+		case OPT_BIND_ADDRESS: {
+			struct inet_addr a;
+			if (inet_addr_parse(optarg, &a) < 0) {
+				fprintf(stderr, "ferry: %s: '%s' is not an IP address\n", name, optarg);
+				return -1;
+			}
+			if (!inet_addr_is_any(&a))
+				log_warn("%s %s is not used by ferry (the node's primary address comes from the Node "
+					 "object, standalone from the default route); ignored", name, optarg);
+			o->bind_address = optarg;
+			break;
+		}
+		case OPT_CLEANUP:
+			if (!(allowed & CLI_OPT_RUN))
+				goto not_allowed;
+			if (cli_parse_go_bool(name, optarg, &o->cleanup) < 0)
+				return -1;
+			break;
+		case 'v':
+		case OPT_VERBOSITY: {
+			long v;
+			if (cli_parse_int(c == 'v' ? "-v" : "--v", optarg, 0, INT32_MAX, &v) < 0)
+				return -1;
+			cli_set_verbosity(v);
+			break;
+		}
+		case OPT_OOM_SCORE_ADJ: {
+			long v;
+			if (cli_parse_int(name, optarg, -1000, 1000, &v) < 0)
+				return -1;
+			o->oom_score_adj = (int)v;
+			o->oom_score_adj_set = true;
+			break;
+		}
+		case OPT_CT_MAX_PER_CORE:
+		case OPT_CT_MIN: {
+			long v;
+			if (cli_parse_int(name, optarg, 0, INT32_MAX, &v) < 0)
+				return -1;
+			*(c == OPT_CT_MIN ? &o->conntrack.min : &o->conntrack.max_per_core) = (uint32_t)v;
+			break;
+		}
+		case OPT_CT_TCP_ESTABLISHED:
+		case OPT_CT_TCP_CLOSE_WAIT:
+		case OPT_CT_UDP:
+		case OPT_CT_UDP_STREAM: {
+			uint32_t *dst = c == OPT_CT_TCP_ESTABLISHED ? &o->conntrack.tcp_established_ms :
+					c == OPT_CT_TCP_CLOSE_WAIT  ? &o->conntrack.tcp_close_wait_ms :
+					c == OPT_CT_UDP		    ? &o->conntrack.udp_ms :
+								      &o->conntrack.udp_stream_ms;
+			if (cli_parse_go_duration(name, optarg, dst) < 0)
+				return -1;
+			break;
+		}
+		case OPT_CT_TCP_BE_LIBERAL:
+			if (cli_parse_go_bool(name, optarg, &o->conntrack.tcp_be_liberal) < 0)
+				return -1;
 			break;
 		case ':':
 			fprintf(stderr, "ferry: option '%s' needs a value\n", name);

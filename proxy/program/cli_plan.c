@@ -76,6 +76,8 @@ static void plan_usage(FILE *out)
 		"  --ipvs-scheduler NAME, --ipvs-strict-arp,\n"
 		"  --workers N            as for ferry run: the backend's program is rendered with them\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
+		"  --config FILE          kube-proxy's KubeProxyConfiguration: checked (exit 2 when\n"
+		"                         invalid) and the effective settings printed before the plan\n"
 		"  --help                 this help\n");
 }
 
@@ -129,6 +131,10 @@ int cli_plan(int argc, char **argv)
 	}
 	if (!o.hostname && gethostname(hostname, sizeof(hostname) - 1) == 0)
 		o.hostname = hostname;
+	/* --config: the settings in force, before the plan (stdout only for
+	 * text, so json and rules stay machine-readable). */
+	if (o.config)
+		kube_proxy_config_print(&o, ops, o.format == PLAN_FORMAT_TEXT ? stdout : stderr);
 	/* Keep stdout for the plan: only problems go to stderr. */
 	if (log_get_level() == LOG_LEVEL_INFO)
 		log_set_level(LOG_LEVEL_WARN);

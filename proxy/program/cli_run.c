@@ -95,6 +95,15 @@ static void run_usage(FILE *out)
 		"                           name one (rr default; wrr, lc, wlc, sh, mh, sed, nq, ...)\n"
 		"  --ipvs-strict-arp        ipvs: arp_ignore=1, arp_announce=2 (no ARP answers for VIPs)\n"
 		"  --log-level LEVEL        error, warn, info (default) or debug\n"
+		"  --config FILE            kube-proxy's KubeProxyConfiguration (YAML or JSON); flags\n"
+		"                           override it (see README, kube-proxy configuration)\n"
+		"  kube-proxy's flag names work too: --proxy-mode, --iptables-sync-period,\n"
+		"  --iptables-min-sync-period, --ipvs-sync-period, --ipvs-min-sync-period,\n"
+		"  --healthz-bind-address, --metrics-bind-address, --bind-address, --cleanup,\n"
+		"  -v/--v N (0-3 info, 4+ debug), --oom-score-adj, --conntrack-max-per-core,\n"
+		"  --conntrack-min, --conntrack-tcp-timeout-established,\n"
+		"  --conntrack-tcp-timeout-close-wait, --conntrack-udp-timeout,\n"
+		"  --conntrack-udp-timeout-stream, --conntrack-tcp-be-liberal\n"
 		"  --help                   this help\n");
 }
 
@@ -231,6 +240,9 @@ int cli_run(int argc, char **argv)
 		run_usage(stdout);
 		return CLI_EXIT_OK;
 	}
+	/* kube-proxy --cleanup: remove the mode's rules (every backend's for auto). */
+	if (o.cleanup)
+		return cli_cleanup_backends(strcmp(o.backend, "auto") == 0 ? "all" : o.backend);
 	if (!o.source) {
 		fprintf(stderr, "ferry run: --source is required (e.g. --source dir:examples/demo or --source kube)\n");
 		return CLI_EXIT_REJECTED;
@@ -265,6 +277,7 @@ int cli_run(int argc, char **argv)
 	if (lock_fd == -EBUSY)
 		goto out;
 	log_info("ferry %s starting: source %s, backend %s", FERRY_VERSION, o.source, ops->name);
+	kube_proxy_host_apply(&o); /* --config's conntrack and oomScoreAdj, as kube-proxy applies them */
 	r = host_addrs_watch_new(st.model, &st.host);
 	if (r < 0)
 		goto out;

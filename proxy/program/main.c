@@ -20,7 +20,8 @@ static void main_usage(FILE *out)
 		"  version  print the version, the git commit and the backends compiled in\n"
 		"  help     print this help ('ferry help COMMAND': that command's help)\n"
 		"\n"
-		"Run 'ferry COMMAND --help' for a command's options.\n");
+		"Run 'ferry COMMAND --help' for a command's options. Flags without a command\n"
+		"(ferry --config FILE ...) are ferry run's, as kube-proxy is started.\n");
 }
 
 static int main_version(int argc, char **argv)
@@ -84,5 +85,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
 		return main_version(argc, argv);
+	/* Flags first, as kube-proxy is started (`ferry --config FILE
+	 * --hostname-override NODE`): ferry run, so a DaemonSet's arguments
+	 * work unchanged. */
+	if (cmd[0] == '-')
+		return cli_run(argc, argv);
 	return main_dispatch(cmd, argc - 1, argv + 1);
 }

@@ -1,0 +1,90 @@
+/* kube-proxy's configuration file (--config FILE): a KubeProxyConfiguration
+ * of kubeproxy.config.k8s.io/v1alpha1, YAML or JSON, as kube-proxy's Go
+ * types (k8s.io/kube-proxy/config/v1alpha1/types.go) define it.
+ *
+ * The file is read into struct cli_options before the command-line flags,
+ * so a flag overrides the file as in kube-proxy. An unknown field, a value
+ * of the wrong type or out of range is an error naming the field; a known
+ * field ferry does not implement, set to anything but its empty value, is
+ * a warning naming it. Settings that are not options of the proxy itself
+ * (conntrack sysctls, oom_score_adj) are applied by kube_proxy_host_apply at
+ * `ferry run` start. */
+#ifndef FERRY_KUBE_PROXY_CONFIG_H
+#define FERRY_KUBE_PROXY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct cli_options;
+struct backend_ops;
+
+/* conntrack: what kube-proxy sets with sysctls. 0 (or false) leaves the
+ * kernel's value, as kube-proxy does for an unset or zero field. */
+struct kube_proxy_conntrack {
+	uint32_t max_per_core;         /* maxPerCore */
+	uint32_t min;                  /* min */
+	uint32_t tcp_established_ms;   /* tcpEstablishedTimeout */
+	uint32_t tcp_close_wait_ms;    /* tcpCloseWaitTimeout */
+	uint32_t udp_ms;               /* udpTimeout */
+	uint32_t udp_stream_ms;        /* udpStreamTimeout */
+	bool tcp_be_liberal;           /* tcpBeLiberal */
+};
+
+/* A loaded file: the storage the strings put into struct cli_options point
+ * to, and what the loader found. Lives as long as the command. */
+struct kube_proxy_config {
+	char path[1024];
+	char mode[16];            /* mode as written; "" for none */
+	const char *section;      /* the section sync periods and masquerading came from */
+	char hostname[256];
+	char bind_address[64];
+	char healthz_bind[80];
+	char metrics_bind[80];
+	char kubeconfig[1024];
+	char interface_prefix[16];
+	char bridge_interface[16];
+	char scheduler[16];
+	int verbosity;            /* logging.verbosity; -1 when unset */
+	char error[512];          /* why the file was refused (names the field) */
+	char warnings[4096];      /* one line per warning, each naming the field */
+	unsigned n_warnings;
+};
+
+/* Parse the KubeProxyConfiguration in buf (len bytes, YAML or JSON) and put
+ * its settings into o, which holds defaults (or earlier settings) only; cfg
+ * receives the strings o then points to, the warnings and, on failure, the
+ * error. Nothing is logged. Returns 0, or -EINVAL with cfg->error set
+ * (o may then be partly changed). */
+int kube_proxy_config_parse(struct kube_proxy_config *cfg, const char *buf, size_t len,
+			    struct cli_options *o);
+
+/* Read the file at path and kube_proxy_config_parse it; logs each warning.
+ * Returns 0, -EINVAL (cfg->error says why) or -errno when the file cannot
+ * be read (also in cfg->error). */
+int kube_proxy_config_load(struct kube_proxy_config *cfg, const char *path, struct cli_options *o);
+
+/* Parse a Go duration ("30s", "1m0s", "1.5s", "250ms", "2h45m", "0") into
+ * milliseconds, rounding a positive sub-millisecond rest up. Returns 0,
+ * -EINVAL (not a duration or negative) or -ERANGE (over UINT32_MAX ms). */
+int kube_proxy_parse_duration_ms(const char *text, uint32_t *ret_ms);
+
+/* net.netfilter.nf_conntrack_max as kube-proxy computes it for ncpu CPUs:
+ * max(maxPerCore * ncpu, min), or 0 (leave it) when maxPerCore is 0. */
+uint64_t kube_proxy_conntrack_max(const struct kube_proxy_conntrack *c, unsigned ncpu);
+
+/* The CPUs this process may run on (Go's runtime.NumCPU), at least 1. */
+unsigned kube_proxy_ncpu(void);
+
+/* Apply o's conntrack settings (sysctls under /proc/sys/net/netfilter;
+ * nf_conntrack_max only when it must grow) and oom_score_adj, logging each
+ * value set. A setting the kernel refuses is a warning, not a failure, as
+ * in a container where /proc/sys is read-only. Returns 0. */
+int kube_proxy_host_apply(const struct cli_options *o);
+
+/* Print the effective settings (file, flags and defaults) for the backend
+ * ops to out, one "name: value" line each, for `ferry plan --config`. */
+void kube_proxy_config_print(const struct cli_options *o, const struct backend_ops *ops, FILE *out);
+
+#endif
