@@ -1337,6 +1337,28 @@ size_t kdecode_cost(const json_t *obj, enum kdecode_kind kind)
 
 /* --- Node ----------------------------------------------------------------------- */
 
+/* What kube-proxy's healthz reads of a Node: a deletionTimestamp, and the
+ * cluster autoscaler's ToBeDeletedByClusterAutoscaler taint. Read leniently
+ * (a taint without a string key is not that taint): they only turn the
+ * health answer to 503, never reject the Node. */
+static void kdecode_node_eligibility(const json_t *obj, struct kobj_node *node)
+{
+	const json_t *md = json_object_get(obj, "metadata");
+	const json_t *spec = json_object_get(obj, "spec");
+	const json_t *taints = spec ? json_object_get(spec, "taints") : NULL;
+	const json_t *t;
+	size_t i;
+
+	node->deleting = json_is_string(json_object_get(md, "deletionTimestamp"));
+	json_array_foreach(taints, i, t) {
+		const json_t *key = json_object_get(t, "key");
+
+		if (json_is_string(key) &&
+		    strcmp(json_string_value(key), "ToBeDeletedByClusterAutoscaler") == 0)
+			node->to_be_deleted = true;
+	}
+}
+
 int kdecode_node(const json_t *obj, const struct kdecode_opts *opts, struct kobj_node **ret,
 		 struct kdecode_error *err)
 {
@@ -1414,6 +1436,7 @@ int kdecode_node(const json_t *obj, const struct kdecode_opts *opts, struct kobj
 		kobj_node_free(node);
 		return r;
 	}
+	kdecode_node_eligibility(obj, node);
 	*ret = node;
 	return 0;
 }

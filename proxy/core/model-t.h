@@ -139,6 +139,11 @@ struct kobj_node {
 	char *zone;                /* label topology.kubernetes.io/zone, or NULL */
 	struct inet_addr *addrs;   /* InternalIPs first, then ExternalIPs, each in the object's order */
 	size_t n_addrs;
+	/* kube-proxy's node eligibility (its /healthz answers 503 when either
+	 * holds): metadata.deletionTimestamp is set; spec.taints has the
+	 * cluster autoscaler's ToBeDeletedByClusterAutoscaler. */
+	bool deleting;
+	bool to_be_deleted;
 };
 
 /* This host's addresses as its kernel has them (read over rtnetlink by the

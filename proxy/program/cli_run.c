@@ -320,7 +320,7 @@ int cli_run(int argc, char **argv)
 		goto out;
 	/* kube-proxy's healthz timeout is 2 x syncPeriod. A server that cannot
 	 * bind is logged and ferry goes on without it. */
-	st.proxy_health = proxy_health_new(st.loop, o.healthz_bind, st.runner,
+	st.proxy_health = proxy_health_new(st.loop, o.healthz_bind, st.runner, st.model,
 					   2 * (o.sync_period_ms ? o.sync_period_ms : 30000));
 	st.metrics = metrics_new(st.loop, o.metrics_bind, &o, ops, st.model, st.runner,
 				 st.proxy_health);

@@ -14,6 +14,7 @@
 struct proxy_health {
 	struct loop *loop;
 	const struct sync_runner *runner;
+	const struct model *model;
 	uint32_t timeout_ms;
 	struct http_server *server;
 	struct proxy_health_counts counts;
@@ -52,7 +53,8 @@ static int proxy_health_answer(void *userdata, const char *path, struct http_rep
 	struct sync_runner_stats st;
 	struct timespec now, last = { 0, 0 };
 	char now_s[64], last_s[64];
-	bool livez = strcmp(path, "/livez") == 0, healthy;
+	bool livez = strcmp(path, "/livez") == 0, healthy, eligible = true;
+	const struct kobj_node *node;
 	size_t cap = 0;
 	uint64_t mono = loop_now_ms();
 
@@ -63,7 +65,12 @@ static int proxy_health_answer(void *userdata, const char *path, struct http_rep
 	clock_gettime(CLOCK_REALTIME, &now);
 	sync_runner_stats(ph->runner, &st);
 	healthy = sync_runner_healthy(ph->runner, mono, ph->timeout_ms);
-	if (healthy) {
+	/* kube-proxy: a Node being deleted or drained by the autoscaler
+	 * fails /healthz (so load balancers move away), not /livez. */
+	if (!livez && ph->model && (node = model_node(ph->model)) &&
+	    (node->deleting || node->to_be_deleted))
+		eligible = false;
+	if (healthy && eligible) {
 		last = now; /* kube-proxy: "recent" while healthy */
 	} else if (st.last_ok_ms) {
 		uint64_t ago_ms = mono - st.last_ok_ms;
@@ -74,7 +81,7 @@ static int proxy_health_answer(void *userdata, const char *path, struct http_rep
 	}
 	proxy_health_format_time(&now, now_s, sizeof(now_s));
 	proxy_health_format_time(&last, last_s, sizeof(last_s));
-	ret->status = healthy ? 200 : 503;
+	ret->status = healthy && eligible ? 200 : 503;
 	ret->content_type = "application/json";
 	if (livez) {
 		if (healthy)
@@ -84,17 +91,18 @@ static int proxy_health_answer(void *userdata, const char *path, struct http_rep
 		return http_appendf(&ret->body, &ret->len, &cap,
 				    "{\"lastUpdated\": \"%s\",\"currentTime\": \"%s\"}", last_s, now_s);
 	}
-	if (healthy)
+	if (ret->status == 200)
 		ph->counts.healthz_200++;
 	else
 		ph->counts.healthz_503++;
 	return http_appendf(&ret->body, &ret->len, &cap,
-			    "{\"lastUpdated\": \"%s\",\"currentTime\": \"%s\", \"nodeEligible\": true}",
-			    last_s, now_s);
+			    "{\"lastUpdated\": \"%s\",\"currentTime\": \"%s\", \"nodeEligible\": %s}",
+			    last_s, now_s, eligible ? "true" : "false");
 }
 
 struct proxy_health *proxy_health_new(struct loop *loop, const char *bind,
-				      const struct sync_runner *runner, uint32_t timeout_ms)
+				      const struct sync_runner *runner, const struct model *model,
+				      uint32_t timeout_ms)
 {
 	struct proxy_health *ph = calloc(1, sizeof(*ph));
 	int r;
@@ -103,6 +111,7 @@ struct proxy_health *proxy_health_new(struct loop *loop, const char *bind,
 		return NULL;
 	ph->loop = loop;
 	ph->runner = runner;
+	ph->model = model;
 	ph->timeout_ms = timeout_ms;
 	if (!bind)
 		bind = PROXY_HEALTH_DEFAULT_BIND;

@@ -6,9 +6,9 @@
  * {"lastUpdated": "...","currentTime": "..."} (/healthz adds
  * "nodeEligible"), times in Go's time.String() format as kube-proxy prints
  * them; lastUpdated is currentTime while healthy, as in kube-proxy.
- * /healthz would also turn 503 while the Node is being deleted or tainted
- * ToBeDeletedByClusterAutoscaler; the model does not carry those fields
- * yet, so nodeEligible is always true.
+ * /healthz also answers 503 while this node's Node object is being deleted
+ * or tainted ToBeDeletedByClusterAutoscaler ("nodeEligible": false), as
+ * kube-proxy does; /livez ignores the Node.
  */
 #ifndef FERRY_PROXY_HEALTH_H
 #define FERRY_PROXY_HEALTH_H
@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "loop.h"
+#include "model.h"
 #include "sync_runner.h"
 
 struct proxy_health;
@@ -27,12 +28,14 @@ struct proxy_health_counts {
 	uint64_t healthz_200, healthz_503, livez_200, livez_503;
 };
 
-/* Make the health state of runner (borrowed, must outlive it) with the
- * given timeout, and serve it on bind ("ADDR:PORT"; NULL: 0.0.0.0:10256;
+/* Make the health state of runner with the given timeout; the Node comes
+ * from model (NULL or no Node: eligible). Both are borrowed and must
+ * outlive it; and serve it on bind ("ADDR:PORT"; NULL: 0.0.0.0:10256;
  * "" or "0": not served). A server that cannot be started is logged and
  * the state still works (proxy_health_ok). NULL on ENOMEM. */
 struct proxy_health *proxy_health_new(struct loop *loop, const char *bind,
-				      const struct sync_runner *runner, uint32_t timeout_ms);
+				      const struct sync_runner *runner, const struct model *model,
+				      uint32_t timeout_ms);
 /* Stop serving and free. Accepts NULL; returns NULL. */
 struct proxy_health *proxy_health_free(struct proxy_health *ph);
 

@@ -687,3 +687,28 @@ Test(kdecode, node_addresses_internal_first)
 	kobj_node_free(node);
 	json_decref(obj);
 }
+
+/* kube-proxy's node eligibility for /healthz: a deletionTimestamp, or the
+ * cluster autoscaler's ToBeDeletedByClusterAutoscaler taint; other taints
+ * and a malformed one change nothing. */
+Test(kdecode, node_deleting_and_to_be_deleted)
+{
+	const char *docs[] = {
+		"kind: Node\nmetadata: {name: n1}\nspec:\n  taints:\n"
+		"  - {key: node.kubernetes.io/unschedulable, effect: NoSchedule}\n  - {effect: NoSchedule}\n",
+		"kind: Node\nmetadata: {name: n1, deletionTimestamp: '2026-12-06T08:00:00Z'}\n",
+		"kind: Node\nmetadata: {name: n1}\nspec:\n  taints:\n"
+		"  - {key: ToBeDeletedByClusterAutoscaler, value: '1733472000', effect: NoSchedule}\n",
+	};
+
+	for (size_t i = 0; i < 3; i++) {
+		json_t *obj = y(docs[i]);
+		struct kobj_node *node = NULL;
+
+		cr_assert_eq(kdecode_node(obj, &opts, &node, &err), 0, "%s: %s", err.field, err.message);
+		cr_expect_eq(node->deleting, i == 1, "doc %zu", i);
+		cr_expect_eq(node->to_be_deleted, i == 2, "doc %zu", i);
+		kobj_node_free(node);
+		json_decref(obj);
+	}
+}
