@@ -374,8 +374,10 @@ static void cli_set_verbosity(long v)
  * without --config) or -1 after printing the error. */
 static int cli_options_load_config(int argc, char **argv, struct cli_options *o)
 {
-	const char *path = NULL;
+	const char *path = NULL, *mode = NULL;
 
+	/* The mode a flag sets decides which of the file's mode sections holds
+	 * the sync periods and masquerading, so it is looked for too. */
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			break;
@@ -383,10 +385,18 @@ static int cli_options_load_config(int argc, char **argv, struct cli_options *o)
 			path = argv[++i];
 		else if (strncmp(argv[i], "--config=", 9) == 0)
 			path = argv[i] + 9;
+		else if ((strcmp(argv[i], "--proxy-mode") == 0 || strcmp(argv[i], "--backend") == 0) && i + 1 < argc)
+			mode = argv[++i];
+		else if (strncmp(argv[i], "--proxy-mode=", 13) == 0)
+			mode = argv[i] + 13;
+		else if (strncmp(argv[i], "--backend=", 10) == 0)
+			mode = argv[i] + 10;
 	}
 	if (!path)
 		return 0;
 	memset(&cli_config, 0, sizeof(cli_config));
+	if (mode)
+		snprintf(cli_config.mode_override, sizeof(cli_config.mode_override), "%s", mode);
 	if (kube_proxy_config_load(&cli_config, path, o) < 0) {
 		fprintf(stderr, "ferry: --config %s: %s\n", path, cli_config.error);
 		return -1;

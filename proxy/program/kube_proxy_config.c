@@ -453,11 +453,14 @@ static int kpc_mode(struct kube_proxy_config *cfg, const json_t *top, struct cli
 	} else if (*cfg->mode) {
 		return kpc_fail(cfg, "mode: '%s' is not a mode of ferry (nftables, ipvs, userspace)", cfg->mode);
 	}
-	/* No mode: kube-proxy's default is iptables, so a file without one was
-	 * written for the iptables section; ferry picks its backend itself. */
-	if (strcmp(cfg->mode, "nftables") == 0)
+	/* The section of the mode in force: a flag's mode wins over the file's,
+	 * as every flag does. No mode: kube-proxy's default is iptables, so a
+	 * file without one was written for the iptables section; ferry picks
+	 * its backend itself. */
+	const char *mode = *cfg->mode_override ? cfg->mode_override : cfg->mode;
+	if (strcmp(mode, "nftables") == 0)
 		cfg->section = "nftables";
-	else if (strcmp(cfg->mode, "ipvs") == 0)
+	else if (strcmp(mode, "ipvs") == 0)
 		cfg->section = "ipvs";
 	else
 		cfg->section = "iptables";

@@ -36,6 +36,9 @@ struct kube_proxy_conntrack {
  * to, and what the loader found. Lives as long as the command. */
 struct kube_proxy_config {
 	char path[1024];
+	/* Set by the caller before parsing: the mode a flag (--proxy-mode,
+	 * --backend) chose, which picks the mode section used; "" for none. */
+	char mode_override[16];
 	char mode[16];            /* mode as written; "" for none */
 	const char *section;      /* the section sync periods and masquerading came from */
 	char hostname[256];

@@ -167,6 +167,19 @@ Test(kube_proxy_config, other_modes_sections_are_checked_not_used)
 	cr_assert(strstr(cfg.error, "iptables.masqueradeBit"), "%s", cfg.error);
 }
 
+Test(kube_proxy_config, a_flags_mode_picks_the_section)
+{
+	static const char body[] = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n"
+				   "mode: nftables\nnftables:\n  syncPeriod: 5s\nipvs:\n  syncPeriod: 7s\n";
+
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(cfg.mode_override, sizeof(cfg.mode_override), "ipvs");
+	cli_options_defaults(&o);
+	cr_assert_eq(kube_proxy_config_parse(&cfg, body, strlen(body), &o), 0, "%s", cfg.error);
+	cr_assert_str_eq(cfg.section, "ipvs");
+	cr_assert_eq(o.sync_period_ms, 7000);
+}
+
 Test(kube_proxy_config, unknown_field_is_an_error_naming_it)
 {
 	cr_assert_eq(parse_body("mode: nftables\nclusterCIDRs: 10.0.0.0/8\n"), -EINVAL);
@@ -315,7 +328,9 @@ Test(kube_proxy_config, flags_override_the_file)
 	cr_assert_str_eq(o.backend, "userspace");
 	cr_assert_str_eq(o.hostname, "node-2");
 	cr_assert_eq(o.sync_period_ms, 10000);
-	cr_assert_eq(o.min_sync_period_ms, 1500); /* from the file */
+	/* --proxy-mode=userspace: the file's iptables section (empty) holds the
+	 * periods, not its nftables one. */
+	cr_assert_eq(o.min_sync_period_ms, 50);
 	cr_assert_str_eq(o.healthz_bind, "127.0.0.1:20256");
 	cr_assert_str_eq(o.source, "dir:/nonexistent");
 	cr_assert_eq(o.masquerade_mark, 1u << 3);
