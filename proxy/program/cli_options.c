@@ -116,6 +116,7 @@ enum {
 	OPT_CT_UDP,
 	OPT_CT_UDP_STREAM,
 	OPT_CT_TCP_BE_LIBERAL,
+	OPT_FEATURE_GATES,
 	OPT_HELP,
 };
 
@@ -165,6 +166,7 @@ static const struct option cli_long_options[] = {
 	{ "conntrack-udp-timeout", required_argument, NULL, OPT_CT_UDP },
 	{ "conntrack-udp-timeout-stream", required_argument, NULL, OPT_CT_UDP_STREAM },
 	{ "conntrack-tcp-be-liberal", optional_argument, NULL, OPT_CT_TCP_BE_LIBERAL },
+	{ "feature-gates", required_argument, NULL, OPT_FEATURE_GATES },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 }
 };
@@ -690,6 +692,12 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 		case OPT_CT_TCP_BE_LIBERAL:
 			if (cli_parse_go_bool(name, optarg, &o->conntrack.tcp_be_liberal) < 0)
 				return -1;
+			break;
+		case OPT_FEATURE_GATES:
+			/* kube-proxy's gates switch kube-proxy's code; ferry has
+			 * none, but a DaemonSet passing them must still start. */
+			if (*optarg)
+				log_warn("%s %s: not implemented by ferry; ignored", name, optarg);
 			break;
 		case ':':
 			fprintf(stderr, "ferry: option '%s' needs a value\n", name);

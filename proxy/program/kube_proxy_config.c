@@ -823,6 +823,7 @@ static int kpc_sysctl_read(const char *path, uint64_t *ret)
 }
 
 #define KPC_NF "/proc/sys/net/netfilter/"
+#define KPC_HASHSIZE "/sys/module/nf_conntrack/parameters/hashsize"
 
 static void kpc_set(const char *name, uint64_t value, const char *field)
 {
@@ -848,6 +849,10 @@ int kube_proxy_host_apply(const struct cli_options *o)
 				 (unsigned long long)have, (unsigned long long)want);
 		else
 			kpc_set(KPC_NF "nf_conntrack_max", want, "maxPerCore");
+		/* kube-proxy keeps the hash table at least a quarter of the
+		 * limit (four entries a bucket), raising it likewise. */
+		if (kpc_sysctl_read(KPC_HASHSIZE, &have) == 0 && have < want / 4)
+			kpc_set(KPC_HASHSIZE, want / 4, "maxPerCore");
 	}
 	if (c->tcp_established_ms)
 		kpc_set(KPC_NF "nf_conntrack_tcp_timeout_established", c->tcp_established_ms / 1000,

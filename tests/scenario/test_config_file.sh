@@ -158,11 +158,12 @@ FERRY_LOG=$T/ferry-alias.log
 bg_start "$N" "$FERRY_LOG" "$FERRY_BIN" run --source "dir:$T/manifests" --proxy-mode=userspace --v=4 \
 	--hostname-override="$NODE_NAME" --iptables-sync-period=10s --iptables-min-sync-period=1s \
 	--healthz-bind-address=127.0.0.1:10256 --metrics-bind-address=127.0.0.1:10249 --cleanup=false \
-	--conntrack-tcp-be-liberal=false
+	--conntrack-tcp-be-liberal=false --feature-gates=SomeGate=true
 FERRY_PID=$BG_PID
 answers 10.0.1.1
 grep -q "backend userspace" "$FERRY_LOG" || fail "--proxy-mode=userspace did not pick the userspace backend"
 grep -q " debug " "$FERRY_LOG" || fail "--v=4 did not turn debug logging on"
+grep -q -- "--feature-gates SomeGate=true: not implemented by ferry" "$FERRY_LOG" || fail "no warning for --feature-gates"
 stop
 ip netns exec "$N" "$FERRY_BIN" run --source "dir:$T/manifests" --proxy-mode iptables >/dev/null 2>"$T/ipt.err"
 rc=$?

@@ -322,9 +322,10 @@ Test(kube_proxy_config, flags_override_the_file)
 	close(fd);
 	char *argv[] = { "run", "--config", path, "--source", "dir:/nonexistent", "--proxy-mode=userspace",
 			 "--hostname-override", "node-2", "--iptables-sync-period=10s",
-			 "--healthz-bind-address", "127.0.0.1:20256", "--v=2", "--masquerade-bit", "3", NULL };
+			 "--healthz-bind-address", "127.0.0.1:20256", "--v=2", "--masquerade-bit", "3",
+			 "--feature-gates=SomeGate=true", NULL };
 	cli_options_defaults(&o);
-	cr_assert_eq(cli_options_parse(14, argv, CLI_OPT_RUN, &o, &help), 0);
+	cr_assert_eq(cli_options_parse(15, argv, CLI_OPT_RUN, &o, &help), 0);
 	cr_assert_str_eq(o.backend, "userspace");
 	cr_assert_str_eq(o.hostname, "node-2");
 	cr_assert_eq(o.sync_period_ms, 10000);
