@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "inet.h"
 #include "kobj.h"
@@ -1065,6 +1066,45 @@ static int slice_new_named(struct ctx *c, const struct meta *md, const char *nam
 	return 0;
 }
 
+/* The slice's endpoints.kubernetes.io/last-change-trigger-time (RFC 3339,
+ * UTC "Z" or an offset, optional fraction) as Unix seconds; 0 when absent
+ * or malformed: it only feeds a metric (kube-proxy skips it the same way). */
+static double kdecode_trigger_time(const json_t *annotations)
+{
+	const json_t *v = annotations ? json_object_get(annotations,
+							"endpoints.kubernetes.io/last-change-trigger-time")
+				      : NULL;
+	const char *p;
+	double frac = 0;
+	struct tm tm;
+	int off_h = 0, off_m = 0, sign = 0;
+	time_t t;
+
+	if (!json_is_string(v))
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	p = strptime(json_string_value(v), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return 0;
+	if (*p == '.') {
+		char *end;
+
+		frac = strtod(p, &end);
+		p = end;
+	}
+	if (*p == '+' || *p == '-') {
+		sign = *p == '-' ? -1 : 1;
+		if (sscanf(p + 1, "%2d:%2d", &off_h, &off_m) != 2)
+			return 0;
+	} else if (strcmp(p, "Z") != 0) {
+		return 0;
+	}
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return 0;
+	return (double)t + frac - sign * (off_h * 3600 + off_m * 60);
+}
+
 int kdecode_slice(const json_t *obj, const struct kdecode_opts *opts,
 		  struct kobj_slice **ret, struct kdecode_error *err)
 {
@@ -1107,6 +1147,7 @@ int kdecode_slice(const json_t *obj, const struct kdecode_opts *opts,
 	if (r < 0)
 		return r;
 	sl->family = family;
+	sl->trigger_time_s = kdecode_trigger_time(md.annotations);
 	r = slice_endpoints(&c, obj, sl);
 	if (r == 0)
 		r = slice_ports(&c, obj, "", false, sl);

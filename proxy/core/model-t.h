@@ -131,6 +131,9 @@ struct kobj_slice {
 	size_t n_endpoints;
 	struct slice_port *ports;
 	size_t n_ports;
+	/* Annotation endpoints.kubernetes.io/last-change-trigger-time as Unix
+	 * seconds (network programming latency); 0 when absent or malformed. */
+	double trigger_time_s;
 };
 
 /* This node, as the proxy sees it. */

@@ -51,6 +51,8 @@ struct model {
 	uint64_t generation;
 	uint64_t service_changes; /* upserts and deletes of services, ever */
 	uint64_t slice_changes;   /* upserts and deletes of slices, ever */
+	double triggers[MODEL_MAX_TRIGGERS]; /* new slices' trigger times, not yet taken */
+	size_t n_triggers;
 	struct model_order *order;
 };
 
@@ -346,6 +348,11 @@ int model_upsert_slice(struct model *m, struct kobj_slice *slice)
 		kobj_slice_free(slice);
 		return r;
 	}
+	/* A new trigger time is a change to measure (kube-proxy's network
+	 * programming latency); beyond the bound the newest are dropped. */
+	if (slice->trigger_time_s > 0 && (!old || old->trigger_time_s != slice->trigger_time_s) &&
+	    m->n_triggers < MODEL_MAX_TRIGGERS)
+		m->triggers[m->n_triggers++] = slice->trigger_time_s;
 	if (old) {
 		group_remove_slice(m, old);
 		order_swap((void **)m->order->slices, m->order->n_slices, m->order->slices_valid, old,
@@ -546,6 +553,15 @@ int model_foreach_orphan_slice(const struct model *m,
 uint64_t model_generation(const struct model *m)
 {
 	return m->generation;
+}
+
+size_t model_take_triggers(struct model *m, double *ret, size_t max)
+{
+	size_t n = m->n_triggers < max ? m->n_triggers : max;
+
+	memcpy(ret, m->triggers, n * sizeof(*ret));
+	m->n_triggers = 0;
+	return n;
 }
 
 void model_change_counts(const struct model *m, uint64_t *ret_services, uint64_t *ret_slices)

@@ -88,4 +88,12 @@ uint64_t model_generation(const struct model *m);
  * model_clear does not reset them). */
 void model_change_counts(const struct model *m, uint64_t *ret_services, uint64_t *ret_slices);
 
+/* How many trigger times model_take_triggers can hold back at most. */
+#define MODEL_MAX_TRIGGERS 256
+/* Move the last-change-trigger-times of the slices upserted since the last
+ * call (a new or changed annotation each) into ret (room for max), and
+ * forget them. Returns how many. For the network programming latency:
+ * call it after a good sync. */
+size_t model_take_triggers(struct model *m, double *ret, size_t max);
+
 #endif

@@ -160,6 +160,12 @@ static void run_on_plan_synced(const struct plan *plan, void *userdata)
 	/* A port that failed to open is logged and tried again next sync. */
 	(void)svc_health_update(st->health, plan);
 	metrics_on_synced(st->metrics, plan);
+	{
+		double triggers[MODEL_MAX_TRIGGERS];
+		size_t n = model_take_triggers(st->model, triggers, MODEL_MAX_TRIGGERS);
+
+		metrics_on_programmed(st->metrics, triggers, n);
+	}
 	if (st->warner)
 		annotation_warner_check(st->warner, plan);
 }

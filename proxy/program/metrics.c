@@ -17,12 +17,38 @@
 
 #define METRICS_DEFAULT_BIND "127.0.0.1:10249"
 #define METRICS_SYNC_BUCKETS 15 /* kube-proxy: ExponentialBuckets(0.001, 2, 15) */
+#define METRICS_NPL_BUCKETS 80  /* kube-proxy's network programming buckets */
+#define METRICS_MAX_BUCKETS 80
 
 struct metrics_histogram {
-	uint64_t buckets[METRICS_SYNC_BUCKETS]; /* not cumulative; +Inf is count */
+	const double *bounds;
+	size_t n_bounds;
+	uint64_t buckets[METRICS_MAX_BUCKETS]; /* not cumulative; +Inf is count */
 	uint64_t count;
 	double sum;
 };
+
+static double metrics_sync_bounds[METRICS_SYNC_BUCKETS];
+static double metrics_npl_bounds[METRICS_NPL_BUCKETS];
+
+/* kube-proxy's buckets: ExponentialBuckets(0.001, 2, 15) for syncs; for
+ * network programming 0.25, 0.5, then 1..59 s by 1, 60..115 by 5,
+ * 120..300 by 30. */
+static void metrics_bounds_init(void)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < METRICS_SYNC_BUCKETS; i++)
+		metrics_sync_bounds[i] = 0.001 * (double)(1u << i);
+	metrics_npl_bounds[n++] = 0.25;
+	metrics_npl_bounds[n++] = 0.5;
+	for (int s = 1; s <= 59; s++)
+		metrics_npl_bounds[n++] = s;
+	for (int s = 60; s <= 115; s += 5)
+		metrics_npl_bounds[n++] = s;
+	for (int s = 120; s <= 300; s += 30)
+		metrics_npl_bounds[n++] = s;
+}
 
 struct metrics {
 	struct loop *loop;
@@ -35,6 +61,8 @@ struct metrics {
 	size_t configz_len;
 
 	struct metrics_histogram sync_all, sync_full, sync_partial;
+	struct metrics_histogram programming; /* network programming latency */
+	double start_wall_s;           /* changes triggered before this are not measured */
 	double last_ok_wall_s;         /* wall time of the last good sync; 0: none */
 	uint64_t svc_changes_synced;   /* model change counts at the last good sync */
 	uint64_t eps_changes_synced;
@@ -43,15 +71,10 @@ struct metrics {
 	size_t no_local_internal, no_local_external;
 };
 
-static double metrics_sync_bound(size_t i)
-{
-	return 0.001 * (double)(1u << i);
-}
-
 static void metrics_observe(struct metrics_histogram *h, double v)
 {
-	for (size_t i = 0; i < METRICS_SYNC_BUCKETS; i++)
-		if (v <= metrics_sync_bound(i)) {
+	for (size_t i = 0; i < h->n_bounds; i++)
+		if (v <= h->bounds[i]) {
 			h->buckets[i]++;
 			break;
 		}
@@ -76,6 +99,21 @@ void metrics_on_attempt(struct metrics *mx, bool full, int result, uint64_t dura
 		return;
 	metrics_observe(&mx->sync_all, s);
 	metrics_observe(full ? &mx->sync_full : &mx->sync_partial, s);
+}
+
+void metrics_on_programmed(struct metrics *mx, const double *trigger_times, size_t n)
+{
+	double now;
+
+	if (!mx)
+		return;
+	now = metrics_wall_s();
+	for (size_t i = 0; i < n; i++) {
+		/* kube-proxy: objects changed before it started are not its work. */
+		if (trigger_times[i] < mx->start_wall_s)
+			continue;
+		metrics_observe(&mx->programming, now > trigger_times[i] ? now - trigger_times[i] : 0);
+	}
 }
 
 /* An epset that keeps only local endpoints has a key ending "/local". */
@@ -138,9 +176,9 @@ static int metrics_histogram_render(char **pbuf, size_t *plen, size_t *pcap, con
 	int r = 0;
 
 	FAMILY(name, "histogram", help);
-	for (size_t i = 0; i < METRICS_SYNC_BUCKETS; i++) {
+	for (size_t i = 0; i < h->n_bounds; i++) {
 		cum += h->buckets[i];
-		APPEND("%s_bucket{le=\"%g\"} %llu\n", name, metrics_sync_bound(i),
+		APPEND("%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
 		       (unsigned long long)cum);
 	}
 	APPEND("%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
@@ -238,7 +276,10 @@ int metrics_render(struct metrics *mx, char **ret, size_t *ret_len)
 	    metrics_histogram_render(&buf, &len, &cap,
 				     "kubeproxy_sync_partial_proxy_rules_duration_seconds",
 				     "SyncProxyRules latency in seconds for partial resyncs",
-				     &mx->sync_partial) < 0)
+				     &mx->sync_partial) < 0 ||
+	    metrics_histogram_render(&buf, &len, &cap, "kubeproxy_network_programming_duration_seconds",
+				     "In Cluster Network Programming Latency in seconds",
+				     &mx->programming) < 0)
 		goto oom;
 	FAMILY("kubeproxy_sync_proxy_rules_last_timestamp_seconds", "gauge",
 	       "The last time proxy rules were successfully synced");
@@ -426,6 +467,14 @@ struct metrics *metrics_new(struct loop *loop, const char *bind, const struct cl
 	mx->model = model;
 	mx->runner = runner;
 	mx->health = health;
+	metrics_bounds_init();
+	mx->start_wall_s = metrics_wall_s();
+	mx->sync_all = (struct metrics_histogram){ .bounds = metrics_sync_bounds,
+						   .n_bounds = METRICS_SYNC_BUCKETS };
+	mx->sync_full = mx->sync_all;
+	mx->sync_partial = mx->sync_all;
+	mx->programming = (struct metrics_histogram){ .bounds = metrics_npl_bounds,
+						      .n_bounds = METRICS_NPL_BUCKETS };
 	if (metrics_configz(mx, o) < 0) {
 		free(mx);
 		return NULL;

@@ -6,6 +6,7 @@
  * variants (histograms, every attempt), ..._last_timestamp_seconds,
  * ..._last_queued_timestamp_seconds, ..._no_local_endpoints_total,
  * ..._{service,endpoint}_changes_{pending,total},
+ * kubeproxy_network_programming_duration_seconds (histogram),
  * kubeproxy_proxy_{healthz,livez}_total, the process_* metrics a Go
  * exporter has (from /proc/self), and ferry's own ferry_*: sync attempts
  * and failures, the plan in force on the backend (frontends, endpoint
@@ -44,6 +45,13 @@ void metrics_on_attempt(struct metrics *mx, bool full, int result, uint64_t dura
 /* A sync succeeded with plan now in force (sync_runner_config.on_synced).
  * NULL mx: nothing. */
 void metrics_on_synced(struct metrics *mx, const struct plan *plan);
+
+/* A good sync programmed the EndpointSlice changes whose
+ * last-change-trigger-times (Unix seconds, model_take_triggers) are given:
+ * observe kubeproxy_network_programming_duration_seconds (changes
+ * triggered before ferry started are skipped, as kube-proxy does). NULL
+ * mx: nothing. */
+void metrics_on_programmed(struct metrics *mx, const double *trigger_times, size_t n);
 
 /* The whole /metrics text in a malloc'd buffer (*ret, *ret_len). 0 or
  * -ENOMEM. For the server and tests. */

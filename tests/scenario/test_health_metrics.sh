@@ -5,8 +5,9 @@
 # synced for 2 x --sync-period (a service whose port another process holds
 # makes the userspace backend's syncs fail), and 200 again when the sync
 # succeeds; a health check node port's serviceProxyHealthy follows. /metrics
-# is well-formed Prometheus text whose counters move with syncs; /configz is
-# JSON.
+# is well-formed Prometheus text whose counters move with syncs (and an
+# EndpointSlice's last-change-trigger-time feeds the network programming
+# histogram); /configz is JSON.
 . "$(dirname "$0")/lib.sh"
 lib_init health_metrics
 command -v curl >/dev/null || skip "curl not installed"
@@ -134,6 +135,30 @@ now=$(metric 'ferry_syncs_total{backend="userspace",result="ok"}')
 [ "${now:-0}" -gt "${syncs:-0}" ] || fail "sync count did not grow ($syncs -> $now)"
 [ "$(metric ferry_programmed_frontends'{backend="userspace"}')" -ge 2 ] || fail "programmed frontends"
 say "  syncs $syncs -> $now"
+
+say "an EndpointSlice with a last-change-trigger-time feeds the network programming histogram"
+[ "$(metric kubeproxy_network_programming_duration_seconds_count)" = 0 ] || fail "programming latency before any change"
+cat >"$M/b-eps.yaml" <<YAML
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: b-1
+  namespace: default
+  labels: {kubernetes.io/service-name: b}
+  annotations: {endpoints.kubernetes.io/last-change-trigger-time: "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)"}
+addressType: IPv4
+ports: [{name: tcp, protocol: TCP, port: 9000}]
+endpoints:
+- {addresses: [127.0.0.21], conditions: {ready: true}}
+YAML
+for i in $(seq 1 50); do
+	[ "$(metric kubeproxy_network_programming_duration_seconds_count)" = 1 ] && break
+	sleep 0.1
+done
+[ "$(metric kubeproxy_network_programming_duration_seconds_count)" = 1 ] ||
+	fail "network programming duration not observed: $(metric kubeproxy_network_programming_duration_seconds_count)"
+[ "$(metric 'kubeproxy_network_programming_duration_seconds_bucket{le="5"}')" = 1 ] ||
+	fail "programming latency above 5 s"
 
 say "syncs that keep failing for 2 x sync period: 503, serviceProxyHealthy false"
 echo_start "$N" blocker 127.0.0.30:7000

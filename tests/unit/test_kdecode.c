@@ -712,3 +712,40 @@ Test(kdecode, node_deleting_and_to_be_deleted)
 		json_decref(obj);
 	}
 }
+
+/* endpoints.kubernetes.io/last-change-trigger-time (RFC 3339, UTC or an
+ * offset, optional fraction) becomes Unix seconds; a malformed one is 0
+ * and does not reject the slice (it only feeds a metric). */
+Test(kdecode, slice_trigger_time)
+{
+	static const struct {
+		const char *value;
+		double want;
+	} cases[] = {
+		{ "2026-12-06T08:00:00Z", 1796544000.0 },
+		{ "2026-12-06T08:00:00.25Z", 1796544000.25 },
+		{ "2026-12-06T09:30:00+01:30", 1796544000.0 },
+		{ "yesterday", 0 },
+		{ "2026-12-06T08:00:00", 0 },
+	};
+	char doc[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kobj_slice *sl = NULL;
+
+		snprintf(doc, sizeof(doc),
+			 "kind: EndpointSlice\n"
+			 "metadata:\n"
+			 "  name: s\n"
+			 "  namespace: default\n"
+			 "  labels: {kubernetes.io/service-name: a}\n"
+			 "  annotations: {endpoints.kubernetes.io/last-change-trigger-time: '%s'}\n"
+			 "addressType: IPv4\n"
+			 "endpoints: []\n",
+			 cases[i].value);
+		cr_assert_eq(slice_decode(doc, &sl), 0, "%s: %s: %s", cases[i].value, err.field,
+			     err.message);
+		cr_expect_float_eq(sl->trigger_time_s, cases[i].want, 1e-6, "%s", cases[i].value);
+		kobj_slice_free(sl);
+	}
+}

@@ -251,3 +251,35 @@ Test(nsname_map, matches_reference)
 	nsname_map_done(&map);
 	nsname_map_done(NULL);
 }
+
+/* Service and slice changes are counted (kube-proxy's changes totals), and
+ * each new or changed last-change-trigger-time is handed out once. */
+Test(model, change_counts_and_trigger_times)
+{
+	struct model *m = model_new();
+	struct kobj_slice *s;
+	uint64_t svcs, slices;
+	double t[4];
+
+	cr_assert_not_null(m);
+	s = slice_new("default", "a-1", "a");
+	s->trigger_time_s = 100.5;
+	cr_assert_eq(model_upsert_slice(m, s), 0);
+	s = slice_new("default", "a-1", "a"); /* same trigger time: no new change */
+	s->trigger_time_s = 100.5;
+	cr_assert_eq(model_upsert_slice(m, s), 0);
+	s = slice_new("default", "b-1", "b"); /* no annotation */
+	cr_assert_eq(model_upsert_slice(m, s), 0);
+	cr_assert_eq(model_take_triggers(m, t, 4), 1);
+	cr_expect_float_eq(t[0], 100.5, 1e-9);
+	cr_expect_eq(model_take_triggers(m, t, 4), 0, "taken once");
+	s = slice_new("default", "a-1", "a");
+	s->trigger_time_s = 200;
+	cr_assert_eq(model_upsert_slice(m, s), 0);
+	cr_expect_eq(model_take_triggers(m, t, 4), 1);
+	cr_assert_eq(model_delete_slice(m, "default", "b-1"), 0);
+	model_change_counts(m, &svcs, &slices);
+	cr_expect_eq(svcs, 0);
+	cr_expect_eq(slices, 5);
+	model_free(m);
+}
