@@ -597,7 +597,14 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 			o->ipvs_strict_arp = true;
 			break;
 		case OPT_CONFIG:
-			break; /* loaded before the flags */
+			/* Loaded before the flags; getopt also takes an
+			 * abbreviation (--conf) the early scan does not see. */
+			if (!o->config || strcmp(cli_config.path, optarg) != 0) {
+				fprintf(stderr, "ferry: --config: give it once, spelled in full (--config FILE or "
+						"--config=FILE)\n");
+				return -1;
+			}
+			break;
 		case OPT_PROXY_MODE:
 			if (strcmp(optarg, "iptables") == 0) {
 				fprintf(stderr, "ferry: %s iptables is not supported by ferry; use --proxy-mode nftables "

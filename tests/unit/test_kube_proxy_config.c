@@ -341,5 +341,9 @@ Test(kube_proxy_config, flags_override_the_file)
 	char *bad[] = { "run", "--source", "dir:/x", "--proxy-mode", "iptables", NULL };
 	cli_options_defaults(&o);
 	cr_assert_eq(cli_options_parse(5, bad, CLI_OPT_RUN, &o, &help), -1);
+	/* An abbreviation getopt would take is refused, not silently unread. */
+	char *abbrev[] = { "run", "--source", "dir:/x", "--conf", path, NULL };
+	cli_options_defaults(&o);
+	cr_assert_eq(cli_options_parse(5, abbrev, CLI_OPT_RUN, &o, &help), -1);
 	unlink(path);
 }
