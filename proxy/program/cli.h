@@ -140,6 +140,11 @@ void cli_source_set_failure_callback(struct cli_source *src, cli_source_failure_
 /* True once the source's initial load is complete: the first backend sync
  * may happen only then. */
 bool cli_source_synced(const struct cli_source *src);
+/* The API informers' counters summed (lists, relists after a 410, watches
+ * started, events, failures) into *ret, for the metrics. Returns false
+ * (and leaves *ret alone) for a directory source. */
+struct kube_informer_stats;
+bool cli_source_api_stats(const struct cli_source *src, struct kube_informer_stats *ret);
 /* Objects rejected so far by a source that loads in the background. */
 size_t cli_source_rejected(const struct cli_source *src);
 /* Pick the default --source when none was given: "kube" when

@@ -186,3 +186,11 @@ struct cli_source *cli_source_free(struct cli_source *src)
 	free(src);
 	return NULL;
 }
+
+bool cli_source_api_stats(const struct cli_source *src, struct kube_informer_stats *ret)
+{
+	if (!src->kube)
+		return false;
+	kube_source_stats(src->kube, ret);
+	return true;
+}

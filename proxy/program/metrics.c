@@ -13,6 +13,7 @@
 
 #include "http_server.h"
 #include "inet.h"
+#include "kube_informer.h"
 #include "log.h"
 
 #define METRICS_DEFAULT_BIND "127.0.0.1:10249"
@@ -56,6 +57,7 @@ struct metrics {
 	const struct model *model;
 	const struct sync_runner *runner;
 	const struct proxy_health *health;
+	const struct cli_source *source; /* NULL until metrics_set_source */
 	struct http_server *server;
 	char *configz;                 /* JSON, rendered at start */
 	size_t configz_len;
@@ -261,6 +263,7 @@ int metrics_render(struct metrics *mx, char **ret, size_t *ret_len)
 	struct sync_runner_stats st;
 	struct proxy_health_counts hc = { 0 };
 	struct metrics_proc proc;
+	struct kube_informer_stats api;
 	uint64_t svc_total, eps_total;
 	const char *be = mx->ops->name;
 
@@ -333,6 +336,23 @@ int metrics_render(struct metrics *mx, char **ret, size_t *ret_len)
 	APPEND("ferry_programmed_endpoints{backend=\"%s\"} %zu\n", be, mx->endpoints);
 	FAMILY("ferry_health_check_node_ports", "gauge", "Health check node ports in the plan");
 	APPEND("ferry_health_check_node_ports %zu\n", mx->health_checks);
+
+	if (mx->source && cli_source_api_stats(mx->source, &api)) {
+		FAMILY("ferry_api_lists_total", "counter", "API list requests (pages) that succeeded");
+		APPEND("ferry_api_lists_total %llu\n", (unsigned long long)api.lists);
+		FAMILY("ferry_api_relists_total", "counter", "API lists started again after a 410 Gone");
+		APPEND("ferry_api_relists_total %llu\n", (unsigned long long)api.relists);
+		FAMILY("ferry_api_watches_total", "counter",
+		       "API watch requests started (the first ones and every restart)");
+		APPEND("ferry_api_watches_total %llu\n", (unsigned long long)api.watches);
+		FAMILY("ferry_api_watch_events_total", "counter", "API watch events decoded");
+		APPEND("ferry_api_watch_events_total %llu\n", (unsigned long long)api.events);
+		FAMILY("ferry_api_request_failures_total", "counter",
+		       "API requests that failed (retried after a backoff)");
+		APPEND("ferry_api_request_failures_total %llu\n", (unsigned long long)api.failures);
+		FAMILY("ferry_api_rejected_objects_total", "counter", "API objects rejected by the decoder");
+		APPEND("ferry_api_rejected_objects_total %llu\n", (unsigned long long)api.rejected);
+	}
 
 	metrics_proc_read(&proc);
 	if (proc.ok) {
@@ -487,6 +507,12 @@ struct metrics *metrics_new(struct loop *loop, const char *bind, const struct cl
 	else if (mx->server)
 		log_info("metrics: serving /metrics and /configz on %s", bind);
 	return mx;
+}
+
+void metrics_set_source(struct metrics *mx, const struct cli_source *src)
+{
+	if (mx)
+		mx->source = src;
 }
 
 struct metrics *metrics_free(struct metrics *mx)

@@ -10,7 +10,8 @@
  * kubeproxy_proxy_{healthz,livez}_total, the process_* metrics a Go
  * exporter has (from /proc/self), and ferry's own ferry_*: sync attempts
  * and failures, the plan in force on the backend (frontends, endpoint
- * sets, endpoints, health check ports).
+ * sets, endpoints, health check ports) and the API source's lists,
+ * relists, watch (re)starts, events and request failures.
  * Control thread only (the event loop); no locking.
  */
 #ifndef FERRY_METRICS_H
@@ -52,6 +53,10 @@ void metrics_on_synced(struct metrics *mx, const struct plan *plan);
  * triggered before ferry started are skipped, as kube-proxy does). NULL
  * mx: nothing. */
 void metrics_on_programmed(struct metrics *mx, const double *trigger_times, size_t n);
+
+/* Where the API counters come from (ferry_api_*): src is borrowed and
+ * must outlive mx; a directory source has none. NULL mx: nothing. */
+void metrics_set_source(struct metrics *mx, const struct cli_source *src);
 
 /* The whole /metrics text in a malloc'd buffer (*ret, *ret_len). 0 or
  * -ENOMEM. For the server and tests. */
