@@ -1055,6 +1055,19 @@ static int ipvs_cleanup(void)
 	return ret;
 }
 
+/* Virtual servers (one per frontend), the items (virtual and real
+ * servers) and the real servers draining. */
+static void ipvs_counts(void *priv, backend_count_fn emit, void *userdata)
+{
+	const struct ipvs *v = priv;
+
+	if (!v->state)
+		return;
+	emit(userdata, "virtual_servers", ipvs_state_frontends(v->state));
+	emit(userdata, "items", ipvs_state_items(v->state));
+	emit(userdata, "draining", ipvs_state_drain_count(v->state));
+}
+
 const struct backend_ops ipvs_backend_ops = {
 	.name = "ipvs",
 	/* ferry.io/balance least-conn is lc, maglev is mh (ipvs_scheduler_for). */
@@ -1076,4 +1089,6 @@ const struct backend_ops ipvs_backend_ops = {
 	.cleanup = ipvs_cleanup,
 	/* Sockets and memory; the kernel keeps serving. */
 	.fini = ipvs_fini,
+	/* ipvs_state's counts of what was committed. */
+	.counts = ipvs_counts,
 };

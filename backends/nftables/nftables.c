@@ -722,6 +722,17 @@ static int nftables_cleanup(void)
 	return ret;
 }
 
+/* Frontends with elements committed, and the endpoint slot elements per
+ * family (kube-proxy's nftables sets and maps hold the rest). */
+static void nftables_counts(void *priv, backend_count_fn emit, void *userdata)
+{
+	const struct nftables *nf = priv;
+
+	emit(userdata, "frontends", nf->state.n_fes);
+	emit(userdata, "slot_elements_ip", nf->state.slots_count[0]);
+	emit(userdata, "slot_elements_ip6", nf->state.slots_count[1]);
+}
+
 const struct backend_ops nftables_backend_ops = {
 	.name = "nftables",
 	.nodeport_default_primary = true,
@@ -733,4 +744,5 @@ const struct backend_ops nftables_backend_ops = {
 	.render = nftables_render,
 	.cleanup = nftables_cleanup,
 	.fini = nftables_fini,
+	.counts = nftables_counts,
 };

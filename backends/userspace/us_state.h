@@ -295,4 +295,8 @@ double us_now_ms(void);
  * back to sync. */
 int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff);
 
+/* backend_ops.counts: the listener sets open (VIP and relay). Control
+ * thread. */
+void userspace_counts(void *priv, backend_count_fn emit, void *userdata);
+
 #endif

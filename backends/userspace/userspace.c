@@ -400,4 +400,6 @@ const struct backend_ops userspace_backend_ops = {
 	.cleanup = NULL,
 	/* Remove the interception rules, stop threads, close every socket, free. */
 	.fini = userspace_fini,
+	/* Listener sets open (userspace_inspect.c). */
+	.counts = userspace_counts,
 };

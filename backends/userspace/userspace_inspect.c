@@ -17,6 +17,13 @@ void userspace_get_stats(void *priv, struct userspace_stats *ret)
 	*ret = u->stats;
 }
 
+void userspace_counts(void *priv, backend_count_fn emit, void *userdata)
+{
+	const struct userspace *u = priv;
+
+	emit(userdata, "listener_sets", u->stats.listeners_opened - u->stats.listeners_closed);
+}
+
 int userspace_endpoint_usable(void *priv, const char *epset_key, const struct inet_addr *addr,
 			      uint16_t port)
 {

@@ -21,6 +21,9 @@
 #include "plan-t.h"
 #include "planner.h"
 
+/* One count of a backend's programmed objects (backend_ops.counts). */
+typedef void (*backend_count_fn)(void *userdata, const char *kind, uint64_t count);
+
 struct backend_ops {
 	/* Name on the command line (--backend NAME). */
 	const char *name;
@@ -60,6 +63,11 @@ struct backend_ops {
 	/* Stop and release everything init set up (live relayed connections are
 	 * closed). Must accept a priv whose init failed. */
 	void (*fini)(void *priv);
+	/* What is programmed now, for the metrics
+	 * (ferry_backend_objects{backend,kind}): emit(userdata, kind, count)
+	 * once per kind ("frontends", "set_elements", "virtual_servers"...).
+	 * Control thread, between syncs; changes nothing. May be NULL. */
+	void (*counts)(void *priv, backend_count_fn emit, void *userdata);
 };
 
 #endif

@@ -334,6 +334,7 @@ int cli_run(int argc, char **argv)
 		goto out;
 	svc_health_set_proxy_health(st.health, run_proxy_healthy, st.proxy_health);
 	metrics_set_source(st.metrics, st.source);
+	metrics_set_backend(st.metrics, priv);
 	if (loop_watch_fd(st.loop, sfd, EPOLLIN, run_on_signal, &st) < 0 ||
 	    loop_watch_fd(st.loop, host_addrs_watch_fd(st.host), EPOLLIN, run_on_host_addrs, &st) < 0 ||
 	    (cli_source_fd(st.source) >= 0 &&

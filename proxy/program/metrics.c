@@ -58,6 +58,10 @@ struct metrics {
 	const struct sync_runner *runner;
 	const struct proxy_health *health;
 	const struct cli_source *source; /* NULL until metrics_set_source */
+	void *backend_priv;              /* NULL until metrics_set_backend */
+	char **render_buf;               /* metrics_emit_count's target while rendering */
+	size_t *render_len, *render_cap;
+	int render_err;
 	struct http_server *server;
 	char *configz;                 /* JSON, rendered at start */
 	size_t configz_len;
@@ -256,6 +260,16 @@ static void metrics_proc_read(struct metrics_proc *p)
 	p->ok = true;
 }
 
+static void metrics_emit_count(void *userdata, const char *kind, uint64_t count)
+{
+	struct metrics *mx = userdata;
+
+	if (mx->render_err == 0)
+		mx->render_err = http_appendf(mx->render_buf, mx->render_len, mx->render_cap,
+					      "ferry_backend_objects{backend=\"%s\",kind=\"%s\"} %llu\n",
+					      mx->ops->name, kind, (unsigned long long)count);
+}
+
 int metrics_render(struct metrics *mx, char **ret, size_t *ret_len)
 {
 	char *buf = NULL;
@@ -337,6 +351,17 @@ int metrics_render(struct metrics *mx, char **ret, size_t *ret_len)
 	FAMILY("ferry_health_check_node_ports", "gauge", "Health check node ports in the plan");
 	APPEND("ferry_health_check_node_ports %zu\n", mx->health_checks);
 
+	if (mx->backend_priv && mx->ops->counts) {
+		FAMILY("ferry_backend_objects", "gauge",
+		       "What the backend has programmed, by kind (frontends, set elements, virtual servers, listener sets...)");
+		mx->render_buf = &buf;
+		mx->render_len = &len;
+		mx->render_cap = &cap;
+		mx->render_err = 0;
+		mx->ops->counts(mx->backend_priv, metrics_emit_count, mx);
+		if (mx->render_err < 0)
+			goto oom;
+	}
 	if (mx->source && cli_source_api_stats(mx->source, &api)) {
 		FAMILY("ferry_api_lists_total", "counter", "API list requests (pages) that succeeded");
 		APPEND("ferry_api_lists_total %llu\n", (unsigned long long)api.lists);
@@ -507,6 +532,12 @@ struct metrics *metrics_new(struct loop *loop, const char *bind, const struct cl
 	else if (mx->server)
 		log_info("metrics: serving /metrics and /configz on %s", bind);
 	return mx;
+}
+
+void metrics_set_backend(struct metrics *mx, void *backend_priv)
+{
+	if (mx)
+		mx->backend_priv = backend_priv;
 }
 
 void metrics_set_source(struct metrics *mx, const struct cli_source *src)

@@ -54,6 +54,10 @@ void metrics_on_synced(struct metrics *mx, const struct plan *plan);
  * mx: nothing. */
 void metrics_on_programmed(struct metrics *mx, const double *trigger_times, size_t n);
 
+/* The backend's private state, for ops->counts (ferry_backend_objects):
+ * borrowed, must outlive mx. NULL mx: nothing. */
+void metrics_set_backend(struct metrics *mx, void *backend_priv);
+
 /* Where the API counters come from (ferry_api_*): src is borrowed and
  * must outlive mx; a directory source has none. NULL mx: nothing. */
 void metrics_set_source(struct metrics *mx, const struct cli_source *src);

@@ -134,6 +134,8 @@ done
 now=$(metric 'ferry_syncs_total{backend="userspace",result="ok"}')
 [ "${now:-0}" -gt "${syncs:-0}" ] || fail "sync count did not grow ($syncs -> $now)"
 [ "$(metric ferry_programmed_frontends'{backend="userspace"}')" -ge 2 ] || fail "programmed frontends"
+[ "$(metric 'ferry_backend_objects{backend="userspace",kind="listener_sets"}')" -ge 2 ] ||
+	fail "the backend's listener sets are not counted"
 say "  syncs $syncs -> $now"
 
 say "an EndpointSlice with a last-change-trigger-time feeds the network programming histogram"
