@@ -21,7 +21,28 @@ void userspace_counts(void *priv, backend_count_fn emit, void *userdata)
 {
 	const struct userspace *u = priv;
 
+	uint64_t active = 0, healthy = 0, unhealthy = 0;
+
 	emit(userdata, "listener_sets", u->stats.listeners_opened - u->stats.listeners_closed);
+	/* Relayed connections and UDP flows now open, and the endpoints under
+	 * active health checks by state, summed over the endpoint sets (an
+	 * endpoint in two sets counts twice). Workers move these atomics. */
+	for (size_t i = 0; i < u->n_pools; i++) {
+		const struct us_pool_data *d = &u->pools[i]->d;
+
+		for (size_t j = 0; j < d->n_eps; j++) {
+			active += atomic_load(&d->eps[j]->active);
+			if (!d->health.enabled)
+				continue;
+			if (atomic_load(&d->eps[j]->healthy))
+				healthy++;
+			else
+				unhealthy++;
+		}
+	}
+	emit(userdata, "relay_flows_active", active);
+	emit(userdata, "endpoints_checked_healthy", healthy);
+	emit(userdata, "endpoints_checked_unhealthy", unhealthy);
 }
 
 int userspace_endpoint_usable(void *priv, const char *epset_key, const struct inet_addr *addr,

@@ -136,6 +136,9 @@ now=$(metric 'ferry_syncs_total{backend="userspace",result="ok"}')
 [ "$(metric ferry_programmed_frontends'{backend="userspace"}')" -ge 2 ] || fail "programmed frontends"
 [ "$(metric 'ferry_backend_objects{backend="userspace",kind="listener_sets"}')" -ge 2 ] ||
 	fail "the backend's listener sets are not counted"
+for k in relay_flows_active endpoints_checked_healthy endpoints_checked_unhealthy; do
+	[ -n "$(metric "ferry_backend_objects{backend=\"userspace\",kind=\"$k\"}")" ] || fail "no $k count"
+done
 say "  syncs $syncs -> $now"
 
 say "an EndpointSlice with a last-change-trigger-time feeds the network programming histogram"
