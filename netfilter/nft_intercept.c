@@ -763,6 +763,8 @@ static int intercept_cleanup(void)
 		if (r < 0)
 			break;
 		rr = nft_batch_commit(nl, b, 0, NULL);
+		if (rr == 0)
+			log_info("nftables: cleanup removed table %s %s", fam ? "ip6" : "ip", NFT_INTERCEPT_TABLE);
 		if (rr < 0 && rr != -ENOENT)
 			ret = rr;
 	}

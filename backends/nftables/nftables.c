@@ -703,11 +703,17 @@ static int nftables_cleanup(void)
 	 * other's removal. */
 	for (int fam = 0; fam < 2; fam++) {
 		struct nft_batch_error be = { 0 };
+		const char *name = fam ? "ip6" : "ip";
 
 		nft_batch_clear(b);
 		r = nft_table_delete_msg(b, fam ? AF_INET6 : AF_INET);
 		if (r == 0)
 			r = nft_batch_commit(nl, b, 0, &be);
+		/* Say what was there: cleanup is run by hand, after a crash. */
+		if (r == 0)
+			log_info("nftables: cleanup removed table %s %s", name, NFT_TABLE_NAME);
+		else if (r == -ENOENT)
+			log_info("nftables: cleanup: no table %s %s", name, NFT_TABLE_NAME);
 		if (r == -ENOENT)
 			r = 0;
 		if (r < 0)

@@ -3,7 +3,8 @@
 # accepts; a restarted ferry reads back every element it wrote (every set
 # and verdict kind) and finds nothing to change; chains an older ferry left
 # (a filter base chain jumping to a regular one) are removed by the first
-# full sync; `ferry cleanup` removes both tables (and succeeds when absent).
+# full sync; `ferry cleanup` removes both tables, saying so (and succeeds,
+# saying there was nothing, when absent).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nft_topo.sh"
 lib_init nft_cleanup_plan
@@ -42,8 +43,12 @@ nft_ferry_start
 grep -q "took over the tables of an earlier ferry: [1-9][0-9]* elements kept, 0 removed, 0 added" "$FERRY_LOG" ||
 	fail "the restarted ferry did not read back exactly what it wrote: $(grep -E 'took over|cannot read|other rules|full sync' "$FERRY_LOG")"
 kill -TERM "$FERRY_PID"; wait "$FERRY_PID" 2>/dev/null
-ip netns exec "$N" "$FERRY_BIN" cleanup --backend nftables || fail "ferry cleanup failed"
+ip netns exec "$N" "$FERRY_BIN" cleanup --backend nftables 2>"$T/cleanup.err" || fail "ferry cleanup failed"
 ip netns exec "$N" nft list table ip ferry >/dev/null 2>&1 && fail "ip ferry still there after cleanup"
 ip netns exec "$N" nft list table ip6 ferry >/dev/null 2>&1 && fail "ip6 ferry still there after cleanup"
-ip netns exec "$N" "$FERRY_BIN" cleanup --backend nftables || fail "a second cleanup (nothing to remove) failed"
+# It says what it removed (issue 14: cleanup tells the truth).
+grep -q "cleanup removed table ip ferry" "$T/cleanup.err" || fail "cleanup did not say it removed ip ferry: $(cat "$T/cleanup.err")"
+grep -q "cleanup removed table ip6 ferry" "$T/cleanup.err" || fail "cleanup did not say it removed ip6 ferry"
+ip netns exec "$N" "$FERRY_BIN" cleanup --backend nftables 2>"$T/cleanup.err" || fail "a second cleanup (nothing to remove) failed"
+grep -q "cleanup: no table ip ferry" "$T/cleanup.err" || fail "a cleanup with nothing to remove did not say so: $(cat "$T/cleanup.err")"
 pass
