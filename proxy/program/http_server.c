@@ -179,8 +179,11 @@ int http_server_new(struct loop *loop, const char *bind, http_handler_fn fn, voi
 	r = http_bind_parse(bind, &ss, &len);
 	if (r < 0)
 		return r;
+	/* "[::]:PORT" listens on both families, as Go's listeners (kube-proxy's)
+	 * do; any other IPv6 address on its own family. */
 	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+		flags |= IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr) ? MHD_USE_DUAL_STACK
+											   : MHD_USE_IPv6;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

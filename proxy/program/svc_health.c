@@ -1,9 +1,7 @@
-/* Health check node ports served with libmicrohttpd on ferry's event loop.
- *
- * Each port is one MHD daemon in "external epoll" mode: MHD exposes one
- * epoll fd per daemon, the loop watches it and calls MHD_run when it is
- * readable, and a loop timer covers MHD's own timeouts. Everything runs on
- * the control thread, so the counts need no locking.
+/* Health check node ports, one small HTTP server each (http_server.c, on
+ * ferry's event loop): the answer is built from the counts the last plan
+ * gave. Everything runs on the control thread, so the counts need no
+ * locking.
  */
 #include "svc_health.h"
 
@@ -12,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 
+#include "http_server.h"
 #include "log.h"
 
 struct hc_server {
@@ -22,9 +20,7 @@ struct hc_server {
 	char *ns;
 	char *name;
 	size_t local_endpoints;
-	struct MHD_Daemon *daemon;
-	int epfd;                /* MHD's epoll fd, watched by the loop */
-	struct loop_timer timer; /* MHD's next timeout */
+	struct http_server *http;
 	bool seen;               /* still in the plan (update bookkeeping) */
 };
 
@@ -51,123 +47,46 @@ struct svc_health *svc_health_new(struct loop *loop)
 	return h;
 }
 
-static enum MHD_Result hc_answer(void *cls, struct MHD_Connection *conn, const char *url,
-				 const char *method, const char *version,
-				 const char *upload_data, size_t *upload_data_size, void **con_cls)
+/* Any GET: kube-proxy's body, 200 while there are ready local endpoints
+ * and the proxy itself is healthy, 503 otherwise. */
+static int hc_answer(void *userdata, const char *path, struct http_reply *ret)
 {
-	struct hc_server *s = cls;
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	char body[640];
+	struct hc_server *s = userdata;
 	bool proxy_ok = !s->owner->proxy_healthy || s->owner->proxy_healthy(s->owner->proxy_userdata);
-	int n;
+	size_t cap = 0;
 
-	(void)url;
-	(void)version;
-	(void)upload_data;
-	(void)con_cls;
-	if (*upload_data_size) {
-		*upload_data_size = 0; /* a body is ignored */
-		return MHD_YES;
-	}
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-		if (!resp)
-			return MHD_NO;
-		ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-		MHD_destroy_response(resp);
-		return ret;
-	}
-	n = snprintf(body, sizeof(body),
-		     "{\"service\":{\"namespace\":\"%s\",\"name\":\"%s\"},"
-		     "\"localEndpoints\":%zu,\"serviceProxyHealthy\":%s}\n",
-		     s->ns, s->name, s->local_endpoints, proxy_ok ? "true" : "false");
-	if (n < 0 || (size_t)n >= sizeof(body))
-		return MHD_NO;
-	resp = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	/* kube-proxy: 503 as well while the proxy itself is unhealthy. */
-	ret = MHD_queue_response(conn, s->local_endpoints && proxy_ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-				 resp);
-	MHD_destroy_response(resp);
-	return ret;
+	(void)path;
+	ret->content_type = "application/json";
+	ret->status = s->local_endpoints && proxy_ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	return http_appendf(&ret->body, &ret->len, &cap,
+			    "{\"service\":{\"namespace\":\"%s\",\"name\":\"%s\"},"
+			    "\"localEndpoints\":%zu,\"serviceProxyHealthy\":%s}\n",
+			    s->ns, s->name, s->local_endpoints, proxy_ok ? "true" : "false");
 }
 
-/* Let MHD work, then arm the timer for its next deadline. */
-static void hc_run(struct hc_server *s)
-{
-	MHD_UNSIGNED_LONG_LONG ms;
-
-	MHD_run(s->daemon);
-	if (MHD_get_timeout(s->daemon, &ms) == MHD_YES)
-		loop_timer_start(s->owner->loop, &s->timer, ms);
-	else
-		loop_timer_stop(s->owner->loop, &s->timer);
-}
-
-static void hc_on_fd(struct loop *loop, int fd, uint32_t events, void *userdata)
-{
-	(void)loop;
-	(void)fd;
-	(void)events;
-	hc_run(userdata);
-}
-
-static void hc_on_timer(struct loop *loop, void *userdata)
-{
-	(void)loop;
-	hc_run(userdata);
-}
-
-static void hc_server_free(struct svc_health *h, struct hc_server *s)
+static void hc_server_free(struct hc_server *s)
 {
 	if (!s)
 		return;
-	loop_timer_stop(h->loop, &s->timer);
-	if (s->daemon) {
-		loop_unwatch_fd(h->loop, s->epfd);
-		MHD_stop_daemon(s->daemon);
-	}
+	http_server_free(s->http);
 	free(s->ns);
 	free(s->name);
 	free(s);
 }
 
-/* Start a daemon on port: dual-stack where IPv6 exists, IPv4 otherwise. */
+/* Listen on port: both families where IPv6 exists, IPv4 otherwise. */
 static int hc_server_open(struct svc_health *h, struct hc_server *s)
 {
-	const union MHD_DaemonInfo *info;
-	unsigned base = MHD_USE_EPOLL;
+	char bind[32];
 	int r;
 
-	s->daemon = MHD_start_daemon(base | MHD_USE_DUAL_STACK, s->port, NULL, NULL, hc_answer, s,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
-	if (!s->daemon)
-		s->daemon = MHD_start_daemon(base, s->port, NULL, NULL, hc_answer, s,
-					     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5,
-					     MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-					     MHD_OPTION_END);
-	if (!s->daemon)
-		return -EADDRINUSE; /* MHD does not say why; a taken port is the usual cause */
-	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-	if (!info) {
-		MHD_stop_daemon(s->daemon);
-		s->daemon = NULL;
-		return -EOPNOTSUPP;
-	}
-	s->epfd = info->epoll_fd;
-	loop_timer_init(&s->timer, hc_on_timer, s);
-	r = loop_watch_fd(h->loop, s->epfd, EPOLLIN, hc_on_fd, s);
+	snprintf(bind, sizeof(bind), "[::]:%u", s->port);
+	r = http_server_new(h->loop, bind, hc_answer, s, &s->http);
 	if (r < 0) {
-		MHD_stop_daemon(s->daemon);
-		s->daemon = NULL;
-		return r;
+		snprintf(bind, sizeof(bind), ":%u", s->port);
+		r = http_server_new(h->loop, bind, hc_answer, s, &s->http);
 	}
-	return 0;
+	return r;
 }
 
 static struct hc_server *hc_find(struct svc_health *h, uint16_t port)
@@ -229,7 +148,7 @@ int svc_health_update(struct svc_health *h, const struct plan *plan)
 			if (r < 0) {
 				log_errno(r, "health check node port %u of service %s/%s cannot be opened",
 					  hc->port, hc->ns, hc->svc_name);
-				hc_server_free(h, s);
+				hc_server_free(s);
 				if (!first_err)
 					first_err = r;
 				continue;
@@ -251,7 +170,7 @@ int svc_health_update(struct svc_health *h, const struct plan *plan)
 			continue;
 		}
 		log_info("health check node port %u of service %s/%s closed", s->port, s->ns, s->name);
-		hc_server_free(h, s);
+		hc_server_free(s);
 	}
 	h->n_servers = keep;
 	return first_err;
@@ -267,7 +186,7 @@ struct svc_health *svc_health_free(struct svc_health *h)
 	if (!h)
 		return NULL;
 	for (size_t i = 0; i < h->n_servers; i++)
-		hc_server_free(h, h->servers[i]);
+		hc_server_free(h->servers[i]);
 	free(h->servers);
 	free(h);
 	return NULL;
