@@ -24,6 +24,35 @@
 /* One count of a backend's programmed objects (backend_ops.counts). */
 typedef void (*backend_count_fn)(void *userdata, const char *kind, uint64_t count);
 
+/* One service port's relayed traffic (backend_ops.service_stats): totals
+ * since the backend started, plus what is open now. */
+struct backend_service_stats {
+	const char *ns;
+	const char *name;
+	const char *port_name;   /* "" when unnamed */
+	enum inet_proto proto;
+	uint64_t connections;    /* TCP connections accepted / UDP flows started */
+	uint64_t active;         /* open now */
+	uint64_t bytes_in;       /* client -> endpoint */
+	uint64_t bytes_out;      /* endpoint -> client */
+};
+
+/* One actively health-checked endpoint of a service port
+ * (backend_ops.service_stats). */
+struct backend_endpoint_health {
+	const char *ns;
+	const char *name;
+	const char *port_name;
+	enum inet_proto proto;
+	const struct inet_addr *addr;
+	uint16_t port;
+	bool healthy;
+};
+
+typedef void (*backend_service_stats_fn)(void *userdata, const struct backend_service_stats *s);
+typedef void (*backend_endpoint_health_fn)(void *userdata,
+					   const struct backend_endpoint_health *h);
+
 struct backend_ops {
 	/* Name on the command line (--backend NAME). */
 	const char *name;
@@ -68,6 +97,13 @@ struct backend_ops {
 	 * once per kind ("frontends", "set_elements", "virtual_servers"...).
 	 * Control thread, between syncs; changes nothing. May be NULL. */
 	void (*counts)(void *priv, backend_count_fn emit, void *userdata);
+	/* Per service port traffic and per endpoint health, for the metrics
+	 * (ferry_relay_* and ferry_endpoint_healthy): emit_stats once per
+	 * service port the backend relays, emit_health once per endpoint it
+	 * health-checks. Control thread, at a scrape; changes nothing (counters
+	 * the workers move are read as they are). May be NULL. */
+	void (*service_stats)(void *priv, backend_service_stats_fn emit_stats,
+			      backend_endpoint_health_fn emit_health, void *userdata);
 };
 
 #endif
