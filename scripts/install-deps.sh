@@ -15,6 +15,7 @@ packages=(
 	nftables                           # nftables tests: nft -c -f, nft list
 	iptables conntrack                 # nftables benchmark baselines, conntrack checks
 	libmicrohttpd-dev                  # health check node ports (HTTP)
+	libcap-ng-dev                      # ferry run drops to the capabilities its backend needs
 	libnl-3-dev libnl-genl-3-dev libnl-route-3-dev  # IPVS backend (generic netlink)
 	libipset-dev                       # IPVS backend (ipset membership sets)
 	ipvsadm ipset                      # IPVS VM tests inspect the guest's tables with them (ferry never runs them)

@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "nft_intercept.h"
+#include "privileges.h"
 #include "proxy_health.h"
 #include "run_lock.h"
 #include "svc_health.h"
@@ -302,6 +303,13 @@ int cli_run(int argc, char **argv)
 	if (!planner || !priv) {
 		log_error("out of memory at start");
 		goto out;
+	}
+	/* Everything needing more than the backend's steady state is done:
+	 * drop the rest before init starts any thread (privileges.h). */
+	{
+		unsigned caps[PRIVILEGES_MAX];
+
+		(void)privileges_drop(caps, privileges_wanted(ops, &o, caps));
 	}
 	r = ops->init(priv, cli_backend_options(ops, &o, run_wants_intercept(&o) ? &nftables_intercept_ops : NULL,
 						&bopts));
