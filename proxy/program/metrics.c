@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -260,6 +261,130 @@ static void metrics_proc_read(struct metrics_proc *p)
 	p->ok = true;
 }
 
+/* The per service port families, filled by ops->service_stats and
+ * written one family after the other (a family's samples must follow its
+ * HELP and TYPE together). */
+struct metrics_stats_render {
+	struct {
+		char *buf;
+		size_t len, cap;
+	} fam[4];
+	int err;
+};
+
+enum { MX_CONN, MX_ACTIVE, MX_BYTES, MX_HEALTHY };
+
+/* Label value text with \\, \" and \n escaped (Prometheus text format). */
+static int metrics_label(char **buf, size_t *len, size_t *cap, const char *name, const char *value)
+{
+	int r = http_appendf(buf, len, cap, "%s=\"", name);
+
+	for (const char *p = value ? value : ""; r == 0 && *p; p++) {
+		if (*p == '\\' || *p == '"')
+			r = http_appendf(buf, len, cap, "\\%c", *p);
+		else if (*p == '\n')
+			r = http_appendf(buf, len, cap, "\\n");
+		else
+			r = http_appendf(buf, len, cap, "%c", *p);
+	}
+	return r ?: http_appendf(buf, len, cap, "\"");
+}
+
+/* name{namespace,service,port,protocol[,extra label]} */
+static int metrics_service_labels(char **buf, size_t *len, size_t *cap, const char *name, const char *ns,
+				  const char *svc, const char *port, enum inet_proto proto)
+{
+	int r = http_appendf(buf, len, cap, "%s{", name);
+
+	r = r ?: metrics_label(buf, len, cap, "namespace", ns);
+	r = r ?: http_appendf(buf, len, cap, ",");
+	r = r ?: metrics_label(buf, len, cap, "service", svc);
+	r = r ?: http_appendf(buf, len, cap, ",");
+	r = r ?: metrics_label(buf, len, cap, "port", port);
+	return r ?: http_appendf(buf, len, cap, ",protocol=\"%s\"", inet_proto_name(proto));
+}
+
+static void metrics_emit_stats(void *userdata, const struct backend_service_stats *st)
+{
+	struct metrics_stats_render *rs = userdata;
+	static const char *const names[] = { "ferry_relay_connections_total", "ferry_relay_active_connections",
+					     "ferry_relay_bytes_total" };
+	const uint64_t values[] = { st->connections, st->active };
+
+	for (int f = MX_CONN; rs->err == 0 && f <= MX_BYTES; f++) {
+		char **b = &rs->fam[f].buf;
+		size_t *l = &rs->fam[f].len, *c = &rs->fam[f].cap;
+
+		if (f != MX_BYTES) {
+			rs->err = metrics_service_labels(b, l, c, names[f], st->ns, st->name, st->port_name, st->proto);
+			rs->err = rs->err ?: http_appendf(b, l, c, "} %llu\n", (unsigned long long)values[f]);
+			continue;
+		}
+		for (int d = 0; rs->err == 0 && d < 2; d++) {
+			rs->err = metrics_service_labels(b, l, c, names[f], st->ns, st->name, st->port_name, st->proto);
+			rs->err = rs->err ?: http_appendf(b, l, c, ",direction=\"%s\"} %llu\n", d ? "out" : "in",
+							  (unsigned long long)(d ? st->bytes_out : st->bytes_in));
+		}
+	}
+}
+
+static void metrics_emit_health(void *userdata, const struct backend_endpoint_health *h)
+{
+	struct metrics_stats_render *rs = userdata;
+	char **b = &rs->fam[MX_HEALTHY].buf;
+	size_t *l = &rs->fam[MX_HEALTHY].len, *c = &rs->fam[MX_HEALTHY].cap;
+	char addr[INET_ADDR_STRLEN], ep[INET_ADDR_STRLEN + 10];
+
+	if (rs->err)
+		return;
+	inet_addr_format(h->addr, addr);
+	snprintf(ep, sizeof(ep), h->addr->family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr, h->port);
+	rs->err = metrics_service_labels(b, l, c, "ferry_endpoint_healthy", h->ns, h->name, h->port_name, h->proto);
+	rs->err = rs->err ?: http_appendf(b, l, c, ",");
+	rs->err = rs->err ?: metrics_label(b, l, c, "endpoint", ep);
+	rs->err = rs->err ?: http_appendf(b, l, c, "} %d\n", h->healthy ? 1 : 0);
+}
+
+/* ferry_relay_* and ferry_endpoint_healthy from ops->service_stats. */
+static int metrics_render_service_stats(struct metrics *mx, char **pbuf, size_t *plen, size_t *pcap)
+{
+	static const char *const fams[][3] = {
+		{ "ferry_relay_connections_total", "counter",
+		  "Connections (TCP) and flows (UDP) the relay accepted, per service port" },
+		{ "ferry_relay_active_connections", "gauge",
+		  "Connections and flows the relay has open now, per service port" },
+		{ "ferry_relay_bytes_total", "counter",
+		  "Bytes the relay moved per service port: in (client to endpoint), out (endpoint to client)" },
+		{ "ferry_endpoint_healthy", "gauge",
+		  "1 while an actively health-checked endpoint passes its checks, 0 while it fails them" },
+	};
+	struct metrics_stats_render rs = { 0 };
+	char *buf = *pbuf;
+	size_t len = *plen, cap = *pcap;
+	int r = 0;
+
+	mx->ops->service_stats(mx->backend_priv, metrics_emit_stats, metrics_emit_health, &rs);
+	if (rs.err < 0) {
+		r = rs.err;
+		goto out;
+	}
+	for (size_t f = 0; f < 4; f++) {
+		FAMILY(fams[f][0], fams[f][1], fams[f][2]);
+		if (rs.fam[f].len)
+			APPEND("%.*s", (int)rs.fam[f].len, rs.fam[f].buf);
+	}
+	goto out;
+oom:
+	r = -ENOMEM;
+out:
+	for (size_t f = 0; f < 4; f++)
+		free(rs.fam[f].buf);
+	*pbuf = buf;
+	*plen = len;
+	*pcap = cap;
+	return r;
+}
+
 static void metrics_emit_count(void *userdata, const char *kind, uint64_t count)
 {
 	struct metrics *mx = userdata;
@@ -340,6 +465,21 @@ int metrics_render(struct metrics *mx, char **ret, size_t *ret_len)
 	       "Cumulative failed syncs (the previous rules stay in force; retried as full syncs)");
 	APPEND("ferry_sync_proxy_rules_failures_total{backend=\"%s\"} %llu\n", be,
 	       (unsigned long long)st.syncs_failed);
+	/* kube-proxy's own failure counter of the mode ferry stands in for:
+	 * its nftables mode counts failed nftables transactions, its IPVS
+	 * mode failed iptables-restore runs (ferry's IPVS sync, rules
+	 * included, is one attempt). The userspace relay has no counterpart. */
+	if (strcmp(be, "nftables") == 0) {
+		FAMILY("kubeproxy_sync_proxy_rules_nftables_sync_failures_total", "counter",
+		       "Cumulative proxy nftables sync failures");
+		APPEND("kubeproxy_sync_proxy_rules_nftables_sync_failures_total %llu\n",
+		       (unsigned long long)st.syncs_failed);
+	} else if (strcmp(be, "ipvs") == 0) {
+		FAMILY("kubeproxy_sync_proxy_rules_iptables_restore_failures_total", "counter",
+		       "Cumulative proxy iptables restore failures");
+		APPEND("kubeproxy_sync_proxy_rules_iptables_restore_failures_total %llu\n",
+		       (unsigned long long)st.syncs_failed);
+	}
 	FAMILY("ferry_programmed_frontends", "gauge",
 	       "Frontends (address, port, protocol) in force on the backend");
 	APPEND("ferry_programmed_frontends{backend=\"%s\"} %zu\n", be, mx->frontends);
@@ -362,6 +502,8 @@ int metrics_render(struct metrics *mx, char **ret, size_t *ret_len)
 		if (mx->render_err < 0)
 			goto oom;
 	}
+	if (mx->backend_priv && mx->ops->service_stats && metrics_render_service_stats(mx, &buf, &len, &cap) < 0)
+		goto oom;
 	if (mx->source && cli_source_api_stats(mx->source, &api)) {
 		FAMILY("ferry_api_lists_total", "counter", "API list requests (pages) that succeeded");
 		APPEND("ferry_api_lists_total %llu\n", (unsigned long long)api.lists);

@@ -8,10 +8,18 @@
  * ..._{service,endpoint}_changes_{pending,total},
  * kubeproxy_network_programming_duration_seconds (histogram),
  * kubeproxy_proxy_{healthz,livez}_total, the process_* metrics a Go
- * exporter has (from /proc/self), and ferry's own ferry_*: sync attempts
- * and failures, the plan in force on the backend (frontends, endpoint
- * sets, endpoints, health check ports) and the API source's lists,
- * relists, watch (re)starts, events and request failures.
+ * exporter has (from /proc/self), kube-proxy's sync failure counter of
+ * the mode the backend stands for (nftables:
+ * kubeproxy_sync_proxy_rules_nftables_sync_failures_total, ipvs:
+ * ..._iptables_restore_failures_total), and ferry's own ferry_*: sync
+ * attempts and failures, the plan in force on the backend (frontends,
+ * endpoint sets, endpoints, health check ports), what the backend has
+ * programmed (ops->counts), per service port relay traffic and per
+ * endpoint health (ops->service_stats: ferry_relay_connections_total,
+ * ferry_relay_active_connections, ferry_relay_bytes_total{direction},
+ * ferry_endpoint_healthy, labelled namespace, service, port, protocol
+ * and endpoint) and the API source's lists, relists, watch (re)starts,
+ * events and request failures.
  * Control thread only (the event loop); no locking.
  */
 #ifndef FERRY_METRICS_H
@@ -31,7 +39,7 @@
 struct metrics;
 
 /* Make the metrics and serve them on bind ("ADDR:PORT"; NULL:
- * 127.0.0.1:10249; "" or "0": not served). o (for /configz) is rendered
+ * 127.0.0.1:10249; "": not served). o (for /configz) is rendered
  * now; loop, ops, model, runner and health (may be NULL) are borrowed and
  * must outlive the metrics. A server that cannot start is logged and
  * skipped. NULL on ENOMEM. */
@@ -54,7 +62,8 @@ void metrics_on_synced(struct metrics *mx, const struct plan *plan);
  * mx: nothing. */
 void metrics_on_programmed(struct metrics *mx, const double *trigger_times, size_t n);
 
-/* The backend's private state, for ops->counts (ferry_backend_objects):
+/* The backend's private state, for ops->counts (ferry_backend_objects)
+ * and ops->service_stats (ferry_relay_*, ferry_endpoint_healthy):
  * borrowed, must outlive mx. NULL mx: nothing. */
 void metrics_set_backend(struct metrics *mx, void *backend_priv);
 
