@@ -16,6 +16,9 @@
 /* The --config file of this process: o's strings point into it, so it
  * lives as long as the command. */
 static struct kube_proxy_config cli_config;
+/* --healthz-bind-address and --metrics-bind-address as kube-proxy takes
+ * them (an IP alone gets the default port): the normalized text. */
+static char cli_healthz_bind[80], cli_metrics_bind[80];
 
 void cli_options_defaults(struct cli_options *o)
 {
@@ -631,15 +634,19 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 			break;
 		case OPT_HEALTHZ_BIND:
 		case OPT_METRICS_BIND: {
-			struct inet_addr a;
-			uint16_t port;
-			/* Empty: the server is off, as kube-proxy's flag says. */
-			if (*optarg && inet_endpoint_parse(optarg, &a, &port) < 0) {
-				fprintf(stderr, "ferry: %s: '%s' is not HOST:PORT (e.g. 0.0.0.0:10256, [::]:10256)\n",
-					name, optarg);
+			bool hz = c == OPT_HEALTHZ_BIND;
+			char *buf = hz ? cli_healthz_bind : cli_metrics_bind;
+			uint16_t port = hz ? KUBE_PROXY_HEALTHZ_PORT : KUBE_PROXY_METRICS_PORT;
+
+			/* Empty: the server is off, as kube-proxy's flag says.
+			 * Otherwise kube-proxy's IP or IP:PORT, port 1-65535. */
+			if (*optarg && kube_proxy_bind_normalize(optarg, port, buf, sizeof(cli_healthz_bind)) < 0) {
+				fprintf(stderr, "ferry: %s: '%s' is not IP:PORT with a port 1-65535, or an IP "
+						"(e.g. 0.0.0.0:%u, [::]:%u, 0.0.0.0; empty: no server)\n",
+					name, optarg, port, port);
 				return -1;
 			}
-			*(c == OPT_HEALTHZ_BIND ? &o->healthz_bind : &o->metrics_bind) = optarg;
+			*(hz ? &o->healthz_bind : &o->metrics_bind) = *optarg ? buf : optarg;
 			break;
 		}
 		case OPT_BIND_ADDRESS: {
@@ -682,6 +689,7 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 			if (cli_parse_int(name, optarg, 0, INT32_MAX, &v) < 0)
 				return -1;
 			*(c == OPT_CT_MIN ? &o->conntrack.min : &o->conntrack.max_per_core) = (uint32_t)v;
+			*(c == OPT_CT_MIN ? &o->conntrack.min_set : &o->conntrack.max_per_core_set) = true;
 			break;
 		}
 		case OPT_CT_TCP_ESTABLISHED:
@@ -694,6 +702,10 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 								      &o->conntrack.udp_stream_ms;
 			if (cli_parse_go_duration(name, optarg, dst) < 0)
 				return -1;
+			if (c == OPT_CT_TCP_ESTABLISHED)
+				o->conntrack.tcp_established_set = true;
+			if (c == OPT_CT_TCP_CLOSE_WAIT)
+				o->conntrack.tcp_close_wait_set = true;
 			break;
 		}
 		case OPT_CT_TCP_BE_LIBERAL:
@@ -726,5 +738,7 @@ not_allowed:
 	if (cli_check_local_mode(o) < 0)
 		return -1;
 	cli_source_default(o);
+	kube_proxy_conntrack_defaults(o);
+	kube_proxy_bind_defaults(o);
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -404,33 +405,89 @@ static int kpc_conntrack(struct kube_proxy_config *cfg, const json_t *top, struc
 		return r;
 	if ((r = kpc_int(cfg, sec, "conntrack", "maxPerCore", 0, INT32_MAX, &v)) < 0)
 		return r;
-	if (r)
+	if (r) {
 		o->conntrack.max_per_core = (uint32_t)v;
+		o->conntrack.max_per_core_set = true;
+	}
 	if ((r = kpc_int(cfg, sec, "conntrack", "min", 0, INT32_MAX, &v)) < 0)
 		return r;
-	if (r)
+	if (r) {
 		o->conntrack.min = (uint32_t)v;
-	if (kpc_duration(cfg, sec, "conntrack", "tcpEstablishedTimeout", &o->conntrack.tcp_established_ms) < 0 ||
-	    kpc_duration(cfg, sec, "conntrack", "tcpCloseWaitTimeout", &o->conntrack.tcp_close_wait_ms) < 0 ||
-	    kpc_duration(cfg, sec, "conntrack", "udpTimeout", &o->conntrack.udp_ms) < 0 ||
+		o->conntrack.min_set = true;
+	}
+	/* A field written, even as 0s, is set: kube-proxy defaults only
+	 * absent (nil) ones, and leaves the kernel's value for 0. */
+	if ((r = kpc_duration(cfg, sec, "conntrack", "tcpEstablishedTimeout", &o->conntrack.tcp_established_ms)) < 0)
+		return r;
+	o->conntrack.tcp_established_set |= r > 0;
+	if ((r = kpc_duration(cfg, sec, "conntrack", "tcpCloseWaitTimeout", &o->conntrack.tcp_close_wait_ms)) < 0)
+		return r;
+	o->conntrack.tcp_close_wait_set |= r > 0;
+	if (kpc_duration(cfg, sec, "conntrack", "udpTimeout", &o->conntrack.udp_ms) < 0 ||
 	    kpc_duration(cfg, sec, "conntrack", "udpStreamTimeout", &o->conntrack.udp_stream_ms) < 0 ||
 	    kpc_bool(cfg, sec, "conntrack", "tcpBeLiberal", &o->conntrack.tcp_be_liberal) < 0)
 		return -EINVAL;
 	return 0;
 }
 
-/* "HOST:PORT" of healthzBindAddress and metricsBindAddress. */
-static int kpc_bind(struct kube_proxy_config *cfg, const json_t *top, const char *key, char *dst, size_t size,
-		    const char **ret)
+int kube_proxy_bind_normalize(const char *text, uint16_t default_port, char *buf, size_t size)
+{
+	char a_text[INET_ADDR_STRLEN];
+	struct inet_addr a;
+	uint16_t port = default_port;
+	int n;
+
+	if (!text || !*text)
+		return -EINVAL;
+	if (inet_addr_parse(text, &a) < 0 && (inet_endpoint_parse(text, &a, &port) < 0 || port == 0))
+		return -EINVAL;
+	inet_addr_format(&a, a_text);
+	n = snprintf(buf, size, a.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a_text, port);
+	return n < 0 || (size_t)n >= size ? -EINVAL : 0;
+}
+
+void kube_proxy_bind_defaults(struct cli_options *o)
 {
 	struct inet_addr a;
-	uint16_t port;
-	int r = kpc_string(cfg, top, "", key, dst, size);
+	bool v6 = o->bind_address && inet_addr_parse(o->bind_address, &a) == 0 && a.family == AF_INET6;
+
+	if (!o->healthz_bind)
+		o->healthz_bind = v6 ? "[::]:10256" : "0.0.0.0:10256";
+	if (!o->metrics_bind)
+		o->metrics_bind = v6 ? "[::1]:10249" : "127.0.0.1:10249";
+}
+
+void kube_proxy_conntrack_defaults(struct cli_options *o)
+{
+	struct kube_proxy_conntrack *c = &o->conntrack;
+
+	if (!o->config && !(o->source && strcmp(o->source, "kube") == 0))
+		return;
+	if (!c->max_per_core_set)
+		c->max_per_core = KUBE_PROXY_CT_MAX_PER_CORE;
+	if (!c->min_set)
+		c->min = KUBE_PROXY_CT_MIN;
+	if (!c->tcp_established_set)
+		c->tcp_established_ms = KUBE_PROXY_CT_TCP_ESTABLISHED_MS;
+	if (!c->tcp_close_wait_set)
+		c->tcp_close_wait_ms = KUBE_PROXY_CT_TCP_CLOSE_WAIT_MS;
+	c->defaulted = true;
+}
+
+/* healthzBindAddress and metricsBindAddress: "IP:PORT", or an IP that
+ * gets kube-proxy's port. "" is unset (kube-proxy's default), as in
+ * kube-proxy's file. */
+static int kpc_bind(struct kube_proxy_config *cfg, const json_t *top, const char *key, char *dst, size_t size,
+		    uint16_t default_port, const char **ret)
+{
+	char text[80];
+	int r = kpc_string(cfg, top, "", key, text, sizeof(text));
 
 	if (r <= 0)
 		return r;
-	if (inet_endpoint_parse(dst, &a, &port) < 0)
-		return kpc_fail(cfg, "%s: '%s' is not HOST:PORT (e.g. 0.0.0.0:10256, [::]:10256)", key, dst);
+	if (kube_proxy_bind_normalize(text, default_port, dst, size) < 0)
+		return kpc_fail(cfg, "%s: '%s' is not IP:PORT with a port 1-65535, or an IP (e.g. 0.0.0.0:%u, "
+				"[::]:%u, 0.0.0.0)", key, text, default_port, default_port);
 	*ret = dst;
 	return 0;
 }
@@ -667,9 +724,9 @@ static int kpc_top(struct kube_proxy_config *cfg, const json_t *top, struct cli_
 				 cfg->bind_address);
 	}
 	if (kpc_bind(cfg, top, "healthzBindAddress", cfg->healthz_bind, sizeof(cfg->healthz_bind),
-		     &o->healthz_bind) < 0 ||
+		     KUBE_PROXY_HEALTHZ_PORT, &o->healthz_bind) < 0 ||
 	    kpc_bind(cfg, top, "metricsBindAddress", cfg->metrics_bind, sizeof(cfg->metrics_bind),
-		     &o->metrics_bind) < 0)
+		     KUBE_PROXY_METRICS_PORT, &o->metrics_bind) < 0)
 		return -EINVAL;
 	if (kpc_cluster_cidr(cfg, top, o) < 0 || kpc_nodeports(cfg, top, o) < 0 ||
 	    kpc_detect_local(cfg, top, o) < 0 || kpc_conntrack(cfg, top, o) < 0 ||
@@ -940,8 +997,10 @@ void kube_proxy_config_print(const struct cli_options *o, const struct backend_o
 	fprintf(out, "minSyncPeriod: %s\n", kpc_ms(o->min_sync_period_ms, d, sizeof(d)));
 	fprintf(out, "ipvs.scheduler: %s\n", o->ipvs_scheduler ? o->ipvs_scheduler : "rr (default)");
 	fprintf(out, "ipvs.strictARP: %s\n", o->ipvs_strict_arp ? "true" : "false");
-	fprintf(out, "healthzBindAddress: %s\n", o->healthz_bind ? o->healthz_bind : "(not set)");
-	fprintf(out, "metricsBindAddress: %s\n", o->metrics_bind ? o->metrics_bind : "(not set)");
+	fprintf(out, "healthzBindAddress: %s\n", !o->healthz_bind ? "(not set)" : *o->healthz_bind ? o->healthz_bind : "(off)");
+	fprintf(out, "metricsBindAddress: %s\n", !o->metrics_bind ? "(not set)" : *o->metrics_bind ? o->metrics_bind : "(off)");
+	if (o->bind_address)
+		fprintf(out, "bindAddress: %s\n", o->bind_address);
 	if (max)
 		fprintf(out, "conntrack.max: %llu (max(maxPerCore %u x %u CPUs, min %u); set only if larger)\n",
 			(unsigned long long)max, c->max_per_core, ncpu, c->min);
@@ -955,6 +1014,12 @@ void kube_proxy_config_print(const struct cli_options *o, const struct backend_o
 	fprintf(out, "conntrack.udpStreamTimeout: %s\n",
 		c->udp_stream_ms ? kpc_ms(c->udp_stream_ms, d, sizeof(d)) : "unchanged");
 	fprintf(out, "conntrack.tcpBeLiberal: %s\n", c->tcp_be_liberal ? "true" : "unchanged");
+	if (c->defaulted)
+		fprintf(out, "conntrack defaults: kube-proxy's for the fields not given (maxPerCore %u, min %u, "
+			"tcpEstablishedTimeout 24h, tcpCloseWaitTimeout 1h)\n", KUBE_PROXY_CT_MAX_PER_CORE,
+			KUBE_PROXY_CT_MIN);
+	else
+		fprintf(out, "conntrack defaults: none (standalone: the host's conntrack settings are left alone)\n");
 	if (o->oom_score_adj_set)
 		fprintf(out, "oomScoreAdj: %d\n", o->oom_score_adj);
 	else

@@ -21,7 +21,9 @@ struct cli_options;
 struct backend_ops;
 
 /* conntrack: what kube-proxy sets with sysctls. 0 (or false) leaves the
- * kernel's value, as kube-proxy does for an unset or zero field. */
+ * kernel's value, as kube-proxy does for a zero field. The four fields
+ * kube-proxy defaults have a flag saying whether the file or a flag gave
+ * them (kube_proxy_conntrack_defaults fills the others). */
 struct kube_proxy_conntrack {
 	uint32_t max_per_core;         /* maxPerCore */
 	uint32_t min;                  /* min */
@@ -30,7 +32,21 @@ struct kube_proxy_conntrack {
 	uint32_t udp_ms;               /* udpTimeout */
 	uint32_t udp_stream_ms;        /* udpStreamTimeout */
 	bool tcp_be_liberal;           /* tcpBeLiberal */
+	bool max_per_core_set, min_set, tcp_established_set, tcp_close_wait_set;
+	bool defaulted;                /* kube_proxy_conntrack_defaults applied */
 };
+
+/* kube-proxy's conntrack defaults (its flags' and its file's alike):
+ * maxPerCore 32768, min 131072, tcpEstablishedTimeout 24h,
+ * tcpCloseWaitTimeout 1h. */
+#define KUBE_PROXY_CT_MAX_PER_CORE 32768u
+#define KUBE_PROXY_CT_MIN 131072u
+#define KUBE_PROXY_CT_TCP_ESTABLISHED_MS (24u * 3600u * 1000u)
+#define KUBE_PROXY_CT_TCP_CLOSE_WAIT_MS (3600u * 1000u)
+
+/* kube-proxy's healthz and metrics ports. */
+#define KUBE_PROXY_HEALTHZ_PORT 10256
+#define KUBE_PROXY_METRICS_PORT 10249
 
 /* A loaded file: the storage the strings put into struct cli_options point
  * to, and what the loader found. Lives as long as the command. */
@@ -67,6 +83,26 @@ int kube_proxy_config_parse(struct kube_proxy_config *cfg, const char *buf, size
  * Returns 0, -EINVAL (cfg->error says why) or -errno when the file cannot
  * be read (also in cfg->error). */
 int kube_proxy_config_load(struct kube_proxy_config *cfg, const char *path, struct cli_options *o);
+
+/* ferry stands in for kube-proxy (a --config file, or the API source):
+ * give the conntrack fields neither the file nor a flag set kube-proxy's
+ * defaults (KUBE_PROXY_CT_*), as kube-proxy's defaulting does for both.
+ * A standalone balancer (a manifest directory, no --config) leaves the
+ * host's conntrack settings alone. Call after the flags are parsed. */
+void kube_proxy_conntrack_defaults(struct cli_options *o);
+
+/* A healthz or metrics address as kube-proxy takes it: "IP:PORT" ("[V6]:PORT")
+ * or an IP alone, which gets default_port (kube-proxy's AppendPortIfNeeded);
+ * the port must be 1-65535 (kube-proxy's validation refuses 0). Writes
+ * "HOST:PORT" to buf (size bytes). Returns 0 or -EINVAL. */
+int kube_proxy_bind_normalize(const char *text, uint16_t default_port, char *buf, size_t size);
+
+/* The healthz and metrics addresses when neither the file nor a flag gave
+ * them, from bindAddress as kube-proxy's defaulting derives them:
+ * "0.0.0.0:10256" and "127.0.0.1:10249" when bindAddress is unset or
+ * IPv4, "[::]:10256" and "[::1]:10249" when it is IPv6 (even "::"). Call
+ * after the flags are parsed. */
+void kube_proxy_bind_defaults(struct cli_options *o);
 
 /* Parse a Go duration ("30s", "1m0s", "1.5s", "250ms", "2h45m", "0") into
  * milliseconds, rounding a positive sub-millisecond rest up. Returns 0,

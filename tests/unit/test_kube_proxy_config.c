@@ -347,3 +347,92 @@ Test(kube_proxy_config, flags_override_the_file)
 	cr_assert_eq(cli_options_parse(5, abbrev, CLI_OPT_RUN, &o, &help), -1);
 	unlink(path);
 }
+
+/* kube-proxy's conntrack defaults apply to what neither the file nor a
+ * flag set, when ferry stands in for kube-proxy (--config, or the API);
+ * a written 0 stays 0 (leave the kernel's value); a standalone balancer
+ * changes nothing. */
+Test(kube_proxy_config, conntrack_defaults_as_kube_proxy)
+{
+	cr_assert_eq(parse_body("conntrack:\n  tcpCloseWaitTimeout: 0s\n  maxPerCore: 0\n"), 0, "%s", cfg.error);
+	kube_proxy_conntrack_defaults(&o);
+	cr_assert(o.conntrack.defaulted);
+	cr_assert_eq(o.conntrack.max_per_core, 0);
+	cr_assert_eq(o.conntrack.min, 131072);
+	cr_assert_eq(o.conntrack.tcp_established_ms, 24u * 3600 * 1000);
+	cr_assert_eq(o.conntrack.tcp_close_wait_ms, 0);
+	cr_assert_eq(o.conntrack.udp_ms, 0);
+
+	/* No conntrack section at all. */
+	cr_assert_eq(parse_body("mode: nftables\n"), 0, "%s", cfg.error);
+	kube_proxy_conntrack_defaults(&o);
+	cr_assert_eq(o.conntrack.max_per_core, 32768);
+	cr_assert_eq(o.conntrack.min, 131072);
+	cr_assert_eq(o.conntrack.tcp_established_ms, 86400000u);
+	cr_assert_eq(o.conntrack.tcp_close_wait_ms, 3600000u);
+
+	/* No file: the API source is kube-proxy's place, a directory is not. */
+	bool help;
+	char *kube[] = { "run", "--source", "kube", "--conntrack-tcp-timeout-established=1h", NULL };
+	cli_options_defaults(&o);
+	cr_assert_eq(cli_options_parse(4, kube, CLI_OPT_RUN, &o, &help), 0);
+	cr_assert_eq(o.conntrack.max_per_core, 32768);
+	cr_assert_eq(o.conntrack.tcp_established_ms, 3600000u);
+	cr_assert_eq(o.conntrack.tcp_close_wait_ms, 3600000u);
+	char *dir[] = { "run", "--source", "dir:/x", NULL };
+	cli_options_defaults(&o);
+	cr_assert_eq(cli_options_parse(3, dir, CLI_OPT_RUN, &o, &help), 0);
+	cr_assert_not(o.conntrack.defaulted);
+	cr_assert_eq(o.conntrack.max_per_core, 0);
+	cr_assert_eq(o.conntrack.tcp_established_ms, 0);
+}
+
+/* healthz/metrics addresses: an IP alone gets kube-proxy's port, port 0
+ * and "0" are refused as kube-proxy's validation refuses them, and the
+ * defaults follow bindAddress's family. */
+Test(kube_proxy_config, bind_addresses_as_kube_proxy)
+{
+	char buf[80];
+	bool help;
+
+	cr_assert_eq(kube_proxy_bind_normalize("0.0.0.0", 10256, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "0.0.0.0:10256");
+	cr_assert_eq(kube_proxy_bind_normalize("::", 10249, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "[::]:10249");
+	cr_assert_eq(kube_proxy_bind_normalize("[::1]:9000", 10249, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "[::1]:9000");
+	cr_assert_eq(kube_proxy_bind_normalize("127.0.0.1:0", 10249, buf, sizeof(buf)), -EINVAL);
+	cr_assert_eq(kube_proxy_bind_normalize("0", 10249, buf, sizeof(buf)), -EINVAL);
+	cr_assert_eq(kube_proxy_bind_normalize("localhost:10249", 10249, buf, sizeof(buf)), -EINVAL);
+
+	cr_assert_eq(parse_body("healthzBindAddress: 0.0.0.0:0\n"), -EINVAL);
+	cr_assert(strstr(cfg.error, "healthzBindAddress"), "%s", cfg.error);
+	cr_assert_eq(parse_body("metricsBindAddress: 0.0.0.0\n"), 0, "%s", cfg.error);
+	cr_assert_str_eq(o.metrics_bind, "0.0.0.0:10249");
+
+	/* bindAddress :: (IPv6, even unspecified): IPv6 defaults. */
+	cr_assert_eq(parse_body("bindAddress: \"::\"\n"), 0, "%s", cfg.error);
+	kube_proxy_bind_defaults(&o);
+	cr_assert_str_eq(o.healthz_bind, "[::]:10256");
+	cr_assert_str_eq(o.metrics_bind, "[::1]:10249");
+	char *v4[] = { "run", "--source", "dir:/x", "--bind-address", "0.0.0.0", NULL };
+	cli_options_defaults(&o);
+	cr_assert_eq(cli_options_parse(5, v4, CLI_OPT_RUN, &o, &help), 0);
+	cr_assert_str_eq(o.healthz_bind, "0.0.0.0:10256");
+	cr_assert_str_eq(o.metrics_bind, "127.0.0.1:10249");
+	char *v6[] = { "run", "--source", "dir:/x", "--bind-address", "::", "--metrics-bind-address", "::1", NULL };
+	cli_options_defaults(&o);
+	cr_assert_eq(cli_options_parse(7, v6, CLI_OPT_RUN, &o, &help), 0);
+	cr_assert_str_eq(o.healthz_bind, "[::]:10256");
+	cr_assert_str_eq(o.metrics_bind, "[::1]:10249");
+	char *off[] = { "run", "--source", "dir:/x", "--metrics-bind-address", "", NULL };
+	cli_options_defaults(&o);
+	cr_assert_eq(cli_options_parse(5, off, CLI_OPT_RUN, &o, &help), 0);
+	cr_assert_str_eq(o.metrics_bind, "");
+	char *zero[] = { "run", "--source", "dir:/x", "--metrics-bind-address", "0", NULL };
+	cli_options_defaults(&o);
+	cr_assert_eq(cli_options_parse(5, zero, CLI_OPT_RUN, &o, &help), -1);
+	char *port0[] = { "run", "--source", "dir:/x", "--healthz-bind-address", "0.0.0.0:0", NULL };
+	cli_options_defaults(&o);
+	cr_assert_eq(cli_options_parse(5, port0, CLI_OPT_RUN, &o, &help), -1);
+}
