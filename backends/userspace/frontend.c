@@ -1,4 +1,5 @@
-/* Frontends, their service snapshots and their listening sockets. */
+/* Frontends, their service snapshots, the service ports those count into,
+ * the service table of the shared relay sockets, and listening sockets. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -9,9 +10,71 @@
 
 #include "relay.h"
 
+struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const char *port_name,
+					enum inet_proto proto)
+{
+	struct relay_svcport *p = calloc(1, sizeof(*p));
+	size_t len;
+
+	if (!p)
+		return NULL;
+	ns = ns ? ns : "?";
+	name = name ? name : "?";
+	port_name = port_name ? port_name : "";
+	len = strlen(ns) + strlen(name) + strlen(port_name) + 3;
+	p->ns = strdup(ns);
+	p->name = strdup(name);
+	p->port_name = strdup(port_name);
+	p->label = malloc(len);
+	if (!p->ns || !p->name || !p->port_name || !p->label) {
+		p->refs = 1;
+		return relay_svcport_unref(p);
+	}
+	if (port_name[0])
+		snprintf(p->label, len, "%s/%s:%s", ns, name, port_name);
+	else
+		snprintf(p->label, len, "%s/%s", ns, name);
+	p->proto = proto;
+	atomic_init(&p->refs, 1);
+	return p;
+}
+
+struct relay_svcport *relay_svcport_ref(struct relay_svcport *p)
+{
+	if (p)
+		atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	return p;
+}
+
+struct relay_svcport *relay_svcport_unref(struct relay_svcport *p)
+{
+	if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+		return NULL;
+	free(p->ns);
+	free(p->name);
+	free(p->port_name);
+	free(p->label);
+	free(p);
+	return NULL;
+}
+
+void relay_svcport_open(struct relay_svcport *p)
+{
+	if (!p)
+		return;
+	atomic_fetch_add_explicit(&p->connections, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->active, 1, memory_order_relaxed);
+}
+
+void relay_svcport_close(struct relay_svcport *p)
+{
+	if (p)
+		atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
+}
+
 struct relay_service *relay_service_new(struct balancer *balancer, enum empty_verdict when_empty,
 					const struct inet_prefix *ranges, size_t n_ranges,
-					const char *label)
+					struct relay_svcport *port)
 {
 	struct relay_service *s = calloc(1, sizeof(*s));
 
@@ -29,7 +92,8 @@ struct relay_service *relay_service_new(struct balancer *balancer, enum empty_ve
 	atomic_init(&s->refs, 1);
 	s->balancer = balancer_ref(balancer);
 	s->when_empty = when_empty;
-	snprintf(s->label, sizeof(s->label), "%s", label ? label : "?");
+	s->port = relay_svcport_ref(port);
+	s->label = port ? port->label : "(no endpoint set)";
 	return s;
 }
 
@@ -39,6 +103,7 @@ struct relay_service *relay_service_unref(struct relay_service *s)
 		return NULL;
 	balancer_unref(s->balancer);
 	balancer_unref(s->short_circuit);
+	relay_svcport_unref(s->port);
 	free(s->source_ranges);
 	free(s->local_cidrs);
 	free(s);
@@ -100,7 +165,8 @@ struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum ine
 	fe->port = port;
 	snprintf(fe->name, sizeof(fe->name), "%s/%s", inet_endpoint_format(addr, port, ep),
 		 inet_proto_name(proto));
-	atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);
+	if (svc)
+		atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);
 	fe->svc = svc;
 	return fe;
 }
@@ -140,8 +206,151 @@ struct relay_service *relay_frontend_service(struct relay_frontend *fe)
 
 	pthread_mutex_lock(&fe->lock);
 	s = fe->svc;
-	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	if (s)
+		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&fe->lock);
+	return s;
+}
+
+/* ---- the service table ---- */
+
+#define TABLE_MIN_BUCKETS 256u
+
+static size_t table_hash(const struct inet_addr *addr, enum inet_proto proto, uint16_t port)
+{
+	/* FNV-1a over the key bytes, then a final mix: cheap, and the keys
+	 * (cluster IPs from one CIDR, a few ports) differ in few bits. */
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t len = addr->family == AF_INET6 ? 16 : 4;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ addr->u.bytes[i]) * 0x100000001b3ULL;
+	h = (h ^ (uint64_t)proto) * 0x100000001b3ULL;
+	h = (h ^ (uint64_t)port) * 0x100000001b3ULL;
+	h ^= h >> 29;
+	return (size_t)h;
+}
+
+static bool table_key_is(const struct relay_frontend *fe, const struct inet_addr *addr,
+			 enum inet_proto proto, uint16_t port)
+{
+	return fe->port == port && fe->proto == proto && inet_addr_cmp(&fe->addr, addr) == 0;
+}
+
+int relay_table_init(struct relay_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->buckets = calloc(TABLE_MIN_BUCKETS, sizeof(*t->buckets));
+	if (!t->buckets)
+		return -ENOMEM;
+	t->n_buckets = TABLE_MIN_BUCKETS;
+	if (pthread_rwlock_init(&t->lock, NULL) != 0) {
+		free(t->buckets);
+		t->buckets = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void relay_table_done(struct relay_table *t)
+{
+	if (!t->buckets)
+		return;
+	for (size_t b = 0; b < t->n_buckets; b++) {
+		while (t->buckets[b]) {
+			struct relay_frontend *fe = t->buckets[b];
+
+			t->buckets[b] = fe->tnext;
+			fe->tnext = NULL;
+			relay_frontend_unref(fe);
+		}
+	}
+	free(t->buckets);
+	pthread_rwlock_destroy(&t->lock);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Rehash into twice the buckets, when that memory can be had (a longer
+ * chain is no failure). Write lock held. */
+static void table_grow(struct relay_table *t)
+{
+	size_t n = t->n_buckets * 2;
+	struct relay_frontend **nb = calloc(n, sizeof(*nb));
+
+	if (!nb)
+		return;
+	for (size_t b = 0; b < t->n_buckets; b++) {
+		while (t->buckets[b]) {
+			struct relay_frontend *fe = t->buckets[b];
+			size_t i = table_hash(&fe->addr, fe->proto, fe->port) & (n - 1);
+
+			t->buckets[b] = fe->tnext;
+			fe->tnext = nb[i];
+			nb[i] = fe;
+		}
+	}
+	free(t->buckets);
+	t->buckets = nb;
+	t->n_buckets = n;
+}
+
+int relay_table_add(struct relay_table *t, struct relay_frontend *fe)
+{
+	size_t i;
+	int r = 0;
+
+	pthread_rwlock_wrlock(&t->lock);
+	if (t->n >= t->n_buckets)
+		table_grow(t);
+	i = table_hash(&fe->addr, fe->proto, fe->port) & (t->n_buckets - 1);
+	for (const struct relay_frontend *x = t->buckets[i]; x; x = x->tnext)
+		if (table_key_is(x, &fe->addr, fe->proto, fe->port))
+			r = -EEXIST;
+	if (r == 0) {
+		fe->tnext = t->buckets[i];
+		t->buckets[i] = relay_frontend_ref(fe);
+		t->n++;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+void relay_table_remove(struct relay_table *t, struct relay_frontend *fe)
+{
+	struct relay_frontend **pp;
+	bool found = false;
+
+	pthread_rwlock_wrlock(&t->lock);
+	pp = &t->buckets[table_hash(&fe->addr, fe->proto, fe->port) & (t->n_buckets - 1)];
+	for (; *pp; pp = &(*pp)->tnext) {
+		if (*pp == fe) {
+			*pp = fe->tnext;
+			fe->tnext = NULL;
+			t->n--;
+			found = true;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&t->lock);
+	/* Outside the lock: the last reference may free a snapshot. */
+	if (found)
+		relay_frontend_unref(fe);
+}
+
+struct relay_service *relay_table_service(struct relay_table *t, const struct inet_addr *addr,
+					  enum inet_proto proto, uint16_t port)
+{
+	struct relay_service *s = NULL;
+
+	pthread_rwlock_rdlock(&t->lock);
+	for (struct relay_frontend *fe = t->buckets[table_hash(addr, proto, port) & (t->n_buckets - 1)]; fe;
+	     fe = fe->tnext) {
+		if (table_key_is(fe, addr, proto, port)) {
+			s = relay_frontend_service(fe);
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&t->lock);
 	return s;
 }
 

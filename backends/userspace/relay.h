@@ -21,6 +21,36 @@
 #include "inet.h"
 #include "plan-t.h"
 
+/* One service port as the relay counts it (backend_ops.service_stats):
+ * its identity and its traffic since the backend started. Shared by the
+ * endpoint pools of the port (its cluster-wide and its Local set), by the
+ * snapshots over them, and by every connection or flow they started, which
+ * count into it until they close (also after the service went).
+ * Refcounted; the counters are relaxed atomics any thread moves. */
+struct relay_svcport {
+	atomic_uint refs;
+	atomic_uint_fast64_t connections; /* TCP connections accepted / UDP flows started */
+	atomic_uint_fast64_t active;      /* open now */
+	atomic_uint_fast64_t bytes_in;    /* client -> endpoint */
+	atomic_uint_fast64_t bytes_out;   /* endpoint -> client */
+	enum inet_proto proto;
+	char *ns, *name, *port_name;      /* owned; port_name "" when unnamed */
+	char *label;                      /* "ns/name:port" (or "ns/name"), for logs */
+};
+
+/* A new service port (strings copied; NULL reads as "?" / ""). One
+ * reference. NULL on ENOMEM. */
+struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const char *port_name,
+					enum inet_proto proto);
+/* Take a reference; returns p. Any thread. Accepts NULL. */
+struct relay_svcport *relay_svcport_ref(struct relay_svcport *p);
+/* Accepts NULL; returns NULL. Any thread. */
+struct relay_svcport *relay_svcport_unref(struct relay_svcport *p);
+/* A connection or flow of p opens (connections and active up) or closes
+ * (active down). Accept NULL. Any thread. */
+void relay_svcport_open(struct relay_svcport *p);
+void relay_svcport_close(struct relay_svcport *p);
+
 /* What one frontend forwards to, as of one sync. Immutable once handed to
  * a frontend, refcounted. */
 struct relay_service {
@@ -36,14 +66,16 @@ struct relay_service {
 	struct balancer *short_circuit;    /* owned reference */
 	struct inet_prefix *local_cidrs;   /* owned copy */
 	size_t n_local_cidrs;
-	char label[256];                   /* "ns/svc:port" for logs */
+	struct relay_svcport *port;        /* owned reference; NULL: no endpoint set */
+	const char *label;                 /* port's label, or a constant: for logs */
 };
 
-/* A new service over balancer (a reference is taken); ranges are copied.
- * One reference. NULL on ENOMEM. */
+/* A new service over balancer (a reference is taken) counting into port
+ * (a reference is taken; NULL: none, labelled "(no endpoint set)"); ranges
+ * are copied. One reference. NULL on ENOMEM. */
 struct relay_service *relay_service_new(struct balancer *balancer, enum empty_verdict when_empty,
 					const struct inet_prefix *ranges, size_t n_ranges,
-					const char *label);
+					struct relay_svcport *port);
 /* Give s, not yet handed to any frontend, the short-circuit set sc (a
  * reference is taken) for clients on this node or inside cidrs[0..n)
  * (copied). 0 or -ENOMEM (s unchanged). */
@@ -65,19 +97,25 @@ struct relay_service *relay_service_unref(struct relay_service *s);
 /* True when client may use s (source ranges). */
 bool relay_service_allows(const struct relay_service *s, const struct inet_addr *client);
 
-/* One address:port/proto listened on, shared by every worker's socket. */
+/* One address:port/proto a service is reached on. Either listened on
+ * (one socket per worker: a VIP's own listener set, or one of the shared
+ * relay sockets that receive intercepted traffic, intercept true), or
+ * only entered in the service table (relay_table) for the shared relay
+ * sockets to find by original destination. */
 struct relay_frontend {
 	atomic_uint refs;
-	struct inet_addr addr;  /* bind address (wildcard for node ports) */
+	struct inet_addr addr;  /* bind address (wildcard for node ports), or the VIP */
 	enum inet_proto proto;
 	uint16_t port;
+	bool intercept;         /* a shared relay socket: look the frontend up */
 	char name[INET_ENDPOINT_STRLEN + 8]; /* "10.0.0.1:80/TCP" */
 	pthread_mutex_t lock;   /* guards svc */
-	struct relay_service *svc;
+	struct relay_service *svc; /* NULL only on a shared relay socket */
+	struct relay_frontend *tnext; /* relay_table bucket chain */
 };
 
-/* A frontend serving svc (a reference is taken). One reference.
- * NULL on ENOMEM. */
+/* A frontend serving svc (a reference is taken; NULL: none, for a shared
+ * relay socket). One reference. NULL on ENOMEM. */
 struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum inet_proto proto,
 					  uint16_t port, struct relay_service *svc);
 struct relay_frontend *relay_frontend_ref(struct relay_frontend *fe);
@@ -87,6 +125,32 @@ struct relay_frontend *relay_frontend_unref(struct relay_frontend *fe);
 void relay_frontend_set_service(struct relay_frontend *fe, struct relay_service *svc);
 /* The current service with a reference the caller must drop. Any thread. */
 struct relay_service *relay_frontend_service(struct relay_frontend *fe);
+
+/* The service table: the frontends the shared relay sockets serve, by
+ * (address, protocol, port), a hash of chains. The control thread adds and
+ * removes (write lock); workers look up (read lock), once per new
+ * connection or flow. */
+struct relay_table {
+	pthread_rwlock_t lock;
+	struct relay_frontend **buckets; /* n_buckets (a power of two) chains */
+	size_t n_buckets;
+	size_t n;
+};
+
+/* Empty table. 0 or -ENOMEM. */
+int relay_table_init(struct relay_table *t);
+/* Drop every entry's reference and free. Safe on a zeroed table. */
+void relay_table_done(struct relay_table *t);
+/* Enter fe (a reference is taken) under its addr, proto, port. 0, -EEXIST
+ * (that key is taken), or -ENOMEM (table unchanged). Control thread. */
+int relay_table_add(struct relay_table *t, struct relay_frontend *fe);
+/* Take fe out (its reference is dropped); absent is a no-op. Control
+ * thread. */
+void relay_table_remove(struct relay_table *t, struct relay_frontend *fe);
+/* The service of the frontend under addr:port/proto with a reference the
+ * caller drops, or NULL. Any thread. */
+struct relay_service *relay_table_service(struct relay_table *t, const struct inet_addr *addr,
+					  enum inet_proto proto, uint16_t port);
 
 /* Give an ephemeral-port frontend (made with port 0) the port its first
  * listener got from the kernel, so the other workers' sockets bind the same
@@ -105,10 +169,12 @@ int relay_listener_socket(const struct relay_frontend *fe);
 
 struct relay_worker;
 
-/* The set of worker threads. */
+/* The set of worker threads, and the service table their shared relay
+ * sockets look frontends up in. */
 struct relay_pool {
 	struct relay_worker **workers;
 	unsigned n_workers;
+	struct relay_table table;
 };
 
 /* Start n workers (each its own epoll, eventfd, UDP sweep timer). UDP flows

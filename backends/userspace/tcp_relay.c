@@ -27,6 +27,14 @@
  * has sent nothing by then, it is forced out at once, so an endpoint that
  * speaks first is not kept waiting.
  *
+ * Intercepted connections arrive on the shared relay sockets (nftables
+ * redirected them there): the address the client meant is the accepted
+ * socket's original destination (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST,
+ * kept by conntrack), and its frontend is looked up in the service table.
+ *
+ * Every byte read is counted into the service port of the snapshot the
+ * connection started on (relay_svcport), flushed once per pump.
+ *
  * Half-closes are propagated: when one side has sent FIN and everything
  * before it has been forwarded, the other side's write half is shut down,
  * except when the reverse direction is finished too: then the connection
@@ -42,6 +50,16 @@
 
 #include "log.h"
 #include "worker.h"
+
+/* getsockopt names of <linux/netfilter_ipv4.h> and
+ * <linux/netfilter_ipv6/ip6_tables.h>, whose other contents clash with
+ * glibc's headers. */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
 
 #define TCP_ACCEPT_BATCH 64
 #define TCP_CONNECT_ATTEMPTS 3
@@ -59,6 +77,8 @@ struct tcp_dir {
 			     * WORKER_BUF_SIZE bytes, allocated on first need */
 	size_t buf_off, buf_len;
 	uint64_t moved;     /* bytes read from src so far (copy mode) */
+	uint64_t total;     /* bytes read from src so far (both modes) */
+	uint64_t counted;   /* of total, added to the service port's counter */
 	bool splice;        /* past splice_after: splice from now on */
 	bool no_splice;     /* splice refused or no pipe: copy for good */
 	bool eof;           /* src sent FIN */
@@ -82,6 +102,7 @@ struct tcp_conn {
 	struct relay_service *svc;   /* held while connecting (for retries) */
 	struct balancer *bal;        /* svc's set this client uses (borrowed from svc) */
 	struct balancer_endpoint *ep; /* reference + one active count */
+	struct relay_svcport *port;  /* reference + one active count; may be NULL */
 	struct balancer_endpoint *tried[TCP_CONNECT_ATTEMPTS];
 	size_t n_tried;
 	struct inet_addr client_addr;
@@ -146,6 +167,23 @@ static void side_close(struct relay_worker *w, struct tcp_side *s, bool reset)
 	s->watched = false;
 }
 
+/* Add what c relayed since the last call to its service port's counters. */
+static void conn_count(struct tcp_conn *c)
+{
+	if (!c->port)
+		return;
+	if (c->up.total != c->up.counted) {
+		atomic_fetch_add_explicit(&c->port->bytes_in, c->up.total - c->up.counted,
+					  memory_order_relaxed);
+		c->up.counted = c->up.total;
+	}
+	if (c->down.total != c->down.counted) {
+		atomic_fetch_add_explicit(&c->port->bytes_out, c->down.total - c->down.counted,
+					  memory_order_relaxed);
+		c->down.counted = c->down.total;
+	}
+}
+
 /* Close both sockets and move c to the graveyard (freed after the batch). */
 static void conn_close(struct relay_worker *w, struct tcp_conn *c, bool reset)
 {
@@ -159,6 +197,9 @@ static void conn_close(struct relay_worker *w, struct tcp_conn *c, bool reset)
 			  reset ? " (reset)" : "");
 	}
 	c->dead = true;
+	conn_count(c);
+	relay_svcport_close(c->port);
+	c->port = relay_svcport_unref(c->port);
 	side_close(w, &c->client, reset);
 	side_close(w, &c->server, reset);
 	dir_done(&c->up);
@@ -254,6 +295,7 @@ static int dir_fill_copy(struct relay_worker *w, struct tcp_dir *d, const struct
 	if (n == -1)
 		return errno == EAGAIN ? 0 : -errno;
 	d->moved += (uint64_t)n;
+	d->total += (uint64_t)n;
 	sent = send(dst, w->buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (sent == -1) {
 		if (errno != EAGAIN)
@@ -310,6 +352,7 @@ static int dir_fill_splice(struct tcp_dir *d, int src)
 	}
 	if (n > 0) {
 		d->pipe_len += (size_t)n;
+		d->total += (uint64_t)n;
 		return 1;
 	}
 	if (errno == EINVAL) {
@@ -387,6 +430,7 @@ static void conn_pump(struct relay_worker *w, struct tcp_conn *c, bool up, bool 
 		conn_close(w, c, true);
 		return;
 	}
+	conn_count(c);
 	if (dir_finished(&c->up) && dir_finished(&c->down))
 		conn_close(w, c, false);
 }
@@ -517,10 +561,36 @@ void tcp_relay_event(struct relay_worker *w, struct worker_handle *h, uint32_t e
 	conn_pump(w, c, is_client ? pump_from : pump_to, is_client ? pump_to : pump_from);
 }
 
+/* The service a connection accepted on a shared relay socket was meant
+ * for: its original destination looked up in the service table. NULL when
+ * it has none (not redirected) or no frontend is there (any more). */
+static struct relay_service *intercepted_service(struct relay_worker *w, struct worker_listener *l,
+						 int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct inet_addr dst;
+	uint16_t port = 0;
+	int r;
+
+	memset(&ss, 0, sizeof(ss));
+	if (l->fe->addr.family == AF_INET6)
+		r = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len);
+	else
+		r = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
+	if (r == -1 || inet_from_sockaddr((const struct sockaddr *)&ss, &dst, &port) < 0) {
+		log_debug("userspace: worker %u: %s: no original destination: %s", w->id, l->fe->name,
+			  r == -1 ? strerror(errno) : "unknown family");
+		return NULL;
+	}
+	return relay_table_service(w->table, &dst, INET_PROTO_TCP, port);
+}
+
 static void tcp_relay_new_conn(struct relay_worker *w, struct worker_listener *l, int fd,
 			       const struct sockaddr_storage *peer)
 {
-	struct relay_service *svc = relay_frontend_service(l->fe);
+	struct relay_service *svc = l->intercept ? intercepted_service(w, l, fd)
+						 : relay_frontend_service(l->fe);
 	struct tcp_conn *c;
 	char who[INET_ENDPOINT_STRLEN] = "";
 	bool debug = log_get_level() >= LOG_LEVEL_DEBUG;
@@ -530,6 +600,13 @@ static void tcp_relay_new_conn(struct relay_worker *w, struct worker_listener *l
 
 	memset(&client, 0, sizeof(client));
 	(void)inet_from_sockaddr((const struct sockaddr *)peer, &client, &port);
+	if (!svc) {
+		if (debug)
+			log_debug("userspace: worker %u: %s from %s refused (no such frontend)", w->id,
+				  l->fe->name, inet_endpoint_format(&client, port, who));
+		close_with_reset(fd);
+		return;
+	}
 	/* Source ranges first, then the set this client uses (the
 	 * short-circuit of an externalTrafficPolicy Local frontend for one
 	 * that starts on this node). */
@@ -560,6 +637,8 @@ static void tcp_relay_new_conn(struct relay_worker *w, struct worker_listener *l
 	dir_init(&c->down);
 	c->svc = svc;
 	c->bal = bal;
+	c->port = relay_svcport_ref(svc->port);
+	relay_svcport_open(c->port);
 	c->client_addr = client;
 	c->client_port = port;
 	c->next = w->conns;

@@ -4,6 +4,18 @@
  * IP_PKTINFO / IPV6_PKTINFO naming the source address on wildcard
  * listeners so the client sees the address it sent to. Flows idle for
  * udp_idle_ms are closed by the worker's periodic sweep.
+ *
+ * The shared relay sockets receive datagrams nftables redirected (a DNAT
+ * to this host): a new flow there asks conntrack where its first datagram
+ * was sent (ct_origin.h: UDP has no SO_ORIGINAL_DST) and looks that
+ * frontend up in the service table; replies leave from the same socket
+ * and conntrack turns their source back into the VIP. A flow's key (client,
+ * local address, relay port) is the conntrack entry's reply tuple, unique
+ * while that entry lives; after an idle gap the entry may have expired and
+ * the tuple been given to another destination, so a flow idle for
+ * UDP_RECHECK_MS asks again before it relays.
+ *
+ * Datagrams are counted into the flow's service port (relay_svcport).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +27,9 @@
 #include "worker.h"
 
 #define UDP_RECV_BATCH 64
+/* Shorter than conntrack's UDP timeout (30 s by default): a reply tuple
+ * cannot change hands within it while its entry lives. */
+#define UDP_RECHECK_MS 10000u
 
 struct udp_flow {
 	struct worker_handle h;
@@ -23,6 +38,9 @@ struct udp_flow {
 	socklen_t client_len;
 	struct inet_addr local;        /* wildcard listeners: where the client sent to */
 	struct balancer_endpoint *ep;  /* reference + one active count */
+	struct relay_svcport *port;    /* reference + one active count; may be NULL */
+	struct inet_addr orig;         /* shared relay sockets: the frontend meant */
+	uint16_t orig_port;
 	uint64_t last_ms;
 	bool dead;
 	struct udp_flow *next;         /* bucket chain, then graveyard */
@@ -75,16 +93,36 @@ static void flow_close(struct relay_worker *w, struct udp_flow *f)
 	f->h.fd = -1;
 	balancer_endpoint_release(f->ep);
 	f->ep = balancer_endpoint_unref(f->ep);
+	relay_svcport_close(f->port);
+	f->port = relay_svcport_unref(f->port);
 	f->dead = true;
 	f->next = w->udp_dead;
 	w->udp_dead = f;
+}
+
+/* Where the datagram from client to local (on l's port) was sent before
+ * nftables redirected it: *ret_dst, *ret_port. 0 or -errno (-ENOENT: it
+ * was not redirected). */
+static int flow_origin(struct relay_worker *w, struct worker_listener *l,
+		       const struct sockaddr_storage *client, const struct inet_addr *local,
+		       struct inet_addr *ret_dst, uint16_t *ret_port)
+{
+	struct inet_addr caddr;
+	uint16_t cport = 0;
+
+	memset(&caddr, 0, sizeof(caddr));
+	if (inet_from_sockaddr((const struct sockaddr *)client, &caddr, &cport) < 0)
+		return -EAFNOSUPPORT;
+	return ct_origin_lookup(&w->ct, IPPROTO_UDP, local, l->fe->port, &caddr, cport, ret_dst, ret_port);
 }
 
 static struct udp_flow *flow_new(struct relay_worker *w, struct worker_listener *l,
 				 const struct sockaddr_storage *client, socklen_t len,
 				 const struct inet_addr *local)
 {
-	struct relay_service *svc = relay_frontend_service(l->fe);
+	struct relay_service *svc = NULL;
+	struct inet_addr orig;
+	uint16_t orig_port = 0;
 	struct balancer_endpoint *ep = NULL;
 	struct sockaddr_storage ss;
 	struct inet_addr caddr;
@@ -94,7 +132,22 @@ static struct udp_flow *flow_new(struct relay_worker *w, struct worker_listener 
 	int fd = -1;
 
 	memset(&caddr, 0, sizeof(caddr));
+	memset(&orig, 0, sizeof(orig));
 	(void)inet_from_sockaddr((const struct sockaddr *)client, &caddr, NULL);
+	if (l->intercept) {
+		int r = flow_origin(w, l, client, local, &orig, &orig_port);
+
+		if (r < 0) {
+			log_debug("userspace: worker %u: %s: no original destination: %s", w->id,
+				  l->fe->name, strerror(-r));
+			return NULL;
+		}
+		svc = relay_table_service(w->table, &orig, INET_PROTO_UDP, orig_port);
+	} else {
+		svc = relay_frontend_service(l->fe);
+	}
+	if (!svc)
+		return NULL;
 	/* No usable endpoint or a client outside the source ranges: drop.
 	 * A client that starts on this node may use the short-circuit set. */
 	if (!relay_service_allows(svc, &caddr))
@@ -127,6 +180,10 @@ static struct udp_flow *flow_new(struct relay_worker *w, struct worker_listener 
 	f->local = *local;
 	f->ep = balancer_endpoint_ref(ep);
 	balancer_endpoint_acquire(ep);
+	f->port = relay_svcport_ref(svc->port);
+	relay_svcport_open(f->port);
+	f->orig = orig;
+	f->orig_port = orig_port;
 	b = flow_bucket(client, local);
 	f->next = l->flows[b];
 	l->flows[b] = f;
@@ -157,6 +214,21 @@ static void local_from_cmsg(struct msghdr *msg, struct inet_addr *ret)
 			ret->u.v6 = pi.ipi6_addr;
 		}
 	}
+}
+
+/* Whether flow f of shared relay socket l, idle for a while, still
+ * carries what its client sends to the frontend it was made for; if not,
+ * it is closed (the caller makes a new one). */
+static bool flow_still_meant(struct relay_worker *w, struct worker_listener *l, struct udp_flow *f)
+{
+	struct inet_addr dst;
+	uint16_t port = 0;
+
+	if (flow_origin(w, l, &f->client, &f->local, &dst, &port) == 0 && port == f->orig_port &&
+	    inet_addr_cmp(&dst, &f->orig) == 0)
+		return true;
+	flow_close(w, f);
+	return false;
 }
 
 void udp_relay_receive(struct relay_worker *w, struct worker_listener *l)
@@ -191,6 +263,9 @@ void udp_relay_receive(struct relay_worker *w, struct worker_listener *l)
 		for (f = l->flows[flow_bucket(&client, &local)]; f; f = f->next)
 			if (flow_matches(f, &client, msg.msg_namelen, &local))
 				break;
+		if (f && l->intercept && relay_now_ms() - f->last_ms >= UDP_RECHECK_MS &&
+		    !flow_still_meant(w, l, f))
+			f = NULL;
 		if (!f)
 			f = flow_new(w, l, &client, msg.msg_namelen, &local);
 		if (!f)
@@ -198,6 +273,8 @@ void udp_relay_receive(struct relay_worker *w, struct worker_listener *l)
 		f->last_ms = relay_now_ms();
 		if (send(f->h.fd, w->buf, (size_t)n, MSG_DONTWAIT) == -1)
 			log_debug("userspace: worker %u: send to endpoint: %s", w->id, strerror(errno));
+		else if (f->port)
+			atomic_fetch_add_explicit(&f->port->bytes_in, (uint64_t)n, memory_order_relaxed);
 	}
 }
 
@@ -245,6 +322,8 @@ static void flow_reply(struct relay_worker *w, struct udp_flow *f, size_t len)
 	if (sendmsg(f->l->h.fd, &msg, MSG_DONTWAIT) == -1)
 		log_debug("userspace: worker %u: reply on %s: %s", w->id, f->l->fe->name,
 			  strerror(errno));
+	else if (f->port)
+		atomic_fetch_add_explicit(&f->port->bytes_out, (uint64_t)len, memory_order_relaxed);
 }
 
 void udp_relay_flow_event(struct relay_worker *w, struct worker_handle *h, uint32_t events)

@@ -38,12 +38,13 @@ struct us_pool_data {
 	struct balancer_affinity *affinity;
 	struct balancer *balancer;
 	struct health_check_cfg health;
-	char label[200];
+	struct relay_svcport *port;     /* borrowed from the pool: what snapshots count into */
 };
 
 /* One endpoint set, kept under its key for as long as the plan has it. */
 struct us_pool {
 	char *key;
+	struct relay_svcport *port;     /* its service port's identity and counters */
 	struct us_pool_data d;
 	struct us_frontend *users;      /* open frontends serving it */
 	struct us_frontend *sc_users;   /* open frontends short-circuiting to it */
@@ -61,11 +62,12 @@ struct us_key {
 	uint16_t port;
 };
 
-/* One open frontend: its VIP listener set and, when intercepted, its relay. */
+/* One open frontend: its own listener set, or, when intercepted, its entry
+ * in the service table of the shared relay sockets. */
 struct us_frontend {
-	struct us_key k;                /* its key in u->fes: what fe binds */
-	struct relay_frontend *fe;      /* bound to the frontend's address */
-	struct relay_frontend *relay;   /* wildcard, ephemeral port; NULL: none */
+	struct us_key k;                /* its key in u->fes: what fe binds or names */
+	struct relay_frontend *fe;      /* listened on, or in u->relay.table */
+	bool intercepted;               /* fe is a table entry, no socket of its own */
 	struct us_pool *pool;           /* the set it serves; NULL: none */
 	struct us_frontend *user_prev;  /* in pool->users */
 	struct us_frontend *user_next;
@@ -91,7 +93,7 @@ struct us_skipped {
 struct us_result {
 	int err;                        /* the first error; the rest still ran */
 	bool listeners_changed;         /* a listener set was opened or closed */
-	bool relays_changed;            /* a relay was opened or went stale */
+	bool relays_changed;            /* an intercepted frontend came or went */
 };
 
 /* The backend's state (userspace_backend_ops.priv_size bytes, zeroed by
@@ -114,8 +116,10 @@ struct userspace {
 	const struct intercept_ops *intercept; /* NULL: no interception */
 	void *intercept_priv;           /* its state (intercept->priv_size bytes), after its init */
 	bool intercept_used;            /* intercept->sync was called once */
-	struct relay_frontend **stale;  /* closed frontends' relays, for us_settle to close */
-	size_t n_stale;
+	/* The shared relay sockets (with an interception provider): per
+	 * family (0 IPv4, 1 IPv6) and protocol (0 TCP, 1 UDP), one listener
+	 * set on the wildcard address; NULL when it could not open. */
+	struct relay_frontend *relays[2][2];
 	uint64_t mark;                  /* sync counter for us_pool.mark */
 	struct userspace_stats stats;
 };
@@ -128,7 +132,7 @@ struct userspace {
  * read nothing but their arguments.
  *
  * Failure: sync and apply first do what can fail for lack of memory
- * (us_staged_build, us_service_new, us_stale_reserve, their own arrays)
+ * (us_staged_build, us_service_new, their own arrays)
  * and give up with nothing changed when it does; what fails after that
  * (opening or closing a listener set, the checker, the interception
  * provider) is collected in a struct us_result while the rest goes on.
@@ -209,13 +213,15 @@ struct us_frontend *us_fes_find(const struct userspace *u, const struct us_key *
  * O(log n): a few bisections, one per kind. Pure. */
 const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const struct us_key *k);
 
-/* Whether traffic to k must be intercepted (the frontend gets a relay):
- * when there is an interception provider, for everything but the wildcard
- * node ports, which already receive whatever reaches the host. */
-bool us_wants_relay(const struct userspace *u, const struct us_key *k);
+/* Whether traffic to k is intercepted (the frontend is an entry of the
+ * shared relay sockets' service table, with no socket of its own): when
+ * there is an interception provider, for everything but the wildcard node
+ * ports, which already receive whatever reaches the host. */
+bool us_intercepted(const struct userspace *u, const struct us_key *k);
 
 /* A new service snapshot of plan frontend f's policy (empty verdict, source
- * ranges) over the balancer of pool contents d and labelled with its set;
+ * ranges) over the balancer of pool contents d, counting into d's service
+ * port;
  * d NULL (a frontend without a set): over u->empty. sc: the contents of
  * f's short-circuit set (f->short_circuit's pool), for the clients that
  * start on this node (u->local_cidrs and the node's own addresses); NULL:
@@ -224,41 +230,38 @@ bool us_wants_relay(const struct userspace *u, const struct us_key *k);
 struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
 				     const struct us_pool_data *sc, const struct plan_frontend *f);
 
-/* Open the frontend of listener key k, which is not open: its listener set
- * and, when us_wants_relay, its relay, both serving svc (they take their
- * own references) and handed to the workers; it is listed among pool's
- * users (pool NULL: none) and sc's short-circuit users (sc NULL: none,
- * else the set svc short-circuits to). Returns it for the caller to insert in u->fes at
- * k's place, or NULL when its listener set could not be opened (logged,
- * res->err). A relay that fails to open is logged in res->err too, but the
- * frontend is returned without one, and us_frontend_update opens it at the
- * next sync (or apply that touches k). Sets res->listeners_changed and
- * res->relays_changed for what opened. */
+/* Open the frontend of listener key k, which is not open, serving svc
+ * (references taken): its listener set handed to the workers, or, when
+ * us_intercepted, its entry in the service table; it is listed among
+ * pool's users (pool NULL: none) and sc's short-circuit users (sc NULL:
+ * none, else the set svc short-circuits to). Returns it for the caller to
+ * insert in u->fes at k's place, or NULL when it could not open (logged,
+ * res->err). Sets res->listeners_changed or res->relays_changed. */
 struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key *k,
 				       struct us_pool *pool, struct us_pool *sc, struct relay_service *svc,
 				       struct us_result *res);
 
-/* Keep open frontend f: new connections to its listeners and its relay get
- * svc from now on (references taken; established ones keep the endpoint
- * they have), f is listed among pool's users (NULL: none) and sc's
- * short-circuit users (NULL: none), and a relay it
- * wants but lacks (an earlier failure) is opened: res flags set, a failure
- * in res->err with f still serving. Idempotent for the same svc and pool. */
+/* Keep open frontend f: new connections to it get svc from now on
+ * (reference taken; established ones keep the endpoint they have), f is
+ * listed among pool's users (NULL: none) and sc's short-circuit users
+ * (NULL: none). Cannot fail; idempotent for the same svc and pool. */
 void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_pool *pool,
 			struct us_pool *sc, struct relay_service *svc, struct us_result *res);
 
-/* Close open frontend f, which the plan no longer has: its listener set now
- * (established TCP connections stay); its relay is parked in u->stale, in
- * room the caller reserved (us_stale_reserve), to close in us_settle once
- * no redirect points to it. true: closed and freed, for the caller to
- * leave out of u->fes. false: the workers could not be asked (-ENOMEM in
- * res->err): f stays in u->fes serving its old snapshot, detached from its
- * pool (which may go), and the next sync retries. */
+/* Close open frontend f, which the plan no longer has: its listener set
+ * now (established TCP connections stay), or its table entry (new
+ * redirected connections to it are reset until the redirects follow in
+ * us_settle). true: closed and freed, for the caller to leave out of
+ * u->fes. false: the workers could not be asked (-ENOMEM in res->err): f
+ * stays in u->fes serving its old snapshot, detached from its pool (which
+ * may go), and the next sync retries. */
 bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res);
 
-/* Make room in u->stale for extra more relays, one per us_frontend_close
- * to come. 0, or -ENOMEM with u->stale unchanged. Idempotent. */
-int us_stale_reserve(struct userspace *u, size_t extra);
+/* Open the shared relay sockets (u->relays) for the interception
+ * provider: both families, TCP and UDP, on ephemeral ports of the
+ * wildcard addresses. 0, or -errno when IPv4's could not open (logged;
+ * IPv6's failing is a warning: its frontends are then not redirected). */
+int us_relays_open(struct userspace *u);
 
 /* Note SCTP frontend f, which the relay does not serve: warn unless
  * u->skipped lists it (warned by an earlier sync or apply), and append it
@@ -270,11 +273,10 @@ void us_note_skipped(struct userspace *u, const struct plan_frontend *f,
 
 /* The end of a sync or an apply of plan, after its pool and listener work:
  * the health checker's targets when health (a checked set changed), the
- * redirects and plan's service-range guards when push (a relay opened or
- * went, or the guards changed), the stale relays closed (those that cannot
- * be stay for the next call), then, when any listener set changed, a wait
- * until the workers have closed what was closed. Every step is tried; the
- * first error goes into res->err. */
+ * redirects and plan's service-range guards when push (an intercepted
+ * frontend came or went, or the guards changed), then, when any listener
+ * set changed, a wait until the workers have closed what was closed. Every
+ * step is tried; the first error goes into res->err. */
 void us_settle(struct userspace *u, const struct plan *plan, bool health, bool push,
 	       struct us_result *res);
 
@@ -295,8 +297,14 @@ double us_now_ms(void);
  * back to sync. */
 int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff);
 
-/* backend_ops.counts: the listener sets open (VIP and relay). Control
- * thread. */
+/* backend_ops.counts: the listener sets open, the intercepted frontends,
+ * connections and flows open, checked endpoints by state. Control thread. */
 void userspace_counts(void *priv, backend_count_fn emit, void *userdata);
+
+/* backend_ops.service_stats: per service port traffic (summed over its
+ * cluster-wide and Local sets) and the health of every checked endpoint.
+ * Control thread, at a scrape. */
+void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
+			     backend_endpoint_health_fn emit_health, void *userdata);
 
 #endif

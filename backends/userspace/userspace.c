@@ -161,7 +161,7 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	pools = calloc(plan->n_epsets + 1, sizeof(*pools));
 	skipped = calloc(plan->n_frontends + 1, sizeof(*skipped));
 	fes = calloc(plan->n_frontends + u->n_fes + 1, sizeof(*fes));
-	if (!staged || !pools || !skipped || !fes || us_stale_reserve(u, u->n_fes) < 0) {
+	if (!staged || !pools || !skipped || !fes) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -239,8 +239,8 @@ static int userspace_sync(void *priv, const struct plan *plan)
 		if (!u->pools[i]->d.health.enabled)
 			for (k = 0; k < u->pools[i]->d.n_eps; k++)
 				atomic_store(&u->pools[i]->d.eps[k]->healthy, true);
-	/* 6. Checker, redirects, stale relays; removed listeners are closed
-	 *    when sync returns. */
+	/* 6. Checker, redirects; removed listeners are closed when sync
+	 *    returns. */
 	res.listeners_changed = true;
 	us_settle(u, plan, true, true, &res);
 	wanted_free(wanted, n_wanted);
@@ -284,13 +284,12 @@ static void userspace_fini(void *priv)
 	u->health = health_free(u->health);
 	for (size_t i = 0; i < u->n_fes; i++) {
 		relay_frontend_unref(u->fes[i]->fe);
-		relay_frontend_unref(u->fes[i]->relay);
 		free(u->fes[i]);
 	}
 	free(u->fes);
-	for (size_t i = 0; i < u->n_stale; i++)
-		relay_frontend_unref(u->stale[i]);
-	free(u->stale);
+	for (int fam = 0; fam < 2; fam++)
+		for (int p = 0; p < 2; p++)
+			relay_frontend_unref(u->relays[fam][p]);
 	/* The frontends are gone: nothing to detach. */
 	for (size_t i = 0; i < u->n_pools; i++) {
 		u->pools[i]->users = NULL;
@@ -351,6 +350,10 @@ static int userspace_init(void *priv, const void *options)
 		u->empty = balancer_unref(u->empty);
 		return r;
 	}
+	if (u->intercept && (r = us_relays_open(u)) < 0) {
+		userspace_fini(u); /* no rule was made yet: memory, threads, sockets */
+		return r;
+	}
 	if (opts && opts->n_cluster_cidrs > 0) {
 		u->local_cidrs = calloc(opts->n_cluster_cidrs, sizeof(*u->local_cidrs));
 		if (!u->local_cidrs) {
@@ -400,6 +403,10 @@ const struct backend_ops userspace_backend_ops = {
 	.cleanup = NULL,
 	/* Remove the interception rules, stop threads, close every socket, free. */
 	.fini = userspace_fini,
-	/* Listener sets open (userspace_inspect.c). */
+	/* Listener sets, intercepted frontends, flows, checked endpoints
+	 * (userspace_inspect.c). */
 	.counts = userspace_counts,
+	/* Per service port traffic and checked endpoints' health
+	 * (userspace_inspect.c). */
+	.service_stats = userspace_service_stats,
 };

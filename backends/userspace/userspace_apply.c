@@ -330,8 +330,6 @@ int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 		if (!pools)
 			goto fail;
 	}
-	if (n_close && us_stale_reserve(u, n_close) < 0)
-		goto fail;
 	if (n_sctp) {
 		struct us_skipped *s = realloc(u->skipped, (u->n_skipped + n_sctp) * sizeof(*s));
 

@@ -8,17 +8,23 @@
  * Interception (userspace_options.intercept, proxy/core/intercept.h). A
  * VIP listener only sees packets the host delivers locally: a cluster IP
  * or an external IP that is not assigned here is routed on, not delivered.
- * So when main hands us an interception provider, every frontend except
- * the wildcard node ports gets a second listener set, the "relay" of that
- * frontend: bound to the wildcard address of its family on an ephemeral
- * port, fed the same service snapshot; after each sync (and each apply
- * that opened or closed a relay) the provider is told {VIP, proto, port ->
- * relay port} and redirects that traffic (forwarded and the node's own)
- * there, with the plan's guards of the service range (cluster IPs' other
- * ports rejected, unallocated addresses of the service CIDRs dropped). The
- * VIP listener stays: it serves VIPs that are local (loopback, a standalone
- * balancer's own addresses, whose undefined ports the kernel refuses by
- * itself) and works without interception.
+ * So when main hands us an interception provider, the relay opens, once,
+ * a constant set of shared relay sockets (per worker: TCP and UDP, IPv4
+ * and IPv6, on ephemeral ports of the wildcard addresses; u->relays), and
+ * every frontend except the wildcard node ports opens no socket at all: it
+ * is an entry of the service table (relay_table, a hash by address,
+ * protocol, port) holding its snapshot. After each sync (and each apply
+ * that added or removed such a frontend) the provider is told {VIP, proto,
+ * port -> the shared port of that family and protocol} and redirects that
+ * traffic (forwarded and the node's own) there, with the plan's guards of
+ * the service range (cluster IPs' other ports rejected, unallocated
+ * addresses of the service CIDRs dropped). A worker finds the frontend of
+ * an accepted connection by its original destination (SO_ORIGINAL_DST),
+ * of a new UDP flow by asking conntrack (ct_origin.h). So 100k services
+ * cost 4 x workers relay sockets, not 4 per service and worker.
+ * Without a provider every frontend listens on its own address (a
+ * standalone balancer's VIPs are its own, the kernel refuses their
+ * undefined ports, and no kernel rule is installed).
  * The provider's lifetime (init, cleanup, fini) is userspace.c's.
  *
  * Control thread only; the workers see the snapshots through relay.h.
@@ -215,7 +221,7 @@ struct relay_service *us_service_new(struct userspace *u, const struct us_pool_d
 	struct relay_service *s;
 
 	s = relay_service_new(d ? d->balancer : u->empty, f->when_empty, f->source_ranges,
-			      f->n_source_ranges, d ? d->label : "(no endpoint set)");
+			      f->n_source_ranges, d ? d->port : NULL);
 	if (s && sc && relay_service_set_short_circuit(s, sc->balancer, u->local_cidrs, u->n_local_cidrs) < 0)
 		s = relay_service_unref(s);
 	if (s)
@@ -280,57 +286,99 @@ static int listeners_open(struct userspace *u, struct relay_frontend *fe)
 	return r;
 }
 
-bool us_wants_relay(const struct userspace *u, const struct us_key *k)
+bool us_intercepted(const struct userspace *u, const struct us_key *k)
 {
 	return u->intercept && !inet_addr_is_any(&k->addr);
 }
 
-/* Open a listener set for k serving svc and hand it to the workers: k's
- * own (relay false: bound to k's address and port) or k's relay (the
- * wildcard of k's family, an ephemeral port). 0 or -errno (logged; nothing
- * is left open). */
-static int listener_set_open(struct userspace *u, const struct us_key *k, bool relay,
-			     struct relay_service *svc, struct relay_frontend **ret)
+/* Open a listener set for k serving svc and hand it to the workers. 0 or
+ * -errno (logged; nothing is left open). */
+static int listener_set_open(struct userspace *u, const struct us_key *k, struct relay_service *svc,
+			     struct relay_frontend **ret)
 {
-	struct inet_addr any = inet_addr_any(k->addr.family);
 	struct relay_frontend *fe;
 	char ep[INET_ENDPOINT_STRLEN];
 	int r;
 
-	fe = relay_frontend_new(relay ? &any : &k->addr, k->proto, relay ? 0 : k->port, svc);
+	fe = relay_frontend_new(&k->addr, k->proto, k->port, svc);
 	r = fe ? listeners_open(u, fe) : -ENOMEM;
 	if (r < 0) {
 		relay_frontend_unref(fe);
-		return log_warn_errno(r, "userspace: cannot %s %s/%s for %s",
-				      relay ? "open the relay of" : "listen on",
+		return log_warn_errno(r, "userspace: cannot listen on %s/%s for %s",
 				      inet_endpoint_format(&k->addr, k->port, ep),
 				      inet_proto_name(k->proto), svc->label);
 	}
-	if (relay)
-		log_info("userspace: relay %s receives intercepted %s/%s for %s", fe->name,
-			 inet_endpoint_format(&k->addr, k->port, ep), inet_proto_name(k->proto),
-			 svc->label);
-	else
-		log_info("userspace: listening on %s (%u workers) for %s", fe->name, u->n_workers,
-			 svc->label);
+	log_info("userspace: listening on %s (%u workers) for %s", fe->name, u->n_workers, svc->label);
 	*ret = fe;
 	return 0;
+}
+
+/* Enter k, serving svc, in the shared relay sockets' service table. 0 or
+ * -errno (logged). */
+static int table_entry_open(struct userspace *u, const struct us_key *k, struct relay_service *svc,
+			    struct relay_frontend **ret)
+{
+	struct relay_frontend *fe = relay_frontend_new(&k->addr, k->proto, k->port, svc);
+	int r = fe ? relay_table_add(&u->relay.table, fe) : -ENOMEM;
+	char ep[INET_ENDPOINT_STRLEN];
+
+	if (r < 0) {
+		relay_frontend_unref(fe);
+		return log_warn_errno(r, "userspace: cannot intercept %s/%s for %s",
+				      inet_endpoint_format(&k->addr, k->port, ep),
+				      inet_proto_name(k->proto), svc->label);
+	}
+	/* The table holds its own reference; f->fe keeps ours. */
+	log_debug("userspace: %s intercepted for %s", fe->name, svc->label);
+	*ret = fe;
+	return 0;
+}
+
+int us_relays_open(struct userspace *u)
+{
+	static const enum inet_proto protos[2] = { INET_PROTO_TCP, INET_PROTO_UDP };
+
+	for (int fam = 0; fam < 2; fam++) {
+		for (int p = 0; p < 2; p++) {
+			struct inet_addr any = inet_addr_any(fam ? AF_INET6 : AF_INET);
+			struct relay_frontend *fe = relay_frontend_new(&any, protos[p], 0, NULL);
+			int r = -ENOMEM;
+
+			if (fe) {
+				fe->intercept = true;
+				r = listeners_open(u, fe);
+			}
+			if (r < 0) {
+				relay_frontend_unref(fe);
+				if (fam == 0)
+					return log_errno(r, "userspace: cannot open the shared %s relay socket",
+							 inet_proto_name(protos[p]));
+				log_warn_errno(r, "userspace: cannot open the shared IPv6 %s relay socket; "
+					       "IPv6 %s frontends are not intercepted",
+					       inet_proto_name(protos[p]), inet_proto_name(protos[p]));
+				continue;
+			}
+			u->relays[fam][p] = fe;
+			log_info("userspace: relay %s receives intercepted traffic (%u workers)", fe->name,
+				 u->n_workers);
+		}
+	}
+	return 0;
+}
+
+/* The shared relay socket set that receives traffic intercepted for k, or
+ * NULL (none open for k's family and protocol). */
+static const struct relay_frontend *relay_for(const struct userspace *u, const struct us_key *k)
+{
+	return u->relays[k->addr.family == AF_INET6][k->proto == INET_PROTO_UDP];
 }
 
 void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_pool *pool,
 			struct us_pool *sc, struct relay_service *svc, struct us_result *res)
 {
-	int r;
-
+	(void)u;
+	(void)res;
 	relay_frontend_set_service(f->fe, svc);
-	if (f->relay) {
-		relay_frontend_set_service(f->relay, svc);
-	} else if (us_wants_relay(u, &f->k)) {
-		r = listener_set_open(u, &f->k, true, svc, &f->relay);
-		result_err(res, r); /* retried by the next sync */
-		if (r == 0)
-			res->relays_changed = res->listeners_changed = true;
-	}
 	user_move(f, pool);
 	sc_move(f, sc);
 }
@@ -347,20 +395,18 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 					    svc->label));
 		return NULL;
 	}
-	r = listener_set_open(u, k, false, svc, &f->fe);
+	f->intercepted = us_intercepted(u, k);
+	r = f->intercepted ? table_entry_open(u, k, svc, &f->fe) : listener_set_open(u, k, svc, &f->fe);
 	if (r < 0) {
 		result_err(res, r);
 		free(f);
 		return NULL;
 	}
 	f->k = *k;
-	res->listeners_changed = true;
-	if (us_wants_relay(u, k)) {
-		r = listener_set_open(u, k, true, svc, &f->relay);
-		result_err(res, r);
-		if (r == 0)
-			res->relays_changed = true;
-	}
+	if (f->intercepted)
+		res->relays_changed = true;
+	else
+		res->listeners_changed = true;
 	user_link(pool, f);
 	sc_link(sc, f);
 	return f;
@@ -368,41 +414,34 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 
 bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res)
 {
-	int r = relay_pool_remove_listeners(&u->relay, f->fe);
-
-	if (r < 0) {
-		result_err(res, r);
-		user_unlink(f); /* its pools may go */
-		sc_unlink(f);
-		return false;
-	}
-	log_info("userspace: closed %s", f->fe->name);
-	u->stats.listeners_closed++;
-	res->listeners_changed = true;
-	relay_frontend_unref(f->fe);
-	if (f->relay) {
-		u->stale[u->n_stale++] = f->relay;
+	if (f->intercepted) {
+		relay_table_remove(&u->relay.table, f->fe);
+		log_debug("userspace: %s no longer intercepted", f->fe->name);
 		res->relays_changed = true;
+	} else {
+		int r = relay_pool_remove_listeners(&u->relay, f->fe);
+
+		if (r < 0) {
+			result_err(res, r);
+			user_unlink(f); /* its pools may go */
+			sc_unlink(f);
+			return false;
+		}
+		log_info("userspace: closed %s", f->fe->name);
+		u->stats.listeners_closed++;
+		res->listeners_changed = true;
 	}
+	relay_frontend_unref(f->fe);
 	user_unlink(f);
 	sc_unlink(f);
 	free(f);
 	return true;
 }
 
-int us_stale_reserve(struct userspace *u, size_t extra)
-{
-	struct relay_frontend **s = realloc(u->stale, (u->n_stale + extra + 1) * sizeof(*s));
-
-	if (!s)
-		return -ENOMEM;
-	u->stale = s;
-	return 0;
-}
-
-/* Tell the provider the redirects of every open relay and plan's guards
- * of the service range. 0 or -errno (the provider logged it; its previous
- * rules stay in force). */
+/* Tell the provider the redirects of every intercepted frontend (to the
+ * shared relay socket of its family and protocol) and plan's guards of the
+ * service range. 0 or -errno (the provider logged it; its previous rules
+ * stay in force). */
 static int intercept_push(struct userspace *u, const struct plan *plan)
 {
 	const struct intercept_guards guards = {
@@ -419,13 +458,14 @@ static int intercept_push(struct userspace *u, const struct plan *plan)
 		return -ENOMEM;
 	for (size_t i = 0; i < u->n_fes; i++) {
 		const struct us_frontend *f = u->fes[i];
+		const struct relay_frontend *relay = f->intercepted ? relay_for(u, &f->k) : NULL;
 
-		if (!f->relay)
+		if (!relay)
 			continue;
-		entries[n].addr = f->fe->addr;
-		entries[n].proto = f->fe->proto;
-		entries[n].port = f->fe->port;
-		entries[n].relay_port = f->relay->port;
+		entries[n].addr = f->k.addr;
+		entries[n].proto = f->k.proto;
+		entries[n].port = f->k.port;
+		entries[n].relay_port = relay->port;
 		n++;
 	}
 	u->intercept_used = true;
@@ -435,32 +475,9 @@ static int intercept_push(struct userspace *u, const struct plan *plan)
 	return r;
 }
 
-/* Close the relays in u->stale (removed frontends', after the redirects to
- * them are gone); those that cannot be closed now stay for the next sync. */
-static int stale_close(struct userspace *u)
-{
-	size_t keep = 0;
-	int err = 0;
-
-	for (size_t i = 0; i < u->n_stale; i++) {
-		struct relay_frontend *fe = u->stale[i];
-		int r = relay_pool_remove_listeners(&u->relay, fe);
-
-		if (r < 0) {
-			err = err ? err : r;
-			u->stale[keep++] = fe;
-		} else {
-			log_info("userspace: closed relay %s", fe->name);
-			u->stats.listeners_closed++;
-			relay_frontend_unref(fe);
-		}
-	}
-	u->n_stale = keep;
-	return err;
-}
-
-/* The order matters: new relays are listening already, and removed ones
- * close only after the rules stop sending them traffic. */
+/* The order matters: a new frontend is in the table before the rules send
+ * it traffic; a removed one has left it already (its connections are reset
+ * until the rules follow). */
 void us_settle(struct userspace *u, const struct plan *plan, bool health, bool push,
 	       struct us_result *res)
 {
@@ -468,10 +485,6 @@ void us_settle(struct userspace *u, const struct plan *plan, bool health, bool p
 		result_err(res, us_health_update(u));
 	if (u->intercept && push)
 		result_err(res, intercept_push(u, plan));
-	if (u->n_stale > 0) {
-		res->listeners_changed = true;
-		result_err(res, stale_close(u));
-	}
 	if (res->listeners_changed)
 		relay_pool_wait(&u->relay);
 }

@@ -24,6 +24,7 @@ void userspace_counts(void *priv, backend_count_fn emit, void *userdata)
 	uint64_t active = 0, healthy = 0, unhealthy = 0;
 
 	emit(userdata, "listener_sets", u->stats.listeners_opened - u->stats.listeners_closed);
+	emit(userdata, "intercepted_frontends", u->relay.table.n);
 	/* Relayed connections and UDP flows now open, and the endpoints under
 	 * active health checks by state, summed over the endpoint sets (an
 	 * endpoint in two sets counts twice). Workers move these atomics. */
@@ -96,11 +97,9 @@ static int check_pool(const struct us_pool *p, const struct plan_epset *e)
 static int check_frontend(const struct userspace *u, const struct us_frontend *uf,
 			  const struct plan_frontend *f, const struct us_pool *pool, const struct us_pool *sc)
 {
-	struct relay_service *s = relay_frontend_service(uf->fe), *rs = NULL;
+	struct relay_service *s = relay_frontend_service(uf->fe);
 	int r = 0;
 
-	if (uf->relay)
-		rs = relay_frontend_service(uf->relay);
 	if (us_key_cmp(&uf->k, &(struct us_key){ uf->fe->addr, uf->fe->proto, uf->fe->port }) != 0)
 		r = check_fail("%s is indexed under another key", uf->fe->name);
 	else if (uf->pool != pool)
@@ -117,11 +116,14 @@ static int check_frontend(const struct userspace *u, const struct us_frontend *u
 		 (f->n_source_ranges &&
 		  memcmp(s->source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
 		r = check_fail("%s: its snapshot's policy differs from the plan", uf->fe->name);
-	else if (uf->relay && rs != s)
-		r = check_fail("%s: its relay serves another snapshot", uf->fe->name);
-	else if (!uf->relay != !us_wants_relay(u, &uf->k))
-		r = check_fail("%s: relay %s", uf->fe->name, uf->relay ? "not wanted" : "missing");
-	relay_service_unref(rs);
+	else if (uf->intercepted != us_intercepted(u, &uf->k))
+		r = check_fail("%s: %s", uf->fe->name,
+			       uf->intercepted ? "intercepted without a provider" : "not intercepted");
+	else if (uf->intercepted && relay_table_service(&((struct userspace *)u)->relay.table, &uf->k.addr,
+							uf->k.proto, uf->k.port) != s)
+		r = check_fail("%s: the service table has another snapshot", uf->fe->name);
+	if (uf->intercepted)
+		relay_service_unref(s); /* the table lookup's reference */
 	relay_service_unref(s);
 	return r;
 }
@@ -130,6 +132,7 @@ int userspace_check_state(void *priv, const struct plan *plan)
 {
 	struct userspace *u = priv;
 	size_t n_pools = 0, n_fes = 0, n_users = 0, n_linked = 0, n_sc_users = 0, n_sc_linked = 0;
+	size_t n_table = 0;
 	int r;
 
 	if (!u || !u->ready)
@@ -172,6 +175,11 @@ int userspace_check_state(void *priv, const struct plan *plan)
 	}
 	if (n_fes != u->n_fes)
 		return check_fail("%zu frontends open, the plan has %zu", u->n_fes, n_fes);
+	for (size_t i = 0; i < u->n_fes; i++)
+		n_table += u->fes[i]->intercepted;
+	if (n_table != u->relay.table.n)
+		return check_fail("%zu frontends in the service table, %zu intercepted", u->relay.table.n,
+				  n_table);
 	for (size_t i = 0; i < u->n_fes; i++) {
 		n_linked += u->fes[i]->pool != NULL;
 		n_sc_linked += u->fes[i]->sc_pool != NULL;
@@ -197,3 +205,70 @@ int userspace_check_state(void *priv, const struct plan *plan)
 	return 0;
 }
 
+
+/* The pool of key's other variant (the cluster-wide set of a "/local"
+ * key, the "/local" set of another), or NULL. */
+static const struct us_pool *sibling_pool(const struct userspace *u, const char *key)
+{
+	static const char local[] = "/local";
+	size_t len = strlen(key), ll = sizeof(local) - 1;
+	char buf[512];
+
+	if (len >= ll && strcmp(key + len - ll, local) == 0) {
+		if (len - ll >= sizeof(buf))
+			return NULL;
+		memcpy(buf, key, len - ll);
+		buf[len - ll] = '\0';
+	} else if (snprintf(buf, sizeof(buf), "%s%s", key, local) >= (int)sizeof(buf)) {
+		return NULL;
+	}
+	return us_pool_find(u, buf);
+}
+
+static bool key_is_local(const char *key)
+{
+	size_t len = strlen(key);
+
+	return len >= 6 && strcmp(key + len - 6, "/local") == 0;
+}
+
+void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
+			     backend_endpoint_health_fn emit_health, void *userdata)
+{
+	const struct userspace *u = priv;
+
+	if (!u || !u->ready)
+		return;
+	for (size_t i = 0; i < u->n_pools; i++) {
+		const struct us_pool *p = u->pools[i], *sib = sibling_pool(u, p->key);
+		const struct relay_svcport *ports[2] = { p->port, sib ? sib->port : NULL };
+		struct backend_service_stats st = {
+			.ns = p->port->ns, .name = p->port->name, .port_name = p->port->port_name,
+			.proto = p->port->proto,
+		};
+
+		/* One line per service port: a Local set is summed into its
+		 * cluster-wide sibling when both are planned. */
+		if (!emit_stats || (sib && key_is_local(p->key)))
+			continue;
+		for (int k = 0; k < 2 && ports[k]; k++) {
+			st.connections += atomic_load_explicit(&ports[k]->connections, memory_order_relaxed);
+			st.active += atomic_load_explicit(&ports[k]->active, memory_order_relaxed);
+			st.bytes_in += atomic_load_explicit(&ports[k]->bytes_in, memory_order_relaxed);
+			st.bytes_out += atomic_load_explicit(&ports[k]->bytes_out, memory_order_relaxed);
+		}
+		emit_stats(userdata, &st);
+	}
+	for (const struct us_pool *p = u->checked; emit_health && p; p = p->checked_next) {
+		for (size_t k = 0; k < p->d.n_eps; k++) {
+			const struct balancer_endpoint *ep = p->d.eps[k];
+			struct backend_endpoint_health h = {
+				.ns = p->port->ns, .name = p->port->name, .port_name = p->port->port_name,
+				.proto = p->port->proto, .addr = &ep->addr, .port = ep->port,
+				.healthy = atomic_load(&ep->healthy),
+			};
+
+			emit_health(userdata, &h);
+		}
+	}
+}

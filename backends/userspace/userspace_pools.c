@@ -74,6 +74,7 @@ void us_pool_free(struct userspace *u, struct us_pool *p)
 	p->sc_users = NULL;
 	checked_set(u, p, false);
 	pool_data_done(&p->d);
+	relay_svcport_unref(p->port);
 	free(p->key);
 	free(p);
 }
@@ -99,15 +100,6 @@ struct us_pool *us_pool_find(const struct userspace *u, const char *key)
 	size_t i = pools_lower(u->pools, u->n_pools, key);
 
 	return i < u->n_pools && strcmp(u->pools[i]->key, key) == 0 ? u->pools[i] : NULL;
-}
-
-static void epset_label(const struct plan_epset *e, char *buf, size_t len)
-{
-	if (e->port_name[0])
-		snprintf(buf, len, "%s/%s:%s", e->ns ? e->ns : "?", e->svc_name ? e->svc_name : "?",
-			 e->port_name);
-	else
-		snprintf(buf, len, "%s/%s", e->ns ? e->ns : "?", e->svc_name ? e->svc_name : "?");
 }
 
 /* The plan's endpoint order: (addr, port). */
@@ -159,12 +151,12 @@ static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, 
  * the affinity table of old when there is one. O(n log m) for n new and m
  * old endpoints. 0 or -ENOMEM (d is then cleared). */
 static int pool_build(struct userspace *u, struct us_pool_data *d, const struct plan_epset *e,
-		      const struct us_pool_data *old)
+		      const struct us_pool_data *old, struct relay_svcport *port)
 {
 	bool sorted = old && eps_sorted(old->eps, old->n_eps);
 
 	memset(d, 0, sizeof(*d));
-	epset_label(e, d->label, sizeof(d->label));
+	d->port = port;
 	d->health = e->health;
 	if (e->n_endpoints > 0) {
 		d->eps = calloc(e->n_endpoints, sizeof(*d->eps));
@@ -204,6 +196,7 @@ void us_staged_discard(struct us_staged *st)
 {
 	pool_data_done(&st->d);
 	if (st->is_new && st->pool) {
+		relay_svcport_unref(st->pool->port);
 		free(st->pool->key);
 		free(st->pool);
 	}
@@ -221,13 +214,18 @@ int us_staged_build(struct userspace *u, struct us_staged *st, const struct plan
 		if (!st->pool)
 			return -ENOMEM;
 		st->pool->key = strdup(us_epset_key(e));
-		if (!st->pool->key) {
+		/* The identity of a key's set never changes: its service port
+		 * is made once, with the pool. */
+		st->pool->port = relay_svcport_new(e->ns, e->svc_name, e->port_name, e->proto);
+		if (!st->pool->key || !st->pool->port) {
+			relay_svcport_unref(st->pool->port);
+			free(st->pool->key);
 			free(st->pool);
 			st->pool = NULL;
 			return -ENOMEM;
 		}
 	}
-	r = pool_build(u, &st->d, e, st->is_new ? NULL : &st->pool->d);
+	r = pool_build(u, &st->d, e, st->is_new ? NULL : &st->pool->d, st->pool->port);
 	if (r < 0)
 		us_staged_discard(st);
 	return r;
@@ -263,7 +261,7 @@ int us_health_update(struct userspace *u)
 		for (size_t k = 0; k < p->d.n_eps; k++) {
 			t[n].ep = p->d.eps[k];
 			t[n].cfg = p->d.health;
-			t[n].label = p->d.label;
+			t[n].label = p->port->label;
 			n++;
 		}
 	}

@@ -88,6 +88,7 @@ static void worker_add_listener(struct relay_worker *w, struct relay_cmd *c)
 	l->h.fd = c->fd;
 	l->w = w;
 	l->wildcard = inet_addr_is_any(&c->fe->addr);
+	l->intercept = c->fe->intercept;
 	if (l->h.kind == WORKER_HANDLE_UDP_LISTENER && udp_relay_listener_init(l) < 0) {
 		free(l);
 		return;
@@ -236,12 +237,14 @@ static void worker_free(struct relay_worker *w)
 	if (w->epfd >= 0)
 		close(w->epfd);
 	free(w->buf);
+	ct_origin_done(&w->ct);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
 
-static int worker_new(unsigned id, uint32_t udp_idle_ms, struct relay_worker **ret)
+static int worker_new(unsigned id, uint32_t udp_idle_ms, struct relay_table *table,
+		      struct relay_worker **ret)
 {
 	struct relay_worker *w = calloc(1, sizeof(*w));
 	struct itimerspec its;
@@ -261,6 +264,7 @@ static int worker_new(unsigned id, uint32_t udp_idle_ms, struct relay_worker **r
 		return -ENOMEM;
 	}
 	w->id = id;
+	w->table = table;
 	w->udp_idle_ms = udp_idle_ms ? udp_idle_ms : UDP_IDLE_DEFAULT_MS;
 	w->rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)(id + 1) * 0xbf58476d1ce4e5b9ULL) ^ relay_now_ms();
 	if (w->rng == 0)
@@ -341,9 +345,14 @@ int relay_pool_init(struct relay_pool *p, unsigned n, uint32_t udp_idle_ms)
 	memset(p, 0, sizeof(*p));
 	if (n == 0)
 		n = 1;
+	r = relay_table_init(&p->table);
+	if (r < 0)
+		return r;
 	p->workers = calloc(n, sizeof(*p->workers));
-	if (!p->workers)
+	if (!p->workers) {
+		relay_table_done(&p->table);
 		return -ENOMEM;
+	}
 	/* Workers inherit a full signal mask: a write to a closed peer must
 	 * not kill the process with SIGPIPE, and the core's signals belong to
 	 * the control thread. */
@@ -352,7 +361,7 @@ int relay_pool_init(struct relay_pool *p, unsigned n, uint32_t udp_idle_ms)
 	for (unsigned i = 0; i < n; i++) {
 		struct relay_worker *w = NULL;
 
-		r = worker_new(i, udp_idle_ms, &w);
+		r = worker_new(i, udp_idle_ms, &p->table, &w);
 		if (r < 0)
 			break;
 		p->workers[p->n_workers++] = w;
@@ -369,8 +378,10 @@ int relay_pool_init(struct relay_pool *p, unsigned n, uint32_t udp_idle_ms)
 
 void relay_pool_done(struct relay_pool *p)
 {
-	if (!p->workers)
+	if (!p->workers) {
+		relay_table_done(&p->table);
 		return;
+	}
 	for (unsigned i = 0; i < p->n_workers; i++) {
 		struct relay_worker *w = p->workers[i];
 
@@ -389,6 +400,8 @@ void relay_pool_done(struct relay_pool *p)
 		worker_free(w);
 	}
 	free(p->workers);
+	/* After the workers: they looked frontends up in it. */
+	relay_table_done(&p->table);
 	memset(p, 0, sizeof(*p));
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
+#include "ct_origin.h"
 #include "relay.h"
 
 /* First member of everything registered in a worker's epoll, so the event
@@ -41,6 +42,8 @@ struct worker_listener {
 	struct relay_frontend *fe;     /* reference */
 	struct relay_worker *w;
 	bool wildcard;                 /* bound to 0.0.0.0 / :: (UDP: pktinfo) */
+	bool intercept;                /* a shared relay socket: frontends by
+				        * original destination (w->table) */
 	struct worker_listener *next;
 	struct udp_flow **flows;       /* UDP only: client -> flow buckets */
 	size_t n_flows;
@@ -55,6 +58,8 @@ struct relay_worker {
 	struct worker_handle sweep;    /* timerfd */
 	uint32_t udp_idle_ms;
 	uint64_t rng;
+	struct relay_table *table;     /* the pool's service table */
+	struct ct_origin ct;           /* UDP flows' original destinations */
 
 	pthread_mutex_t lock;          /* guards the command queue and counters */
 	pthread_cond_t cond;

@@ -2,7 +2,9 @@
 # userspace in a cluster: a cluster IP that no interface holds is served by
 # the relay from another namespace routed through the node and from the
 # node itself, because --intercept on redirects it (nftables tables
-# ferry_intercept) to the relay's wildcard listeners. The backends see the
+# ferry_intercept) to the relay's shared wildcard sockets, one per family
+# and protocol (and worker), which find the service by the connection's
+# original destination; the VIP gets no socket of its own. The backends see the
 # node's address (the relay carried the traffic, not a kernel NAT); UDP
 # replies reach the client from the VIP. With --intercept off the same
 # client gets no answer, and after SIGTERM the tables are gone.
@@ -17,16 +19,18 @@ eps_yaml "$T/manifests/eps.yaml" web-1 web http/TCP/9000,dns/UDP/9000 -- 10.0.2.
 svc_yaml "$T/manifests/svc6.yaml" web6 ip=fd00:96::10 ports=http/TCP/80/9000
 eps_yaml "$T/manifests/eps6.yaml" web6-1 web6 http/TCP/9000 -- fd00:2::2
 
-# us_ferry_start ARGS: ferry (userspace) on N, until its listeners are open.
+# us_ferry_start PATTERN ARGS: ferry (userspace) on N, until its log says
+# PATTERN (its listeners are open, or its redirects programmed).
 us_ferry_start() {
-	local i
+	local i pat=$1
+	shift
 	ferry_start "$N" --hostname-override "$NODE_NAME" "$@"
 	for i in $(seq 1 50); do
-		grep -q "listening on 10.96.0.10:53/UDP" "$FERRY_LOG" && return 0
+		grep -q "$pat" "$FERRY_LOG" && return 0
 		kill -0 "$FERRY_PID" 2>/dev/null || fail "ferry died at start"
 		sleep 0.1
 	done
-	fail "ferry opened no listener within 5 s"
+	fail "ferry did not log '$pat' within 5 s"
 }
 
 # us_ferry_stop: SIGTERM, exit 0 within 2 s.
@@ -44,7 +48,7 @@ us_ferry_stop() {
 }
 
 say "--intercept off: the VIP is routed past the node, nobody answers"
-us_ferry_start --intercept off
+us_ferry_start "listening on 10.96.0.10:53/UDP" --intercept off
 expect_silent "$C" tcp 10.96.0.10:80
 expect_silent "$C" udp 10.96.0.10:53
 ip netns exec "$N" nft list tables 2>/dev/null | grep -q ferry_intercept &&
@@ -52,8 +56,12 @@ ip netns exec "$N" nft list tables 2>/dev/null | grep -q ferry_intercept &&
 us_ferry_stop
 
 say "--intercept on"
-us_ferry_start --intercept on
-grep -q "receives intercepted 10.96.0.10:80/TCP" "$FERRY_LOG" || fail "no relay for 10.96.0.10:80/TCP"
+us_ferry_start "intercept: 3 redirects" --intercept on --workers 2
+grep -q "listening on 10.96.0.10" "$FERRY_LOG" && fail "an intercepted VIP got a listener of its own"
+tcp_relay=$(sed -n 's/.*userspace: relay 0\.0\.0\.0:\([0-9]*\)\/TCP receives intercepted.*/\1/p' "$FERRY_LOG")
+[ -n "$tcp_relay" ] || fail "no shared TCP relay socket"
+ip netns exec "$N" nft list map ip ferry_intercept relay_ports | grep -q "10.96.0.10 . tcp . 80 : $tcp_relay" ||
+	fail "10.96.0.10:80/TCP is not redirected to the shared relay port $tcp_relay"
 wait_answer "$C" tcp 10.96.0.10:80
 names_count "$C" tcp 10.96.0.10:80 20 >/dev/null
 b1=$(echo "$COUNTS" | count_of b1)

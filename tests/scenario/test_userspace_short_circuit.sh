@@ -39,11 +39,11 @@ eps_yaml "$T/manifests/eps6.yaml" web6-1 web6 http/TCP/9000 -- fd00:2::2,node=no
 ferry_start "$N" --hostname-override "$NODE_NAME" --intercept on \
 	--cluster-cidr 10.244.0.0/16,fd00:244::/64
 for i in $(seq 1 50); do
-	grep -q "receives intercepted 10.99.0.1:80/TCP" "$FERRY_LOG" && break
+	grep -q "10.99.0.1:80/TCP intercepted" "$FERRY_LOG" && break
 	kill -0 "$FERRY_PID" 2>/dev/null || fail "ferry died at start"
 	sleep 0.1
 done
-grep -q "receives intercepted 10.99.0.1:80/TCP" "$FERRY_LOG" || fail "no relay for the external IP"
+grep -q "10.99.0.1:80/TCP intercepted" "$FERRY_LOG" || fail "the external IP is not intercepted"
 # The cluster IP (Cluster policy for internal traffic) answers at once:
 # ferry is programmed.
 wait_answer "$C" tcp 10.96.0.10:80 b1
