@@ -52,6 +52,8 @@ struct ipvs {
 	struct ipvs_state *state;
 	struct ipvs_rules_cfg rcfg;
 	struct inet_prefix *cidrs;     /* owned copies of the cluster CIDRs */
+	struct inet_prefix *exclude;   /* owned copies of ipvs.excludeCIDRs */
+	size_t n_exclude;
 	char iface[16];                /* owned copy of the local interface name */
 	char sched[IPVS_ITEM_SCHED_MAX];
 	bool strict_arp;
@@ -743,6 +745,14 @@ static int converge(struct ipvs *v, int r, const struct ipvs_item_vec *have, con
 
 	if (r == 0)
 		r = have ? ipvs_state_change_from(v->state, have->v, have->n, &c) : ipvs_state_change(v->state, &c);
+	if (r == 0 && v->n_exclude) {
+		/* ipvs.excludeCIDRs: those virtual servers outlive their service. */
+		int kept = ipvs_change_keep_excluded(&c, v->exclude, v->n_exclude);
+
+		if (kept > 0)
+			log_info("ipvs: %d deletions left undone: their virtual servers are in ipvs.excludeCIDRs", kept);
+		r = kept < 0 ? kept : 0;
+	}
 	if (r == 0)
 		r = send_change(v, &c);
 	if (r < 0) {
@@ -914,11 +924,32 @@ static int ipvs_init(void *priv, const void *options)
 		memcpy(v->iface, o->local.interface, len + 1);
 		v->rcfg.local.interface = v->iface;
 	}
+	if (o->n_exclude_cidrs) {
+		v->exclude = calloc(o->n_exclude_cidrs, sizeof(*v->exclude));
+		if (!v->exclude)
+			return -ENOMEM;
+		memcpy(v->exclude, o->exclude_cidrs, o->n_exclude_cidrs * sizeof(*v->exclude));
+		v->n_exclude = o->n_exclude_cidrs;
+	}
 	if (!(v->state = ipvs_state_new()) || !(v->batch = nft_batch_new()))
 		return -ENOMEM;
 	r = ipvs_genl_open(&v->genl);
 	if (r < 0)
 		return log_errno(r, "ipvs: %s", r == -ENOENT ? "the kernel has no IPVS (ip_vs)" : "cannot open generic netlink");
+	/* kube-proxy's ipvs timeouts: set once; a refusal is logged, as
+	 * kube-proxy does, and the kernel's stay. */
+	if (o->tcp_timeout_s || o->tcp_fin_timeout_s || o->udp_timeout_s) {
+		struct ipvs_timeouts t = { .tcp = o->tcp_timeout_s, .tcp_fin = o->tcp_fin_timeout_s,
+					   .udp = o->udp_timeout_s };
+
+		r = ipvs_genl_set_timeouts(v->genl, &t);
+		if (r < 0)
+			log_warn_errno(r, "ipvs: cannot set the IPVS timeouts (tcp %us, tcpfin %us, udp %us)", t.tcp,
+				       t.tcp_fin, t.udp);
+		else
+			log_info("ipvs: IPVS timeouts set: tcp %us, tcpfin %us, udp %us (0: unchanged)", t.tcp,
+				 t.tcp_fin, t.udp);
+	}
 	r = ipvs_ipset_open(&v->ipset);
 	if (r < 0)
 		return log_errno(r, "ipvs: cannot open an ipset session");
@@ -960,6 +991,7 @@ static void ipvs_fini(void *priv)
 		free(v->warned[i]);
 	free(v->warned);
 	free(v->cidrs);
+	free(v->exclude);
 	free(v->node_addrs);
 	memset(v, 0, sizeof(*v));
 }

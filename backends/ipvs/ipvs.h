@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "backend.h"
+#include "inet.h"
 #include "local_detect.h"
 
 extern const struct backend_ops ipvs_backend_ops;
@@ -36,6 +37,18 @@ struct ipvs_options {
 	uint32_t masquerade_mark;
 	/* Which cluster-IP clients are local (--detect-local-mode...). */
 	struct local_detect local;
+	/* kube-proxy's ipvs.excludeCIDRs (--ipvs-exclude-cidrs): a virtual
+	 * server in one of them is never deleted; when its service leaves the
+	 * plan, it stays in the kernel with its real servers and its address,
+	 * and ferry forgets it. Copied by init. */
+	const struct inet_prefix *exclude_cidrs;
+	size_t n_exclude_cidrs;
+	/* kube-proxy's ipvs.tcpTimeout, tcpFinTimeout, udpTimeout
+	 * (--ipvs-tcp-timeout...): IPVS's own connection timeouts in seconds,
+	 * set once by init (IPVS_CMD_SET_CONFIG); 0 leaves that one as it is. */
+	uint32_t tcp_timeout_s;
+	uint32_t tcp_fin_timeout_s;
+	uint32_t udp_timeout_s;
 };
 
 /* Whether name is a scheduler IPVS has (rr, wrr, lc, wlc, lblc, lblcr,

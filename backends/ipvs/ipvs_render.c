@@ -150,6 +150,15 @@ static void render_text(const struct plan *plan, const struct ipvs_options *o, b
 	fprintf(out, "# ferry ipvs: scheduler %s, masquerade mark 0x%x%s%s\n", cfg.scheduler, rcfg.masq_mark,
 		o->strict_arp ? ", strict ARP" : "",
 		node_known ? "" : "; node addresses unknown: no node port on every address shown");
+	if (o->tcp_timeout_s || o->tcp_fin_timeout_s || o->udp_timeout_s)
+		fprintf(out, "# IPVS timeouts (ipvsadm --set; 0: unchanged): %u %u %u\n", o->tcp_timeout_s,
+			o->tcp_fin_timeout_s, o->udp_timeout_s);
+	if (o->n_exclude_cidrs) {
+		fprintf(out, "# never deleted (ipvs.excludeCIDRs):");
+		for (size_t i = 0; i < o->n_exclude_cidrs; i++)
+			fprintf(out, " %s/%u", inet_addr_format(&o->exclude_cidrs[i].addr, a), o->exclude_cidrs[i].len);
+		fprintf(out, "\n");
+	}
 	fprintf(out, "# virtual servers (as ipvsadm -Ln lists them)\n");
 	print_services(out, &v);
 	fprintf(out, "# addresses on %s\n", IPVS_DUMMY_NAME);

@@ -807,3 +807,59 @@ int ipvs_state_all_items(const struct ipvs_state *st, struct ipvs_item_vec *out)
 	}
 	return 0;
 }
+
+static bool excluded(const struct inet_addr *a, const struct inet_prefix *ex, size_t n_ex)
+{
+	for (size_t i = 0; i < n_ex; i++)
+		if (inet_prefix_contains(&ex[i], a))
+			return true;
+	return false;
+}
+
+/* Whether dels[0..n) deletes the virtual server of real server d. */
+static bool dels_have_service(const struct ipvs_item *const *dels, size_t n, const struct ipvs_item *d)
+{
+	for (size_t i = 0; i < n; i++)
+		if (dels[i]->kind == IPVS_ITEM_SERVICE && dels[i]->proto == d->proto && dels[i]->port == d->port &&
+		    inet_addr_cmp(&dels[i]->addr, &d->addr) == 0)
+			return true;
+	return false;
+}
+
+int ipvs_change_keep_excluded(struct ipvs_change *c, const struct inet_prefix *ex, size_t n_ex)
+{
+	size_t kept = 0, out = 0;
+	bool *keep;
+
+	if (!n_ex || !c->n_dels)
+		return 0;
+	keep = calloc(c->n_dels, sizeof(*keep));
+	if (!keep)
+		return -ENOMEM;
+	/* Decide on the whole list first: a real server looks for its
+	 * virtual server's deletion anywhere in it. */
+	for (size_t i = 0; i < c->n_dels; i++) {
+		const struct ipvs_item *it = c->dels[i];
+
+		switch ((enum ipvs_item_kind)it->kind) {
+		case IPVS_ITEM_ADDR:
+		case IPVS_ITEM_SERVICE:
+			keep[i] = excluded(&it->addr, ex, n_ex);
+			break;
+		case IPVS_ITEM_DEST:
+			keep[i] = excluded(&it->addr, ex, n_ex) && dels_have_service(c->dels, c->n_dels, it);
+			break;
+		case IPVS_ITEM_MEMBER:
+			break;
+		}
+	}
+	for (size_t i = 0; i < c->n_dels; i++) {
+		if (keep[i])
+			kept++;
+		else
+			c->dels[out++] = c->dels[i];
+	}
+	c->n_dels = out;
+	free(keep);
+	return (int)kept;
+}

@@ -52,6 +52,17 @@ struct ipvs_change {
 	size_t n_drains;
 };
 
+/* kube-proxy's ipvs.excludeCIDRs: virtual servers whose address is in one
+ * of ex[0..n_ex) are never deleted. Removes from c->dels the deletions of
+ * such virtual servers, of the real servers of a virtual server deleted in
+ * the same change, and of their addresses on the dummy interface, so the
+ * kernel keeps them while ferry forgets them (their ipset members still
+ * go: FERRY-SERVICES no longer lists them, and a restart or `ferry
+ * cleanup` leaves them alone too). Real servers of a virtual server that
+ * stays are deleted as usual. Pure; the order of the rest is kept.
+ * Returns how many deletions were removed, or -ENOMEM (c unchanged). */
+int ipvs_change_keep_excluded(struct ipvs_change *c, const struct inet_prefix *ex, size_t n_ex);
+
 struct ipvs_state;
 
 /* An empty state (nothing committed). NULL on ENOMEM. */

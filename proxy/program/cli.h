@@ -63,6 +63,11 @@ struct cli_options {
 	enum cli_intercept intercept; /* --intercept (ferry run) */
 	const char *ipvs_scheduler;  /* --ipvs-scheduler NAME; NULL: rr */
 	bool ipvs_strict_arp;        /* --ipvs-strict-arp */
+	struct inet_prefix ipvs_exclude_cidrs[16]; /* ipvs.excludeCIDRs, --ipvs-exclude-cidrs */
+	size_t n_ipvs_exclude_cidrs;
+	uint32_t ipvs_tcp_timeout_ms;     /* ipvs.tcpTimeout, --ipvs-tcp-timeout; 0: unchanged */
+	uint32_t ipvs_tcp_fin_timeout_ms; /* ipvs.tcpFinTimeout, --ipvs-tcpfin-timeout */
+	uint32_t ipvs_udp_timeout_ms;     /* ipvs.udpTimeout, --ipvs-udp-timeout */
 	/* kube-proxy's healthz and metrics servers, "HOST:PORT" (IPv6 in
 	 * brackets) or NULL when not asked for: --healthz-bind-address,
 	 * --metrics-bind-address or the --config file's healthzBindAddress,

@@ -56,6 +56,12 @@ const void *cli_backend_options(const struct backend_ops *ops, const struct cli_
 			.scheduler = o->ipvs_scheduler,
 			.strict_arp = o->ipvs_strict_arp,
 			.masquerade_mark = o->masquerade_mark,
+			.exclude_cidrs = o->ipvs_exclude_cidrs,
+			.n_exclude_cidrs = o->n_ipvs_exclude_cidrs,
+			/* IPVS counts whole seconds (kube-proxy truncates too). */
+			.tcp_timeout_s = o->ipvs_tcp_timeout_ms / 1000,
+			.tcp_fin_timeout_s = o->ipvs_tcp_fin_timeout_ms / 1000,
+			.udp_timeout_s = o->ipvs_udp_timeout_ms / 1000,
 			.local = { .mode = o->detect_local_mode, .cluster_cidrs = o->cluster_cidrs,
 				   .n_cluster_cidrs = o->n_cluster_cidrs, .interface = cli_local_interface(o) },
 		};

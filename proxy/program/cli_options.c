@@ -120,6 +120,10 @@ enum {
 	OPT_CT_UDP_STREAM,
 	OPT_CT_TCP_BE_LIBERAL,
 	OPT_FEATURE_GATES,
+	OPT_IPVS_EXCLUDE_CIDRS,
+	OPT_IPVS_TCP_TIMEOUT,
+	OPT_IPVS_TCPFIN_TIMEOUT,
+	OPT_IPVS_UDP_TIMEOUT,
 	OPT_HELP,
 };
 
@@ -170,6 +174,10 @@ static const struct option cli_long_options[] = {
 	{ "conntrack-udp-timeout-stream", required_argument, NULL, OPT_CT_UDP_STREAM },
 	{ "conntrack-tcp-be-liberal", optional_argument, NULL, OPT_CT_TCP_BE_LIBERAL },
 	{ "feature-gates", required_argument, NULL, OPT_FEATURE_GATES },
+	{ "ipvs-exclude-cidrs", required_argument, NULL, OPT_IPVS_EXCLUDE_CIDRS },
+	{ "ipvs-tcp-timeout", required_argument, NULL, OPT_IPVS_TCP_TIMEOUT },
+	{ "ipvs-tcpfin-timeout", required_argument, NULL, OPT_IPVS_TCPFIN_TIMEOUT },
+	{ "ipvs-udp-timeout", required_argument, NULL, OPT_IPVS_UDP_TIMEOUT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 }
 };
@@ -710,6 +718,20 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 		}
 		case OPT_CT_TCP_BE_LIBERAL:
 			if (cli_parse_go_bool(name, optarg, &o->conntrack.tcp_be_liberal) < 0)
+				return -1;
+			break;
+		case OPT_IPVS_EXCLUDE_CIDRS:
+			if (cli_parse_cidr_list(name, optarg, o->ipvs_exclude_cidrs,
+						sizeof(o->ipvs_exclude_cidrs) / sizeof(o->ipvs_exclude_cidrs[0]),
+						&o->n_ipvs_exclude_cidrs) < 0)
+				return -1;
+			break;
+		case OPT_IPVS_TCP_TIMEOUT:
+		case OPT_IPVS_TCPFIN_TIMEOUT:
+		case OPT_IPVS_UDP_TIMEOUT:
+			if (cli_parse_go_duration(name, optarg, c == OPT_IPVS_TCP_TIMEOUT ? &o->ipvs_tcp_timeout_ms :
+							      c == OPT_IPVS_TCPFIN_TIMEOUT ? &o->ipvs_tcp_fin_timeout_ms :
+											      &o->ipvs_udp_timeout_ms) < 0)
 				return -1;
 			break;
 		case OPT_FEATURE_GATES:

@@ -104,7 +104,8 @@ static void run_usage(FILE *out)
 		"  -v/--v N (0-3 info, 4+ debug), --oom-score-adj, --conntrack-max-per-core,\n"
 		"  --conntrack-min, --conntrack-tcp-timeout-established,\n"
 		"  --conntrack-tcp-timeout-close-wait, --conntrack-udp-timeout,\n"
-		"  --conntrack-udp-timeout-stream, --conntrack-tcp-be-liberal\n"
+		"  --conntrack-udp-timeout-stream, --conntrack-tcp-be-liberal, --ipvs-exclude-cidrs,\n"
+		"  --ipvs-tcp-timeout, --ipvs-tcpfin-timeout, --ipvs-udp-timeout\n"
 		"  --help                   this help\n");
 }
 

@@ -369,25 +369,29 @@ static int kpc_ipvs(struct kube_proxy_config *cfg, const json_t *top, struct cli
 		return r;
 	list = json_object_get(sec, "excludeCIDRs");
 	if (list && !json_is_null(list)) {
+		size_t max = sizeof(o->ipvs_exclude_cidrs) / sizeof(o->ipvs_exclude_cidrs[0]);
+
 		if (!json_is_array(list))
 			return kpc_fail(cfg, "ipvs.excludeCIDRs: must be a list of CIDRs");
+		if (json_array_size(list) > max)
+			return kpc_fail(cfg, "ipvs.excludeCIDRs: more than %zu CIDRs", max);
+		o->n_ipvs_exclude_cidrs = 0;
 		json_array_foreach(list, i, v) {
-			struct inet_prefix p;
-			if (!json_is_string(v) || inet_prefix_parse(json_string_value(v), &p) < 0)
+			if (!json_is_string(v) ||
+			    inet_prefix_parse(json_string_value(v), &o->ipvs_exclude_cidrs[o->n_ipvs_exclude_cidrs]) < 0)
 				return kpc_fail(cfg, "ipvs.excludeCIDRs[%zu]: not a CIDR", i);
+			o->n_ipvs_exclude_cidrs++;
 		}
-		if (json_array_size(list))
-			kpc_warn(cfg, "ipvs.excludeCIDRs: not implemented by ferry (its cleanup removes only the "
-				      "virtual servers ferry made); ignored");
 	}
+	/* IPVS's own timeouts (seconds); 0 or absent leaves the kernel's. */
 	static const char *const timeouts[] = { "tcpTimeout", "tcpFinTimeout", "udpTimeout" };
+	uint32_t *dst[] = { &o->ipvs_tcp_timeout_ms, &o->ipvs_tcp_fin_timeout_ms, &o->ipvs_udp_timeout_ms };
 	for (i = 0; i < 3; i++) {
 		ms = 0;
 		if ((r = kpc_duration(cfg, sec, "ipvs", timeouts[i], &ms)) < 0)
 			return r;
-		if (ms)
-			kpc_warn(cfg, "ipvs.%s: not implemented by ferry (the kernel's IPVS timeout stays); ignored",
-				 timeouts[i]);
+		if (r > 0)
+			*dst[i] = ms;
 	}
 	return 0;
 }
@@ -997,6 +1001,15 @@ void kube_proxy_config_print(const struct cli_options *o, const struct backend_o
 	fprintf(out, "minSyncPeriod: %s\n", kpc_ms(o->min_sync_period_ms, d, sizeof(d)));
 	fprintf(out, "ipvs.scheduler: %s\n", o->ipvs_scheduler ? o->ipvs_scheduler : "rr (default)");
 	fprintf(out, "ipvs.strictARP: %s\n", o->ipvs_strict_arp ? "true" : "false");
+	fprintf(out, "ipvs.excludeCIDRs:");
+	for (size_t i = 0; i < o->n_ipvs_exclude_cidrs; i++)
+		fprintf(out, "%s%s/%u", i ? "," : " ", inet_addr_format(&o->ipvs_exclude_cidrs[i].addr, buf),
+			o->ipvs_exclude_cidrs[i].len);
+	fprintf(out, "%s\n", o->n_ipvs_exclude_cidrs ? "" : " (none)");
+	fprintf(out, "ipvs.tcpTimeout: %s\n", o->ipvs_tcp_timeout_ms ? kpc_ms(o->ipvs_tcp_timeout_ms, d, sizeof(d)) : "unchanged");
+	fprintf(out, "ipvs.tcpFinTimeout: %s\n",
+		o->ipvs_tcp_fin_timeout_ms ? kpc_ms(o->ipvs_tcp_fin_timeout_ms, d, sizeof(d)) : "unchanged");
+	fprintf(out, "ipvs.udpTimeout: %s\n", o->ipvs_udp_timeout_ms ? kpc_ms(o->ipvs_udp_timeout_ms, d, sizeof(d)) : "unchanged");
 	fprintf(out, "healthzBindAddress: %s\n", !o->healthz_bind ? "(not set)" : *o->healthz_bind ? o->healthz_bind : "(off)");
 	fprintf(out, "metricsBindAddress: %s\n", !o->metrics_bind ? "(not set)" : *o->metrics_bind ? o->metrics_bind : "(off)");
 	if (o->bind_address)

@@ -528,3 +528,42 @@ Test(ipvs_render, text_and_json, .init = fixture)
 	cr_expect(strstr(buf, "TCP  10.96.0.10:80 sh persistent 300\\n"), "%s", buf);
 	free(buf);
 }
+
+/* ipvs.excludeCIDRs: the deletions of an excluded virtual server, of its
+ * real servers and of its address are left undone; its ipset members,
+ * other services' items and the real servers of an excluded service that
+ * stays are deleted. */
+Test(ipvs_state, excluded_virtual_servers_are_not_deleted)
+{
+	struct inet_prefix ex;
+	struct ipvs_item in_addr = { .kind = IPVS_ITEM_ADDR, .addr = addr("10.200.0.1") };
+	struct ipvs_item in_svc = { .kind = IPVS_ITEM_SERVICE, .proto = INET_PROTO_TCP, .port = 80,
+				    .addr = addr("10.200.0.1") };
+	struct ipvs_item in_dest = in_svc, kept_dest = in_svc;
+	struct ipvs_item in_member = { .kind = IPVS_ITEM_MEMBER, .set = 0, .proto = INET_PROTO_TCP, .port = 80,
+				       .addr = addr("10.200.0.1") };
+	struct ipvs_item out_svc = { .kind = IPVS_ITEM_SERVICE, .proto = INET_PROTO_TCP, .port = 80,
+				     .addr = addr("10.96.0.1") };
+	struct ipvs_item out_addr = { .kind = IPVS_ITEM_ADDR, .addr = addr("10.96.0.1") };
+
+	in_dest.kind = IPVS_ITEM_DEST;
+	in_dest.addr2 = addr("10.1.0.1");
+	in_dest.port2 = 8080;
+	/* A real server of the excluded 10.200.0.1:81, which stays. */
+	kept_dest.kind = IPVS_ITEM_DEST;
+	kept_dest.port = 81;
+	kept_dest.addr2 = addr("10.1.0.2");
+	cr_assert_eq(inet_prefix_parse("10.200.0.0/16", &ex), 0);
+
+	const struct ipvs_item *dels[] = { &in_member, &kept_dest, &in_dest, &out_svc, &in_svc, &out_addr, &in_addr };
+	struct ipvs_change c = { .dels = dels, .n_dels = 7 };
+
+	cr_assert_eq(ipvs_change_keep_excluded(&c, &ex, 0), 0, "no CIDR: nothing kept");
+	cr_assert_eq(c.n_dels, 7);
+	cr_assert_eq(ipvs_change_keep_excluded(&c, &ex, 1), 3);
+	cr_assert_eq(c.n_dels, 4);
+	cr_assert_eq(c.dels[0], &in_member);
+	cr_assert_eq(c.dels[1], &kept_dest);
+	cr_assert_eq(c.dels[2], &out_svc);
+	cr_assert_eq(c.dels[3], &out_addr);
+}

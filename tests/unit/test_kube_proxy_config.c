@@ -250,11 +250,43 @@ Test(kube_proxy_config, known_unimplemented_field_warns)
 	cr_assert(strstr(cfg.warnings, "iptables.localhostNodePorts: not implemented"), "%s", cfg.warnings);
 	cr_assert(strstr(cfg.warnings, "showHiddenMetricsForVersion"), "%s", cfg.warnings);
 	cr_assert(strstr(cfg.warnings, "portRange"), "%s", cfg.warnings);
-	cr_assert(strstr(cfg.warnings, "ipvs.tcpTimeout"), "%s", cfg.warnings);
-	cr_assert(strstr(cfg.warnings, "ipvs.excludeCIDRs"), "%s", cfg.warnings);
+	/* The IPVS timeouts and excludeCIDRs are implemented: no warning. */
+	cr_assert_null(strstr(cfg.warnings, "ipvs."), "%s", cfg.warnings);
 	cr_assert(strstr(cfg.warnings, "winkernel"), "%s", cfg.warnings);
 	cr_assert(strstr(cfg.warnings, "clientConnection.qps"), "%s", cfg.warnings);
-	cr_assert_eq(cfg.n_warnings, 8, "%s", cfg.warnings);
+	cr_assert_eq(cfg.n_warnings, 6, "%s", cfg.warnings);
+}
+
+/* ipvs.excludeCIDRs and the IPVS timeouts reach the ipvs backend's
+ * options (seconds); the flags of kube-proxy's name override them. */
+Test(kube_proxy_config, ipvs_exclude_and_timeouts)
+{
+	union cli_backend_options storage;
+	const struct ipvs_options *io;
+	bool help;
+
+	cr_assert_eq(parse_body("mode: ipvs\nipvs:\n  tcpTimeout: 15m0s\n  tcpFinTimeout: 2m\n  udpTimeout: 0s\n"
+				"  excludeCIDRs: [10.200.0.0/16, \"fd00:200::/64\"]\n"),
+		     0, "%s", cfg.error);
+	cr_assert_eq(o.n_ipvs_exclude_cidrs, 2);
+	io = cli_backend_options(&ipvs_backend_ops, &o, NULL, &storage);
+	cr_assert_eq(io->tcp_timeout_s, 900);
+	cr_assert_eq(io->tcp_fin_timeout_s, 120);
+	cr_assert_eq(io->udp_timeout_s, 0);
+	cr_assert_eq(io->n_exclude_cidrs, 2);
+	cr_assert_eq(io->exclude_cidrs[0].len, 16);
+	cr_assert_eq(io->exclude_cidrs[1].len, 64);
+	cr_assert_eq(parse_body("ipvs:\n  excludeCIDRs: [10.200.0.0/33]\n"), -EINVAL);
+	cr_assert(strstr(cfg.error, "ipvs.excludeCIDRs[0]"), "%s", cfg.error);
+
+	char *argv[] = { "run", "--source", "dir:/x", "--ipvs-exclude-cidrs", "10.9.0.0/16", "--ipvs-udp-timeout",
+			 "5m", NULL };
+	cli_options_defaults(&o);
+	cr_assert_eq(cli_options_parse(7, argv, CLI_OPT_RUN, &o, &help), 0);
+	io = cli_backend_options(&ipvs_backend_ops, &o, NULL, &storage);
+	cr_assert_eq(io->n_exclude_cidrs, 1);
+	cr_assert_eq(io->udp_timeout_s, 300);
+	cr_assert_eq(io->tcp_timeout_s, 0);
 }
 
 Test(kube_proxy_config, detect_local)

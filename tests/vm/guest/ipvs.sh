@@ -34,6 +34,11 @@
 #     deleted once its last connection is gone;
 #   - restart under a bounded connect loop: no connection fails, the new
 #     ferry takes the table over with no change;
+#   - kube-proxy's ipvs section from --config: tcpTimeout, tcpFinTimeout
+#     and udpTimeout are IPVS's (ipvsadm -L --timeout); a service leaving
+#     the plan loses its cluster IP's virtual server but keeps the one of
+#     its external IP in excludeCIDRs, with its real server, across a
+#     restart and a cleanup;
 #   - cleanup removes ferry's virtual servers, sets, rules and dummy
 #     interface, and leaves a foreign virtual server alone.
 . "$(dirname "$0")/../../scenario/lib.sh"
@@ -127,11 +132,29 @@ svc_yaml "$M/ext.yaml" ext ip=10.96.0.17 ports=http/TCP/80/9000 ext=192.0.2.50
 eps_yaml "$M/ext-eps.yaml" ext-1 ext http/TCP/9000 -- 10.0.2.2
 svc_yaml "$M/drain.yaml" drain ip=10.96.0.15 ports=http/TCP/80/9000
 eps_yaml "$M/drain-eps.yaml" drain-1 drain http/TCP/9000 -- 10.0.2.3
+svc_yaml "$M/gone.yaml" gone ip=10.96.0.18 ports=http/TCP/80/9000 ext=198.51.100.10
+eps_yaml "$M/gone-eps.yaml" gone-1 gone http/TCP/9000 -- 10.0.2.2
+# kube-proxy's file, ipvs section: timeouts other than the kernel's
+# 900/120/300 and an excluded CIDR holding gone's external IP.
+cat >"$T/kp.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: ipvs
+ipvs:
+  tcpTimeout: 10m0s
+  tcpFinTimeout: 1m30s
+  udpTimeout: 45s
+  excludeCIDRs: [198.51.100.0/24]
+YAML
 
 say "a foreign virtual server, made before ferry"
 ip netns exec "$N" ipvsadm -A -t 10.0.1.1:7777 -s wlc || fail "ipvsadm -A"
 
-ipvs_ferry_start --ipvs-scheduler wrr
+ipvs_ferry_start --ipvs-scheduler wrr --config "$T/kp.yaml"
+
+say "ipvs.tcpTimeout, tcpFinTimeout, udpTimeout: IPVS's timeouts"
+ip netns exec "$N" ipvsadm -L --timeout | grep -q 'Timeout (tcp tcpfin udp): 600 90 45' ||
+	fail "IPVS timeouts: $(ip netns exec "$N" ipvsadm -L --timeout)"
 
 say "kube-proxy's IPVS sysctls; strict ARP only when asked"
 for k in conntrack expire_nodest_conn expire_quiescent_template; do
@@ -196,6 +219,20 @@ ipvs_list | grep -Eq '^TCP +10\.96\.0\.12:80 wrr persistent 60' || fail "affinit
 grep -q "service default/two asks for ferry.io/balance random-two" "$FERRY_LOG" ||
 	fail "random-two must be a warning naming the service"
 
+say "ipvs.excludeCIDRs: a service leaves; its excluded external IP's virtual server stays"
+ipvs_list | grep -Eq '^TCP +198\.51\.100\.10:80 ' || fail "no virtual server for gone's external IP: $(ipvs_list)"
+rm "$M/gone.yaml" "$M/gone-eps.yaml"
+for i in $(seq 1 100); do
+	ipvs_list | grep -Eq '^TCP +10\.96\.0\.18:80 ' || break
+	sleep 0.1
+done
+ipvs_list | grep -Eq '^TCP +10\.96\.0\.18:80 ' && fail "gone's cluster IP virtual server outlived the service"
+ipvs_list | awk '/^TCP +198\.51\.100\.10:80 /{f=1;next} /^[TUS]/{f=0} f' | grep -q '10\.0\.2\.2:9000' ||
+	fail "the excluded virtual server or its real server was deleted: $(ipvs_list)"
+grep -q "in ipvs.excludeCIDRs" "$FERRY_LOG" || fail "the log does not say what it left"
+ip netns exec "$N" ipset list FERRY-SERVICES | grep -q '198\.51\.100\.10' &&
+	fail "FERRY-SERVICES still lists the excluded virtual server (ferry must forget it)"
+
 say "graceful termination: a held connection outlives its endpoint's removal"
 probe "$C" tcp 10.96.0.15:80 --hold-ms 6000 --reset --timeout-ms 3000 >"$T/hold.out" 2>&1 &
 hold_pid=$!
@@ -237,7 +274,7 @@ kill "$FERRY_PID"
 wait "$FERRY_PID" 2>/dev/null
 kill -0 "$loop_pid" 2>/dev/null || fail "the connect loop ended before the restart: $(tail -3 "$T/loop.out")"
 mv "$FERRY_LOG" "$T/ferry-1.log"
-ipvs_ferry_start --ipvs-scheduler wrr --ipvs-strict-arp
+ipvs_ferry_start --ipvs-scheduler wrr --ipvs-strict-arp --config "$T/kp.yaml"
 sleep 1
 touch "$T/stop"
 wait "$loop_pid" || fail "a connection failed across the restart (or the loop ran out): $(tail -3 "$T/loop.out")"
@@ -245,6 +282,7 @@ say "$(wc -l <"$T/loop.out") connections across the restart"
 grep -E "ipvs: took over the kernel's IPVS table: [0-9]+ frontends, \+0 -0 ~0" "$FERRY_LOG" >/dev/null ||
 	fail "the restart must change nothing: $(grep 'took over' "$FERRY_LOG")"
 ipvs_list | grep -q '10\.0\.1\.1:7777' || fail "the foreign virtual server must survive the restart"
+ipvs_list | grep -Eq '^TCP +198\.51\.100\.10:80 ' || fail "the excluded virtual server must survive the restart"
 [ "$(ip netns exec "$N" cat /proc/sys/net/ipv4/conf/all/arp_ignore)" = 1 ] &&
 	[ "$(ip netns exec "$N" cat /proc/sys/net/ipv4/conf/all/arp_announce)" = 2 ] ||
 	fail "--ipvs-strict-arp must set arp_ignore 1 and arp_announce 2"
@@ -255,7 +293,8 @@ wait "$FERRY_PID" 2>/dev/null
 FERRY_PID=
 ip netns exec "$N" "$FERRY_BIN" cleanup --backend ipvs || fail "cleanup failed"
 ipvs_list | grep -q '10\.0\.1\.1:7777' || fail "cleanup removed the foreign virtual server"
-[ "$(ipvs_list | grep -Ec '^(TCP|UDP|SCTP) ')" = 1 ] || fail "virtual servers left: $(ipvs_list)"
+ipvs_list | grep -Eq '^TCP +198\.51\.100\.10:80 ' || fail "cleanup removed the excluded virtual server"
+[ "$(ipvs_list | grep -Ec '^(TCP|UDP|SCTP) ')" = 2 ] || fail "virtual servers left: $(ipvs_list)"
 ip -n "$N" link show ferry-ipvs0 >/dev/null 2>&1 && fail "ferry-ipvs0 is still there"
 ip netns exec "$N" ipset list -n | grep -q '^FERRY' && fail "ipsets left: $(ip netns exec "$N" ipset list -n)"
 ip netns exec "$N" nft list tables 2>/dev/null | grep -q ferry_ipvs && fail "rule tables left"
