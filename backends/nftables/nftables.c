@@ -515,7 +515,6 @@ static int nftables_apply(void *priv, const struct plan *plan, const struct plan
 {
 	struct nftables *n = priv;
 	const struct plan_frontend **changed;
-	const struct plan_epset **eps = NULL;
 	size_t n_changed = 0;
 	double t0;
 	int r = 0;
@@ -524,33 +523,19 @@ static int nftables_apply(void *priv, const struct plan *plan, const struct plan
 		return -ENOTCONN;
 	if (n->need_full)
 		return nftables_rebuild(n, plan);
-	changed = malloc((diff->n_fe_added + diff->n_fe_changed + plan->n_frontends + 1) * sizeof(*changed));
-	if (diff->n_eps_changed)
-		eps = malloc(diff->n_eps_changed * sizeof(*eps));
-	if (!changed || (diff->n_eps_changed && !eps)) {
-		free(changed);
-		free(eps);
+	/* The planner lists what to reprogram: added, changed, and the
+	 * frontends whose set changed (touched); no pass over the plan. */
+	changed = malloc((diff->n_fe_added + diff->n_fe_changed + diff->n_fe_touched + 1) * sizeof(*changed));
+	if (!changed)
 		return -ENOMEM;
-	}
 	for (size_t i = 0; i < diff->n_fe_added; i++)
 		changed[n_changed++] = diff->fe_added[i];
 	for (size_t i = 0; i < diff->n_fe_changed; i++)
 		changed[n_changed++] = diff->fe_changed[i];
-	if (diff->n_eps_changed) {
-		/* Frontends whose endpoint set, or short-circuit set, changed (one
-	 * pass over the plan). */
-		memcpy(eps, diff->eps_changed, diff->n_eps_changed * sizeof(*eps));
-		qsort(eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp);
-		for (size_t i = 0; i < plan->n_frontends; i++) {
-			const void *key = plan->frontends[i].epset, *sc = plan->frontends[i].short_circuit;
-
-			if (bsearch(&key, eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp) ||
-			    (sc && bsearch(&sc, eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp)))
-				changed[n_changed++] = &plan->frontends[i];
-		}
-	}
-	/* A frontend both changed and found via its epset is listed twice:
-	 * recompute it once. */
+	for (size_t i = 0; i < diff->n_fe_touched; i++)
+		changed[n_changed++] = diff->fe_touched[i];
+	/* The three lists are disjoint (plan-t.h); a frontend listed twice
+	 * would still be recomputed once. */
 	if (n_changed > 1) {
 		size_t w = 1;
 		qsort(changed, n_changed, sizeof(*changed), ptr_cmp);
@@ -569,7 +554,6 @@ static int nftables_apply(void *priv, const struct plan *plan, const struct plan
 		r = nft_state_stage_removal(&n->state, &key);
 	}
 	free(changed);
-	free(eps);
 	return nftables_update(n, plan, r, n_changed, diff->n_fe_removed, t0);
 }
 

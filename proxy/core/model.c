@@ -40,6 +40,14 @@ struct model_order {
 	bool slices_valid;
 };
 
+/* One entry of the change journal: a service whose plan may differ after
+ * generation gen, or (ns NULL) everything. */
+struct journal_entry {
+	uint64_t gen;
+	char *ns;
+	char *name;
+};
+
 struct model {
 	struct nsname_map services; /* -> struct kobj_service */
 	struct nsname_map slices;   /* -> struct kobj_slice */
@@ -54,6 +62,12 @@ struct model {
 	double triggers[MODEL_MAX_TRIGGERS]; /* new slices' trigger times, not yet taken */
 	size_t n_triggers;
 	struct model_order *order;
+	/* The change journal (model_changes_since): a ring of the last
+	 * MODEL_JOURNAL_MAX entries, and the newest generation an overwritten
+	 * entry had (changes after since are all known when since >= it). */
+	struct journal_entry *journal;
+	size_t journal_head, journal_n;
+	uint64_t journal_floor;
 };
 
 /* A slice without the service-name label is grouped under "", a name no
@@ -95,6 +109,71 @@ static struct slice_group *slice_group_free(struct slice_group *g)
 	free(g->slices);
 	free(g);
 	return NULL;
+}
+
+/* Record that (ns, name) -- or, with ns NULL, everything -- changed at
+ * the current generation. Without memory for the names, everything did. */
+static void journal_note(struct model *m, const char *ns, const char *name)
+{
+	struct journal_entry *e;
+
+	if (!m->journal) {
+		m->journal = calloc(MODEL_JOURNAL_MAX, sizeof(*m->journal));
+		if (!m->journal) {
+			m->journal_floor = m->generation; /* nothing after it is known */
+			return;
+		}
+	}
+	e = &m->journal[m->journal_head];
+	if (m->journal_n == MODEL_JOURNAL_MAX) {
+		if (e->gen > m->journal_floor)
+			m->journal_floor = e->gen;
+		free(e->ns);
+	} else {
+		m->journal_n++;
+	}
+	m->journal_head = (m->journal_head + 1) % MODEL_JOURNAL_MAX;
+	e->gen = m->generation;
+	e->ns = e->name = NULL;
+	if (!ns)
+		return;
+	/* ns and name share one allocation. */
+	size_t nsl = strlen(ns) + 1, nl = strlen(name) + 1;
+	e->ns = malloc(nsl + nl);
+	if (!e->ns)
+		return; /* recorded as "everything" */
+	memcpy(e->ns, ns, nsl);
+	e->name = memcpy(e->ns + nsl, name, nl);
+}
+
+int model_changes_since(const struct model *m, uint64_t since,
+			int (*fn)(const char *ns, const char *name, void *userdata), void *userdata)
+{
+	size_t start;
+	int r;
+
+	if (since > m->generation)
+		return MODEL_CHANGES_ALL; /* another model's generation */
+	if (since == m->generation)
+		return 0;
+	if (m->journal_floor > since || !m->journal)
+		return MODEL_CHANGES_ALL;
+	start = (m->journal_head + MODEL_JOURNAL_MAX - m->journal_n) % MODEL_JOURNAL_MAX;
+	for (size_t i = 0; i < m->journal_n; i++) {
+		const struct journal_entry *e = &m->journal[(start + i) % MODEL_JOURNAL_MAX];
+
+		if (e->gen <= since)
+			continue;
+		if (!e->ns)
+			return MODEL_CHANGES_ALL;
+	}
+	for (size_t i = 0; i < m->journal_n; i++) {
+		const struct journal_entry *e = &m->journal[(start + i) % MODEL_JOURNAL_MAX];
+
+		if (e->gen > since && (r = fn(e->ns, e->name, userdata)) != 0)
+			return r;
+	}
+	return 0;
 }
 
 struct model *model_new(void)
@@ -146,6 +225,9 @@ struct model *model_free(struct model *m)
 	free(m->order->svcs);
 	free(m->order->slices);
 	free(m->order);
+	for (size_t i = 0; m->journal && i < MODEL_JOURNAL_MAX; i++)
+		free(m->journal[i].ns);
+	free(m->journal);
 	free(m);
 	return NULL;
 }
@@ -154,6 +236,7 @@ void model_clear(struct model *m)
 {
 	model_release_objects(m);
 	m->generation++;
+	journal_note(m, NULL, NULL);
 }
 
 /* Refresh the sorted service view. Returns 0 or -ENOMEM. */
@@ -243,6 +326,7 @@ int model_upsert_service(struct model *m, struct kobj_service *svc)
 	}
 	m->generation++;
 	m->service_changes++;
+	journal_note(m, svc->ns, svc->name);
 	return 0;
 }
 
@@ -255,10 +339,11 @@ int model_delete_service(struct model *m, const char *ns, const char *name)
 	svc = nsname_map_remove(&m->services, ns, name);
 	if (!svc)
 		return 0;
-	kobj_service_free(svc);
 	m->order->svcs_valid = false;
 	m->generation++;
 	m->service_changes++;
+	journal_note(m, svc->ns, svc->name);
+	kobj_service_free(svc);
 	return 0;
 }
 
@@ -353,6 +438,13 @@ int model_upsert_slice(struct model *m, struct kobj_slice *slice)
 	if (slice->trigger_time_s > 0 && (!old || old->trigger_time_s != slice->trigger_time_s) &&
 	    m->n_triggers < MODEL_MAX_TRIGGERS)
 		m->triggers[m->n_triggers++] = slice->trigger_time_s;
+	m->generation++;
+	m->slice_changes++;
+	/* A slice that moved to another service changes both. */
+	if (old && old->service_name && (!slice->service_name || strcmp(old->service_name, slice->service_name) != 0))
+		journal_note(m, old->ns, old->service_name);
+	if (slice->service_name)
+		journal_note(m, slice->ns, slice->service_name);
 	if (old) {
 		group_remove_slice(m, old);
 		order_swap((void **)m->order->slices, m->order->n_slices, m->order->slices_valid, old,
@@ -361,8 +453,6 @@ int model_upsert_slice(struct model *m, struct kobj_slice *slice)
 	} else {
 		m->order->slices_valid = false;
 	}
-	m->generation++;
-	m->slice_changes++;
 	return 0;
 }
 
@@ -376,19 +466,44 @@ int model_delete_slice(struct model *m, const char *ns, const char *name)
 	if (!slice)
 		return 0;
 	group_remove_slice(m, slice);
-	kobj_slice_free(slice);
 	m->order->slices_valid = false;
 	m->generation++;
 	m->slice_changes++;
+	if (slice->service_name)
+		journal_note(m, slice->ns, slice->service_name);
+	kobj_slice_free(slice);
 	return 0;
+}
+
+static bool str_equal(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Does the plan of every service depend on what differs between a and b
+ * (name, zone, addresses)? The deletion marks are for health only. */
+static bool node_plan_differs(const struct kobj_node *a, const struct kobj_node *b)
+{
+	if (!a || !b)
+		return a != b;
+	if (!str_equal(a->name, b->name) || !str_equal(a->zone, b->zone) || a->n_addrs != b->n_addrs)
+		return true;
+	for (size_t i = 0; i < a->n_addrs; i++)
+		if (inet_addr_cmp(&a->addrs[i], &b->addrs[i]) != 0)
+			return true;
+	return false;
 }
 
 void model_set_node(struct model *m, struct kobj_node *node)
 {
+	bool differs = m->node != node && node_plan_differs(m->node, node);
+
 	if (m->node != node)
 		kobj_node_free(m->node);
 	m->node = node;
 	m->generation++;
+	if (differs || m->node == node)
+		journal_note(m, NULL, NULL);
 }
 
 const struct kobj_node *model_node(const struct model *m)
@@ -429,6 +544,7 @@ int model_set_host_addrs(struct model *m, const struct host_addrs *h)
 	host_addrs_done(&m->host);
 	m->host = copy;
 	m->generation++;
+	journal_note(m, NULL, NULL);
 	return 1;
 }
 
@@ -456,6 +572,7 @@ int model_set_service_cidrs(struct model *m, const struct inet_prefix *cidrs, si
 	m->service_cidrs = copy;
 	m->n_service_cidrs = n;
 	m->generation++;
+	journal_note(m, NULL, NULL);
 	return 1;
 }
 

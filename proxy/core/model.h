@@ -83,6 +83,21 @@ int model_foreach_orphan_slice(const struct model *m,
 
 /* Incremented by every change; starts at 0. */
 uint64_t model_generation(const struct model *m);
+
+/* Which services a planner must look at again since generation since
+ * (for incremental planning): calls fn(ns, name, userdata) for each
+ * service that a change after since touched (a service upsert or delete,
+ * or a slice naming it before or after its change; a name may come more
+ * than once; the strings live until the next change). Returns 0, fn's
+ * non-zero value, or MODEL_CHANGES_ALL when the answer is "everything":
+ * a change every service may depend on (this node's name, zone or
+ * addresses, the host's addresses, the service CIDRs, model_clear) came
+ * after since, or the record of changes (MODEL_JOURNAL_MAX entries) no
+ * longer reaches back to since. */
+#define MODEL_CHANGES_ALL 1
+#define MODEL_JOURNAL_MAX 16384
+int model_changes_since(const struct model *m, uint64_t since,
+			int (*fn)(const char *ns, const char *name, void *userdata), void *userdata);
 /* How many service and EndpointSlice upserts and deletes the model has
  * seen since it was made (kube-proxy's service/endpoint changes totals;
  * model_clear does not reset them). */

@@ -146,6 +146,11 @@ struct plan_diff {
 	size_t n_eps_removed;
 	const struct plan_epset **eps_changed;
 	size_t n_eps_changed;
+	/* Frontends of the new plan, neither added nor changed, whose epset or
+	 * short-circuit set is in eps_changed: what a backend that programs
+	 * per frontend reprograms, without a pass over the whole plan. */
+	const struct plan_frontend **fe_touched;
+	size_t n_fe_touched;
 	bool guards_changed; /* cluster_ips or service_cidrs differ */
 };
 

@@ -25,7 +25,8 @@
 
 #include "kobj.h"
 #include "log.h"
-#include "sorted_diff.h"
+#include "plan.h"
+#include "plan_splice.h"
 
 /* Where node ports open in one address family: on every local address
  * (one wildcard frontend) or on the listed ones. */
@@ -43,6 +44,13 @@ struct planner {
 	struct plan *cur;  /* the latest plan (empty before the first run) */
 	struct plan *prev; /* the one before: "removed" diff entries point here */
 	struct plan_diff diff;
+	/* Incremental planning: the model and generation cur was planned
+	 * from (model NULL: no plan to build on), the splice's state. */
+	const struct model *model;
+	uint64_t gen;
+	struct plan_splice_state splice;
+	/* Counters for tests and logs: whole plans and splices done. */
+	uint64_t n_whole, n_spliced;
 };
 
 /* One endpoint a slice offers for the service port being planned. */
@@ -90,46 +98,16 @@ struct build {
 	size_t n_hcs, cap_hcs;
 	struct inet_addr *hc_addrs;
 	size_t n_hc_addrs, cap_hc_addrs;
+	/* claims two services shared (frontend addresses, health check
+	 * ports), for the splice to refuse later */
+	struct plan_frontend *contested;
+	size_t n_contested, cap_contested;
+	uint16_t *hc_contested;
+	size_t n_hc_contested, cap_hc_contested;
+	bool oom; /* recording a claim failed */
 };
 
-/* ---- plans ---- */
-
-static void epset_done(struct plan_epset *e)
-{
-	/* ns and svc_name live in the key's allocation. */
-	free(e->key);
-	free(e->endpoints);
-}
-
-static struct plan *plan_free(struct plan *plan)
-{
-	if (!plan)
-		return NULL;
-	for (size_t i = 0; i < plan->n_frontends; i++)
-		free(plan->frontends[i].source_ranges);
-	for (size_t i = 0; i < plan->n_epsets; i++)
-		epset_done(&plan->epsets[i]);
-	for (size_t i = 0; i < plan->n_health_checks; i++)
-		free(plan->health_checks[i].ns); /* svc_name shares the allocation */
-	free(plan->cluster_ips);
-	free(plan->service_cidrs);
-	free(plan->frontends);
-	free(plan->epsets);
-	free(plan->health_checks);
-	free(plan);
-	return NULL;
-}
-
-static void diff_clear(struct plan_diff *d)
-{
-	free(d->fe_added);
-	free(d->fe_removed);
-	free(d->fe_changed);
-	free(d->eps_added);
-	free(d->eps_removed);
-	free(d->eps_changed);
-	memset(d, 0, sizeof(*d));
-}
+/* ---- the planner ---- */
 
 struct planner *planner_new(const struct planner_config *cfg)
 {
@@ -159,7 +137,8 @@ struct planner *planner_free(struct planner *p)
 		return NULL;
 	plan_free(p->cur);
 	plan_free(p->prev);
-	diff_clear(&p->diff);
+	plan_diff_clear(&p->diff);
+	plan_splice_state_done(&p->splice);
 	free(p->node_name);
 	free(p->service_proxy_name);
 	free(p->np_logged);
@@ -318,16 +297,6 @@ static bool use_topology(const struct build *b)
 	return zone_served;
 }
 
-static int cmp_endpoint(const void *a, const void *b)
-{
-	const struct plan_endpoint *x = a, *y = b;
-	int c = inet_addr_cmp(&x->addr, &y->addr);
-
-	if (c)
-		return c;
-	return (x->port > y->port) - (x->port < y->port);
-}
-
 /* Pick the eligible endpoints among the candidates: ready ones (only local
  * ones when local_only, only zone-hinted ones when topo), else the serving
  * and terminating ones. Result sorted and de-duplicated; *ret_n may be 0. */
@@ -370,11 +339,11 @@ static int select_endpoints(const struct build *b, bool local_only, bool topo,
 		free(eps);
 		return 0;
 	}
-	qsort(eps, n, sizeof(*eps), cmp_endpoint);
+	qsort(eps, n, sizeof(*eps), plan_endpoint_cmp);
 	/* The same pod may appear in two slices (e.g. during a slice split). */
 	k = 1;
 	for (size_t i = 1; i < n; i++) {
-		if (cmp_endpoint(&eps[i], &eps[k - 1]) == 0) {
+		if (plan_endpoint_cmp(&eps[i], &eps[k - 1]) == 0) {
 			eps[k - 1].node_unknown |= eps[i].node_unknown;
 			continue;
 		}
@@ -731,32 +700,13 @@ static int plan_service(const struct kobj_service *svc, void *userdata)
 
 /* ---- assembling the plan ---- */
 
-static int cmp_fe_addr(const struct plan_frontend *x, const struct plan_frontend *y)
-{
-	int c = inet_addr_cmp(&x->addr, &y->addr);
-
-	if (c)
-		return c;
-	if (x->proto != y->proto)
-		return x->proto < y->proto ? -1 : 1;
-	return (x->port > y->port) - (x->port < y->port);
-}
-
-/* The plan's frontend order: (kind, addr, proto, port). */
-static int cmp_fe_key(const struct plan_frontend *x, const struct plan_frontend *y)
-{
-	if (x->kind != y->kind)
-		return x->kind < y->kind ? -1 : 1;
-	return cmp_fe_addr(x, y);
-}
-
 /* The build arrays are sorted through pointers: a struct fe_build is
  * large, and qsort moves whole elements. */
 static int cmp_fe_ptr_conflict(const void *a, const void *b)
 {
 	const struct fe_build *x = *(const struct fe_build *const *)a;
 	const struct fe_build *y = *(const struct fe_build *const *)b;
-	int c = cmp_fe_addr(&x->fe, &y->fe);
+	int c = plan_frontend_addr_cmp(&x->fe, &y->fe);
 
 	if (c)
 		return c;
@@ -770,14 +720,39 @@ static int cmp_fe_ptr_final(const void *a, const void *b)
 	const struct fe_build *x = *(const struct fe_build *const *)a;
 	const struct fe_build *y = *(const struct fe_build *const *)b;
 
-	return cmp_fe_key(&x->fe, &y->fe);
+	return plan_frontend_cmp(&x->fe, &y->fe);
 }
 
 /* Keep the first claimant of each (addr, proto, port), in (ns, name)
  * order, whatever the kinds: the kernel can only send a packet one way.
  * ptrs[] holds every build frontend on entry and the survivors on return
  * (*n_ptrs updated); the losers' source ranges are released. */
-static void resolve_conflicts(struct fe_build **ptrs, size_t *n_ptrs)
+static void note_contested(struct build *b, const struct plan_frontend *fe)
+{
+	if (b->n_contested && plan_frontend_addr_cmp(&b->contested[b->n_contested - 1], fe) == 0)
+		return;
+	if (grow((void **)&b->contested, &b->cap_contested, b->n_contested + 1, sizeof(*b->contested)) < 0) {
+		b->oom = true;
+		return;
+	}
+	b->contested[b->n_contested] = *fe;
+	b->contested[b->n_contested].source_ranges = NULL;
+	b->contested[b->n_contested++].n_source_ranges = 0;
+}
+
+static void note_hc_contested(struct build *b, uint16_t port)
+{
+	if (b->n_hc_contested && b->hc_contested[b->n_hc_contested - 1] == port)
+		return;
+	if (grow((void **)&b->hc_contested, &b->cap_hc_contested, b->n_hc_contested + 1,
+		 sizeof(*b->hc_contested)) < 0) {
+		b->oom = true;
+		return;
+	}
+	b->hc_contested[b->n_hc_contested++] = port;
+}
+
+static void resolve_conflicts(struct build *b, struct fe_build **ptrs, size_t *n_ptrs)
 {
 	size_t k = 0;
 
@@ -785,10 +760,11 @@ static void resolve_conflicts(struct fe_build **ptrs, size_t *n_ptrs)
 	for (size_t i = 0; i < *n_ptrs; i++) {
 		struct fe_build *f = ptrs[i];
 
-		if (k && cmp_fe_addr(&ptrs[k - 1]->fe, &f->fe) == 0) {
+		if (k && plan_frontend_addr_cmp(&ptrs[k - 1]->fe, &f->fe) == 0) {
 			const struct fe_build *keep = ptrs[k - 1];
 			if (keep->svc != f->svc) {
 				char ep[INET_ENDPOINT_STRLEN];
+				note_contested(b, &f->fe);
 				log_warn("planner: %s %s/%s of service %s/%s is already claimed by service %s/%s; dropped",
 					 frontend_kind_name(f->fe.kind),
 					 inet_endpoint_format(&f->fe.addr, f->fe.port, ep),
@@ -830,7 +806,7 @@ static int assemble(struct build *b, struct plan **ret)
 		return -ENOMEM;
 	for (size_t i = 0; i < b->n_fes; i++)
 		ptrs[i] = &b->fes[i];
-	resolve_conflicts(ptrs, &n_fes);
+	resolve_conflicts(b, ptrs, &n_fes);
 	plan = calloc(1, sizeof(*plan));
 	used = calloc(b->n_epsets + 1, sizeof(*used));
 	order = malloc((b->n_epsets + 1) * sizeof(*order));
@@ -856,7 +832,7 @@ static int assemble(struct build *b, struct plan **ret)
 		if (used[i])
 			order[n++] = i;
 		else
-			epset_done(&b->epsets[i]);
+			plan_epset_done(&b->epsets[i]);
 	}
 	qsort_r(order, n, sizeof(*order), cmp_epset_idx, b->epsets);
 	for (size_t i = 0; i < n; i++) {
@@ -882,6 +858,7 @@ static int assemble(struct build *b, struct plan **ret)
 			log_warn("planner: health check node port %u of service %s/%s is already "
 				 "claimed by service %s/%s; dropped", b->hcs[i].port, b->hcs[i].ns,
 				 b->hcs[i].svc_name, b->hcs[n - 1].ns, b->hcs[n - 1].svc_name);
+			note_hc_contested(b, b->hcs[i].port);
 			free(b->hcs[i].ns);
 			continue;
 		}
@@ -909,7 +886,7 @@ static void build_done(struct build *b)
 	for (size_t i = 0; i < b->n_fes; i++)
 		free(b->fes[i].fe.source_ranges);
 	for (size_t i = 0; i < b->n_epsets; i++)
-		epset_done(&b->epsets[i]);
+		plan_epset_done(&b->epsets[i]);
 	for (size_t i = 0; i < b->n_hcs; i++)
 		free(b->hcs[i].ns);
 	free(b->fes);
@@ -917,141 +894,8 @@ static void build_done(struct build *b)
 	free(b->cands);
 	free(b->hcs);
 	free(b->hc_addrs);
-}
-
-/* ---- diff ---- */
-
-static bool frontend_equal(const struct plan_frontend *x, const struct plan_frontend *y)
-{
-	if (!x->short_circuit != !y->short_circuit ||
-	    (x->short_circuit && strcmp(x->short_circuit->key, y->short_circuit->key) != 0))
-		return false;
-	if (strcmp(x->epset->key, y->epset->key) != 0 || x->masquerade != y->masquerade ||
-	    x->when_empty != y->when_empty || x->n_source_ranges != y->n_source_ranges)
-		return false;
-	for (size_t i = 0; i < x->n_source_ranges; i++) {
-		const struct inet_prefix *a = &x->source_ranges[i], *c = &y->source_ranges[i];
-		if (a->len != c->len || inet_addr_cmp(&a->addr, &c->addr) != 0)
-			return false;
-	}
-	return true;
-}
-
-static bool health_equal(const struct health_check_cfg *a, const struct health_check_cfg *b)
-{
-	return a->enabled == b->enabled && a->interval_ms == b->interval_ms &&
-	       a->timeout_ms == b->timeout_ms && a->rise == b->rise && a->fall == b->fall;
-}
-
-static bool epset_equal(const struct plan_epset *x, const struct plan_epset *y)
-{
-	if (x->n_endpoints != y->n_endpoints || x->affinity != y->affinity ||
-	    x->affinity_timeout_s != y->affinity_timeout_s || x->balance != y->balance ||
-	    x->proto != y->proto || strcmp(x->port_name, y->port_name) != 0 ||
-	    !health_equal(&x->health, &y->health))
-		return false;
-	for (size_t i = 0; i < x->n_endpoints; i++) {
-		const struct plan_endpoint *a = &x->endpoints[i], *c = &y->endpoints[i];
-		if (cmp_endpoint(a, c) != 0 || a->terminating != c->terminating || a->local != c->local ||
-		    a->node_unknown != c->node_unknown)
-			return false;
-	}
-	return true;
-}
-
-static int fe_diff_cmp(const void *x, const void *y, void *ctx)
-{
-	(void)ctx;
-	return cmp_fe_key(x, y);
-}
-
-static int fe_diff_removed(const void *x, void *ctx)
-{
-	struct plan_diff *d = ctx;
-
-	d->fe_removed[d->n_fe_removed++] = x;
-	return 0;
-}
-
-static int fe_diff_added(const void *y, void *ctx)
-{
-	struct plan_diff *d = ctx;
-
-	d->fe_added[d->n_fe_added++] = y;
-	return 0;
-}
-
-static int fe_diff_kept(const void *x, const void *y, void *ctx)
-{
-	struct plan_diff *d = ctx;
-
-	if (!frontend_equal(x, y))
-		d->fe_changed[d->n_fe_changed++] = y;
-	return 0;
-}
-
-static const struct sorted_diff_ops fe_diff_ops = {
-	.cmp = fe_diff_cmp, .removed = fe_diff_removed, .added = fe_diff_added, .kept = fe_diff_kept,
-};
-
-static int eps_diff_cmp(const void *x, const void *y, void *ctx)
-{
-	(void)ctx;
-	return strcmp(((const struct plan_epset *)x)->key, ((const struct plan_epset *)y)->key);
-}
-
-static int eps_diff_removed(const void *x, void *ctx)
-{
-	struct plan_diff *d = ctx;
-
-	d->eps_removed[d->n_eps_removed++] = x;
-	return 0;
-}
-
-static int eps_diff_added(const void *y, void *ctx)
-{
-	struct plan_diff *d = ctx;
-
-	d->eps_added[d->n_eps_added++] = y;
-	return 0;
-}
-
-static int eps_diff_kept(const void *x, const void *y, void *ctx)
-{
-	struct plan_diff *d = ctx;
-
-	if (!epset_equal(x, y))
-		d->eps_changed[d->n_eps_changed++] = y;
-	return 0;
-}
-
-static const struct sorted_diff_ops eps_diff_ops = {
-	.cmp = eps_diff_cmp, .removed = eps_diff_removed, .added = eps_diff_added, .kept = eps_diff_kept,
-};
-
-static int diff_plans(const struct plan *old, const struct plan *new, struct plan_diff *d)
-{
-	size_t nf = old->n_frontends + new->n_frontends + 1;
-	size_t ne = old->n_epsets + new->n_epsets + 1;
-
-	memset(d, 0, sizeof(*d));
-	/* Worst-case sizes: an array per category costs less than two passes. */
-	d->fe_added = malloc(nf * sizeof(*d->fe_added));
-	d->fe_removed = malloc(nf * sizeof(*d->fe_removed));
-	d->fe_changed = malloc(nf * sizeof(*d->fe_changed));
-	d->eps_added = malloc(ne * sizeof(*d->eps_added));
-	d->eps_removed = malloc(ne * sizeof(*d->eps_removed));
-	d->eps_changed = malloc(ne * sizeof(*d->eps_changed));
-	if (!d->fe_added || !d->fe_removed || !d->fe_changed || !d->eps_added ||
-	    !d->eps_removed || !d->eps_changed) {
-		diff_clear(d);
-		return -ENOMEM;
-	}
-	sorted_diff(old->frontends, old->n_frontends, sizeof(*old->frontends), new->frontends, new->n_frontends,
-		    sizeof(*new->frontends), &fe_diff_ops, d);
-	sorted_diff(old->epsets, old->n_epsets, sizeof(*old->epsets), new->epsets, new->n_epsets,
-		    sizeof(*new->epsets), &eps_diff_ops, d);
-	return 0;
+	free(b->contested);
+	free(b->hc_contested);
 }
 
 /* ---- node port addresses ---- */
@@ -1172,14 +1016,6 @@ static void np_log(struct planner *p, const struct model *m, const struct np_whe
 
 /* ---- guards of the service range ---- */
 
-static int cmp_prefix(const void *a, const void *b)
-{
-	const struct inet_prefix *x = a, *y = b;
-	int c = inet_addr_cmp(&x->addr, &y->addr);
-
-	return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
 /* plan.cluster_ips from its cluster-IP frontends (sorted first by kind,
  * then by address), plan.service_cidrs from the config and the model. */
 static int set_guards(const struct planner *p, const struct model *m, struct plan *plan)
@@ -1200,26 +1036,54 @@ static int set_guards(const struct planner *p, const struct model *m, struct pla
 	for (size_t i = 0; i < n_model; i++)
 		plan->service_cidrs[k++] = from_model[i];
 	if (k)
-		qsort(plan->service_cidrs, k, sizeof(*plan->service_cidrs), cmp_prefix);
+		qsort(plan->service_cidrs, k, sizeof(*plan->service_cidrs), plan_prefix_cmp);
 	n = 0;
 	for (size_t i = 0; i < k; i++)
-		if (n == 0 || cmp_prefix(&plan->service_cidrs[n - 1], &plan->service_cidrs[i]) != 0)
+		if (n == 0 || plan_prefix_cmp(&plan->service_cidrs[n - 1], &plan->service_cidrs[i]) != 0)
 			plan->service_cidrs[n++] = plan->service_cidrs[i];
 	plan->n_service_cidrs = n;
 	return 0;
 }
 
-static bool guards_equal(const struct plan *a, const struct plan *b)
+static int cmp_fe_contested(const void *a, const void *b)
 {
-	if (a->n_cluster_ips != b->n_cluster_ips || a->n_service_cidrs != b->n_service_cidrs)
-		return false;
-	for (size_t i = 0; i < a->n_cluster_ips; i++)
-		if (inet_addr_cmp(&a->cluster_ips[i], &b->cluster_ips[i]) != 0)
-			return false;
-	for (size_t i = 0; i < a->n_service_cidrs; i++)
-		if (cmp_prefix(&a->service_cidrs[i], &b->service_cidrs[i]) != 0)
-			return false;
-	return true;
+	return plan_frontend_addr_cmp(a, b);
+}
+
+static int cmp_port(const void *a, const void *b)
+{
+	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+/* The build's start: this node, node port addresses. */
+static int build_init(struct build *b, struct planner *p, const struct model *m)
+{
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	b->p = p;
+	b->m = m;
+	b->node = model_node(m);
+	b->node_ip[0] = node_ip(m, AF_INET);
+	b->node_ip[1] = node_ip(m, AF_INET6);
+	r = np_resolve(p, m, AF_INET, &b->np[0]);
+	if (r == 0)
+		r = np_resolve(p, m, AF_INET6, &b->np[1]);
+	return r;
+}
+
+/* Make diff the current one and hand both out. */
+static void publish(struct planner *p, const struct model *m, const struct plan_diff *diff,
+		    const struct plan **ret_plan, const struct plan_diff **ret_diff)
+{
+	plan_diff_clear(&p->diff);
+	p->diff = *diff;
+	p->model = m;
+	p->gen = model_generation(m);
+	if (ret_plan)
+		*ret_plan = p->cur;
+	if (ret_diff)
+		*ret_diff = &p->diff;
 }
 
 int planner_run(struct planner *p, const struct model *m,
@@ -1230,15 +1094,8 @@ int planner_run(struct planner *p, const struct model *m,
 	struct plan_diff diff;
 	int r;
 
-	memset(&b, 0, sizeof(b));
-	b.p = p;
-	b.m = m;
-	b.node = model_node(m);
-	b.node_ip[0] = node_ip(m, AF_INET);
-	b.node_ip[1] = node_ip(m, AF_INET6);
-	r = np_resolve(p, m, AF_INET, &b.np[0]);
-	if (r == 0)
-		r = np_resolve(p, m, AF_INET6, &b.np[1]);
+	p->model = NULL; /* until this run succeeds, nothing to build on */
+	r = build_init(&b, p, m);
 	if (r == 0) {
 		np_log(p, m, b.np);
 		r = model_foreach_service(m, plan_service, &b);
@@ -1247,26 +1104,154 @@ int planner_run(struct planner *p, const struct model *m,
 		r = assemble(&b, &plan);
 	if (r == 0)
 		r = set_guards(p, m, plan);
-	build_done(&b);
+	if (r == 0 && b.oom)
+		r = -ENOMEM;
+	if (r == 0)
+		r = plan_splice_index(&p->splice, plan);
 	if (r < 0) {
+		build_done(&b);
 		plan_free(plan);
 		return log_errno(r, "planner: building the plan failed");
 	}
-	r = diff_plans(p->cur, plan, &diff);
+	r = plan_diff_whole(p->cur, plan, &diff);
 	if (r < 0) {
+		build_done(&b);
 		plan_free(plan);
 		return log_errno(r, "planner: computing the plan diff failed");
 	}
-	diff.guards_changed = !guards_equal(p->cur, plan);
+	/* What a later splice must leave to a whole plan. */
+	free(p->splice.contested);
+	free(p->splice.hc_contested);
+	p->splice.contested = b.contested;
+	p->splice.n_contested = b.n_contested;
+	p->splice.hc_contested = b.hc_contested;
+	p->splice.n_hc_contested = b.n_hc_contested;
+	b.contested = NULL;
+	b.hc_contested = NULL;
+	if (p->splice.n_contested)
+		qsort(p->splice.contested, p->splice.n_contested, sizeof(*p->splice.contested), cmp_fe_contested);
+	if (p->splice.n_hc_contested)
+		qsort(p->splice.hc_contested, p->splice.n_hc_contested, sizeof(*p->splice.hc_contested), cmp_port);
+	build_done(&b);
 	/* Commit: the previous plan stays alive for the "removed" pointers. */
+	plan_splice_empty_trash(&p->splice);
 	plan_free(p->prev);
 	p->prev = p->cur;
 	p->cur = plan;
-	diff_clear(&p->diff);
-	p->diff = diff;
-	if (ret_plan)
-		*ret_plan = p->cur;
-	if (ret_diff)
-		*ret_diff = &p->diff;
+	p->n_whole++;
+	publish(p, m, &diff, ret_plan, ret_diff);
 	return 0;
+}
+
+/* The replanned services, collected from the model's journal. */
+struct dirty {
+	struct plan_svc_ref *svcs;
+	size_t n, cap;
+	size_t max;
+};
+
+static int note_dirty(const char *ns, const char *name, void *userdata)
+{
+	struct dirty *d = userdata;
+
+	if (d->n == d->max)
+		return MODEL_CHANGES_ALL; /* so many that a whole plan is cheaper */
+	if (grow((void **)&d->svcs, &d->cap, d->n + 1, sizeof(*d->svcs)) < 0)
+		return -ENOMEM;
+	d->svcs[d->n].ns = ns;
+	d->svcs[d->n++].name = name;
+	return 0;
+}
+
+static int cmp_svc_ref(const void *a, const void *b)
+{
+	const struct plan_svc_ref *x = a, *y = b;
+	int c = strcmp(x->ns, y->ns);
+
+	return c ? c : strcmp(x->name, y->name);
+}
+
+/* Plan the services of d alone (each once) into *ret. */
+static int plan_part(struct planner *p, const struct model *m, struct dirty *d, struct plan **ret)
+{
+	struct build b;
+	size_t k = 0;
+	int r;
+
+	if (d->n)
+		qsort(d->svcs, d->n, sizeof(*d->svcs), cmp_svc_ref);
+	for (size_t i = 0; i < d->n; i++)
+		if (k == 0 || cmp_svc_ref(&d->svcs[k - 1], &d->svcs[i]) != 0)
+			d->svcs[k++] = d->svcs[i];
+	d->n = k;
+	r = build_init(&b, p, m);
+	for (size_t i = 0; i < d->n && r == 0; i++) {
+		const struct kobj_service *svc = model_find_service(m, d->svcs[i].ns, d->svcs[i].name);
+		if (svc)
+			r = plan_service(svc, &b);
+	}
+	if (r == 0)
+		r = assemble(&b, ret);
+	/* Two replanned services claiming one address or port: the
+	 * first-claimant rule needs every claimant, so plan it all. */
+	if (r == 0 && (b.n_contested || b.n_hc_contested)) {
+		plan_free(*ret);
+		*ret = NULL;
+		r = PLAN_SPLICE_REPLAN;
+	}
+	if (r == 0 && b.oom) {
+		plan_free(*ret);
+		*ret = NULL;
+		r = -ENOMEM;
+	}
+	build_done(&b);
+	return r;
+}
+
+int planner_update(struct planner *p, const struct model *m,
+		   const struct plan **ret_plan, const struct plan_diff **ret_diff)
+{
+	struct dirty d = { .max = MODEL_JOURNAL_MAX };
+	struct plan *part = NULL;
+	struct plan_diff diff;
+	bool stale_index = false;
+	int r;
+
+	memset(&diff, 0, sizeof(diff));
+	if (p->model != m)
+		return planner_run(p, m, ret_plan, ret_diff);
+	/* Past an eighth of the services, one whole plan costs less. */
+	if (model_n_services(m) / 8 + 64 < d.max)
+		d.max = model_n_services(m) / 8 + 64;
+	r = model_changes_since(m, p->gen, note_dirty, &d);
+	if (r == 0)
+		r = plan_part(p, m, &d, &part);
+	if (r == 0) {
+		/* Removed entries of the last diff may be dropped now. */
+		plan_splice_empty_trash(&p->splice);
+		plan_free(p->prev);
+		p->prev = NULL;
+		r = plan_splice(p->cur, part, d.svcs, d.n, &p->splice, &diff);
+	}
+	/* The splice is done: its diff must reach the backend even when the
+	 * index cannot follow (the next run then plans everything). */
+	if (r == 0 && (diff.n_fe_added || diff.n_fe_removed || diff.n_eps_added || diff.n_eps_removed))
+		stale_index = plan_splice_index(&p->splice, p->cur) < 0;
+	plan_free(part);
+	free(d.svcs);
+	if (r == -ENOMEM)
+		log_warn("planner: out of memory in an incremental update; planning everything");
+	if (r != 0) /* cur is unchanged */
+		return planner_run(p, m, ret_plan, ret_diff);
+	p->n_spliced++;
+	publish(p, m, &diff, ret_plan, ret_diff);
+	if (stale_index)
+		p->model = NULL;
+	return 0;
+}
+
+void planner_counts(const struct planner *p, uint64_t *ret_whole, uint64_t *ret_spliced)
+{
+	*ret_whole = p->n_whole;
+	*ret_spliced = p->n_spliced;
 }

@@ -2,6 +2,7 @@
 #ifndef FERRY_PLANNER_H
 #define FERRY_PLANNER_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "model.h"
@@ -48,6 +49,19 @@ struct planner *planner_free(struct planner *p);
  * first in (namespace, name) order and log a warning naming the other. */
 int planner_run(struct planner *p, const struct model *m,
 		const struct plan **ret_plan, const struct plan_diff **ret_diff);
+
+/* Like planner_run, but replan only the services the model's changes
+ * since the last run touched (model_changes_since) and splice them into
+ * the current plan (see plan_splice.h): the same plan and diff a whole
+ * run would give, at a cost that follows the change, not the plan. Plans
+ * everything (planner_run) on the first run, after a failed one, for
+ * another model, when a change touches every service or a claim two
+ * services share, and when the changes are too many to be worth it. */
+int planner_update(struct planner *p, const struct model *m,
+		   const struct plan **ret_plan, const struct plan_diff **ret_diff);
+
+/* How many whole plans and incremental updates were made (tests). */
+void planner_counts(const struct planner *p, uint64_t *ret_whole, uint64_t *ret_spliced);
 
 /* The most recent plan (an empty plan before the first run). */
 const struct plan *planner_current(const struct planner *p);

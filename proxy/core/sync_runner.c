@@ -87,7 +87,10 @@ static int sync_runner_sync_once(struct sync_runner *sr, bool full)
 	uint64_t t0 = loop_now_ms();
 	int r;
 
-	r = planner_run(sr->planner, sr->model, &plan, &diff);
+	/* A full sync also plans everything; an update replans only the
+	 * services that changed. */
+	r = full ? planner_run(sr->planner, sr->model, &plan, &diff)
+		 : planner_update(sr->planner, sr->model, &plan, &diff);
 	if (r < 0)
 		return log_errno(r, "sync: planning failed");
 	if (!full && sync_runner_diff_empty(diff)) {
