@@ -23,14 +23,9 @@ struct http_server {
 
 int http_bind_disabled(const char *text)
 {
-	const char *colon;
-
-	if (!text)
-		return 0;
-	if (!*text || strcmp(text, "0") == 0)
-		return 1;
-	colon = strrchr(text, ':');
-	return colon && strcmp(colon + 1, "0") == 0;
+	/* kube-proxy: an empty address is no server; "0" and port 0 are
+	 * refused by the option parsers before they get here. */
+	return text && !*text;
 }
 
 int http_bind_parse(const char *text, struct sockaddr_storage *ret, unsigned *ret_len)

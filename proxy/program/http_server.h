@@ -30,7 +30,7 @@ struct http_server;
 int http_bind_parse(const char *text, struct sockaddr_storage *ret, unsigned *ret_len);
 
 /* Whether text asks for no server: NULL is not that (the caller's default
- * applies); "", "0" and a port of 0 are. */
+ * applies); "" is, as in kube-proxy. */
 int http_bind_disabled(const char *text);
 
 /* Start serving on bind ("ADDR:PORT"); what names the server in logs

@@ -31,7 +31,7 @@ struct proxy_health_counts {
 /* Make the health state of runner with the given timeout; the Node comes
  * from model (NULL or no Node: eligible). Both are borrowed and must
  * outlive it; and serve it on bind ("ADDR:PORT"; NULL: 0.0.0.0:10256;
- * "" or "0": not served). A server that cannot be started is logged and
+ * "": not served). A server that cannot be started is logged and
  * the state still works (proxy_health_ok). NULL on ENOMEM. */
 struct proxy_health *proxy_health_new(struct loop *loop, const char *bind,
 				      const struct sync_runner *runner, const struct model *model,
