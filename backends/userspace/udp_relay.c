@@ -43,16 +43,18 @@ struct udp_flow {
 	uint16_t orig_port;
 	uint64_t last_ms;
 	bool dead;
+	size_t hash;                   /* flow_hash of its key */
 	struct udp_flow *next;         /* bucket chain, then graveyard */
 };
 
 int udp_relay_listener_init(struct worker_listener *l)
 {
-	l->flows = calloc(UDP_FLOW_BUCKETS, sizeof(*l->flows));
+	l->flows = calloc(UDP_FLOW_BUCKETS_MIN, sizeof(*l->flows));
+	l->n_buckets = l->flows ? UDP_FLOW_BUCKETS_MIN : 0;
 	return l->flows ? 0 : -ENOMEM;
 }
 
-static size_t flow_bucket(const struct sockaddr_storage *client, const struct inet_addr *local)
+static size_t flow_hash(const struct sockaddr_storage *client, const struct inet_addr *local)
 {
 	struct inet_addr a;
 	uint16_t port = 0;
@@ -65,7 +67,7 @@ static size_t flow_bucket(const struct sockaddr_storage *client, const struct in
 	key[16] = (uint8_t)(port >> 8);
 	key[17] = (uint8_t)port;
 	memcpy(key + 18, local->u.bytes, 16);
-	return maglev_hash(key, sizeof(key), 0x75647066ULL) % UDP_FLOW_BUCKETS;
+	return (size_t)maglev_hash(key, sizeof(key), 0x75647066ULL);
 }
 
 static bool flow_matches(const struct udp_flow *f, const struct sockaddr_storage *client,
@@ -79,7 +81,7 @@ static bool flow_matches(const struct udp_flow *f, const struct sockaddr_storage
 static void flow_close(struct relay_worker *w, struct udp_flow *f)
 {
 	struct worker_listener *l = f->l;
-	struct udp_flow **pp = &l->flows[flow_bucket(&f->client, &f->local)];
+	struct udp_flow **pp = &l->flows[f->hash & (l->n_buckets - 1)];
 
 	for (; *pp; pp = &(*pp)->next) {
 		if (*pp == f) {
@@ -114,6 +116,29 @@ static int flow_origin(struct relay_worker *w, struct worker_listener *l,
 	if (inet_from_sockaddr((const struct sockaddr *)client, &caddr, &cport) < 0)
 		return -EAFNOSUPPORT;
 	return ct_origin_lookup(&w->ct, IPPROTO_UDP, local, l->fe->port, &caddr, cport, ret_dst, ret_port);
+}
+
+/* Double l's flow table, when the memory can be had (longer chains are
+ * no failure). */
+static void flows_grow(struct worker_listener *l)
+{
+	size_t n = l->n_buckets * 2;
+	struct udp_flow **nb = calloc(n, sizeof(*nb));
+
+	if (!nb)
+		return;
+	for (size_t b = 0; b < l->n_buckets; b++) {
+		while (l->flows[b]) {
+			struct udp_flow *f = l->flows[b];
+
+			l->flows[b] = f->next;
+			f->next = nb[f->hash & (n - 1)];
+			nb[f->hash & (n - 1)] = f;
+		}
+	}
+	free(l->flows);
+	l->flows = nb;
+	l->n_buckets = n;
 }
 
 static struct udp_flow *flow_new(struct relay_worker *w, struct worker_listener *l,
@@ -184,7 +209,10 @@ static struct udp_flow *flow_new(struct relay_worker *w, struct worker_listener 
 	relay_svcport_open(f->port);
 	f->orig = orig;
 	f->orig_port = orig_port;
-	b = flow_bucket(client, local);
+	f->hash = flow_hash(client, local);
+	if (l->n_flows >= 2 * l->n_buckets)
+		flows_grow(l);
+	b = f->hash & (l->n_buckets - 1);
 	f->next = l->flows[b];
 	l->flows[b] = f;
 	l->n_flows++;
@@ -260,7 +288,7 @@ void udp_relay_receive(struct relay_worker *w, struct worker_listener *l)
 		memset(&local, 0, sizeof(local));
 		if (l->wildcard)
 			local_from_cmsg(&msg, &local);
-		for (f = l->flows[flow_bucket(&client, &local)]; f; f = f->next)
+		for (f = l->flows[flow_hash(&client, &local) & (l->n_buckets - 1)]; f; f = f->next)
 			if (flow_matches(f, &client, msg.msg_namelen, &local))
 				break;
 		if (f && l->intercept && relay_now_ms() - f->last_ms >= UDP_RECHECK_MS &&
@@ -354,7 +382,7 @@ void udp_relay_sweep(struct relay_worker *w, uint64_t now_ms)
 	for (struct worker_listener *l = w->listeners; l; l = l->next) {
 		if (!l->flows || l->n_flows == 0)
 			continue;
-		for (size_t b = 0; b < UDP_FLOW_BUCKETS; b++) {
+		for (size_t b = 0; b < l->n_buckets; b++) {
 			struct udp_flow *f = l->flows[b];
 
 			while (f) {
@@ -372,7 +400,7 @@ void udp_relay_listener_done(struct relay_worker *w, struct worker_listener *l)
 {
 	if (!l->flows)
 		return;
-	for (size_t b = 0; b < UDP_FLOW_BUCKETS; b++)
+	for (size_t b = 0; b < l->n_buckets; b++)
 		while (l->flows[b])
 			flow_close(w, l->flows[b]);
 	free(l->flows);

@@ -33,7 +33,10 @@ struct tcp_conn;
 struct udp_flow;
 struct relay_cmd;
 
-#define UDP_FLOW_BUCKETS 256u
+/* A UDP listener's flow table starts this small and doubles while it holds
+ * more than two flows per bucket (a shared relay socket carries the flows
+ * of every intercepted UDP service). */
+#define UDP_FLOW_BUCKETS_MIN 16u
 #define WORKER_BUF_SIZE 65536u
 
 /* One worker's socket of one frontend. */
@@ -46,6 +49,7 @@ struct worker_listener {
 				        * original destination (w->table) */
 	struct worker_listener *next;
 	struct udp_flow **flows;       /* UDP only: client -> flow buckets */
+	size_t n_buckets;              /* a power of two */
 	size_t n_flows;
 };
 
@@ -92,7 +96,8 @@ void tcp_relay_reap(struct relay_worker *w);
 /* tcp_relay.c: close and free every connection (worker stopped). */
 void tcp_relay_close_all(struct relay_worker *w);
 
-/* udp_relay.c: allocate the flow table of a UDP listener. 0 or -ENOMEM. */
+/* udp_relay.c: allocate the (small) flow table of a UDP listener. 0 or
+ * -ENOMEM. */
 int udp_relay_listener_init(struct worker_listener *l);
 /* udp_relay.c: relay what is pending on a UDP listener to flows. */
 void udp_relay_receive(struct relay_worker *w, struct worker_listener *l);
