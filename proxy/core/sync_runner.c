@@ -112,7 +112,7 @@ static int sync_runner_sync_once(struct sync_runner *sr, bool full)
 		 (unsigned long long)(loop_now_ms() - t0));
 synced:
 	if (sr->cfg.on_synced)
-		sr->cfg.on_synced(plan, sr->cfg.userdata);
+		sr->cfg.on_synced(plan, full ? NULL : diff, sr->cfg.userdata);
 	return 0;
 }
 
@@ -188,6 +188,11 @@ void sync_runner_request(struct sync_runner *sr)
 uint64_t sync_runner_count(const struct sync_runner *sr)
 {
 	return sr->syncs_ok;
+}
+
+const struct plan *sync_runner_plan(const struct sync_runner *sr)
+{
+	return planner_current(sr->planner);
 }
 
 void sync_runner_stats(const struct sync_runner *sr, struct sync_runner_stats *ret)

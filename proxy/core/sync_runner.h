@@ -23,8 +23,9 @@ struct sync_runner_config {
 	uint32_t retry_max_ms;       /* cap of the backoff; default 30000 */
 	/* Called after every successful sync with the plan now in force (for
 	 * what follows the plan outside the backend, e.g. health check node
-	 * ports). May be NULL. */
-	void (*on_synced)(const struct plan *plan, void *userdata);
+	 * ports) and, after an update, the diff that led there (NULL after a
+	 * full sync: look at the whole plan). May be NULL. */
+	void (*on_synced)(const struct plan *plan, const struct plan_diff *diff, void *userdata);
 	/* Called after every attempt, good or failed, with whether it was a
 	 * full sync, its result (0 or -errno) and how long it took (for the
 	 * sync duration metrics). May be NULL. */
@@ -58,6 +59,9 @@ void sync_runner_request(struct sync_runner *sr);
 
 /* Number of syncs that succeeded so far (for tests and logs). */
 uint64_t sync_runner_count(const struct sync_runner *sr);
+
+/* The plan last made (planner_current): in force after a good sync. */
+const struct plan *sync_runner_plan(const struct sync_runner *sr);
 
 /* Copy the runner's counters and times into *ret. */
 void sync_runner_stats(const struct sync_runner *sr, struct sync_runner_stats *ret);

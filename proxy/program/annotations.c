@@ -71,38 +71,78 @@ static int note(char ***list, size_t *n, size_t *cap, const struct plan_epset *e
 	return 0;
 }
 
-size_t annotation_warner_check(struct annotation_warner *w, const struct plan *plan)
+/* Note what set e asks for that ops cannot honour. 0 or -1 (ENOMEM). */
+static int note_epset(const struct backend_ops *ops, char ***list, size_t *n, size_t *cap,
+		      const struct plan_epset *e)
 {
-	const struct backend_ops *ops = w->ops;
-	char **now = NULL, what[96];
-	size_t n = 0, cap = 0, k = 0, services = 0;
+	char what[96];
 
-	for (size_t i = 0; i < plan->n_epsets; i++) {
-		const struct plan_epset *e = &plan->epsets[i];
-
-		if (e->balance != BALANCE_ROUND_ROBIN && !(ops->balance_algos & (1u << e->balance))) {
-			snprintf(what, sizeof(what), "ferry.io/balance: %s", balance_algo_name(e->balance));
-			if (note(&now, &n, &cap, e, what) < 0)
-				goto out;
-		}
-		if (e->health.enabled && !ops->active_health_checks && note(&now, &n, &cap, e, "ferry.io/health-check: tcp") < 0)
-			goto out;
+	if (e->balance != BALANCE_ROUND_ROBIN && !(ops->balance_algos & (1u << e->balance))) {
+		snprintf(what, sizeof(what), "ferry.io/balance: %s", balance_algo_name(e->balance));
+		if (note(list, n, cap, e, what) < 0)
+			return -1;
 	}
+	if (e->health.enabled && !ops->active_health_checks && note(list, n, cap, e, "ferry.io/health-check: tcp") < 0)
+		return -1;
+	return 0;
+}
+
+/* Sort list and drop repeats; returns the new count. */
+static size_t sort_unique(char **list, size_t n)
+{
+	size_t k = 0;
+
 	if (n)
-		qsort(now, n, sizeof(*now), cmp_str);
+		qsort(list, n, sizeof(*list), cmp_str);
 	for (size_t i = 0; i < n; i++) {
-		if (k && strcmp(now[k - 1], now[i]) == 0) {
-			free(now[i]);
+		if (k && strcmp(list[k - 1], list[i]) == 0) {
+			free(list[i]);
 			continue;
 		}
-		now[k++] = now[i];
+		list[k++] = list[i];
 	}
-	n = k;
+	return k;
+}
+
+/* Distinct services ("ns/name" before the space) of a sorted list. */
+static size_t count_services(char *const *list, size_t n)
+{
+	size_t services = 0;
+
 	for (size_t i = 0; i < n; i++) {
+		const char *sp = strchr(list[i], ' ');
+		if (i == 0 || strncmp(list[i - 1], list[i], (size_t)(sp - list[i]) + 1) != 0)
+			services++;
+	}
+	return services;
+}
+
+size_t annotation_warner_check(struct annotation_warner *w, const struct plan *plan,
+			       const struct plan_diff *diff)
+{
+	const struct backend_ops *ops = w->ops;
+	char **now = NULL, **merged;
+	size_t n = 0, cap = 0, k = 0, i, j;
+
+	/* After an update only the added and changed sets can ask for
+	 * something new; a whole pass (diff NULL) also forgets the services
+	 * that stopped asking. */
+	if (!diff) {
+		for (i = 0; i < plan->n_epsets; i++)
+			if (note_epset(ops, &now, &n, &cap, &plan->epsets[i]) < 0)
+				goto out;
+	} else {
+		for (i = 0; i < diff->n_eps_added; i++)
+			if (note_epset(ops, &now, &n, &cap, diff->eps_added[i]) < 0)
+				goto out;
+		for (i = 0; i < diff->n_eps_changed; i++)
+			if (note_epset(ops, &now, &n, &cap, diff->eps_changed[i]) < 0)
+				goto out;
+	}
+	n = sort_unique(now, n);
+	for (i = 0; i < n; i++) {
 		char *sp = strchr(now[i], ' ');
 
-		if (i == 0 || strncmp(now[i - 1], now[i], (size_t)(sp - now[i]) + 1) != 0)
-			services++;
 		if (was_warned(w, now[i]))
 			continue;
 		*sp = '\0';
@@ -112,11 +152,33 @@ size_t annotation_warner_check(struct annotation_warner *w, const struct plan *p
 				 "it runs no active health checks; the endpoints' readiness still applies");
 		*sp = ' ';
 	}
-	free_list(w->warned, w->n_warned);
-	w->warned = now;
-	w->n_warned = n;
-	return services;
+	if (!diff) {
+		free_list(w->warned, w->n_warned);
+		w->warned = now;
+		w->n_warned = n;
+		return count_services(w->warned, w->n_warned);
+	}
+	/* Keep what was warned about and add the new ones. */
+	merged = malloc((w->n_warned + n + 1) * sizeof(*merged));
+	if (!merged)
+		goto out;
+	for (i = 0, j = 0; i < w->n_warned || j < n;) {
+		int c = i == w->n_warned ? 1 : j == n ? -1 : strcmp(w->warned[i], now[j]);
+		if (c < 0) {
+			merged[k++] = w->warned[i++];
+		} else if (c > 0) {
+			merged[k++] = now[j++];
+		} else {
+			merged[k++] = w->warned[i++];
+			free(now[j++]);
+		}
+	}
+	free(w->warned);
+	free(now);
+	w->warned = merged;
+	w->n_warned = k;
+	return count_services(w->warned, w->n_warned);
 out:
 	free_list(now, n);
-	return services;
+	return count_services(w->warned, w->n_warned);
 }

@@ -12,9 +12,12 @@ struct annotation_warner;
 /* A warner for backend ops; NULL on ENOMEM. */
 struct annotation_warner *annotation_warner_new(const struct backend_ops *ops);
 /* Warn about the plan's services whose annotations ops cannot honour and
- * that were not warned about in the previous call. Returns how many
- * services ask for something unsupported. */
-size_t annotation_warner_check(struct annotation_warner *w, const struct plan *plan);
+ * that were not warned about before. diff NULL: look at the whole plan
+ * (and forget the services that no longer ask); otherwise only at the sets
+ * the diff added or changed (a sync's cost must follow the change).
+ * Returns how many services are known to ask for something unsupported. */
+size_t annotation_warner_check(struct annotation_warner *w, const struct plan *plan,
+			       const struct plan_diff *diff);
 /* Accepts NULL; returns NULL. */
 struct annotation_warner *annotation_warner_free(struct annotation_warner *w);
 

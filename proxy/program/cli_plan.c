@@ -188,7 +188,7 @@ int cli_plan(int argc, char **argv)
 	{
 		struct annotation_warner *w = annotation_warner_new(ops);
 		if (w)
-			annotation_warner_check(w, plan);
+			annotation_warner_check(w, plan, NULL);
 		annotation_warner_free(w);
 	}
 	if (o.format == PLAN_FORMAT_RULES) {

@@ -155,7 +155,7 @@ static void run_on_changed(void *userdata)
 		sync_runner_request(st->runner);
 }
 
-static void run_on_plan_synced(const struct plan *plan, void *userdata)
+static void run_on_plan_synced(const struct plan *plan, const struct plan_diff *diff, void *userdata)
 {
 	struct run_state *st = userdata;
 
@@ -169,7 +169,7 @@ static void run_on_plan_synced(const struct plan *plan, void *userdata)
 		metrics_on_programmed(st->metrics, triggers, n);
 	}
 	if (st->warner)
-		annotation_warner_check(st->warner, plan);
+		annotation_warner_check(st->warner, plan, diff);
 }
 
 static void run_on_attempt(bool full, int result, uint64_t duration_us, void *userdata)

@@ -76,6 +76,7 @@ struct metrics {
 	/* The plan in force on the backend (last good sync). */
 	size_t frontends, epsets, endpoints, health_checks;
 	size_t no_local_internal, no_local_external;
+	bool plan_counts_stale; /* a sync came since metrics_plan_counts */
 };
 
 static void metrics_observe(struct metrics_histogram *h, double v)
@@ -140,29 +141,40 @@ void metrics_on_synced(struct metrics *mx, const struct plan *plan)
 	mx->frontends = plan->n_frontends;
 	mx->epsets = plan->n_epsets;
 	mx->health_checks = plan->n_health_checks;
+	/* What needs a pass over the plan is counted at the next scrape,
+	 * not at every sync (metrics_plan_counts). */
+	mx->plan_counts_stale = true;
+}
+
+/* The endpoint total and kube-proxy's no_local_endpoints_total (services
+ * with a Local policy and no local endpoint, internal = cluster IPs and
+ * external) of the plan in force, in one pass over it. */
+static void metrics_plan_counts(struct metrics *mx)
+{
+	const struct plan *plan = sync_runner_plan(mx->runner);
+	unsigned char *uses; /* per set: bit 0 a cluster IP uses it, bit 1 an external kind */
+
+	if (!mx->plan_counts_stale || !plan)
+		return;
+	uses = calloc(plan->n_epsets + 1, 1);
+	if (!uses)
+		return; /* the old counts stay */
+	for (size_t j = 0; j < plan->n_frontends; j++)
+		uses[plan->frontends[j].epset - plan->epsets] |=
+			plan->frontends[j].kind == FRONTEND_CLUSTER_IP ? 1 : 2;
 	mx->endpoints = 0;
-	for (size_t i = 0; i < plan->n_epsets; i++)
-		mx->endpoints += plan->epsets[i].n_endpoints;
-	/* kube-proxy's no_local_endpoints_total: services with a Local
-	 * policy and no local endpoint, internal (cluster IPs) and external. */
 	mx->no_local_internal = mx->no_local_external = 0;
 	for (size_t i = 0; i < plan->n_epsets; i++) {
 		const struct plan_epset *e = &plan->epsets[i];
-		bool internal = false, external = false;
 
+		mx->endpoints += e->n_endpoints;
 		if (e->n_endpoints || !metrics_epset_local_only(e))
 			continue;
-		for (size_t j = 0; j < plan->n_frontends; j++) {
-			if (plan->frontends[j].epset != e)
-				continue;
-			if (plan->frontends[j].kind == FRONTEND_CLUSTER_IP)
-				internal = true;
-			else
-				external = true;
-		}
-		mx->no_local_internal += internal;
-		mx->no_local_external += external;
+		mx->no_local_internal += (uses[i] & 1) != 0;
+		mx->no_local_external += (uses[i] & 2) != 0;
 	}
+	free(uses);
+	mx->plan_counts_stale = false;
 }
 
 #define APPEND(...)                                                      \
@@ -407,6 +419,7 @@ int metrics_render(struct metrics *mx, char **ret, size_t *ret_len)
 	const char *be = mx->ops->name;
 
 	sync_runner_stats(mx->runner, &st);
+	metrics_plan_counts(mx);
 	if (mx->health)
 		proxy_health_counts(mx->health, &hc);
 	model_change_counts(mx->model, &svc_total, &eps_total);
