@@ -159,18 +159,23 @@ int model_changes_since(const struct model *m, uint64_t since,
 	if (m->journal_floor > since || !m->journal)
 		return MODEL_CHANGES_ALL;
 	start = (m->journal_head + MODEL_JOURNAL_MAX - m->journal_n) % MODEL_JOURNAL_MAX;
-	for (size_t i = 0; i < m->journal_n; i++) {
-		const struct journal_entry *e = &m->journal[(start + i) % MODEL_JOURNAL_MAX];
-
-		if (e->gen <= since)
-			continue;
-		if (!e->ns)
-			return MODEL_CHANGES_ALL;
+	/* Generations grow along the ring: find the first entry after since
+	 * by bisection, so a planner that keeps up reads only what is new. */
+	size_t lo = 0, hi = m->journal_n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->journal[(start + mid) % MODEL_JOURNAL_MAX].gen <= since)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	for (size_t i = 0; i < m->journal_n; i++) {
+	for (size_t i = lo; i < m->journal_n; i++)
+		if (!m->journal[(start + i) % MODEL_JOURNAL_MAX].ns)
+			return MODEL_CHANGES_ALL;
+	for (size_t i = lo; i < m->journal_n; i++) {
 		const struct journal_entry *e = &m->journal[(start + i) % MODEL_JOURNAL_MAX];
 
-		if (e->gen > since && (r = fn(e->ns, e->name, userdata)) != 0)
+		if ((r = fn(e->ns, e->name, userdata)) != 0)
 			return r;
 	}
 	return 0;

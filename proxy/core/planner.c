@@ -1250,6 +1250,15 @@ int planner_update(struct planner *p, const struct model *m,
 	return 0;
 }
 
+void planner_release_previous(struct planner *p)
+{
+	plan_splice_empty_trash(&p->splice);
+	p->prev = plan_free(p->prev);
+	/* The diff's removed entries pointed there. */
+	p->diff.n_fe_removed = 0;
+	p->diff.n_eps_removed = 0;
+}
+
 void planner_counts(const struct planner *p, uint64_t *ret_whole, uint64_t *ret_spliced)
 {
 	*ret_whole = p->n_whole;

@@ -60,6 +60,11 @@ int planner_run(struct planner *p, const struct model *m,
 int planner_update(struct planner *p, const struct model *m,
 		   const struct plan **ret_plan, const struct plan_diff **ret_diff);
 
+/* Free what only the last diff's "removed" entries still use (the plan
+ * before, the splice's trash): call it once the diff has been applied,
+ * so that two whole plans do not stay in memory between syncs. */
+void planner_release_previous(struct planner *p);
+
 /* How many whole plans and incremental updates were made (tests). */
 void planner_counts(const struct planner *p, uint64_t *ret_whole, uint64_t *ret_spliced);
 

@@ -113,6 +113,9 @@ static int sync_runner_sync_once(struct sync_runner *sr, bool full)
 synced:
 	if (sr->cfg.on_synced)
 		sr->cfg.on_synced(plan, full ? NULL : diff, sr->cfg.userdata);
+	/* Applied: the plan before is no longer needed (at 100k services it
+	 * is as big as the current one). */
+	planner_release_previous(sr->planner);
 	return 0;
 }
 
