@@ -46,8 +46,9 @@ logging:
 winkernel:
   networkName: ""
 YAML
-# The run's file leaves nf_conntrack_max alone (it is global to the host).
-grep -v maxPerCore "$T/kp.yaml" >"$T/kp-run.yaml"
+# The run's file leaves nf_conntrack_max alone (it is global to the host):
+# maxPerCore 0, since left out it would take kube-proxy's default.
+sed 's/maxPerCore: 65536/maxPerCore: 0/' "$T/kp.yaml" >"$T/kp-run.yaml"
 
 # plan_ok ARGS...: ferry plan in N, exit 0, stdout in $T/plan.out.
 plan_ok() {
