@@ -15,22 +15,25 @@
  *     (tests/kapi/kapi_server.py), an initial sync through kube_source
  *     (HTTP, pages of 500), then R changes made on the server, each timed
  *     from the control request to the model holding it and a plan computed.
- *  4. --e2e FERRY: the real `ferry run --source kube --backend userspace`
- *     against the test API server; R changes, each timed from the control
- *     request until ferry logs the sync that applied it (see bench_e2e),
- *     and the part of it ferry's own log line gives to planner + backend.
- *     Opens one listener per service: run it in a private network
- *     namespace (bench/kube_informer.sh does). --intercept MODE is passed
- *     to ferry (default off: see bench_e2e), and so is --ferry-log-level
- *     (default info); at debug, the userspace backend's own time per
- *     change (its "userspace: update:" or "userspace: sync:" line) is
- *     reported too.
+ *  4. --e2e FERRY: the real `ferry run --source kube --backend B`
+ *     (userspace by default, or nftables) against the test API server; R
+ *     changes, each timed from the control request until ferry logs the
+ *     sync that applied it (see bench_e2e), and the part of it ferry's own
+ *     log line gives to planner + backend; ferry's RSS and descriptors.
+ *     Run it in a private network namespace (bench/kube_informer.sh does).
+ *     For userspace, --intercept MODE (default on) and --workers N
+ *     (default: ferry's) are passed to ferry; --ferry-log-level (default
+ *     info) to every backend; at debug, the userspace backend's own time
+ *     per change (its "userspace: update:" or "userspace: sync:" line) is
+ *     reported too. --e2e-only 1 skips 1-3.
  *
  * Usage: kube_informer_bench SERVICES ENDPOINTS [--live KAPI_SERVER.py [--e2e FERRY_BIN]]
- *                            [--rounds R] [--intercept auto|on|off]
- *                            [--ferry-log-level info|debug]
+ *                            [--rounds R] [--backend userspace|nftables] [--workers N]
+ *                            [--intercept auto|on|off] [--ferry-log-level info|debug]
+ *                            [--e2e-only 1]
  */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
@@ -496,7 +499,7 @@ static pid_t start_kapi(const char *kapi, const char *dir, int n_svc, int per, i
 	return pid;
 }
 
-/* The real `ferry run --source kube --backend userspace` against the test
+/* The real `ferry run --source kube --backend B` against the test
  * API server (plain HTTP on 127.0.0.1). Each round changes svc-0's slice
  * on the server and times from just before the POST to the moment ferry
  * logs the "sync:" line of the sync that carried it (one endpoint set
@@ -505,13 +508,52 @@ static pid_t start_kapi(const char *kapi, const char *dir, int n_svc, int per, i
  * inside sync). Rounds are spaced by 100 ms, more than the default
  * --min-sync-period (50 ms), so a change is never held back by the previous
  * round's sync. */
+
 /* How bench_e2e runs ferry. */
 struct e2e_opts {
 	const char *kapi;      /* the test API server script */
 	const char *ferry;     /* the binary */
-	const char *intercept; /* --intercept */
+	const char *backend;   /* --backend (userspace) */
+	const char *workers;   /* --workers for userspace; NULL: ferry's default */
+	const char *intercept; /* --intercept (userspace only) */
 	const char *log_level; /* --log-level */
 };
+
+/* VmRSS of pid in MB, or -1. */
+static double rss_mb(pid_t pid)
+{
+	char path[64], line[256];
+	double kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %lf kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? -1 : kb / 1024.0;
+}
+
+/* Descriptors pid has open, or -1. */
+static int open_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)))
+		n += d->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
 
 /* The number before " ms" after marker in line, or -1. */
 static double ms_after(const char *line, const char *marker)
@@ -543,14 +585,36 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 		dup2(pfd[1], 2);
 		close(pfd[0]);
 		close(pfd[1]);
-		/* One worker: each worker has its own listener per service, and
-		 * 2 x 10k listeners do not fit a 20k descriptor limit. For the
-		 * same reason interception is off by default: with a kube source
-		 * ferry would otherwise open a second listener set per service
-		 * (the relay the nftables redirect points at). */
-		execl(o->ferry, o->ferry, "run", "--source", "kube", "--master", master, "--backend",
-		      "userspace", "--workers", "1", "--hostname-override", "bench-node",
-		      "--intercept", o->intercept, "--log-level", o->log_level, (char *)NULL);
+		/* Since issue 12 the userspace backend's intercepted frontends
+		 * share a constant set of relay sockets, so the defaults
+		 * (interception on, ferry's worker count) fit any size. */
+		{
+			const char *args[24];
+			int a = 0;
+
+			args[a++] = o->ferry;
+			args[a++] = "run";
+			args[a++] = "--source";
+			args[a++] = "kube";
+			args[a++] = "--master";
+			args[a++] = master;
+			args[a++] = "--backend";
+			args[a++] = o->backend;
+			args[a++] = "--hostname-override";
+			args[a++] = "bench-node";
+			args[a++] = "--log-level";
+			args[a++] = o->log_level;
+			if (strcmp(o->backend, "userspace") == 0) {
+				args[a++] = "--intercept";
+				args[a++] = o->intercept;
+				if (o->workers) {
+					args[a++] = "--workers";
+					args[a++] = o->workers;
+				}
+			}
+			args[a] = NULL;
+			execv(o->ferry, (char *const *)args);
+		}
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -564,8 +628,9 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 		fprintf(stderr, "e2e: ferry did not sync within 300 s (last line: %s)\n", line);
 		goto out;
 	}
-	printf("e2e: ferry run synced %d services / %d endpoints through the test API server in "
-	       "%.2f s (server-bound: Python)\n", n_svc, n_svc * per, now_s() - t0);
+	printf("e2e: ferry run --backend %s synced %d services / %d endpoints through the test API server in "
+	       "%.2f s (server-bound: Python); RSS %.0f MB, %d descriptors\n", o->backend, n_svc, n_svc * per,
+	       now_s() - t0, rss_mb(fpid), open_fds(fpid));
 	for (int i = 0; i < rounds; i++) {
 		char ip[32], body[1024];
 		double deadline;
@@ -601,9 +666,10 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 	}
 	if (got) {
 		qsort(lat, got, sizeof(double), cmp_d);
-		printf("e2e: change on the API server -> ferry run (userspace) synced it, %d changes at %d "
-		       "services / %d endpoints: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-		       got, n_svc, n_svc * per, lat[got / 2], lat[(got * 99) / 100], lat[got - 1]);
+		printf("e2e: change on the API server -> ferry run (%s) synced it, %d changes at %d "
+		       "services / %d endpoints: p50 %.2f ms, p99 %.2f ms, max %.2f ms; RSS %.0f MB\n",
+		       o->backend, got, n_svc, n_svc * per, lat[got / 2], lat[(got * 99) / 100], lat[got - 1],
+		       rss_mb(fpid));
 		qsort(own, got, sizeof(double), cmp_d);
 		printf("e2e: of which ferry's sync (planner + backend, as its log line says, whole ms): "
 		       "p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
@@ -632,13 +698,14 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct e2e_opts e2e = { .intercept = "off", .log_level = "info" };
+	struct e2e_opts e2e = { .backend = "userspace", .intercept = "on", .log_level = "info" };
 	const char *kapi = NULL, *ferry = NULL;
-	int rounds = 200;
+	int rounds = 200, e2e_only = 0;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s SERVICES ENDPOINTS [--live KAPI_SERVER.py [--e2e FERRY_BIN]] [--rounds R]"
-			" [--intercept auto|on|off] [--ferry-log-level info|debug]\n", argv[0]);
+			" [--backend userspace|nftables] [--workers N] [--intercept auto|on|off]"
+			" [--ferry-log-level info|debug] [--e2e-only 1]\n", argv[0]);
 		return 2;
 	}
 	for (int i = 3; i + 1 < argc; i += 2) {
@@ -652,10 +719,17 @@ int main(int argc, char **argv)
 			e2e.intercept = argv[i + 1];
 		else if (strcmp(argv[i], "--ferry-log-level") == 0)
 			e2e.log_level = argv[i + 1];
+		else if (strcmp(argv[i], "--backend") == 0)
+			e2e.backend = argv[i + 1];
+		else if (strcmp(argv[i], "--workers") == 0)
+			e2e.workers = argv[i + 1];
+		else if (strcmp(argv[i], "--e2e-only") == 0)
+			e2e_only = atoi(argv[i + 1]);
 	}
 	log_set_level(LOG_LEVEL_ERROR);
-	bench_decode_store(atoi(argv[1]), atoi(argv[2]));
-	if (kapi)
+	if (!e2e_only)
+		bench_decode_store(atoi(argv[1]), atoi(argv[2]));
+	if (kapi && !e2e_only)
 		bench_live(kapi, atoi(argv[1]), atoi(argv[2]), rounds > 0 ? rounds : 1);
 	if (kapi && ferry) {
 		e2e.kapi = kapi;
