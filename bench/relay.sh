@@ -4,6 +4,12 @@
 #
 #   sudo bench/relay.sh [BUILD_DIR]        (default BUILD_DIR: ./build)
 #
+# Comparing two builds in one run (before/after a change): BASE=OTHER_BUILD
+# adds the path ferry-base, the same ferry measured from OTHER_BUILD.
+# INTERCEPT=on adds ferry-intercept (and ferry-base-intercept): ferry with
+# --intercept on, reached at a cluster IP no interface holds
+# (10.201.101.10:8080), which nftables redirects to the relay.
+#
 # Topology, three network namespaces made here and removed on exit:
 #
 #   client 10.201.1.1 --veth-- 10.201.1.2 proxy 10.201.2.1 --veth-- 10.201.2.2 server
@@ -12,6 +18,7 @@
 # direct:  client -> 10.201.2.2:9000, routed by the proxy namespace's kernel
 #          (same two veth hops as the proxied paths, no userspace relay);
 # ferry:   client -> 10.201.100.10:8080, `ferry run --backend userspace`;
+# ferry-intercept: client -> 10.201.101.10:8080 (not local: redirected);
 # haproxy: client -> 10.201.100.10:8081, `haproxy -f cfg -db`, mode tcp.
 # The proxies run with the same number of threads (WORKERS).
 #
@@ -37,6 +44,8 @@ CRR_CLIENTS=${CRR_CLIENTS:-8}
 MAX_S=${MAX_S:-20}
 OUT=${OUT:-/tmp/ferry-relay-results}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-170}
+BASE=${BASE:-}
+INTERCEPT=${INTERCEPT:-off}
 
 RB=$BUILD/bench/relay_bench
 FERRY=$BUILD/ferry
@@ -137,6 +146,37 @@ ports:
 endpoints:
 - addresses: ["10.201.2.2"]
   conditions: {ready: true, serving: true, terminating: false}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: bench-intercepted
+  namespace: default
+spec:
+  type: ClusterIP
+  ipFamilies: [IPv4]
+  clusterIP: 10.201.101.10
+  clusterIPs: [10.201.101.10]
+  ports:
+  - name: tcp
+    protocol: TCP
+    port: 8080
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: bench-intercepted-1
+  namespace: default
+  labels:
+    kubernetes.io/service-name: bench-intercepted
+addressType: IPv4
+ports:
+- name: tcp
+  protocol: TCP
+  port: 9000
+endpoints:
+- addresses: ["10.201.2.2"]
+  conditions: {ready: true, serving: true, terminating: false}
 EOF
 
 cat >"$TMP/haproxy.cfg" <<EOF
@@ -208,20 +248,34 @@ measure() {
 
 measure direct 10.201.2.2:9000 ""
 
-if [ -x "$FERRY" ]; then
-	ip netns exec "$NS_P" "$FERRY" run --source "dir:$TMP/manifests" --backend userspace \
-		--workers "$WORKERS" --log-level warn >"$TMP/ferry.log" 2>&1 &
-	FPID=$!
-	PIDS+=("$FPID")
-	sleep 0.2
-	if kill -0 "$FPID" 2>/dev/null; then
-		measure ferry 10.201.100.10:8080 "$FPID"
-		kill -TERM "$FPID" 2>/dev/null
-	else
-		RESULTS+=("ferry,,,,,,ferry run exited: $(tail -n1 "$TMP/ferry.log" | tr ',' ' ')")
+# ferry_path NAME FERRY_BIN TARGET [ARGS]: run that ferry in the proxy
+# namespace, measure TARGET, stop it.
+ferry_path() {
+	local name=$1 bin=$2 target=$3 fpid i
+	shift 3
+	if [ ! -x "$bin" ]; then
+		RESULTS+=("$name,,,,,,$bin not built")
+		return
 	fi
-else
-	RESULTS+=("ferry,,,,,,$FERRY not built")
+	ip netns exec "$NS_P" "$bin" run --source "dir:$TMP/manifests" --backend userspace \
+		--workers "$WORKERS" --log-level warn "$@" >"$TMP/$name.log" 2>&1 &
+	fpid=$!
+	PIDS+=("$fpid")
+	sleep 0.3
+	if kill -0 "$fpid" 2>/dev/null; then
+		measure "$name" "$target" "$fpid"
+		kill -TERM "$fpid" 2>/dev/null
+		for i in $(seq 1 30); do kill -0 "$fpid" 2>/dev/null || break; sleep 0.1; done
+	else
+		RESULTS+=("$name,,,,,,ferry run exited: $(tail -n1 "$TMP/$name.log" | tr ',' ' ')")
+	fi
+}
+
+ferry_path ferry "$FERRY" 10.201.100.10:8080
+[ -n "$BASE" ] && ferry_path ferry-base "$BASE/ferry" 10.201.100.10:8080
+if [ "$INTERCEPT" = on ]; then
+	ferry_path ferry-intercept "$FERRY" 10.201.101.10:8080 --intercept on
+	[ -n "$BASE" ] && ferry_path ferry-base-intercept "$BASE/ferry" 10.201.101.10:8080 --intercept on
 fi
 
 ip netns exec "$NS_P" haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &

@@ -22,9 +22,10 @@ struct userspace_options {
 	unsigned workers;              /* relay worker threads; 0 means 1 */
 	uint32_t udp_idle_timeout_ms;  /* UDP flow idle timeout; 0: the relay's default */
 	/* How to steer traffic for non-local frontends (cluster IPs, external
-	 * IPs) to relay listeners; NULL: none. The backend allocates the
-	 * provider's state, calls its init at the first sync that needs it,
-	 * sync after changes, and cleanup + fini at the backend's fini. */
+	 * IPs) to the relay's shared sockets; NULL: none (every frontend
+	 * then listens on its own address). The backend allocates the
+	 * provider's state and calls its init at its own init, sync after
+	 * changes, and cleanup + fini at the backend's fini. */
 	const struct intercept_ops *intercept;
 	/* Local-traffic detection (--detect-local-mode ClusterCIDR,
 	 * --cluster-cidr): a client inside one of these prefixes is one of
@@ -58,8 +59,8 @@ struct userspace_stats {
 	uint64_t applies;           /* incremental applies run */
 	uint64_t pools_built;       /* endpoint pools (re)built from a plan set */
 	uint64_t services_made;     /* service snapshots made for frontends */
-	uint64_t listeners_opened;  /* listener sets opened (VIP and relay) */
-	uint64_t listeners_closed;  /* listener sets closed (VIP and relay) */
+	uint64_t listeners_opened;  /* listener sets opened (own and shared relay) */
+	uint64_t listeners_closed;  /* listener sets closed */
 	uint64_t health_updates;    /* target lists handed to the health checker */
 	uint64_t intercept_pushes;  /* redirect lists handed to the interception */
 };

@@ -397,8 +397,8 @@ int us_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 			us_note_skipped(u, diff->fe_added[i], u->skipped, &u->n_skipped);
 
 	/* 5. The checker only when a checked set changed; the redirects only
-	 *    when a relay opened or went, or the guards of the service range
-	 *    changed. */
+	 *    when an intercepted frontend came or went, or the guards of the
+	 *    service range changed. */
 	us_settle(u, plan, health, res.relays_changed || diff->guards_changed, &res);
 	touches_free(touch, n_touch);
 	free(staged);

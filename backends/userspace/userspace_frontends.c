@@ -1,6 +1,7 @@
 /* The userspace backend's open frontends: the listener key each plan
  * frontend maps to, the sorted index of open frontends (u->fes), the
- * listener sets and relays a frontend opens and closes, the service
+ * listener sets or service-table entries a frontend opens and closes, the
+ * shared relay sockets of the interception, the service
  * snapshot it serves, and the redirects the interception provider is told.
  * sync (userspace.c) and apply (userspace_apply.c) decide which frontends
  * open, stay or close; the how is here.

@@ -97,9 +97,12 @@ static int check_pool(const struct us_pool *p, const struct plan_epset *e)
 static int check_frontend(const struct userspace *u, const struct us_frontend *uf,
 			  const struct plan_frontend *f, const struct us_pool *pool, const struct us_pool *sc)
 {
-	struct relay_service *s = relay_frontend_service(uf->fe);
+	struct relay_service *s = relay_frontend_service(uf->fe), *ts = NULL;
 	int r = 0;
 
+	if (uf->intercepted)
+		ts = relay_table_service(&((struct userspace *)u)->relay.table, &uf->k.addr, uf->k.proto,
+					 uf->k.port);
 	if (us_key_cmp(&uf->k, &(struct us_key){ uf->fe->addr, uf->fe->proto, uf->fe->port }) != 0)
 		r = check_fail("%s is indexed under another key", uf->fe->name);
 	else if (uf->pool != pool)
@@ -119,11 +122,9 @@ static int check_frontend(const struct userspace *u, const struct us_frontend *u
 	else if (uf->intercepted != us_intercepted(u, &uf->k))
 		r = check_fail("%s: %s", uf->fe->name,
 			       uf->intercepted ? "intercepted without a provider" : "not intercepted");
-	else if (uf->intercepted && relay_table_service(&((struct userspace *)u)->relay.table, &uf->k.addr,
-							uf->k.proto, uf->k.port) != s)
+	else if (uf->intercepted && ts != s)
 		r = check_fail("%s: the service table has another snapshot", uf->fe->name);
-	if (uf->intercepted)
-		relay_service_unref(s); /* the table lookup's reference */
+	relay_service_unref(ts);
 	relay_service_unref(s);
 	return r;
 }

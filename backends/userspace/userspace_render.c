@@ -1,5 +1,6 @@
-/* `ferry plan --backend userspace`: what the relay would listen on and
- * where each listener forwards, without opening anything. */
+/* `ferry plan --backend userspace`: what the relay would listen on (or,
+ * with interception, which frontends its shared relay sockets receive) and
+ * where each forwards, without opening anything. */
 #include <stdio.h>
 #include <string.h>
 
@@ -49,7 +50,15 @@ static void service_label(const struct plan_epset *e, char *buf, size_t len)
 		snprintf(buf, len, "%s/%s", e->ns ? e->ns : "?", e->svc_name ? e->svc_name : "?");
 }
 
-static void render_text(const struct plan *plan, unsigned workers, FILE *out)
+/* Whether f would reach the relay through the interception (the shared
+ * relay sockets) rather than a listener of its own: with a provider, all
+ * but the node ports on every address (userspace_frontends.c). */
+static bool render_intercepted(const struct plan_frontend *f, bool intercept)
+{
+	return intercept && f->addr.family != 0 && !inet_addr_is_any(&f->addr);
+}
+
+static void render_text(const struct plan *plan, unsigned workers, bool intercept, FILE *out)
 {
 	for (size_t i = 0; i < plan->n_frontends; i++) {
 		const struct plan_frontend *f = &plan->frontends[i];
@@ -63,9 +72,14 @@ static void render_text(const struct plan *plan, unsigned workers, FILE *out)
 			continue;
 		}
 		service_label(e, label, sizeof(label));
-		fprintf(out, "listen %s/%s x %u worker%s -> %s (%s, %zu endpoint%s", ep,
-			inet_proto_name(f->proto), workers, workers == 1 ? "" : "s", label,
-			balance_algo_name(e ? e->balance : BALANCE_ROUND_ROBIN), n, n == 1 ? "" : "s");
+		if (render_intercepted(f, intercept))
+			fprintf(out, "intercept %s/%s to the shared relay -> %s (%s, %zu endpoint%s", ep,
+				inet_proto_name(f->proto), label,
+				balance_algo_name(e ? e->balance : BALANCE_ROUND_ROBIN), n, n == 1 ? "" : "s");
+		else
+			fprintf(out, "listen %s/%s x %u worker%s -> %s (%s, %zu endpoint%s", ep,
+				inet_proto_name(f->proto), workers, workers == 1 ? "" : "s", label,
+				balance_algo_name(e ? e->balance : BALANCE_ROUND_ROBIN), n, n == 1 ? "" : "s");
 		if (n == 0)
 			fprintf(out, ": %s", f->proto == INET_PROTO_TCP ? "refuse with RST" : "drop");
 		if (e && e->affinity)
@@ -80,7 +94,7 @@ static void render_text(const struct plan *plan, unsigned workers, FILE *out)
 	}
 }
 
-static void render_json(const struct plan *plan, FILE *out)
+static void render_json(const struct plan *plan, bool intercept, FILE *out)
 {
 	bool first = true;
 
@@ -96,8 +110,9 @@ static void render_json(const struct plan *plan, FILE *out)
 		fprintf(out, "%s{\"address\":", first ? "" : ",");
 		first = false;
 		json_string(out, inet_addr_format(&f->addr, a));
-		fprintf(out, ",\"port\":%u,\"protocol\":\"%s\",\"kind\":\"%s\",\"service\":", f->port,
-			inet_proto_name(f->proto), kind_name(f->kind));
+		fprintf(out, ",\"port\":%u,\"protocol\":\"%s\",\"kind\":\"%s\",\"intercepted\":%s,\"service\":",
+			f->port, inet_proto_name(f->proto), kind_name(f->kind),
+			render_intercepted(f, intercept) ? "true" : "false");
 		json_string(out, label);
 		fprintf(out, ",\"balance\":\"%s\",\"whenEmpty\":\"%s\",\"endpoints\":[",
 			balance_algo_name(e ? e->balance : BALANCE_ROUND_ROBIN),
@@ -149,8 +164,10 @@ void userspace_render(const struct plan *plan, const void *options, enum plan_fo
 {
 	const struct userspace_options *opts = options;
 
+	bool intercept = opts && opts->intercept;
+
 	if (fmt == PLAN_FORMAT_JSON)
-		render_json(plan, out);
+		render_json(plan, intercept, out);
 	else /* text and rules: no kernel tool reads the relay's listeners */
-		render_text(plan, opts && opts->workers ? opts->workers : 1, out);
+		render_text(plan, opts && opts->workers ? opts->workers : 1, intercept, out);
 }

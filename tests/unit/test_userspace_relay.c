@@ -812,6 +812,21 @@ Test(userspace_relay, render_and_failed_init_fini, .init = setup)
 	cr_assert_not_null(strstr(text, "\"endpoints\":[\"10.1.2.3:8080\",\"10.1.2.4:8080\"]"), "%s", text);
 	free(text);
 
+	/* With interception the VIP has no listener: the shared relay gets it. */
+	out = open_memstream(&text, &len);
+	userspace_backend_ops.render(&t.plan, &(struct userspace_options){ .workers = 3,
+				     .intercept = &nftables_intercept_ops }, PLAN_FORMAT_TEXT, out);
+	fclose(out);
+	cr_assert_not_null(strstr(text, "intercept 10.0.0.1:80/TCP to the shared relay -> default/web:http"),
+			   "%s", text);
+	free(text);
+	out = open_memstream(&text, &len);
+	userspace_backend_ops.render(&t.plan, &(struct userspace_options){ .workers = 3,
+				     .intercept = &nftables_intercept_ops }, PLAN_FORMAT_JSON, out);
+	fclose(out);
+	cr_assert_not_null(strstr(text, "\"intercepted\":true"), "%s", text);
+	free(text);
+
 	/* fini on state whose init never ran. */
 	priv = calloc(1, userspace_backend_ops.priv_size);
 	userspace_backend_ops.fini(priv);
