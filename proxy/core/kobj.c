@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intern.h"
+
 void kobj_health_defaults(struct health_check_cfg *ret)
 {
 	ret->enabled = false;
@@ -33,9 +35,14 @@ struct kobj_service *kobj_service_free(struct kobj_service *svc)
 {
 	if (!svc)
 		return NULL;
-	free(svc->ns);
+	if (svc->interned) {
+		intern_release(svc->ns);
+		intern_release(svc->source);
+	} else {
+		free(svc->ns);
+		free(svc->source);
+	}
 	free(svc->name);
-	free(svc->source);
 	free(svc->proxy_name);
 	free(svc->cluster_ips);
 	free(svc->external_ips);
@@ -51,26 +58,132 @@ struct kobj_slice *kobj_slice_new(void)
 	return calloc(1, sizeof(struct kobj_slice));
 }
 
+static void free_const(const char *p)
+{
+	free((void *)p);
+}
+
 struct kobj_slice *kobj_slice_free(struct kobj_slice *slice)
 {
 	if (!slice)
 		return NULL;
+	void (*release)(const char *) = slice->interned ? intern_release : free_const;
+
 	for (size_t i = 0; i < slice->n_endpoints; i++) {
 		struct kobj_endpoint *ep = &slice->endpoints[i];
-		free(ep->node_name);
-		free(ep->zone);
+		release(ep->node_name);
+		release(ep->zone);
 		for (size_t j = 0; j < ep->n_hint_zones; j++)
 			free(ep->hint_zones[j]);
 		free(ep->hint_zones);
 	}
 	free(slice->endpoints);
 	free(slice->ports);
-	free(slice->ns);
+	release(slice->ns);
 	free(slice->name);
-	free(slice->source);
-	free(slice->service_name);
+	release(slice->source);
+	release(slice->service_name);
 	free(slice);
 	return NULL;
+}
+
+/* The strings of one object to share: where each lives, and its copy. */
+struct intern_job {
+	char **fields[8];
+	size_t n;
+	char ***many;  /* further fields, for the endpoints */
+	size_t n_many, cap_many;
+};
+
+static int job_add(struct intern_job *j, char **field)
+{
+	if (!*field)
+		return 0;
+	if (j->n < sizeof(j->fields) / sizeof(j->fields[0])) {
+		j->fields[j->n++] = field;
+		return 0;
+	}
+	if (j->n_many == j->cap_many) {
+		size_t cap = j->cap_many ? j->cap_many * 2 : 32;
+		char ***m = realloc(j->many, cap * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		j->many = m;
+		j->cap_many = cap;
+	}
+	j->many[j->n_many++] = field;
+	return 0;
+}
+
+static char **job_field(const struct intern_job *j, size_t i)
+{
+	return i < j->n ? j->fields[i] : j->many[i - j->n];
+}
+
+/* Share every field of j, or none. */
+static int job_run(struct intern_job *j)
+{
+	size_t total = j->n + j->n_many, done;
+	const char **copies = malloc((total + 1) * sizeof(*copies));
+
+	if (!copies) {
+		free(j->many);
+		return -ENOMEM;
+	}
+	for (done = 0; done < total; done++)
+		if (!(copies[done] = intern(*job_field(j, done))))
+			break;
+	if (done < total) {
+		while (done--)
+			intern_release(copies[done]);
+		free(copies);
+		free(j->many);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < total; i++) {
+		char **field = job_field(j, i);
+		free(*field);
+		*field = (char *)copies[i]; /* shared: never written through */
+	}
+	free(copies);
+	free(j->many);
+	return 0;
+}
+
+int kobj_service_intern(struct kobj_service *svc)
+{
+	struct intern_job j = { .n = 0 };
+
+	if (svc->interned)
+		return 0;
+	job_add(&j, &svc->ns);
+	job_add(&j, &svc->source);
+	if (job_run(&j) < 0)
+		return -ENOMEM;
+	svc->interned = true;
+	return 0;
+}
+
+int kobj_slice_intern(struct kobj_slice *slice)
+{
+	struct intern_job j = { .n = 0 };
+
+	if (slice->interned)
+		return 0;
+	job_add(&j, &slice->ns);
+	job_add(&j, &slice->source);
+	job_add(&j, &slice->service_name);
+	for (size_t i = 0; i < slice->n_endpoints; i++) {
+		if (job_add(&j, &slice->endpoints[i].node_name) < 0 ||
+		    job_add(&j, &slice->endpoints[i].zone) < 0) {
+			free(j.many);
+			return -ENOMEM;
+		}
+	}
+	if (job_run(&j) < 0)
+		return -ENOMEM;
+	slice->interned = true;
+	return 0;
 }
 
 struct kobj_node *kobj_node_new(void)

@@ -17,6 +17,14 @@ struct kobj_slice *kobj_slice_free(struct kobj_slice *slice);
 
 /* Allocate a zeroed Node. NULL on ENOMEM. */
 struct kobj_node *kobj_node_new(void);
+
+/* Replace the strings that repeat across objects by shared copies
+ * (intern.h) and set ->interned: a service's namespace and source; a
+ * slice's namespace, source, service name and its endpoints' node names
+ * and zones. Freeing works either way. On ENOMEM the object is left as it
+ * was. 0 or -ENOMEM; an object already interned is left alone. */
+int kobj_service_intern(struct kobj_service *svc);
+int kobj_slice_intern(struct kobj_slice *slice);
 /* Free a node. Accepts NULL; returns NULL. */
 struct kobj_node *kobj_node_free(struct kobj_node *node);
 

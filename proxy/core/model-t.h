@@ -97,6 +97,9 @@ struct kobj_service {
 
 	enum balance_algo balance;       /* annotation ferry.io/balance */
 	struct health_check_cfg health;  /* annotations ferry.io/health-check* */
+	/* ns and source are shared copies (kobj_service_intern): the model
+	 * does that on upsert; sources leave it false. */
+	bool interned;
 };
 
 /* One endpoint of an EndpointSlice (one address; slices with several addresses
@@ -134,6 +137,10 @@ struct kobj_slice {
 	/* Annotation endpoints.kubernetes.io/last-change-trigger-time as Unix
 	 * seconds (network programming latency); 0 when absent or malformed. */
 	double trigger_time_s;
+	/* ns, source, service_name and the endpoints' node_name and zone are
+	 * shared copies (kobj_slice_intern): the model does that on upsert;
+	 * sources leave it false. */
+	bool interned;
 };
 
 /* This node, as the proxy sees it. */

@@ -16,14 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intern.h"
 #include "kobj.h"
 #include "log.h"
 #include "nsname_map.h"
 
 /* The slices that name one service (that service may not exist). */
 struct slice_group {
-	char *ns;
-	char *svc_name;
+	const char *ns;       /* shared copies (intern.h) */
+	const char *svc_name;
 	struct kobj_slice **slices;
 	size_t n_slices;
 	size_t cap;
@@ -104,8 +105,8 @@ static struct slice_group *slice_group_free(struct slice_group *g)
 {
 	if (!g)
 		return NULL;
-	free(g->ns);
-	free(g->svc_name);
+	intern_release(g->ns);
+	intern_release(g->svc_name);
 	free(g->slices);
 	free(g);
 	return NULL;
@@ -317,6 +318,9 @@ int model_upsert_service(struct model *m, struct kobj_service *svc)
 		kobj_service_free(svc);
 		return -EINVAL;
 	}
+	/* Namespaces and sources repeat: one shared copy each (a failure
+	 * only costs memory). */
+	(void)kobj_service_intern(svc);
 	r = nsname_map_put(&m->services, svc->ns, svc->name, svc, &old);
 	if (r < 0) {
 		kobj_service_free(svc);
@@ -384,8 +388,8 @@ static int group_add_slice(struct model *m, struct kobj_slice *slice)
 		g = calloc(1, sizeof(*g));
 		if (!g)
 			return -ENOMEM;
-		g->ns = strdup(slice->ns);
-		g->svc_name = strdup(svc_name);
+		g->ns = intern(slice->ns);
+		g->svc_name = intern(svc_name);
 		if (!g->ns || !g->svc_name || nsname_map_put(&m->groups, g->ns, g->svc_name, g, NULL) < 0) {
 			slice_group_free(g);
 			return -ENOMEM;
@@ -424,6 +428,9 @@ int model_upsert_slice(struct model *m, struct kobj_slice *slice)
 		kobj_slice_free(slice);
 		return -EINVAL;
 	}
+	/* Node names, zones, namespaces repeat across a million endpoints:
+	 * one shared copy each (a failure only costs memory). */
+	(void)kobj_slice_intern(slice);
 	/* Add to the new group first: if that fails, nothing has changed. */
 	r = group_add_slice(m, slice);
 	if (r < 0) {
