@@ -486,7 +486,9 @@ static pid_t start_kapi(const char *kapi, const char *dir, int n_svc, int per, i
 	}
 	*ret_port = 0;
 	snprintf(path, sizeof(path), "%s/port", dir);
-	for (int i = 0; i < 600 && !*ret_port; i++) {
+	/* The server loads the whole state first: a minute or more at 100k
+	 * services on a loaded machine. */
+	for (int i = 0; i < 6000 && !*ret_port; i++) {
 		FILE *f = fopen(path, "r");
 		if (f) {
 			if (fscanf(f, "%d", ret_port) != 1)
@@ -579,6 +581,12 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 	if (!mkdtemp(dir) || !lat || !own || !backend || !lr || pipe(pfd) < 0)
 		return;
 	kpid = start_kapi(o->kapi, dir, n_svc, per, &port);
+	if (!port) {
+		fprintf(stderr, "e2e: the test API server did not start within 300 s\n");
+		kill(kpid, SIGTERM);
+		waitpid(kpid, NULL, 0);
+		return;
+	}
 	snprintf(master, sizeof(master), "http://127.0.0.1:%d", port);
 	fpid = fork();
 	if (fpid == 0) {
@@ -621,11 +629,11 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 	lr->fd = pfd[0];
 	/* The first sync (every frontend opened) ends the start-up. */
 	t0 = now_s();
-	while ((r = read_line(lr, line, sizeof(line), t0 + 300)) == 1 &&
+	while ((r = read_line(lr, line, sizeof(line), t0 + 900)) == 1 &&
 	       !strstr(line, "sync: full sync") && !strstr(line, "sync: backend"))
 		;
 	if (r != 1 || !strstr(line, "sync: full sync")) {
-		fprintf(stderr, "e2e: ferry did not sync within 300 s (last line: %s)\n", line);
+		fprintf(stderr, "e2e: ferry did not sync within 900 s (last line: %s)\n", line);
 		goto out;
 	}
 	printf("e2e: ferry run --backend %s synced %d services / %d endpoints through the test API server in "

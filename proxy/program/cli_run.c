@@ -2,6 +2,7 @@
  * signal. The control thread runs one event loop: the source's fd, the
  * signalfd and the sync runner's timers. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,11 @@ static void run_on_plan_synced(const struct plan *plan, const struct plan_diff *
 	}
 	if (st->warner)
 		annotation_warner_check(st->warner, plan, diff);
+	/* A full sync follows a load or a resync, which leave freed memory
+	 * behind (decoded documents, the plan before, kernel messages): give
+	 * it back, so that the RSS shows what ferry holds. */
+	if (!diff)
+		malloc_trim(0);
 }
 
 static void run_on_attempt(bool full, int result, uint64_t duration_us, void *userdata)
