@@ -8,7 +8,9 @@
 # adds the path ferry-base, the same ferry measured from OTHER_BUILD.
 # INTERCEPT=on adds ferry-intercept (and ferry-base-intercept): ferry with
 # --intercept on, reached at a cluster IP no interface holds
-# (10.201.101.10:8080), which nftables redirects to the relay.
+# (10.201.101.10:8080), which nftables redirects to the relay. PLAIN=off
+# and HAPROXY=off leave out the ferry path on a local VIP and HAProxy (for
+# many short alternating runs of one comparison).
 #
 # Topology, three network namespaces made here and removed on exit:
 #
@@ -46,6 +48,8 @@ OUT=${OUT:-/tmp/ferry-relay-results}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-170}
 BASE=${BASE:-}
 INTERCEPT=${INTERCEPT:-off}
+PLAIN=${PLAIN:-on}
+HAPROXY=${HAPROXY:-on}
 
 RB=$BUILD/bench/relay_bench
 FERRY=$BUILD/ferry
@@ -72,7 +76,7 @@ cleanup() {
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
 [ -x "$RB" ] || die "$RB not built (make relay_bench)"
-command -v haproxy >/dev/null || die "haproxy not installed"
+[ "$HAPROXY" = off ] || command -v haproxy >/dev/null || die "haproxy not installed"
 
 # Re-run the body under a hard time limit (the trap cleans up either way).
 if [ -z "${RELAY_BENCH_INNER:-}" ]; then
@@ -271,19 +275,23 @@ ferry_path() {
 	fi
 }
 
-ferry_path ferry "$FERRY" 10.201.100.10:8080
-[ -n "$BASE" ] && ferry_path ferry-base "$BASE/ferry" 10.201.100.10:8080
+if [ "$PLAIN" = on ]; then
+	ferry_path ferry "$FERRY" 10.201.100.10:8080
+	[ -n "$BASE" ] && ferry_path ferry-base "$BASE/ferry" 10.201.100.10:8080
+fi
 if [ "$INTERCEPT" = on ]; then
 	ferry_path ferry-intercept "$FERRY" 10.201.101.10:8080 --intercept on
 	[ -n "$BASE" ] && ferry_path ferry-base-intercept "$BASE/ferry" 10.201.101.10:8080 --intercept on
 fi
 
-ip netns exec "$NS_P" haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
-HPID=$!
-PIDS+=("$HPID")
-sleep 0.2
-measure haproxy 10.201.100.10:8081 "$HPID"
-kill -TERM "$HPID" 2>/dev/null
+if [ "$HAPROXY" = on ]; then
+	ip netns exec "$NS_P" haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
+	HPID=$!
+	PIDS+=("$HPID")
+	sleep 0.2
+	measure haproxy 10.201.100.10:8081 "$HPID"
+	kill -TERM "$HPID" 2>/dev/null
+fi
 
 # ---- report ------------------------------------------------------------
 base_gbps=$(echo "${RESULTS[0]}" | cut -d, -f2)

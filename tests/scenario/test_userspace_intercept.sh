@@ -16,8 +16,8 @@ echo_start "$B" b1 10.0.2.2:9000 "[fd00:2::2]:9000"
 echo_start "$B" b2 10.0.2.3:9000
 svc_yaml "$T/manifests/svc.yaml" web ip=10.96.0.10 ports=http/TCP/80/9000,dns/UDP/53/9000
 eps_yaml "$T/manifests/eps.yaml" web-1 web http/TCP/9000,dns/UDP/9000 -- 10.0.2.2 10.0.2.3
-svc_yaml "$T/manifests/svc6.yaml" web6 ip=fd00:96::10 ports=http/TCP/80/9000
-eps_yaml "$T/manifests/eps6.yaml" web6-1 web6 http/TCP/9000 -- fd00:2::2
+svc_yaml "$T/manifests/svc6.yaml" web6 ip=fd00:96::10 ports=http/TCP/80/9000,dns/UDP/53/9000
+eps_yaml "$T/manifests/eps6.yaml" web6-1 web6 http/TCP/9000,dns/UDP/9000 -- fd00:2::2
 
 # us_ferry_start PATTERN ARGS: ferry (userspace) on N, until its log says
 # PATTERN (its listeners are open, or its redirects programmed).
@@ -56,7 +56,7 @@ ip netns exec "$N" nft list tables 2>/dev/null | grep -q ferry_intercept &&
 us_ferry_stop
 
 say "--intercept on"
-us_ferry_start "intercept: 3 redirects" --intercept on --workers 2
+us_ferry_start "intercept: 4 redirects" --intercept on --workers 2
 grep -q "listening on 10.96.0.10" "$FERRY_LOG" && fail "an intercepted VIP got a listener of its own"
 tcp_relay=$(sed -n 's/.*userspace: relay 0\.0\.0\.0:\([0-9]*\)\/TCP receives intercepted.*/\1/p' "$FERRY_LOG")
 [ -n "$tcp_relay" ] || fail "no shared TCP relay socket"
@@ -81,11 +81,14 @@ wait_answer "$C" tcp "[fd00:96::10]:80" b1
 seen=$(answer_of "$C" tcp "[fd00:96::10]:80" | awk '{print $2}')
 say "  TCP over IPv6 from the client: backend saw $seen"
 case "$seen" in "[fd00:2::1]:"*) ;; *) fail "IPv6: backend saw $seen, expected the node fd00:2::1" ;; esac
+# UDP over IPv6: the flow's service comes from conntrack (IPv6 tuple).
+wait_answer "$C" udp "[fd00:96::10]:53" b1
 
 say "from the node itself"
 wait_answer "$N" tcp 10.96.0.10:80
 wait_answer "$N" udp 10.96.0.10:53
 wait_answer "$N" tcp "[fd00:96::10]:80"
+wait_answer "$N" udp "[fd00:96::10]:53"
 
 say "SIGTERM removes the interception tables"
 ip netns exec "$N" nft list tables | grep -q "ip ferry_intercept" || fail "no ip ferry_intercept table while running"
