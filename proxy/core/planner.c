@@ -900,13 +900,17 @@ static void build_done(struct build *b)
 
 /* ---- node port addresses ---- */
 
-/* This node's address of family: the Node object's first (InternalIPs
- * come first), else the source of the host's default route. */
-static struct inet_addr node_ip(const struct model *m, sa_family_t family)
+/* This node's address of family: kube-proxy's bindAddress when given
+ * (node_ip_override), else the Node object's first (InternalIPs come
+ * first), else the source of the host's default route. */
+static struct inet_addr node_ip(const struct planner *p, const struct model *m, sa_family_t family)
 {
 	const struct kobj_node *node = model_node(m);
 	const struct host_addrs *h = model_host_addrs(m);
 	struct inet_addr none = { 0 };
+
+	if (p->cfg.node_ip_override.family == family)
+		return p->cfg.node_ip_override;
 
 	for (size_t i = 0; node && i < node->n_addrs; i++)
 		if (node->addrs[i].family == family && !inet_addr_is_loopback(&node->addrs[i]))
@@ -957,7 +961,7 @@ static int np_resolve(const struct planner *p, const struct model *m, sa_family_
 	}
 	named |= p->cfg.nodeport_localhost;
 	if (p->cfg.nodeport_primary) {
-		struct inet_addr ip = node_ip(m, family);
+		struct inet_addr ip = node_ip(p, m, family);
 		if (ip.family) {
 			named = true;
 			if ((r = np_add(w, &ip)) < 0)
@@ -1064,8 +1068,8 @@ static int build_init(struct build *b, struct planner *p, const struct model *m)
 	b->p = p;
 	b->m = m;
 	b->node = model_node(m);
-	b->node_ip[0] = node_ip(m, AF_INET);
-	b->node_ip[1] = node_ip(m, AF_INET6);
+	b->node_ip[0] = node_ip(p, m, AF_INET);
+	b->node_ip[1] = node_ip(p, m, AF_INET6);
 	r = np_resolve(p, m, AF_INET, &b->np[0]);
 	if (r == 0)
 		r = np_resolve(p, m, AF_INET6, &b->np[1]);

@@ -25,6 +25,10 @@ struct planner_config {
 	bool nodeport_primary;
 	bool nodeport_localhost;
 	bool nodeport_all;
+	/* kube-proxy's bindAddress when it is a specific address: this
+	 * node's address of its family (what "primary" and the load-balancer
+	 * source ranges go by), before the Node object. family 0: none. */
+	struct inet_addr node_ip_override;
 	/* --service-cluster-ip-range: the service CIDRs (joined with the
 	 * model's, from the API's ServiceCIDR objects): plan.service_cidrs. */
 	const struct inet_prefix *service_cidrs;

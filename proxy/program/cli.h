@@ -78,7 +78,7 @@ struct cli_options {
 	const char *metrics_bind;
 	/* --config FILE: the loaded KubeProxyConfiguration, or NULL. */
 	const struct kube_proxy_config *config;
-	const char *bind_address;    /* bindAddress, --bind-address (checked, not used) */
+	const char *bind_address;    /* bindAddress, --bind-address: a specific one is the node's address */
 	bool cleanup;                /* --cleanup (kube-proxy's): ferry run cleans up and exits */
 	struct kube_proxy_conntrack conntrack; /* conntrack.*, --conntrack-* */
 	int oom_score_adj;           /* oomScoreAdj, --oom-score-adj */

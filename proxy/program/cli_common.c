@@ -26,6 +26,13 @@ void cli_planner_config(const struct cli_options *o, const struct backend_ops *o
 		.topology_hints = true,
 		.masquerade_all = o->masquerade_all,
 	};
+	/* kube-proxy: a specific bindAddress is this node's address of its
+	 * family (0.0.0.0 and :: leave it to the Node object). */
+	if (o->bind_address) {
+		struct inet_addr a;
+		if (inet_addr_parse(o->bind_address, &a) == 0 && !inet_addr_is_any(&a))
+			ret->node_ip_override = a;
+	}
 	/* kube-proxy's default differs per mode: primary for nftables, every
 	 * address for IPVS (and iptables). */
 	if (!o->nodeport_set && ops) {

@@ -663,9 +663,8 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 				fprintf(stderr, "ferry: %s: '%s' is not an IP address\n", name, optarg);
 				return -1;
 			}
-			if (!inet_addr_is_any(&a))
-				log_warn("%s %s is not used by ferry (the node's primary address comes from the Node "
-					 "object, standalone from the default route); ignored", name, optarg);
+			/* A specific address is this node's address of its
+			 * family (cli_planner_config), as in kube-proxy. */
 			o->bind_address = optarg;
 			break;
 		}

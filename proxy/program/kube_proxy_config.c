@@ -721,11 +721,7 @@ static int kpc_top(struct kube_proxy_config *cfg, const json_t *top, struct cli_
 		struct inet_addr a;
 		if (inet_addr_parse(cfg->bind_address, &a) < 0)
 			return kpc_fail(cfg, "bindAddress: '%s' is not an IP address", cfg->bind_address);
-		o->bind_address = cfg->bind_address;
-		if (!inet_addr_is_any(&a))
-			kpc_warn(cfg, "bindAddress: %s is not used by ferry (the node's primary address comes from "
-				      "the Node object, standalone from the default route); ignored",
-				 cfg->bind_address);
+		o->bind_address = cfg->bind_address; /* a specific one is the node's address (planner) */
 	}
 	if (kpc_bind(cfg, top, "healthzBindAddress", cfg->healthz_bind, sizeof(cfg->healthz_bind),
 		     KUBE_PROXY_HEALTHZ_PORT, &o->healthz_bind) < 0 ||

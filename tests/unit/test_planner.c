@@ -73,6 +73,7 @@ struct t_case {
 	const char *host_default; /* the default routes' source addresses (model) */
 	bool no_topology;
 	bool masquerade_all;     /* planner config: --masquerade-all */
+	const char *node_ip;     /* planner config: kube-proxy's bindAddress (node_ip_override) */
 	const char *expect;
 };
 
@@ -351,6 +352,8 @@ static void env_init(struct env *env, const struct t_case *c)
 	free(copy);
 	cfg.nodeport_prefixes = env->prefixes;
 	cfg.n_nodeport_prefixes = n;
+	if (c->node_ip)
+		cr_assert_eq(inet_addr_parse(c->node_ip, &cfg.node_ip_override), 0);
 	env->m = model_new();
 	env->p = planner_new(&cfg);
 	cr_assert(env->m && env->p);
@@ -844,6 +847,21 @@ static const struct t_case cases[] = {
 			  "F node-port 0.0.0.0:30080/TCP -> default/web:http/TCP masq\n"
 			  "F load-balancer 203.0.113.5:80/TCP -> default/web:http/TCP masq ranges=192.168.0.0/16,203.0.113.5/32,203.0.113.6/32\n"
 			  "F load-balancer 203.0.113.6:80/TCP -> default/web:http/TCP masq ranges=192.168.0.0/16,203.0.113.5/32,203.0.113.6/32\n"
+			  "E default/web:http/TCP =\n",
+	},
+	{
+		/* kube-proxy's detectNodeIPs: a specific bindAddress is the
+		 * node IP of its family, before the Node object. */
+		.name = "bindAddress is the node's address: primary node port and source ranges",
+		.np_primary = true,
+		.node_name = "n1",
+		.node_addrs = "192.168.1.5",
+		.node_ip = "10.9.9.9",
+		.svcs = { WEB(.type = SVC_TYPE_LOAD_BALANCER, .ports = "http/TCP/80/30080/8080",
+			      .lb_ips = "203.0.113.5", .ranges = "10.9.0.0/16") },
+		.expect = "F cluster-ip 10.0.0.10:80/TCP -> default/web:http/TCP\n"
+			  "F node-port 10.9.9.9:30080/TCP -> default/web:http/TCP masq\n"
+			  "F load-balancer 203.0.113.5:80/TCP -> default/web:http/TCP masq ranges=10.9.0.0/16,203.0.113.5/32\n"
 			  "E default/web:http/TCP =\n",
 	},
 	{
