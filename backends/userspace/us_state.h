@@ -33,7 +33,9 @@ struct us_frontend;
 /* What one endpoint set compiles to. Replaced as a whole when the set
  * changes; the pool object holding it stays. */
 struct us_pool_data {
-	struct balancer_endpoint **eps; /* references, in the plan's order */
+	/* In the plan's order: the balancer's own array once it exists
+	 * (borrowed, no second copy), the references while it is built. */
+	struct balancer_endpoint **eps;
 	size_t n_eps;
 	struct balancer_affinity *affinity;
 	struct balancer *balancer;

@@ -24,9 +24,12 @@ const char *us_epset_key(const struct plan_epset *e)
 
 static void pool_data_done(struct us_pool_data *d)
 {
-	for (size_t i = 0; i < d->n_eps; i++)
-		balancer_endpoint_unref(d->eps[i]);
-	free(d->eps);
+	/* With a balancer, eps is its array (pool_build). */
+	if (!d->balancer) {
+		for (size_t i = 0; i < d->n_eps; i++)
+			balancer_endpoint_unref(d->eps[i]);
+		free(d->eps);
+	}
 	balancer_affinity_unref(d->affinity);
 	balancer_unref(d->balancer);
 	memset(d, 0, sizeof(*d));
@@ -185,6 +188,12 @@ static int pool_build(struct userspace *u, struct us_pool_data *d, const struct 
 	d->balancer = balancer_new(e->balance, d->eps, d->n_eps, d->affinity);
 	if (!d->balancer)
 		goto nomem;
+	/* The balancer holds the same endpoints in the same order: keep its
+	 * array only (one pointer per endpoint less). */
+	for (size_t i = 0; i < d->n_eps; i++)
+		balancer_endpoint_unref(d->eps[i]);
+	free(d->eps);
+	d->eps = d->balancer->eps;
 	u->stats.pools_built++;
 	return 0;
 nomem:
