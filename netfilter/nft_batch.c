@@ -3,6 +3,7 @@
 #include "nft_batch.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@ struct nft_batch_msg {
 struct nft_batch {
 	char *buf;
 	size_t len, cap;
+	/* Bytes [0, dirty) of buf may hold old messages; the rest is zero.
+	 * A message's room is zeroed from that, not whole (96 KiB each). */
+	size_t dirty;
+	bool open;         /* a message begun and not ended */
 	struct nft_batch_msg *msgs;
 	size_t n_msgs, cap_msgs;
 	uint32_t seq;      /* next sequence number */
@@ -91,8 +96,17 @@ struct nft_batch *nft_batch_free(struct nft_batch *b)
 	return NULL;
 }
 
+/* A message begun and never ended may have written anywhere in its room. */
+static void batch_close_open(struct nft_batch *b)
+{
+	if (b->open && b->dirty < b->len + NFT_BATCH_MSG_MAX)
+		b->dirty = b->len + NFT_BATCH_MSG_MAX;
+	b->open = false;
+}
+
 void nft_batch_clear(struct nft_batch *b)
 {
+	batch_close_open(b);
 	b->len = 0;
 	b->n_msgs = 0;
 }
@@ -100,6 +114,9 @@ void nft_batch_clear(struct nft_batch *b)
 struct nlmsghdr *nft_batch_msg_begin(struct nft_batch *b, uint16_t type, uint16_t family,
 				     uint16_t flags, const char *desc)
 {
+	size_t zero_end;
+
+	batch_close_open(b);
 	if (b->cap - b->len < NFT_BATCH_MSG_MAX) {
 		size_t cap = b->cap ? b->cap * 2 : 4 * NFT_BATCH_MSG_MAX;
 		char *buf;
@@ -109,6 +126,8 @@ struct nlmsghdr *nft_batch_msg_begin(struct nft_batch *b, uint16_t type, uint16_
 		buf = realloc(b->buf, cap);
 		if (!buf)
 			return NULL;
+		/* New room is zero, as the rest past dirty. */
+		memset(buf + b->cap, 0, cap - b->cap);
 		b->buf = buf;
 		b->cap = cap;
 	}
@@ -123,14 +142,28 @@ struct nlmsghdr *nft_batch_msg_begin(struct nft_batch *b, uint16_t type, uint16_
 	}
 	snprintf(b->msgs[b->n_msgs].desc, sizeof(b->msgs[b->n_msgs].desc), "%s", desc ? desc : "");
 	b->msgs[b->n_msgs].off = b->len;
-	memset(b->buf + b->len, 0, NFT_BATCH_MSG_MAX);
+	/* The room is zero (libnftnl leaves some padding unwritten): only
+	 * what earlier messages used needs clearing. */
+	zero_end = b->dirty < b->len + NFT_BATCH_MSG_MAX ? b->dirty : b->len + NFT_BATCH_MSG_MAX;
+	if (zero_end > b->len)
+		memset(b->buf + b->len, 0, zero_end - b->len);
+	b->open = true;
 	return nftnl_nlmsg_build_hdr(b->buf + b->len, type, family, flags | NLM_F_ACK, b->seq++);
+}
+
+void nft_batch_msg_describe(struct nft_batch *b, const char *desc)
+{
+	if (b->open)
+		snprintf(b->msgs[b->n_msgs].desc, sizeof(b->msgs[b->n_msgs].desc), "%s", desc ? desc : "");
 }
 
 void nft_batch_msg_end(struct nft_batch *b, struct nlmsghdr *nlh)
 {
 	b->msgs[b->n_msgs].len = NLMSG_ALIGN(nlh->nlmsg_len);
 	b->len += NLMSG_ALIGN(nlh->nlmsg_len);
+	if (b->dirty < b->len)
+		b->dirty = b->len;
+	b->open = false;
 	b->n_msgs++;
 }
 

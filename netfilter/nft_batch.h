@@ -46,12 +46,15 @@ struct nft_batch *nft_batch_free(struct nft_batch *b);
 void nft_batch_clear(struct nft_batch *b);
 
 /* Start a message of type (NFT_MSG_*) for family with flags (NLM_F_ACK is
- * added): returns a header with NFT_BATCH_MSG_MAX bytes of room behind it for
- * the libnftnl payload builders, or NULL on allocation failure. desc (copied,
+ * added): returns a header with NFT_BATCH_MSG_MAX zeroed bytes of room behind
+ * it for the libnftnl payload builders, or NULL on allocation failure. desc (copied,
  * truncated) names it in errors. The pointer stays valid until
  * nft_batch_msg_end, which must be called before the next begin. */
 struct nlmsghdr *nft_batch_msg_begin(struct nft_batch *b, uint16_t type, uint16_t family,
 				     uint16_t flags, const char *desc);
+/* Replace the description of the message begun and not yet ended (for a
+ * builder that knows what it holds only at its end). No-op when none is. */
+void nft_batch_msg_describe(struct nft_batch *b, const char *desc);
 /* Account for the message begun last (its nlmsg_len is final). */
 void nft_batch_msg_end(struct nft_batch *b, struct nlmsghdr *nlh);
 

@@ -9,6 +9,7 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/set.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 
@@ -138,70 +139,90 @@ void nft_setelem_writer_init(struct nft_setelem_writer *w, struct nft_batch *b, 
 	w->max_per_msg = max_per_msg;
 }
 
-/* Append the message being filled, if any, and start none. */
+/* Close the message being filled, if any, and start none. Its
+ * description, which names its element count, is only known here. */
 static int writer_flush(struct nft_setelem_writer *w)
 {
-	char desc[96];
-	int r = 0;
+	char desc[256];
 
-	if (!w->s)
-		return 0;
-	if (!w->err) {
-		snprintf(desc, sizeof(desc), "%s %zu elements %s %s %s %s (from index %zu)", w->add ? "add" : "delete",
-			 w->n, w->add ? "to" : "from", nft_family_name(w->family),
-			 nftnl_set_get_str(w->s, NFTNL_SET_TABLE), nftnl_set_get_str(w->s, NFTNL_SET_NAME), w->done);
-		r = nft_batch_set_elems(w->b, w->s, nft_nfproto(w->family), w->add, desc);
-		if (r < 0)
-			w->err = r;
-	}
-	nftnl_set_free(w->s); /* and its elements */
-	w->s = NULL;
+	if (!w->nlh)
+		return w->err;
+	mnl_attr_nest_end(w->nlh, w->list);
+	snprintf(desc, sizeof(desc), "%s %zu elements %s %s %s %s (from index %zu)", w->add ? "add" : "delete", w->n,
+		 w->add ? "to" : "from", nft_family_name(w->family), w->table, w->set, w->done);
+	nft_batch_msg_describe(w->b, desc);
+	nft_batch_msg_end(w->b, w->nlh);
+	w->nlh = NULL;
+	w->list = NULL;
 	w->done += w->n;
 	w->n = 0;
 	w->list_len = 0;
 	return w->err;
 }
 
-/* Whether the message being filled is for set of table in family. */
+/* Whether the message being filled is for set of table in family. The
+ * callers pass the same few names again and again: pointers first. */
 static bool writer_same_set(const struct nft_setelem_writer *w, int family, const char *table, const char *set)
 {
-	return w->family == family && strcmp(nftnl_set_get_str(w->s, NFTNL_SET_NAME), set) == 0 &&
-	       strcmp(nftnl_set_get_str(w->s, NFTNL_SET_TABLE), table) == 0;
+	return w->family == family && (w->set_ptr == set || strcmp(w->set, set) == 0) &&
+	       (w->table_ptr == table || strcmp(w->table, table) == 0);
+}
+
+/* A nest of type holding one NFTA_DATA_VALUE of len bytes. */
+static void put_value_nest(struct nlmsghdr *nlh, uint16_t type, const void *value, size_t len)
+{
+	struct nlattr *nest = mnl_attr_nest_start(nlh, type);
+
+	mnl_attr_put(nlh, NFTA_DATA_VALUE, len, value);
+	mnl_attr_nest_end(nlh, nest);
 }
 
 int nft_setelem_writer_add(struct nft_setelem_writer *w, int family, const char *table, const char *set,
 			   const struct nft_setelem *e)
 {
 	size_t bytes = nft_setelem_list_bytes(e, w->add);
-	struct nftnl_set_elem *ne;
+	struct nlattr *item;
 
 	if (w->err)
 		return w->err;
-	if (w->s && (!writer_same_set(w, family, table, set) || (w->max_per_msg && w->n == w->max_per_msg) ||
-		     w->list_len + bytes > NFT_SETELEM_LIST_MAX) &&
-	    writer_flush(w) < 0)
-		return w->err;
-	if (!w->s) {
-		if (!(w->s = nftnl_set_alloc()))
+	if (strlen(table) >= sizeof(w->table) || strlen(set) >= sizeof(w->set))
+		return w->err = -ENAMETOOLONG;
+	if (w->nlh && (!writer_same_set(w, family, table, set) || (w->max_per_msg && w->n == w->max_per_msg) ||
+		       w->list_len + bytes > NFT_SETELEM_LIST_MAX))
+		writer_flush(w);
+	if (!w->nlh) {
+		/* Written straight into the batch: no libnftnl object per
+		 * element (a million of them at 100k services). */
+		w->nlh = nft_batch_msg_begin(w->b, w->add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
+					     nft_nfproto(family), w->add ? NLM_F_CREATE : 0, NULL);
+		if (!w->nlh)
 			return w->err = -ENOMEM;
-		nftnl_set_set_str(w->s, NFTNL_SET_TABLE, table);
-		nftnl_set_set_str(w->s, NFTNL_SET_NAME, set);
-		nftnl_set_set_u32(w->s, NFTNL_SET_FAMILY, nft_nfproto(family));
 		w->family = family;
+		snprintf(w->table, sizeof(w->table), "%s", table);
+		snprintf(w->set, sizeof(w->set), "%s", set);
+		w->table_ptr = table;
+		w->set_ptr = set;
+		mnl_attr_put_strz(w->nlh, NFTA_SET_ELEM_LIST_TABLE, table);
+		mnl_attr_put_strz(w->nlh, NFTA_SET_ELEM_LIST_SET, set);
+		w->list = mnl_attr_nest_start(w->nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
 	}
-	if (!(ne = nftnl_set_elem_alloc()))
-		return w->err = -ENOMEM;
-	nftnl_set_elem_set(ne, NFTNL_SET_ELEM_KEY, e->key, (uint32_t)e->key_len);
+	item = mnl_attr_nest_start(w->nlh, NFTA_LIST_ELEM);
+	put_value_nest(w->nlh, NFTA_SET_ELEM_KEY, e->key, e->key_len);
 	if (e->key_end)
-		nftnl_set_elem_set(ne, NFTNL_SET_ELEM_KEY_END, e->key_end, (uint32_t)e->key_end_len);
+		put_value_nest(w->nlh, NFTA_SET_ELEM_KEY_END, e->key_end, e->key_end_len);
 	if (w->add && e->has_verdict) {
-		nftnl_set_elem_set_u32(ne, NFTNL_SET_ELEM_VERDICT, e->verdict);
+		struct nlattr *data = mnl_attr_nest_start(w->nlh, NFTA_SET_ELEM_DATA);
+		struct nlattr *verdict = mnl_attr_nest_start(w->nlh, NFTA_DATA_VERDICT);
+
+		mnl_attr_put_u32(w->nlh, NFTA_VERDICT_CODE, htonl(e->verdict));
 		if (e->chain)
-			nftnl_set_elem_set_str(ne, NFTNL_SET_ELEM_CHAIN, e->chain);
+			mnl_attr_put_strz(w->nlh, NFTA_VERDICT_CHAIN, e->chain);
+		mnl_attr_nest_end(w->nlh, verdict);
+		mnl_attr_nest_end(w->nlh, data);
 	} else if (w->add && e->data) {
-		nftnl_set_elem_set(ne, NFTNL_SET_ELEM_DATA, e->data, (uint32_t)e->data_len);
+		put_value_nest(w->nlh, NFTA_SET_ELEM_DATA, e->data, e->data_len);
 	}
-	nftnl_set_elem_add(w->s, ne); /* the set owns it */
+	mnl_attr_nest_end(w->nlh, item);
 	w->n++;
 	w->list_len += bytes;
 	return 0;
@@ -209,6 +230,5 @@ int nft_setelem_writer_add(struct nft_setelem_writer *w, int family, const char 
 
 int nft_setelem_writer_finish(struct nft_setelem_writer *w)
 {
-	writer_flush(w);
-	return w->err;
+	return writer_flush(w);
 }

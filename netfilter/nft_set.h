@@ -27,6 +27,9 @@
 
 #include "inet.h"
 
+struct nlattr;
+struct nlmsghdr;
+
 struct nft_batch;
 struct nftnl_set;
 
@@ -111,9 +114,12 @@ struct nft_setelem_writer {
 	struct nft_batch *b;
 	bool add;
 	size_t max_per_msg;         /* the caller's cap, 0: none */
-	struct nftnl_set *s;        /* the message being filled; NULL: none */
-	int family;                 /* of s */
-	size_t n, list_len;         /* elements in s, and the length of their list attribute */
+	struct nlmsghdr *nlh;       /* the message being filled, in b; NULL: none */
+	struct nlattr *list;        /* its element list */
+	int family;                 /* of that message */
+	const char *table_ptr, *set_ptr; /* the names as last passed (compared first) */
+	char table[64], set[64];    /* the names of that message */
+	size_t n, list_len;         /* elements in it, and the length of their list attribute */
 	size_t done;                /* elements in earlier messages */
 	int err;                    /* first failure */
 };
@@ -122,9 +128,12 @@ struct nft_setelem_writer {
  * elements of one message below what the attribute holds (0: no cap). */
 void nft_setelem_writer_init(struct nft_setelem_writer *w, struct nft_batch *b, bool add, size_t max_per_msg);
 
-/* Write e, an element of set in family's table. It joins the current
- * message when that is for the same set and has room, else a new one is
- * started. 0, or -ENOMEM (kept: nft_setelem_writer_finish returns it). */
+/* Write e, an element of set in family's table, straight into the batch
+ * (no libnftnl object). It joins the current message when that is for the
+ * same set and has room, else a new one is started. While a writer has a
+ * message open nothing else may be appended to the batch. 0, -ENOMEM or
+ * -ENAMETOOLONG (a table or set name of 64 bytes or more); an error is
+ * kept: nft_setelem_writer_finish returns it. */
 int nft_setelem_writer_add(struct nft_setelem_writer *w, int family, const char *table, const char *set,
 			   const struct nft_setelem *e);
 
