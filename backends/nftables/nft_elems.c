@@ -16,6 +16,23 @@ void nft_elem_vec_done(struct nft_elem_vec *vec)
 	memset(vec, 0, sizeof(*vec));
 }
 
+int nft_elem_vec_reserve(struct nft_elem_vec *vec, size_t extra)
+{
+	size_t cap = vec->cap ? vec->cap : 16;
+	struct nft_elem *v;
+
+	if (vec->cap - vec->n >= extra)
+		return 0;
+	while (cap - vec->n < extra)
+		cap *= 2;
+	v = realloc(vec->v, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	vec->v = v;
+	vec->cap = cap;
+	return 0;
+}
+
 struct nft_elem *nft_elem_vec_push(struct nft_elem_vec *vec)
 {
 	if (vec->n == vec->cap) {
@@ -197,6 +214,10 @@ int nft_frontend_elems(const struct plan_frontend *fe, const struct nft_elems_cf
 	/* Only endpoints of the frontend's family can be DNAT targets. */
 	if (eligible_of(eps, family, &eligible, &n) < 0 ||
 	    eligible_of(fe->short_circuit, family, &sc_eligible, &n_sc) < 0)
+		goto oom;
+	/* Room for all of them at once: slots (two forms for affinity), a
+	 * hairpin per endpoint, a few more; no growth step by step. */
+	if (nft_elem_vec_reserve(out, 3 * (n + n_sc) + 8) < 0)
 		goto oom;
 
 	if (n == 0) {

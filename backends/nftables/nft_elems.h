@@ -47,6 +47,9 @@ int nft_vmap_slot_keys(const struct nft_elem *v, uint32_t masq_mark, struct nft_
  * of memory. */
 struct nft_elem *nft_elem_vec_push(struct nft_elem_vec *vec);
 
+/* Room for extra more elements without reallocating. 0 or -ENOMEM. */
+int nft_elem_vec_reserve(struct nft_elem_vec *vec, size_t extra);
+
 /* Free the array's storage and reset it. */
 void nft_elem_vec_done(struct nft_elem_vec *vec);
 

@@ -26,6 +26,9 @@ struct dump_ctx {
 	int (*each)(const struct nlmsghdr *nlh, void *data);
 };
 
+/* What a set dump reports its progress to (NULL: nothing). */
+static const struct nft_read_progress *dump_progress;
+
 static int dump_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct dump_ctx *d = data;
@@ -74,6 +77,8 @@ static int dump(struct mnl_socket *nl, uint16_t msg_type, int family, uint16_t n
 			break;
 		}
 		r = mnl_cb_run(buf, (size_t)n, seq, portid, dump_cb, &d);
+		if (dump_progress && dump_progress->fn)
+			dump_progress->fn(dump_progress->ctx);
 		if (r == MNL_CB_ERROR) {
 			r = -errno;
 			break;
@@ -283,11 +288,16 @@ static int set_each(const struct nlmsghdr *nlh, void *data)
 	return 0;
 }
 
-int nft_read_set(struct mnl_socket *nl, int family, enum nft_set_id set, struct nft_elem_vec *out)
+int nft_read_set(struct mnl_socket *nl, int family, enum nft_set_id set, struct nft_elem_vec *out,
+		 const struct nft_read_progress *progress)
 {
 	struct set_ctx s = { .set = set, .family = family, .out = out };
+	int r;
 
-	return dump(nl, NFT_MSG_GETSETELEM, family, NFTA_SET_ELEM_LIST_SET, nft_set_name(set), set_each, &s);
+	dump_progress = progress;
+	r = dump(nl, NFT_MSG_GETSETELEM, family, NFTA_SET_ELEM_LIST_SET, nft_set_name(set), set_each, &s);
+	dump_progress = NULL;
+	return r;
 }
 
 /* ---- elements by key ---- */

@@ -25,11 +25,21 @@ int nft_read_tag(struct mnl_socket *nl, int family, char *buf, size_t len);
  * caller frees; NULL when none) and *ret_n. Returns 0 or -errno. */
 int nft_read_chains(struct mnl_socket *nl, int family, char (**ret)[NFT_CHAIN_NAME_MAX], size_t *ret_n);
 
-/* Append every element of family's set to out. Returns 0, -ENOENT when the
- * set is absent, -EPROTO when an element is not one ferry writes, -EINTR
- * when the set changed during the dump, -ENOMEM or another -errno. On error
- * out may hold some of the elements. */
-int nft_read_set(struct mnl_socket *nl, int family, enum nft_set_id set, struct nft_elem_vec *out);
+/* Called while a dump runs, after every message read (a few hundred to
+ * a few thousand elements each), for the caller to report progress. */
+struct nft_read_progress {
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+
+/* Append every element of family's set to out. progress (may be NULL) is
+ * called as the dump goes. Returns 0, -ENOENT when the set is absent,
+ * -EPROTO when an element is not one ferry writes, -EINTR when the set
+ * changed during the dump, -ENOMEM or another -errno. On error out may
+ * hold some of the elements. Not reentrant (one dump at a time per
+ * process; ferry reads once, at start). */
+int nft_read_set(struct mnl_socket *nl, int family, enum nft_set_id set, struct nft_elem_vec *out,
+		 const struct nft_read_progress *progress);
 
 /* Look up the elements of family's set whose keys are those of keys[0..n)
  * (all of that set and family; data ignored) one by one, and append the

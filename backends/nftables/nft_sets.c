@@ -362,6 +362,72 @@ void nft_elem_init_digest(struct nft_elem *e, const struct nft_elem *v, uint64_t
 	nft_elem_key_slot(e, &off, (uint32_t)digest);
 }
 
+/* One step of the element hash: a 64-bit multiply-xorshift mix. */
+static uint64_t hash_mix(uint64_t h, uint64_t w)
+{
+	h ^= w;
+	h *= 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 29);
+}
+
+uint64_t nft_elem_hash(const struct nft_elem *e)
+{
+	uint64_t h = 0x243f6a8885a308d3ull, w;
+
+	/* Everything nft_elem_cmp compares, eight bytes at a time (the key
+	 * and data arrays are zero past their fields). */
+	h = hash_mix(h, (uint64_t)e->set | (uint64_t)e->family << 8 | (uint64_t)e->plen << 16 |
+				(uint64_t)e->aff_mode << 24 | (uint64_t)e->verdict << 32);
+	h = hash_mix(h, e->aff_timeout);
+	for (size_t i = 0; i + 8 <= sizeof(e->key); i += 8) {
+		memcpy(&w, e->key + i, 8);
+		h = hash_mix(h, w);
+	}
+	for (size_t i = 0; i < sizeof(e->data); i += 8) {
+		w = 0;
+		memcpy(&w, e->data + i, sizeof(e->data) - i < 8 ? sizeof(e->data) - i : 8);
+		h = hash_mix(h, w);
+	}
+	/* Final avalanche (the splitmix64 finaliser's constants). */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	return h ^ (h >> 31);
+}
+
+/* Offset of the protocol field in a digest key of family (after the
+ * frontend address). */
+static size_t digest_proto_off(int family)
+{
+	return fld_padded(F_ADDR, family);
+}
+
+void nft_elem_init_content_digest(struct nft_elem *e, uint64_t digest)
+{
+	size_t off = digest_proto_off(AF_INET) + fld_padded(F_PROTO, AF_INET) + fld_padded(F_PORT, AF_INET);
+
+	/* Address, protocol and port stay zero. */
+	nft_elem_init(e, NFT_SET_DIGEST, AF_INET);
+	nft_elem_key_slot(e, &off, (uint32_t)(digest >> 32));
+	nft_elem_key_slot(e, &off, (uint32_t)digest);
+}
+
+bool nft_elem_is_content_digest(const struct nft_elem *e, uint64_t *ret_digest)
+{
+	size_t off = digest_proto_off(AF_INET) + fld_padded(F_PROTO, AF_INET) + fld_padded(F_PORT, AF_INET);
+	uint32_t hi, lo;
+
+	if (e->set != NFT_SET_DIGEST || e->family != AF_INET || e->key[digest_proto_off(AF_INET)] != 0)
+		return false;
+	if (ret_digest) {
+		memcpy(&hi, e->key + off, 4);
+		memcpy(&lo, e->key + off + 4, 4);
+		*ret_digest = (uint64_t)hi << 32 | lo;
+	}
+	return true;
+}
+
 /* The end of e's source range (NFT_SET_RANGES): the key with every bit
  * of the last field past the prefix length set. */
 static void range_end(const struct nft_elem *e, size_t klen, uint8_t *end)
@@ -490,10 +556,10 @@ int nft_elem_from_kernel(struct nft_elem *e, enum nft_set_id set, int family, co
 	return 0;
 }
 
-/* Elements per message, as ferry has always sent them; the writer keeps
- * each list within its 16-bit attribute by itself. An error then points at
- * one message of at most this many elements. */
-#define ELEMS_PER_MSG 256
+/* Elements per message: as many as one element list holds (64 KiB, the
+ * writer keeps to it by itself): about 1,500 slot elements, so a million
+ * take some 700 messages, and as many acks, instead of 4,000. */
+#define ELEMS_PER_MSG 0
 
 int nft_elems_msgs(struct nft_batch *b, bool add, const struct nft_elem *const *elems, size_t n)
 {

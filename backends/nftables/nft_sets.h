@@ -102,6 +102,22 @@ struct nft_elem {
  * verdict-map element v (NFT_SET_FE or NFT_SET_NP). */
 void nft_elem_init_digest(struct nft_elem *e, const struct nft_elem *v, uint64_t digest);
 
+/* The content digest: the sum (mod 2^64) of nft_elem_hash over every
+ * element of ferry's sets in both tables, itself excepted, kept in the
+ * kernel as one element of ip ferry's NFT_SET_DIGEST whose frontend part
+ * is zero (address 0.0.0.0, protocol 0, port 0: no frontend's). Every
+ * transaction that changes elements removes the old one first and writes
+ * the new one last, so a restarted ferry that finds the digest of its own
+ * plan knows the kernel holds exactly that plan without reading a set
+ * (nftables.c), and a partly applied change leaves none. A sum, so that
+ * a change updates it from its deletes and adds alone. */
+uint64_t nft_elem_hash(const struct nft_elem *e);
+/* Sets e to the content digest element for digest. */
+void nft_elem_init_content_digest(struct nft_elem *e, uint64_t digest);
+/* Whether e is a content digest element (of any digest), and the digest
+ * it holds (ret_digest may be NULL). */
+bool nft_elem_is_content_digest(const struct nft_elem *e, uint64_t *ret_digest);
+
 /* How an affinity chain marks for masquerade: the slot number travels in
  * the packet mark, so the chain sets the masquerade bit itself. */
 enum nft_aff_mode {

@@ -115,14 +115,19 @@ static size_t fes_find(const struct nft_state *s, const struct nft_state_key *ke
 	return lo;
 }
 
-/* Hairpin hashing (FNV-1a over set, family and key). */
+/* Hairpin hashing: set, family and the key eight bytes at a time, each
+ * step a multiply-xorshift (in memory only: no other process sees it). */
 static uint64_t hp_hash(uint8_t set, uint8_t family, const uint8_t *key)
 {
-	uint64_t h = (1469598103934665603ull ^ family ^ ((uint64_t)set << 8)) * 1099511628211ull;
+	uint64_t h = 0x243f6a8885a308d3ull ^ family ^ ((uint64_t)set << 8), w;
 
-	for (size_t i = 0; i < HP_KEY_LEN; i++)
-		h = (h ^ key[i]) * 1099511628211ull;
-	return h;
+	for (size_t i = 0; i < HP_KEY_LEN; i += 8) {
+		memcpy(&w, key + i, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	h *= 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 32);
 }
 
 /* The committed entry of a hairpin, or NULL. */
@@ -130,7 +135,9 @@ static struct nft_state_hairpin *hp_find(const struct nft_state *s, uint8_t set,
 {
 	size_t mask = s->cap_hps - 1, j;
 
-	if (!s->cap_hps)
+	/* Empty (a full sync or a take-over stages against a cleared state):
+	 * no probe into a big, cold table. */
+	if (!s->cap_hps || !s->n_hps_used)
 		return NULL;
 	for (j = hp_hash(set, family, key) & mask; s->hps[j].used; j = (j + 1) & mask)
 		if (s->hps[j].refs && s->hps[j].set == set && s->hps[j].family == family &&
@@ -650,6 +657,17 @@ int nft_state_rebase(struct nft_state *s, const struct nft_elem *kernel, size_t 
 	if (r == 0)
 		c->n_adds = rb.w;
 	return r;
+}
+
+int nft_state_rebase_all_present(struct nft_state *s)
+{
+	struct nft_state_change *c = &s->change;
+
+	if (c->n_dels)
+		return -EINVAL;
+	c->n_adds = 0;
+	c->adds_sorted = true;
+	return 0;
 }
 
 static int ct_cmp(const void *a, const void *b)

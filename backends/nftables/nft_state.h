@@ -181,6 +181,15 @@ void nft_state_sort_adds(struct nft_state *s);
  * elements already (the state was not cleared), or -ENOMEM. */
 int nft_state_rebase(struct nft_state *s, const struct nft_elem *kernel, size_t n);
 
+/* The take-over's shortcut: the kernel holds exactly the elements the
+ * change, staged against a cleared state, adds (it found the content
+ * digest of this plan, nft_sets.h). Afterwards change.adds and
+ * change.dels are empty and the commit installs the staged state, as
+ * nft_state_rebase onto those same elements would, without their copy.
+ * Returns 0, or -EINVAL when the change deletes committed elements
+ * already (the state was not cleared). */
+int nft_state_rebase_all_present(struct nft_state *s);
+
 /* The UDP endpoints the change removes, for conntrack cleanup: the
  * endpoint of every deleted slot element of a UDP frontend, once, unless a
  * slot element the change adds points at it again (a resized or rebuilt

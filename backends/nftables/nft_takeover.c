@@ -5,6 +5,7 @@
 #include "nft_takeover.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,6 +74,20 @@ bool nft_takeover_rules_match(struct mnl_socket *nl, const char *tag)
 	return true;
 }
 
+int nft_takeover_content_matches(struct mnl_socket *nl, uint64_t digest)
+{
+	struct nft_elem_vec found = { 0 };
+	struct nft_elem key;
+	int r;
+
+	nft_elem_init_content_digest(&key, digest);
+	r = nft_read_keys(nl, &key, 1, &found);
+	if (r == 0)
+		r = found.n == 1 && nft_elem_cmp(&found.v[0], &key, NULL) == 0;
+	nft_elem_vec_done(&found);
+	return r;
+}
+
 /* Does the kernel (kernel[0..n_kernel), sorted) hold verdict element v and
  * the digest element the plan (plan[0..n_plan), sorted) has for v's
  * frontend? */
@@ -102,18 +117,37 @@ static bool kernel_digest_matches(const struct nft_elem *const *plan, size_t n_p
 	return bsearch(plan[lo], kernel, n_kernel, sizeof(*kernel), elem_cmp_qsort) != NULL;
 }
 
+/* Progress of the take-over's dumps: elements read, said once a second. */
+struct read_progress {
+	struct log_progress log;
+	const struct nft_elem_vec *have;
+	const char *set;
+};
+
+static void read_progress_fn(void *ctx)
+{
+	struct read_progress *p = ctx;
+	char unit[96];
+
+	snprintf(unit, sizeof(unit), "elements read (now set %s)", p->set);
+	log_progress(&p->log, p->have->n, 0, unit);
+}
+
 /* Append family's set to have, read so that it can be trusted: a dump
  * that walks a hash table while the kernel resizes it (it does so in the
  * background after big inserts) can return an element twice and miss
  * another. Such a read is thrown away and done again, a few times, then
  * -EAGAIN (the caller replaces the tables instead). */
-static int read_set_consistent(struct mnl_socket *nl, int family, enum nft_set_id set, struct nft_elem_vec *have)
+static int read_set_consistent(struct mnl_socket *nl, int family, enum nft_set_id set, struct nft_elem_vec *have,
+			       struct read_progress *progress)
 {
+	struct nft_read_progress rp = { .fn = read_progress_fn, .ctx = progress };
 	size_t start = have->n;
 
+	progress->set = nft_set_name(set);
 	for (int tries = 0; tries < READ_TRIES; tries++) {
 		bool dup = false;
-		int r = nft_read_set(nl, family, set, have);
+		int r = nft_read_set(nl, family, set, have, &rp);
 
 		if (r < 0)
 			return r;
@@ -140,18 +174,19 @@ int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nf
 {
 	struct nft_elem_vec keys = { 0 }, known = { 0 };
 	double t0 = now_ms(), t1;
+	struct read_progress rp = { .have = have, .set = "" };
 	struct log_progress progress;
 	size_t n_small;
 	int r = 0;
 
-	/* A take-over at scale reads for seconds: say how far it got. */
-	log_progress_start(&progress, "nftables: taking over, reading the kernel's sets");
+	/* A take-over at scale reads for seconds: say how far it got, also
+	 * in the middle of one big set. */
+	log_progress_start(&rp.log, "nftables: taking over, reading the kernel's sets");
 	for (int fam = 0; fam < 2 && r == 0; fam++)
 		for (int s = 0; s < NFT_SET_COUNT && r == 0; s++) {
 			if (nft_state_is_slot_set((uint8_t)s))
 				continue;
-			r = read_set_consistent(nl, fam ? AF_INET6 : AF_INET, (enum nft_set_id)s, have);
-			log_progress(&progress, have->n, 0, "elements read");
+			r = read_set_consistent(nl, fam ? AF_INET6 : AF_INET, (enum nft_set_id)s, have, &rp);
 			if (r < 0)
 				log_info("nftables: cannot read set %s %s %s (%s): replacing the tables",
 					 fam ? "ip6" : "ip", NFT_TABLE_NAME, nft_set_name((enum nft_set_id)s),
@@ -159,6 +194,7 @@ int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nf
 		}
 	n_small = have->n;
 	t1 = now_ms();
+	log_progress_start(&progress, "nftables: taking over, looking slot-table keys up");
 	if (n_small > 1)
 		qsort(have->v, n_small, sizeof(*have->v), elem_cmp_qsort);
 	for (size_t i = 0; i < n_small && r == 0; i++) {

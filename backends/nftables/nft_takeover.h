@@ -22,6 +22,12 @@ struct mnl_socket;
  * (absent, unreadable, another configuration's) at info or warn level. */
 bool nft_takeover_rules_match(struct mnl_socket *nl, const char *tag);
 
+/* Does ip ferry's digest set hold the content digest element for digest
+ * (nft_sets.h: the kernel's sets hold exactly the elements whose hashes
+ * sum to digest)? One element looked up, no dump. Returns 1, 0 (absent,
+ * also when the set is), or a negative errno. */
+int nft_takeover_content_matches(struct mnl_socket *nl, uint64_t digest);
+
 /* Every element of ferry's sets in the kernel, into have (appended, then
  * all of have sorted by nft_elem_cmp). plan[0..n_plan) are the elements
  * the plan puts in the kernel, sorted by nft_elem_cmp. The small sets are
@@ -31,7 +37,10 @@ bool nft_takeover_rules_match(struct mnl_socket *nl, const char *tag);
  * has it points at exactly the plan's slots, which are taken as read; the
  * slots of the others are looked up by key. A slot element no verdict
  * points to is not seen (it forwards nothing). masq_mark: the masquerade
- * mark, part of affinity slot keys. Returns 0 or a negative errno (logged
+ * mark, part of affinity slot keys. Progress is logged while a dump runs
+ * (a set of a million hairpin pairs takes the kernel tens of seconds to
+ * dump: it walks the set from its start again for every message). The
+ * content digest element, if any, is read like the others. Returns 0 or a negative errno (logged
  * at info level when a set cannot be read: the caller replaces the
  * tables); have may then hold part of the elements. */
 int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nft_elem *const *plan, size_t n_plan,

@@ -67,6 +67,11 @@ struct nftables {
 	struct inet_prefix *cidrs_done, *cidrs_new;
 	size_t n_cidrs_done, n_cidrs_new;
 	bool staged_cidrs;
+	/* The content digest (nft_sets.h) of the committed elements, whether
+	 * the kernel holds its element (valid only when need_full is false),
+	 * and the one the change being committed writes (content_staged). */
+	uint64_t content, content_new;
+	bool content_in_kernel, content_staged;
 };
 
 /* Monotonic milliseconds, for the timings in the logs. */
@@ -164,6 +169,57 @@ static void cidrs_discard(struct nftables *n)
 	n->cidrs_new = NULL;
 	n->n_cidrs_new = 0;
 	n->staged_cidrs = false;
+}
+
+/* Sum of the element hashes of v[0..n) (nft_elem_hash). */
+static uint64_t hash_sum(const struct nft_elem *const *v, size_t n)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += nft_elem_hash(v[i]);
+	return sum;
+}
+
+/* Append one add or delete of the content digest element for digest. */
+static int content_msg(struct nftables *n, bool add, uint64_t digest)
+{
+	struct nft_elem e;
+	const struct nft_elem *p = &e;
+
+	nft_elem_init_content_digest(&e, digest);
+	return nft_elems_msgs(n->batch, add, &p, 1);
+}
+
+/* Stage the content digest of the kernel once the staged change is
+ * committed, new: the old element's delete goes first in the batch
+ * (del_first; else the caller flushed it or placed it), the new one's
+ * add last (content_add), so that a change split over several
+ * transactions leaves no digest behind until its last one commits. No
+ * change, no messages. Returns 0 or -ENOMEM. */
+static int content_stage(struct nftables *n, uint64_t new_digest, bool del_first)
+{
+	n->content_staged = false;
+	if (n->content_in_kernel && new_digest == n->content)
+		return 0;
+	n->content_new = new_digest;
+	n->content_staged = true;
+	return del_first && n->content_in_kernel ? content_msg(n, false, n->content) : 0;
+}
+
+static int content_add(struct nftables *n)
+{
+	return n->content_staged ? content_msg(n, true, n->content_new) : 0;
+}
+
+/* The kernel took the change: its digest element is the staged one. */
+static void content_commit(struct nftables *n)
+{
+	if (!n->content_staged)
+		return;
+	n->content = n->content_new;
+	n->content_in_kernel = true;
+	n->content_staged = false;
 }
 
 /* Compute the elements of plan frontend fe and stage them. */
@@ -304,6 +360,12 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 		r = stage_plan_from_scratch(n, plan);
 	if (r == 0)
 		r = nft_change_msgs(n->batch, &n->rcfg, &n->aff_chains, c);
+	/* The flush removed the old digest element; the new one goes last. */
+	n->content_in_kernel = false;
+	if (r == 0)
+		r = content_stage(n, hash_sum(c->adds, c->n_adds), false);
+	if (r == 0)
+		r = content_add(n);
 	if (r < 0) {
 		nft_state_discard(&n->state);
 		cidrs_discard(n);
@@ -327,6 +389,7 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 	t2 = now_ms();
 	nft_state_commit(&n->state);
 	cidrs_commit(n);
+	content_commit(n);
 	log_info("nftables: full sync: %zu frontends, %zu elements in one transaction (%zu messages) "
 		 "in %.1f ms (build %.1f ms, kernel %.1f ms)",
 		 nft_state_frontends(&n->state), n_elems, nft_batch_count(n->batch), now_ms() - t0, t1 - t0,
@@ -335,24 +398,49 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 	return 0;
 }
 
+/* Set the content digest element apart from the kernel's elements
+ * have (sorted; kept so): it is no plan element. The last one found is
+ * the kernel's digest (there is one at most). */
+static void content_take_out(struct nftables *n, struct nft_elem_vec *have)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < have->n; i++) {
+		uint64_t d;
+
+		if (nft_elem_is_content_digest(&have->v[i], &d)) {
+			n->content = d;
+			n->content_in_kernel = true;
+			continue;
+		}
+		have->v[w++] = have->v[i];
+	}
+	have->n = w;
+}
+
 /* Take over the tables an earlier ferry left, on the first sync of this
- * process: when the kernel's rules carry this configuration's tag, read
- * every set once, rebase the plan's elements on it and send only the
- * difference, in one transaction, leaving the rules alone. Returns 1 when
- * the tables cannot be taken over (absent, other rules, elements ferry
- * does not write): the caller replaces them. */
+ * process: when the kernel's rules carry this configuration's tag, stage
+ * the plan and look its content digest up in the kernel. Found: the
+ * kernel holds exactly the plan, nothing is read or sent but the CIDR
+ * rules. Else read every set once (slot tables by their digests or keys),
+ * rebase the plan's elements on it and send only the difference, in one
+ * transaction, leaving the rules alone. Returns 1 when the tables cannot
+ * be taken over (absent, other rules, elements ferry does not write): the
+ * caller replaces them. */
 static int nftables_adopt(struct nftables *n, const struct plan *plan)
 {
 	struct nft_state_change *c = &n->state.change;
 	struct nft_elem_vec have = { 0 };
 	struct nft_batch_error be = { 0 };
 	const struct conntrack_target *gone = NULL;
-	size_t want[2], have_slots[2] = { 0, 0 }, need[2], kept, n_gone = 0;
-	double t0 = now_ms(), t_read;
+	size_t want[2], have_slots[2] = { 0, 0 }, need[2], kept, n_gone = 0, n_del, n_add;
+	double t0 = now_ms(), t_rules, t_built, t_read, t_sent;
+	uint64_t plan_digest;
 	int r;
 
 	if (!nft_takeover_rules_match(n->nl, n->tag))
 		return 1;
+	t_rules = now_ms();
 	nft_batch_clear(n->batch);
 	/* The CIDR rules are no part of the tag: rewritten whatever the
 	 * kernel holds (a few rules, in the same transaction). */
@@ -364,28 +452,53 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 		cidrs_discard(n);
 		return log_errno(r, "nftables: out of memory taking over the tables");
 	}
-	nft_state_sort_adds(&n->state);
-	if (nft_takeover_read(n->nl, n->rcfg.masq_mark, c->adds, c->n_adds, &have) < 0) {
-		nft_elem_vec_done(&have);
-		nft_state_discard(&n->state);
-		cidrs_discard(n);
-		return 1;
-	}
-	t_read = now_ms() - t0;
-	for (size_t i = 0; i < have.n; i++)
-		if (have.v[i].set == NFT_SET_SLOTS)
-			have_slots[have.v[i].family == AF_INET6]++;
+	t_built = now_ms();
+	plan_digest = hash_sum(c->adds, c->n_adds);
 	nft_state_slots_need(&n->state, want);
 	kept = c->n_adds;
-	r = nft_state_rebase(&n->state, have.v, have.n);
+	n->content_in_kernel = false;
+	r = nft_takeover_content_matches(n->nl, plan_digest);
+	if (r == 1) {
+		/* The kernel holds this very plan: nothing to read. */
+		n->content = plan_digest;
+		n->content_in_kernel = true;
+		r = nft_state_rebase_all_present(&n->state);
+		log_info("nftables: taking over: the kernel's sets hold this plan (content digest %016llx), "
+			 "%zu elements: none read", (unsigned long long)plan_digest, kept);
+	} else {
+		if (r < 0)
+			log_debug("nftables: looking the content digest up failed (%s): reading the sets",
+				  strerror(-r));
+		else
+			log_info("nftables: taking over: the kernel's sets do not hold this plan as it is "
+				 "(content digest %016llx not found): reading them", (unsigned long long)plan_digest);
+		nft_state_sort_adds(&n->state);
+		if (nft_takeover_read(n->nl, n->rcfg.masq_mark, c->adds, c->n_adds, &have) < 0) {
+			nft_elem_vec_done(&have);
+			nft_state_discard(&n->state);
+			cidrs_discard(n);
+			return 1;
+		}
+		content_take_out(n, &have);
+		for (size_t i = 0; i < have.n; i++)
+			if (have.v[i].set == NFT_SET_SLOTS)
+				have_slots[have.v[i].family == AF_INET6]++;
+		r = nft_state_rebase(&n->state, have.v, have.n);
+	}
+	t_read = now_ms() - t_built;
 	if (r == 0) {
 		kept -= c->n_adds;
 		log_elems("take-over removes from", c->dels, c->n_dels);
 		log_elems("take-over adds to", c->adds, c->n_adds);
 		r = nft_state_udp_gone(&n->state, &gone, &n_gone);
 	}
+	/* One transaction: the digest element's place in it does not matter. */
+	if (r == 0)
+		r = content_stage(n, plan_digest, true);
 	if (r == 0)
 		r = nft_change_msgs(n->batch, &n->rcfg, &n->aff_chains, c);
+	if (r == 0)
+		r = content_add(n);
 	if (r < 0) {
 		nft_elem_vec_done(&have);
 		nft_state_discard(&n->state);
@@ -407,13 +520,20 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 		n->need_full = true;
 		return r;
 	}
-	log_info("nftables: took over the tables of an earlier ferry: %zu elements kept, %zu removed, %zu added "
-		 "(%zu messages) in %.1f ms (reading %.1f ms); rules kept, %zu service CIDR rules written",
-		 kept, c->n_dels, c->n_adds, nft_batch_count(n->batch), now_ms() - t0, t_read, n->n_cidrs_new);
+	t_sent = now_ms();
+	n_del = c->n_dels;
+	n_add = c->n_adds;
 	if (n_gone)
 		conntrack_flush_udp(gone, n_gone);
 	nft_state_commit(&n->state);
 	cidrs_commit(n);
+	content_commit(n);
+	log_debug("nftables: take-over: rules checked in %.1f ms, plan staged in %.1f ms, messages and commit "
+		  "%.1f ms, state committed in %.1f ms", t_rules - t0, t_built - t_rules, t_sent - t_built - t_read,
+		  now_ms() - t_sent);
+	log_info("nftables: took over the tables of an earlier ferry: %zu elements kept, %zu removed, %zu added "
+		 "(%zu messages) in %.1f ms (reading %.1f ms); rules kept, %zu service CIDR rules written",
+		 kept, n_del, n_add, nft_batch_count(n->batch), now_ms() - t0, t_read, n->n_cidrs_done);
 	nft_elem_vec_done(&have);
 	n->need_full = false;
 	return 0;
@@ -451,13 +571,19 @@ static int nftables_update(struct nftables *n, const struct plan *plan, int r, s
 	bool reserve_failed = false;
 
 	nft_batch_clear(n->batch);
-	/* First in the batch: its flush and rules stay in one chunk. */
+	/* The old content digest goes first, the new one last (content_stage). */
+	n->content_staged = false;
+	if (r == 0 && (c->n_dels || c->n_adds))
+		r = content_stage(n, n->content - hash_sum(c->dels, c->n_dels) + hash_sum(c->adds, c->n_adds), true);
+	/* Then the CIDR rules: their flush and rules stay in one chunk. */
 	if (r == 0)
 		r = cidrs_stage(n, plan, false);
 	if (r == 0)
 		r = nft_state_udp_gone(&n->state, &gone, &n_gone);
 	if (r == 0)
 		r = nft_change_msgs(n->batch, &n->rcfg, &n->aff_chains, c);
+	if (r == 0)
+		r = content_add(n);
 	if (r == 0) {
 		nft_state_slots_need(&n->state, need);
 		r = slots_reserve(n, need);
@@ -482,6 +608,7 @@ static int nftables_update(struct nftables *n, const struct plan *plan, int r, s
 		conntrack_flush_udp(gone, n_gone);
 	nft_state_commit(&n->state);
 	cidrs_commit(n);
+	content_commit(n);
 	return 0;
 }
 

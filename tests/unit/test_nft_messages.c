@@ -418,11 +418,11 @@ Test(nft_rules, ruleset_tag_names_the_rules)
 Test(nft_sets, delete_messages_carry_no_data)
 {
 	struct nft_batch *b = nft_batch_new();
-	struct nft_elem e[300];
-	const struct nft_elem *pe[300];
+	static struct nft_elem e[3000];
+	static const struct nft_elem *pe[3000];
 	struct inet_addr a = addr("10.96.0.10");
 
-	for (int i = 0; i < 300; i++) {
+	for (int i = 0; i < 3000; i++) {
 		size_t off = 0;
 		nft_elem_init(&e[i], NFT_SET_SLOTS, AF_INET);
 		nft_elem_key_addr(&e[i], &off, &a);
@@ -431,12 +431,87 @@ Test(nft_sets, delete_messages_carry_no_data)
 		nft_elem_key_slot(&e[i], &off, (uint32_t)i);
 		pe[i] = &e[i];
 	}
-	cr_assert_eq(nft_elems_msgs(b, false, pe, 300), 0);
-	/* Chunked: one element list attribute cannot exceed 64 KiB. */
+	cr_assert_eq(nft_elems_msgs(b, false, pe, 3000), 0);
+	/* Chunked: one element list attribute cannot exceed 64 KiB (3000
+	 * slot keys of 28 bytes on the wire do not fit). */
 	cr_assert_gt(nft_batch_count(b), 1);
 	size_t len;
 	const struct nlmsghdr *nlh = nft_batch_data(b, &len);
 	cr_assert_eq(NFNL_MSG_TYPE(nlh->nlmsg_type), NFT_MSG_DELSETELEM);
+	nft_batch_free(b);
+}
+
+/* The content digest: a hash that sees every field nft_elem_cmp compares,
+ * and its element, which no frontend's digest element can be taken for. */
+Test(nft_sets, content_digest_hash_and_element)
+{
+	struct inet_addr a = addr("10.96.0.10"), ep = addr("10.0.0.1");
+	struct nft_elem e, f, d, fd;
+	const struct nft_elem *pd = &d;
+	struct elem_seen seen = { 0 };
+	struct nft_batch *b = nft_batch_new();
+	uint64_t got = 0, h;
+	size_t off = 0;
+
+	nft_elem_init(&e, NFT_SET_SLOTS, AF_INET);
+	nft_elem_key_addr(&e, &off, &a);
+	nft_elem_key_proto(&e, &off, INET_PROTO_TCP);
+	nft_elem_key_port(&e, &off, 80);
+	nft_elem_key_slot(&e, &off, 1);
+	nft_elem_data_endpoint(&e, &ep, 9000);
+	h = nft_elem_hash(&e);
+	f = e;
+	cr_expect_eq(nft_elem_hash(&f), h, "a pure function of the element");
+	f.data[5] ^= 1; /* the endpoint's port */
+	cr_expect_neq(nft_elem_hash(&f), h, "data counts");
+	f = e;
+	f.key[12] ^= 1; /* the slot number */
+	cr_expect_neq(nft_elem_hash(&f), h, "the key counts");
+	f = e;
+	f.family = AF_INET6;
+	cr_expect_neq(nft_elem_hash(&f), h, "the family counts");
+	f = e;
+	f.set = NFT_SET_AFF_SLOTS;
+	cr_expect_neq(nft_elem_hash(&f), h, "the set counts");
+	f = e;
+	f.verdict = 3;
+	cr_expect_neq(nft_elem_hash(&f), h, "the verdict counts");
+	f = e;
+	f.aff_timeout = 10800;
+	cr_expect_neq(nft_elem_hash(&f), h, "the affinity timeout counts");
+	f = e;
+	f.plen = 24;
+	cr_expect_neq(nft_elem_hash(&f), h, "the prefix length counts");
+
+	nft_elem_init_content_digest(&d, 0x0123456789abcdefull);
+	cr_assert(nft_elem_is_content_digest(&d, &got));
+	cr_expect_eq(got, 0x0123456789abcdefull);
+	/* A frontend's own digest element is none, even on 0.0.0.0. */
+	off = 0;
+	nft_elem_init(&f, NFT_SET_FE, AF_INET);
+	nft_elem_key_addr(&f, &off, &(struct inet_addr){ .family = AF_INET });
+	nft_elem_key_proto(&f, &off, INET_PROTO_TCP);
+	nft_elem_key_port(&f, &off, 80);
+	nft_elem_init_digest(&fd, &f, 0x0123456789abcdefull);
+	cr_expect_not(nft_elem_is_content_digest(&fd, NULL));
+	cr_expect_not(nft_elem_is_content_digest(&e, NULL));
+	/* Sent and read back like any digest element. */
+	cr_assert_eq(nft_elems_msgs(b, true, &pd, 1), 0);
+	each_msg(b, parse_elems, &seen);
+	cr_assert_eq(seen.n, 1);
+	cr_assert_str_eq(seen.set, "digest");
+	cr_assert_eq(seen.klen, nft_set_key_len(NFT_SET_DIGEST, AF_INET));
+	cr_expect_eq(memcmp(seen.key, d.key, seen.klen), 0);
+	cr_expect_eq(memcmp(seen.key, "\0\0\0\0" "\0\0\0\0" "\0\0\0\0", 12), 0, "no frontend's key");
+	{
+		struct nft_kernel_elem k = { .key = seen.key, .key_len = seen.klen };
+		struct nft_elem back;
+
+		cr_assert_eq(nft_elem_from_kernel(&back, NFT_SET_DIGEST, AF_INET, &k), 0);
+		cr_expect_eq(nft_elem_cmp(&back, &d, NULL), 0);
+		cr_expect(nft_elem_is_content_digest(&back, &got));
+		cr_expect_eq(got, 0x0123456789abcdefull);
+	}
 	nft_batch_free(b);
 }
 

@@ -778,6 +778,47 @@ Test(nft_state, rebase_on_what_the_kernel_holds)
 	nft_state_discard(&st);
 }
 
+/* A take-over that found its plan's content digest: nothing is sent, and
+ * the commit installs the plan's state (counts, hairpin references, slot
+ * counts) exactly as a rebase onto the same elements does. */
+Test(nft_state, rebase_when_the_kernel_holds_the_whole_plan)
+{
+	struct nft_state_key a = key("10.96.0.1", INET_PROTO_UDP, 53), b = key("10.96.0.2", INET_PROTO_TCP, 80);
+	struct nft_elem h = hairpin("10.0.0.1");
+	struct nft_elem ea[] = { vmap("10.96.0.1", INET_PROTO_UDP, 53, 1),
+				 slot("10.96.0.1", INET_PROTO_UDP, 53, 0, "10.0.0.1", 53), h };
+	struct nft_elem eb[] = { vmap("10.96.0.2", INET_PROTO_TCP, 80, 1),
+				 slot("10.96.0.2", INET_PROTO_TCP, 80, 0, "10.0.0.1", 80), h };
+	const struct conntrack_target *gone;
+	size_t n_gone, need[2];
+
+	cr_assert_eq(stage(&st, a, ea, 3), 0);
+	cr_assert_eq(stage(&st, b, eb, 3), 0);
+	cr_assert_eq(st.change.n_adds, 5, "h once");
+	nft_state_slots_need(&st, need);
+	cr_assert_eq(nft_state_rebase_all_present(&st), 0);
+	cr_expect_eq(st.change.n_adds, 0, "nothing to send");
+	cr_expect_eq(st.change.n_dels, 0);
+	cr_assert_eq(nft_state_udp_gone(&st, &gone, &n_gone), 0);
+	cr_expect_eq(n_gone, 0);
+	nft_state_commit(&st);
+	cr_expect_eq(committed(&st, a), 3);
+	cr_expect_eq(committed(&st, b), 3);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &h), 2);
+	cr_expect_eq(st.slots_count[0], need[0]);
+	cr_expect_eq(st.slots_count[0], 2);
+	/* Later changes diff against it as usual: b loses its hairpin. */
+	cr_assert_eq(stage(&st, b, eb, 2), 0);
+	cr_expect_eq(st.change.n_adds + st.change.n_dels, 0, "h stays: a holds it");
+	nft_state_commit(&st);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &h), 1);
+
+	/* Only a change against a cleared state. */
+	cr_assert_eq(nft_state_stage_removal(&st, &a), 0);
+	cr_expect_eq(nft_state_rebase_all_present(&st), -EINVAL);
+	nft_state_discard(&st);
+}
+
 Test(nft_state, clear_forgets_everything)
 {
 	struct nft_state_key a = key("10.96.0.1", INET_PROTO_TCP, 80);
