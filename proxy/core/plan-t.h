@@ -127,12 +127,16 @@ struct plan {
 	size_t n_service_cidrs;
 };
 
-/* Difference between two successive plans. Pointers to "added" and "changed"
- * entries point into the new plan, "removed" into the old one; both plans stay
- * valid until the next planner run. An epset is "changed" when its endpoints
- * or policy differ; a frontend is "changed" when its epset key, masquerade,
- * empty verdict, source ranges or short-circuit set differ (not when only its epset's
- * endpoints changed: that shows in epsets_changed). */
+/* Difference between two successive plans. Pointers to "added", "changed"
+ * and "touched" entries point into the new plan, "removed" into what the old
+ * one held (after an incremental update, a removed frontend's set may show
+ * its new endpoints); all stay valid until the next planner run or
+ * planner_release_previous (the sync runner calls it once the backend has
+ * applied the diff). An epset is "changed" when its endpoints or policy
+ * differ; a frontend is "changed" when its epset key, masquerade, empty
+ * verdict, source ranges or short-circuit set differ (not when only its
+ * epset's endpoints changed: that shows in eps_changed and fe_touched).
+ * The three frontend lists added, changed and touched are disjoint. */
 struct plan_diff {
 	const struct plan_frontend **fe_added;
 	size_t n_fe_added;
