@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,7 +28,67 @@ struct nft_state_pending {
 	struct nft_elem *elems;   /* the new elements, owned (NULL: removal) */
 	size_t n;
 	bool remove;
+	bool pooled;              /* elems is in the pool (not to be freed) */
 };
+
+struct nft_state_chunk {
+	struct nft_state_chunk *next;
+	size_t used, cap;         /* elements */
+	struct nft_elem v[];
+};
+
+/* A zeroed array of n items of size bytes, or NULL. Not calloc: its fresh
+ * pages are mapped to the zero page on a first read, and the first write
+ * then costs a copy-on-write fault with a TLB shootdown across the
+ * process's threads (slow in a VM); memset writes each page first. */
+static void *zalloc(size_t n, size_t size)
+{
+	void *p = n && size > SIZE_MAX / n ? NULL : malloc(n * size);
+
+	if (p)
+		memset(p, 0, n * size);
+	return p;
+}
+
+/* Elements per pool block (about 1 MiB). */
+#define CHUNK_ELEMS 16384
+
+/* Room for n elements in the pool, or NULL when out of memory. */
+static struct nft_elem *pool_alloc(struct nft_state *s, size_t n)
+{
+	struct nft_state_chunk *c = s->chunks;
+
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > CHUNK_ELEMS ? n : CHUNK_ELEMS;
+
+		c = malloc(sizeof(*c) + cap * sizeof(struct nft_elem));
+		if (!c)
+			return NULL;
+		c->next = s->chunks;
+		c->used = 0;
+		c->cap = cap;
+		s->chunks = c;
+	}
+	c->used += n;
+	return &c->v[c->used - n];
+}
+
+static void pool_free(struct nft_state *s)
+{
+	while (s->chunks) {
+		struct nft_state_chunk *next = s->chunks->next;
+
+		free(s->chunks);
+		s->chunks = next;
+	}
+}
+
+/* Free a frontend's element array unless the pool holds it. */
+static void elems_free(struct nft_elem *v, bool pooled)
+{
+	if (!pooled)
+		free(v);
+}
 
 /* Identity of a shared element (called hairpin here, the first kind):
  * its set, family and key (a pair of addresses fits in 32 bytes). */
@@ -169,7 +230,7 @@ static int hp_reserve(struct nft_state *s, size_t extra)
 		return 0;
 	while ((s->n_hps + extra) * 10 >= cap * 7)
 		cap *= 2;
-	t = calloc(cap, sizeof(*t));
+	t = zalloc(cap, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	s->hps = t;
@@ -204,7 +265,7 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 		/* A bigger index, refilled from hpd (slots of earlier changes
 		 * are empty in the new one). */
 		size_t cap = c->cap_hpd_index ? c->cap_hpd_index * 2 : 256;
-		struct nft_state_hp_slot *t = calloc(cap, sizeof(*t));
+		struct nft_state_hp_slot *t = zalloc(cap, sizeof(*t));
 
 		if (!t)
 			return NULL;
@@ -459,8 +520,9 @@ void nft_state_clear(struct nft_state *s)
 		s->gen = 1; /* only zeroed */
 	nft_state_discard(s);
 	for (size_t i = 0; i < s->n_fes; i++)
-		free(s->fes[i].elems);
+		elems_free(s->fes[i].elems, s->fes[i].pooled);
 	s->n_fes = 0;
+	pool_free(s);
 	/* The table keeps its size: the next full state needs it again. */
 	if (s->hps)
 		memset(s->hps, 0, s->cap_hps * sizeof(*s->hps));
@@ -509,7 +571,10 @@ uint32_t nft_state_hairpin_refs(const struct nft_state *s, const struct nft_elem
 	return h ? h->refs : 0;
 }
 
-int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct nft_elem_vec *elems)
+/* Stage key with elems[0..n), owned by the change from here (freed
+ * unless pooled, also on error). */
+static int stage_owned(struct nft_state *s, const struct nft_state_key *key, struct nft_elem *elems, size_t n,
+		       bool pooled)
 {
 	struct nft_state_change *c = &s->change;
 	struct fe_diff d = { .s = s };
@@ -525,22 +590,22 @@ int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct
 	else if ((r = pend_reserve(c)) == 0 && !found)
 		r = fes_reserve(s);
 	if (r < 0) {
-		nft_elem_vec_done(elems);
+		elems_free(elems, pooled);
 		return r;
 	}
 	p = &c->pend[c->n_pend];
 	*p = (struct nft_state_pending){
-		.key = *key, .idx = found ? idx : SIZE_MAX, .seq = c->n_pend, .elems = elems->v, .n = elems->n,
+		.key = *key, .idx = found ? idx : SIZE_MAX, .seq = c->n_pend, .elems = elems, .n = n,
+		.pooled = pooled,
 	};
 	c->n_pend++;
-	*elems = (struct nft_elem_vec){ 0 };
 	if (found) {
 		s->fes[idx].staged = s->gen;
 		r = sorted_diff(s->fes[idx].elems, s->fes[idx].n, sizeof(struct nft_elem), p->elems, p->n,
 				sizeof(struct nft_elem), &fe_diff_ops, &d);
 		if (r == 0 && !d.changed) {
 			/* The same elements: keep the committed ones. */
-			free(p->elems);
+			elems_free(p->elems, p->pooled);
 			c->n_pend--;
 		}
 		return r;
@@ -548,6 +613,31 @@ int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct
 	c->n_inserts++;
 	return sorted_diff(NULL, 0, sizeof(struct nft_elem), p->elems, p->n, sizeof(struct nft_elem), &fe_diff_ops,
 			   &d);
+}
+
+int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct nft_elem_vec *elems)
+{
+	struct nft_elem *v = elems->v;
+	size_t n = elems->n;
+
+	*elems = (struct nft_elem_vec){ 0 };
+	return stage_owned(s, key, v, n, false);
+}
+
+int nft_state_stage_copy(struct nft_state *s, const struct nft_state_key *key, const struct nft_elem *elems,
+			 size_t n)
+{
+	/* Staging against nothing (a full sync, a take-over): the pool. */
+	bool pooled = s->n_fes == 0 && n > 0;
+	struct nft_elem *v = NULL;
+
+	if (n) {
+		v = pooled ? pool_alloc(s, n) : malloc(n * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		memcpy(v, elems, n * sizeof(*v));
+	}
+	return stage_owned(s, key, v, n, pooled);
 }
 
 /* Stage the removal of s->fes[idx]. */
@@ -766,7 +856,7 @@ static void insert_new(struct nft_state *s, struct nft_state_pending *ins, size_
 	/* A key staged twice (a caller's bug) keeps its last elements. */
 	for (k = 0; k < n; k++) {
 		if (k + 1 < n && key_cmp(&ins[k].key, &ins[k + 1].key) == 0) {
-			free(ins[k].elems);
+			elems_free(ins[k].elems, ins[k].pooled);
 			continue;
 		}
 		ins[w++] = ins[k];
@@ -779,7 +869,8 @@ static void insert_new(struct nft_state *s, struct nft_state_pending *ins, size_
 			s->fes[--w] = s->fes[--i];
 		} else {
 			k--;
-			s->fes[--w] = (struct nft_state_fe){ .key = ins[k].key, .elems = ins[k].elems, .n = ins[k].n };
+			s->fes[--w] = (struct nft_state_fe){ .key = ins[k].key, .elems = ins[k].elems, .n = ins[k].n,
+							     .pooled = ins[k].pooled };
 		}
 	}
 	s->n_fes += n;
@@ -804,8 +895,9 @@ void nft_state_commit(struct nft_state *s)
 			continue;
 		}
 		fe = &s->fes[p->idx];
-		free(fe->elems);
+		elems_free(fe->elems, fe->pooled);
 		fe->elems = p->elems;
+		fe->pooled = p->pooled;
 		fe->n = p->remove ? FE_GONE : p->n;
 		if (p->remove && p->idx < first_gone)
 			first_gone = p->idx;
@@ -858,6 +950,6 @@ void nft_state_discard(struct nft_state *s)
 	struct nft_state_change *c = &s->change;
 
 	for (size_t i = 0; i < c->n_pend; i++)
-		free(c->pend[i].elems);
+		elems_free(c->pend[i].elems, c->pend[i].pooled);
 	change_end(s);
 }

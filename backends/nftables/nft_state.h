@@ -53,7 +53,11 @@ struct nft_state_fe {
 	struct nft_elem *elems;   /* sorted by nft_elem_cmp, owned */
 	size_t n;
 	uint64_t staged;          /* the change number that staged it last */
+	bool pooled;              /* elems lives in the state's pool, not malloc'd */
 };
+
+/* Private to nft_state.c: a block of element storage. */
+struct nft_state_chunk;
 
 /* Private to nft_state.c: a staged frontend whose elements change, a
  * hairpin element's committed reference count, the change's net
@@ -103,6 +107,10 @@ struct nft_state {
 	 * yet). */
 	size_t slots_count[2];
 	uint32_t slots_size[2];
+	/* Element storage of frontends staged against an empty state (a full
+	 * sync, a take-over): big blocks, freed together at nft_state_clear,
+	 * instead of 100k mallocs, each of a size glibc serves slowly. */
+	struct nft_state_chunk *chunks;
 	/* public: the staged change (see struct nft_state_change). */
 	struct nft_state_change change;
 };
@@ -156,6 +164,13 @@ uint32_t nft_state_hairpin_refs(const struct nft_state *s, const struct nft_elem
  * last elements win, its shared elements keep both references). Returns
  * 0, -EALREADY or -ENOMEM; after an error the change is to be discarded. */
 int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct nft_elem_vec *elems);
+
+/* The same, with elems[0..n) copied (the caller keeps its array, e.g. a
+ * scratch one reused for every frontend). Against an empty committed state
+ * the copy goes to the state's pool (see struct nft_state), else to a
+ * malloc'd array of its own. Returns as nft_state_stage. */
+int nft_state_stage_copy(struct nft_state *s, const struct nft_state_key *key, const struct nft_elem *elems,
+			 size_t n);
 
 /* Stage the removal of frontend key: every element of it is queued for
  * deletion. A key that is not committed is a no-op. Returns 0, -EALREADY

@@ -72,6 +72,7 @@ struct nftables {
 	 * and the one the change being committed writes (content_staged). */
 	uint64_t content, content_new;
 	bool content_in_kernel, content_staged;
+	struct nft_elem_vec scratch; /* one frontend's elements, while staging */
 };
 
 /* Monotonic milliseconds, for the timings in the logs. */
@@ -225,22 +226,24 @@ static void content_commit(struct nftables *n)
 /* Compute the elements of plan frontend fe and stage them. */
 static int stage_frontend(struct nftables *n, const struct plan_frontend *fe)
 {
-	struct nft_elem_vec vec = { 0 };
+	struct nft_elem_vec *vec = &n->scratch;
 	struct nft_state_key key;
 	bool truncated;
 	char buf[INET_ENDPOINT_STRLEN];
-	int r = nft_frontend_elems(fe, &n->ecfg, &vec, &truncated);
+	int r;
 
-	if (r < 0) {
-		nft_elem_vec_done(&vec);
+	/* One scratch array for every frontend; the state copies what it
+	 * keeps (nft_state_stage_copy). */
+	vec->n = 0;
+	r = nft_frontend_elems(fe, &n->ecfg, vec, &truncated);
+	if (r < 0)
 		return r;
-	}
 	if (truncated)
 		log_warn("nftables: %s/%s has more than %u endpoints; only %u get slots",
 			 inet_endpoint_format(&fe->addr, fe->port, buf), inet_proto_name(fe->proto),
 			 NFT_SLOTS_MAX, NFT_SLOTS_MAX);
 	nft_state_key_of(fe, &key);
-	return nft_state_stage(&n->state, &key, &vec);
+	return nft_state_stage_copy(&n->state, &key, vec->v, vec->n);
 }
 
 /* Make room for need[f] slot-table elements in family f. The slot table
@@ -787,6 +790,7 @@ static void nftables_fini(void *priv)
 	/* The rules stay in force: a restarted ferry takes them over (kube-proxy
 	 * does the same); `ferry cleanup` removes them. */
 	nft_state_done(&n->state);
+	nft_elem_vec_done(&n->scratch);
 	nft_aff_chains_done(&n->aff_chains);
 	free(n->cidrs);
 	free(n->cidrs_done);

@@ -819,6 +819,61 @@ Test(nft_state, rebase_when_the_kernel_holds_the_whole_plan)
 	nft_state_discard(&st);
 }
 
+/* Copies staged against an empty state go to the pool (one block for
+ * thousands of frontends), later ones to arrays of their own; replacing,
+ * removing and clearing mix both (ASan checks what is freed). */
+Test(nft_state, staged_copies_pooled_then_malloced)
+{
+	enum { N = 3000 };
+	struct nft_elem e[3];
+	struct nft_state_key k;
+	char vip[32];
+
+	for (int i = 0; i < N; i++) {
+		snprintf(vip, sizeof(vip), "10.96.%d.%d", i / 250, i % 250 + 1);
+		k = key(vip, INET_PROTO_TCP, 80);
+		e[0] = vmap(vip, INET_PROTO_TCP, 80, 1);
+		e[1] = slot(vip, INET_PROTO_TCP, 80, 0, "10.0.0.1", 80);
+		e[2] = hairpin("10.0.0.1");
+		qsort(e, 3, sizeof(e[0]), elem_cmp);
+		cr_assert_eq(nft_state_stage_copy(&st, &k, e, 3), 0);
+		memset(e, 0, sizeof(e)); /* the state holds its own copy */
+	}
+	cr_assert_eq(st.change.n_adds, 2 * N + 1);
+	cr_assert_not_null(st.chunks, "staged against nothing: pooled");
+	nft_state_commit(&st);
+	cr_expect_eq(nft_state_frontends(&st), N);
+	k = key("10.96.4.8", INET_PROTO_TCP, 80);
+	cr_expect_eq(committed(&st, k), 3);
+	{
+		struct nft_elem want = slot("10.96.4.8", INET_PROTO_TCP, 80, 0, "10.0.0.1", 80);
+
+		cr_expect(committed_has(&st, k, &want));
+	}
+	/* A change: its own array, the pooled one left in the pool. */
+	e[0] = vmap("10.96.4.8", INET_PROTO_TCP, 80, 1);
+	e[1] = slot("10.96.4.8", INET_PROTO_TCP, 80, 0, "10.0.0.2", 80);
+	qsort(e, 2, sizeof(e[0]), elem_cmp);
+	cr_assert_eq(nft_state_stage_copy(&st, &k, e, 2), 0);
+	cr_expect_eq(st.change.n_adds, 1);
+	cr_expect_eq(st.change.n_dels, 1, "the old slot; the hairpin stays, others hold it");
+	nft_state_commit(&st);
+	cr_expect_eq(committed(&st, k), 2);
+	/* Replaced again, then removed, then a discarded change. */
+	e[1] = slot("10.96.4.8", INET_PROTO_TCP, 80, 0, "10.0.0.3", 80);
+	qsort(e, 2, sizeof(e[0]), elem_cmp);
+	cr_assert_eq(nft_state_stage_copy(&st, &k, e, 2), 0);
+	nft_state_commit(&st);
+	cr_assert_eq(nft_state_stage_removal(&st, &k), 0);
+	nft_state_commit(&st);
+	cr_expect_eq(nft_state_frontends(&st), N - 1);
+	k = key("10.96.0.1", INET_PROTO_TCP, 80);
+	cr_assert_eq(nft_state_stage_copy(&st, &k, e, 2), 0);
+	nft_state_discard(&st);
+	nft_state_clear(&st);
+	cr_expect_null(st.chunks, "the pool goes with the state");
+}
+
 Test(nft_state, clear_forgets_everything)
 {
 	struct nft_state_key a = key("10.96.0.1", INET_PROTO_TCP, 80);
