@@ -16,6 +16,10 @@
  * (nft_set.h, which also splits long element lists over messages; the
  * messages of one sync still form one transaction).
  *
+ * An entry on the wildcard address is a node port on every address of
+ * this host: it goes to a second map, node_ports (proto . port : relay
+ * port), matched with "fib daddr type local" after the VIP redirects.
+ *
  * The guards of the service range (struct intercept_guards) follow the
  * redirects in both chains: a first packet that no redirect took and that
  * goes to a cluster IP (set @cluster_ips, kept up to date by difference like
@@ -42,6 +46,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/rtnetlink.h>
 
 #include "log.h"
 #include "nft_batch.h"
@@ -52,6 +57,7 @@
 
 #define MAP_NAME "relay_ports"
 #define IPS_NAME "cluster_ips"
+#define NP_NAME "node_ports"
 
 /* Elements per message, as this file has always sent them; the element
  * writer keeps each list within its 16-bit attribute by itself. */
@@ -64,6 +70,8 @@
  * in, so its list usually arrives sorted. */
 struct icpt_elem {
 	uint8_t family;          /* AF_INET or AF_INET6 */
+	uint8_t np;              /* 1: a node port on every local address: map
+				  * node_ports, key proto . port (8 bytes) */
 	uint8_t key[24];
 	uint16_t relay_port;     /* host order */
 };
@@ -112,6 +120,12 @@ static size_t key_len(int family)
 	return family == AF_INET6 ? 24 : 12;
 }
 
+/* The key length of e in its map. */
+static size_t elem_key_len(const struct icpt_elem *e)
+{
+	return e->np ? 8 : key_len(e->family);
+}
+
 /* "meta l4proto P redirect to : ip daddr . meta l4proto . th dport map
  * @relay_ports": the map's key is loaded into words 0.., its value (the
  * relay port) lands in word 0, where redirect takes it. */
@@ -132,6 +146,32 @@ static int redirect_rule_msg(struct nft_batch *b, int family, const char *chain,
 		nft_expr_load_dport(&rb, w);
 		nft_expr_lookup(&rb, 0, MAP_NAME, (int)nft_expr_reg(0), false);
 		nft_expr_text(&rb, " map @%s", MAP_NAME);
+		nft_expr_redirect(&rb, 0);
+		r = nft_rule_builder_msg(&rb, b);
+	}
+	nft_rule_builder_done(&rb);
+	return r;
+}
+
+/* "fib daddr type local redirect to : meta l4proto . th dport map
+ * @node_ports": node ports on every address (the relay's wildcard
+ * frontends), for any address of this host, after the VIP redirects. */
+static int np_rule_msg(struct nft_batch *b, int family, const char *chain)
+{
+	struct nft_rule_builder rb;
+	uint32_t local = RTN_LOCAL;
+	unsigned w;
+	int r = nft_rule_builder_init(&rb, family, NFT_INTERCEPT_TABLE, chain);
+
+	if (r == 0) {
+		nft_expr_load_fib_daddr_type(&rb, 0);
+		nft_expr_cmp(&rb, 0, NFT_CMP_EQ, &local, 4);
+		nft_expr_text(&rb, "fib daddr type local redirect to : ");
+		w = nft_expr_load_l4proto(&rb, 0);
+		nft_expr_text(&rb, " . ");
+		nft_expr_load_dport(&rb, w);
+		nft_expr_lookup(&rb, 0, NP_NAME, (int)nft_expr_reg(0), false);
+		nft_expr_text(&rb, " map @%s", NP_NAME);
 		nft_expr_redirect(&rb, 0);
 		r = nft_rule_builder_msg(&rb, b);
 	}
@@ -235,6 +275,26 @@ static int map_msg(struct nft_batch *b, int family, bool create)
 	return nft_set_spec_msg(b, &spec, create);
 }
 
+/* The declaration of the node port map (proto . port : relay port).
+ * create: add it if absent; else the message only asserts it exists. */
+static int np_map_msg(struct nft_batch *b, int family, bool create)
+{
+	const uint32_t key_types[] = { NFT_DTYPE_INET_PROTO, NFT_DTYPE_INET_SERVICE };
+	const struct nft_set_spec spec = {
+		.table = NFT_INTERCEPT_TABLE,
+		.name = NP_NAME,
+		.family = family,
+		.flags = NFT_SET_MAP,
+		.key_len = 8,
+		.key_type = nft_concat_type(key_types, 2),
+		.data_type = NFT_DTYPE_INET_SERVICE,
+		.data_len = 2,
+		.id = 3, /* the map is 1, the cluster IPs 2 */
+	};
+
+	return nft_set_spec_msg(b, &spec, create);
+}
+
 /* Table, map, set and chains (created if absent), chains emptied and
  * refilled (redirects, then the guards, with a drop rule for each of the
  * cidrs[0..n_cidrs) of family), map and set emptied: the caller adds the
@@ -254,6 +314,8 @@ static int skeleton_msgs(struct nft_batch *b, int family, const struct inet_pref
 		r = map_msg(b, family, true);
 	if (r == 0)
 		r = ips_msg(b, family, true);
+	if (r == 0)
+		r = np_map_msg(b, family, true);
 	for (size_t i = 0; r == 0 && i < sizeof(chains) / sizeof(chains[0]); i++) {
 		r = nft_chain_add_msg(b, family, NFT_INTERCEPT_TABLE, chains[i].name, &chains[i].base);
 		if (r == 0)
@@ -262,6 +324,8 @@ static int skeleton_msgs(struct nft_batch *b, int family, const struct inet_pref
 			r = redirect_rule_msg(b, family, chains[i].name, IPPROTO_TCP);
 		if (r == 0)
 			r = redirect_rule_msg(b, family, chains[i].name, IPPROTO_UDP);
+		if (r == 0)
+			r = np_rule_msg(b, family, chains[i].name);
 		if (r == 0)
 			r = reject_rule_msg(b, family, chains[i].name, true);
 		if (r == 0)
@@ -272,6 +336,8 @@ static int skeleton_msgs(struct nft_batch *b, int family, const struct inet_pref
 	}
 	if (r == 0)
 		r = nft_setelem_flush_msg(b, family, NFT_INTERCEPT_TABLE, MAP_NAME);
+	if (r == 0)
+		r = nft_setelem_flush_msg(b, family, NFT_INTERCEPT_TABLE, NP_NAME);
 	return r == 0 ? nft_setelem_flush_msg(b, family, NFT_INTERCEPT_TABLE, IPS_NAME) : r;
 }
 
@@ -279,6 +345,8 @@ static int elem_cmp(const struct icpt_elem *a, const struct icpt_elem *b)
 {
 	if (a->family != b->family)
 		return a->family < b->family ? -1 : 1;
+	if (a->np != b->np)
+		return a->np < b->np ? -1 : 1;
 	return memcmp(a->key, b->key, sizeof(a->key));
 }
 
@@ -309,7 +377,10 @@ static int elems_from_entries(const struct intercept_entry *entries, size_t n, s
 		if (en->proto != INET_PROTO_TCP && en->proto != INET_PROTO_UDP)
 			continue;
 		v[k].family = (uint8_t)en->addr.family;
-		nft_concat_put_addr(v[k].key, &off, &en->addr);
+		/* The wildcard address: a node port on every local address. */
+		v[k].np = inet_addr_is_any(&en->addr);
+		if (!v[k].np)
+			nft_concat_put_addr(v[k].key, &off, &en->addr);
 		nft_concat_put_proto(v[k].key, &off, en->proto);
 		nft_concat_put_port(v[k].key, &off, en->port);
 		v[k].relay_port = en->relay_port;
@@ -427,9 +498,9 @@ static int ip_write(struct nft_setelem_writer *w, const struct icpt_ip *ip)
 static int elem_write(struct nft_setelem_writer *w, const struct icpt_elem *e)
 {
 	uint16_t relay = htons(e->relay_port);
-	struct nft_setelem k = { .key = e->key, .key_len = key_len(e->family), .data = &relay, .data_len = 2 };
+	struct nft_setelem k = { .key = e->key, .key_len = elem_key_len(e), .data = &relay, .data_len = 2 };
 
-	return nft_setelem_writer_add(w, e->family, NFT_INTERCEPT_TABLE, MAP_NAME, &k);
+	return nft_setelem_writer_add(w, e->family, NFT_INTERCEPT_TABLE, e->np ? NP_NAME : MAP_NAME, &k);
 }
 
 /* What one sync asks for, normalized: redirects, cluster IPs, CIDRs. */
@@ -581,6 +652,8 @@ static int update_msgs(struct nft_batch *b, const struct icpt *ic, const struct 
 		r = map_msg(b, fam ? AF_INET6 : AF_INET, false);
 		if (r == 0)
 			r = ips_msg(b, fam ? AF_INET6 : AF_INET, false);
+		if (r == 0)
+			r = np_map_msg(b, fam ? AF_INET6 : AF_INET, false);
 	}
 	if (r == 0)
 		r = elems_msgs(b, false, false, d.dels, d.n_dels);

@@ -1,7 +1,9 @@
 /* Interception for the userspace relay (proxy/core/intercept.h) with nftables:
  * tables "ip ferry_intercept" / "ip6 ferry_intercept", a map
  * address . proto . port : relay port, and `redirect` in the nat prerouting
- * and output hooks. Separate from the nftables backend's own tables, so the
+ * and output hooks; an entry on the wildcard address (a node port on every
+ * address) goes to a map proto . port : relay port, matched for any local
+ * destination address. Separate from the nftables backend's own tables, so the
  * two never disturb each other. After the redirects, the guards of the
  * service range: a set of cluster IPs whose other ports are rejected, and a
  * drop rule per service CIDR.

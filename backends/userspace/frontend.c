@@ -337,19 +337,32 @@ void relay_table_remove(struct relay_table *t, struct relay_frontend *fe)
 		relay_frontend_unref(fe);
 }
 
+/* The entry under addr:port/proto, or NULL. Lock held. */
+static struct relay_frontend *table_find(const struct relay_table *t, const struct inet_addr *addr,
+					 enum inet_proto proto, uint16_t port)
+{
+	for (struct relay_frontend *fe = t->buckets[table_hash(addr, proto, port) & (t->n_buckets - 1)]; fe;
+	     fe = fe->tnext)
+		if (table_key_is(fe, addr, proto, port))
+			return fe;
+	return NULL;
+}
+
 struct relay_service *relay_table_service(struct relay_table *t, const struct inet_addr *addr,
 					  enum inet_proto proto, uint16_t port)
 {
 	struct relay_service *s = NULL;
+	struct relay_frontend *fe;
 
 	pthread_rwlock_rdlock(&t->lock);
-	for (struct relay_frontend *fe = t->buckets[table_hash(addr, proto, port) & (t->n_buckets - 1)]; fe;
-	     fe = fe->tnext) {
-		if (table_key_is(fe, addr, proto, port)) {
-			s = relay_frontend_service(fe);
-			break;
-		}
+	fe = table_find(t, addr, proto, port);
+	if (!fe && !inet_addr_is_any(addr)) {
+		struct inet_addr any = inet_addr_any(addr->family);
+
+		fe = table_find(t, &any, proto, port);
 	}
+	if (fe)
+		s = relay_frontend_service(fe);
 	pthread_rwlock_unlock(&t->lock);
 	return s;
 }

@@ -147,8 +147,10 @@ int relay_table_add(struct relay_table *t, struct relay_frontend *fe);
 /* Take fe out (its reference is dropped); absent is a no-op. Control
  * thread. */
 void relay_table_remove(struct relay_table *t, struct relay_frontend *fe);
-/* The service of the frontend under addr:port/proto with a reference the
- * caller drops, or NULL. Any thread. */
+/* The service of the frontend under addr:port/proto, else of the one
+ * under the wildcard address of addr's family (a node port on every
+ * address), with a reference the caller drops; NULL when neither is
+ * there. Any thread. */
 struct relay_service *relay_table_service(struct relay_table *t, const struct inet_addr *addr,
 					  enum inet_proto proto, uint16_t port);
 

@@ -216,9 +216,9 @@ struct us_frontend *us_fes_find(const struct userspace *u, const struct us_key *
 const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const struct us_key *k);
 
 /* Whether traffic to k is intercepted (the frontend is an entry of the
- * shared relay sockets' service table, with no socket of its own): when
- * there is an interception provider, for everything but the wildcard node
- * ports, which already receive whatever reaches the host. */
+ * shared relay sockets' service table, with no socket of its own): for
+ * every key when there is an interception provider (node ports on every
+ * address too: the provider redirects them for any local address). */
 bool us_intercepted(const struct userspace *u, const struct us_key *k);
 
 /* A new service snapshot of plan frontend f's policy (empty verdict, source

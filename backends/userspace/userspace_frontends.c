@@ -12,12 +12,12 @@
  * So when main hands us an interception provider, the relay opens, once,
  * a constant set of shared relay sockets (per worker: TCP and UDP, IPv4
  * and IPv6, on ephemeral ports of the wildcard addresses; u->relays), and
- * every frontend except the wildcard node ports opens no socket at all: it
- * is an entry of the service table (relay_table, a hash by address,
+ * no frontend opens a socket at all: each is an entry of the service table (relay_table, a hash by address,
  * protocol, port) holding its snapshot. After each sync (and each apply
  * that added or removed such a frontend) the provider is told {VIP, proto,
  * port -> the shared port of that family and protocol} and redirects that
- * traffic (forwarded and the node's own) there, with the plan's guards of
+ * traffic (forwarded and the node's own) there (a node port on every
+ * address, a wildcard entry, for any local destination address), with the plan's guards of
  * the service range (cluster IPs' other ports rejected, unallocated
  * addresses of the service CIDRs dropped). A worker finds the frontend of
  * an accepted connection by its original destination (SO_ORIGINAL_DST),
@@ -289,7 +289,8 @@ static int listeners_open(struct userspace *u, struct relay_frontend *fe)
 
 bool us_intercepted(const struct userspace *u, const struct us_key *k)
 {
-	return u->intercept && !inet_addr_is_any(&k->addr);
+	(void)k;
+	return u->intercept != NULL;
 }
 
 /* Open a listener set for k serving svc and hand it to the workers. 0 or

@@ -51,11 +51,12 @@ static void service_label(const struct plan_epset *e, char *buf, size_t len)
 }
 
 /* Whether f would reach the relay through the interception (the shared
- * relay sockets) rather than a listener of its own: with a provider, all
- * but the node ports on every address (userspace_frontends.c). */
+ * relay sockets) rather than a listener of its own: every frontend, with
+ * a provider (userspace_frontends.c). */
 static bool render_intercepted(const struct plan_frontend *f, bool intercept)
 {
-	return intercept && f->addr.family != 0 && !inet_addr_is_any(&f->addr);
+	(void)f;
+	return intercept;
 }
 
 static void render_text(const struct plan *plan, unsigned workers, bool intercept, FILE *out)

@@ -906,8 +906,8 @@ static const struct intercept_entry *fake_find(const char *addr, enum inet_proto
 	return NULL;
 }
 
-/* With a provider, every frontend but the wildcard node ports is only an
- * entry of the service table behind the shared relay sockets: the provider
+/* With a provider, every frontend (node ports on every address too) is
+ * only an entry of the service table behind the shared relay sockets: the provider
  * is told the same relay port for every frontend of one family and
  * protocol, no socket is opened for the frontend itself, a connection
  * that reaches a shared socket without having been redirected (it has no
@@ -948,7 +948,7 @@ Test(userspace_relay, intercepted_frontends_share_relay_sockets, .init = setup, 
 	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
 	cr_assert_eq(userspace_check_state(priv, &t.plan), 0);
 	cr_assert_eq(fake_syncs, 1);
-	cr_assert_eq(fake_n, 3, "the wildcard node port needs no interception");
+	cr_assert_eq(fake_n, 4, "every frontend, the wildcard node port too");
 	et = fake_find("127.0.0.3", INET_PROTO_TCP, pt);
 	et2 = fake_find("127.0.0.4", INET_PROTO_TCP, pt2);
 	eu4 = fake_find("127.0.0.3", INET_PROTO_UDP, pu);
@@ -956,14 +956,16 @@ Test(userspace_relay, intercepted_frontends_share_relay_sockets, .init = setup, 
 	cr_assert_neq(et->relay_port, 0);
 	cr_assert_neq(eu4->relay_port, 0);
 	cr_assert_eq(et->relay_port, et2->relay_port, "one shared TCP relay port, not one per frontend");
+	cr_assert_eq(fake_find("0.0.0.0", INET_PROTO_TCP, pn)->relay_port, et->relay_port,
+		     "the node port is redirected for any local address, to the same port");
 	relay_t = et->relay_port;
 	relay_u = eu4->relay_port;
 
-	/* No socket of its own; the shared one resets what was not
-	 * redirected; the wildcard node port listens as before. */
+	/* No socket of its own, not even the node port's; the shared one
+	 * resets what was not redirected. */
 	assert_refused("127.0.0.3", pt);
+	assert_refused("127.0.0.1", pn);
 	assert_refused("127.0.0.1", relay_t);
-	cr_assert_eq(tcp_who("127.0.0.1", pn), 'A');
 
 	/* Same plan again: same relay ports, the provider told again. */
 	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
@@ -2041,7 +2043,8 @@ static size_t fd_count(void)
 
 /* A plan of one TCP (web) and one UDP (dns) cluster IP frontend at each
  * of n addresses from 10.96.1.2 on (250 per /24), plus web and dns at 10.96.0.10 and svc7 at
- * 10.96.0.7:8080, all over the echo server at 127.0.0.1:port. Sorted as
+ * 10.96.0.7:8080 and web's node port 30080 on every address, all over the
+ * echo server at 127.0.0.1:port. Sorted as
  * the planner sorts (kind, address, protocol, port). Heap-allocated; give
  * it back with big_plan_free. */
 static struct plan *big_plan_new(size_t n, uint16_t port)
@@ -2049,7 +2052,7 @@ static struct plan *big_plan_new(size_t n, uint16_t port)
 	struct plan *p = calloc(1, sizeof(*p));
 	struct plan_epset *e = calloc(3, sizeof(*e));
 	struct plan_endpoint *ep = calloc(1, sizeof(*ep));
-	struct plan_frontend *f = calloc(2 * n + 3, sizeof(*f));
+	struct plan_frontend *f = calloc(2 * n + 4, sizeof(*f));
 	char *names[3] = { "web", "dns", "svc7" }, *keys[3] = { "default/web:http/TCP", "default/dns:dns/UDP",
 							       "default/svc7:http/TCP" };
 	size_t k = 0;
@@ -2085,6 +2088,10 @@ static struct plan *big_plan_new(size_t n, uint16_t port)
 	}
 	for (size_t i = 0; i < k; i++)
 		f[i].kind = FRONTEND_CLUSTER_IP;
+	/* Last in the planner's order: web's node port on every address. */
+	f[k].kind = FRONTEND_NODE_PORT;
+	f[k].addr = inet_addr_any(AF_INET);
+	f[k].proto = INET_PROTO_TCP, f[k].port = 30080, f[k++].epset = &e[0];
 	p->frontends = f;
 	p->n_frontends = k;
 	p->epsets = e;
@@ -2126,12 +2133,14 @@ Test(userspace_relay, intercepted_traffic_through_nftables, .init = setup, .time
 	cr_assert_eq(userspace_backend_ops.sync(priv, small), 0);
 	cr_assert_eq(tcp_who("10.96.0.10", 80), 'A');
 	udp_ask("10.96.0.10", 53, "small", "Asmall");
+	/* The node port, on a local address, through the shared socket too. */
+	cr_assert_eq(tcp_who("127.0.0.1", 30080), 'A');
 	fds_small = fd_count();
 
 	cr_assert_eq(userspace_backend_ops.sync(priv, big), 0);
 	cr_assert_eq(userspace_check_state(priv, big), 0);
 	fds_big = fd_count();
-	cr_assert_leq(fds_big, fds_small + 2, "%zu descriptors with 3 frontends, %zu with 603", fds_small,
+	cr_assert_leq(fds_big, fds_small + 2, "%zu descriptors with 4 frontends, %zu with 604", fds_small,
 		      fds_big);
 	cr_assert_eq(tcp_who("10.96.1.250", 80), 'A');
 	cr_assert_eq(tcp_who("10.96.2.51", 80), 'A');
