@@ -945,6 +945,49 @@ void nft_state_commit(struct nft_state *s)
 	change_end(s);
 }
 
+/* Working arrays kept between changes up to this many items each. */
+#define TRIM_KEEP 65536
+
+void nft_state_trim(struct nft_state *s)
+{
+	struct nft_state_change *c = &s->change;
+
+	if (c->n_pend || c->n_dels || c->n_adds || c->n_hpd || c->n_ct)
+		return;
+	if (c->cap_dels > TRIM_KEEP) {
+		free(c->dels);
+		c->dels = NULL;
+		c->cap_dels = 0;
+	}
+	if (c->cap_adds > TRIM_KEEP) {
+		free(c->adds);
+		c->adds = NULL;
+		c->cap_adds = 0;
+	}
+	if (c->cap_pend > TRIM_KEEP) {
+		free(c->pend);
+		c->pend = NULL;
+		c->cap_pend = 0;
+	}
+	if (c->cap_hpd > TRIM_KEEP) {
+		free(c->hpd);
+		c->hpd = NULL;
+		c->cap_hpd = 0;
+	}
+	if (c->cap_hpd_index > TRIM_KEEP) {
+		free(c->hpd_index);
+		c->hpd_index = NULL;
+		c->cap_hpd_index = 0;
+	}
+	if (c->cap_ct > TRIM_KEEP) {
+		free(c->ct);
+		free(c->ct_used);
+		c->ct = NULL;
+		c->ct_used = NULL;
+		c->cap_ct = 0;
+	}
+}
+
 void nft_state_discard(struct nft_state *s)
 {
 	struct nft_state_change *c = &s->change;

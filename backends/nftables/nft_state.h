@@ -231,6 +231,12 @@ bool nft_state_slots_grow(const struct nft_state *s, const size_t need[2], uint3
 /* Record that the kernel accepted the sizes size[f] (0: unchanged). */
 void nft_state_slots_declared(struct nft_state *s, const uint32_t size[2]);
 
+/* Between changes: give back the change's working arrays when a big one
+ * (a full sync, a take-over: a pointer per element of the plan) left
+ * them large; the next small change allocates small ones. No-op while a
+ * change is staged. */
+void nft_state_trim(struct nft_state *s);
+
 /* The kernel accepted the change: the staged frontends' elements become
  * the committed ones, removed frontends go, the slot counts move, and the
  * deleted elements are freed (change.dels dangles from here). Cannot

@@ -223,6 +223,26 @@ static void content_commit(struct nftables *n)
 	n->content_staged = false;
 }
 
+/* After a full sync or a take-over: the batch held every element's
+ * message (some 60 MB at 100k services) and the change a pointer per
+ * element; updates need a fraction of that, so give it back. */
+static void release_big_buffers(struct nftables *n)
+{
+	size_t len;
+
+	nft_batch_data(n->batch, &len);
+	if (len > (4u << 20)) {
+		struct nft_batch *b = nft_batch_new();
+
+		if (b) {
+			nft_batch_free(n->batch);
+			n->batch = b;
+		}
+	}
+	nft_state_trim(&n->state);
+	nft_elem_vec_done(&n->scratch);
+}
+
 /* Compute the elements of plan frontend fe and stage them. */
 static int stage_frontend(struct nftables *n, const struct plan_frontend *fe)
 {
@@ -397,6 +417,7 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 		 "in %.1f ms (build %.1f ms, kernel %.1f ms)",
 		 nft_state_frontends(&n->state), n_elems, nft_batch_count(n->batch), now_ms() - t0, t1 - t0,
 		 t2 - t1);
+	release_big_buffers(n);
 	n->need_full = false;
 	return 0;
 }
@@ -538,6 +559,7 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 		 "(%zu messages) in %.1f ms (reading %.1f ms); rules kept, %zu service CIDR rules written",
 		 kept, n_del, n_add, nft_batch_count(n->batch), now_ms() - t0, t_read, n->n_cidrs_done);
 	nft_elem_vec_done(&have);
+	release_big_buffers(n);
 	n->need_full = false;
 	return 0;
 }

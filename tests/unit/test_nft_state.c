@@ -874,6 +874,36 @@ Test(nft_state, staged_copies_pooled_then_malloced)
 	cr_expect_null(st.chunks, "the pool goes with the state");
 }
 
+/* After a big change the working arrays go; the state and later changes
+ * are as before. While a change is staged, trimming does nothing. */
+Test(nft_state, trim_after_a_big_change)
+{
+	enum { N = 70000 };
+	struct nft_elem *e = malloc(N * sizeof(*e));
+	struct nft_state_key k = key("10.96.0.1", INET_PROTO_TCP, 80);
+
+	cr_assert_not_null(e);
+	e[0] = vmap("10.96.0.1", INET_PROTO_TCP, 80, 1);
+	for (int i = 1; i < N; i++)
+		e[i] = slot("10.96.0.1", INET_PROTO_TCP, 80, (uint32_t)i, "10.0.0.1", 80);
+	qsort(e, N, sizeof(e[0]), elem_cmp);
+	cr_assert_eq(nft_state_stage_copy(&st, &k, e, N), 0);
+	nft_state_trim(&st);
+	cr_expect_eq(st.change.n_adds, N, "a staged change is left alone");
+	nft_state_commit(&st);
+	cr_expect_gt(st.change.cap_adds, 65536);
+	nft_state_trim(&st);
+	cr_expect_eq(st.change.cap_adds, 0);
+	cr_expect_eq(committed(&st, k), N);
+	/* A small change after it. */
+	cr_assert_eq(nft_state_stage_copy(&st, &k, e, N - 1), 0);
+	cr_expect_eq(st.change.n_dels, 1);
+	cr_expect_eq(st.change.n_adds, 0);
+	nft_state_commit(&st);
+	cr_expect_eq(committed(&st, k), N - 1);
+	free(e);
+}
+
 Test(nft_state, clear_forgets_everything)
 {
 	struct nft_state_key a = key("10.96.0.1", INET_PROTO_TCP, 80);
