@@ -39,6 +39,12 @@
  *                                           cluster-IP order (ferry's order)
  *   nft_scale_bench gen-addrs FILE N DEV    `ip -batch` input binding the N
  *                                           cluster IPs (/32) to DEV
+ *   nft_scale_bench dump FAMILY TABLE SET...  the floor of reading sets
+ *                                           back: a bare netlink dump of each
+ *                                           set (ip or ip6 TABLE), counting
+ *                                           elements and decoding nothing;
+ *                                           prints "SET elements ms" per set
+ *                                           and "total elements ms"
  *
  * Service i (0-based) has cluster IP 10.96.0.0/12 + i + 1, port 80; the
  * target is service N-1, whose endpoints are 10.0.2.2:9000+j (real, served
@@ -58,6 +64,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -561,6 +571,129 @@ static int gen_addrs(const char *file, unsigned n, const char *dev)
 	return fclose(f) ? 1 : 0;
 }
 
+/* Append attribute type with len bytes of data to the message at buf. */
+static void nl_put(char *buf, uint16_t type, const void *data, size_t len)
+{
+	struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
+	struct nlattr *a = (struct nlattr *)(buf + NLMSG_ALIGN(nlh->nlmsg_len));
+
+	a->nla_type = type;
+	a->nla_len = (uint16_t)(NLA_HDRLEN + len);
+	memcpy((char *)a + NLA_HDRLEN, data, len);
+	nlh->nlmsg_len = NLMSG_ALIGN(nlh->nlmsg_len) + NLA_ALIGN(a->nla_len);
+}
+
+/* Elements in one GETSETELEM reply: the items of its element list. */
+static size_t dump_count(const struct nlmsghdr *nlh)
+{
+	const char *p = (const char *)NLMSG_DATA(nlh) + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+	const char *end = (const char *)nlh + nlh->nlmsg_len;
+	size_t n = 0;
+
+	while (p + NLA_HDRLEN <= end) {
+		const struct nlattr *a = (const struct nlattr *)p;
+
+		if (a->nla_len < NLA_HDRLEN || p + a->nla_len > end)
+			break;
+		if ((a->nla_type & NLA_TYPE_MASK) == NFTA_SET_ELEM_LIST_ELEMENTS) {
+			const char *q = p + NLA_HDRLEN, *qend = p + a->nla_len;
+
+			while (q + NLA_HDRLEN <= qend) {
+				const struct nlattr *e = (const struct nlattr *)q;
+
+				if (e->nla_len < NLA_HDRLEN)
+					break;
+				n++;
+				q += NLA_ALIGN(e->nla_len);
+			}
+		}
+		p += NLA_ALIGN(a->nla_len);
+	}
+	return n;
+}
+
+/* One set dumped as fast as the kernel answers: read into a buffer the
+ * kernel fills up to its limit per message (32 KiB), count, nothing else.
+ * Returns the element count, or -1 (message on stderr). */
+static long dump_set(int fd, int family, const char *table, const char *set, unsigned seq)
+{
+	static char buf[256 * 1024];
+	char req[512] = { 0 };
+	struct nlmsghdr *nlh = (struct nlmsghdr *)req;
+	struct nfgenmsg *g = NLMSG_DATA(nlh);
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	long n = 0;
+
+	nlh->nlmsg_len = NLMSG_LENGTH(sizeof(*g));
+	nlh->nlmsg_type = NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETSETELEM;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	g->nfgen_family = (uint8_t)family;
+	g->version = NFNETLINK_V0;
+	nl_put(req, NFTA_SET_ELEM_LIST_TABLE, table, strlen(table) + 1);
+	nl_put(req, NFTA_SET_ELEM_LIST_SET, set, strlen(set) + 1);
+	if (sendto(fd, req, nlh->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+		perror("dump: sendto");
+		return -1;
+	}
+	for (;;) {
+		ssize_t len = recv(fd, buf, sizeof(buf), 0);
+		int left;
+
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("dump: recv");
+			return -1;
+		}
+		left = (int)len;
+		for (nlh = (struct nlmsghdr *)buf; NLMSG_OK(nlh, left); nlh = NLMSG_NEXT(nlh, left)) {
+			if (nlh->nlmsg_seq != seq)
+				continue;
+			if (nlh->nlmsg_type == NLMSG_DONE)
+				return n;
+			if (nlh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(nlh);
+
+				fprintf(stderr, "dump: %s %s: %s\n", table, set, strerror(-e->error));
+				return -1;
+			}
+			n += (long)dump_count(nlh);
+		}
+	}
+}
+
+static int do_dump(int argc, char **argv)
+{
+	int family = strcmp(argv[2], "ip6") == 0 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	int size = 64 << 20;
+	long total = 0;
+	double t_all = now_us();
+
+	if (fd < 0) {
+		perror("dump: socket");
+		return 1;
+	}
+	/* As ferry's socket: a big receive buffer (needs CAP_NET_ADMIN). */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) == -1)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	for (int i = 4; i < argc; i++) {
+		double t0 = now_us();
+		long n = dump_set(fd, family, argv[3], argv[i], 0x6e730000u + (unsigned)i);
+
+		if (n < 0) {
+			close(fd);
+			return 1;
+		}
+		total += n;
+		printf("%s %ld %.1f\n", argv[i], n, (now_us() - t0) / 1000);
+	}
+	printf("total %ld %.1f\n", total, (now_us() - t_all) / 1000);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *base = getenv("NSB_SVC_BASE"), *target = getenv("NSB_TARGET");
@@ -587,6 +720,8 @@ int main(int argc, char **argv)
 		}
 		target_addr = target;
 	}
+	if (argc >= 5 && strcmp(argv[1], "dump") == 0)
+		return do_dump(argc, argv);
 	if (argc >= 4 && strcmp(argv[1], "connect") == 0)
 		return do_connect(argv[2], (unsigned)atoi(argv[3]));
 	if (argc >= 3 && strcmp(argv[1], "interleave") == 0)
