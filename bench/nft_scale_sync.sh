@@ -69,6 +69,9 @@ SETS="fe np empty_fe empty_np masq_fe local_fe masq_np ranged_fe ranges hairpin 
 ferry_start() {
 	local node=() i
 	[ "$2" -gt 0 ] && node=(--hostname-override node-0)
+	# No earlier run's log may answer the wait below.
+	rm -f "$3"
+	: >"$3"
 	ip netns exec "$NS" "$1" run --source "dir:$TMP/m" --backend nftables --log-level debug \
 		--sync-period 1h "${node[@]}" >"$3" 2>&1 &
 	FP=$!
