@@ -813,17 +813,9 @@ static int ipvs_sync(void *priv, const struct plan *plan)
 	return converge(v, r, NULL, "sync", t0);
 }
 
-static int ptr_cmp(const void *a, const void *b)
-{
-	const void *x = *(const void *const *)a, *y = *(const void *const *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int ipvs_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 {
 	struct ipvs *v = priv;
-	const struct plan_epset **eps = NULL;
 	double t0 = now_ms();
 	int r = 0;
 
@@ -843,23 +835,9 @@ static int ipvs_apply(void *priv, const struct plan *plan, const struct plan_dif
 	}
 	if (r == 0 && diff->guards_changed)
 		r = stage_guards(v, plan);
-	if (r == 0 && diff->n_eps_changed) {
-		/* Frontends whose endpoint set changed: one pass over the plan. */
-		eps = malloc(diff->n_eps_changed * sizeof(*eps));
-		if (!eps) {
-			r = -ENOMEM;
-		} else {
-			memcpy(eps, diff->eps_changed, diff->n_eps_changed * sizeof(*eps));
-			qsort(eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp);
-			for (size_t i = 0; i < plan->n_frontends && r == 0; i++) {
-				const void *key = plan->frontends[i].epset;
-
-				if (bsearch(&key, eps, diff->n_eps_changed, sizeof(*eps), ptr_cmp))
-					r = stage_frontend(v, &plan->frontends[i], NULL);
-			}
-		}
-	}
-	free(eps);
+	/* Frontends whose endpoint set changed: the planner lists them. */
+	for (size_t i = 0; i < diff->n_fe_touched && r == 0; i++)
+		r = stage_frontend(v, diff->fe_touched[i], NULL);
 	return converge(v, r, NULL, "update", t0);
 }
 
