@@ -657,17 +657,14 @@ static int nftables_sync(void *priv, const struct plan *plan)
 	return nftables_update(n, plan, r < 0 ? r : 0, plan->n_frontends, r > 0 ? (size_t)r : 0, t0);
 }
 
-static int ptr_cmp(const void *a, const void *b)
-{
-	const void *x = *(const void *const *)a, *y = *(const void *const *)b;
-	return x < y ? -1 : x > y;
-}
-
 static int nftables_apply(void *priv, const struct plan *plan, const struct plan_diff *diff)
 {
 	struct nftables *n = priv;
-	const struct plan_frontend **changed;
-	size_t n_changed = 0;
+	/* The planner lists what to reprogram: added, changed, and the
+	 * frontends whose set changed (touched), three disjoint lists
+	 * (plan-t.h); no pass over the plan. */
+	const struct plan_frontend *const *lists[] = { diff->fe_added, diff->fe_changed, diff->fe_touched };
+	size_t counts[] = { diff->n_fe_added, diff->n_fe_changed, diff->n_fe_touched };
 	double t0;
 	int r = 0;
 
@@ -675,38 +672,17 @@ static int nftables_apply(void *priv, const struct plan *plan, const struct plan
 		return -ENOTCONN;
 	if (n->need_full)
 		return nftables_rebuild(n, plan);
-	/* The planner lists what to reprogram: added, changed, and the
-	 * frontends whose set changed (touched); no pass over the plan. */
-	changed = malloc((diff->n_fe_added + diff->n_fe_changed + diff->n_fe_touched + 1) * sizeof(*changed));
-	if (!changed)
-		return -ENOMEM;
-	for (size_t i = 0; i < diff->n_fe_added; i++)
-		changed[n_changed++] = diff->fe_added[i];
-	for (size_t i = 0; i < diff->n_fe_changed; i++)
-		changed[n_changed++] = diff->fe_changed[i];
-	for (size_t i = 0; i < diff->n_fe_touched; i++)
-		changed[n_changed++] = diff->fe_touched[i];
-	/* The three lists are disjoint (plan-t.h); a frontend listed twice
-	 * would still be recomputed once. */
-	if (n_changed > 1) {
-		size_t w = 1;
-		qsort(changed, n_changed, sizeof(*changed), ptr_cmp);
-		for (size_t i = 1; i < n_changed; i++)
-			if (changed[i] != changed[w - 1])
-				changed[w++] = changed[i];
-		n_changed = w;
-	}
 	t0 = now_ms();
-	for (size_t i = 0; i < n_changed && r == 0; i++)
-		r = stage_frontend(n, changed[i]);
+	for (size_t l = 0; l < 3; l++)
+		for (size_t i = 0; i < counts[l] && r == 0; i++)
+			r = stage_frontend(n, lists[l][i]);
 	for (size_t i = 0; i < diff->n_fe_removed && r == 0; i++) {
 		struct nft_state_key key;
 
 		nft_state_key_of(diff->fe_removed[i], &key);
 		r = nft_state_stage_removal(&n->state, &key);
 	}
-	free(changed);
-	return nftables_update(n, plan, r, n_changed, diff->n_fe_removed, t0);
+	return nftables_update(n, plan, r, counts[0] + counts[1] + counts[2], diff->n_fe_removed, t0);
 }
 
 static int nftables_probe(char *why, size_t why_len)

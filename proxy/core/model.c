@@ -508,13 +508,15 @@ static bool node_plan_differs(const struct kobj_node *a, const struct kobj_node 
 
 void model_set_node(struct model *m, struct kobj_node *node)
 {
-	bool differs = m->node != node && node_plan_differs(m->node, node);
+	/* The same object handed again may have been changed in place:
+	 * nothing to compare it with, so everything may have changed. */
+	bool differs = m->node == node || node_plan_differs(m->node, node);
 
 	if (m->node != node)
 		kobj_node_free(m->node);
 	m->node = node;
 	m->generation++;
-	if (differs || m->node == node)
+	if (differs)
 		journal_note(m, NULL, NULL);
 }
 

@@ -129,8 +129,7 @@ struct plan {
 
 /* Difference between two successive plans. Pointers to "added", "changed"
  * and "touched" entries point into the new plan, "removed" into what the old
- * one held (after an incremental update, a removed frontend's set may show
- * its new endpoints); all stay valid until the next planner run or
+ * one held; all stay valid until the next planner run or
  * planner_release_previous (the sync runner calls it once the backend has
  * applied the diff). An epset is "changed" when its endpoints or policy
  * differ; a frontend is "changed" when its epset key, masquerade, empty

@@ -182,7 +182,7 @@ static bool hc_contested(const struct plan_splice_state *st, uint16_t port)
 	       bsearch(&port, st->hc_contested, st->n_hc_contested, sizeof(port), cmp_u16) != NULL;
 }
 
-static int cmp_svc_ref(const void *a, const void *b)
+int plan_svc_ref_cmp(const void *a, const void *b)
 {
 	const struct plan_svc_ref *x = a, *y = b;
 	int c = strcmp(x->ns, y->ns);
@@ -194,7 +194,7 @@ static bool is_replanned(const struct plan_svc_ref *svcs, size_t n, const char *
 {
 	struct plan_svc_ref k = { ns, name };
 
-	return n && bsearch(&k, svcs, n, sizeof(*svcs), cmp_svc_ref) != NULL;
+	return n && bsearch(&k, svcs, n, sizeof(*svcs), plan_svc_ref_cmp) != NULL;
 }
 
 /* ---- the splice ---- */

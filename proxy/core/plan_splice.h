@@ -50,6 +50,9 @@ struct plan_svc_ref {
 	const char *name;
 };
 
+/* (ns, name) order of two struct plan_svc_ref. For qsort. */
+int plan_svc_ref_cmp(const void *a, const void *b);
+
 #define PLAN_SPLICE_REPLAN 1
 
 /* Rebuild the set -> frontends index for plan. 0 or -ENOMEM. */

@@ -1167,14 +1167,6 @@ static int note_dirty(const char *ns, const char *name, void *userdata)
 	return 0;
 }
 
-static int cmp_svc_ref(const void *a, const void *b)
-{
-	const struct plan_svc_ref *x = a, *y = b;
-	int c = strcmp(x->ns, y->ns);
-
-	return c ? c : strcmp(x->name, y->name);
-}
-
 /* Plan the services of d alone (each once) into *ret. */
 static int plan_part(struct planner *p, const struct model *m, struct dirty *d, struct plan **ret)
 {
@@ -1183,9 +1175,9 @@ static int plan_part(struct planner *p, const struct model *m, struct dirty *d, 
 	int r;
 
 	if (d->n)
-		qsort(d->svcs, d->n, sizeof(*d->svcs), cmp_svc_ref);
+		qsort(d->svcs, d->n, sizeof(*d->svcs), plan_svc_ref_cmp);
 	for (size_t i = 0; i < d->n; i++)
-		if (k == 0 || cmp_svc_ref(&d->svcs[k - 1], &d->svcs[i]) != 0)
+		if (k == 0 || plan_svc_ref_cmp(&d->svcs[k - 1], &d->svcs[i]) != 0)
 			d->svcs[k++] = d->svcs[i];
 	d->n = k;
 	r = build_init(&b, p, m);

@@ -205,6 +205,61 @@ Test(model, node_and_clear)
 	model_free(m);
 }
 
+static int count_change(const char *ns, const char *name, void *userdata)
+{
+	(void)ns;
+	(void)name;
+	(*(int *)userdata)++;
+	return 0;
+}
+
+static struct kobj_node *node_new(const char *name, const char *zone, const char *addr)
+{
+	struct kobj_node *node = kobj_node_new();
+
+	node->name = strdup(name);
+	node->zone = zone ? strdup(zone) : NULL;
+	node->n_addrs = 1;
+	node->addrs = calloc(1, sizeof(*node->addrs));
+	cr_assert_eq(inet_addr_parse(addr, &node->addrs[0]), 0);
+	return node;
+}
+
+/* The journal the incremental planner reads: a slice counts for its
+ * service before and after; this node's name, zone or addresses mean
+ * "everything", a Node update that changes none of them (a status
+ * heartbeat, the deletion marks) does not. */
+Test(model, change_journal)
+{
+	struct model *m = model_new();
+	struct kobj_node *node;
+	uint64_t g;
+	int n = 0;
+
+	model_set_node(m, node_new("n1", "z1", "10.0.0.1"));
+	g = model_generation(m);
+	cr_assert_eq(model_changes_since(m, g, count_change, &n), 0);
+	cr_assert_eq(model_upsert_service(m, svc_new("a", "b")), 0);
+	cr_assert_eq(model_upsert_slice(m, slice_new("a", "b-1", "b")), 0);
+	cr_assert_eq(model_upsert_slice(m, slice_new("a", "b-1", "c")), 0); /* moves to c */
+	cr_assert_eq(model_changes_since(m, g, count_change, &n), 0);
+	cr_expect_eq(n, 4, "service b, slice for b, slice leaving b and joining c: %d", n);
+	g = model_generation(m);
+	node = node_new("n1", "z1", "10.0.0.1");
+	node->deleting = true;
+	model_set_node(m, node);
+	cr_expect_gt(model_generation(m), g, "the node changed: a sync is due (health)");
+	n = 0;
+	cr_expect_eq(model_changes_since(m, g, count_change, &n), 0, "no plan depends on the deletion mark");
+	cr_expect_eq(n, 0);
+	model_set_node(m, node_new("n1", "z2", "10.0.0.1"));
+	cr_expect_eq(model_changes_since(m, g, count_change, &n), MODEL_CHANGES_ALL, "a new zone");
+	g = model_generation(m);
+	model_set_node(m, node_new("n1", "z2", "10.0.0.2"));
+	cr_expect_eq(model_changes_since(m, g, count_change, &n), MODEL_CHANGES_ALL, "a new address");
+	model_free(m);
+}
+
 /* Random inserts and removes checked against a plain array: exercises
  * growth and backward-shift deletion. */
 Test(nsname_map, matches_reference)
