@@ -254,7 +254,7 @@ static int store_upsert(struct kube_informer *inf, const json_t *obj)
 	if (!e) {
 		e = calloc(1, sizeof(*e));
 		if (!e || !(e->ns = strdup(ns)) || !(e->name = strdup(name)) ||
-		    nsname_map_put(&inf->store, e->ns, e->name, e, NULL) < 0) {
+		    nsname_map_put(&inf->store, e, NULL) < 0) {
 			/* The object is in the model but unknown here: take it out
 			 * again so the two do not disagree. */
 			inf->hd.remove(inf->userdata, inf->use_fallback, ns, name, aux);
@@ -1034,7 +1034,7 @@ struct kube_informer *kube_informer_new(struct kube_http *h, struct loop *loop,
 	inf->userdata = userdata;
 	inf->http = h;
 	inf->loop = loop;
-	nsname_map_init(&inf->store);
+	nsname_map_init(&inf->store, NSNAME_MAP_KEY(struct entry, ns, name));
 	loop_timer_init(&inf->timer, on_timer, inf);
 	kube_backoff_init(&inf->backoff, cfg->backoff_base_ms ? cfg->backoff_base_ms : 500,
 			  cfg->backoff_cap_ms ? cfg->backoff_cap_ms : 30000,

@@ -372,7 +372,7 @@ static int file_own(struct manifest_dir *d, struct mfile *f, enum obj_kind kind,
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = nsname_map_put(&d->owners[kind], o->ns, o->name, o, NULL);
+	r = nsname_map_put(&d->owners[kind], o, NULL);
 	if (r < 0)
 		goto fail;
 	f->objs[f->n_objs++] = o;
@@ -434,7 +434,7 @@ static void ep_prev_build(struct exam *ex)
 			return;
 		e->ns = strdup(o->ns);
 		e->name = strndup(o->name, (size_t)(colon - o->name));
-		if (!e->ns || !e->name || nsname_map_put(&ex->ep_prev, e->ns, e->name, e, NULL) < 0) {
+		if (!e->ns || !e->name || nsname_map_put(&ex->ep_prev, e, NULL) < 0) {
 			free(e->ns);
 			free(e->name);
 			free(e);
@@ -845,7 +845,7 @@ static int file_examine(struct manifest_dir *d, const char *name)
 	ex.f = f;
 	ex.pass = ++d->pass;
 	ex.max_work = bound_for(size, MANIFEST_DIR_ENTRIES_PER_BYTE, MANIFEST_DIR_ENTRIES_MIN);
-	nsname_map_init(&ex.ep_prev);
+	nsname_map_init(&ex.ep_prev, NSNAME_MAP_KEY(struct ep_prev, ns, name));
 	fi.fd = fd;
 	{
 		const struct yaml_json_limits lim = {
@@ -1027,7 +1027,7 @@ struct manifest_dir *manifest_dir_new(const char *path, struct model *m,
 		d->opts = *opts;
 	d->opts.source = NULL;
 	for (int k = 0; k < OBJ_KINDS; k++)
-		nsname_map_init(&d->owners[k]);
+		nsname_map_init(&d->owners[k], NSNAME_MAP_KEY(struct owned, ns, name));
 
 	/* Drop trailing slashes so names and the parent come out right. */
 	d->path = strdup(path);

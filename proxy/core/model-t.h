@@ -109,10 +109,10 @@ struct kobj_endpoint {
 	bool ready;        /* conditions.ready; absent means true */
 	bool serving;      /* conditions.serving; absent means the value of ready */
 	bool terminating;  /* conditions.terminating; absent means false */
+	uint8_t n_hint_zones; /* decoders take at most 64 (Kubernetes allows 8) */
 	char *node_name;   /* NULL when absent */
 	char *zone;        /* NULL when absent */
 	char **hint_zones; /* hints.forZones[].name */
-	size_t n_hint_zones;
 };
 
 /* One entry of an EndpointSlice's ports. */

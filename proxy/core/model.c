@@ -193,9 +193,9 @@ struct model *model_new(void)
 		free(m);
 		return NULL;
 	}
-	nsname_map_init(&m->services);
-	nsname_map_init(&m->slices);
-	nsname_map_init(&m->groups);
+	nsname_map_init(&m->services, NSNAME_MAP_KEY(struct kobj_service, ns, name));
+	nsname_map_init(&m->slices, NSNAME_MAP_KEY(struct kobj_slice, ns, name));
+	nsname_map_init(&m->groups, NSNAME_MAP_KEY(struct slice_group, ns, svc_name));
 	return m;
 }
 
@@ -321,7 +321,7 @@ int model_upsert_service(struct model *m, struct kobj_service *svc)
 	/* Namespaces and sources repeat: one shared copy each (a failure
 	 * only costs memory). */
 	(void)kobj_service_intern(svc);
-	r = nsname_map_put(&m->services, svc->ns, svc->name, svc, &old);
+	r = nsname_map_put(&m->services, svc, &old);
 	if (r < 0) {
 		kobj_service_free(svc);
 		return r;
@@ -390,7 +390,7 @@ static int group_add_slice(struct model *m, struct kobj_slice *slice)
 			return -ENOMEM;
 		g->ns = intern(slice->ns);
 		g->svc_name = intern(svc_name);
-		if (!g->ns || !g->svc_name || nsname_map_put(&m->groups, g->ns, g->svc_name, g, NULL) < 0) {
+		if (!g->ns || !g->svc_name || nsname_map_put(&m->groups, g, NULL) < 0) {
 			slice_group_free(g);
 			return -ENOMEM;
 		}
@@ -439,7 +439,7 @@ int model_upsert_slice(struct model *m, struct kobj_slice *slice)
 	}
 	old = nsname_map_get(&m->slices, slice->ns, slice->name);
 	/* A replace cannot need a bigger table, so only an insert can fail. */
-	r = nsname_map_put(&m->slices, slice->ns, slice->name, slice, NULL);
+	r = nsname_map_put(&m->slices, slice, NULL);
 	if (r < 0) {
 		group_remove_slice(m, slice);
 		kobj_slice_free(slice);

@@ -1,7 +1,7 @@
 /* Open addressing with linear probing and backward-shift deletion (no
  * tombstones, so lookups stay short after many deletes). The hash of each
  * entry is kept in its slot: growing never rehashes strings, and most
- * mismatches are rejected without a strcmp. */
+ * mismatches are rejected without reading the value's key. */
 #include "nsname_map.h"
 
 #include <errno.h>
@@ -27,17 +27,28 @@ static uint64_t nsname_hash(const char *ns, const char *name)
 	return h;
 }
 
-static bool slot_matches(const struct nsname_map_slot *s, uint64_t hash, const char *ns,
-			 const char *name)
+static const char *key_field(const void *value, size_t off)
 {
-	return s->hash == hash && strcmp(s->ns, ns) == 0 && strcmp(s->name, name) == 0;
+	const char *field;
+
+	memcpy(&field, (const char *)value + off, sizeof(field));
+	return field;
 }
 
-void nsname_map_init(struct nsname_map *map)
+static bool slot_matches(const struct nsname_map *map, const struct nsname_map_slot *s,
+			 uint64_t hash, const char *ns, const char *name)
+{
+	return s->hash == hash && strcmp(key_field(s->value, map->ns_off), ns) == 0 &&
+	       strcmp(key_field(s->value, map->name_off), name) == 0;
+}
+
+void nsname_map_init(struct nsname_map *map, size_t ns_off, size_t name_off)
 {
 	map->slots = NULL;
 	map->cap = 0;
 	map->n = 0;
+	map->ns_off = ns_off;
+	map->name_off = name_off;
 }
 
 void nsname_map_done(struct nsname_map *map)
@@ -45,7 +56,7 @@ void nsname_map_done(struct nsname_map *map)
 	if (!map)
 		return;
 	free(map->slots);
-	nsname_map_init(map);
+	nsname_map_init(map, map->ns_off, map->name_off);
 }
 
 /* Index of the slot holding (ns, name), or of the free slot where it would
@@ -56,7 +67,7 @@ static size_t find_slot(const struct nsname_map *map, uint64_t hash, const char 
 	size_t mask = map->cap - 1;
 	size_t i = (size_t)hash & mask;
 
-	while (map->slots[i].value && !slot_matches(&map->slots[i], hash, ns, name))
+	while (map->slots[i].value && !slot_matches(map, &map->slots[i], hash, ns, name))
 		i = (i + 1) & mask;
 	return i;
 }
@@ -95,10 +106,10 @@ static int grow(struct nsname_map *map)
 	return 0;
 }
 
-int nsname_map_put(struct nsname_map *map, const char *ns, const char *name, void *value,
-		   void **ret_old)
+int nsname_map_put(struct nsname_map *map, void *value, void **ret_old)
 {
-	uint64_t hash = nsname_hash(ns, name);
+	const char *ns, *name;
+	uint64_t hash;
 	struct nsname_map_slot *s;
 	size_t i;
 
@@ -106,6 +117,9 @@ int nsname_map_put(struct nsname_map *map, const char *ns, const char *name, voi
 		*ret_old = NULL;
 	if (!value)
 		return -EINVAL;
+	ns = key_field(value, map->ns_off);
+	name = key_field(value, map->name_off);
+	hash = nsname_hash(ns, name);
 	/* Keep the load at or under 3/4 so probe runs stay short. */
 	if ((map->n + 1) * 4 > map->cap * 3) {
 		int r = grow(map);
@@ -120,8 +134,6 @@ int nsname_map_put(struct nsname_map *map, const char *ns, const char *name, voi
 	} else {
 		map->n++;
 	}
-	s->ns = ns;
-	s->name = name;
 	s->hash = hash;
 	s->value = value;
 	return 0;

@@ -1,11 +1,12 @@
 /* A hash map keyed by a (namespace, name) pair of strings.
  *
  * Kubernetes objects are identified by namespace and name; the model needs
- * O(1) lookups by that pair for 100k objects. The map does not own its keys:
- * the caller passes key strings that live at least as long as the entry
- * (normally the ns/name fields of the stored object, so replacing an entry
- * also replaces its key pointers). Values are opaque and must not be NULL.
- * Not thread-safe.
+ * O(1) lookups by that pair for 100k objects. Every value is a struct that
+ * carries its own key: two string pointers at offsets the map is given at
+ * init (NSNAME_MAP_KEY). A slot holds the value and the key's hash only, so
+ * the map costs 16 bytes per slot and the key is read from the value when
+ * hashes match. Values must not be NULL, and their ns/name must not change
+ * while they are stored. Not thread-safe.
  */
 #ifndef FERRY_NSNAME_MAP_H
 #define FERRY_NSNAME_MAP_H
@@ -14,8 +15,6 @@
 #include <stdint.h>
 
 struct nsname_map_slot {
-	const char *ns;
-	const char *name;
 	uint64_t hash;
 	void *value; /* NULL marks a free slot */
 };
@@ -24,10 +23,15 @@ struct nsname_map {
 	struct nsname_map_slot *slots;
 	size_t cap; /* 0 or a power of two */
 	size_t n;
+	size_t ns_off, name_off; /* where a value keeps its char *ns and char *name */
 };
 
-/* Make an empty map (no allocation until the first put). */
-void nsname_map_init(struct nsname_map *map);
+/* The key of values of type TYPE: its fields NS and NAME (char pointers). */
+#define NSNAME_MAP_KEY(TYPE, NS, NAME) offsetof(TYPE, NS), offsetof(TYPE, NAME)
+
+/* Make an empty map (no allocation until the first put) whose values keep
+ * their key at ns_off and name_off: pass NSNAME_MAP_KEY(type, ns, name). */
+void nsname_map_init(struct nsname_map *map, size_t ns_off, size_t name_off);
 /* Release the table. The values are not touched: free them first if the
  * map was their only reference. Accepts NULL. The map may be reused after
  * nsname_map_init. */
@@ -36,12 +40,11 @@ void nsname_map_done(struct nsname_map *map);
 /* The value stored under (ns, name), or NULL. */
 void *nsname_map_get(const struct nsname_map *map, const char *ns, const char *name);
 
-/* Store value under (ns, name), replacing both the value and the key
- * pointers of an existing entry. *ret_old (if ret_old is not NULL) receives
- * the replaced value or NULL. Returns 0, -EINVAL for a NULL value, or
- * -ENOMEM (the map is then unchanged). */
-int nsname_map_put(struct nsname_map *map, const char *ns, const char *name, void *value,
-		   void **ret_old);
+/* Store value under its own key, replacing the value of an existing entry
+ * with an equal key. *ret_old (if ret_old is not NULL) receives the
+ * replaced value or NULL. Returns 0, -EINVAL for a NULL value, or -ENOMEM
+ * (the map is then unchanged). */
+int nsname_map_put(struct nsname_map *map, void *value, void **ret_old);
 
 /* Remove (ns, name) and return its value, or NULL when absent. */
 void *nsname_map_remove(struct nsname_map *map, const char *ns, const char *name);

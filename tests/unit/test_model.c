@@ -262,47 +262,70 @@ Test(model, change_journal)
 
 /* Random inserts and removes checked against a plain array: exercises
  * growth and backward-shift deletion. */
+/* A value for the map tests: it carries its own key. */
+struct map_value {
+	char *ns;
+	char *name;
+	char ns_buf[16], name_buf[16];
+};
+
 Test(nsname_map, matches_reference)
 {
 	enum { N = 3000 };
-	static char keys[N][2][16];
+	static struct map_value vals[N];
 	static bool present[N];
 	struct nsname_map map;
 	unsigned seed = 12345;
 
-	nsname_map_init(&map);
+	nsname_map_init(&map, NSNAME_MAP_KEY(struct map_value, ns, name));
 	for (int i = 0; i < N; i++) {
-		snprintf(keys[i][0], 16, "ns%d", i % 7);
-		snprintf(keys[i][1], 16, "n%d", i);
+		snprintf(vals[i].ns_buf, 16, "ns%d", i % 7);
+		snprintf(vals[i].name_buf, 16, "n%d", i);
+		vals[i].ns = vals[i].ns_buf;
+		vals[i].name = vals[i].name_buf;
 	}
 	for (int round = 0; round < 40000; round++) {
 		int i = (int)(rand_r(&seed) % N);
 		void *old = NULL;
 
 		if (rand_r(&seed) % 3) {
-			cr_assert_eq(nsname_map_put(&map, keys[i][0], keys[i][1], keys[i], &old), 0);
-			cr_assert_eq(old, present[i] ? (void *)keys[i] : NULL);
+			cr_assert_eq(nsname_map_put(&map, &vals[i], &old), 0);
+			cr_assert_eq(old, present[i] ? (void *)&vals[i] : NULL);
 			present[i] = true;
 		} else {
-			void *v = nsname_map_remove(&map, keys[i][0], keys[i][1]);
-			cr_assert_eq(v, present[i] ? (void *)keys[i] : NULL);
+			void *v = nsname_map_remove(&map, vals[i].ns, vals[i].name);
+			cr_assert_eq(v, present[i] ? (void *)&vals[i] : NULL);
 			present[i] = false;
 		}
 	}
 	size_t n = 0, it = 0, seen = 0;
 	for (int i = 0; i < N; i++) {
-		void *v = nsname_map_get(&map, keys[i][0], keys[i][1]);
-		cr_assert_eq(v, present[i] ? (void *)keys[i] : NULL, "key %d", i);
+		/* Look up with copies of the strings: the key is compared, not
+		 * the pointers. */
+		char ns[16], name[16];
+		void *v;
+
+		memcpy(ns, vals[i].ns_buf, sizeof(ns));
+		memcpy(name, vals[i].name_buf, sizeof(name));
+		v = nsname_map_get(&map, ns, name);
+		cr_assert_eq(v, present[i] ? (void *)&vals[i] : NULL, "key %d", i);
 		n += present[i];
 	}
 	cr_expect_eq(nsname_map_size(&map), n);
 	while (nsname_map_next(&map, &it))
 		seen++;
 	cr_expect_eq(seen, n);
-	/* ("ns1", "n2") and ("ns1n", "2") are different keys. */
-	cr_expect_eq(nsname_map_put(&map, "ab", "c", "x", NULL), 0);
+	/* ("ab", "c") and ("a", "bc") are different keys. */
+	struct map_value abc = { .ns = "ab", .name = "c" }, other = { .ns = "ab", .name = "c" };
+	void *old = NULL;
+	cr_expect_eq(nsname_map_put(&map, &abc, NULL), 0);
 	cr_expect_null(nsname_map_get(&map, "a", "bc"));
-	cr_expect_eq(nsname_map_put(&map, "a", "b", NULL, NULL), -EINVAL);
+	cr_expect_eq(nsname_map_get(&map, "ab", "c"), &abc);
+	/* A value with an equal key replaces the entry. */
+	cr_expect_eq(nsname_map_put(&map, &other, &old), 0);
+	cr_expect_eq(old, &abc);
+	cr_expect_eq(nsname_map_get(&map, "ab", "c"), &other);
+	cr_expect_eq(nsname_map_put(&map, NULL, NULL), -EINVAL);
 	nsname_map_done(&map);
 	nsname_map_done(NULL);
 }
