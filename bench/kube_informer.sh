@@ -16,6 +16,10 @@
 #   E2E_ONLY (0)  1: only the e2e part (the long one at 100k)
 #   FERRY_LOG_LEVEL (info) is ferry's --log-level: debug also reports the
 #                 userspace backend's own time per change.
+#   TRACE         a directory: per run, TRACE/BACKEND-SERVICES-N (N: 1 for
+#                 the new binary, 2 for OLD_FERRY) gets the bench's --trace
+#                 (per change: times of the POST, its answer and ferry's sync
+#                 line, CPU times, ferry's lines) and .kapi the server's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -29,10 +33,14 @@ IFS='|' read -r -a sizes <<<"${SIZES:-100 1000|1000 10000|10000 100000}"
 for size in "${sizes[@]}"; do
 	e2e_only=${E2E_ONLY:-0}
 	for backend in ${BACKENDS:-userspace nftables}; do
+		n=0
 		for bin in "$ferry" ${OLD_FERRY:-}; do
-			echo "== $size, --backend $backend, $bin"
+			n=$((n + 1))
+			echo "== $size, --backend $backend, $bin ($(uptime))"
 			extra=()
 			[ -n "${WORKERS:-}" ] && extra+=(--workers "$WORKERS")
+			[ -n "${TRACE:-}" ] && mkdir -p "$TRACE" &&
+				extra+=(--trace "$TRACE/$backend-${size%% *}-$n")
 			# shellcheck disable=SC2086 # two words on purpose
 			timeout 1800 unshare -n sh -c 'ip link set lo up && exec "$@"' sh \
 				"$b" $size --live "$kapi" --e2e "$bin" --rounds "$rounds" --backend "$backend" \

@@ -25,17 +25,25 @@
  *     (default: ferry's) are passed to ferry; --ferry-log-level (default
  *     info) to every backend; at debug, the userspace backend's own time
  *     per change (its "userspace: update:" or "userspace: sync:" line) is
- *     reported too. --e2e-only 1 skips 1-3.
+ *     reported too. --e2e-only 1 skips 1-3. --trace FILE writes, per
+ *     change, the wall-clock times of the POST, its answer and ferry's sync
+ *     line, ferry's, the server's and the machine's CPU time during it and
+ *     every line ferry logged; the server traces each step to FILE.kapi
+ *     (KAPI_TRACE in kapi_server.py).
+ *
+ * The test server runs with --no-gc (see kapi_server.py), the control
+ * requests share one kept-alive connection and a thread reads ferry's log:
+ * the harness's own delays are not ferry's.
  *
  * Usage: kube_informer_bench SERVICES ENDPOINTS [--live KAPI_SERVER.py [--e2e FERRY_BIN]]
  *                            [--rounds R] [--backend userspace|nftables] [--workers N]
  *                            [--intercept auto|on|off] [--ferry-log-level info|debug]
- *                            [--e2e-only 1]
+ *                            [--e2e-only 1] [--trace FILE]
  */
 #include <curl/curl.h>
 #include <dirent.h>
 #include <malloc.h>
-#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -61,6 +69,16 @@ static double now_s(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Wall-clock time (CLOCK_REALTIME): the clock of ferry's log lines and of
+ * the test API server's trace. */
+static double wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -310,18 +328,24 @@ static size_t discard(char *d, size_t s, size_t n, void *u)
 	return s * n;
 }
 
+/* POST to the test server's control path. One connection, kept alive
+ * between calls (the server is HTTP/1.1), so a round's time has no TCP
+ * connect nor a new server thread in it: clients of a real API server keep
+ * theirs open too. */
 static void post(int port, const char *path, const char *body)
 {
+	static CURL *e;
 	char url[128];
-	CURL *e = curl_easy_init();
 
+	if (!e)
+		e = curl_easy_init();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_control/%s", port, path);
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_perform(e);
-	curl_easy_cleanup(e);
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -354,7 +378,7 @@ static void bench_live(const char *kapi, int n_svc, int n_eps_total, int rounds)
 	json_decref(all);
 	pid = fork();
 	if (pid == 0) {
-		snprintf(cmd, sizeof(cmd), "exec python3 %s --port-file %s/port --state %s", kapi, dir, path);
+		snprintf(cmd, sizeof(cmd), "exec python3 %s --port-file %s/port --state %s --no-gc", kapi, dir, path);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
@@ -423,42 +447,135 @@ static void bench_live(const char *kapi, int n_svc, int n_eps_total, int rounds)
 
 /* --- end to end: ferry run ---------------------------------------------------- */
 
-/* Lines of a child's stderr, read with a deadline. */
+/* Lines of a child's stderr, each stamped with the time it arrived. A
+ * thread of its own reads the pipe, so a line's time is when ferry wrote
+ * it, not when the main thread got back from a POST (whose answer the test
+ * server may be slow to write) to look. */
+struct stamped_line {
+	char *text;
+	double t;      /* now_s() when it arrived */
+	double wall;   /* wall_s() then */
+};
+
 struct line_reader {
 	int fd;
-	char buf[65536];
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;     /* a line or EOF came (CLOCK_MONOTONIC) */
+	struct stamped_line *q; /* FIFO ring: qcap slots from qhead, qn used */
+	size_t qhead, qn, qcap;
+	bool eof;
+	char buf[65536];       /* the reading thread's partial line */
 	size_t len;
 };
 
-/* The next line into out (NUL-terminated, cut to size), waiting until
- * deadline (now_s() clock). 1: a line; 0: deadline passed; -1: EOF. */
-static int read_line(struct line_reader *lr, char *out, size_t size, double deadline)
+static void *line_reader_run(void *u)
 {
+	struct line_reader *lr = u;
+
 	for (;;) {
-		char *nl = memchr(lr->buf, '\n', lr->len);
+		ssize_t n = read(lr->fd, lr->buf + lr->len, sizeof(lr->buf) - lr->len);
+		double t = now_s(), wall = wall_s();
+		char *p, *nl;
 
-		if (nl) {
-			size_t n = (size_t)(nl - lr->buf), c = n < size - 1 ? n : size - 1;
+		if (n <= 0)
+			break;
+		lr->len += (size_t)n;
+		p = lr->buf;
+		pthread_mutex_lock(&lr->mu);
+		while ((nl = memchr(p, '\n', lr->len - (size_t)(p - lr->buf)))) {
+			if (lr->qn == lr->qcap) {
+				size_t cap = lr->qcap ? lr->qcap * 2 : 256;
+				struct stamped_line *q = calloc(cap, sizeof(*q));
 
-			memcpy(out, lr->buf, c);
-			out[c] = '\0';
-			memmove(lr->buf, nl + 1, lr->len - n - 1);
-			lr->len -= n + 1;
-			return 1;
+				for (size_t i = 0; i < lr->qn; i++)
+					q[i] = lr->q[(lr->qhead + i) % lr->qcap];
+				free(lr->q);
+				lr->q = q;
+				lr->qcap = cap;
+				lr->qhead = 0;
+			}
+			lr->q[(lr->qhead + lr->qn++) % lr->qcap] =
+				(struct stamped_line){ strndup(p, (size_t)(nl - p)), t, wall };
+			p = nl + 1;
 		}
+		pthread_cond_broadcast(&lr->cv);
+		pthread_mutex_unlock(&lr->mu);
+		lr->len -= (size_t)(p - lr->buf);
+		memmove(lr->buf, p, lr->len);
 		if (lr->len == sizeof(lr->buf))
 			lr->len = 0; /* a line this long is not ours: drop it */
-		double left = deadline - now_s();
-		if (left <= 0)
-			return 0;
-		struct pollfd pfd = { .fd = lr->fd, .events = POLLIN };
-		if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
-			continue;
-		ssize_t n = read(lr->fd, lr->buf + lr->len, sizeof(lr->buf) - lr->len);
-		if (n <= 0)
-			return -1;
-		lr->len += (size_t)n;
 	}
+	pthread_mutex_lock(&lr->mu);
+	lr->eof = true;
+	pthread_cond_broadcast(&lr->cv);
+	pthread_mutex_unlock(&lr->mu);
+	return NULL;
+}
+
+static int line_reader_start(struct line_reader *lr, int fd)
+{
+	pthread_condattr_t ca;
+
+	lr->fd = fd;
+	pthread_mutex_init(&lr->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&lr->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return -pthread_create(&lr->thread, NULL, line_reader_run, lr);
+}
+
+/* After the writer is gone: the thread ends at EOF (or is cancelled in
+ * read if something else still holds the pipe). */
+static void line_reader_stop(struct line_reader *lr)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += 2;
+	pthread_mutex_lock(&lr->mu);
+	while (!lr->eof && pthread_cond_timedwait(&lr->cv, &lr->mu, &ts) == 0)
+		;
+	bool eof = lr->eof;
+	pthread_mutex_unlock(&lr->mu);
+	if (!eof)
+		pthread_cancel(lr->thread);
+	pthread_join(lr->thread, NULL);
+	for (size_t i = 0; i < lr->qn; i++)
+		free(lr->q[(lr->qhead + i) % lr->qcap].text);
+	free(lr->q);
+}
+
+/* The next line into out (NUL-terminated, cut to size) and the times it
+ * arrived into *ret_t (now_s() clock) and *ret_wall (may be NULL), waiting
+ * until deadline (now_s() clock). 1: a line; 0: deadline passed; -1: EOF. */
+static int read_line(struct line_reader *lr, char *out, size_t size, double deadline, double *ret_t,
+		     double *ret_wall)
+{
+	struct timespec ts = { .tv_sec = (time_t)deadline,
+			       .tv_nsec = (long)((deadline - (time_t)deadline) * 1e9) };
+	int r = 1;
+
+	pthread_mutex_lock(&lr->mu);
+	while (!lr->qn && !lr->eof && now_s() < deadline)
+		pthread_cond_timedwait(&lr->cv, &lr->mu, &ts);
+	if (lr->qn) {
+		struct stamped_line *l = &lr->q[lr->qhead];
+
+		snprintf(out, size, "%s", l->text);
+		free(l->text);
+		if (ret_t)
+			*ret_t = l->t;
+		if (ret_wall)
+			*ret_wall = l->wall;
+		lr->qhead = (lr->qhead + 1) % lr->qcap;
+		lr->qn--;
+	} else {
+		r = lr->eof ? -1 : 0;
+	}
+	pthread_mutex_unlock(&lr->mu);
+	return r;
 }
 
 /* Start the test API server with the given objects; returns its pid and port. */
@@ -480,7 +597,7 @@ static pid_t start_kapi(const char *kapi, const char *dir, int n_svc, int per, i
 	json_decref(all);
 	pid = fork();
 	if (pid == 0) {
-		snprintf(cmd, sizeof(cmd), "exec python3 %s --port-file %s/port --state %s", kapi, dir, path);
+		snprintf(cmd, sizeof(cmd), "exec python3 %s --port-file %s/port --state %s --no-gc", kapi, dir, path);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
@@ -507,7 +624,11 @@ static pid_t start_kapi(const char *kapi, const char *dir, int n_svc, int per, i
  * logs the "sync:" line of the sync that carried it (one endpoint set
  * changed): the backend's sync has returned, so new connections already
  * use the new endpoint (the userspace backend swaps the service snapshot
- * inside sync). Rounds are spaced by 100 ms, more than the default
+ * inside sync). The line's time is when it came out of ferry's stderr (the
+ * log reader's thread stamps it), even when the POST's answer comes later.
+ * The first round takes svc-0 from 10 endpoints to 1, the others replace
+ * its one endpoint. Every round counts; with 100 rounds the p99 printed is
+ * the slowest. Rounds are spaced by 100 ms, more than the default
  * --min-sync-period (50 ms), so a change is never held back by the previous
  * round's sync. */
 
@@ -519,6 +640,9 @@ struct e2e_opts {
 	const char *workers;   /* --workers for userspace; NULL: ferry's default */
 	const char *intercept; /* --intercept (userspace only) */
 	const char *log_level; /* --log-level */
+	const char *trace;     /* --trace FILE: per round, wall-clock times of
+				* the POST, its answer and the sync line read,
+				* and that line; the server traces to FILE.kapi */
 };
 
 /* VmRSS of pid in MB, or -1. */
@@ -537,6 +661,46 @@ static double rss_mb(pid_t pid)
 			break;
 	fclose(f);
 	return kb < 0 ? -1 : kb / 1024.0;
+}
+
+/* CPU time (user + system) pid has used, in ms, or -1. */
+static double cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	ssize_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = (ssize_t)fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n > 0 ? n : 0] = '\0';
+	p = strrchr(buf, ')'); /* after the command name */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (ut + st) * 1000.0 / sysconf(_SC_CLK_TCK);
+}
+
+/* The machine's busy and idle time (all CPUs) in ms, from /proc/stat. */
+static void machine_ms(double *busy, double *idle)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+
+	*busy = *idle = -1;
+	if (!f)
+		return;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+		   &v[5], &v[6], &v[7]) == 8) {
+		double tick = 1000.0 / sysconf(_SC_CLK_TCK);
+
+		*busy = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * tick;
+		*idle = (v[3] + v[4]) * tick;
+	}
+	fclose(f);
 }
 
 /* Descriptors pid has open, or -1. */
@@ -578,8 +742,18 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 
 	int n_backend = 0;
 
+	FILE *tf = NULL;
+
 	if (!mkdtemp(dir) || !lat || !own || !backend || !lr || pipe(pfd) < 0)
 		return;
+	if (o->trace) {
+		char kt[512];
+
+		tf = fopen(o->trace, "w");
+		snprintf(kt, sizeof(kt), "%s.kapi", o->trace);
+		unlink(kt);
+		setenv("KAPI_TRACE", kt, 1);
+	}
 	kpid = start_kapi(o->kapi, dir, n_svc, per, &port);
 	if (!port) {
 		fprintf(stderr, "e2e: the test API server did not start within 300 s\n");
@@ -626,10 +800,17 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 		_exit(127);
 	}
 	close(pfd[1]);
-	lr->fd = pfd[0];
+	if (line_reader_start(lr, pfd[0]) < 0) {
+		fprintf(stderr, "e2e: cannot start the log reader\n");
+		kill(fpid, SIGTERM);
+		waitpid(fpid, NULL, 0);
+		kill(kpid, SIGTERM);
+		waitpid(kpid, NULL, 0);
+		return;
+	}
 	/* The first sync (every frontend opened) ends the start-up. */
 	t0 = now_s();
-	while ((r = read_line(lr, line, sizeof(line), t0 + 900)) == 1 &&
+	while ((r = read_line(lr, line, sizeof(line), t0 + 900, NULL, NULL)) == 1 &&
 	       !strstr(line, "sync: full sync") && !strstr(line, "sync: backend"))
 		;
 	if (r != 1 || !strstr(line, "sync: full sync")) {
@@ -641,10 +822,10 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 	       now_s() - t0, rss_mb(fpid), open_fds(fpid));
 	for (int i = 0; i < rounds; i++) {
 		char ip[32], body[1024];
-		double deadline;
+		double deadline, w_post, w_replied, t_line, w_line;
 
 		usleep(100000);
-		while (read_line(lr, line, sizeof(line), now_s()) == 1)
+		while (read_line(lr, line, sizeof(line), now_s(), NULL, NULL) == 1)
 			; /* drop whatever came in between */
 		snprintf(ip, sizeof(ip), "10.250.%d.%d", i / 250, i % 250 + 1);
 		snprintf(body, sizeof(body),
@@ -652,12 +833,20 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 			 "\"labels\":{\"kubernetes.io/service-name\":\"svc-0\"}},\"addressType\":\"IPv4\","
 			 "\"endpoints\":[{\"addresses\":[\"%s\"]}],\"ports\":[{\"name\":\"http\",\"port\":8080}]}]}",
 			 ip);
+		double c_ferry = tf ? cpu_ms(fpid) : 0, c_kapi = tf ? cpu_ms(kpid) : 0, m_busy = 0, m_idle = 0;
+
+		if (tf)
+			machine_ms(&m_busy, &m_idle);
+		w_post = wall_s();
 		t0 = now_s();
 		post(port, "apply", body);
+		w_replied = wall_s();
 		deadline = t0 + 10;
 		backend[n_backend] = -1;
-		while ((r = read_line(lr, line, sizeof(line), deadline)) == 1 &&
+		while ((r = read_line(lr, line, sizeof(line), deadline, &t_line, &w_line)) == 1 &&
 		       !(strstr(line, "sync: ") && strstr(line, "~1 sets"))) {
+			if (tf)
+				fprintf(tf, "  %.6f %s\n", w_line, line);
 			/* At debug, the backend's line comes just before. */
 			if (strstr(line, "userspace: update: ") || strstr(line, "userspace: sync: "))
 				backend[n_backend] = ms_after(line, " in ");
@@ -666,7 +855,17 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 			fprintf(stderr, "e2e: round %d: no sync line within 10 s\n", i);
 			break;
 		}
-		lat[got] = (now_s() - t0) * 1000.0;
+		/* To when ferry's sync line came out, which may be before the
+		 * POST's answer did. */
+		lat[got] = (t_line - t0) * 1000.0;
+		if (tf) {
+			double b, id;
+
+			machine_ms(&b, &id);
+			fprintf(tf, "round %d post %.6f replied %.6f read %.6f lat %.3f cpu ferry %.0f kapi %.0f "
+				"machine busy %.0f idle %.0f | %s\n", i, w_post, w_replied, w_line, lat[got],
+				cpu_ms(fpid) - c_ferry, cpu_ms(kpid) - c_kapi, b - m_busy, id - m_idle, line);
+		}
 		/* The line ends "... in N ms": ferry's own planner + backend time. */
 		own[got++] = ms_after(line, ") in ");
 		if (backend[n_backend] >= 0)
@@ -690,8 +889,11 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 		       backend[(n_backend * 99) / 100], backend[n_backend - 1]);
 	}
 out:
+	if (tf)
+		fclose(tf);
 	kill(fpid, SIGTERM);
 	waitpid(fpid, NULL, 0);
+	line_reader_stop(lr);
 	kill(kpid, SIGTERM);
 	waitpid(kpid, NULL, 0);
 	close(pfd[0]);
@@ -713,7 +915,7 @@ int main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s SERVICES ENDPOINTS [--live KAPI_SERVER.py [--e2e FERRY_BIN]] [--rounds R]"
 			" [--backend userspace|nftables] [--workers N] [--intercept auto|on|off]"
-			" [--ferry-log-level info|debug] [--e2e-only 1]\n", argv[0]);
+			" [--ferry-log-level info|debug] [--e2e-only 1] [--trace FILE]\n", argv[0]);
 		return 2;
 	}
 	for (int i = 3; i + 1 < argc; i += 2) {
@@ -731,6 +933,8 @@ int main(int argc, char **argv)
 			e2e.backend = argv[i + 1];
 		else if (strcmp(argv[i], "--workers") == 0)
 			e2e.workers = argv[i + 1];
+		else if (strcmp(argv[i], "--trace") == 0)
+			e2e.trace = argv[i + 1];
 		else if (strcmp(argv[i], "--e2e-only") == 0)
 			e2e_only = atoi(argv[i + 1]);
 	}
