@@ -1,6 +1,12 @@
 /* State: the nftables backend's committed elements and its staged change
  * (see nft_state.h). Plain data structures, no netlink.
  *
+ * What is committed is packed (nft_pack.h); a change unpacks the
+ * frontends it diffs or removes, and copies the elements it stages, into
+ * its arena (big blocks mapped and unmapped whole, so that the 100 MB a
+ * full sync stages go back to the system when it ends), where change.dels
+ * and change.adds point.
+ *
  * Staging never touches the committed state, so a discard only drops what
  * was staged. The references a change takes and drops on shared elements
  * (hairpin pairs, cluster IPs: nft_state_is_shared_set) are counted
@@ -17,24 +23,29 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
+#include "nft_pack.h"
 #include "sorted_diff.h"
 
 struct nft_state_pending {
 	struct nft_state_key key;
 	size_t idx;               /* index in fes; SIZE_MAX: a new frontend */
 	size_t seq;               /* staging order */
-	struct nft_elem *elems;   /* the new elements, owned (NULL: removal) */
-	size_t n;
+	uint8_t *packed;          /* the new elements packed (NULL: removal or none) */
+	uint32_t n, len;
+	struct nft_elem *owned;   /* nft_state_stage's array, freed when the change ends */
 	bool remove;
-	bool pooled;              /* elems is in the pool (not to be freed) */
+	bool pooled;              /* packed is in the pool (not to be freed) */
 };
 
+/* A block of storage, mapped on its own: unmapping gives it back to the
+ * system at once, whatever the heap around it. */
 struct nft_state_chunk {
 	struct nft_state_chunk *next;
-	size_t used, cap;         /* elements */
-	struct nft_elem v[];
+	size_t used, cap;         /* bytes of data */
+	_Alignas(16) uint8_t data[];
 };
 
 /* A zeroed array of n items of size bytes, or NULL. Not calloc: its fresh
@@ -50,57 +61,256 @@ static void *zalloc(size_t n, size_t size)
 	return p;
 }
 
-/* Elements per pool block (about 1 MiB). */
-#define CHUNK_ELEMS 16384
+/* Bytes per storage block (a block may be bigger for one big request). */
+#define CHUNK_BYTES (1u << 20)
 
-/* Room for n elements in the pool, or NULL when out of memory. */
-static struct nft_elem *pool_alloc(struct nft_state *s, size_t n)
+static struct nft_state_chunk *chunk_new(size_t want)
 {
-	struct nft_state_chunk *c = s->chunks;
+	size_t cap = want > CHUNK_BYTES - sizeof(struct nft_state_chunk) ? want
+									 : CHUNK_BYTES - sizeof(struct nft_state_chunk);
+	void *p = mmap(NULL, sizeof(struct nft_state_chunk) + cap, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct nft_state_chunk *c;
 
-	if (!c || c->cap - c->used < n) {
-		size_t cap = n > CHUNK_ELEMS ? n : CHUNK_ELEMS;
+	if (p == MAP_FAILED)
+		return NULL;
+	c = p;
+	c->next = NULL;
+	c->used = 0;
+	c->cap = cap;
+	return c;
+}
 
-		c = malloc(sizeof(*c) + cap * sizeof(struct nft_elem));
+static void chunk_free(struct nft_state_chunk *c)
+{
+	munmap(c, sizeof(*c) + c->cap);
+}
+
+/* Room for len bytes aligned to align (a power of two up to 16) in the
+ * block list *head, a new block in front when the first lacks it; NULL
+ * when out of memory. */
+static void *chunks_alloc(struct nft_state_chunk **head, size_t len, size_t align)
+{
+	struct nft_state_chunk *c = *head;
+	size_t at;
+
+	if (c)
+		c->used = (c->used + align - 1) & ~(align - 1);
+	if (!c || c->used > c->cap || c->cap - c->used < len) {
+		c = chunk_new(len);
 		if (!c)
 			return NULL;
-		c->next = s->chunks;
-		c->used = 0;
-		c->cap = cap;
-		s->chunks = c;
+		c->next = *head;
+		*head = c;
 	}
-	c->used += n;
-	return &c->v[c->used - n];
+	at = c->used;
+	c->used += len;
+	return c->data + at;
 }
 
-static void pool_free(struct nft_state *s)
+/* Free every block of *head but the last one (the oldest), which is
+ * emptied for reuse when keep_one and of the usual size, else freed too. */
+static void chunks_free(struct nft_state_chunk **head, bool keep_one)
 {
-	while (s->chunks) {
-		struct nft_state_chunk *next = s->chunks->next;
+	while (*head && (!keep_one || (*head)->next || (*head)->cap > CHUNK_BYTES)) {
+		struct nft_state_chunk *next = (*head)->next;
 
-		free(s->chunks);
-		s->chunks = next;
+		chunk_free(*head);
+		*head = next;
 	}
+	if (*head)
+		(*head)->used = 0;
 }
 
-/* Free a frontend's element array unless the pool holds it. */
-static void elems_free(struct nft_elem *v, bool pooled)
+/* A point in the arena to go back to (arena_rewind). */
+struct arena_mark {
+	struct nft_state_chunk *chunk;
+	size_t used;
+};
+
+static struct arena_mark arena_mark(const struct nft_state *s)
+{
+	struct nft_state_chunk *c = s->change.arena;
+
+	return (struct arena_mark){ .chunk = c, .used = c ? c->used : 0 };
+}
+
+/* Give back what the arena handed out since mark m. */
+static void arena_rewind(struct nft_state *s, struct arena_mark m)
+{
+	struct nft_state_chunk **head = &s->change.arena;
+
+	while (*head && *head != m.chunk) {
+		struct nft_state_chunk *next = (*head)->next;
+
+		chunk_free(*head);
+		*head = next;
+	}
+	if (*head)
+		(*head)->used = m.used;
+}
+
+static struct nft_elem *arena_elems(struct nft_state *s, size_t n)
+{
+	return n > SIZE_MAX / sizeof(struct nft_elem) ? NULL
+						      : chunks_alloc(&s->change.arena, n * sizeof(struct nft_elem), 8);
+}
+
+/* Free a frontend's packed elements unless the pool holds them. */
+static void packed_free(uint8_t *p, bool pooled)
 {
 	if (!pooled)
-		free(v);
+		free(p);
 }
 
 /* Identity of a shared element (called hairpin here, the first kind):
  * its set, family and key (a pair of addresses fits in 32 bytes). */
 #define HP_KEY_LEN 32
 
-struct nft_state_hairpin {
-	uint8_t key[HP_KEY_LEN];
-	uint8_t set;
-	uint8_t family;
-	bool used;                /* refs 0 and used: a tombstone */
-	uint32_t refs;
+/* The reference tables (struct nft_state_refs): which one holds an
+ * element, its key there and its entry's layout. Hairpin pairs (the
+ * address twice) and cluster IPs are keyed by the address, the set told
+ * apart by the entry's kind; anything else by set, family and whole key. */
+enum { REFS_V4, REFS_V6, REFS_RAW };
+static const size_t refs_klen[NFT_STATE_REFS] = { 4, 16, HP_KEY_LEN + 2 };
+/* Entry size: the key, then the 32-bit word, aligned. */
+static const size_t refs_stride[NFT_STATE_REFS] = { 8, 20, 40 };
+#define REF_USED 0x80000000u      /* in use (a tombstone when the count is 0) */
+#define REF_KIND_SHIFT 29         /* 0: hairpin pair, 1: cluster IP */
+#define REF_COUNT 0x1fffffffu
+
+/* An element's place in the reference tables. */
+struct ref_key {
+	unsigned table;
+	uint32_t kind;
+	uint8_t key[HP_KEY_LEN + 2];
 };
+
+static void ref_key_of(uint8_t set, uint8_t family, const uint8_t *key, struct ref_key *ret)
+{
+	size_t alen = family == AF_INET6 ? 16 : 4;
+	bool addr_form = (family == AF_INET || family == AF_INET6) &&
+			 ((set == NFT_SET_HAIRPIN && memcmp(key, key + alen, alen) == 0) || set == NFT_SET_CLUSTER_IPS);
+	size_t used = set == NFT_SET_HAIRPIN ? 2 * alen : alen;
+
+	memset(ret, 0, sizeof(*ret));
+	for (size_t i = used; i < HP_KEY_LEN && addr_form; i++)
+		addr_form = key[i] == 0;
+	if (addr_form) {
+		ret->table = family == AF_INET6 ? REFS_V6 : REFS_V4;
+		ret->kind = set == NFT_SET_CLUSTER_IPS;
+		memcpy(ret->key, key, alen);
+		return;
+	}
+	ret->table = REFS_RAW;
+	memcpy(ret->key, key, HP_KEY_LEN);
+	ret->key[HP_KEY_LEN] = set;
+	ret->key[HP_KEY_LEN + 1] = family;
+}
+
+static uint32_t *ref_word(const struct nft_state_refs *t, unsigned table, size_t j)
+{
+	return (uint32_t *)(void *)(t->v + j * refs_stride[table] + refs_stride[table] - 4);
+}
+
+static uint64_t ref_hash(const struct ref_key *k)
+{
+	size_t len = refs_klen[k->table];
+	uint64_t h = 0x243f6a8885a308d3ull ^ k->kind ^ (uint64_t)k->table << 8, w;
+
+	for (size_t i = 0; i < len; i += 8) {
+		w = 0;
+		memcpy(&w, k->key + i, len - i < 8 ? len - i : 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	h *= 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 32);
+}
+
+/* The first probe of k in t (any capacity: the hash scaled to it). */
+static size_t ref_home(const struct nft_state_refs *t, const struct ref_key *k)
+{
+	return (size_t)(((ref_hash(k) >> 32) * (uint64_t)t->cap) >> 32);
+}
+
+static bool ref_is(const struct nft_state_refs *t, const struct ref_key *k, size_t j, uint32_t w)
+{
+	return (w >> REF_KIND_SHIFT & 3) == k->kind &&
+	       memcmp(t->v + j * refs_stride[k->table], k->key, refs_klen[k->table]) == 0;
+}
+
+/* The committed count word of k, or NULL when k has no live entry. */
+static uint32_t *ref_find(const struct nft_state *s, const struct ref_key *k)
+{
+	const struct nft_state_refs *t = &s->refs[k->table];
+	size_t j;
+
+	/* Empty (a full sync or a take-over stages against a cleared state):
+	 * no probe into a big, cold table. */
+	if (!t->cap || !t->n_used)
+		return NULL;
+	for (j = ref_home(t, k);; j = j + 1 == t->cap ? 0 : j + 1) {
+		uint32_t *w = ref_word(t, k->table, j);
+
+		if (!(*w & REF_USED))
+			return NULL;
+		if ((*w & REF_COUNT) && ref_is(t, k, j, *w))
+			return w;
+	}
+}
+
+/* The entry where k, not in t, goes: the first tombstone or free entry of
+ * its probe sequence. Its key is written; the caller sets the word. */
+static uint32_t *ref_place(struct nft_state_refs *t, const struct ref_key *k)
+{
+	size_t j;
+
+	for (j = ref_home(t, k); (*ref_word(t, k->table, j) & REF_USED) && (*ref_word(t, k->table, j) & REF_COUNT);
+	     j = j + 1 == t->cap ? 0 : j + 1)
+		;
+	memcpy(t->v + j * refs_stride[k->table], k->key, refs_klen[k->table]);
+	return ref_word(t, k->table, j);
+}
+
+/* Rebuild table i with cap entries, its live ones only. */
+static int refs_rehash(struct nft_state *s, unsigned i, size_t cap)
+{
+	struct nft_state_refs *t = &s->refs[i], old = *t;
+	size_t stride = refs_stride[i];
+
+	t->v = zalloc(cap, stride);
+	if (!t->v) {
+		t->v = old.v;
+		return -ENOMEM;
+	}
+	t->cap = cap;
+	t->n_used = t->n;
+	for (size_t j = 0; j < old.cap; j++) {
+		uint32_t w = *ref_word(&old, i, j);
+		struct ref_key k = { .table = i, .kind = w >> REF_KIND_SHIFT & 3 };
+
+		if (!(w & REF_USED) || !(w & REF_COUNT))
+			continue;
+		memcpy(k.key, old.v + j * stride, refs_klen[i]);
+		*ref_place(t, &k) = w;
+	}
+	free(old.v);
+	return 0;
+}
+
+/* Make table i hold extra more live entries under 80 % load, rehashing it
+ * into one twice as big as needed (tombstones dropped) when it would not.
+ * Its contents stay the same, so this may run while a change is staged. */
+static int refs_reserve(struct nft_state *s, unsigned i, size_t extra)
+{
+	struct nft_state_refs *t = &s->refs[i];
+	size_t cap = 2 * (t->n + extra);
+
+	if ((t->n_used + extra) * 10 < t->cap * 8)
+		return 0;
+	return refs_rehash(s, i, cap < 1024 ? 1024 : cap);
+}
 
 struct nft_state_hp_delta {
 	uint8_t key[HP_KEY_LEN];
@@ -115,8 +325,8 @@ struct nft_state_hp_slot {
 	uint32_t idx;             /* index in change.hpd */
 };
 
-/* Entry of fes marked for removal in nft_state_commit. */
-#define FE_GONE SIZE_MAX
+/* Element count of an entry of fes marked for removal in nft_state_commit. */
+#define FE_GONE UINT32_MAX
 
 static int key_cmp(const struct nft_state_key *a, const struct nft_state_key *b)
 {
@@ -191,58 +401,6 @@ static uint64_t hp_hash(uint8_t set, uint8_t family, const uint8_t *key)
 	return h ^ (h >> 32);
 }
 
-/* The committed entry of a hairpin, or NULL. */
-static struct nft_state_hairpin *hp_find(const struct nft_state *s, uint8_t set, uint8_t family, const uint8_t *key)
-{
-	size_t mask = s->cap_hps - 1, j;
-
-	/* Empty (a full sync or a take-over stages against a cleared state):
-	 * no probe into a big, cold table. */
-	if (!s->cap_hps || !s->n_hps_used)
-		return NULL;
-	for (j = hp_hash(set, family, key) & mask; s->hps[j].used; j = (j + 1) & mask)
-		if (s->hps[j].refs && s->hps[j].set == set && s->hps[j].family == family &&
-		    memcmp(s->hps[j].key, key, HP_KEY_LEN) == 0)
-			return &s->hps[j];
-	return NULL;
-}
-
-/* The slot where a committed entry for a key not in the table goes: the
- * first tombstone or free slot of its probe sequence. */
-static struct nft_state_hairpin *hp_free_slot(struct nft_state *s, uint8_t set, uint8_t family, const uint8_t *key)
-{
-	size_t mask = s->cap_hps - 1, j;
-
-	for (j = hp_hash(set, family, key) & mask; s->hps[j].used && s->hps[j].refs; j = (j + 1) & mask)
-		;
-	return &s->hps[j];
-}
-
-/* Make the committed table hold extra more live entries under 70 % load,
- * rehashing it into a bigger one (tombstones dropped) when it would not.
- * Its contents stay the same, so this may run while a change is staged. */
-static int hp_reserve(struct nft_state *s, size_t extra)
-{
-	struct nft_state_hairpin *t, *old = s->hps;
-	size_t cap = 1024, old_cap = s->cap_hps;
-
-	if ((s->n_hps_used + extra) * 10 < s->cap_hps * 7)
-		return 0;
-	while ((s->n_hps + extra) * 10 >= cap * 7)
-		cap *= 2;
-	t = zalloc(cap, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	s->hps = t;
-	s->cap_hps = cap;
-	s->n_hps_used = s->n_hps;
-	for (size_t i = 0; i < old_cap; i++)
-		if (old[i].refs)
-			*hp_free_slot(s, old[i].set, old[i].family, old[i].key) = old[i];
-	free(old);
-	return 0;
-}
-
 /* The change's entry for hairpin e, created (with the committed count as
  * its base) when absent; NULL when out of memory. */
 static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft_elem *e)
@@ -251,7 +409,8 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 	uint64_t h = hp_hash(e->set, e->family, e->key);
 	struct nft_state_hp_slot *slot;
 	struct nft_state_hp_delta *d;
-	const struct nft_state_hairpin *committed;
+	const uint32_t *committed;
+	struct ref_key rk;
 	size_t mask = c->cap_hpd_index - 1, j;
 
 	if (c->cap_hpd_index) {
@@ -287,12 +446,13 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 			return NULL;
 		c->hpd = q;
 	}
-	committed = hp_find(s, e->set, e->family, e->key);
+	ref_key_of(e->set, e->family, e->key, &rk);
+	committed = ref_find(s, &rk);
 	if (!committed) {
 		/* Room in the committed table for it, should the commit add it. */
-		if (hp_reserve(s, c->n_hpd_new + 1) < 0)
+		if (refs_reserve(s, rk.table, c->n_hpd_new[rk.table] + 1) < 0)
 			return NULL;
-		c->n_hpd_new++;
+		c->n_hpd_new[rk.table]++;
 	}
 	for (j = h & mask; c->hpd_index[j].gen == s->gen; j = (j + 1) & mask)
 		;
@@ -302,7 +462,7 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 	memcpy(d->key, e->key, HP_KEY_LEN);
 	d->set = e->set;
 	d->family = e->family;
-	d->base = committed ? committed->refs : 0;
+	d->base = committed ? *committed & REF_COUNT : 0;
 	*slot = (struct nft_state_hp_slot){ .gen = s->gen, .idx = (uint32_t)c->n_hpd++ };
 	return d;
 }
@@ -482,7 +642,9 @@ static void change_end(struct nft_state *s)
 	struct nft_state_change *c = &s->change;
 
 	c->n_dels = c->n_adds = c->n_pend = c->n_inserts = 0;
-	c->n_hpd = c->n_hpd_new = c->n_ct = 0;
+	c->n_hpd = c->n_ct = 0;
+	memset(c->n_hpd_new, 0, sizeof(c->n_hpd_new));
+	chunks_free(&c->arena, true);
 	c->adds_sorted = true;
 	c->ct_done = false;
 	memset(c->slot_adds, 0, sizeof(c->slot_adds));
@@ -503,7 +665,11 @@ void nft_state_done(struct nft_state *s)
 
 	nft_state_clear(s);
 	free(s->fes);
-	free(s->hps);
+	for (unsigned i = 0; i < NFT_STATE_REFS; i++)
+		free(s->refs[i].v);
+	free(s->pack);
+	nft_elem_vec_done(&s->view);
+	chunks_free(&c->arena, false);
 	free(c->dels);
 	free(c->adds);
 	free(c->pend);
@@ -520,13 +686,17 @@ void nft_state_clear(struct nft_state *s)
 		s->gen = 1; /* only zeroed */
 	nft_state_discard(s);
 	for (size_t i = 0; i < s->n_fes; i++)
-		elems_free(s->fes[i].elems, s->fes[i].pooled);
+		packed_free(s->fes[i].packed, s->fes[i].pooled);
 	s->n_fes = 0;
-	pool_free(s);
-	/* The table keeps its size: the next full state needs it again. */
-	if (s->hps)
-		memset(s->hps, 0, s->cap_hps * sizeof(*s->hps));
-	s->n_hps = s->n_hps_used = 0;
+	chunks_free(&s->chunks, false);
+	/* The tables keep their size: the next full state needs it again. */
+	for (unsigned i = 0; i < NFT_STATE_REFS; i++) {
+		struct nft_state_refs *t = &s->refs[i];
+
+		if (t->v)
+			memset(t->v, 0, t->cap * refs_stride[i]);
+		t->n = t->n_used = 0;
+	}
 	s->slots_count[0] = s->slots_count[1] = 0;
 }
 
@@ -545,19 +715,28 @@ size_t nft_state_frontends(const struct nft_state *s)
 	return s->n_fes;
 }
 
-const struct nft_elem *nft_state_elems(const struct nft_state *s, const struct nft_state_key *key, size_t *ret_n)
+const struct nft_elem *nft_state_elems(struct nft_state *s, const struct nft_state_key *key, size_t *ret_n)
 {
 	bool found;
 	size_t idx = fes_find(s, key, &found);
+	const struct nft_state_fe *fe;
 
-	*ret_n = found ? s->fes[idx].n : 0;
-	return found && s->fes[idx].n ? s->fes[idx].elems : NULL;
+	*ret_n = 0;
+	if (!found || !s->fes[idx].n)
+		return NULL;
+	fe = &s->fes[idx];
+	s->view.n = 0;
+	if (nft_elem_vec_reserve(&s->view, fe->n) < 0 || nft_pack_unpack(fe->packed, fe->len, s->view.v, fe->n) < 0)
+		return NULL;
+	*ret_n = s->view.n = fe->n;
+	return s->view.v;
 }
 
 uint32_t nft_state_hairpin_refs(const struct nft_state *s, const struct nft_elem *e)
 {
 	const struct nft_state_change *c = &s->change;
-	const struct nft_state_hairpin *h = hp_find(s, e->set, e->family, e->key);
+	struct ref_key rk;
+	const uint32_t *w;
 	size_t mask = c->cap_hpd_index - 1;
 
 	if (c->cap_hpd_index)
@@ -568,51 +747,111 @@ uint32_t nft_state_hairpin_refs(const struct nft_state *s, const struct nft_elem
 			if (d->set == e->set && d->family == e->family && memcmp(d->key, e->key, HP_KEY_LEN) == 0)
 				return (uint32_t)((int64_t)d->base + d->delta);
 		}
-	return h ? h->refs : 0;
+	ref_key_of(e->set, e->family, e->key, &rk);
+	w = ref_find(s, &rk);
+	return w ? *w & REF_COUNT : 0;
 }
 
-/* Stage key with elems[0..n), owned by the change from here (freed
- * unless pooled, also on error). */
-static int stage_owned(struct nft_state *s, const struct nft_state_key *key, struct nft_elem *elems, size_t n,
-		       bool pooled)
+/* Pack v[0..n), the elements staged for p, into p's packed form: in the
+ * pool when pooled, else in an array of its own. 0 or -ENOMEM. */
+static int pack_pending(struct nft_state *s, struct nft_state_pending *p, const struct nft_elem *v, size_t n,
+			bool pooled)
+{
+	size_t bound = nft_pack_bound(n), len;
+	uint8_t *dst;
+
+	if (s->cap_pack < bound) {
+		uint8_t *q = realloc(s->pack, bound);
+
+		if (!q)
+			return -ENOMEM;
+		s->pack = q;
+		s->cap_pack = bound;
+	}
+	len = nft_pack_elems(v, n, s->pack);
+	if (len > 0x7fffffff)
+		return -E2BIG;
+	dst = pooled ? chunks_alloc(&s->chunks, len, 1) : malloc(len);
+	if (!dst)
+		return -ENOMEM;
+	memcpy(dst, s->pack, len);
+	p->packed = dst;
+	p->len = (uint32_t)len;
+	p->pooled = pooled;
+	return 0;
+}
+
+/* Unpack committed frontend fe into the arena, into *ret (NULL when it
+ * has no elements). 0, -ENOMEM, or -EINVAL when its packed form is
+ * corrupt (a bug). */
+static int unpack_committed(struct nft_state *s, const struct nft_state_fe *fe, struct nft_elem **ret)
+{
+	*ret = NULL;
+	if (!fe->n)
+		return 0;
+	if (!(*ret = arena_elems(s, fe->n)))
+		return -ENOMEM;
+	return nft_pack_unpack(fe->packed, fe->len, *ret, fe->n);
+}
+
+/* Stage key with elems[0..n) (sorted). owned: elems is nft_state_stage's
+ * array, the change's from here (freed when it ends, also on error);
+ * else elems is copied into the arena. */
+static int stage_elems(struct nft_state *s, const struct nft_state_key *key, const struct nft_elem *elems, size_t n,
+		       struct nft_elem *owned)
 {
 	struct nft_state_change *c = &s->change;
 	struct fe_diff d = { .s = s };
+	struct arena_mark m = arena_mark(s);
 	struct nft_state_pending *p;
-	bool found;
-	size_t idx = fes_find(s, key, &found);
+	struct nft_elem *old = NULL, *copy;
+	const struct nft_elem *v = elems;
+	/* Staging against nothing (a full sync, a take-over): the pool. */
+	bool found, pooled = s->n_fes == 0 && n > 0;
+	size_t idx = fes_find(s, key, &found), n_old = found ? s->fes[idx].n : 0;
 	int r;
 
-	/* Parked in a pending entry at once, so that a discard frees it
-	 * whatever fails below. */
 	if (found && s->fes[idx].staged == s->gen)
 		r = -EALREADY;
+	else if (n >= FE_GONE)
+		r = -E2BIG;
 	else if ((r = pend_reserve(c)) == 0 && !found)
 		r = fes_reserve(s);
+	if (r == 0 && !owned && n) {
+		if ((copy = arena_elems(s, n)))
+			v = memcpy(copy, elems, n * sizeof(*elems));
+		else
+			r = -ENOMEM;
+	}
+	if (r == 0 && found)
+		r = unpack_committed(s, &s->fes[idx], &old);
 	if (r < 0) {
-		elems_free(elems, pooled);
+		free(owned);
+		arena_rewind(s, m);
 		return r;
 	}
+	/* Parked in a pending entry at once, so that a discard frees what
+	 * it holds whatever fails below. */
 	p = &c->pend[c->n_pend];
 	*p = (struct nft_state_pending){
-		.key = *key, .idx = found ? idx : SIZE_MAX, .seq = c->n_pend, .elems = elems, .n = n,
-		.pooled = pooled,
+		.key = *key, .idx = found ? idx : SIZE_MAX, .seq = c->n_pend, .n = (uint32_t)n, .owned = owned,
 	};
 	c->n_pend++;
-	if (found) {
+	if (found)
 		s->fes[idx].staged = s->gen;
-		r = sorted_diff(s->fes[idx].elems, s->fes[idx].n, sizeof(struct nft_elem), p->elems, p->n,
-				sizeof(struct nft_elem), &fe_diff_ops, &d);
-		if (r == 0 && !d.changed) {
-			/* The same elements: keep the committed ones. */
-			elems_free(p->elems, p->pooled);
-			c->n_pend--;
-		}
-		return r;
+	else
+		c->n_inserts++;
+	r = sorted_diff(old, n_old, sizeof(struct nft_elem), v, n, sizeof(struct nft_elem), &fe_diff_ops, &d);
+	if (r == 0 && found && !d.changed) {
+		/* The same elements: keep the committed ones. */
+		free(p->owned);
+		c->n_pend--;
+		arena_rewind(s, m);
+		return 0;
 	}
-	c->n_inserts++;
-	return sorted_diff(NULL, 0, sizeof(struct nft_elem), p->elems, p->n, sizeof(struct nft_elem), &fe_diff_ops,
-			   &d);
+	if (r == 0 && n)
+		r = pack_pending(s, p, v, n, pooled);
+	return r;
 }
 
 int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct nft_elem_vec *elems)
@@ -621,23 +860,13 @@ int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct
 	size_t n = elems->n;
 
 	*elems = (struct nft_elem_vec){ 0 };
-	return stage_owned(s, key, v, n, false);
+	return stage_elems(s, key, v, n, v);
 }
 
 int nft_state_stage_copy(struct nft_state *s, const struct nft_state_key *key, const struct nft_elem *elems,
 			 size_t n)
 {
-	/* Staging against nothing (a full sync, a take-over): the pool. */
-	bool pooled = s->n_fes == 0 && n > 0;
-	struct nft_elem *v = NULL;
-
-	if (n) {
-		v = pooled ? pool_alloc(s, n) : malloc(n * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		memcpy(v, elems, n * sizeof(*v));
-	}
-	return stage_owned(s, key, v, n, pooled);
+	return stage_elems(s, key, elems, n, NULL);
 }
 
 /* Stage the removal of s->fes[idx]. */
@@ -645,15 +874,18 @@ static int stage_removal_at(struct nft_state *s, size_t idx)
 {
 	struct nft_state_change *c = &s->change;
 	struct nft_state_fe *fe = &s->fes[idx];
+	struct nft_elem *old = NULL;
 	int r = pend_reserve(c);
 
+	if (r == 0)
+		r = unpack_committed(s, fe, &old);
 	if (r < 0)
 		return r;
 	c->pend[c->n_pend] = (struct nft_state_pending){ .key = fe->key, .idx = idx, .seq = c->n_pend, .remove = true };
 	c->n_pend++;
 	fe->staged = s->gen;
 	for (size_t i = 0; i < fe->n && r == 0; i++)
-		r = stage_del(s, &fe->elems[i]);
+		r = stage_del(s, &old[i]);
 	return r;
 }
 
@@ -856,7 +1088,7 @@ static void insert_new(struct nft_state *s, struct nft_state_pending *ins, size_
 	/* A key staged twice (a caller's bug) keeps its last elements. */
 	for (k = 0; k < n; k++) {
 		if (k + 1 < n && key_cmp(&ins[k].key, &ins[k + 1].key) == 0) {
-			elems_free(ins[k].elems, ins[k].pooled);
+			packed_free(ins[k].packed, ins[k].pooled);
 			continue;
 		}
 		ins[w++] = ins[k];
@@ -869,8 +1101,8 @@ static void insert_new(struct nft_state *s, struct nft_state_pending *ins, size_
 			s->fes[--w] = s->fes[--i];
 		} else {
 			k--;
-			s->fes[--w] = (struct nft_state_fe){ .key = ins[k].key, .elems = ins[k].elems, .n = ins[k].n,
-							     .pooled = ins[k].pooled };
+			s->fes[--w] = (struct nft_state_fe){ .key = ins[k].key, .packed = ins[k].packed, .n = ins[k].n,
+							     .len = ins[k].len & 0x7fffffff, .pooled = ins[k].pooled };
 		}
 	}
 	s->n_fes += n;
@@ -881,6 +1113,11 @@ void nft_state_commit(struct nft_state *s)
 	struct nft_state_change *c = &s->change;
 	size_t first_gone = SIZE_MAX, n_ins = 0;
 
+	/* The staged arrays go (change.adds dangles from here, as dels). */
+	for (size_t i = 0; i < c->n_pend; i++) {
+		free(c->pend[i].owned);
+		c->pend[i].owned = NULL;
+	}
 	/* Frontends that change or go, in place; new ones moved to the front
 	 * of pend (in staging order). */
 	for (size_t i = 0; i < c->n_pend; i++) {
@@ -895,8 +1132,9 @@ void nft_state_commit(struct nft_state *s)
 			continue;
 		}
 		fe = &s->fes[p->idx];
-		elems_free(fe->elems, fe->pooled);
-		fe->elems = p->elems;
+		packed_free(fe->packed, fe->pooled);
+		fe->packed = p->packed;
+		fe->len = p->len & 0x7fffffff;
 		fe->pooled = p->pooled;
 		fe->n = p->remove ? FE_GONE : p->n;
 		if (p->remove && p->idx < first_gone)
@@ -915,26 +1153,27 @@ void nft_state_commit(struct nft_state *s)
 	/* Hairpin references; room for the new ones was made while staging. */
 	for (size_t i = 0; i < c->n_hpd; i++) {
 		const struct nft_state_hp_delta *d = &c->hpd[i];
-		struct nft_state_hairpin *h;
 		int64_t refs = (int64_t)d->base + d->delta;
+		uint32_t count = refs <= 0 ? 0 : refs > REF_COUNT ? REF_COUNT : (uint32_t)refs, *w;
+		struct nft_state_refs *t;
+		struct ref_key rk;
 
 		if (d->delta == 0)
 			continue;
-		h = d->base ? hp_find(s, d->set, d->family, d->key) : NULL;
-		if (h) {
-			h->refs = refs > 0 ? (uint32_t)refs : 0;
-			if (!h->refs)
-				s->n_hps--; /* a tombstone */
-		} else if (refs > 0) {
-			h = hp_free_slot(s, d->set, d->family, d->key);
-			if (!h->used)
-				s->n_hps_used++;
-			memcpy(h->key, d->key, HP_KEY_LEN);
-			h->set = d->set;
-			h->family = d->family;
-			h->used = true;
-			h->refs = (uint32_t)refs;
-			s->n_hps++;
+		ref_key_of(d->set, d->family, d->key, &rk);
+		t = &s->refs[rk.table];
+		w = d->base ? ref_find(s, &rk) : NULL;
+		if (w) {
+			/* No count left: a tombstone. */
+			*w = (*w & ~REF_COUNT) | count;
+			if (!count)
+				t->n--;
+		} else if (count) {
+			w = ref_place(t, &rk);
+			if (!(*w & REF_USED))
+				t->n_used++;
+			*w = REF_USED | rk.kind << REF_KIND_SHIFT | count;
+			t->n++;
 		}
 	}
 	for (int f = 0; f < 2; f++) {
@@ -943,6 +1182,19 @@ void nft_state_commit(struct nft_state *s)
 		s->slots_count[f] = cnt > c->slot_dels[f] ? cnt - c->slot_dels[f] : 0;
 	}
 	change_end(s);
+}
+
+void nft_state_mem(const struct nft_state *s, struct nft_state_mem *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->frontends = s->cap_fes * sizeof(*s->fes);
+	for (const struct nft_state_chunk *c = s->chunks; c; c = c->next)
+		ret->packed += sizeof(*c) + c->cap;
+	for (size_t i = 0; i < s->n_fes; i++)
+		if (!s->fes[i].pooled)
+			ret->packed += s->fes[i].len;
+	for (unsigned i = 0; i < NFT_STATE_REFS; i++)
+		ret->refs += s->refs[i].cap * refs_stride[i];
 }
 
 /* Working arrays kept between changes up to this many items each. */
@@ -986,13 +1238,31 @@ void nft_state_trim(struct nft_state *s)
 		c->ct_used = NULL;
 		c->cap_ct = 0;
 	}
+	if (s->cap_pack > TRIM_KEEP) {
+		free(s->pack);
+		s->pack = NULL;
+		s->cap_pack = 0;
+	}
+	nft_elem_vec_done(&s->view);
+	/* Tables grown step by step to twice their need: down to 2/3 load
+	 * (a failed rehash keeps the bigger one). */
+	for (unsigned i = 0; i < NFT_STATE_REFS; i++) {
+		size_t want = s->refs[i].n * 3 / 2;
+
+		if (want < 1024)
+			want = 1024;
+		if (s->refs[i].cap > want + want / 4)
+			(void)refs_rehash(s, i, want);
+	}
 }
 
 void nft_state_discard(struct nft_state *s)
 {
 	struct nft_state_change *c = &s->change;
 
-	for (size_t i = 0; i < c->n_pend; i++)
-		elems_free(c->pend[i].elems, c->pend[i].pooled);
+	for (size_t i = 0; i < c->n_pend; i++) {
+		free(c->pend[i].owned);
+		packed_free(c->pend[i].packed, c->pend[i].pooled);
+	}
 	change_end(s);
 }

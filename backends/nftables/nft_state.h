@@ -3,9 +3,12 @@
  * is tested without root (tests/unit/test_nft_state.c).
  *
  * Committed state: per frontend (sorted by struct nft_state_key), the
- * elements it put in the kernel, sorted by nft_elem_cmp; a reference count
- * per shared element (a hairpin pair: two frontends with the same
- * endpoint share it; a cluster IP: every port of the address); the
+ * elements it put in the kernel, sorted by nft_elem_cmp, kept packed
+ * (nft_pack.h: about 7 bytes per IPv4 slot element instead of 72, the
+ * full elements rebuilt when a change needs them); a reference count per
+ * shared element (a hairpin pair: two frontends with the same endpoint
+ * share it; a cluster IP: every port of the address), in tables keyed by
+ * the address alone where the element is ferry's usual shape; the
  * slot-table element count per family and the size ferry declared for the
  * slot table.
  *
@@ -21,8 +24,11 @@
  *   nft_state_discard: the state is as it was before the first stage.
  *
  * One change at a time. Staging costs O(elements of the staged frontends
- * + log frontends) each; committing costs that plus one pass over the
- * frontend array when frontends come or go, never a scan of all elements.
+ * + log frontends) each (a committed frontend is unpacked to be diffed);
+ * committing costs that plus one pass over the frontend array when
+ * frontends come or go, never a scan of all elements. The full elements a
+ * change refers to (change.dels, change.adds) live in storage of the
+ * change, given back when it ends.
  */
 #ifndef FERRY_NFT_STATE_H
 #define FERRY_NFT_STATE_H
@@ -50,14 +56,29 @@ struct nft_state_key {
 /* One committed frontend. */
 struct nft_state_fe {
 	struct nft_state_key key;
-	struct nft_elem *elems;   /* sorted by nft_elem_cmp, owned */
-	size_t n;
+	uint8_t *packed;          /* its elements, sorted by nft_elem_cmp, packed (nft_pack.h) */
+	uint32_t n;               /* elements */
+	uint32_t len : 31;        /* bytes at packed */
+	uint32_t pooled : 1;      /* packed lives in the state's pool, not malloc'd */
 	uint64_t staged;          /* the change number that staged it last */
-	bool pooled;              /* elems lives in the state's pool, not malloc'd */
 };
 
-/* Private to nft_state.c: a block of element storage. */
+/* Private to nft_state.c: a block of storage (packed elements, or the
+ * change's full elements). */
 struct nft_state_chunk;
+
+/* Private to nft_state.c: committed reference counts of shared elements,
+ * an open-addressing table of fixed-size entries (the key, then a 32-bit
+ * word: in use, kind, count). */
+struct nft_state_refs {
+	uint8_t *v;
+	size_t cap, n, n_used;    /* entries; live; live and tombstones */
+};
+
+/* The tables of struct nft_state_refs: IPv4 and IPv6 hairpin pairs and
+ * cluster IPs keyed by their address, and any other shared element by
+ * its whole key. */
+#define NFT_STATE_REFS 3
 
 /* Private to nft_state.c: a staged frontend whose elements change, a
  * hairpin element's committed reference count, the change's net
@@ -84,7 +105,7 @@ struct nft_state_change {
 	struct nft_state_pending *pend; /* frontends whose element list changes */
 	size_t n_pend, cap_pend, n_inserts;
 	struct nft_state_hp_delta *hpd; /* hairpins the change references */
-	size_t n_hpd, cap_hpd, n_hpd_new;
+	size_t n_hpd, cap_hpd, n_hpd_new[NFT_STATE_REFS];
 	struct nft_state_hp_slot *hpd_index; /* hash index over hpd */
 	size_t cap_hpd_index;
 	struct conntrack_target *ct;    /* removed UDP slot endpoints */
@@ -92,6 +113,7 @@ struct nft_state_change {
 	size_t n_ct, cap_ct;
 	bool ct_done;             /* ct sorted, de-duplicated and filtered */
 	size_t slot_adds[2], slot_dels[2]; /* NFT_SET_SLOTS elements, [0] ip [1] ip6 */
+	struct nft_state_chunk *arena;  /* the full elements dels and adds point at */
 };
 
 /* The committed state plus the staged change. Embed it and use the
@@ -99,18 +121,20 @@ struct nft_state_change {
 struct nft_state {
 	struct nft_state_fe *fes; /* sorted by key */
 	size_t n_fes, cap_fes;
-	struct nft_state_hairpin *hps; /* open addressing, cap_hps a power of two */
-	size_t n_hps, n_hps_used, cap_hps;
+	struct nft_state_refs refs[NFT_STATE_REFS]; /* shared elements' counts */
 	uint64_t gen;             /* number of the current change */
 	/* public: NFT_SET_SLOTS elements committed per family ([0] ip, [1]
 	 * ip6), and the size declared for that set in this process (0: none
 	 * yet). */
 	size_t slots_count[2];
 	uint32_t slots_size[2];
-	/* Element storage of frontends staged against an empty state (a full
+	/* Packed elements of frontends staged against an empty state (a full
 	 * sync, a take-over): big blocks, freed together at nft_state_clear,
-	 * instead of 100k mallocs, each of a size glibc serves slowly. */
+	 * instead of 100k mallocs. */
 	struct nft_state_chunk *chunks;
+	uint8_t *pack;            /* scratch: one frontend's elements being packed */
+	size_t cap_pack;
+	struct nft_elem_vec view; /* nft_state_elems' answer */
 	/* public: the staged change (see struct nft_state_change). */
 	struct nft_state_change change;
 };
@@ -144,8 +168,10 @@ void nft_state_key_of(const struct plan_frontend *fe, struct nft_state_key *ret)
 size_t nft_state_frontends(const struct nft_state *s);
 
 /* The committed elements of frontend key (sorted; *ret_n their count), or
- * NULL with *ret_n 0 when it has none. Valid until the next commit. */
-const struct nft_elem *nft_state_elems(const struct nft_state *s, const struct nft_state_key *key, size_t *ret_n);
+ * NULL with *ret_n 0 when it has none (or, unpacked into storage of the
+ * state, when out of memory). Valid until the next call, commit, discard
+ * or clear. For tests and logs: a change unpacks what it needs itself. */
+const struct nft_elem *nft_state_elems(struct nft_state *s, const struct nft_state_key *key, size_t *ret_n);
 
 /* References that the state, staged change included, holds on shared
  * element e (nft_state_is_shared_set; 0: not in the kernel once the change
@@ -166,9 +192,10 @@ uint32_t nft_state_hairpin_refs(const struct nft_state *s, const struct nft_elem
 int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct nft_elem_vec *elems);
 
 /* The same, with elems[0..n) copied (the caller keeps its array, e.g. a
- * scratch one reused for every frontend). Against an empty committed state
- * the copy goes to the state's pool (see struct nft_state), else to a
- * malloc'd array of its own. Returns as nft_state_stage. */
+ * scratch one reused for every frontend) into the change's storage. The
+ * packed form committed goes, against an empty committed state, to the
+ * state's pool (see struct nft_state), else to a malloc'd array of its
+ * own. Returns as nft_state_stage. */
 int nft_state_stage_copy(struct nft_state *s, const struct nft_state_key *key, const struct nft_elem *elems,
 			 size_t n);
 
@@ -231,10 +258,20 @@ bool nft_state_slots_grow(const struct nft_state *s, const size_t need[2], uint3
 /* Record that the kernel accepted the sizes size[f] (0: unchanged). */
 void nft_state_slots_declared(struct nft_state *s, const uint32_t size[2]);
 
+/* What the committed state takes, in bytes: the frontend array, the
+ * packed elements (pool blocks, or the arrays of their own), and the
+ * reference-count tables. Allocator overhead aside. */
+struct nft_state_mem {
+	size_t frontends, packed, refs;
+};
+void nft_state_mem(const struct nft_state *s, struct nft_state_mem *ret);
+
 /* Between changes: give back the change's working arrays when a big one
  * (a full sync, a take-over: a pointer per element of the plan) left
- * them large; the next small change allocates small ones. No-op while a
- * change is staged. */
+ * them large, and shrink the reference-count tables to their contents
+ * (a table grown while staging is about twice as big as it needs); the
+ * next small change allocates small ones. No-op while a change is
+ * staged. */
 void nft_state_trim(struct nft_state *s);
 
 /* The kernel accepted the change: the staged frontends' elements become

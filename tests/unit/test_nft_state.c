@@ -130,7 +130,7 @@ static bool has(const struct nft_elem *const *list, size_t n, const struct nft_e
 	return false;
 }
 
-static size_t committed(const struct nft_state *s, struct nft_state_key k)
+static size_t committed(struct nft_state *s, struct nft_state_key k)
 {
 	size_t n;
 
@@ -138,7 +138,7 @@ static size_t committed(const struct nft_state *s, struct nft_state_key k)
 	return n;
 }
 
-static bool committed_has(const struct nft_state *s, struct nft_state_key k, const struct nft_elem *e)
+static bool committed_has(struct nft_state *s, struct nft_state_key k, const struct nft_elem *e)
 {
 	size_t n;
 	const struct nft_elem *v = nft_state_elems(s, &k, &n);
@@ -922,4 +922,129 @@ Test(nft_state, clear_forgets_everything)
 	cr_expect_eq(st.change.n_adds, 2);
 	nft_state_commit(&st);
 	cr_expect_eq(nft_state_hairpin_refs(&st, &h), 1);
+}
+
+/* The reference tables key hairpin pairs and cluster IPs by address: the
+ * two sets of one address count apart, per family, and a shared element
+ * of another shape (a pair of two addresses) has its own table. */
+Test(nft_state, shared_elements_of_one_address_count_apart)
+{
+	struct nft_state_key a = key("10.96.0.1", INET_PROTO_TCP, 80), b = key("fd00::1", INET_PROTO_TCP, 80);
+	struct nft_elem odd = hairpin("10.96.0.1");
+	struct nft_elem ea[] = { cluster_ip("10.96.0.1"), hairpin("10.96.0.1"), hairpin("fd00::1"), odd };
+	struct nft_elem eb[] = { cluster_ip("fd00::1"), hairpin("fd00::1") };
+	struct inet_addr other = addr("10.0.0.9");
+	size_t off = 4;
+
+	nft_elem_key_addr(&ea[3], &off, &other); /* 10.96.0.1 . 10.0.0.9 */
+	odd = ea[3];
+	cr_assert_eq(stage(&st, a, ea, 4), 0);
+	cr_assert_eq(stage(&st, b, eb, 2), 0);
+	cr_expect_eq(st.change.n_adds, 5, "fd00::1's hairpin once");
+	nft_state_commit(&st);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ea[0]), 1);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ea[1]), 1);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ea[2]), 2);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &odd), 1);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &eb[0]), 1);
+	/* a drops its cluster IP and its odd pair; b goes. */
+	cr_assert_eq(stage(&st, a, &ea[1], 2), 0);
+	cr_assert_eq(nft_state_stage_removal(&st, &b), 0);
+	cr_expect_eq(st.change.n_dels, 3, "10.96.0.1, the odd pair, fd00::1: %zu", st.change.n_dels);
+	cr_expect(has(st.change.dels, st.change.n_dels, &ea[0]));
+	cr_expect(has(st.change.dels, st.change.n_dels, &odd));
+	cr_expect(has(st.change.dels, st.change.n_dels, &eb[0]));
+	nft_state_commit(&st);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ea[0]), 0);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ea[1]), 1, "the hairpin of the same address stays");
+	cr_expect_eq(nft_state_hairpin_refs(&st, &ea[2]), 1);
+	cr_expect_eq(nft_state_hairpin_refs(&st, &odd), 0);
+}
+
+/* Thousands of hairpins grow the tables while staging; the trim shrinks
+ * them to their contents; every count survives both, and removing the
+ * frontends deletes every pair once. */
+Test(nft_state, hairpin_tables_grow_and_shrink)
+{
+	enum { N = 3000 };
+	char vip[32], ep[32];
+	struct nft_elem e[3];
+	size_t cap;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(vip, sizeof(vip), "10.96.%d.%d", i / 250, i % 250 + 1);
+		snprintf(ep, sizeof(ep), "10.1.%d.%d", i / 250, i % 250 + 1);
+		e[0] = vmap(vip, INET_PROTO_TCP, 80, 1);
+		e[1] = slot(vip, INET_PROTO_TCP, 80, 0, ep, 80);
+		e[2] = hairpin(ep);
+		cr_assert_eq(stage(&st, key(vip, INET_PROTO_TCP, 80), e, 3), 0);
+		/* Every other one also on port 81: two references. */
+		if (i % 2 == 0) {
+			e[0] = vmap(vip, INET_PROTO_TCP, 81, 1);
+			e[1] = slot(vip, INET_PROTO_TCP, 81, 0, ep, 80);
+			cr_assert_eq(stage(&st, key(vip, INET_PROTO_TCP, 81), e, 3), 0);
+		}
+	}
+	nft_state_commit(&st);
+	cap = st.refs[0].cap;
+	cr_expect_geq(cap, N);
+	nft_state_trim(&st);
+	cr_expect_leq(st.refs[0].cap, cap, "not grown by the trim");
+	cr_expect_lt(st.refs[0].cap, 2 * N);
+	cr_expect_eq(st.refs[0].n, N);
+	for (int i = 0; i < N; i++) {
+		struct nft_elem h;
+
+		snprintf(ep, sizeof(ep), "10.1.%d.%d", i / 250, i % 250 + 1);
+		h = hairpin(ep);
+		cr_assert_eq(nft_state_hairpin_refs(&st, &h), i % 2 == 0 ? 2u : 1u, "pair %d", i);
+	}
+	cr_assert_eq(nft_state_stage_unstaged_removals(&st), N + N / 2);
+	cr_expect_eq(st.change.n_dels, 3 * N + N / 2 * 2, "slots, vmaps, and each pair once");
+	nft_state_commit(&st);
+	cr_expect_eq(st.refs[0].n, 0);
+	cr_expect_eq(nft_state_frontends(&st), 0);
+}
+
+/* What is committed is what was staged, element for element, after the
+ * packing: a frontend of every kind of element, then a change to it. */
+Test(nft_state, committed_elements_are_the_staged_ones)
+{
+	struct nft_state_key k = key("fd00::96:1", INET_PROTO_UDP, 53);
+	struct nft_elem e[40];
+	size_t n = 0, got;
+	const struct nft_elem *v;
+	char ep[64];
+
+	e[n] = vmap("fd00::96:1", INET_PROTO_UDP, 53, 1024);
+	e[n].aff_timeout = 10800;
+	e[n++].aff_mode = NFT_AFF_LOCAL;
+	e[n++] = cluster_ip("fd00::96:1");
+	for (uint32_t i = 0; i < 30; i++) {
+		snprintf(ep, sizeof(ep), "fd00::1:%x", i % 7 + 1);
+		e[n++] = slot("fd00::96:1", INET_PROTO_UDP, 53, i * 37 + (i % 2 ? 0x10000 : 0), ep, (uint16_t)(53 + i));
+	}
+	e[n++] = hairpin("fd00::1:1");
+	e[n++] = np_slot(INET_PROTO_UDP, 53, 5, "fd00::1:2", 53);
+	qsort(e, n, sizeof(e[0]), elem_cmp);
+	cr_assert_eq(stage(&st, k, e, n), 0);
+	nft_state_commit(&st);
+	v = nft_state_elems(&st, &k, &got);
+	cr_assert_eq(got, n);
+	for (size_t i = 0; i < n; i++)
+		cr_expect_eq(nft_elem_cmp(&v[i], &e[i], NULL), 0, "element %zu", i);
+	/* One endpoint changes: one slot out, one in, the rest kept. */
+	for (size_t i = 0; i < n; i++)
+		if (e[i].set == NFT_SET_SLOTS) {
+			e[i].data[15] ^= 0x40;
+			break;
+		}
+	cr_assert_eq(stage(&st, k, e, n), 0);
+	cr_expect_eq(st.change.n_dels, 1);
+	cr_expect_eq(st.change.n_adds, 1);
+	nft_state_commit(&st);
+	v = nft_state_elems(&st, &k, &got);
+	cr_assert_eq(got, n);
+	for (size_t i = 0; i < n; i++)
+		cr_expect_eq(nft_elem_cmp(&v[i], &e[i], NULL), 0, "element %zu", i);
 }
