@@ -29,9 +29,13 @@ struct nft_batch_msg {
 struct nft_batch {
 	char *buf;
 	size_t len, cap;
-	/* Bytes [0, dirty) of buf may hold old messages; the rest is zero.
-	 * A message's room is zeroed from that, not whole (96 KiB each). */
-	size_t dirty;
+	/* Bytes [0, dirty) of buf may hold old messages, [dirty, zeroed)
+	 * are zero, [zeroed, cap) not yet written since the buffer grew. A
+	 * message's room is zeroed from that, not whole (96 KiB each), and
+	 * room never used is never touched: a grown buffer's pages stay
+	 * unmapped until a message needs them (a full sync at 100k services
+	 * is some 60 MB of messages in a buffer of 128). */
+	size_t dirty, zeroed;
 	bool open;         /* a message begun and not ended */
 	struct nft_batch_msg *msgs;
 	size_t n_msgs, cap_msgs;
@@ -126,8 +130,7 @@ struct nlmsghdr *nft_batch_msg_begin(struct nft_batch *b, uint16_t type, uint16_
 		buf = realloc(b->buf, cap);
 		if (!buf)
 			return NULL;
-		/* New room is zero, as the rest past dirty. */
-		memset(buf + b->cap, 0, cap - b->cap);
+		/* The new room is left unwritten (past zeroed: zeroed when used). */
 		b->buf = buf;
 		b->cap = cap;
 	}
@@ -147,6 +150,12 @@ struct nlmsghdr *nft_batch_msg_begin(struct nft_batch *b, uint16_t type, uint16_
 	zero_end = b->dirty < b->len + NFT_BATCH_MSG_MAX ? b->dirty : b->len + NFT_BATCH_MSG_MAX;
 	if (zero_end > b->len)
 		memset(b->buf + b->len, 0, zero_end - b->len);
+	if (b->zeroed < b->len + NFT_BATCH_MSG_MAX) {
+		size_t from = b->zeroed > b->len ? b->zeroed : b->len;
+
+		memset(b->buf + from, 0, b->len + NFT_BATCH_MSG_MAX - from);
+		b->zeroed = b->len + NFT_BATCH_MSG_MAX;
+	}
 	b->open = true;
 	return nftnl_nlmsg_build_hdr(b->buf + b->len, type, family, flags | NLM_F_ACK, b->seq++);
 }
