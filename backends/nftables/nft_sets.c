@@ -155,7 +155,7 @@ static size_t flds_len(const enum fld *f, size_t max, int family)
 
 static uint32_t flds_type(const enum fld *f, size_t max, int family)
 {
-	uint32_t types[5];
+	uint32_t types[5] = { 0 };
 	size_t n = 0;
 
 	for (; n < max && n < 5 && f[n]; n++)
@@ -403,29 +403,49 @@ static size_t digest_proto_off(int family)
 	return fld_padded(F_ADDR, family);
 }
 
-void nft_elem_init_content_digest(struct nft_elem *e, uint64_t digest)
+void nft_elem_init_table_digest(struct nft_elem *e, enum nft_table_digest kind, uint64_t digest)
 {
-	size_t off = digest_proto_off(AF_INET) + fld_padded(F_PROTO, AF_INET) + fld_padded(F_PORT, AF_INET);
+	size_t off = digest_proto_off(AF_INET) + fld_padded(F_PROTO, AF_INET);
 
-	/* Address, protocol and port stay zero. */
+	/* Address and protocol stay zero; the port is the kind. */
 	nft_elem_init(e, NFT_SET_DIGEST, AF_INET);
+	nft_elem_key_port(e, &off, (uint16_t)kind);
 	nft_elem_key_slot(e, &off, (uint32_t)(digest >> 32));
 	nft_elem_key_slot(e, &off, (uint32_t)digest);
 }
 
-bool nft_elem_is_content_digest(const struct nft_elem *e, uint64_t *ret_digest)
+bool nft_elem_is_table_digest(const struct nft_elem *e, enum nft_table_digest *ret_kind, uint64_t *ret_digest)
 {
-	size_t off = digest_proto_off(AF_INET) + fld_padded(F_PROTO, AF_INET) + fld_padded(F_PORT, AF_INET);
+	size_t port_off = digest_proto_off(AF_INET) + fld_padded(F_PROTO, AF_INET);
+	size_t off = port_off + fld_padded(F_PORT, AF_INET);
+	uint16_t port_be;
 	uint32_t hi, lo;
 
 	if (e->set != NFT_SET_DIGEST || e->family != AF_INET || e->key[digest_proto_off(AF_INET)] != 0)
 		return false;
+	memcpy(&port_be, e->key + port_off, 2);
+	if (ntohs(port_be) >= NFT_DIGEST_KINDS)
+		return false;
+	if (ret_kind)
+		*ret_kind = (enum nft_table_digest)ntohs(port_be);
 	if (ret_digest) {
 		memcpy(&hi, e->key + off, 4);
 		memcpy(&lo, e->key + off + 4, 4);
 		*ret_digest = (uint64_t)hi << 32 | lo;
 	}
 	return true;
+}
+
+void nft_elem_init_content_digest(struct nft_elem *e, uint64_t digest)
+{
+	nft_elem_init_table_digest(e, NFT_DIGEST_CONTENT, digest);
+}
+
+bool nft_elem_is_content_digest(const struct nft_elem *e, uint64_t *ret_digest)
+{
+	enum nft_table_digest kind;
+
+	return nft_elem_is_table_digest(e, &kind, ret_digest) && kind == NFT_DIGEST_CONTENT;
 }
 
 /* The end of e's source range (NFT_SET_RANGES): the key with every bit

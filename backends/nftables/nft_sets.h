@@ -103,19 +103,34 @@ struct nft_elem {
 void nft_elem_init_digest(struct nft_elem *e, const struct nft_elem *v, uint64_t digest);
 
 /* The content digest: the sum (mod 2^64) of nft_elem_hash over every
- * element of ferry's sets in both tables, itself excepted, kept in the
- * kernel as one element of ip ferry's NFT_SET_DIGEST whose frontend part
- * is zero (address 0.0.0.0, protocol 0, port 0: no frontend's). Every
- * transaction that changes elements removes the old one first and writes
- * the new one last, so a restarted ferry that finds the digest of its own
- * plan knows the kernel holds exactly that plan without reading a set
- * (nftables.c), and a partly applied change leaves none. A sum, so that
- * a change updates it from its deletes and adds alone. */
+ * element of ferry's sets in both tables, the table digests (below)
+ * excepted, kept in the kernel as one element of ip ferry's
+ * NFT_SET_DIGEST whose frontend part is zero (address 0.0.0.0, protocol
+ * 0, port 0: no frontend's). Every transaction that changes elements
+ * removes the old one first and writes the new one last, so a restarted
+ * ferry that finds the digest of its own plan knows the kernel holds
+ * exactly that plan without reading a set (nftables.c), and a partly
+ * applied change leaves none. A sum, so that a change updates it from its
+ * deletes and adds alone.
+ *
+ * The hairpin digest: the same over the elements of NFT_SET_HAIRPIN in
+ * both tables, port 1 instead of 0, kept the same way by transactions
+ * that change hairpin pairs. A restart after a change made while ferry
+ * was down finds it when the pairs did not change, and need not dump a
+ * million of them (a standalone node at 100k services). */
+enum nft_table_digest {
+	NFT_DIGEST_CONTENT = 0,
+	NFT_DIGEST_HAIRPIN = 1,
+	NFT_DIGEST_KINDS
+};
 uint64_t nft_elem_hash(const struct nft_elem *e);
-/* Sets e to the content digest element for digest. */
+/* Sets e to the table digest element of kind for digest. */
+void nft_elem_init_table_digest(struct nft_elem *e, enum nft_table_digest kind, uint64_t digest);
+/* Whether e is a table digest element (of any digest), its kind and the
+ * digest it holds (ret_kind, ret_digest may be NULL). */
+bool nft_elem_is_table_digest(const struct nft_elem *e, enum nft_table_digest *ret_kind, uint64_t *ret_digest);
+/* The same for the content digest alone. */
 void nft_elem_init_content_digest(struct nft_elem *e, uint64_t digest);
-/* Whether e is a content digest element (of any digest), and the digest
- * it holds (ret_digest may be NULL). */
 bool nft_elem_is_content_digest(const struct nft_elem *e, uint64_t *ret_digest);
 
 /* How an affinity chain marks for masquerade: the slot number travels in

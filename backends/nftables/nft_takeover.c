@@ -74,13 +74,13 @@ bool nft_takeover_rules_match(struct mnl_socket *nl, const char *tag)
 	return true;
 }
 
-int nft_takeover_content_matches(struct mnl_socket *nl, uint64_t digest)
+int nft_takeover_digest_matches(struct mnl_socket *nl, enum nft_table_digest kind, uint64_t digest)
 {
 	struct nft_elem_vec found = { 0 };
 	struct nft_elem key;
 	int r;
 
-	nft_elem_init_content_digest(&key, digest);
+	nft_elem_init_table_digest(&key, kind, digest);
 	r = nft_read_keys(nl, &key, 1, &found);
 	if (r == 0)
 		r = found.n == 1 && nft_elem_cmp(&found.v[0], &key, NULL) == 0;
@@ -170,7 +170,7 @@ static int read_set_consistent(struct mnl_socket *nl, int family, enum nft_set_i
 }
 
 int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nft_elem *const *plan, size_t n_plan,
-		      struct nft_elem_vec *have)
+		      bool hairpins_known, struct nft_elem_vec *have)
 {
 	struct nft_elem_vec keys = { 0 }, known = { 0 };
 	double t0 = now_ms(), t1;
@@ -184,7 +184,7 @@ int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nf
 	log_progress_start(&rp.log, "nftables: taking over, reading the kernel's sets");
 	for (int fam = 0; fam < 2 && r == 0; fam++)
 		for (int s = 0; s < NFT_SET_COUNT && r == 0; s++) {
-			if (nft_state_is_slot_set((uint8_t)s))
+			if (nft_state_is_slot_set((uint8_t)s) || (s == NFT_SET_HAIRPIN && hairpins_known))
 				continue;
 			r = read_set_consistent(nl, fam ? AF_INET6 : AF_INET, (enum nft_set_id)s, have, &rp);
 			if (r < 0)
@@ -240,6 +240,17 @@ int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nf
 	if (r == 0)
 		log_debug("nftables: looked up %zu slot-table keys, %zu found, in %.1f ms", keys.n,
 			  have->n - n_small, now_ms() - t1);
+	/* The plan's hairpin pairs, vouched for by their digest. */
+	for (size_t i = 0; i < n_plan && r == 0 && hairpins_known; i++) {
+		struct nft_elem *e;
+
+		if (plan[i]->set != NFT_SET_HAIRPIN)
+			continue;
+		if (!(e = nft_elem_vec_push(have)))
+			r = -ENOMEM;
+		else
+			*e = *plan[i];
+	}
 	for (size_t i = 0; i < known.n && r == 0; i++) {
 		struct nft_elem *e = nft_elem_vec_push(have);
 

@@ -22,11 +22,12 @@ struct mnl_socket;
  * (absent, unreadable, another configuration's) at info or warn level. */
 bool nft_takeover_rules_match(struct mnl_socket *nl, const char *tag);
 
-/* Does ip ferry's digest set hold the content digest element for digest
- * (nft_sets.h: the kernel's sets hold exactly the elements whose hashes
- * sum to digest)? One element looked up, no dump. Returns 1, 0 (absent,
- * also when the set is), or a negative errno. */
-int nft_takeover_content_matches(struct mnl_socket *nl, uint64_t digest);
+/* Does ip ferry's digest set hold the table digest element of kind for
+ * digest (nft_sets.h: the kernel's sets, or its hairpin pairs, are
+ * exactly the elements whose hashes sum to digest)? One element looked
+ * up, no dump. Returns 1, 0 (absent, also when the set is), or a
+ * negative errno. */
+int nft_takeover_digest_matches(struct mnl_socket *nl, enum nft_table_digest kind, uint64_t digest);
 
 /* Every element of ferry's sets in the kernel, into have (appended, then
  * all of have sorted by nft_elem_cmp). plan[0..n_plan) are the elements
@@ -40,10 +41,13 @@ int nft_takeover_content_matches(struct mnl_socket *nl, uint64_t digest);
  * mark, part of affinity slot keys. Progress is logged while a dump runs
  * (a set of a million hairpin pairs takes the kernel tens of seconds to
  * dump: it walks the set from its start again for every message). The
- * content digest element, if any, is read like the others. Returns 0 or a negative errno (logged
+ * table digest elements, if any, are read like the others. hairpins_known:
+ * the kernel holds the plan's hairpin digest (nft_sets.h), so the hairpin
+ * sets are not dumped, the plan's pairs taken as read. Returns 0 or a
+ * negative errno (logged
  * at info level when a set cannot be read: the caller replaces the
  * tables); have may then hold part of the elements. */
 int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nft_elem *const *plan, size_t n_plan,
-		      struct nft_elem_vec *have);
+		      bool hairpins_known, struct nft_elem_vec *have);
 
 #endif

@@ -50,6 +50,14 @@
 /* Messages per transaction for incremental changes. */
 #define NFT_CHUNK_MSGS 4096
 
+/* A table digest (nft_sets.h) of the committed elements, whether the
+ * kernel holds its element (valid only when need_full is false), and the
+ * one the change being committed writes (staged). */
+struct table_digest {
+	uint64_t cur, next;
+	bool in_kernel, staged;
+};
+
 struct nftables {
 	struct mnl_socket *nl;
 	struct nft_batch *batch;
@@ -67,11 +75,9 @@ struct nftables {
 	struct inet_prefix *cidrs_done, *cidrs_new;
 	size_t n_cidrs_done, n_cidrs_new;
 	bool staged_cidrs;
-	/* The content digest (nft_sets.h) of the committed elements, whether
-	 * the kernel holds its element (valid only when need_full is false),
-	 * and the one the change being committed writes (content_staged). */
-	uint64_t content, content_new;
-	bool content_in_kernel, content_staged;
+	/* The table digests (nft_sets.h: content, hairpin pairs) of the
+	 * committed elements. */
+	struct table_digest digests[NFT_DIGEST_KINDS];
 	struct nft_elem_vec scratch; /* one frontend's elements, while staging */
 };
 
@@ -172,55 +178,86 @@ static void cidrs_discard(struct nftables *n)
 	n->staged_cidrs = false;
 }
 
-/* Sum of the element hashes of v[0..n) (nft_elem_hash). */
-static uint64_t hash_sum(const struct nft_elem *const *v, size_t n)
+/* The table digests' sums over v[0..n) (nft_elem_hash) into ret: every
+ * element for the content digest, the hairpin pairs for theirs. */
+static void hash_sums(const struct nft_elem *const *v, size_t n, uint64_t ret[NFT_DIGEST_KINDS])
 {
-	uint64_t sum = 0;
+	memset(ret, 0, NFT_DIGEST_KINDS * sizeof(*ret));
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h = nft_elem_hash(v[i]);
 
-	for (size_t i = 0; i < n; i++)
-		sum += nft_elem_hash(v[i]);
-	return sum;
+		ret[NFT_DIGEST_CONTENT] += h;
+		if (v[i]->set == NFT_SET_HAIRPIN)
+			ret[NFT_DIGEST_HAIRPIN] += h;
+	}
 }
 
-/* Append one add or delete of the content digest element for digest. */
-static int content_msg(struct nftables *n, bool add, uint64_t digest)
+/* Append one add or delete of the table digest element of kind. */
+static int content_msg(struct nftables *n, enum nft_table_digest kind, bool add, uint64_t digest)
 {
 	struct nft_elem e;
 	const struct nft_elem *p = &e;
 
-	nft_elem_init_content_digest(&e, digest);
+	nft_elem_init_table_digest(&e, kind, digest);
 	return nft_elems_msgs(n->batch, add, &p, 1);
 }
 
-/* Stage the content digest of the kernel once the staged change is
- * committed, new: the old element's delete goes first in the batch
+/* Stage the table digests of the kernel once the staged change is
+ * committed, next[kind]: an old element's delete goes first in the batch
  * (del_first; else the caller flushed it or placed it), the new one's
  * add last (content_add), so that a change split over several
- * transactions leaves no digest behind until its last one commits. No
- * change, no messages. Returns 0 or -ENOMEM. */
-static int content_stage(struct nftables *n, uint64_t new_digest, bool del_first)
+ * transactions leaves no digest behind until its last one commits. An
+ * unchanged digest, no messages. Returns 0 or -ENOMEM. */
+static int content_stage(struct nftables *n, const uint64_t next[NFT_DIGEST_KINDS], bool del_first)
 {
-	n->content_staged = false;
-	if (n->content_in_kernel && new_digest == n->content)
-		return 0;
-	n->content_new = new_digest;
-	n->content_staged = true;
-	return del_first && n->content_in_kernel ? content_msg(n, false, n->content) : 0;
+	int r = 0;
+
+	for (int k = 0; k < NFT_DIGEST_KINDS && r == 0; k++) {
+		struct table_digest *d = &n->digests[k];
+
+		d->staged = false;
+		if (d->in_kernel && next[k] == d->cur)
+			continue;
+		d->next = next[k];
+		d->staged = true;
+		if (del_first && d->in_kernel)
+			r = content_msg(n, (enum nft_table_digest)k, false, d->cur);
+	}
+	return r;
 }
 
 static int content_add(struct nftables *n)
 {
-	return n->content_staged ? content_msg(n, true, n->content_new) : 0;
+	int r = 0;
+
+	for (int k = 0; k < NFT_DIGEST_KINDS && r == 0; k++)
+		if (n->digests[k].staged)
+			r = content_msg(n, (enum nft_table_digest)k, true, n->digests[k].next);
+	return r;
 }
 
-/* The kernel took the change: its digest element is the staged one. */
+/* The kernel took the change: its digest elements are the staged ones. */
 static void content_commit(struct nftables *n)
 {
-	if (!n->content_staged)
-		return;
-	n->content = n->content_new;
-	n->content_in_kernel = true;
-	n->content_staged = false;
+	for (int k = 0; k < NFT_DIGEST_KINDS; k++) {
+		struct table_digest *d = &n->digests[k];
+
+		if (!d->staged)
+			continue;
+		d->cur = d->next;
+		d->in_kernel = true;
+		d->staged = false;
+	}
+}
+
+/* Nothing staged, and (kernel_gone) no digest element in the kernel. */
+static void content_reset(struct nftables *n, bool kernel_gone)
+{
+	for (int k = 0; k < NFT_DIGEST_KINDS; k++) {
+		n->digests[k].staged = false;
+		if (kernel_gone)
+			n->digests[k].in_kernel = false;
+	}
 }
 
 /* After a full sync or a take-over: the batch held every element's
@@ -228,7 +265,8 @@ static void content_commit(struct nftables *n)
  * element; updates need a fraction of that, so give it back. */
 static void release_big_buffers(struct nftables *n)
 {
-	size_t len;
+	struct nft_state_mem mem;
+	size_t len, slots = n->state.slots_count[0] + n->state.slots_count[1];
 
 	nft_batch_data(n->batch, &len);
 	if (len > (4u << 20)) {
@@ -241,6 +279,12 @@ static void release_big_buffers(struct nftables *n)
 	}
 	nft_state_trim(&n->state);
 	nft_elem_vec_done(&n->scratch);
+	nft_state_mem(&n->state, &mem);
+	log_info("nftables: committed state %.1f MB (%.1f B per slot element): frontends %.1f MB, packed "
+		 "elements %.1f MB, shared-element counts %.1f MB",
+		 (double)(mem.frontends + mem.packed + mem.refs) / 1e6,
+		 slots ? (double)(mem.frontends + mem.packed + mem.refs) / (double)slots : 0.0,
+		 (double)mem.frontends / 1e6, (double)mem.packed / 1e6, (double)mem.refs / 1e6);
 }
 
 /* Compute the elements of plan frontend fe and stage them. */
@@ -383,10 +427,14 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 		r = stage_plan_from_scratch(n, plan);
 	if (r == 0)
 		r = nft_change_msgs(n->batch, &n->rcfg, &n->aff_chains, c);
-	/* The flush removed the old digest element; the new one goes last. */
-	n->content_in_kernel = false;
-	if (r == 0)
-		r = content_stage(n, hash_sum(c->adds, c->n_adds), false);
+	/* The flush removed the old digest elements; the new ones go last. */
+	content_reset(n, true);
+	if (r == 0) {
+		uint64_t sums[NFT_DIGEST_KINDS];
+
+		hash_sums(c->adds, c->n_adds, sums);
+		r = content_stage(n, sums, false);
+	}
 	if (r == 0)
 		r = content_add(n);
 	if (r < 0) {
@@ -422,19 +470,20 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 	return 0;
 }
 
-/* Set the content digest element apart from the kernel's elements
- * have (sorted; kept so): it is no plan element. The last one found is
- * the kernel's digest (there is one at most). */
+/* Set the table digest elements apart from the kernel's elements have
+ * (sorted; kept so): they are no plan elements. The last one found of a
+ * kind is the kernel's digest (there is one at most). */
 static void content_take_out(struct nftables *n, struct nft_elem_vec *have)
 {
 	size_t w = 0;
 
 	for (size_t i = 0; i < have->n; i++) {
+		enum nft_table_digest kind;
 		uint64_t d;
 
-		if (nft_elem_is_content_digest(&have->v[i], &d)) {
-			n->content = d;
-			n->content_in_kernel = true;
+		if (nft_elem_is_table_digest(&have->v[i], &kind, &d)) {
+			n->digests[kind].cur = d;
+			n->digests[kind].in_kernel = true;
 			continue;
 		}
 		have->v[w++] = have->v[i];
@@ -459,7 +508,8 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 	const struct conntrack_target *gone = NULL;
 	size_t want[2], have_slots[2] = { 0, 0 }, need[2], kept, n_gone = 0, n_del, n_add;
 	double t0 = now_ms(), t_rules, t_built, t_read, t_sent;
-	uint64_t plan_digest;
+	uint64_t plan_sums[NFT_DIGEST_KINDS], plan_digest;
+	bool hairpins_known;
 	int r;
 
 	if (!nft_takeover_rules_match(n->nl, n->tag))
@@ -477,15 +527,22 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 		return log_errno(r, "nftables: out of memory taking over the tables");
 	}
 	t_built = now_ms();
-	plan_digest = hash_sum(c->adds, c->n_adds);
+	hash_sums(c->adds, c->n_adds, plan_sums);
+	plan_digest = plan_sums[NFT_DIGEST_CONTENT];
 	nft_state_slots_need(&n->state, want);
 	kept = c->n_adds;
-	n->content_in_kernel = false;
-	r = nft_takeover_content_matches(n->nl, plan_digest);
+	content_reset(n, true);
+	/* The hairpin pairs' digest too: a million pairs (a standalone node
+	 * at 100k services) take the kernel a minute to dump. */
+	hairpins_known = nft_takeover_digest_matches(n->nl, NFT_DIGEST_HAIRPIN, plan_sums[NFT_DIGEST_HAIRPIN]) == 1;
+	r = nft_takeover_digest_matches(n->nl, NFT_DIGEST_CONTENT, plan_digest);
 	if (r == 1) {
-		/* The kernel holds this very plan: nothing to read. */
-		n->content = plan_digest;
-		n->content_in_kernel = true;
+		/* The kernel holds this very plan: nothing to read. Its
+		 * hairpin digest is the plan's or absent (an older ferry). */
+		for (int k = 0; k < NFT_DIGEST_KINDS; k++)
+			n->digests[k].cur = plan_sums[k];
+		n->digests[NFT_DIGEST_CONTENT].in_kernel = true;
+		n->digests[NFT_DIGEST_HAIRPIN].in_kernel = hairpins_known;
 		r = nft_state_rebase_all_present(&n->state);
 		log_info("nftables: taking over: the kernel's sets hold this plan (content digest %016llx), "
 			 "%zu elements: none read", (unsigned long long)plan_digest, kept);
@@ -496,8 +553,11 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 		else
 			log_info("nftables: taking over: the kernel's sets do not hold this plan as it is "
 				 "(content digest %016llx not found): reading them", (unsigned long long)plan_digest);
+		if (hairpins_known)
+			log_info("nftables: taking over: the kernel's hairpin pairs are this plan's (hairpin digest "
+				 "%016llx): not read", (unsigned long long)plan_sums[NFT_DIGEST_HAIRPIN]);
 		nft_state_sort_adds(&n->state);
-		if (nft_takeover_read(n->nl, n->rcfg.masq_mark, c->adds, c->n_adds, &have) < 0) {
+		if (nft_takeover_read(n->nl, n->rcfg.masq_mark, c->adds, c->n_adds, hairpins_known, &have) < 0) {
 			nft_elem_vec_done(&have);
 			nft_state_discard(&n->state);
 			cidrs_discard(n);
@@ -516,9 +576,9 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 		log_elems("take-over adds to", c->adds, c->n_adds);
 		r = nft_state_udp_gone(&n->state, &gone, &n_gone);
 	}
-	/* One transaction: the digest element's place in it does not matter. */
+	/* One transaction: the digest elements' place in it does not matter. */
 	if (r == 0)
-		r = content_stage(n, plan_digest, true);
+		r = content_stage(n, plan_sums, true);
 	if (r == 0)
 		r = nft_change_msgs(n->batch, &n->rcfg, &n->aff_chains, c);
 	if (r == 0)
@@ -596,10 +656,17 @@ static int nftables_update(struct nftables *n, const struct plan *plan, int r, s
 	bool reserve_failed = false;
 
 	nft_batch_clear(n->batch);
-	/* The old content digest goes first, the new one last (content_stage). */
-	n->content_staged = false;
-	if (r == 0 && (c->n_dels || c->n_adds))
-		r = content_stage(n, n->content - hash_sum(c->dels, c->n_dels) + hash_sum(c->adds, c->n_adds), true);
+	/* The old digests go first, the new ones last (content_stage). */
+	content_reset(n, false);
+	if (r == 0 && (c->n_dels || c->n_adds)) {
+		uint64_t dels[NFT_DIGEST_KINDS], adds[NFT_DIGEST_KINDS], next[NFT_DIGEST_KINDS];
+
+		hash_sums(c->dels, c->n_dels, dels);
+		hash_sums(c->adds, c->n_adds, adds);
+		for (int k = 0; k < NFT_DIGEST_KINDS; k++)
+			next[k] = n->digests[k].cur - dels[k] + adds[k];
+		r = content_stage(n, next, true);
+	}
 	/* Then the CIDR rules: their flush and rules stay in one chunk. */
 	if (r == 0)
 		r = cidrs_stage(n, plan, false);

@@ -4,7 +4,8 @@
 # A restart with nothing changed finds its plan's content digest in the
 # kernel and reads no set; so does one after incremental updates (the
 # digest follows every change). A change made while ferry was down is not
-# found: the sets are read and only the difference is sent. After every
+# found: the sets are read and only the difference is sent; the hairpin
+# pairs only when they changed (their own digest). After every
 # take-over the kernel holds exactly what a full sync from empty writes
 # for the same manifests (tables compared element by element).
 . "$(dirname "$0")/lib.sh"
@@ -12,11 +13,11 @@
 lib_init nft_takeover_digest
 nft_topo
 
-# gen SKIP SHIFT FIRST LAST: services FIRST..LAST (but SKIP) as one JSON
-# list, each with 10 endpoints (no nodeName); service SHIFT's endpoints
-# moved to other addresses.
+# gen SKIP SHIFT FIRST LAST [PORTSVC]: services FIRST..LAST (but SKIP) as
+# one JSON list, each with 10 endpoints (no nodeName); service SHIFT's
+# endpoints moved to other addresses; service PORTSVC on port 81, not 80.
 gen() {
-	awk -v skip="$1" -v shift_="$2" -v first="$3" -v last="$4" 'BEGIN {
+	awk -v skip="$1" -v shift_="$2" -v first="$3" -v last="$4" -v portsvc="${5:--1}" 'BEGIN {
 		printf "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[\n"
 		sep = ""
 		for (i = first; i <= last; i++) {
@@ -24,7 +25,7 @@ gen() {
 				continue
 			ip = sprintf("10.96.%d.%d", int(i / 250) + 1, i % 250 + 1)
 			printf "%s{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"s%d\",\"namespace\":\"t\"},", sep, i
-			printf "\"spec\":{\"clusterIP\":\"%s\",\"ports\":[{\"name\":\"p\",\"protocol\":\"TCP\",\"port\":80,\"targetPort\":9000}]}}\n", ip
+			printf "\"spec\":{\"clusterIP\":\"%s\",\"ports\":[{\"name\":\"p\",\"protocol\":\"TCP\",\"port\":%d,\"targetPort\":9000}]}}\n", ip, i == portsvc ? 81 : 80
 			printf ",{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{\"name\":\"s%d-1\",\"namespace\":\"t\",", i
 			printf "\"labels\":{\"kubernetes.io/service-name\":\"s%d\"}},\"addressType\":\"IPv4\",", i
 			printf "\"ports\":[{\"name\":\"p\",\"protocol\":\"TCP\",\"port\":9000}],\"endpoints\":["
@@ -118,6 +119,7 @@ WHILE_DOWN='put_manifests 8 9 0 301'
 restart
 WHILE_DOWN=
 grep -q "do not hold this plan as it is" "$FERRY_LOG" || fail "the changed plan was not looked up and missed"
+grep -q "hairpin pairs are this plan's" "$FERRY_LOG" && fail "the hairpin pairs changed, yet their digest was found"
 grep "took over" "$FERRY_LOG" | grep -Eq "[1-9][0-9]* removed, [1-9][0-9]* added" ||
 	fail "the change made while ferry was down was not sent as a difference: $(grep "took over" "$FERRY_LOG")"
 snapshot >"$T/s2"
@@ -127,4 +129,29 @@ took_over_reading_nothing "restart after a take-over with a change"
 full_state
 diff -q "$T/s2" "$T/full" >/dev/null ||
 	fail "after a take-over with a change the kernel differs from a full sync: $(diff "$T/s2" "$T/full" | head -5)"
+
+say "a change made while ferry was down that keeps the hairpin pairs: they are not read"
+WHILE_DOWN='put_manifests 8 9 0 301 4'
+restart
+WHILE_DOWN=
+grep -q "do not hold this plan as it is" "$FERRY_LOG" || fail "the changed plan was not looked up and missed"
+grep -q "hairpin pairs are this plan's" "$FERRY_LOG" || fail "the hairpin pairs were read although unchanged"
+grep "took over" "$FERRY_LOG" | grep -Eq "[1-9][0-9]* removed, [1-9][0-9]* added" ||
+	fail "the port change was not sent as a difference: $(grep "took over" "$FERRY_LOG")"
+snapshot >"$T/s3"
+grep -q "10.96.1.5 . tcp . 81" "$T/s3" || fail "service 4 is not on port 81: $(grep 10.96.1.5 "$T/s3" | head -3)"
+say "  ... an update, then a restart: both digests followed"
+before=$(grep -c "nftables: update:" "$FERRY_LOG")
+put_manifests 8 10 0 301 4
+for i in $(seq 1 100); do
+	[ "$(grep -c "nftables: update:" "$FERRY_LOG")" -gt "$before" ] && break
+	sleep 0.05
+done
+sleep 0.3
+snapshot >"$T/s4"
+restart
+took_over_reading_nothing "restart after a hairpin change"
+full_state
+diff -q "$T/s4" "$T/full" >/dev/null ||
+	fail "after hairpin changes the kernel differs from a full sync: $(diff "$T/s4" "$T/full" | head -5)"
 pass

@@ -515,6 +515,33 @@ Test(nft_sets, content_digest_hash_and_element)
 	nft_batch_free(b);
 }
 
+/* The hairpin digest: another table digest element, told apart from the
+ * content digest by its port; neither is a frontend's. */
+Test(nft_sets, hairpin_digest_element)
+{
+	struct nft_elem c, h, f;
+	enum nft_table_digest kind = NFT_DIGEST_CONTENT;
+	uint64_t got = 0;
+	uint16_t port_be;
+
+	nft_elem_init_content_digest(&c, 42);
+	nft_elem_init_table_digest(&h, NFT_DIGEST_HAIRPIN, 42);
+	cr_expect_neq(nft_elem_cmp(&c, &h, NULL), 0, "two elements");
+	cr_assert(nft_elem_is_table_digest(&h, &kind, &got));
+	cr_expect_eq(kind, NFT_DIGEST_HAIRPIN);
+	cr_expect_eq(got, 42);
+	cr_expect_not(nft_elem_is_content_digest(&h, NULL));
+	cr_assert(nft_elem_is_table_digest(&c, &kind, NULL));
+	cr_expect_eq(kind, NFT_DIGEST_CONTENT);
+	memcpy(&port_be, h.key + 8, 2);
+	cr_expect_eq(ntohs(port_be), 1, "port 1 of no address, no protocol");
+	/* Port 2 of no protocol is no kind of digest ferry writes. */
+	f = h;
+	port_be = htons(2);
+	memcpy(f.key + 8, &port_be, 2);
+	cr_expect_not(nft_elem_is_table_digest(&f, NULL, NULL));
+}
+
 struct rule_seen {
 	int rules, chains;
 	char lb3[256];
