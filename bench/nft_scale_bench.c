@@ -91,7 +91,11 @@ static void svc_ip(unsigned i, char *buf)
 	sprintf(buf, "%u.%u.%u.%u", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
 }
 
-/* Endpoint j of service i: "addr" and port. */
+/* Endpoint j of service i: "addr" and port. Addresses from 10.1.0.0 on,
+ * 16 per service and never wrapped, so that every endpoint of up to 16
+ * per service has an address of its own (100k x 10: a million, up to
+ * 10.25.x.x, below the service range): in the standalone layout each is
+ * a hairpin pair of its own, as in a real cluster of that size. */
 static void ep_of(unsigned i, unsigned j, unsigned n, char *addr, unsigned *port)
 {
 	if (i == n - 1) {
@@ -99,7 +103,7 @@ static void ep_of(unsigned i, unsigned j, unsigned n, char *addr, unsigned *port
 		*port = 9000 + j;
 		return;
 	}
-	uint32_t a = (10u << 24 | 1u << 16) + ((i * 16 + j) & 0xffff);
+	uint32_t a = (10u << 24 | 1u << 16) + i * 16 + j;
 	sprintf(addr, "%u.%u.%u.%u", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
 	*port = 9000;
 }
