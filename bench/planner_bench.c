@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "intern.h"
 #include "kobj.h"
 #include "log.h"
 #include "model.h"
@@ -65,7 +66,7 @@ static struct kobj_service *service(int i)
 	svc->cluster_ips[0].u.v4.s_addr = htonl(0x0a600000u + (uint32_t)i + 1); /* 10.96.0.0/12 */
 	svc->n_ports = 1;
 	svc->ports = calloc(1, sizeof(*svc->ports));
-	snprintf(svc->ports[0].name, sizeof(svc->ports[0].name), "http");
+	svc->ports[0].name = intern("http");
 	svc->ports[0].proto = INET_PROTO_TCP;
 	svc->ports[0].port = 80;
 	svc->ports[0].target_port = 8080;
@@ -87,7 +88,7 @@ static struct kobj_slice *slice(int i, int eps, int nodes, uint32_t shift)
 	sl->family = AF_INET;
 	sl->n_ports = 1;
 	sl->ports = calloc(1, sizeof(*sl->ports));
-	snprintf(sl->ports[0].name, sizeof(sl->ports[0].name), "http");
+	sl->ports[0].name = intern("http");
 	sl->ports[0].proto = INET_PROTO_TCP;
 	sl->ports[0].port = 8080;
 	sl->n_endpoints = (size_t)eps;

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "inet.h"
+#include "intern.h"
 #include "kobj.h"
 
 #define PATH_MAX_LEN 160
@@ -279,13 +280,12 @@ static bool valid_dns_name(const char *s, size_t max, bool dots)
 }
 
 /* Port names: lower case letters, digits and '-', at most 63 bytes. */
-static int check_port_name(struct ctx *c, const char *s, const char *path, char *dst)
+static int check_port_name(struct ctx *c, const char *s, const char *path)
 {
 	char q[QUOTE_MAX];
 
 	if (*s && !valid_dns_name(s, KOBJ_PORT_NAME_MAX - 1, false))
 		return fail(c, path, "invalid port name \"%s\"", quote(q, s));
-	snprintf(dst, KOBJ_PORT_NAME_MAX, "%s", s);
 	return 0;
 }
 
@@ -455,7 +455,9 @@ static int service_ports(struct ctx *c, const json_t *spec, struct kobj_service 
 			return fail(c, ppath, "expected a mapping, got %s", type_name(p));
 		r = field_string(c, p, "name", ppath, false, KDECODE_MAX_STRING, &s);
 		if (r == 0 && s)
-			r = check_port_name(c, s, join(fpath, ppath, "name"), sp->name);
+			r = check_port_name(c, s, join(fpath, ppath, "name"));
+		if (r == 0)
+			r = kobj_port_name(s, &sp->name);
 		if (r == 0)
 			r = check_proto(c, p, ppath, &sp->proto);
 		n = 0;
@@ -491,7 +493,9 @@ static int service_ports(struct ctx *c, const json_t *spec, struct kobj_service 
 			} else if (!*s) {
 				return fail(c, fpath, "empty port name");
 			} else {
-				r = check_port_name(c, s, fpath, sp->target_port_name);
+				r = check_port_name(c, s, fpath);
+				if (r == 0)
+					r = kobj_port_name(s, &sp->target_port_name);
 				if (r < 0)
 					return r;
 			}
@@ -508,7 +512,7 @@ static int service_ports(struct ctx *c, const json_t *spec, struct kobj_service 
 				return fail(c, join(fpath, ppath, "port"),
 					    "duplicate port %u/%s (also spec.ports[%zu])", sp->port,
 					    inet_proto_name(sp->proto), j);
-			if (sp->name[0] && strcmp(o->name, sp->name) == 0)
+			if (sp->name && kobj_name_eq(o->name, sp->name))
 				return fail(c, join(fpath, ppath, "name"),
 					    "duplicate port name \"%s\" (also spec.ports[%zu])",
 					    sp->name, j);
@@ -868,9 +872,9 @@ static int endpoint_fill(struct kobj_endpoint *ep, const struct ep_common *cm)
 	ep->ready = cm->ready;
 	ep->serving = cm->serving;
 	ep->terminating = cm->terminating;
+	/* The endpoint's zone is checked but not kept: kube-proxy's topology
+	 * routing reads the hints, never an endpoint's own zone. */
 	r = dup_str(cm->node_name, &ep->node_name);
-	if (r == 0)
-		r = dup_str(cm->zone, &ep->zone);
 	if (r < 0 || !cm->zones || json_array_size(cm->zones) == 0)
 		return r;
 	ep->hint_zones = calloc(json_array_size(cm->zones), sizeof(char *));
@@ -1025,7 +1029,7 @@ static int slice_ports(struct ctx *c, const json_t *parent, const char *prefix,
 		memset(sp, 0, sizeof(*sp));
 		r = field_string(c, p, "name", ppath, false, KDECODE_MAX_STRING, &s);
 		if (r == 0 && s)
-			r = check_port_name(c, s, join(fpath, ppath, "name"), sp->name);
+			r = check_port_name(c, s, join(fpath, ppath, "name"));
 		if (r == 0)
 			r = check_proto(c, p, ppath, &sp->proto);
 		n = 0;
@@ -1036,6 +1040,10 @@ static int slice_ports(struct ctx *c, const json_t *parent, const char *prefix,
 		if (n == 0)
 			continue;
 		sp->port = (uint16_t)n;
+		/* Shared last: a port left out or failed holds no reference. */
+		r = kobj_port_name(s, &sp->name);
+		if (r < 0)
+			return r;
 		sl->n_ports++;
 	}
 	return 0;

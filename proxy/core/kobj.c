@@ -42,6 +42,10 @@ struct kobj_service *kobj_service_free(struct kobj_service *svc)
 		free(svc->ns);
 		free(svc->source);
 	}
+	for (size_t i = 0; i < svc->n_ports; i++) {
+		intern_release(svc->ports[i].name);
+		intern_release(svc->ports[i].target_port_name);
+	}
 	free(svc->name);
 	free(svc->proxy_name);
 	free(svc->cluster_ips);
@@ -72,12 +76,13 @@ struct kobj_slice *kobj_slice_free(struct kobj_slice *slice)
 	for (size_t i = 0; i < slice->n_endpoints; i++) {
 		struct kobj_endpoint *ep = &slice->endpoints[i];
 		release(ep->node_name);
-		release(ep->zone);
 		for (size_t j = 0; j < ep->n_hint_zones; j++)
 			free(ep->hint_zones[j]);
 		free(ep->hint_zones);
 	}
 	free(slice->endpoints);
+	for (size_t i = 0; i < slice->n_ports; i++)
+		intern_release(slice->ports[i].name);
 	free(slice->ports);
 	release(slice->ns);
 	free(slice->name);
@@ -174,8 +179,7 @@ int kobj_slice_intern(struct kobj_slice *slice)
 	job_add(&j, &slice->source);
 	job_add(&j, &slice->service_name);
 	for (size_t i = 0; i < slice->n_endpoints; i++) {
-		if (job_add(&j, &slice->endpoints[i].node_name) < 0 ||
-		    job_add(&j, &slice->endpoints[i].zone) < 0) {
+		if (job_add(&j, &slice->endpoints[i].node_name) < 0) {
 			free(j.many);
 			return -ENOMEM;
 		}
@@ -230,4 +234,20 @@ int balance_algo_parse(const char *name, enum balance_algo *ret)
 const char *balance_algo_names(void)
 {
 	return "round-robin, least-conn, random-two, maglev";
+}
+
+int kobj_port_name(const char *s, const char **ret)
+{
+	*ret = NULL;
+	if (!s || !*s)
+		return 0;
+	*ret = intern(s);
+	return *ret ? 0 : -ENOMEM;
+}
+
+bool kobj_name_eq(const char *a, const char *b)
+{
+	/* Shared copies of equal names are one pointer; a hand-made object
+	 * (a test) may still hold its own copy. */
+	return a == b || (a && b && strcmp(a, b) == 0);
 }

@@ -20,8 +20,8 @@ struct kobj_node *kobj_node_new(void);
 
 /* Replace the strings that repeat across objects by shared copies
  * (intern.h) and set ->interned: a service's namespace and source; a
- * slice's namespace, source, service name and its endpoints' node names
- * and zones. Freeing works either way. On ENOMEM the object is left as it
+ * slice's namespace, source, service name and its endpoints' node names.
+ * Freeing works either way. On ENOMEM the object is left as it
  * was. 0 or -ENOMEM; an object already interned is left alone. */
 int kobj_service_intern(struct kobj_service *svc);
 int kobj_slice_intern(struct kobj_slice *slice);
@@ -36,6 +36,12 @@ const char *balance_algo_name(enum balance_algo algo);
 int balance_algo_parse(const char *name, enum balance_algo *ret);
 /* The accepted names, for error messages ("round-robin, least-conn, ..."). */
 const char *balance_algo_names(void);
+
+/* Port names as objects hold them: *ret is the shared copy of s, or NULL
+ * when s is NULL or "" (unnamed). 0 or -ENOMEM. */
+int kobj_port_name(const char *s, const char **ret);
+/* Whether two port names (shared copies or NULL for unnamed) are the same. */
+bool kobj_name_eq(const char *a, const char *b);
 
 /* Health check defaults (2000 ms interval, 1000 ms timeout, rise 2, fall 3). */
 void kobj_health_defaults(struct health_check_cfg *ret);

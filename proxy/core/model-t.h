@@ -15,7 +15,9 @@
 
 #include "inet.h"
 
-/* Longest DNS-1123 label / port name we keep (Kubernetes caps port names at 15). */
+/* Port names are DNS-1123 labels: at most KOBJ_PORT_NAME_MAX - 1 bytes
+ * (Kubernetes caps named target ports at 15). Objects hold them as shared
+ * copies (intern.h), always: a few names repeat across 100k services. */
 #define KOBJ_PORT_NAME_MAX 64
 
 enum svc_type {
@@ -58,12 +60,12 @@ struct health_check_cfg {
 
 /* One entry of spec.ports. */
 struct svc_port {
-	char name[KOBJ_PORT_NAME_MAX];        /* "" when unnamed */
+	const char *name;                     /* shared copy; NULL when unnamed */
+	const char *target_port_name;         /* named targetPort (shared copy), else NULL */
 	enum inet_proto proto;
 	uint16_t port;
 	uint16_t node_port;                   /* 0 when none */
 	uint16_t target_port;                 /* numeric targetPort; 0 when named */
-	char target_port_name[KOBJ_PORT_NAME_MAX]; /* named targetPort, else "" */
 };
 
 /* A v1 Service. */
@@ -111,13 +113,13 @@ struct kobj_endpoint {
 	bool terminating;  /* conditions.terminating; absent means false */
 	uint8_t n_hint_zones; /* decoders take at most 64 (Kubernetes allows 8) */
 	char *node_name;   /* NULL when absent */
-	char *zone;        /* NULL when absent */
-	char **hint_zones; /* hints.forZones[].name */
+	char **hint_zones; /* hints.forZones[].name (the endpoint's own zone is
+			    * not kept: kube-proxy routes by the hints alone) */
 };
 
 /* One entry of an EndpointSlice's ports. */
 struct slice_port {
-	char name[KOBJ_PORT_NAME_MAX]; /* "" when unnamed */
+	const char *name;              /* shared copy; NULL when unnamed */
 	enum inet_proto proto;
 	uint16_t port;
 };
@@ -137,7 +139,7 @@ struct kobj_slice {
 	/* Annotation endpoints.kubernetes.io/last-change-trigger-time as Unix
 	 * seconds (network programming latency); 0 when absent or malformed. */
 	double trigger_time_s;
-	/* ns, source, service_name and the endpoints' node_name and zone are
+	/* ns, source, service_name and the endpoints' node_names are
 	 * shared copies (kobj_slice_intern): the model does that on upsert;
 	 * sources leave it false. */
 	bool interned;

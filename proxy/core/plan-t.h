@@ -69,7 +69,7 @@ struct plan_epset {
 	char *key;        /* unique: "ns/name:port/PROTO" plus "/local" for the local-only variant */
 	char *ns;
 	char *svc_name;
-	char port_name[KOBJ_PORT_NAME_MAX];
+	char *port_name;  /* "" when unnamed; ns, svc_name and port_name share the key's allocation */
 	enum inet_proto proto;
 	struct plan_endpoint *endpoints; /* sorted by (addr, port), no duplicates */
 	size_t n_endpoints;

@@ -9,7 +9,7 @@
 
 void plan_epset_done(struct plan_epset *e)
 {
-	/* ns and svc_name live in the key's allocation. */
+	/* ns, svc_name and port_name live in the key's allocation. */
 	free(e->key);
 	free(e->endpoints);
 }

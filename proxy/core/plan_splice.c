@@ -395,7 +395,7 @@ static void take_epset(struct splice *s, struct plan_epset *e, struct plan_epset
 	e->n_endpoints = from->n_endpoints;
 	from->endpoints = NULL;
 	from->n_endpoints = 0;
-	memcpy(e->port_name, from->port_name, sizeof(e->port_name));
+	/* The port name is part of the key, so e's own copy is equal. */
 	e->proto = from->proto;
 	e->affinity = from->affinity;
 	e->affinity_timeout_s = from->affinity_timeout_s;

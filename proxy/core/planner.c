@@ -223,13 +223,13 @@ static bool is_local(const struct planner *p, const struct kobj_endpoint *ep)
 static uint16_t slice_port_for(const struct kobj_slice *slice, const struct svc_port *sp)
 {
 	if (slice->n_ports == 0) {
-		if (sp->target_port_name[0])
+		if (sp->target_port_name)
 			return 0;
 		return sp->target_port ? sp->target_port : sp->port;
 	}
 	for (size_t i = 0; i < slice->n_ports; i++) {
 		const struct slice_port *q = &slice->ports[i];
-		if (q->proto == sp->proto && strcmp(q->name, sp->name) == 0)
+		if (q->proto == sp->proto && kobj_name_eq(q->name, sp->name))
 			return q->port;
 	}
 	return 0;
@@ -357,22 +357,17 @@ static int select_endpoints(const struct build *b, bool local_only, bool topo,
 /* ---- epsets ---- */
 
 /* Write the epset key of (svc, sp, family, local) into buf (see the top
- * of this file for the format). */
-static void epset_key(char *buf, size_t len, const struct kobj_service *svc,
-		      const struct svc_port *sp, sa_family_t family, bool local)
+ * of this file for the format) and return its length (snprintf's: call
+ * with len 0 to size buf). */
+static size_t epset_key(char *buf, size_t len, const struct kobj_service *svc,
+			const struct svc_port *sp, sa_family_t family, bool local)
 {
 	char port[8];
 
-	if (sp->name[0])
-		snprintf(buf, len, "%s/%s:%s/%s%s%s", svc->ns, svc->name, sp->name,
-			 inet_proto_name(sp->proto), family == AF_INET6 ? "/ipv6" : "",
-			 local ? "/local" : "");
-	else {
-		snprintf(port, sizeof(port), "%u", sp->port);
-		snprintf(buf, len, "%s/%s:%s/%s%s%s", svc->ns, svc->name, port,
-			 inet_proto_name(sp->proto), family == AF_INET6 ? "/ipv6" : "",
-			 local ? "/local" : "");
-	}
+	snprintf(port, sizeof(port), "%u", sp->port);
+	return (size_t)snprintf(buf, len, "%s/%s:%s/%s%s%s", svc->ns, svc->name,
+				sp->name ? sp->name : port, inet_proto_name(sp->proto),
+				family == AF_INET6 ? "/ipv6" : "", local ? "/local" : "");
 }
 
 /* Create the epset for (svc, sp, family, local) from the current candidates
@@ -380,27 +375,28 @@ static void epset_key(char *buf, size_t len, const struct kobj_service *svc,
 static int add_epset(struct build *b, const struct kobj_service *svc, const struct svc_port *sp,
 		     sa_family_t family, bool local, size_t *ret_idx)
 {
-	size_t kl = strlen(svc->ns) + strlen(svc->name) + KOBJ_PORT_NAME_MAX + 32;
-	size_t nsl = strlen(svc->ns) + 1, nl = strlen(svc->name) + 1;
+	const char *port_name = sp->name ? sp->name : "";
+	size_t kl = epset_key(NULL, 0, svc, sp, family, local) + 1;
+	size_t nsl = strlen(svc->ns) + 1, nl = strlen(svc->name) + 1, pl = strlen(port_name) + 1;
 	struct plan_epset *e;
 	char *mem;
 	int r;
 
 	if (grow((void **)&b->epsets, &b->cap_epsets, b->n_epsets + 1, sizeof(*b->epsets)) < 0)
 		return -ENOMEM;
-	/* One allocation holds the key, then ns and name: three strings per
-	 * set at 100k sets is a lot of malloc calls for nothing. */
-	mem = malloc(kl + nsl + nl);
+	/* One allocation of the exact size holds the key, then ns, name and
+	 * port name: four strings per set at 100k sets is a lot of malloc
+	 * calls (and bytes) for nothing. */
+	mem = malloc(kl + nsl + nl + pl);
 	if (!mem)
 		return -ENOMEM;
+	epset_key(mem, kl, svc, sp, family, local);
 	e = &b->epsets[b->n_epsets];
 	memset(e, 0, sizeof(*e));
-	epset_key(mem, kl, svc, sp, family, local);
 	e->key = mem;
 	e->ns = memcpy(mem + kl, svc->ns, nsl);
 	e->svc_name = memcpy(mem + kl + nsl, svc->name, nl);
-	memcpy(e->port_name, sp->name, sizeof(e->port_name));
-	e->port_name[sizeof(e->port_name) - 1] = '\0';
+	e->port_name = memcpy(mem + kl + nsl + nl, port_name, pl);
 	e->proto = sp->proto;
 	e->affinity = svc->affinity_client_ip;
 	/* plan-t.h promises a timeout whenever affinity is on. */
@@ -681,11 +677,11 @@ static int plan_service(const struct kobj_service *svc, void *userdata)
 		 * in a hand-written manifest) would share an epset key. */
 		for (size_t j = 0; j < i && !dup; j++)
 			dup = svc->ports[j].proto == sp->proto &&
-			      strcmp(svc->ports[j].name, sp->name) == 0 &&
-			      (sp->name[0] || svc->ports[j].port == sp->port);
+			      kobj_name_eq(svc->ports[j].name, sp->name) &&
+			      (sp->name || svc->ports[j].port == sp->port);
 		if (dup) {
 			log_warn("planner: service %s/%s: port %s/%s (%u) repeats an earlier port; ignored",
-				 svc->ns, svc->name, sp->name, inet_proto_name(sp->proto), sp->port);
+				 svc->ns, svc->name, sp->name ? sp->name : "", inet_proto_name(sp->proto), sp->port);
 			continue;
 		}
 		r = plan_port_family(b, svc, sp, AF_INET);

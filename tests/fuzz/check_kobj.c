@@ -61,10 +61,13 @@ static void check_addr(const struct inet_addr *a, bool loopback)
 	FUZZ_CHECK(loopback || !inet_addr_is_loopback(a));
 }
 
+/* A port name is NULL (unnamed) or a non-empty DNS label. */
 static void check_port_name(const char *name)
 {
-	FUZZ_CHECK(memchr(name, '\0', KOBJ_PORT_NAME_MAX) != NULL);
-	FUZZ_CHECK(!name[0] || dns_name(name, KOBJ_PORT_NAME_MAX - 1, false));
+	if (!name)
+		return;
+	FUZZ_CHECK(name[0] && memchr(name, '\0', KOBJ_PORT_NAME_MAX) != NULL);
+	FUZZ_CHECK(dns_name(name, KOBJ_PORT_NAME_MAX - 1, false));
 }
 
 static void check_service(const struct kobj_service *svc, bool loopback)
@@ -95,10 +98,10 @@ static void check_service(const struct kobj_service *svc, bool loopback)
 		check_port_name(p->name);
 		check_port_name(p->target_port_name);
 		/* A target is a number or a name, never neither nor both. */
-		FUZZ_CHECK((p->target_port != 0) != (p->target_port_name[0] != '\0'));
+		FUZZ_CHECK((p->target_port != 0) != (p->target_port_name != NULL));
 		for (size_t j = 0; j < i; j++) {
 			FUZZ_CHECK(p->port != svc->ports[j].port || p->proto != svc->ports[j].proto);
-			FUZZ_CHECK(!p->name[0] || strcmp(p->name, svc->ports[j].name) != 0);
+			FUZZ_CHECK(!p->name || !kobj_name_eq(p->name, svc->ports[j].name));
 		}
 	}
 	FUZZ_CHECK(svc->affinity_timeout_s >= 1 && svc->affinity_timeout_s <= 86400);

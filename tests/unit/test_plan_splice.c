@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intern.h"
 #include "kobj.h"
 #include "model.h"
 #include "planner.h"
@@ -62,9 +63,11 @@ static struct kobj_service *random_service(const char *ns, const char *name)
 	for (size_t i = 0; i < svc->n_ports; i++) {
 		struct svc_port *p = &svc->ports[i];
 		static const char *const pn[] = { "http", "dns", "" };
-		snprintf(p->name, sizeof(p->name), "%s", pn[rnd(3)]);
-		if (i == 1 && strcmp(p->name, svc->ports[0].name) == 0)
-			snprintf(p->name, sizeof(p->name), "alt");
+		kobj_port_name(pn[rnd(3)], &p->name);
+		if (i == 1 && kobj_name_eq(p->name, svc->ports[0].name)) {
+			intern_release(p->name);
+			kobj_port_name("alt", &p->name);
+		}
 		p->proto = rnd(3) == 0 ? INET_PROTO_UDP : INET_PROTO_TCP;
 		p->port = (uint16_t)(80 + rnd(3));
 		p->target_port = (uint16_t)(8080 + rnd(2));
@@ -112,7 +115,7 @@ static struct kobj_slice *random_slice(const char *ns, const char *name, const c
 	sl->n_ports = 1 + rnd(2);
 	sl->ports = calloc(sl->n_ports, sizeof(*sl->ports));
 	for (size_t i = 0; i < sl->n_ports; i++) {
-		snprintf(sl->ports[i].name, sizeof(sl->ports[i].name), "%s", pn[(i + rnd(4)) % 4]);
+		kobj_port_name(pn[(i + rnd(4)) % 4], &sl->ports[i].name);
 		sl->ports[i].proto = rnd(3) == 0 ? INET_PROTO_UDP : INET_PROTO_TCP;
 		sl->ports[i].port = (uint16_t)(8080 + rnd(2));
 	}

@@ -168,14 +168,14 @@ static struct kobj_service *mk_svc(const struct t_svc *t)
 
 		cr_assert_eq(sscanf(w[i], "%63[^/]/%7[^/]/%u/%u/%63s", name, proto, &port, &node_port,
 				    target), 5, "bad port %s", w[i]);
-		snprintf(p->name, sizeof(p->name), "%s", strcmp(name, "-") ? name : "");
+		kobj_port_name(strcmp(name, "-") ? name : "", &p->name);
 		cr_assert_eq(inet_proto_parse(proto, &p->proto), 0);
 		p->port = (uint16_t)port;
 		p->node_port = (uint16_t)node_port;
 		if (target[0] >= '0' && target[0] <= '9')
 			p->target_port = (uint16_t)atoi(target);
 		else
-			snprintf(p->target_port_name, sizeof(p->target_port_name), "%s", target);
+			kobj_port_name(target, &p->target_port_name);
 	}
 	svc->n_ports = n;
 	free(w);
@@ -213,8 +213,7 @@ static struct kobj_slice *mk_slice(const struct t_slice *t)
 		unsigned port;
 
 		cr_assert_eq(sscanf(w[i], "%63[^/]/%7[^/]/%u", name, proto, &port), 3);
-		snprintf(s->ports[i].name, sizeof(s->ports[i].name), "%s",
-			 strcmp(name, "-") ? name : "");
+		kobj_port_name(strcmp(name, "-") ? name : "", &s->ports[i].name);
 		cr_assert_eq(inet_proto_parse(proto, &s->ports[i].proto), 0);
 		s->ports[i].port = (uint16_t)port;
 	}
@@ -1149,7 +1148,7 @@ Test(planner, ten_thousand_services)
 		svc->ip_families[0] = AF_INET;
 		svc->n_ip_families = 1;
 		svc->ports = calloc(1, sizeof(*svc->ports));
-		snprintf(svc->ports[0].name, sizeof(svc->ports[0].name), "http");
+		kobj_port_name("http", &svc->ports[0].name);
 		svc->ports[0].port = 80;
 		svc->ports[0].target_port = 8080;
 		svc->n_ports = 1;
@@ -1161,7 +1160,7 @@ Test(planner, ten_thousand_services)
 		sl->service_name = strdup(svc->name);
 		sl->family = AF_INET;
 		sl->ports = calloc(1, sizeof(*sl->ports));
-		snprintf(sl->ports[0].name, sizeof(sl->ports[0].name), "http");
+		kobj_port_name("http", &sl->ports[0].name);
 		sl->ports[0].port = 8080;
 		sl->n_ports = 1;
 		sl->endpoints = calloc(10, sizeof(*sl->endpoints));

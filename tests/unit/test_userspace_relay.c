@@ -318,7 +318,7 @@ static struct plan_epset *tp_epset(struct tplan *t, char *key, char *svc, enum i
 	e->key = key;
 	e->ns = "default";
 	e->svc_name = svc;
-	snprintf(e->port_name, sizeof(e->port_name), "%s", proto == INET_PROTO_UDP ? "dns" : "http");
+	e->port_name = proto == INET_PROTO_UDP ? "dns" : "http";
 	e->proto = proto;
 	e->endpoints = t->eps[t->plan.n_epsets];
 	e->balance = BALANCE_ROUND_ROBIN;
@@ -1095,8 +1095,8 @@ static void world_service(struct world *w, const struct w_svc *t)
 	s->external_policy = t->etp_local ? TRAFFIC_POLICY_LOCAL : TRAFFIC_POLICY_CLUSTER;
 	s->ports = calloc(1, sizeof(*s->ports));
 	sp = &s->ports[0];
-	snprintf(sp->name, sizeof(sp->name), "%s", t->port_name ? t->port_name : "http");
-	snprintf(sp->target_port_name, sizeof(sp->target_port_name), "%s", sp->name);
+	kobj_port_name(t->port_name ? t->port_name : "http", &sp->name);
+	kobj_port_name(sp->name, &sp->target_port_name);
 	sp->proto = t->proto;
 	sp->port = t->port;
 	s->n_ports = 1;
@@ -1126,7 +1126,7 @@ static void world_slice(struct world *w, const char *svc, const char *port_name,
 	s->service_name = strdup(svc);
 	s->family = AF_INET;
 	s->ports = calloc(1, sizeof(*s->ports));
-	snprintf(s->ports[0].name, sizeof(s->ports[0].name), "%s", port_name);
+	kobj_port_name(port_name, &s->ports[0].name);
 	s->ports[0].proto = proto;
 	s->ports[0].port = port;
 	s->n_ports = 1;
@@ -2064,7 +2064,7 @@ static struct plan *big_plan_new(size_t n, uint16_t port)
 		e[i].key = keys[i];
 		e[i].ns = "default";
 		e[i].svc_name = names[i];
-		snprintf(e[i].port_name, sizeof(e[i].port_name), "%s", i == 1 ? "dns" : "http");
+		e[i].port_name = i == 1 ? "dns" : "http";
 		e[i].proto = i == 1 ? INET_PROTO_UDP : INET_PROTO_TCP;
 		e[i].endpoints = ep;
 		e[i].n_endpoints = 1;
