@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "intern.h"
 #include "kobj.h"
 #include "log.h"
 #include "nsname_map.h"
@@ -57,11 +58,12 @@ struct mfile;
 /* One model object provided by a file. */
 struct owned {
 	enum obj_kind kind;
-	char *ns;
-	char *name;
+	const char *ns;  /* shared copy (intern.h) */
+	char *name;      /* points at name_buf */
 	struct mfile *file;
 	uint64_t pass;   /* last pass of its file that defined it */
 	uint64_t kept_pass; /* last pass whose version of it was invalid: kept */
+	char name_buf[]; /* one allocation per object: 100k services own 200k */
 };
 
 /* A (kind, ns, name) a file defines but another file owns. */
@@ -322,8 +324,7 @@ static void owned_release(struct manifest_dir *d, struct owned *o)
 	log_debug("manifest %s: %s %s/%s removed", o->file->path, kind_names[o->kind], o->ns,
 		  o->name);
 	wake_losers(d, o->kind, o->ns, o->name);
-	free(o->ns);
-	free(o->name);
+	intern_release(o->ns);
 	free(o);
 }
 
@@ -361,14 +362,14 @@ static int file_own(struct manifest_dir *d, struct mfile *f, enum obj_kind kind,
 		f->objs = v;
 		f->cap_objs = ncap;
 	}
-	o = calloc(1, sizeof(*o));
+	o = calloc(1, sizeof(*o) + strlen(name) + 1);
 	if (!o)
 		return -ENOMEM;
 	o->kind = kind;
 	o->file = f;
-	o->ns = strdup(ns);
-	o->name = strdup(name);
-	if (!o->ns || !o->name) {
+	o->name = strcpy(o->name_buf, name);
+	o->ns = intern(ns);
+	if (!o->ns) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -379,8 +380,7 @@ static int file_own(struct manifest_dir *d, struct mfile *f, enum obj_kind kind,
 	*ret = o;
 	return 0;
 fail:
-	free(o->ns);
-	free(o->name);
+	intern_release(o->ns);
 	free(o);
 	return r;
 }
@@ -1083,8 +1083,7 @@ struct manifest_dir *manifest_dir_free(struct manifest_dir *d)
 		struct mfile *f = d->files[i];
 
 		for (size_t j = 0; j < f->n_objs; j++) {
-			free(f->objs[j]->ns);
-			free(f->objs[j]->name);
+			intern_release(f->objs[j]->ns);
 			free(f->objs[j]);
 		}
 		free(f->objs);
