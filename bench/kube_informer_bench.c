@@ -27,8 +27,9 @@
  *     per change (its "userspace: update:" or "userspace: sync:" line) is
  *     reported too. --e2e-only 1 skips 1-3. --trace FILE writes, per
  *     change, the wall-clock times of the POST, its answer and ferry's sync
- *     line, ferry's, the server's and the machine's CPU time during it and
- *     every line ferry logged; the server traces each step to FILE.kapi
+ *     line, ferry's, the server's and the machine's CPU time during it, the
+ *     time ferry's, the server's and the bench's threads waited for a CPU
+ *     (runnable, not running: schedstat) and every line ferry logged; the server traces each step to FILE.kapi
  *     (KAPI_TRACE in kapi_server.py).
  *
  * The test server runs with --no-gc (see kapi_server.py), the control
@@ -684,6 +685,37 @@ static double cpu_ms(pid_t pid)
 	return (ut + st) * 1000.0 / sysconf(_SC_CLK_TCK);
 }
 
+/* The time pid's threads have spent waiting on a run queue (runnable, not
+ * running), in ms, from /proc/PID/task/TID/schedstat; -1 if unknown. */
+static double runq_wait_ms(pid_t pid)
+{
+	char path[300];
+	struct dirent *d;
+	double sum = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		unsigned long long run, wait;
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%llu %llu", &run, &wait) == 2)
+			sum += wait / 1e6;
+		fclose(f);
+	}
+	closedir(dir);
+	return sum;
+}
+
 /* The machine's busy and idle time (all CPUs) in ms, from /proc/stat. */
 static void machine_ms(double *busy, double *idle)
 {
@@ -834,6 +866,8 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 			 "\"endpoints\":[{\"addresses\":[\"%s\"]}],\"ports\":[{\"name\":\"http\",\"port\":8080}]}]}",
 			 ip);
 		double c_ferry = tf ? cpu_ms(fpid) : 0, c_kapi = tf ? cpu_ms(kpid) : 0, m_busy = 0, m_idle = 0;
+		double q_ferry = tf ? runq_wait_ms(fpid) : 0, q_kapi = tf ? runq_wait_ms(kpid) : 0;
+		double q_self = tf ? runq_wait_ms(getpid()) : 0;
 
 		if (tf)
 			machine_ms(&m_busy, &m_idle);
@@ -863,8 +897,10 @@ static void bench_e2e(const struct e2e_opts *o, int n_svc, int n_eps_total, int 
 
 			machine_ms(&b, &id);
 			fprintf(tf, "round %d post %.6f replied %.6f read %.6f lat %.3f cpu ferry %.0f kapi %.0f "
-				"machine busy %.0f idle %.0f | %s\n", i, w_post, w_replied, w_line, lat[got],
-				cpu_ms(fpid) - c_ferry, cpu_ms(kpid) - c_kapi, b - m_busy, id - m_idle, line);
+				"machine busy %.0f idle %.0f runq ferry %.1f kapi %.1f bench %.1f | %s\n", i, w_post,
+				w_replied, w_line, lat[got], cpu_ms(fpid) - c_ferry, cpu_ms(kpid) - c_kapi,
+				b - m_busy, id - m_idle, runq_wait_ms(fpid) - q_ferry, runq_wait_ms(kpid) - q_kapi,
+				runq_wait_ms(getpid()) - q_self, line);
 		}
 		/* The line ends "... in N ms": ferry's own planner + backend time. */
 		own[got++] = ms_after(line, ") in ");
