@@ -21,6 +21,7 @@
 
 #include "kube_backoff.h"
 #include "kube_watch.h"
+#include "intern.h"
 #include "log.h"
 #include "nsname_map.h"
 
@@ -44,12 +45,18 @@
 #define WARN_INTERVAL_MS 10000u
 
 /* One stored object: identity, version, the handler's word. */
+/* What the store keeps of one object: one allocation (a million objects
+ * is a realistic cluster), the namespace a shared copy. */
 struct entry {
-	char *ns;
-	char *name;
-	char *rv;
-	uint32_t aux;
+	const char *ns;   /* shared copy (intern.h) */
+	char *name;       /* points at name_buf */
 	uint64_t seen_gen;
+	uint32_t aux;
+	/* The resourceVersion delivered last; "" when none was or it was too
+	 * long to keep here (etcd's are at most 20 digits): that only costs
+	 * a redelivery later. */
+	char rv[24];
+	char name_buf[];
 };
 
 /* A set of 64-bit hashes, open addressing (0 marks a free slot). */
@@ -118,9 +125,7 @@ static void inf_schedule(struct kube_informer *inf, enum inf_next next, uint32_t
 static struct entry *entry_free(struct entry *e)
 {
 	if (e) {
-		free(e->ns);
-		free(e->name);
-		free(e->rv);
+		intern_release(e->ns);
 		free(e);
 	}
 	return NULL;
@@ -234,7 +239,7 @@ static int store_upsert(struct kube_informer *inf, const json_t *obj)
 	e = nsname_map_get(&inf->store, ns, name);
 	if (e) {
 		e->seen_gen = inf->list_gen;
-		if (rv && e->rv && strcmp(rv, e->rv) == 0)
+		if (rv && e->rv[0] && strcmp(rv, e->rv) == 0)
 			return 0; /* this version was delivered already */
 	}
 	aux = e ? e->aux : 0;
@@ -252,9 +257,10 @@ static int store_upsert(struct kube_informer *inf, const json_t *obj)
 	}
 	inf->stats.upserts++;
 	if (!e) {
-		e = calloc(1, sizeof(*e));
-		if (!e || !(e->ns = strdup(ns)) || !(e->name = strdup(name)) ||
-		    nsname_map_put(&inf->store, e, NULL) < 0) {
+		e = calloc(1, sizeof(*e) + strlen(name) + 1);
+		if (e)
+			e->name = strcpy(e->name_buf, name);
+		if (!e || !(e->ns = intern(ns)) || nsname_map_put(&inf->store, e, NULL) < 0) {
 			/* The object is in the model but unknown here: take it out
 			 * again so the two do not disagree. */
 			inf->hd.remove(inf->userdata, inf->use_fallback, ns, name, aux);
@@ -264,8 +270,10 @@ static int store_upsert(struct kube_informer *inf, const json_t *obj)
 		e->seen_gen = inf->list_gen;
 	}
 	e->aux = aux;
-	free(e->rv);
-	e->rv = rv ? strdup(rv) : NULL; /* NULL only costs a redelivery later */
+	if (rv && strlen(rv) < sizeof(e->rv))
+		strcpy(e->rv, rv);
+	else
+		e->rv[0] = '\0';
 	return 0;
 }
 
@@ -511,7 +519,7 @@ static void list_complete(struct kube_informer *inf)
 {
 	struct entry *e;
 	size_t iter = 0, n = 0;
-	char **gone = NULL;
+	const char **gone = NULL;
 
 	list_reset(inf);
 	inf->page_size = inf->cfg.page_size;
