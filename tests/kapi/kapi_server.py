@@ -103,6 +103,9 @@ def trace_gc(phase, info):
 class State:
     def __init__(self, token):
         self.lock = threading.Condition()
+        # Per kind, on the same lock: a change wakes only the watches of
+        # its kind (a control that concerns all of them: notify()).
+        self.changed = {k: threading.Condition(self.lock) for k in KINDS.values()}
         self.rv = 100
         self.objects = {k: {} for k in KINDS.values()}   # kind -> key -> obj
         self.events = []      # (rv, kind, old, new)
@@ -136,6 +139,12 @@ class State:
             out.append(c.flush())
             self.bombs[size] = b"".join(out)
         return self.bombs[size]
+
+    def notify(self, kinds=None):
+        """Wake the watches of kinds (default: all); the lock is held."""
+        for k in (kinds if kinds is not None else self.changed):
+            self.changed[k].notify_all()
+        self.lock.notify_all()
 
     def key(self, obj):
         md = obj.get("metadata", {})
@@ -243,8 +252,10 @@ class Handler(BaseHTTPRequestHandler):
         path = urllib.parse.urlparse(self.path).path
         trace("post", path)
         req = self.body_json()
+        kinds = None   # the kinds whose watches are woken; None: all
         with st.lock:
             if path == "/_control/apply":
+                kinds = set()
                 for obj in req.get("objects", []):
                     kind = obj["kind"]
                     obj.setdefault("apiVersion", API_VERSION[kind])
@@ -259,10 +270,12 @@ class Handler(BaseHTTPRequestHandler):
                                   "uid-%d" % st.rv)
                     st.objects[kind][k] = obj
                     st.events.append((st.rv, kind, old, obj))
+                    kinds.add(kind)
             elif path == "/_control/delete":
                 kind = req["kind"]
                 k = (req.get("namespace", "default") if kind != "Node" else "") + "/" + req["name"]
                 old = st.objects[kind].pop(k, None)
+                kinds = {kind}
                 if old is not None:
                     st.rv += 1
                     gone = json.loads(json.dumps(old))
@@ -292,11 +305,12 @@ class Handler(BaseHTTPRequestHandler):
                         st.bomb(int(st.hostile["gzip_bomb"]))
             elif path == "/_control/raw":
                 st.raw.append((len(st.raw) + 1, req["kind"], req["line"]))
+                kinds = {req["kind"]} if req["kind"] in st.changed else None
             else:
-                st.lock.notify_all()
+                st.notify()
                 self.status(404, "NotFound", "no such control")
                 return
-            st.lock.notify_all()
+            st.notify(kinds)
             rv = st.rv
         trace("applied", rv)
         self.send_json(200, {"ok": True, "resourceVersion": str(rv)})
@@ -499,7 +513,7 @@ class Handler(BaseHTTPRequestHandler):
                             break_done = True
                         else:
                             break_done = False
-                            st.lock.wait(min(left, st.bookmark_ms / 1000.0, 0.5))
+                            st.changed[kind].wait(min(left, st.bookmark_ms / 1000.0, 0.5))
                     bm_due = bookmarks and (time.monotonic() - last_bm) * 1000 >= st.bookmark_ms
                     cur_rv = pos
             if break_abruptly:
