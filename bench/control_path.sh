@@ -4,10 +4,10 @@
 # and ferry's RSS after its first full sync of a manifest directory, this
 # build against an older ferry in the same run, on nft_scale.sh's two
 # layouts (NODES=100: endpoints spread over 100 nodes; NODES=0: no
-# nodeName, the standalone shape).
+# nodeName, the standalone shape), for each backend in BACKENDS.
 #
 #   sudo bench/control_path.sh [BUILD_DIR] [OLD_FERRY]
-#   SIZES="1000 10000 100000" EPS=10 ROUNDS=500 BACKEND=nftables OUT=/tmp/ferry-control-path
+#   SIZES="1000 10000 100000" EPS=10 ROUNDS=500 BACKENDS="nftables userspace" OUT=/tmp/ferry-control-path
 #
 # Each ferry runs in a network namespace made here and removed after
 # (nothing else is touched; no traffic is sent). Results: $OUT/planner.csv,
@@ -19,7 +19,7 @@ old=${2:-}
 sizes=${SIZES:-1000 10000 100000}
 eps=${EPS:-10}
 rounds=${ROUNDS:-500}
-backend=${BACKEND:-nftables}
+backends=${BACKENDS:-${BACKEND:-nftables userspace}}
 out=${OUT:-/tmp/ferry-control-path}
 gen=$build/bench/nft_scale_bench
 mkdir -p "$out"
@@ -31,7 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# RSS (MB) and peak of FERRY once it logged its first full sync of DIR.
+# RSS (MB) and peak of FERRY once it logged its first full sync of DIR
+# with the backend $backend.
 rss_of() {
 	local ferry=$1 dir=$2 log=$tmp/log pid rss hwm
 	ip netns add "$ns"
@@ -58,7 +59,7 @@ rss_of() {
 }
 
 echo "services,update_p50_ms,update_p99_ms,whole_p50_ms,model_B_per_ep,plan_B_per_ep" >"$out/planner.csv"
-echo "services,layout,new_rss_mb,new_peak_mb,old_rss_mb,old_peak_mb" >"$out/rss.csv"
+echo "services,backend,layout,new_rss_mb,new_peak_mb,old_rss_mb,old_peak_mb" >"$out/rss.csv"
 for n in $sizes; do
 	pb=$("$build/bench/planner_bench" "$n" "$eps" "$rounds" 100)
 	echo "$pb"
@@ -72,11 +73,13 @@ for n in $sizes; do
 		rm -rf "$tmp/m"
 		mkdir -p "$tmp/m"
 		"$gen" gen-ferry "$tmp/m" "$n" "$eps" "$nodes" >/dev/null
-		read -r nr nh < <(rss_of "$build/ferry" "$tmp/m")
-		orr=NA oh=NA
-		[ -n "$old" ] && read -r orr oh < <(rss_of "$old" "$tmp/m")
-		echo "RSS at $n services x $eps, NODES=$nodes: new $nr MB (peak $nh), old $orr MB (peak $oh)"
-		echo "$n,nodes$nodes,$nr,$nh,$orr,$oh" >>"$out/rss.csv"
+		for backend in $backends; do
+			read -r nr nh < <(rss_of "$build/ferry" "$tmp/m")
+			orr=NA oh=NA
+			[ -n "$old" ] && read -r orr oh < <(rss_of "$old" "$tmp/m")
+			echo "RSS at $n services x $eps, NODES=$nodes, $backend: new $nr MB (peak $nh), old $orr MB (peak $oh)"
+			echo "$n,$backend,nodes$nodes,$nr,$nh,$orr,$oh" >>"$out/rss.csv"
+		done
 	done
 done
 
@@ -96,11 +99,13 @@ plot "$out/planner.csv" every ::1 using 1:2 with linespoints title "incremental 
 unset logscale y
 set logscale x
 set ylabel "RSS after the first full sync (MB)"
-set title "ferry run --backend $backend, manifest directory"
-plot "< grep nodes100 $out/rss.csv" using 1:3 with linespoints title "new, 100 nodes", \
-     "< grep nodes100 $out/rss.csv" using 1:5 with linespoints title "old, 100 nodes", \
-     "< grep nodes0 $out/rss.csv" using 1:3 with linespoints title "new, no nodeName", \
-     "< grep nodes0 $out/rss.csv" using 1:5 with linespoints title "old, no nodeName"
+set title "ferry run, manifest directory (new: lines, old: dashed)"
+plot $(sep=""; for b in $backends; do for l in 100 0; do
+	t="$b, $([ $l = 100 ] && echo "100 nodes" || echo "no nodeName")"
+	printf '%s"< grep ,%s,nodes%s, %s/rss.csv" using 1:4 with linespoints title "new, %s", "< grep ,%s,nodes%s, %s/rss.csv" using 1:6 with linespoints dashtype 2 title "old, %s"' \
+		"$sep" "$b" "$l" "$out" "$t" "$b" "$l" "$out" "$t"
+	sep=", "
+done; done)
 unset multiplot
 EOF
 echo "results: $out/planner.csv $out/rss.csv $out/control_path.png"
