@@ -38,6 +38,7 @@ struct nft_state_pending {
 	struct nft_elem *owned;   /* nft_state_stage's array, freed when the change ends */
 	bool remove;
 	bool pooled;              /* packed is in the pool (not to be freed) */
+	bool deferred;            /* its adds wait for nft_state_complete_adds */
 };
 
 /* A block of storage, mapped on its own: unmapping gives it back to the
@@ -61,23 +62,37 @@ static void *zalloc(size_t n, size_t size)
 	return p;
 }
 
-/* Bytes per storage block (a block may be bigger for one big request). */
-#define CHUNK_BYTES (1u << 20)
+/* Bytes per storage block (a block may be bigger for one big request):
+ * one huge page. A full sync or take-over at 100k services stages 100 MB
+ * or more; in 4 KiB pages that is 25,000 page faults, each slow in a VM. */
+#define CHUNK_BYTES (2u << 20)
 
 static struct nft_state_chunk *chunk_new(size_t want)
 {
-	size_t cap = want > CHUNK_BYTES - sizeof(struct nft_state_chunk) ? want
-									 : CHUNK_BYTES - sizeof(struct nft_state_chunk);
-	void *p = mmap(NULL, sizeof(struct nft_state_chunk) + cap, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t hdr = sizeof(struct nft_state_chunk), size = want > CHUNK_BYTES - hdr ? want + hdr : CHUNK_BYTES;
+	size_t map = 0, lead;
+	uint8_t *p;
 	struct nft_state_chunk *c;
 
+	size = (size + CHUNK_BYTES - 1) & ~(size_t)(CHUNK_BYTES - 1);
+	/* A mapping aligned to the huge-page size, so that the kernel can back
+	 * it with huge pages (asked for, not required: a hint). */
+	if (size >= want && size + CHUNK_BYTES > size)
+		map = size + CHUNK_BYTES;
+	p = map ? mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
 	if (p == MAP_FAILED)
 		return NULL;
-	c = p;
+	lead = (CHUNK_BYTES - ((uintptr_t)p & (CHUNK_BYTES - 1))) & (CHUNK_BYTES - 1);
+	if (lead)
+		munmap(p, lead);
+	if (map - lead > size)
+		munmap(p + lead + size, map - lead - size);
+	p += lead;
+	(void)madvise(p, size, MADV_HUGEPAGE);
+	c = (struct nft_state_chunk *)(void *)p;
 	c->next = NULL;
 	c->used = 0;
-	c->cap = cap;
+	c->cap = size - hdr;
 	return c;
 }
 
@@ -312,18 +327,36 @@ static int refs_reserve(struct nft_state *s, unsigned i, size_t extra)
 	return refs_rehash(s, i, cap < 1024 ? 1024 : cap);
 }
 
+/* Small: a full sync of a standalone node counts a million of them. */
 struct nft_state_hp_delta {
-	uint8_t key[HP_KEY_LEN];
-	uint8_t set;
-	uint8_t family;
+	const struct nft_elem *e; /* the element, in the change's storage */
 	uint32_t base;            /* committed references when first touched */
 	int32_t delta;            /* references taken minus dropped */
 };
 
 struct nft_state_hp_slot {
-	uint64_t gen;             /* the change it belongs to; else empty */
+	uint32_t gen;             /* the change it belongs to (low bits); else empty */
 	uint32_t idx;             /* index in change.hpd */
 };
+
+/* The change number as index slots hold it; never 0 (change_end). */
+static uint32_t slot_gen(const struct nft_state *s)
+{
+	return (uint32_t)s->gen;
+}
+
+/* Is delta d (at index idx of the change's list) the entry of e? */
+static bool hpd_is(const struct nft_state_change *c, uint32_t idx, const struct nft_elem *e)
+{
+	const struct nft_elem *x;
+
+	/* A slot of a change 2^32 changes ago reads as current: its index
+	 * may be past the list. */
+	if (idx >= c->n_hpd)
+		return false;
+	x = c->hpd[idx].e;
+	return x->set == e->set && x->family == e->family && memcmp(x->key, e->key, HP_KEY_LEN) == 0;
+}
 
 /* Element count of an entry of fes marked for removal in nft_state_commit. */
 #define FE_GONE UINT32_MAX
@@ -414,11 +447,9 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 	size_t mask = c->cap_hpd_index - 1, j;
 
 	if (c->cap_hpd_index) {
-		for (j = h & mask; c->hpd_index[j].gen == s->gen; j = (j + 1) & mask) {
-			d = &c->hpd[c->hpd_index[j].idx];
-			if (d->set == e->set && d->family == e->family && memcmp(d->key, e->key, HP_KEY_LEN) == 0)
-				return d;
-		}
+		for (j = h & mask; c->hpd_index[j].gen == slot_gen(s); j = (j + 1) & mask)
+			if (hpd_is(c, c->hpd_index[j].idx, e))
+				return &c->hpd[c->hpd_index[j].idx];
 	}
 	if ((c->n_hpd + 1) * 10 >= c->cap_hpd_index * 7) {
 		/* A bigger index, refilled from hpd (slots of earlier changes
@@ -433,10 +464,11 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 		c->cap_hpd_index = cap;
 		mask = cap - 1;
 		for (size_t i = 0; i < c->n_hpd; i++) {
-			for (j = hp_hash(c->hpd[i].set, c->hpd[i].family, c->hpd[i].key) & mask; t[j].gen == s->gen;
-			     j = (j + 1) & mask)
+			const struct nft_elem *x = c->hpd[i].e;
+
+			for (j = hp_hash(x->set, x->family, x->key) & mask; t[j].gen == slot_gen(s); j = (j + 1) & mask)
 				;
-			t[j] = (struct nft_state_hp_slot){ .gen = s->gen, .idx = (uint32_t)i };
+			t[j] = (struct nft_state_hp_slot){ .gen = slot_gen(s), .idx = (uint32_t)i };
 		}
 	}
 	if (c->n_hpd == c->cap_hpd) {
@@ -454,16 +486,12 @@ static struct nft_state_hp_delta *hp_delta(struct nft_state *s, const struct nft
 			return NULL;
 		c->n_hpd_new[rk.table]++;
 	}
-	for (j = h & mask; c->hpd_index[j].gen == s->gen; j = (j + 1) & mask)
+	for (j = h & mask; c->hpd_index[j].gen == slot_gen(s); j = (j + 1) & mask)
 		;
 	slot = &c->hpd_index[j];
 	d = &c->hpd[c->n_hpd];
-	memset(d, 0, sizeof(*d));
-	memcpy(d->key, e->key, HP_KEY_LEN);
-	d->set = e->set;
-	d->family = e->family;
-	d->base = committed ? *committed & REF_COUNT : 0;
-	*slot = (struct nft_state_hp_slot){ .gen = s->gen, .idx = (uint32_t)c->n_hpd++ };
+	*d = (struct nft_state_hp_delta){ .e = e, .base = committed ? *committed & REF_COUNT : 0 };
+	*slot = (struct nft_state_hp_slot){ .gen = slot_gen(s), .idx = (uint32_t)c->n_hpd++ };
 	return d;
 }
 
@@ -646,10 +674,13 @@ static void change_end(struct nft_state *s)
 	memset(c->n_hpd_new, 0, sizeof(c->n_hpd_new));
 	chunks_free(&c->arena, true);
 	c->adds_sorted = true;
+	c->deferred = false;
 	c->ct_done = false;
 	memset(c->slot_adds, 0, sizeof(c->slot_adds));
 	memset(c->slot_dels, 0, sizeof(c->slot_dels));
 	s->gen++;
+	if (!slot_gen(s)) /* 0 marks empty index slots */
+		s->gen++;
 }
 
 void nft_state_init(struct nft_state *s)
@@ -740,13 +771,13 @@ uint32_t nft_state_hairpin_refs(const struct nft_state *s, const struct nft_elem
 	size_t mask = c->cap_hpd_index - 1;
 
 	if (c->cap_hpd_index)
-		for (size_t j = hp_hash(e->set, e->family, e->key) & mask; c->hpd_index[j].gen == s->gen;
-		     j = (j + 1) & mask) {
-			const struct nft_state_hp_delta *d = &c->hpd[c->hpd_index[j].idx];
+		for (size_t j = hp_hash(e->set, e->family, e->key) & mask; c->hpd_index[j].gen == slot_gen(s);
+		     j = (j + 1) & mask)
+			if (hpd_is(c, c->hpd_index[j].idx, e)) {
+				const struct nft_state_hp_delta *d = &c->hpd[c->hpd_index[j].idx];
 
-			if (d->set == e->set && d->family == e->family && memcmp(d->key, e->key, HP_KEY_LEN) == 0)
 				return (uint32_t)((int64_t)d->base + d->delta);
-		}
+			}
 	ref_key_of(e->set, e->family, e->key, &rk);
 	w = ref_find(s, &rk);
 	return w ? *w & REF_COUNT : 0;
@@ -794,11 +825,42 @@ static int unpack_committed(struct nft_state *s, const struct nft_state_fe *fe, 
 	return nft_pack_unpack(fe->packed, fe->len, *ret, fe->n);
 }
 
+/* Deferred staging (nft_state_stage_deferred) of a new frontend's
+ * elems[0..n): the shared elements copied into the arena and counted (a
+ * first reference queued), the others only counted; their adds are
+ * queued by nft_state_complete_adds from the packed form. */
+static int stage_deferred(struct nft_state *s, const struct nft_elem *elems, size_t n)
+{
+	struct nft_state_change *c = &s->change;
+	size_t n_shared = 0;
+	struct nft_elem *copy;
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (nft_state_is_shared_set(elems[i].set))
+			n_shared++;
+		else if (elems[i].set == NFT_SET_SLOTS)
+			c->slot_adds[elems[i].family == AF_INET6]++;
+	}
+	if (!n_shared)
+		return 0;
+	if (!(copy = arena_elems(s, n_shared)))
+		return -ENOMEM;
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (nft_state_is_shared_set(elems[i].set)) {
+			*copy = elems[i];
+			r = hp_take(s, copy++);
+		}
+	c->adds_sorted = false;
+	return r;
+}
+
 /* Stage key with elems[0..n) (sorted). owned: elems is nft_state_stage's
  * array, the change's from here (freed when it ends, also on error);
- * else elems is copied into the arena. */
+ * else elems is copied into the arena, or with deferred (a new frontend
+ * against an empty state) only its shared elements are. */
 static int stage_elems(struct nft_state *s, const struct nft_state_key *key, const struct nft_elem *elems, size_t n,
-		       struct nft_elem *owned)
+		       struct nft_elem *owned, bool deferred)
 {
 	struct nft_state_change *c = &s->change;
 	struct fe_diff d = { .s = s };
@@ -817,7 +879,9 @@ static int stage_elems(struct nft_state *s, const struct nft_state_key *key, con
 		r = -E2BIG;
 	else if ((r = pend_reserve(c)) == 0 && !found)
 		r = fes_reserve(s);
-	if (r == 0 && !owned && n) {
+	if (r == 0 && deferred && found)
+		r = -EINVAL;
+	if (r == 0 && !owned && n && !deferred) {
 		if ((copy = arena_elems(s, n)))
 			v = memcpy(copy, elems, n * sizeof(*elems));
 		else
@@ -841,7 +905,12 @@ static int stage_elems(struct nft_state *s, const struct nft_state_key *key, con
 		s->fes[idx].staged = s->gen;
 	else
 		c->n_inserts++;
-	r = sorted_diff(old, n_old, sizeof(struct nft_elem), v, n, sizeof(struct nft_elem), &fe_diff_ops, &d);
+	if (deferred) {
+		c->deferred = p->deferred = true;
+		r = stage_deferred(s, v, n);
+	} else {
+		r = sorted_diff(old, n_old, sizeof(struct nft_elem), v, n, sizeof(struct nft_elem), &fe_diff_ops, &d);
+	}
 	if (r == 0 && found && !d.changed) {
 		/* The same elements: keep the committed ones. */
 		free(p->owned);
@@ -860,13 +929,47 @@ int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct
 	size_t n = elems->n;
 
 	*elems = (struct nft_elem_vec){ 0 };
-	return stage_elems(s, key, v, n, v);
+	return stage_elems(s, key, v, n, v, false);
 }
 
 int nft_state_stage_copy(struct nft_state *s, const struct nft_state_key *key, const struct nft_elem *elems,
 			 size_t n)
 {
-	return stage_elems(s, key, elems, n, NULL);
+	return stage_elems(s, key, elems, n, NULL, false);
+}
+
+int nft_state_stage_deferred(struct nft_state *s, const struct nft_state_key *key, const struct nft_elem *elems,
+			     size_t n)
+{
+	if (s->n_fes)
+		return -EINVAL;
+	return stage_elems(s, key, elems, n, NULL, true);
+}
+
+int nft_state_complete_adds(struct nft_state *s)
+{
+	struct nft_state_change *c = &s->change;
+	int r = 0;
+
+	if (!c->deferred)
+		return 0;
+	for (size_t i = 0; i < c->n_pend && r == 0; i++) {
+		const struct nft_state_pending *p = &c->pend[i];
+		struct nft_elem *v;
+
+		if (!p->n || !p->deferred)
+			continue;
+		if (!(v = arena_elems(s, p->n)))
+			return -ENOMEM;
+		r = nft_pack_unpack(p->packed, p->len, v, p->n);
+		for (size_t k = 0; k < p->n && r == 0; k++)
+			if (!nft_state_is_shared_set(v[k].set))
+				r = ptrs_push(&c->adds, &c->n_adds, &c->cap_adds, &v[k]);
+	}
+	if (r == 0)
+		c->deferred = false;
+	c->adds_sorted = false;
+	return r;
 }
 
 /* Stage the removal of s->fes[idx]. */
@@ -933,6 +1036,7 @@ void nft_state_sort_adds(struct nft_state *s)
 struct rebase {
 	struct nft_state *s;
 	size_t w;
+	const uint8_t *present;   /* per add, before the walk: in the kernel, unread */
 };
 
 static int rebase_cmp(const void *old_item, const void *new_item, void *ctx)
@@ -955,8 +1059,13 @@ static int rebase_removed(const void *old_item, void *ctx)
 static int rebase_added(const void *new_item, void *ctx)
 {
 	struct rebase *rb = ctx;
+	const struct nft_elem *const *item = new_item;
 
-	rb->s->change.adds[rb->w++] = *(const struct nft_elem *const *)new_item;
+	/* The walk reads add j before it writes below j: item's index is
+	 * still its place in the array it started with. */
+	if (rb->present && rb->present[item - rb->s->change.adds])
+		return 0;
+	rb->s->change.adds[rb->w++] = *item;
 	return 0;
 }
 
@@ -968,12 +1077,21 @@ static const struct sorted_diff_ops rebase_ops = {
 
 int nft_state_rebase(struct nft_state *s, const struct nft_elem *kernel, size_t n)
 {
+	return nft_state_rebase_present(s, kernel, n, NULL);
+}
+
+int nft_state_rebase_present(struct nft_state *s, const struct nft_elem *kernel, size_t n, const uint8_t *present)
+{
 	struct nft_state_change *c = &s->change;
-	struct rebase rb = { .s = s };
+	struct rebase rb = { .s = s, .present = present };
 	int r;
 
 	if (c->n_dels)
 		return -EINVAL;
+	if (present && (c->deferred || !c->adds_sorted))
+		return -EINVAL;
+	if ((r = nft_state_complete_adds(s)) < 0)
+		return r;
 	nft_state_sort_adds(s);
 	r = sorted_diff(kernel, n, sizeof(*kernel), c->adds, c->n_adds, sizeof(*c->adds), &rebase_ops, &rb);
 	if (r == 0)
@@ -989,6 +1107,7 @@ int nft_state_rebase_all_present(struct nft_state *s)
 		return -EINVAL;
 	c->n_adds = 0;
 	c->adds_sorted = true;
+	c->deferred = false;
 	return 0;
 }
 
@@ -1108,11 +1227,46 @@ static void insert_new(struct nft_state *s, struct nft_state_pending *ins, size_
 	s->n_fes += n;
 }
 
+/* The change's references on shared elements into the committed counts
+ * (room for the new ones was made while staging). */
+static void commit_refs(struct nft_state *s)
+{
+	struct nft_state_change *c = &s->change;
+
+	for (size_t i = 0; i < c->n_hpd; i++) {
+		const struct nft_state_hp_delta *d = &c->hpd[i];
+		int64_t refs = (int64_t)d->base + d->delta;
+		uint32_t count = refs <= 0 ? 0 : refs > REF_COUNT ? REF_COUNT : (uint32_t)refs, *w;
+		struct nft_state_refs *t;
+		struct ref_key rk;
+
+		if (d->delta == 0)
+			continue;
+		ref_key_of(d->e->set, d->e->family, d->e->key, &rk);
+		t = &s->refs[rk.table];
+		w = d->base ? ref_find(s, &rk) : NULL;
+		if (w) {
+			/* No count left: a tombstone. */
+			*w = (*w & ~REF_COUNT) | count;
+			if (!count)
+				t->n--;
+		} else if (count) {
+			w = ref_place(t, &rk);
+			if (!(*w & REF_USED))
+				t->n_used++;
+			*w = REF_USED | rk.kind << REF_KIND_SHIFT | count;
+			t->n++;
+		}
+	}
+}
+
 void nft_state_commit(struct nft_state *s)
 {
 	struct nft_state_change *c = &s->change;
 	size_t first_gone = SIZE_MAX, n_ins = 0;
 
+	/* First the counts: the deltas point at the staged elements. */
+	commit_refs(s);
 	/* The staged arrays go (change.adds dangles from here, as dels). */
 	for (size_t i = 0; i < c->n_pend; i++) {
 		free(c->pend[i].owned);
@@ -1150,32 +1304,6 @@ void nft_state_commit(struct nft_state *s)
 	}
 	if (n_ins)
 		insert_new(s, c->pend, n_ins);
-	/* Hairpin references; room for the new ones was made while staging. */
-	for (size_t i = 0; i < c->n_hpd; i++) {
-		const struct nft_state_hp_delta *d = &c->hpd[i];
-		int64_t refs = (int64_t)d->base + d->delta;
-		uint32_t count = refs <= 0 ? 0 : refs > REF_COUNT ? REF_COUNT : (uint32_t)refs, *w;
-		struct nft_state_refs *t;
-		struct ref_key rk;
-
-		if (d->delta == 0)
-			continue;
-		ref_key_of(d->set, d->family, d->key, &rk);
-		t = &s->refs[rk.table];
-		w = d->base ? ref_find(s, &rk) : NULL;
-		if (w) {
-			/* No count left: a tombstone. */
-			*w = (*w & ~REF_COUNT) | count;
-			if (!count)
-				t->n--;
-		} else if (count) {
-			w = ref_place(t, &rk);
-			if (!(*w & REF_USED))
-				t->n_used++;
-			*w = REF_USED | rk.kind << REF_KIND_SHIFT | count;
-			t->n++;
-		}
-	}
 	for (int f = 0; f < 2; f++) {
 		size_t cnt = s->slots_count[f] + c->slot_adds[f];
 
@@ -1244,10 +1372,11 @@ void nft_state_trim(struct nft_state *s)
 		s->cap_pack = 0;
 	}
 	nft_elem_vec_done(&s->view);
-	/* Tables grown step by step to twice their need: down to 2/3 load
-	 * (a failed rehash keeps the bigger one). */
+	/* Tables grown step by step to twice their need: down to 3/4 load,
+	 * below the 80 % that grows them (a failed rehash keeps the bigger
+	 * one). */
 	for (unsigned i = 0; i < NFT_STATE_REFS; i++) {
-		size_t want = s->refs[i].n * 3 / 2;
+		size_t want = s->refs[i].n * 4 / 3;
 
 		if (want < 1024)
 			want = 1024;

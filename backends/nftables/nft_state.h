@@ -100,6 +100,7 @@ struct nft_state_change {
 	size_t n_dels, n_adds;
 
 	bool adds_sorted;         /* adds sorted by nft_elem_cmp (nft_state_sort_adds) */
+	bool deferred;            /* adds lacks what nft_state_complete_adds queues */
 
 	size_t cap_dels, cap_adds;
 	struct nft_state_pending *pend; /* frontends whose element list changes */
@@ -199,6 +200,23 @@ int nft_state_stage(struct nft_state *s, const struct nft_state_key *key, struct
 int nft_state_stage_copy(struct nft_state *s, const struct nft_state_key *key, const struct nft_elem *elems,
 			 size_t n);
 
+/* The same against an empty committed state (a full sync, a take-over),
+ * without copying what is not needed yet: change.adds gets the shared
+ * elements' first references only; the others are packed and counted
+ * (the commit installs them, nft_state_slots_need counts them) and queued
+ * in change.adds by nft_state_complete_adds, when the change is to be
+ * sent or rebased. A take-over that finds its plan in the kernel never
+ * needs them: nft_state_rebase_all_present, then the commit. Returns as
+ * nft_state_stage, or -EINVAL when the state holds frontends. */
+int nft_state_stage_deferred(struct nft_state *s, const struct nft_state_key *key, const struct nft_elem *elems,
+			     size_t n);
+
+/* Queue in change.adds the elements deferred staging left out (unpacked
+ * into the change's storage; change.adds then unsorted), so that it holds
+ * what nft_state_stage_copy would have queued. No-op when none were
+ * deferred. Returns 0 or -ENOMEM (the change is then to be discarded). */
+int nft_state_complete_adds(struct nft_state *s);
+
 /* Stage the removal of frontend key: every element of it is queued for
  * deletion. A key that is not committed is a no-op. Returns 0, -EALREADY
  * or -ENOMEM as nft_state_stage. */
@@ -210,7 +228,7 @@ int nft_state_stage_removal(struct nft_state *s, const struct nft_state_key *key
 int nft_state_stage_unstaged_removals(struct nft_state *s);
 
 /* Sort change.adds by nft_elem_cmp (for lookups by the caller; a later
- * stage unsorts it). */
+ * stage unsorts it). Deferred adds are not in it until completed. */
 void nft_state_sort_adds(struct nft_state *s);
 
 /* Rebase a change staged against a cleared state onto what the kernel
@@ -218,10 +236,18 @@ void nft_state_sort_adds(struct nft_state *s);
  * change.adds keeps only the elements the kernel lacks (sorted) and
  * change.dels lists the kernel's elements the change does not add
  * (pointers into kernel, which must outlive the change); deleted UDP slot
- * elements record their endpoints. The state the commit installs is
- * unchanged. Returns 0, -EINVAL when the change deletes committed
- * elements already (the state was not cleared), or -ENOMEM. */
+ * elements record their endpoints. Deferred adds are completed first
+ * (nft_state_complete_adds). The state the commit installs is unchanged.
+ * Returns 0, -EINVAL when the change deletes committed elements already
+ * (the state was not cleared), or -ENOMEM. */
 int nft_state_rebase(struct nft_state *s, const struct nft_elem *kernel, size_t n);
+
+/* The same, with the adds the kernel is known to hold without reading
+ * them: present[i] set for change.adds[i] (complete and sorted when
+ * present was filled: else -EINVAL), e.g. slots vouched for by their
+ * digest. Such an add is kept out of change.adds as one in kernel would
+ * be; kernel need not hold it. */
+int nft_state_rebase_present(struct nft_state *s, const struct nft_elem *kernel, size_t n, const uint8_t *present);
 
 /* The take-over's shortcut: the kernel holds exactly the elements the
  * change, staged against a cleared state, adds (it found the content

@@ -169,10 +169,27 @@ static int read_set_consistent(struct mnl_socket *nl, int family, enum nft_set_i
 	return -EAGAIN;
 }
 
-int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nft_elem *const *plan, size_t n_plan,
-		      bool hairpins_known, struct nft_elem_vec *have)
+/* Merge have->v[0..mid) and [mid..n), both sorted, into one sorted run. */
+static int merge_sorted(struct nft_elem_vec *have, size_t mid)
 {
-	struct nft_elem_vec keys = { 0 }, known = { 0 };
+	size_t n = have->n, i = 0, j = mid, k = 0;
+	struct nft_elem *tmp = malloc(n * sizeof(*tmp));
+
+	if (!tmp)
+		return -ENOMEM;
+	while (i < mid || j < n)
+		tmp[k++] = j == n || (i < mid && nft_elem_cmp(&have->v[i], &have->v[j], NULL) <= 0) ? have->v[i++]
+												       : have->v[j++];
+	memcpy(have->v, tmp, n * sizeof(*tmp));
+	free(tmp);
+	return 0;
+}
+
+int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nft_elem *const *plan, size_t n_plan,
+		      bool hairpins_known, struct nft_elem_vec *have, uint8_t *present)
+{
+	size_t n_known = 0, hint = 0;
+	struct nft_elem_vec keys = { 0 };
 	double t0 = now_ms(), t1;
 	struct read_progress rp = { .have = have, .set = "" };
 	struct log_progress progress;
@@ -206,24 +223,28 @@ int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nf
 		r = nft_vmap_slot_keys(v, masq_mark, &keys);
 		if (r < 0 || !kernel_digest_matches(plan, n_plan, have->v, n_small, v))
 			continue;
-		/* Same digest: the kernel holds the plan's slots for v. */
+		/* Same digest: the kernel holds the plan's slots for v. They
+		 * follow one another in the plan mostly: the place after the
+		 * last one is tried before a search. */
 		for (j = k0; j < keys.n; j++) {
 			const struct nft_elem *k = &keys.v[j];
-			const struct nft_elem *const *w = bsearch(&k, plan, n_plan, sizeof(*plan), elem_key_cmp);
-			struct nft_elem *e;
+			const struct nft_elem *const *w =
+				hint < n_plan && elem_key_cmp(&k, &plan[hint]) == 0
+					? &plan[hint]
+					: bsearch(&k, plan, n_plan, sizeof(*plan), elem_key_cmp);
 
-			if (!w || !(e = nft_elem_vec_push(&known))) {
-				r = w ? -ENOMEM : 0;
+			if (!w)
 				break;
-			}
-			*e = **w;
+			hint = (size_t)(w - plan) + 1;
+			n_known += !present[w - plan];
+			present[w - plan] = 1;
 		}
 		if (j == keys.n)
 			keys.n = k0;
 	}
 	if (r == 0)
 		log_debug("nftables: read %zu elements of the sets in %.1f ms; %zu slot elements known by digest",
-			  n_small, t1 - t0, known.n);
+			  n_small, t1 - t0, n_known);
 	if (keys.n > 1)
 		qsort(keys.v, keys.n, sizeof(*keys.v), elem_cmp_qsort);
 	for (size_t i = 0, j; i < keys.n && r == 0; i = j) {
@@ -241,27 +262,14 @@ int nft_takeover_read(struct mnl_socket *nl, uint32_t masq_mark, const struct nf
 		log_debug("nftables: looked up %zu slot-table keys, %zu found, in %.1f ms", keys.n,
 			  have->n - n_small, now_ms() - t1);
 	/* The plan's hairpin pairs, vouched for by their digest. */
-	for (size_t i = 0; i < n_plan && r == 0 && hairpins_known; i++) {
-		struct nft_elem *e;
-
-		if (plan[i]->set != NFT_SET_HAIRPIN)
-			continue;
-		if (!(e = nft_elem_vec_push(have)))
-			r = -ENOMEM;
-		else
-			*e = *plan[i];
-	}
-	for (size_t i = 0; i < known.n && r == 0; i++) {
-		struct nft_elem *e = nft_elem_vec_push(have);
-
-		if (!e)
-			r = -ENOMEM;
-		else
-			*e = known.v[i];
-	}
+	for (size_t i = 0; i < n_plan && hairpins_known; i++)
+		if (plan[i]->set == NFT_SET_HAIRPIN)
+			present[i] = 1;
 	nft_elem_vec_done(&keys);
-	nft_elem_vec_done(&known);
-	if (r == 0 && have->n > 1)
-		qsort(have->v, have->n, sizeof(*have->v), elem_cmp_qsort);
+	/* Only what was read: the dumps (sorted) and the looked-up slots. */
+	if (r == 0 && have->n > n_small) {
+		qsort(have->v + n_small, have->n - n_small, sizeof(*have->v), elem_cmp_qsort);
+		r = merge_sorted(have, n_small);
+	}
 	return r;
 }

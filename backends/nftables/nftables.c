@@ -79,6 +79,11 @@ struct nftables {
 	 * committed elements. */
 	struct table_digest digests[NFT_DIGEST_KINDS];
 	struct nft_elem_vec scratch; /* one frontend's elements, while staging */
+	/* Deferred staging (a take-over): the elements staged but not in
+	 * change.adds (nft_state_stage_deferred), their count and hash sum. */
+	bool deferring;
+	size_t deferred_n;
+	uint64_t deferred_sum;
 };
 
 /* Monotonic milliseconds, for the timings in the logs. */
@@ -307,7 +312,15 @@ static int stage_frontend(struct nftables *n, const struct plan_frontend *fe)
 			 inet_endpoint_format(&fe->addr, fe->port, buf), inet_proto_name(fe->proto),
 			 NFT_SLOTS_MAX, NFT_SLOTS_MAX);
 	nft_state_key_of(fe, &key);
-	return nft_state_stage_copy(&n->state, &key, vec->v, vec->n);
+	if (!n->deferring)
+		return nft_state_stage_copy(&n->state, &key, vec->v, vec->n);
+	/* The content digest counts what change.adds will lack. */
+	for (size_t i = 0; i < vec->n; i++)
+		if (!nft_state_is_shared_set(vec->v[i].set)) {
+			n->deferred_sum += nft_elem_hash(&vec->v[i]);
+			n->deferred_n++;
+		}
+	return nft_state_stage_deferred(&n->state, &key, vec->v, vec->n);
 }
 
 /* Make room for need[f] slot-table elements in family f. The slot table
@@ -387,12 +400,17 @@ static int stale_chain_msgs(struct nftables *n)
 }
 
 /* Stage every frontend of plan against an emptied state: the change then
- * adds every element the plan needs (each hairpin once). */
-static int stage_plan_from_scratch(struct nftables *n, const struct plan *plan)
+ * adds every element the plan needs (each hairpin once); with deferred,
+ * change.adds holds the shared ones only until nft_state_complete_adds
+ * (n->deferred_n, n->deferred_sum count the others). */
+static int stage_plan_from_scratch(struct nftables *n, const struct plan *plan, bool deferred)
 {
 	struct log_progress progress;
 	int r = 0;
 
+	n->deferring = deferred;
+	n->deferred_n = 0;
+	n->deferred_sum = 0;
 	nft_state_clear(&n->state);
 	nft_aff_chains_clear(&n->aff_chains);
 	log_progress_start(&progress, "nftables: full sync, building");
@@ -400,6 +418,7 @@ static int stage_plan_from_scratch(struct nftables *n, const struct plan *plan)
 		r = stage_frontend(n, &plan->frontends[i]);
 		log_progress(&progress, i + 1, plan->n_frontends, "frontends");
 	}
+	n->deferring = false;
 	return r;
 }
 
@@ -424,7 +443,7 @@ static int nftables_full(struct nftables *n, const struct plan *plan)
 	if (r == 0)
 		r = cidrs_stage(n, plan, true);
 	if (r == 0)
-		r = stage_plan_from_scratch(n, plan);
+		r = stage_plan_from_scratch(n, plan, false);
 	if (r == 0)
 		r = nft_change_msgs(n->batch, &n->rcfg, &n->aff_chains, c);
 	/* The flush removed the old digest elements; the new ones go last. */
@@ -509,6 +528,7 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 	size_t want[2], have_slots[2] = { 0, 0 }, need[2], kept, n_gone = 0, n_del, n_add;
 	double t0 = now_ms(), t_rules, t_built, t_read, t_sent;
 	uint64_t plan_sums[NFT_DIGEST_KINDS], plan_digest;
+	uint8_t *present = NULL;
 	bool hairpins_known;
 	int r;
 
@@ -520,17 +540,19 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 	 * kernel holds (a few rules, in the same transaction). */
 	r = cidrs_stage(n, plan, true);
 	if (r == 0)
-		r = stage_plan_from_scratch(n, plan);
+		r = stage_plan_from_scratch(n, plan, true);
 	if (r < 0) {
 		nft_state_discard(&n->state);
 		cidrs_discard(n);
 		return log_errno(r, "nftables: out of memory taking over the tables");
 	}
 	t_built = now_ms();
+	/* change.adds holds the shared elements; the rest were counted. */
 	hash_sums(c->adds, c->n_adds, plan_sums);
+	plan_sums[NFT_DIGEST_CONTENT] += n->deferred_sum;
 	plan_digest = plan_sums[NFT_DIGEST_CONTENT];
 	nft_state_slots_need(&n->state, want);
-	kept = c->n_adds;
+	kept = c->n_adds + n->deferred_n;
 	content_reset(n, true);
 	/* The hairpin pairs' digest too: a million pairs (a standalone node
 	 * at 100k services) take the kernel a minute to dump. */
@@ -556,8 +578,16 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 		if (hairpins_known)
 			log_info("nftables: taking over: the kernel's hairpin pairs are this plan's (hairpin digest "
 				 "%016llx): not read", (unsigned long long)plan_sums[NFT_DIGEST_HAIRPIN]);
+		if (nft_state_complete_adds(&n->state) < 0) {
+			nft_state_discard(&n->state);
+			cidrs_discard(n);
+			return log_errno(-ENOMEM, "nftables: out of memory taking over the tables");
+		}
 		nft_state_sort_adds(&n->state);
-		if (nft_takeover_read(n->nl, n->rcfg.masq_mark, c->adds, c->n_adds, hairpins_known, &have) < 0) {
+		present = calloc(c->n_adds + 1, 1);
+		if (!present || nft_takeover_read(n->nl, n->rcfg.masq_mark, c->adds, c->n_adds, hairpins_known, &have,
+						  present) < 0) {
+			free(present);
 			nft_elem_vec_done(&have);
 			nft_state_discard(&n->state);
 			cidrs_discard(n);
@@ -567,7 +597,12 @@ static int nftables_adopt(struct nftables *n, const struct plan *plan)
 		for (size_t i = 0; i < have.n; i++)
 			if (have.v[i].set == NFT_SET_SLOTS)
 				have_slots[have.v[i].family == AF_INET6]++;
-		r = nft_state_rebase(&n->state, have.v, have.n);
+		for (size_t i = 0; i < c->n_adds; i++)
+			if (present[i] && c->adds[i]->set == NFT_SET_SLOTS)
+				have_slots[c->adds[i]->family == AF_INET6]++;
+		r = nft_state_rebase_present(&n->state, have.v, have.n, present);
+		free(present);
+		present = NULL;
 	}
 	t_read = now_ms() - t_built;
 	if (r == 0) {
