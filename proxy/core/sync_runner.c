@@ -124,7 +124,7 @@ static void sync_runner_fire(struct loop *loop, void *userdata)
 	struct sync_runner *sr = userdata;
 	uint64_t now = loop_now_ms();
 	bool full = sr->need_full ||
-		    (sr->cfg.sync_period_ms && now - sr->last_full_ms >= sr->cfg.sync_period_ms);
+		    (sr->cfg.full_sync_period_ms && now - sr->last_full_ms >= sr->cfg.full_sync_period_ms);
 	uint64_t gen = model_generation(sr->model);
 	uint64_t t0_us = sync_runner_now_us();
 	int r;

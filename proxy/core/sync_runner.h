@@ -1,10 +1,15 @@
 /* The sync runner: turns model changes into backend syncs at a bounded rate.
  *
  * A change requests a sync; the sync happens no sooner than min_sync_period
- * after the previous one (changes arriving meanwhile are folded into it). The
- * first sync, every sync after a failure, and one every sync_period are full
- * (ops->sync); the others apply the planner's diff (ops->apply when the
- * backend has one). A failed sync is retried with exponential backoff.
+ * after the previous one (changes arriving meanwhile are folded into it),
+ * and one happens every sync_period in any case. The first sync, every sync
+ * after a failure, and the first one once full_sync_period has passed since
+ * the last full one are full (a whole plan, ops->sync); the others apply the
+ * planner's diff (ops->apply when the backend has one). That is kube-proxy's
+ * rhythm: partial syncs every syncPeriod, a full one hourly (its
+ * FullSyncPeriod), because a full sync at 100k services takes about a
+ * second in which changes wait. A failed sync is retried with exponential
+ * backoff.
  */
 #ifndef FERRY_SYNC_RUNNER_H
 #define FERRY_SYNC_RUNNER_H
@@ -18,7 +23,8 @@
 
 struct sync_runner_config {
 	uint32_t min_sync_period_ms; /* default 50 */
-	uint32_t sync_period_ms;     /* full resync interval; default 30000; 0 = never */
+	uint32_t sync_period_ms;     /* periodic sync interval; default 30000; 0 = never */
+	uint32_t full_sync_period_ms; /* full sync interval; default 3600000; 0 = never */
 	uint32_t retry_min_ms;       /* first retry delay; default 500 */
 	uint32_t retry_max_ms;       /* cap of the backoff; default 30000 */
 	/* Called after every successful sync with the plan now in force (for

@@ -40,6 +40,7 @@ struct cli_options {
 	uint32_t udp_timeout_ms;
 	uint32_t min_sync_period_ms;
 	uint32_t sync_period_ms;
+	uint32_t full_sync_period_ms;
 	const char *hostname;      /* node name; default: the host name */
 	const char *kubeconfig;    /* --kubeconfig FILE (kube source) */
 	const char *master;        /* --master URL (kube source) */

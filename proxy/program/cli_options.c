@@ -30,6 +30,7 @@ void cli_options_defaults(struct cli_options *o)
 	o->udp_timeout_ms = 30000;
 	o->min_sync_period_ms = 50;
 	o->sync_period_ms = 30000;
+	o->full_sync_period_ms = 3600000; /* kube-proxy's FullSyncPeriod */
 }
 
 int cli_parse_duration_ms(const char *text, uint32_t *ret_ms)
@@ -86,6 +87,7 @@ enum {
 	OPT_UDP_TIMEOUT,
 	OPT_MIN_SYNC,
 	OPT_SYNC,
+	OPT_FULL_SYNC,
 	OPT_HOSTNAME,
 	OPT_NODEPORT_ADDRESSES,
 	OPT_KUBECONFIG,
@@ -136,6 +138,7 @@ static const struct option cli_long_options[] = {
 	{ "udp-timeout", required_argument, NULL, OPT_UDP_TIMEOUT },
 	{ "min-sync-period", required_argument, NULL, OPT_MIN_SYNC },
 	{ "sync-period", required_argument, NULL, OPT_SYNC },
+	{ "full-sync-period", required_argument, NULL, OPT_FULL_SYNC },
 	{ "hostname-override", required_argument, NULL, OPT_HOSTNAME },
 	{ "nodeport-addresses", required_argument, NULL, OPT_NODEPORT_ADDRESSES },
 	{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
@@ -492,10 +495,12 @@ int cli_options_parse(int argc, char **argv, unsigned allowed, struct cli_option
 		}
 		case OPT_UDP_TIMEOUT:
 		case OPT_MIN_SYNC:
-		case OPT_SYNC: {
+		case OPT_SYNC:
+		case OPT_FULL_SYNC: {
 			uint32_t *dst = c == OPT_UDP_TIMEOUT ? &o->udp_timeout_ms :
 					c == OPT_MIN_SYNC    ? &o->min_sync_period_ms :
-							       &o->sync_period_ms;
+					c == OPT_SYNC        ? &o->sync_period_ms :
+							       &o->full_sync_period_ms;
 			if (!(allowed & CLI_OPT_RUN))
 				goto not_allowed;
 			if (cli_parse_duration_ms(optarg, dst) < 0) {

@@ -12,7 +12,7 @@
  * accepted). */
 enum {
 	CLI_OPT_RUN = 1 << 0,    /* --workers, --udp-timeout, --min-sync-period, --sync-period,
-				  * --intercept */
+				 * --full-sync-period, --intercept */
 	CLI_OPT_FORMAT = 1 << 1, /* --format */
 };
 

@@ -73,7 +73,10 @@ static void run_usage(FILE *out)
 		"                           its VIPs itself and installs no kernel rules)\n"
 		"  --udp-timeout DURATION   idle timeout of a UDP flow (default 30s)\n"
 		"  --min-sync-period DUR    least time between two syncs (default 50ms)\n"
-		"  --sync-period DUR        full resync interval (default 30s)\n"
+		"  --sync-period DUR        periodic sync interval, as kube-proxy's syncPeriod: applies\n"
+		"                           what changed (default 30s)\n"
+		"  --full-sync-period DUR   whole plan and full backend sync interval, as kube-proxy's\n"
+		"                           hourly full sync (default 1h)\n"
 		"  --hostname-override NAME this node's name (Node object, Local traffic policies)\n"
 		"  --nodeport-addresses LIST  this host's addresses node ports open on: CIDRs (matched\n"
 		"                           against the interfaces, followed as they change) and the\n"
@@ -328,6 +331,7 @@ int cli_run(int argc, char **argv)
 	struct sync_runner_config scfg = {
 		.min_sync_period_ms = o.min_sync_period_ms,
 		.sync_period_ms = o.sync_period_ms,
+		.full_sync_period_ms = o.full_sync_period_ms,
 		.on_synced = run_on_plan_synced,
 		.on_attempt = run_on_attempt,
 		.userdata = &st,

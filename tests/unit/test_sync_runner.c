@@ -1,7 +1,8 @@
 /* The sync runner on a real event loop, with a recording backend: the first
  * sync is full, later changes are folded into one diff-based apply per
- * min-sync-period, a failed sync is retried as a full one, and a change that
- * leaves the plan as it was costs the backend nothing. */
+ * min-sync-period, periodic syncs are partial and full ones come once per
+ * full sync period, a failed sync is retried as a full one, and a change
+ * that leaves the plan as it was costs the backend nothing. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -98,10 +99,13 @@ static void on_stop(struct loop *loop, void *userdata)
 	loop_stop(loop);
 }
 
-static void fixture_init(struct fixture *f, uint32_t min_period_ms)
+static void fixture_init_periods(struct fixture *f, uint32_t min_period_ms, uint32_t period_ms,
+				 uint32_t full_period_ms)
 {
 	struct planner_config pcfg = { .topology_hints = true };
 	struct sync_runner_config scfg = { .min_sync_period_ms = min_period_ms,
+					   .sync_period_ms = period_ms,
+					   .full_sync_period_ms = full_period_ms,
 					   .retry_min_ms = 20, .retry_max_ms = 100 };
 
 	memset(f, 0, sizeof(*f));
@@ -112,6 +116,11 @@ static void fixture_init(struct fixture *f, uint32_t min_period_ms)
 	f->runner = sync_runner_new(f->loop, f->model, f->planner, &rec_ops, &f->backend, &scfg);
 	cr_assert_not_null(f->runner);
 	loop_timer_init(&f->stop, on_stop, f);
+}
+
+static void fixture_init(struct fixture *f, uint32_t min_period_ms)
+{
+	fixture_init_periods(f, min_period_ms, 0, 0);
 }
 
 static void fixture_done(struct fixture *f)
@@ -184,6 +193,34 @@ Test(sync_runner, unchanged_plan_costs_nothing)
 	run_for(&f, 40);
 	cr_expect_eq(f.backend.applies, 0);
 	cr_expect_eq(f.backend.syncs, 1);
+	fixture_done(&f);
+}
+
+/* kube-proxy's rhythm: the periodic sync (syncPeriod) applies only what
+ * changed; a whole plan and a full backend sync come once per full sync
+ * period (its FullSyncPeriod, an hour). Before, every sync period was a full
+ * sync: at 100k services a second in which changes waited, every 30 s. */
+Test(sync_runner, periodic_syncs_are_partial_full_ones_hourly)
+{
+	struct fixture f;
+
+	fixture_init_periods(&f, 5, 20, 400);
+	model_upsert_service(f.model, make_service("a", 1));
+	sync_runner_request(f.runner);
+	run_for(&f, 150);
+	cr_assert_eq(f.backend.syncs, 1, "periodic syncs within the full sync period must not be "
+		     "full ones, got %d full syncs", f.backend.syncs);
+	/* A change between periodic syncs is applied as a diff. */
+	model_upsert_service(f.model, make_service("b", 2));
+	sync_runner_request(f.runner);
+	run_for(&f, 50);
+	cr_expect_eq(f.backend.syncs, 1);
+	cr_expect_eq(f.backend.applies, 1, "the change is applied, got %d applies", f.backend.applies);
+	cr_expect_eq(f.backend.last_frontends, 2);
+	/* Past the full sync period the next periodic sync is a full one. */
+	run_for(&f, 400);
+	cr_expect_geq(f.backend.syncs, 2, "no full sync after the full sync period");
+	cr_expect_eq(f.backend.last_frontends, 2);
 	fixture_done(&f);
 }
 
