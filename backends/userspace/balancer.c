@@ -9,30 +9,62 @@
 
 /* ---- endpoints ---- */
 
+struct ep_block {
+	atomic_uint refs;     /* references to any of its endpoints */
+	uint32_t n;
+	struct balancer_endpoint eps[];
+};
+
+static struct ep_block *block_of(struct balancer_endpoint *ep)
+{
+	return (struct ep_block *)((char *)(ep - ep->idx) - offsetof(struct ep_block, eps));
+}
+
+struct balancer_endpoint *balancer_endpoints_new(size_t n)
+{
+	struct ep_block *b;
+
+	if (n == 0 || n > UINT32_MAX / 2)
+		return NULL;
+	b = calloc(1, sizeof(*b) + n * sizeof(b->eps[0]));
+	if (!b)
+		return NULL;
+	atomic_init(&b->refs, (unsigned)n);
+	b->n = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		atomic_init(&b->eps[i].active, 0);
+		atomic_init(&b->eps[i].healthy, true);
+		b->eps[i].idx = (uint32_t)i;
+	}
+	return b->eps;
+}
+
 struct balancer_endpoint *balancer_endpoint_new(const struct inet_addr *addr, uint16_t port)
 {
-	struct balancer_endpoint *ep = calloc(1, sizeof(*ep));
+	struct balancer_endpoint *ep = balancer_endpoints_new(1);
 
 	if (!ep)
 		return NULL;
 	ep->addr = *addr;
 	ep->port = port;
-	atomic_init(&ep->refs, 1);
-	atomic_init(&ep->active, 0);
-	atomic_init(&ep->healthy, true);
 	return ep;
 }
 
 struct balancer_endpoint *balancer_endpoint_ref(struct balancer_endpoint *ep)
 {
-	atomic_fetch_add_explicit(&ep->refs, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&block_of(ep)->refs, 1, memory_order_relaxed);
 	return ep;
 }
 
 struct balancer_endpoint *balancer_endpoint_unref(struct balancer_endpoint *ep)
 {
-	if (ep && atomic_fetch_sub_explicit(&ep->refs, 1, memory_order_acq_rel) == 1)
-		free(ep);
+	struct ep_block *b;
+
+	if (!ep)
+		return NULL;
+	b = block_of(ep);
+	if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+		free(b);
 	return NULL;
 }
 
@@ -226,18 +258,14 @@ static uint64_t endpoint_key(const struct balancer_endpoint *ep)
 struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *const *eps,
 			      size_t n, struct balancer_affinity *affinity)
 {
-	struct balancer *b = calloc(1, sizeof(*b));
+	struct balancer *b = calloc(1, sizeof(*b) + n * sizeof(b->ep_refs[0]));
 
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, 1);
 	atomic_init(&b->rr_next, 0);
 	b->algo = algo;
-	if (n > 0) {
-		b->eps = calloc(n, sizeof(*b->eps));
-		if (!b->eps)
-			goto fail;
-	}
+	b->eps = b->ep_refs;
 	for (size_t i = 0; i < n; i++)
 		b->eps[i] = balancer_endpoint_ref(eps[i]);
 	b->n_eps = n;
@@ -278,7 +306,6 @@ struct balancer *balancer_unref(struct balancer *b)
 		return NULL;
 	for (size_t i = 0; i < b->n_eps; i++)
 		balancer_endpoint_unref(b->eps[i]);
-	free(b->eps);
 	free(b->maglev);
 	balancer_affinity_unref(b->affinity);
 	free(b);

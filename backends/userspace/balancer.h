@@ -22,19 +22,32 @@
 #include "inet.h"
 #include "model-t.h"
 
+/* Endpoints are allocated in blocks (balancer_endpoints_new: the new
+ * endpoints of one set, one allocation for all), each endpoint knowing
+ * its index in its block; a reference to an endpoint is a reference to its
+ * block, which goes with the last one. A block therefore lives on while
+ * any of its endpoints is used (listed by a snapshot, a health target or a
+ * connection): at worst a set that loses all but one endpoint of a block
+ * keeps the block, never more than the set had when it was built. */
 struct balancer_endpoint {
 	struct inet_addr addr;
 	uint16_t port;
-	atomic_uint refs;
-	atomic_uint active;   /* connections / UDP flows using it, all workers */
 	atomic_bool healthy;  /* false while active health checks say it is down */
+	atomic_uint active;   /* connections / UDP flows using it, all workers */
+	uint32_t idx;         /* its index in its block */
 };
 
-/* A new endpoint, healthy, no active users, one reference. NULL on ENOMEM. */
+/* n (>= 1) new endpoints in one block: eps[0..n), healthy, no active
+ * users, address and port zero for the caller to fill in before sharing
+ * them, one reference each. NULL on ENOMEM. */
+struct balancer_endpoint *balancer_endpoints_new(size_t n);
+/* A new endpoint (a block of one), healthy, no active users, one
+ * reference. NULL on ENOMEM. */
 struct balancer_endpoint *balancer_endpoint_new(const struct inet_addr *addr, uint16_t port);
 /* Take a reference; returns ep. Any thread. */
 struct balancer_endpoint *balancer_endpoint_ref(struct balancer_endpoint *ep);
-/* Drop a reference, freeing on the last. Accepts NULL; returns NULL. */
+/* Drop a reference, freeing its block on the block's last. Accepts NULL;
+ * returns NULL. */
 struct balancer_endpoint *balancer_endpoint_unref(struct balancer_endpoint *ep);
 /* Count one more (acquire) or one less (release) active user of ep. */
 void balancer_endpoint_acquire(struct balancer_endpoint *ep);
@@ -58,12 +71,13 @@ size_t balancer_affinity_count(struct balancer_affinity *a);
 struct balancer {
 	atomic_uint refs;
 	enum balance_algo algo;
-	struct balancer_endpoint **eps;  /* owned references */
+	struct balancer_endpoint **eps;  /* owned references: ep_refs below */
 	size_t n_eps;
 	struct balancer_affinity *affinity; /* NULL: no session affinity */
 	atomic_uint rr_next;             /* round-robin cursor, shared by workers */
 	uint32_t *maglev;                /* BALANCE_MAGLEV only: slot -> index */
 	size_t maglev_size;
+	struct balancer_endpoint *ep_refs[]; /* n_eps, in the same allocation */
 };
 
 /* Build a snapshot over eps[0..n) (references taken on each and on affinity,

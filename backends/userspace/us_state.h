@@ -33,8 +33,8 @@ struct us_frontend;
 /* What one endpoint set compiles to. Replaced as a whole when the set
  * changes; the pool object holding it stays. */
 struct us_pool_data {
-	/* In the plan's order: the balancer's own array once it exists
-	 * (borrowed, no second copy), the references while it is built. */
+	/* In the plan's order: the balancer's own array (borrowed, no second
+	 * copy); NULL until the balancer exists. */
 	struct balancer_endpoint **eps;
 	size_t n_eps;
 	struct balancer_affinity *affinity;
@@ -45,7 +45,6 @@ struct us_pool_data {
 
 /* One endpoint set, kept under its key for as long as the plan has it. */
 struct us_pool {
-	char *key;
 	struct relay_svcport *port;     /* its service port's identity and counters */
 	struct us_pool_data d;
 	struct us_frontend *users;      /* open frontends serving it */
@@ -55,6 +54,7 @@ struct us_pool {
 	bool in_checked;
 	bool doomed;                    /* apply: goes at the end of this apply */
 	uint64_t mark;                  /* sync: the last sync that kept it */
+	char key[];                     /* in the same allocation */
 };
 
 /* A listener key: what one listener set binds. */
@@ -123,6 +123,10 @@ struct userspace {
 	 * set on the wildcard address; NULL when it could not open. */
 	struct relay_frontend *relays[2][2];
 	uint64_t mark;                  /* sync counter for us_pool.mark */
+	/* pool_build's list of a set's endpoints while it builds the set's
+	 * balancer, kept from one set to the next (scratch_cap entries). */
+	struct balancer_endpoint **scratch;
+	size_t scratch_cap;
 	struct userspace_stats stats;
 };
 

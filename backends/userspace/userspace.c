@@ -300,6 +300,7 @@ static void userspace_fini(void *priv)
 	balancer_unref(u->empty);
 	free(u->skipped);
 	free(u->local_cidrs);
+	free(u->scratch);
 	memset(u, 0, sizeof(*u));
 }
 

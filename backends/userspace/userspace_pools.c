@@ -24,12 +24,7 @@ const char *us_epset_key(const struct plan_epset *e)
 
 static void pool_data_done(struct us_pool_data *d)
 {
-	/* With a balancer, eps is its array (pool_build). */
-	if (!d->balancer) {
-		for (size_t i = 0; i < d->n_eps; i++)
-			balancer_endpoint_unref(d->eps[i]);
-		free(d->eps);
-	}
+	/* eps is the balancer's array (pool_build). */
 	balancer_affinity_unref(d->affinity);
 	balancer_unref(d->balancer);
 	memset(d, 0, sizeof(*d));
@@ -78,7 +73,6 @@ void us_pool_free(struct userspace *u, struct us_pool *p)
 	checked_set(u, p, false);
 	pool_data_done(&p->d);
 	relay_svcport_unref(p->port);
-	free(p->key);
 	free(p);
 }
 
@@ -157,23 +151,45 @@ static int pool_build(struct userspace *u, struct us_pool_data *d, const struct 
 		      const struct us_pool_data *old, struct relay_svcport *port)
 {
 	bool sorted = old && eps_sorted(old->eps, old->n_eps);
+	struct balancer_endpoint *fresh = NULL, **eps;
+	size_t n_new = 0, n = 0;
 
 	memset(d, 0, sizeof(*d));
 	d->port = port;
 	d->health = e->health;
-	if (e->n_endpoints > 0) {
-		d->eps = calloc(e->n_endpoints, sizeof(*d->eps));
-		if (!d->eps)
-			goto nomem;
+	/* The list is gathered in u's scratch array, not an allocation of its
+	 * own: one per set, freed as soon as the balancer has its copy, would
+	 * leave a hole between every two sets' lasting allocations. */
+	if (e->n_endpoints > u->scratch_cap) {
+		size_t cap = e->n_endpoints < 64 ? 64 : e->n_endpoints;
+
+		eps = realloc(u->scratch, cap * sizeof(*eps));
+		if (!eps)
+			return -ENOMEM;
+		u->scratch = eps;
+		u->scratch_cap = cap;
 	}
+	eps = u->scratch;
+	/* The endpoints old has (their state carried over), then one block
+	 * for all the new ones. */
 	for (size_t i = 0; i < e->n_endpoints; i++) {
 		const struct plan_endpoint *pe = &e->endpoints[i];
-		struct balancer_endpoint *ep = old ? pool_data_find(old, sorted, &pe->addr, pe->port) : NULL;
 
-		ep = ep ? balancer_endpoint_ref(ep) : balancer_endpoint_new(&pe->addr, pe->port);
-		if (!ep)
-			goto nomem;
-		d->eps[d->n_eps++] = ep;
+		eps[i] = old ? pool_data_find(old, sorted, &pe->addr, pe->port) : NULL;
+		n_new += !eps[i];
+	}
+	if (n_new > 0 && !(fresh = balancer_endpoints_new(n_new)))
+		return -ENOMEM;
+	for (; n < e->n_endpoints; n++) {
+		const struct plan_endpoint *pe = &e->endpoints[n];
+
+		if (eps[n]) {
+			balancer_endpoint_ref(eps[n]);
+		} else {
+			eps[n] = fresh++;
+			eps[n]->addr = pe->addr;
+			eps[n]->port = pe->port;
+		}
 	}
 	if (e->affinity) {
 		uint32_t t = e->affinity_timeout_s; /* set whenever affinity is (plan-t.h) */
@@ -185,18 +201,20 @@ static int pool_build(struct userspace *u, struct us_pool_data *d, const struct 
 		if (!d->affinity)
 			goto nomem;
 	}
-	d->balancer = balancer_new(e->balance, d->eps, d->n_eps, d->affinity);
+	d->balancer = balancer_new(e->balance, eps, n, d->affinity);
 	if (!d->balancer)
 		goto nomem;
-	/* The balancer holds the same endpoints in the same order: keep its
-	 * array only (one pointer per endpoint less). */
-	for (size_t i = 0; i < d->n_eps; i++)
-		balancer_endpoint_unref(d->eps[i]);
-	free(d->eps);
+	/* The balancer holds the same endpoints in the same order (its own
+	 * references): its array is the pool's. */
+	for (size_t i = 0; i < n; i++)
+		balancer_endpoint_unref(eps[i]);
 	d->eps = d->balancer->eps;
+	d->n_eps = n;
 	u->stats.pools_built++;
 	return 0;
 nomem:
+	for (size_t i = 0; i < n; i++)
+		balancer_endpoint_unref(eps[i]);
 	pool_data_done(d);
 	return -ENOMEM;
 }
@@ -206,7 +224,6 @@ void us_staged_discard(struct us_staged *st)
 	pool_data_done(&st->d);
 	if (st->is_new && st->pool) {
 		relay_svcport_unref(st->pool->port);
-		free(st->pool->key);
 		free(st->pool);
 	}
 	st->pool = NULL;
@@ -219,16 +236,17 @@ int us_staged_build(struct userspace *u, struct us_staged *st, const struct plan
 	st->pool = us_pool_find(u, us_epset_key(e));
 	st->is_new = !st->pool;
 	if (st->is_new) {
-		st->pool = calloc(1, sizeof(*st->pool));
+		const char *key = us_epset_key(e);
+		size_t len = strlen(key);
+
+		st->pool = calloc(1, sizeof(*st->pool) + len + 1);
 		if (!st->pool)
 			return -ENOMEM;
-		st->pool->key = strdup(us_epset_key(e));
+		memcpy(st->pool->key, key, len + 1);
 		/* The identity of a key's set never changes: its service port
 		 * is made once, with the pool. */
 		st->pool->port = relay_svcport_new(e->ns, e->svc_name, e->port_name, e->proto);
-		if (!st->pool->key || !st->pool->port) {
-			relay_svcport_unref(st->pool->port);
-			free(st->pool->key);
+		if (!st->pool->port) {
 			free(st->pool);
 			st->pool = NULL;
 			return -ENOMEM;
