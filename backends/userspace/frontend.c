@@ -13,27 +13,34 @@
 struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const char *port_name,
 					enum inet_proto proto)
 {
-	struct relay_svcport *p = calloc(1, sizeof(*p));
-	size_t len;
+	struct relay_svcport *p;
+	size_t ns_len, name_len, pn_len, label_len;
+	char *s;
 
-	if (!p)
-		return NULL;
 	ns = ns ? ns : "?";
 	name = name ? name : "?";
 	port_name = port_name ? port_name : "";
-	len = strlen(ns) + strlen(name) + strlen(port_name) + 3;
-	p->ns = strdup(ns);
-	p->name = strdup(name);
-	p->port_name = strdup(port_name);
-	p->label = malloc(len);
-	if (!p->ns || !p->name || !p->port_name || !p->label) {
-		p->refs = 1;
-		return relay_svcport_unref(p);
-	}
-	if (port_name[0])
-		snprintf(p->label, len, "%s/%s:%s", ns, name, port_name);
+	ns_len = strlen(ns);
+	name_len = strlen(name);
+	pn_len = strlen(port_name);
+	/* "ns/name:port" (or "ns/name"); ns, name and port_name are its
+	 * pieces, copied after it: one allocation in all. */
+	label_len = ns_len + 1 + name_len + (pn_len ? 1 + pn_len : 0);
+	p = calloc(1, sizeof(*p) + label_len + 1 + ns_len + 1 + name_len + 1 + pn_len + 1);
+	if (!p)
+		return NULL;
+	s = p->text;
+	p->label = s;
+	if (pn_len)
+		snprintf(s, label_len + 1, "%s/%s:%s", ns, name, port_name);
 	else
-		snprintf(p->label, len, "%s/%s", ns, name);
+		snprintf(s, label_len + 1, "%s/%s", ns, name);
+	s += label_len + 1;
+	p->ns = memcpy(s, ns, ns_len + 1);
+	s += ns_len + 1;
+	p->name = memcpy(s, name, name_len + 1);
+	s += name_len + 1;
+	p->port_name = memcpy(s, port_name, pn_len + 1);
 	p->proto = proto;
 	atomic_init(&p->refs, 1);
 	return p;
@@ -50,10 +57,6 @@ struct relay_svcport *relay_svcport_unref(struct relay_svcport *p)
 {
 	if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
 		return NULL;
-	free(p->ns);
-	free(p->name);
-	free(p->port_name);
-	free(p->label);
 	free(p);
 	return NULL;
 }
@@ -147,24 +150,44 @@ bool relay_service_allows(const struct relay_service *s, const struct inet_addr 
 	return false;
 }
 
+/* The locks that guard the frontends' svc pointers, a frontend's chosen by
+ * its address: a mutex per frontend would cost 40 bytes each, and these
+ * are held for a pointer load and an increment only. */
+#define FE_LOCK_BITS 6
+#define FE_LOCK_1 PTHREAD_MUTEX_INITIALIZER
+#define FE_LOCK_4 FE_LOCK_1, FE_LOCK_1, FE_LOCK_1, FE_LOCK_1
+#define FE_LOCK_16 FE_LOCK_4, FE_LOCK_4, FE_LOCK_4, FE_LOCK_4
+static pthread_mutex_t fe_locks[1u << FE_LOCK_BITS] = {
+	FE_LOCK_16, FE_LOCK_16, FE_LOCK_16, FE_LOCK_16,
+};
+
+static pthread_mutex_t *fe_lock(const struct relay_frontend *fe)
+{
+	uint64_t h = (uint64_t)(uintptr_t)fe * 0x9e3779b97f4a7c15ULL;
+
+	return &fe_locks[h >> (64 - FE_LOCK_BITS)];
+}
+
+const char *relay_frontend_name(const struct relay_frontend *fe, char *buf)
+{
+	char ep[INET_ENDPOINT_STRLEN];
+
+	snprintf(buf, RELAY_FRONTEND_NAME_LEN, "%s/%s", inet_endpoint_format(&fe->addr, fe->port, ep),
+		 inet_proto_name(fe->proto));
+	return buf;
+}
+
 struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum inet_proto proto,
 					  uint16_t port, struct relay_service *svc)
 {
 	struct relay_frontend *fe = calloc(1, sizeof(*fe));
-	char ep[INET_ENDPOINT_STRLEN];
 
 	if (!fe)
 		return NULL;
-	if (pthread_mutex_init(&fe->lock, NULL) != 0) {
-		free(fe);
-		return NULL;
-	}
 	atomic_init(&fe->refs, 1);
 	fe->addr = *addr;
 	fe->proto = proto;
 	fe->port = port;
-	snprintf(fe->name, sizeof(fe->name), "%s/%s", inet_endpoint_format(addr, port, ep),
-		 inet_proto_name(proto));
 	if (svc)
 		atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);
 	fe->svc = svc;
@@ -182,7 +205,6 @@ struct relay_frontend *relay_frontend_unref(struct relay_frontend *fe)
 	if (!fe || atomic_fetch_sub_explicit(&fe->refs, 1, memory_order_acq_rel) != 1)
 		return NULL;
 	relay_service_unref(fe->svc);
-	pthread_mutex_destroy(&fe->lock);
 	free(fe);
 	return NULL;
 }
@@ -192,10 +214,10 @@ void relay_frontend_set_service(struct relay_frontend *fe, struct relay_service 
 	struct relay_service *old;
 
 	atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);
-	pthread_mutex_lock(&fe->lock);
+	pthread_mutex_lock(fe_lock(fe));
 	old = fe->svc;
 	fe->svc = svc;
-	pthread_mutex_unlock(&fe->lock);
+	pthread_mutex_unlock(fe_lock(fe));
 	/* Outside the lock: the last reference may free a whole balancer. */
 	relay_service_unref(old);
 }
@@ -204,11 +226,11 @@ struct relay_service *relay_frontend_service(struct relay_frontend *fe)
 {
 	struct relay_service *s;
 
-	pthread_mutex_lock(&fe->lock);
+	pthread_mutex_lock(fe_lock(fe));
 	s = fe->svc;
 	if (s)
 		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&fe->lock);
+	pthread_mutex_unlock(fe_lock(fe));
 	return s;
 }
 
@@ -369,11 +391,7 @@ struct relay_service *relay_table_service(struct relay_table *t, const struct in
 
 void relay_frontend_set_port(struct relay_frontend *fe, uint16_t port)
 {
-	char ep[INET_ENDPOINT_STRLEN];
-
 	fe->port = port;
-	snprintf(fe->name, sizeof(fe->name), "%s/%s", inet_endpoint_format(&fe->addr, port, ep),
-		 inet_proto_name(fe->proto));
 }
 
 int relay_listener_port(int fd)

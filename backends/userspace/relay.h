@@ -34,12 +34,13 @@ struct relay_svcport {
 	atomic_uint_fast64_t bytes_in;    /* client -> endpoint */
 	atomic_uint_fast64_t bytes_out;   /* endpoint -> client */
 	enum inet_proto proto;
-	char *ns, *name, *port_name;      /* owned; port_name "" when unnamed */
-	char *label;                      /* "ns/name:port" (or "ns/name"), for logs */
+	const char *ns, *name, *port_name; /* into text; port_name "" when unnamed */
+	const char *label;                /* "ns/name:port" (or "ns/name"), for logs: into text */
+	char text[];                      /* the label, then ns, name, port_name */
 };
 
-/* A new service port (strings copied; NULL reads as "?" / ""). One
- * reference. NULL on ENOMEM. */
+/* A new service port (strings copied into the same allocation; NULL reads
+ * as "?" / ""). One reference. NULL on ENOMEM. */
 struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const char *port_name,
 					enum inet_proto proto);
 /* Take a reference; returns p. Any thread. Accepts NULL. */
@@ -108,11 +109,19 @@ struct relay_frontend {
 	enum inet_proto proto;
 	uint16_t port;
 	bool intercept;         /* a shared relay socket: look the frontend up */
-	char name[INET_ENDPOINT_STRLEN + 8]; /* "10.0.0.1:80/TCP" */
-	pthread_mutex_t lock;   /* guards svc */
+	/* One of a few shared mutexes (chosen by fe's address, frontend.c)
+	 * guards svc: workers take their reference under it. */
 	struct relay_service *svc; /* NULL only on a shared relay socket */
 	struct relay_frontend *tnext; /* relay_table bucket chain */
 };
+
+/* Room for a frontend's name, "10.0.0.1:80/TCP". */
+#define RELAY_FRONTEND_NAME_LEN (INET_ENDPOINT_STRLEN + 8)
+/* fe's name written into buf (RELAY_FRONTEND_NAME_LEN bytes); returns
+ * buf. Made when asked, for logs, instead of kept in every frontend. */
+const char *relay_frontend_name(const struct relay_frontend *fe, char *buf);
+/* fe's name in a buffer that lives until the end of the enclosing block. */
+#define RELAY_FE_NAME(fe) relay_frontend_name((fe), (char[RELAY_FRONTEND_NAME_LEN]){ 0 })
 
 /* A frontend serving svc (a reference is taken; NULL: none, for a shared
  * relay socket). One reference. NULL on ENOMEM. */
@@ -156,7 +165,7 @@ struct relay_service *relay_table_service(struct relay_table *t, const struct in
 
 /* Give an ephemeral-port frontend (made with port 0) the port its first
  * listener got from the kernel, so the other workers' sockets bind the same
- * port and fe->name shows it. Control thread, before the listeners are
+ * port and fe's name shows it. Control thread, before the listeners are
  * handed to the workers. */
 void relay_frontend_set_port(struct relay_frontend *fe, uint16_t port);
 

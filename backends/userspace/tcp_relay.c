@@ -579,7 +579,7 @@ static struct relay_service *intercepted_service(struct relay_worker *w, struct 
 	else
 		r = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
 	if (r == -1 || inet_from_sockaddr((const struct sockaddr *)&ss, &dst, &port) < 0) {
-		log_debug("userspace: worker %u: %s: no original destination: %s", w->id, l->fe->name,
+		log_debug("userspace: worker %u: %s: no original destination: %s", w->id, RELAY_FE_NAME(l->fe),
 			  r == -1 ? strerror(errno) : "unknown family");
 		return NULL;
 	}
@@ -603,7 +603,7 @@ static void tcp_relay_new_conn(struct relay_worker *w, struct worker_listener *l
 	if (!svc) {
 		if (debug)
 			log_debug("userspace: worker %u: %s from %s refused (no such frontend)", w->id,
-				  l->fe->name, inet_endpoint_format(&client, port, who));
+				  RELAY_FE_NAME(l->fe), inet_endpoint_format(&client, port, who));
 		close_with_reset(fd);
 		return;
 	}
@@ -616,7 +616,7 @@ static void tcp_relay_new_conn(struct relay_worker *w, struct worker_listener *l
 		/* Refuse at once: a reset, never a connection left hanging. */
 		if (debug)
 			log_debug("userspace: worker %u: %s from %s refused (%s)", w->id,
-				  l->fe->name, inet_endpoint_format(&client, port, who),
+				  RELAY_FE_NAME(l->fe), inet_endpoint_format(&client, port, who),
 				  relay_service_allows(svc, &client) ? "no usable endpoint"
 								     : "source not allowed");
 		close_with_reset(fd);
@@ -646,7 +646,7 @@ static void tcp_relay_new_conn(struct relay_worker *w, struct worker_listener *l
 		w->conns->prev = c;
 	w->conns = c;
 	if (debug)
-		log_debug("userspace: worker %u: %s from %s -> %s%s", w->id, l->fe->name,
+		log_debug("userspace: worker %u: %s from %s -> %s%s", w->id, RELAY_FE_NAME(l->fe),
 			  inet_endpoint_format(&client, port, who), svc->label,
 			  bal == svc->balancer ? "" : " (short-circuit: all endpoints)");
 	/* Until the endpoint answers only the client's errors count: its
@@ -664,7 +664,7 @@ void tcp_relay_accept(struct relay_worker *w, struct worker_listener *l)
 
 		if (fd == -1) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_debug("userspace: worker %u: accept on %s: %s", w->id, l->fe->name,
+				log_debug("userspace: worker %u: accept on %s: %s", w->id, RELAY_FE_NAME(l->fe),
 					  strerror(errno));
 			return;
 		}

@@ -164,7 +164,7 @@ static struct udp_flow *flow_new(struct relay_worker *w, struct worker_listener 
 
 		if (r < 0) {
 			log_debug("userspace: worker %u: %s: no original destination: %s", w->id,
-				  l->fe->name, strerror(-r));
+				  RELAY_FE_NAME(l->fe), strerror(-r));
 			return NULL;
 		}
 		svc = relay_table_service(w->table, &orig, INET_PROTO_UDP, orig_port);
@@ -216,7 +216,9 @@ static struct udp_flow *flow_new(struct relay_worker *w, struct worker_listener 
 	f->next = l->flows[b];
 	l->flows[b] = f;
 	l->n_flows++;
-	log_debug("userspace: worker %u: new UDP flow on %s -> %s", w->id, l->fe->name, svc->label);
+	if (log_get_level() >= LOG_LEVEL_DEBUG)
+		log_debug("userspace: worker %u: new UDP flow on %s -> %s", w->id, RELAY_FE_NAME(l->fe),
+			  svc->label);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -281,7 +283,7 @@ void udp_relay_receive(struct relay_worker *w, struct worker_listener *l)
 		n = recvmsg(l->h.fd, &msg, MSG_DONTWAIT);
 		if (n == -1) {
 			if (errno != EAGAIN && errno != EINTR)
-				log_debug("userspace: worker %u: recv on %s: %s", w->id, l->fe->name,
+				log_debug("userspace: worker %u: recv on %s: %s", w->id, RELAY_FE_NAME(l->fe),
 					  strerror(errno));
 			return;
 		}
@@ -348,7 +350,7 @@ static void flow_reply(struct relay_worker *w, struct udp_flow *f, size_t len)
 		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
 	}
 	if (sendmsg(f->l->h.fd, &msg, MSG_DONTWAIT) == -1)
-		log_debug("userspace: worker %u: reply on %s: %s", w->id, f->l->fe->name,
+		log_debug("userspace: worker %u: reply on %s: %s", w->id, RELAY_FE_NAME(f->l->fe),
 			  strerror(errno));
 	else if (f->port)
 		atomic_fetch_add_explicit(&f->port->bytes_out, (uint64_t)len, memory_order_relaxed);

@@ -310,7 +310,8 @@ static int listener_set_open(struct userspace *u, const struct us_key *k, struct
 				      inet_endpoint_format(&k->addr, k->port, ep),
 				      inet_proto_name(k->proto), svc->label);
 	}
-	log_info("userspace: listening on %s (%u workers) for %s", fe->name, u->n_workers, svc->label);
+	log_info("userspace: listening on %s (%u workers) for %s", RELAY_FE_NAME(fe), u->n_workers,
+		 svc->label);
 	*ret = fe;
 	return 0;
 }
@@ -331,7 +332,7 @@ static int table_entry_open(struct userspace *u, const struct us_key *k, struct 
 				      inet_proto_name(k->proto), svc->label);
 	}
 	/* The table holds its own reference; f->fe keeps ours. */
-	log_debug("userspace: %s intercepted for %s", fe->name, svc->label);
+	log_debug("userspace: %s intercepted for %s", RELAY_FE_NAME(fe), svc->label);
 	*ret = fe;
 	return 0;
 }
@@ -361,7 +362,7 @@ int us_relays_open(struct userspace *u)
 				continue;
 			}
 			u->relays[fam][p] = fe;
-			log_info("userspace: relay %s receives intercepted traffic (%u workers)", fe->name,
+			log_info("userspace: relay %s receives intercepted traffic (%u workers)", RELAY_FE_NAME(fe),
 				 u->n_workers);
 		}
 	}
@@ -418,7 +419,7 @@ bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_res
 {
 	if (f->intercepted) {
 		relay_table_remove(&u->relay.table, f->fe);
-		log_debug("userspace: %s no longer intercepted", f->fe->name);
+		log_debug("userspace: %s no longer intercepted", RELAY_FE_NAME(f->fe));
 		res->relays_changed = true;
 	} else {
 		int r = relay_pool_remove_listeners(&u->relay, f->fe);
@@ -429,7 +430,7 @@ bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_res
 			sc_unlink(f);
 			return false;
 		}
-		log_info("userspace: closed %s", f->fe->name);
+		log_info("userspace: closed %s", RELAY_FE_NAME(f->fe));
 		u->stats.listeners_closed++;
 		res->listeners_changed = true;
 	}

@@ -80,7 +80,7 @@ static void worker_add_listener(struct relay_worker *w, struct relay_cmd *c)
 	int r;
 
 	if (!l) {
-		log_debug("userspace: worker %u: no memory for a listener of %s", w->id, c->fe->name);
+		log_debug("userspace: worker %u: no memory for a listener of %s", w->id, RELAY_FE_NAME(c->fe));
 		return;
 	}
 	l->h.kind = c->fe->proto == INET_PROTO_UDP ? WORKER_HANDLE_UDP_LISTENER
@@ -95,7 +95,7 @@ static void worker_add_listener(struct relay_worker *w, struct relay_cmd *c)
 	}
 	r = worker_watch(w, &l->h, EPOLLIN, true);
 	if (r < 0) {
-		log_debug("userspace: worker %u: epoll add of %s failed: %s", w->id, c->fe->name,
+		log_debug("userspace: worker %u: epoll add of %s failed: %s", w->id, RELAY_FE_NAME(c->fe),
 			  strerror(-r));
 		udp_relay_listener_done(w, l);
 		free(l);
