@@ -258,14 +258,13 @@ static uint64_t endpoint_key(const struct balancer_endpoint *ep)
 struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *const *eps,
 			      size_t n, struct balancer_affinity *affinity)
 {
-	struct balancer *b = calloc(1, sizeof(*b) + n * sizeof(b->ep_refs[0]));
+	struct balancer *b = calloc(1, sizeof(*b) + n * sizeof(b->eps[0]));
 
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, 1);
 	atomic_init(&b->rr_next, 0);
 	b->algo = algo;
-	b->eps = b->ep_refs;
 	for (size_t i = 0; i < n; i++)
 		b->eps[i] = balancer_endpoint_ref(eps[i]);
 	b->n_eps = n;
@@ -275,7 +274,7 @@ struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *
 	if (algo == BALANCE_MAGLEV && n > 0) {
 		uint64_t *keys = calloc(n, sizeof(*keys));
 
-		b->maglev_size = maglev_table_size(n);
+		b->maglev_size = (uint32_t)maglev_table_size(n);
 		b->maglev = calloc(b->maglev_size, sizeof(*b->maglev));
 		if (!keys || !b->maglev) {
 			free(keys);

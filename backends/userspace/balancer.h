@@ -71,13 +71,12 @@ size_t balancer_affinity_count(struct balancer_affinity *a);
 struct balancer {
 	atomic_uint refs;
 	enum balance_algo algo;
-	struct balancer_endpoint **eps;  /* owned references: ep_refs below */
+	atomic_uint rr_next;             /* round-robin cursor, shared by workers */
+	uint32_t maglev_size;
 	size_t n_eps;
 	struct balancer_affinity *affinity; /* NULL: no session affinity */
-	atomic_uint rr_next;             /* round-robin cursor, shared by workers */
 	uint32_t *maglev;                /* BALANCE_MAGLEV only: slot -> index */
-	size_t maglev_size;
-	struct balancer_endpoint *ep_refs[]; /* n_eps, in the same allocation */
+	struct balancer_endpoint *eps[]; /* n_eps owned references */
 };
 
 /* Build a snapshot over eps[0..n) (references taken on each and on affinity,

@@ -14,7 +14,7 @@ struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const 
 					enum inet_proto proto)
 {
 	struct relay_svcport *p;
-	size_t ns_len, name_len, pn_len, label_len;
+	size_t ns_len, name_len, pn_len, label_len, total, at;
 	char *s;
 
 	ns = ns ? ns : "?";
@@ -26,7 +26,10 @@ struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const 
 	/* "ns/name:port" (or "ns/name"); ns, name and port_name are its
 	 * pieces, copied after it: one allocation in all. */
 	label_len = ns_len + 1 + name_len + (pn_len ? 1 + pn_len : 0);
-	p = calloc(1, sizeof(*p) + label_len + 1 + ns_len + 1 + name_len + 1 + pn_len + 1);
+	total = label_len + 1 + ns_len + 1 + name_len + 1 + pn_len + 1;
+	if (total > UINT16_MAX)
+		return NULL;
+	p = calloc(1, sizeof(*p) + total);
 	if (!p)
 		return NULL;
 	s = p->text;
@@ -35,12 +38,15 @@ struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const 
 		snprintf(s, label_len + 1, "%s/%s:%s", ns, name, port_name);
 	else
 		snprintf(s, label_len + 1, "%s/%s", ns, name);
-	s += label_len + 1;
-	p->ns = memcpy(s, ns, ns_len + 1);
-	s += ns_len + 1;
-	p->name = memcpy(s, name, name_len + 1);
-	s += name_len + 1;
-	p->port_name = memcpy(s, port_name, pn_len + 1);
+	at = label_len + 1;
+	p->ns_at = (uint16_t)at;
+	memcpy(s + at, ns, ns_len + 1);
+	at += ns_len + 1;
+	p->name_at = (uint16_t)at;
+	memcpy(s + at, name, name_len + 1);
+	at += name_len + 1;
+	p->port_name_at = (uint16_t)at;
+	memcpy(s + at, port_name, pn_len + 1);
 	p->proto = proto;
 	atomic_init(&p->refs, 1);
 	return p;
@@ -90,13 +96,12 @@ struct relay_service *relay_service_new(struct balancer *balancer, enum empty_ve
 			return NULL;
 		}
 		memcpy(s->source_ranges, ranges, n_ranges * sizeof(*ranges));
-		s->n_source_ranges = n_ranges;
+		s->n_source_ranges = (uint32_t)n_ranges;
 	}
 	atomic_init(&s->refs, 1);
 	s->balancer = balancer_ref(balancer);
 	s->when_empty = when_empty;
 	s->port = relay_svcport_ref(port);
-	s->label = port ? port->label : "(no endpoint set)";
 	return s;
 }
 
@@ -128,7 +133,7 @@ int relay_service_set_short_circuit(struct relay_service *s, struct balancer *sc
 	free(s->local_cidrs);
 	s->short_circuit = sc ? balancer_ref(sc) : NULL;
 	s->local_cidrs = copy;
-	s->n_local_cidrs = n;
+	s->n_local_cidrs = (uint32_t)n;
 	return 0;
 }
 

@@ -29,18 +29,35 @@
  * Refcounted; the counters are relaxed atomics any thread moves. */
 struct relay_svcport {
 	atomic_uint refs;
+	enum inet_proto proto;
 	atomic_uint_fast64_t connections; /* TCP connections accepted / UDP flows started */
 	atomic_uint_fast64_t active;      /* open now */
 	atomic_uint_fast64_t bytes_in;    /* client -> endpoint */
 	atomic_uint_fast64_t bytes_out;   /* endpoint -> client */
-	enum inet_proto proto;
-	const char *ns, *name, *port_name; /* into text; port_name "" when unnamed */
-	const char *label;                /* "ns/name:port" (or "ns/name"), for logs: into text */
+	const char *label;                /* "ns/name:port" (or "ns/name"), for logs: text */
+	uint16_t ns_at, name_at, port_name_at; /* where in text (relay_svcport_ns...) */
 	char text[];                      /* the label, then ns, name, port_name */
 };
 
+/* The namespace, service name and port name ("" when unnamed) of p. */
+static inline const char *relay_svcport_ns(const struct relay_svcport *p)
+{
+	return p->text + p->ns_at;
+}
+
+static inline const char *relay_svcport_name(const struct relay_svcport *p)
+{
+	return p->text + p->name_at;
+}
+
+static inline const char *relay_svcport_port_name(const struct relay_svcport *p)
+{
+	return p->text + p->port_name_at;
+}
+
 /* A new service port (strings copied into the same allocation; NULL reads
- * as "?" / ""). One reference. NULL on ENOMEM. */
+ * as "?" / ""). One reference. NULL on ENOMEM (or strings over 64 KiB,
+ * which Kubernetes names never come near). */
 struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const char *port_name,
 					enum inet_proto proto);
 /* Take a reference; returns p. Any thread. Accepts NULL. */
@@ -56,20 +73,25 @@ void relay_svcport_close(struct relay_svcport *p);
  * a frontend, refcounted. */
 struct relay_service {
 	atomic_uint refs;
-	struct balancer *balancer;         /* owned reference; never NULL */
 	enum empty_verdict when_empty;
+	uint32_t n_source_ranges;
+	uint32_t n_local_cidrs;
+	struct balancer *balancer;         /* owned reference; never NULL */
 	struct inet_prefix *source_ranges; /* owned copy; n=0 allows all */
-	size_t n_source_ranges;
 	/* externalTrafficPolicy Local's short-circuit (plan_frontend.
 	 * short_circuit): clients that start on this node, the node itself
 	 * or a source inside local_cidrs (this cluster's pods), are served by
 	 * this balancer instead of balancer. NULL: everyone uses balancer. */
 	struct balancer *short_circuit;    /* owned reference */
 	struct inet_prefix *local_cidrs;   /* owned copy */
-	size_t n_local_cidrs;
 	struct relay_svcport *port;        /* owned reference; NULL: no endpoint set */
-	const char *label;                 /* port's label, or a constant: for logs */
 };
+
+/* s's name for logs: its port's label, or a constant. */
+static inline const char *relay_service_label(const struct relay_service *s)
+{
+	return s->port ? s->port->label : "(no endpoint set)";
+}
 
 /* A new service over balancer (a reference is taken) counting into port
  * (a reference is taken; NULL: none, labelled "(no endpoint set)"); ranges

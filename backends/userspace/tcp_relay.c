@@ -647,7 +647,7 @@ static void tcp_relay_new_conn(struct relay_worker *w, struct worker_listener *l
 	w->conns = c;
 	if (debug)
 		log_debug("userspace: worker %u: %s from %s -> %s%s", w->id, RELAY_FE_NAME(l->fe),
-			  inet_endpoint_format(&client, port, who), svc->label,
+			  inet_endpoint_format(&client, port, who), relay_service_label(svc),
 			  bal == svc->balancer ? "" : " (short-circuit: all endpoints)");
 	/* Until the endpoint answers only the client's errors count: its
 	 * data waits in its receive queue and is read once connected. */

@@ -218,7 +218,7 @@ static struct udp_flow *flow_new(struct relay_worker *w, struct worker_listener 
 	l->n_flows++;
 	if (log_get_level() >= LOG_LEVEL_DEBUG)
 		log_debug("userspace: worker %u: new UDP flow on %s -> %s", w->id, RELAY_FE_NAME(l->fe),
-			  svc->label);
+			  relay_service_label(svc));
 out:
 	if (fd >= 0)
 		close(fd);

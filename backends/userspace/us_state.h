@@ -68,8 +68,8 @@ struct us_key {
  * in the service table of the shared relay sockets. */
 struct us_frontend {
 	struct us_key k;                /* its key in u->fes: what fe binds or names */
-	struct relay_frontend *fe;      /* listened on, or in u->relay.table */
 	bool intercepted;               /* fe is a table entry, no socket of its own */
+	struct relay_frontend *fe;      /* listened on, or in u->relay.table */
 	struct us_pool *pool;           /* the set it serves; NULL: none */
 	struct us_frontend *user_prev;  /* in pool->users */
 	struct us_frontend *user_next;

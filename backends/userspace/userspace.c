@@ -121,8 +121,8 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 
 			log_warn("userspace: %s/%s is claimed by %s and %s; keeping the first",
 				 inet_endpoint_format(&wanted[i].k.addr, wanted[i].k.port, ep),
-				 inet_proto_name(wanted[i].k.proto), wanted[out - 1].svc->label,
-				 wanted[i].svc->label);
+				 inet_proto_name(wanted[i].k.proto), relay_service_label(wanted[out - 1].svc),
+				 relay_service_label(wanted[i].svc));
 			relay_service_unref(wanted[i].svc);
 			continue;
 		}

@@ -308,10 +308,10 @@ static int listener_set_open(struct userspace *u, const struct us_key *k, struct
 		relay_frontend_unref(fe);
 		return log_warn_errno(r, "userspace: cannot listen on %s/%s for %s",
 				      inet_endpoint_format(&k->addr, k->port, ep),
-				      inet_proto_name(k->proto), svc->label);
+				      inet_proto_name(k->proto), relay_service_label(svc));
 	}
 	log_info("userspace: listening on %s (%u workers) for %s", RELAY_FE_NAME(fe), u->n_workers,
-		 svc->label);
+		 relay_service_label(svc));
 	*ret = fe;
 	return 0;
 }
@@ -329,10 +329,10 @@ static int table_entry_open(struct userspace *u, const struct us_key *k, struct 
 		relay_frontend_unref(fe);
 		return log_warn_errno(r, "userspace: cannot intercept %s/%s for %s",
 				      inet_endpoint_format(&k->addr, k->port, ep),
-				      inet_proto_name(k->proto), svc->label);
+				      inet_proto_name(k->proto), relay_service_label(svc));
 	}
 	/* The table holds its own reference; f->fe keeps ours. */
-	log_debug("userspace: %s intercepted for %s", RELAY_FE_NAME(fe), svc->label);
+	log_debug("userspace: %s intercepted for %s", RELAY_FE_NAME(fe), relay_service_label(svc));
 	*ret = fe;
 	return 0;
 }
@@ -395,7 +395,7 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 
 	if (!f) {
 		result_err(res, log_warn_errno(-ENOMEM, "userspace: cannot open a frontend for %s",
-					    svc->label));
+					    relay_service_label(svc)));
 		return NULL;
 	}
 	f->intercepted = us_intercepted(u, k);

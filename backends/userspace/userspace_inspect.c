@@ -244,7 +244,8 @@ void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 		const struct us_pool *p = u->pools[i], *sib = sibling_pool(u, p->key);
 		const struct relay_svcport *ports[2] = { p->port, sib ? sib->port : NULL };
 		struct backend_service_stats st = {
-			.ns = p->port->ns, .name = p->port->name, .port_name = p->port->port_name,
+			.ns = relay_svcport_ns(p->port), .name = relay_svcport_name(p->port),
+			.port_name = relay_svcport_port_name(p->port),
 			.proto = p->port->proto,
 		};
 
@@ -264,7 +265,8 @@ void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 		for (size_t k = 0; k < p->d.n_eps; k++) {
 			const struct balancer_endpoint *ep = p->d.eps[k];
 			struct backend_endpoint_health h = {
-				.ns = p->port->ns, .name = p->port->name, .port_name = p->port->port_name,
+				.ns = relay_svcport_ns(p->port), .name = relay_svcport_name(p->port),
+				.port_name = relay_svcport_port_name(p->port),
 				.proto = p->port->proto, .addr = &ep->addr, .port = ep->port,
 				.healthy = atomic_load(&ep->healthy),
 			};
