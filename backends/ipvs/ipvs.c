@@ -660,6 +660,12 @@ static void drains_reap(struct ipvs *v)
 	}
 }
 
+/* backend_ops.tick: a periodic sync with nothing to apply still reaps. */
+static void ipvs_tick(void *priv)
+{
+	drains_reap(priv);
+}
+
 /* ---- staging a plan ---- */
 
 /* Stage fe's items. want: NULL, or where to append fe's virtual servers
@@ -1093,6 +1099,8 @@ const struct backend_ops ipvs_backend_ops = {
 	.sync = ipvs_sync,
 	/* Only the frontends the diff names. */
 	.apply = ipvs_apply,
+	/* Drained real servers without connections, between changes. */
+	.tick = ipvs_tick,
 	/* ipvs_render.c */
 	.render = ipvs_render,
 	/* Virtual servers ferry made, its rules, sets and dummy interface. */

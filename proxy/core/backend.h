@@ -82,6 +82,11 @@ struct backend_ops {
 	/* Apply diff, which leads from the previously synced plan to plan.
 	 * May be NULL: the core then calls sync. 0 or -errno. */
 	int (*apply)(void *priv, const struct plan *plan, const struct plan_diff *diff);
+	/* Housekeeping that follows the kernel rather than the plan (IPVS:
+	 * delete drained real servers once their connections are gone),
+	 * called when a sync found nothing to apply, so at least every
+	 * --sync-period. Control thread. May be NULL. */
+	void (*tick)(void *priv);
 	/* Print what this backend would program for plan with options (what
 	 * init would get; NULL: defaults), without touching the host (ferry
 	 * plan). In JSON, one JSON value. May be NULL. */

@@ -95,6 +95,8 @@ static int sync_runner_sync_once(struct sync_runner *sr, bool full)
 		return log_errno(r, "sync: planning failed");
 	if (!full && sync_runner_diff_empty(diff)) {
 		log_debug("sync: plan unchanged");
+		if (sr->ops->tick)
+			sr->ops->tick(sr->priv);
 		goto synced;
 	}
 	if (full || !sr->ops->apply)
