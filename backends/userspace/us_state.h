@@ -33,11 +33,8 @@ struct us_frontend;
 /* What one endpoint set compiles to. Replaced as a whole when the set
  * changes; the pool object holding it stays. */
 struct us_pool_data {
-	/* In the plan's order: the balancer's own array (borrowed, no second
-	 * copy); NULL until the balancer exists. */
-	struct balancer_endpoint **eps;
-	size_t n_eps;
-	struct balancer_affinity *affinity;
+	/* Its endpoints (balancer->eps, in the plan's order) and affinity
+	 * table (balancer->affinity) are the balancer's: no second copy. */
 	struct balancer *balancer;
 	struct health_check_cfg health;
 	struct relay_svcport *port;     /* borrowed from the pool: what snapshots count into */

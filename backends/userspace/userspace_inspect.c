@@ -31,11 +31,11 @@ void userspace_counts(void *priv, backend_count_fn emit, void *userdata)
 	for (size_t i = 0; i < u->n_pools; i++) {
 		const struct us_pool_data *d = &u->pools[i]->d;
 
-		for (size_t j = 0; j < d->n_eps; j++) {
-			active += atomic_load(&d->eps[j]->active);
+		for (size_t j = 0; j < d->balancer->n_eps; j++) {
+			active += atomic_load(&d->balancer->eps[j]->active);
 			if (!d->health.enabled)
 				continue;
-			if (atomic_load(&d->eps[j]->healthy))
+			if (atomic_load(&d->balancer->eps[j]->healthy))
 				healthy++;
 			else
 				unhealthy++;
@@ -51,10 +51,11 @@ int userspace_endpoint_usable(void *priv, const char *epset_key, const struct in
 {
 	struct userspace *u = priv;
 	struct us_pool *p = u && u->ready ? us_pool_find(u, epset_key) : NULL;
+	const struct balancer *b = p ? p->d.balancer : NULL;
 
-	for (size_t i = 0; p && i < p->d.n_eps; i++)
-		if (p->d.eps[i]->port == port && inet_addr_cmp(&p->d.eps[i]->addr, addr) == 0)
-			return balancer_endpoint_usable(p->d.eps[i]) ? 1 : 0;
+	for (size_t i = 0; b && i < b->n_eps; i++)
+		if (b->eps[i]->port == port && inet_addr_cmp(&b->eps[i]->addr, addr) == 0)
+			return balancer_endpoint_usable(b->eps[i]) ? 1 : 0;
 	return -ENOENT;
 }
 
@@ -81,15 +82,13 @@ static int check_pool(const struct us_pool *p, const struct plan_epset *e)
 {
 	const struct us_pool_data *d = &p->d;
 
-	if (d->n_eps != e->n_endpoints || d->balancer->n_eps != e->n_endpoints ||
-	    d->balancer->algo != e->balance || d->balancer->affinity != d->affinity ||
-	    !d->affinity != !e->affinity || d->health.enabled != e->health.enabled ||
+	if (d->balancer->n_eps != e->n_endpoints || d->balancer->algo != e->balance ||
+	    !d->balancer->affinity != !e->affinity || d->health.enabled != e->health.enabled ||
 	    p->in_checked != e->health.enabled)
 		return check_fail("set %s: policy or size differs from the plan", p->key);
-	for (size_t k = 0; k < d->n_eps; k++)
-		if (d->balancer->eps[k] != d->eps[k] ||
-		    d->eps[k]->port != e->endpoints[k].port ||
-		    inet_addr_cmp(&d->eps[k]->addr, &e->endpoints[k].addr) != 0)
+	for (size_t k = 0; k < d->balancer->n_eps; k++)
+		if (d->balancer->eps[k]->port != e->endpoints[k].port ||
+		    inet_addr_cmp(&d->balancer->eps[k]->addr, &e->endpoints[k].addr) != 0)
 			return check_fail("set %s: endpoint %zu differs from the plan", p->key, k);
 	return 0;
 }
@@ -262,8 +261,8 @@ void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 		emit_stats(userdata, &st);
 	}
 	for (const struct us_pool *p = u->checked; emit_health && p; p = p->checked_next) {
-		for (size_t k = 0; k < p->d.n_eps; k++) {
-			const struct balancer_endpoint *ep = p->d.eps[k];
+		for (size_t k = 0; k < p->d.balancer->n_eps; k++) {
+			const struct balancer_endpoint *ep = p->d.balancer->eps[k];
 			struct backend_endpoint_health h = {
 				.ns = relay_svcport_ns(p->port), .name = relay_svcport_name(p->port),
 				.port_name = relay_svcport_port_name(p->port),

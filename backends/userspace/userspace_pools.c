@@ -24,8 +24,6 @@ const char *us_epset_key(const struct plan_epset *e)
 
 static void pool_data_done(struct us_pool_data *d)
 {
-	/* eps is the balancer's array (pool_build). */
-	balancer_affinity_unref(d->affinity);
 	balancer_unref(d->balancer);
 	memset(d, 0, sizeof(*d));
 }
@@ -117,25 +115,25 @@ static bool eps_sorted(struct balancer_endpoint *const *eps, size_t n)
 	return true;
 }
 
-/* The endpoint addr:port of old, or NULL. sorted: old->eps is in (addr,
+/* The endpoint addr:port of old, or NULL. sorted: old->balancer->eps is in (addr,
  * port) order (as the plan gives it), so it can be bisected. */
 static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, bool sorted,
 						const struct inet_addr *addr, uint16_t port)
 {
-	size_t lo = 0, hi = old->n_eps;
+	size_t lo = 0, hi = old->balancer->n_eps;
 
 	if (!sorted) {
-		for (size_t k = 0; k < old->n_eps; k++)
-			if (ep_cmp(&old->eps[k]->addr, old->eps[k]->port, addr, port) == 0)
-				return old->eps[k];
+		for (size_t k = 0; k < old->balancer->n_eps; k++)
+			if (ep_cmp(&old->balancer->eps[k]->addr, old->balancer->eps[k]->port, addr, port) == 0)
+				return old->balancer->eps[k];
 		return NULL;
 	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = ep_cmp(&old->eps[mid]->addr, old->eps[mid]->port, addr, port);
+		int c = ep_cmp(&old->balancer->eps[mid]->addr, old->balancer->eps[mid]->port, addr, port);
 
 		if (c == 0)
-			return old->eps[mid];
+			return old->balancer->eps[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
@@ -150,8 +148,9 @@ static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, 
 static int pool_build(struct userspace *u, struct us_pool_data *d, const struct plan_epset *e,
 		      const struct us_pool_data *old, struct relay_svcport *port)
 {
-	bool sorted = old && eps_sorted(old->eps, old->n_eps);
+	bool sorted = old && eps_sorted(old->balancer->eps, old->balancer->n_eps);
 	struct balancer_endpoint *fresh = NULL, **eps;
+	struct balancer_affinity *affinity = NULL;
 	size_t n_new = 0, n = 0;
 
 	memset(d, 0, sizeof(*d));
@@ -193,28 +192,29 @@ static int pool_build(struct userspace *u, struct us_pool_data *d, const struct 
 	}
 	if (e->affinity) {
 		uint32_t t = e->affinity_timeout_s; /* set whenever affinity is (plan-t.h) */
+		struct balancer_affinity *oa = old ? old->balancer->affinity : NULL;
 
-		if (old && old->affinity && balancer_affinity_timeout(old->affinity) == t)
-			d->affinity = balancer_affinity_ref(old->affinity);
+		if (oa && balancer_affinity_timeout(oa) == t)
+			affinity = balancer_affinity_ref(oa);
 		else
-			d->affinity = balancer_affinity_new(t);
-		if (!d->affinity)
+			affinity = balancer_affinity_new(t);
+		if (!affinity)
 			goto nomem;
 	}
-	d->balancer = balancer_new(e->balance, eps, n, d->affinity);
+	/* The balancer takes its own references, on the endpoints (its array,
+	 * in the plan's order, is the pool's) and on the affinity table. */
+	d->balancer = balancer_new(e->balance, eps, n, affinity);
 	if (!d->balancer)
 		goto nomem;
-	/* The balancer holds the same endpoints in the same order (its own
-	 * references): its array is the pool's. */
 	for (size_t i = 0; i < n; i++)
 		balancer_endpoint_unref(eps[i]);
-	d->eps = d->balancer->eps;
-	d->n_eps = n;
+	balancer_affinity_unref(affinity);
 	u->stats.pools_built++;
 	return 0;
 nomem:
 	for (size_t i = 0; i < n; i++)
 		balancer_endpoint_unref(eps[i]);
+	balancer_affinity_unref(affinity);
 	pool_data_done(d);
 	return -ENOMEM;
 }
@@ -268,8 +268,8 @@ bool us_staged_commit(struct userspace *u, struct us_staged *st)
 	memset(&st->d, 0, sizeof(st->d));
 	checked_set(u, p, now);
 	if (was && !now)
-		for (size_t k = 0; k < p->d.n_eps; k++)
-			atomic_store(&p->d.eps[k]->healthy, true);
+		for (size_t k = 0; k < p->d.balancer->n_eps; k++)
+			atomic_store(&p->d.balancer->eps[k]->healthy, true);
 	return was || now;
 }
 
@@ -280,13 +280,13 @@ int us_health_update(struct userspace *u)
 	int r;
 
 	for (struct us_pool *p = u->checked; p; p = p->checked_next)
-		cap += p->d.n_eps;
+		cap += p->d.balancer->n_eps;
 	t = calloc(cap ? cap : 1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	for (struct us_pool *p = u->checked; p; p = p->checked_next) {
-		for (size_t k = 0; k < p->d.n_eps; k++) {
-			t[n].ep = p->d.eps[k];
+		for (size_t k = 0; k < p->d.balancer->n_eps; k++) {
+			t[n].ep = p->d.balancer->eps[k];
 			t[n].cfg = p->d.health;
 			t[n].label = p->port->label;
 			n++;
