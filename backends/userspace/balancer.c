@@ -258,15 +258,26 @@ static uint64_t endpoint_key(const struct balancer_endpoint *ep)
 struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *const *eps,
 			      size_t n, struct balancer_affinity *affinity)
 {
-	struct balancer *b = calloc(1, sizeof(*b) + n * sizeof(b->eps[0]));
+	bool run = n > 0;
+	struct balancer *b;
 
+	/* One after the other in one block (consecutive addresses and
+	 * indexes: the same block_of): no list needed. */
+	for (size_t i = 1; run && i < n; i++)
+		run = (uintptr_t)eps[i] == (uintptr_t)eps[0] + i * sizeof(*eps[0]) &&
+		      eps[i]->idx == eps[0]->idx + i;
+	b = calloc(1, sizeof(*b) + (run ? 0 : n * sizeof(b->eps[0])));
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, 1);
 	atomic_init(&b->rr_next, 0);
 	b->algo = algo;
-	for (size_t i = 0; i < n; i++)
-		b->eps[i] = balancer_endpoint_ref(eps[i]);
+	b->run = run ? eps[0] : NULL;
+	for (size_t i = 0; i < n; i++) {
+		balancer_endpoint_ref(eps[i]);
+		if (!run)
+			b->eps[i] = eps[i];
+	}
 	b->n_eps = n;
 	if (affinity)
 		b->affinity = balancer_affinity_ref(affinity);
@@ -304,7 +315,7 @@ struct balancer *balancer_unref(struct balancer *b)
 	if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
 		return NULL;
 	for (size_t i = 0; i < b->n_eps; i++)
-		balancer_endpoint_unref(b->eps[i]);
+		balancer_endpoint_unref(balancer_ep(b, i));
 	free(b->maglev);
 	balancer_affinity_unref(b->affinity);
 	free(b);
@@ -314,7 +325,7 @@ struct balancer *balancer_unref(struct balancer *b)
 bool balancer_has_usable(const struct balancer *b)
 {
 	for (size_t i = 0; i < b->n_eps; i++)
-		if (balancer_endpoint_usable(b->eps[i]))
+		if (balancer_endpoint_usable(balancer_ep(b, i)))
 			return true;
 	return false;
 }
@@ -352,7 +363,7 @@ static size_t next_candidate(const struct balancer *b, size_t start,
 	for (size_t k = 0; k < b->n_eps; k++) {
 		size_t i = (start + k) % b->n_eps;
 
-		if (candidate(b->eps[i], exclude, n_exclude))
+		if (candidate(balancer_ep(b, i), exclude, n_exclude))
 			return i;
 	}
 	return SIZE_MAX;
@@ -385,9 +396,9 @@ static size_t pick_least_conn(struct balancer *b, struct balancer_endpoint *cons
 		size_t i = (start + k) % b->n_eps;
 		unsigned a;
 
-		if (!candidate(b->eps[i], exclude, n_exclude))
+		if (!candidate(balancer_ep(b, i), exclude, n_exclude))
 			continue;
-		a = ep_active(b->eps[i]);
+		a = ep_active(balancer_ep(b, i));
 		if (best == SIZE_MAX || a < best_active) {
 			best = i;
 			best_active = a;
@@ -412,7 +423,7 @@ static size_t pick_random_two(struct balancer *b, struct balancer_endpoint *cons
 			   exclude, n_exclude);
 	if (j == SIZE_MAX || j == i)
 		return i;
-	return ep_active(b->eps[j]) < ep_active(b->eps[i]) ? j : i;
+	return ep_active(balancer_ep(b, j)) < ep_active(balancer_ep(b, i)) ? j : i;
 }
 
 static size_t pick_maglev(struct balancer *b, const struct inet_addr *client,
@@ -428,7 +439,7 @@ static size_t pick_maglev(struct balancer *b, const struct inet_addr *client,
 	for (size_t k = 0; k < b->maglev_size; k++) {
 		size_t i = b->maglev[(slot + k) % b->maglev_size];
 
-		if (candidate(b->eps[i], exclude, n_exclude))
+		if (candidate(balancer_ep(b, i), exclude, n_exclude))
 			return i;
 	}
 	return SIZE_MAX;
@@ -453,7 +464,7 @@ struct balancer_endpoint *balancer_pick(struct balancer *b, const struct inet_ad
 			/* Still sticky only if that endpoint is in this set and
 			 * can take traffic; otherwise choose afresh below. */
 			for (size_t k = 0; k < b->n_eps; k++) {
-				struct balancer_endpoint *ep = b->eps[k];
+				struct balancer_endpoint *ep = balancer_ep(b, k);
 
 				if (ep->port == e->ep_port && inet_addr_cmp(&ep->addr, &e->ep_addr) == 0) {
 					if (candidate(ep, exclude, n_exclude))
@@ -487,7 +498,7 @@ struct balancer_endpoint *balancer_pick(struct balancer *b, const struct inet_ad
 	}
 	if (i == SIZE_MAX)
 		return NULL;
-	chosen = b->eps[i];
+	chosen = balancer_ep(b, i);
 
 	if (b->affinity && client) {
 		pthread_mutex_lock(&b->affinity->lock);

@@ -76,8 +76,18 @@ struct balancer {
 	size_t n_eps;
 	struct balancer_affinity *affinity; /* NULL: no session affinity */
 	uint32_t *maglev;                /* BALANCE_MAGLEV only: slot -> index */
-	struct balancer_endpoint *eps[]; /* n_eps owned references */
+	/* The endpoints, n_eps owned references, in order (balancer_ep):
+	 * run[0..n_eps) when they lie one after the other in one block (a
+	 * set built afresh), with no list; else the list eps[]. */
+	struct balancer_endpoint *run;
+	struct balancer_endpoint *eps[];
 };
+
+/* Endpoint i (< n_eps) of b. */
+static inline struct balancer_endpoint *balancer_ep(const struct balancer *b, size_t i)
+{
+	return b->run ? b->run + i : b->eps[i];
+}
 
 /* Build a snapshot over eps[0..n) (references taken on each and on affinity,
  * which may be NULL). For BALANCE_MAGLEV the lookup table is built here.

@@ -32,10 +32,10 @@ void userspace_counts(void *priv, backend_count_fn emit, void *userdata)
 		const struct us_pool_data *d = &u->pools[i]->d;
 
 		for (size_t j = 0; j < d->balancer->n_eps; j++) {
-			active += atomic_load(&d->balancer->eps[j]->active);
+			active += atomic_load(&balancer_ep(d->balancer, j)->active);
 			if (!d->health.enabled)
 				continue;
-			if (atomic_load(&d->balancer->eps[j]->healthy))
+			if (atomic_load(&balancer_ep(d->balancer, j)->healthy))
 				healthy++;
 			else
 				unhealthy++;
@@ -54,8 +54,9 @@ int userspace_endpoint_usable(void *priv, const char *epset_key, const struct in
 	const struct balancer *b = p ? p->d.balancer : NULL;
 
 	for (size_t i = 0; b && i < b->n_eps; i++)
-		if (b->eps[i]->port == port && inet_addr_cmp(&b->eps[i]->addr, addr) == 0)
-			return balancer_endpoint_usable(b->eps[i]) ? 1 : 0;
+		if (balancer_ep(b, i)->port == port &&
+		    inet_addr_cmp(&balancer_ep(b, i)->addr, addr) == 0)
+			return balancer_endpoint_usable(balancer_ep(b, i)) ? 1 : 0;
 	return -ENOENT;
 }
 
@@ -87,8 +88,8 @@ static int check_pool(const struct us_pool *p, const struct plan_epset *e)
 	    p->in_checked != e->health.enabled)
 		return check_fail("set %s: policy or size differs from the plan", p->key);
 	for (size_t k = 0; k < d->balancer->n_eps; k++)
-		if (d->balancer->eps[k]->port != e->endpoints[k].port ||
-		    inet_addr_cmp(&d->balancer->eps[k]->addr, &e->endpoints[k].addr) != 0)
+		if (balancer_ep(d->balancer, k)->port != e->endpoints[k].port ||
+		    inet_addr_cmp(&balancer_ep(d->balancer, k)->addr, &e->endpoints[k].addr) != 0)
 			return check_fail("set %s: endpoint %zu differs from the plan", p->key, k);
 	return 0;
 }
@@ -262,7 +263,7 @@ void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 	}
 	for (const struct us_pool *p = u->checked; emit_health && p; p = p->checked_next) {
 		for (size_t k = 0; k < p->d.balancer->n_eps; k++) {
-			const struct balancer_endpoint *ep = p->d.balancer->eps[k];
+			const struct balancer_endpoint *ep = balancer_ep(p->d.balancer, k);
 			struct backend_endpoint_health h = {
 				.ns = relay_svcport_ns(p->port), .name = relay_svcport_name(p->port),
 				.port_name = relay_svcport_port_name(p->port),

@@ -107,33 +107,38 @@ static int ep_cmp(const struct inet_addr *a1, uint16_t p1, const struct inet_add
 	return (p1 > p2) - (p1 < p2);
 }
 
-static bool eps_sorted(struct balancer_endpoint *const *eps, size_t n)
+static bool eps_sorted(const struct balancer *b)
 {
-	for (size_t i = 1; i < n; i++)
-		if (ep_cmp(&eps[i - 1]->addr, eps[i - 1]->port, &eps[i]->addr, eps[i]->port) >= 0)
+	for (size_t i = 1; i < b->n_eps; i++) {
+		const struct balancer_endpoint *x = balancer_ep(b, i - 1), *y = balancer_ep(b, i);
+
+		if (ep_cmp(&x->addr, x->port, &y->addr, y->port) >= 0)
 			return false;
+	}
 	return true;
 }
 
-/* The endpoint addr:port of old, or NULL. sorted: old->balancer->eps is in (addr,
- * port) order (as the plan gives it), so it can be bisected. */
+/* The endpoint addr:port of old, or NULL. sorted: old's endpoints are in
+ * (addr, port) order (as the plan gives them), so they can be bisected. */
 static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, bool sorted,
 						const struct inet_addr *addr, uint16_t port)
 {
-	size_t lo = 0, hi = old->balancer->n_eps;
+	const struct balancer *b = old->balancer;
+	size_t lo = 0, hi = b->n_eps;
 
 	if (!sorted) {
-		for (size_t k = 0; k < old->balancer->n_eps; k++)
-			if (ep_cmp(&old->balancer->eps[k]->addr, old->balancer->eps[k]->port, addr, port) == 0)
-				return old->balancer->eps[k];
+		for (size_t k = 0; k < b->n_eps; k++)
+			if (ep_cmp(&balancer_ep(b, k)->addr, balancer_ep(b, k)->port, addr, port) == 0)
+				return balancer_ep(b, k);
 		return NULL;
 	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = ep_cmp(&old->balancer->eps[mid]->addr, old->balancer->eps[mid]->port, addr, port);
+		struct balancer_endpoint *ep = balancer_ep(b, mid);
+		int c = ep_cmp(&ep->addr, ep->port, addr, port);
 
 		if (c == 0)
-			return old->balancer->eps[mid];
+			return ep;
 		if (c < 0)
 			lo = mid + 1;
 		else
@@ -148,7 +153,7 @@ static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, 
 static int pool_build(struct userspace *u, struct us_pool_data *d, const struct plan_epset *e,
 		      const struct us_pool_data *old, struct relay_svcport *port)
 {
-	bool sorted = old && eps_sorted(old->balancer->eps, old->balancer->n_eps);
+	bool sorted = old && eps_sorted(old->balancer);
 	struct balancer_endpoint *fresh = NULL, **eps;
 	struct balancer_affinity *affinity = NULL;
 	size_t n_new = 0, n = 0;
@@ -269,7 +274,7 @@ bool us_staged_commit(struct userspace *u, struct us_staged *st)
 	checked_set(u, p, now);
 	if (was && !now)
 		for (size_t k = 0; k < p->d.balancer->n_eps; k++)
-			atomic_store(&p->d.balancer->eps[k]->healthy, true);
+			atomic_store(&balancer_ep(p->d.balancer, k)->healthy, true);
 	return was || now;
 }
 
@@ -286,7 +291,7 @@ int us_health_update(struct userspace *u)
 		return -ENOMEM;
 	for (struct us_pool *p = u->checked; p; p = p->checked_next) {
 		for (size_t k = 0; k < p->d.balancer->n_eps; k++) {
-			t[n].ep = p->d.balancer->eps[k];
+			t[n].ep = balancer_ep(p->d.balancer, k);
 			t[n].cfg = p->d.health;
 			t[n].label = p->port->label;
 			n++;

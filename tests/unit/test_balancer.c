@@ -290,3 +290,63 @@ Test(balancer, empty_set_picks_nothing)
 	cr_assert_null(balancer_endpoint_unref(NULL));
 	cr_assert_null(balancer_affinity_unref(NULL));
 }
+
+/* Endpoints made together share one block: a snapshot over them in order
+ * keeps no list (run), one over them out of order or mixed with others
+ * does; either picks every endpoint, and the block lives while any
+ * reference to any of its endpoints does (ASan checks the frees). */
+Test(balancer, endpoint_blocks_and_runs)
+{
+	struct balancer_endpoint *blk = balancer_endpoints_new(4), *lone;
+	struct balancer_endpoint *in_order[4], *mixed[3];
+	struct balancer *run, *list;
+	struct inet_addr a, c = client(1);
+	uint64_t rng = 1;
+	unsigned seen_run = 0, seen_list = 0;
+
+	cr_assert_not_null(blk);
+	cr_assert_null(balancer_endpoints_new(0));
+	for (unsigned i = 0; i < 4; i++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "10.2.0.%u", i + 1);
+		cr_assert_eq(inet_addr_parse(text, &blk[i].addr), 0);
+		blk[i].port = 80;
+		cr_assert(atomic_load(&blk[i].healthy));
+		cr_assert_eq(atomic_load(&blk[i].active), 0);
+		in_order[i] = &blk[i];
+	}
+	cr_assert_eq(inet_addr_parse("10.2.0.9", &a), 0);
+	lone = balancer_endpoint_new(&a, 80);
+	mixed[0] = &blk[2];
+	mixed[1] = lone;
+	mixed[2] = &blk[0];
+	run = balancer_new(BALANCE_ROUND_ROBIN, in_order, 4, NULL);
+	list = balancer_new(BALANCE_ROUND_ROBIN, mixed, 3, NULL);
+	cr_assert_not_null(run);
+	cr_assert_not_null(list);
+	cr_assert_eq(run->run, &blk[0]);
+	cr_assert_null(list->run);
+	for (unsigned i = 0; i < 4; i++)
+		cr_assert_eq(balancer_ep(run, i), &blk[i]);
+	cr_assert_eq(balancer_ep(list, 1), lone);
+	for (int k = 0; k < 8; k++) {
+		seen_run |= 1u << (balancer_pick(run, &c, NULL, 0, 0, &rng) - blk);
+		struct balancer_endpoint *ep = balancer_pick(list, &c, NULL, 0, 0, &rng);
+
+		seen_list |= ep == lone ? 8u : 1u << (ep - blk);
+	}
+	cr_assert_eq(seen_run, 0xf);
+	cr_assert_eq(seen_list, 1u | 4u | 8u);
+	/* The creator's references go; the snapshots' keep the block. */
+	for (unsigned i = 0; i < 4; i++)
+		balancer_endpoint_unref(&blk[i]);
+	balancer_endpoint_unref(lone);
+	balancer_unref(run);
+	cr_assert_eq(balancer_ep(list, 0)->port, 80); /* blk[2] still there */
+	/* A connection's reference outlives the last snapshot. */
+	balancer_endpoint_ref(mixed[2]);
+	balancer_unref(list);
+	cr_assert_eq(inet_addr_cmp(&mixed[2]->addr, &blk[0].addr), 0);
+	balancer_endpoint_unref(mixed[2]);
+}
