@@ -37,7 +37,12 @@ rss_of() {
 	local ferry=$1 dir=$2 log=$tmp/log pid rss hwm
 	ip netns add "$ns"
 	ip netns exec "$ns" ip link set lo up
-	ip netns exec "$ns" "$ferry" run --source "dir:$dir" --backend "$backend" --log-level info >"$log" 2>&1 &
+	# userspace: interception on, as in a cluster (with dir: it defaults to
+	# off, a listening socket per frontend and worker: 200k descriptors).
+	local extra=()
+	[ "$backend" = userspace ] && extra=(--intercept on)
+	ip netns exec "$ns" "$ferry" run --source "dir:$dir" --backend "$backend" "${extra[@]}" \
+		--log-level info >"$log" 2>&1 &
 	pid=$!
 	for _ in $(seq 1 1200); do
 		grep -q "sync: full sync $backend:" "$log" && break
