@@ -55,7 +55,9 @@ nft_ferry_start() {
 	fail "ferry made no first sync (full sync or take-over) within 5 s"
 }
 
-# expect_refused NS PROTO TARGET: the probe must be refused (exit 2) fast.
+# expect_refused NS PROTO TARGET: the probe must be refused (exit 2) fast:
+# well before its 2 s timeout (1 s leaves room for starting the probe under
+# ASan on a loaded machine, which once took 522 ms).
 expect_refused() {
 	local start rc ms
 	start=$(now_ms)
@@ -63,7 +65,7 @@ expect_refused() {
 	rc=$?
 	ms=$(( $(now_ms) - start ))
 	[ "$rc" = 2 ] || fail "$2 $3 from $1: expected refused (exit 2), got exit $rc after $ms ms"
-	[ "$ms" -le 500 ] || fail "$2 $3: refusal took $ms ms"
+	[ "$ms" -le 1000 ] || fail "$2 $3: refusal took $ms ms"
 }
 
 # expect_silent NS PROTO TARGET: no answer (timeout, exit 3).
