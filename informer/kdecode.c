@@ -512,7 +512,7 @@ static int service_ports(struct ctx *c, const json_t *spec, struct kobj_service 
 				return fail(c, join(fpath, ppath, "port"),
 					    "duplicate port %u/%s (also spec.ports[%zu])", sp->port,
 					    inet_proto_name(sp->proto), j);
-			if (sp->name && kobj_name_eq(o->name, sp->name))
+			if (sp->name && kobj_str_eq(o->name, sp->name))
 				return fail(c, join(fpath, ppath, "name"),
 					    "duplicate port name \"%s\" (also spec.ports[%zu])",
 					    sp->name, j);

@@ -245,7 +245,7 @@ int kobj_port_name(const char *s, const char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-bool kobj_name_eq(const char *a, const char *b)
+bool kobj_str_eq(const char *a, const char *b)
 {
 	/* Shared copies of equal names are one pointer; a hand-made object
 	 * (a test) may still hold its own copy. */

@@ -40,8 +40,9 @@ const char *balance_algo_names(void);
 /* Port names as objects hold them: *ret is the shared copy of s, or NULL
  * when s is NULL or "" (unnamed). 0 or -ENOMEM. */
 int kobj_port_name(const char *s, const char **ret);
-/* Whether two port names (shared copies or NULL for unnamed) are the same. */
-bool kobj_name_eq(const char *a, const char *b);
+/* Whether two optional strings (NULL: absent, e.g. an unnamed port) are
+ * equal; shared copies of equal strings compare by pointer first. */
+bool kobj_str_eq(const char *a, const char *b);
 
 /* Health check defaults (2000 ms interval, 1000 ms timeout, rise 2, fall 3). */
 void kobj_health_defaults(struct health_check_cfg *ret);

@@ -487,18 +487,13 @@ int model_delete_slice(struct model *m, const char *ns, const char *name)
 	return 0;
 }
 
-static bool str_equal(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 /* Does the plan of every service depend on what differs between a and b
  * (name, zone, addresses)? The deletion marks are for health only. */
 static bool node_plan_differs(const struct kobj_node *a, const struct kobj_node *b)
 {
 	if (!a || !b)
 		return a != b;
-	if (!str_equal(a->name, b->name) || !str_equal(a->zone, b->zone) || a->n_addrs != b->n_addrs)
+	if (!kobj_str_eq(a->name, b->name) || !kobj_str_eq(a->zone, b->zone) || a->n_addrs != b->n_addrs)
 		return true;
 	for (size_t i = 0; i < a->n_addrs; i++)
 		if (inet_addr_cmp(&a->addrs[i], &b->addrs[i]) != 0)

@@ -229,7 +229,7 @@ static uint16_t slice_port_for(const struct kobj_slice *slice, const struct svc_
 	}
 	for (size_t i = 0; i < slice->n_ports; i++) {
 		const struct slice_port *q = &slice->ports[i];
-		if (q->proto == sp->proto && kobj_name_eq(q->name, sp->name))
+		if (q->proto == sp->proto && kobj_str_eq(q->name, sp->name))
 			return q->port;
 	}
 	return 0;
@@ -677,7 +677,7 @@ static int plan_service(const struct kobj_service *svc, void *userdata)
 		 * in a hand-written manifest) would share an epset key. */
 		for (size_t j = 0; j < i && !dup; j++)
 			dup = svc->ports[j].proto == sp->proto &&
-			      kobj_name_eq(svc->ports[j].name, sp->name) &&
+			      kobj_str_eq(svc->ports[j].name, sp->name) &&
 			      (sp->name || svc->ports[j].port == sp->port);
 		if (dup) {
 			log_warn("planner: service %s/%s: port %s/%s (%u) repeats an earlier port; ignored",

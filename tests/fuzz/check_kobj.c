@@ -101,7 +101,7 @@ static void check_service(const struct kobj_service *svc, bool loopback)
 		FUZZ_CHECK((p->target_port != 0) != (p->target_port_name != NULL));
 		for (size_t j = 0; j < i; j++) {
 			FUZZ_CHECK(p->port != svc->ports[j].port || p->proto != svc->ports[j].proto);
-			FUZZ_CHECK(!p->name || !kobj_name_eq(p->name, svc->ports[j].name));
+			FUZZ_CHECK(!p->name || !kobj_str_eq(p->name, svc->ports[j].name));
 		}
 	}
 	FUZZ_CHECK(svc->affinity_timeout_s >= 1 && svc->affinity_timeout_s <= 86400);

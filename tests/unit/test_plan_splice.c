@@ -64,7 +64,7 @@ static struct kobj_service *random_service(const char *ns, const char *name)
 		struct svc_port *p = &svc->ports[i];
 		static const char *const pn[] = { "http", "dns", "" };
 		kobj_port_name(pn[rnd(3)], &p->name);
-		if (i == 1 && kobj_name_eq(p->name, svc->ports[0].name)) {
+		if (i == 1 && kobj_str_eq(p->name, svc->ports[0].name)) {
 			intern_release(p->name);
 			kobj_port_name("alt", &p->name);
 		}
