@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -235,6 +236,25 @@ static bool run_wants_intercept(const struct cli_options *o)
 	return o->intercept == CLI_INTERCEPT_ON;
 }
 
+/* Raise the soft descriptor limit to the hard one, as the Go runtime does
+ * at start for kube-proxy: the soft limit is 1,024 on most systems, and
+ * the userspace backend without interception holds a listening socket per
+ * frontend and worker (thousands in a standalone balancer). Nothing in
+ * ferry uses select(), which descriptors past 1,024 would break. */
+static void run_raise_fd_limit(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_debug("descriptor limit raised from %llu to the hard limit %llu", (unsigned long long)was,
+			  (unsigned long long)rl.rlim_max);
+}
+
 int cli_run(int argc, char **argv)
 {
 	struct run_state st = { .exit_code = CLI_EXIT_FAILURE };
@@ -294,6 +314,7 @@ int cli_run(int argc, char **argv)
 	if (lock_fd == -EBUSY)
 		goto out;
 	log_info("ferry %s starting: source %s, backend %s", FERRY_VERSION, o.source, ops->name);
+	run_raise_fd_limit();
 	kube_proxy_host_apply(&o); /* --config's conntrack and oomScoreAdj, as kube-proxy applies them */
 	r = host_addrs_watch_new(st.model, &st.host);
 	if (r < 0)
