@@ -113,11 +113,17 @@ static int sync_runner_sync_once(struct sync_runner *sr, bool full)
 		 diff->n_eps_removed, diff->n_eps_changed,
 		 (unsigned long long)(loop_now_ms() - t0));
 synced:
+	/* Applied: the plan before and the diff are no longer needed (at 100k
+	 * services the plan before is as big as the current one). A full
+	 * sync's callback gets no diff, so they go first: what the callback
+	 * gives back to the system (cli_run.c trims the heap) includes them.
+	 * An update's callback reads the diff. */
+	if (full)
+		planner_release_previous(sr->planner);
 	if (sr->cfg.on_synced)
 		sr->cfg.on_synced(plan, full ? NULL : diff, sr->cfg.userdata);
-	/* Applied: the plan before is no longer needed (at 100k services it
-	 * is as big as the current one). */
-	planner_release_previous(sr->planner);
+	if (!full)
+		planner_release_previous(sr->planner);
 	return 0;
 }
 
