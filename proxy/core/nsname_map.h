@@ -3,10 +3,12 @@
  * Kubernetes objects are identified by namespace and name; the model needs
  * O(1) lookups by that pair for 100k objects. Every value is a struct that
  * carries its own key: two string pointers at offsets the map is given at
- * init (NSNAME_MAP_KEY). A slot holds the value and the key's hash only, so
- * the map costs 16 bytes per slot and the key is read from the value when
- * hashes match. Values must not be NULL, and their ns/name must not change
- * while they are stored. Not thread-safe.
+ * init (NSNAME_MAP_KEY). A slot holds the value and 32 bits of the key's
+ * hash only, in two arrays (12 bytes a slot), and the key is read from the
+ * value when hashes match; the table grows by half when 3/4 full, so it
+ * holds between 1.33 and 2 slots per entry once grown. Values must not be
+ * NULL, and their ns/name must not change while they are stored. Not
+ * thread-safe.
  */
 #ifndef FERRY_NSNAME_MAP_H
 #define FERRY_NSNAME_MAP_H
@@ -14,14 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct nsname_map_slot {
-	uint64_t hash;
-	void *value; /* NULL marks a free slot */
-};
-
 struct nsname_map {
-	struct nsname_map_slot *slots;
-	size_t cap; /* 0 or a power of two */
+	void **values;     /* cap slots; NULL marks a free one */
+	uint32_t *hashes;  /* cap slots, in the same allocation as values */
+	size_t cap;        /* 0, or 16 or more (not only powers of two) */
 	size_t n;
 	size_t ns_off, name_off; /* where a value keeps its char *ns and char *name */
 };

@@ -269,6 +269,52 @@ struct map_value {
 	char ns_buf[16], name_buf[16];
 };
 
+/* The table grows by half, not by double: with keys shaped like the
+ * scale benchmark's (one namespace, names differing in their last digits)
+ * it keeps between 4/3 and 2 slots per entry, every key is found, and a
+ * removal wrapping past the last slot leaves the rest findable. */
+Test(nsname_map, grows_by_half_and_finds_every_key)
+{
+	enum { N = 20000 };
+	static struct map_value vals[N];
+	struct nsname_map map;
+
+	nsname_map_init(&map, NSNAME_MAP_KEY(struct map_value, ns, name));
+	for (int i = 0; i < N; i++) {
+		snprintf(vals[i].ns_buf, 16, "default");
+		snprintf(vals[i].name_buf, 16, "svc-%06d", i);
+		vals[i].ns = vals[i].ns_buf;
+		vals[i].name = vals[i].name_buf;
+		cr_assert_eq(nsname_map_put(&map, &vals[i], NULL), 0);
+		cr_assert_leq(map.n * 4, map.cap * 3);
+	}
+	cr_expect_leq(map.cap, 2 * (size_t)N, "cap %zu for %d entries", map.cap, N);
+	cr_expect_neq(map.cap & (map.cap - 1), 0, "cap %zu: not only powers of two", map.cap);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(nsname_map_get(&map, "default", vals[i].name_buf), &vals[i], "key %d", i);
+	/* Empty the table from the entries living in its last slots first, so
+	 * that runs wrapping from the end to the start get shifted back. */
+	for (size_t s = map.cap; s-- > 0;) {
+		struct map_value *v = map.values[s];
+
+		if (!v)
+			continue;
+		cr_assert_eq(nsname_map_remove(&map, v->ns, v->name), v);
+		cr_assert_null(nsname_map_get(&map, v->ns, v->name));
+	}
+	/* What was shifted behind the walk (runs that wrapped) goes now. */
+	for (size_t it = 0; nsname_map_size(&map);) {
+		struct map_value *v = nsname_map_next(&map, &it);
+
+		cr_assert_not_null(v);
+		cr_assert_eq(nsname_map_remove(&map, v->ns, v->name), v);
+		it = 0;
+	}
+	for (int i = 0; i < N; i++)
+		cr_assert_null(nsname_map_get(&map, "default", vals[i].name_buf));
+	nsname_map_done(&map);
+}
+
 Test(nsname_map, matches_reference)
 {
 	enum { N = 3000 };
