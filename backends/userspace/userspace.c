@@ -228,9 +228,18 @@ static int userspace_sync(void *priv, const struct plan *plan)
 		if (old_pools[i]->mark != u->mark)
 			us_pool_free(u, old_pools[i]);
 	free(old_pools);
+	/* The list was sized for every frontend of the plan; keep what it
+	 *    holds (almost always nothing: SCTP frontends). */
 	free(u->skipped);
-	u->skipped = skipped;
+	u->skipped = NULL;
 	u->n_skipped = n_skipped;
+	if (n_skipped) {
+		struct us_skipped *fit = realloc(skipped, n_skipped * sizeof(*skipped));
+
+		u->skipped = fit ? fit : skipped;
+	} else {
+		free(skipped);
+	}
 	skipped = NULL;
 
 	/* 5. Endpoints of sets without checks are usable by definition; the
