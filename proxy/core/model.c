@@ -25,10 +25,14 @@
 struct slice_group {
 	const char *ns;       /* shared copies (intern.h) */
 	const char *svc_name;
+	/* &one while the group has room for one slice only (almost every
+	 * service has a single slice per family: no second allocation),
+	 * else an array of cap on the heap. */
 	struct kobj_slice **slices;
-	size_t n_slices;
-	size_t cap;
+	uint32_t n_slices;
+	uint32_t cap;
 	bool sorted; /* slices[] is in name order */
+	struct kobj_slice *one;
 };
 
 /* Lazily sorted views of the maps. */
@@ -107,7 +111,8 @@ static struct slice_group *slice_group_free(struct slice_group *g)
 		return NULL;
 	intern_release(g->ns);
 	intern_release(g->svc_name);
-	free(g->slices);
+	if (g->slices != &g->one)
+		free(g->slices);
 	free(g);
 	return NULL;
 }
@@ -394,12 +399,20 @@ static int group_add_slice(struct model *m, struct kobj_slice *slice)
 			slice_group_free(g);
 			return -ENOMEM;
 		}
+		g->slices = &g->one;
+		g->cap = 1;
 		g->sorted = true;
 		created = true;
 	}
 	if (g->n_slices == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 4;
-		struct kobj_slice **a = realloc(g->slices, cap * sizeof(*a));
+		uint32_t cap = g->cap < 4 ? 4 : g->cap * 2;
+		struct kobj_slice **a = NULL;
+
+		if (g->cap < UINT32_MAX / 2)
+			a = g->slices == &g->one ? malloc(cap * sizeof(*a))
+						 : realloc(g->slices, cap * sizeof(*a));
+		if (a && g->slices == &g->one)
+			a[0] = g->one;
 		if (!a) {
 			if (created) {
 				nsname_map_remove(&m->groups, g->ns, g->svc_name);
