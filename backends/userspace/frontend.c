@@ -182,13 +182,9 @@ const char *relay_frontend_name(const struct relay_frontend *fe, char *buf)
 	return buf;
 }
 
-struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum inet_proto proto,
-					  uint16_t port, struct relay_service *svc)
+void relay_frontend_init(struct relay_frontend *fe, const struct inet_addr *addr, enum inet_proto proto,
+			 uint16_t port, struct relay_service *svc)
 {
-	struct relay_frontend *fe = calloc(1, sizeof(*fe));
-
-	if (!fe)
-		return NULL;
 	atomic_init(&fe->refs, 1);
 	fe->addr = *addr;
 	fe->proto = proto;
@@ -196,6 +192,15 @@ struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum ine
 	if (svc)
 		atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);
 	fe->svc = svc;
+}
+
+struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum inet_proto proto,
+					  uint16_t port, struct relay_service *svc)
+{
+	struct relay_frontend *fe = calloc(1, sizeof(*fe));
+
+	if (fe)
+		relay_frontend_init(fe, addr, proto, port, svc);
 	return fe;
 }
 
@@ -210,7 +215,7 @@ struct relay_frontend *relay_frontend_unref(struct relay_frontend *fe)
 	if (!fe || atomic_fetch_sub_explicit(&fe->refs, 1, memory_order_acq_rel) != 1)
 		return NULL;
 	relay_service_unref(fe->svc);
-	free(fe);
+	free(fe); /* the whole object when fe is the first member of one */
 	return NULL;
 }
 

@@ -149,6 +149,12 @@ const char *relay_frontend_name(const struct relay_frontend *fe, char *buf);
  * relay socket). One reference. NULL on ENOMEM. */
 struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum inet_proto proto,
 					  uint16_t port, struct relay_service *svc);
+/* The same for *fe, zeroed by the caller, which is the first member of a
+ * larger heap object (the backend's record of an open frontend, so that
+ * both are one allocation): fe's last reference, wherever it is dropped,
+ * frees that whole object. One reference. Cannot fail. */
+void relay_frontend_init(struct relay_frontend *fe, const struct inet_addr *addr, enum inet_proto proto,
+			 uint16_t port, struct relay_service *svc);
 struct relay_frontend *relay_frontend_ref(struct relay_frontend *fe);
 /* Accepts NULL; returns NULL. Any thread. */
 struct relay_frontend *relay_frontend_unref(struct relay_frontend *fe);

@@ -62,11 +62,13 @@ struct us_key {
 };
 
 /* One open frontend: its own listener set, or, when intercepted, its entry
- * in the service table of the shared relay sockets. */
+ * in the service table of the shared relay sockets. The relay's frontend
+ * comes first, in the same allocation (relay_frontend_init): its address,
+ * protocol and port are the key in u->fes (us_frontend_key), and its last
+ * reference, ours or a worker's, frees the whole record. */
 struct us_frontend {
-	struct us_key k;                /* its key in u->fes: what fe binds or names */
+	struct relay_frontend fe;       /* listened on, or in u->relay.table */
 	bool intercepted;               /* fe is a table entry, no socket of its own */
-	struct relay_frontend *fe;      /* listened on, or in u->relay.table */
 	struct us_pool *pool;           /* the set it serves; NULL: none */
 	struct us_frontend *user_prev;  /* in pool->users */
 	struct us_frontend *user_next;
@@ -74,6 +76,12 @@ struct us_frontend {
 	struct us_frontend *sc_prev;    /* in sc_pool->sc_users */
 	struct us_frontend *sc_next;
 };
+
+/* f's key in u->fes: what its relay frontend binds or names. */
+static inline struct us_key us_frontend_key(const struct us_frontend *f)
+{
+	return (struct us_key){ .addr = f->fe.addr, .proto = f->fe.proto, .port = f->fe.port };
+}
 
 /* A pool being (re)built from a plan set, not yet in force. */
 struct us_staged {
@@ -204,6 +212,14 @@ struct us_key us_key_of(const struct plan_frontend *f);
 /* The order of u->fes: address, then protocol, then port. <0, 0 or >0.
  * Pure. */
 int us_key_cmp(const struct us_key *a, const struct us_key *b);
+
+/* us_key_cmp of k against open frontend f's key. Pure. */
+static inline int us_key_cmp_frontend(const struct us_key *k, const struct us_frontend *f)
+{
+	struct us_key fk = us_frontend_key(f);
+
+	return us_key_cmp(k, &fk);
+}
 
 /* The open frontend under key k, or NULL. *ret_idx (when ret_idx is not
  * NULL) gets the index in u->fes where k is or would be inserted. O(log n),

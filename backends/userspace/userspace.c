@@ -198,7 +198,7 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	for (i = 0, k = 0; i < n_wanted || k < u->n_fes;) {
 		struct us_frontend *oldf = k < u->n_fes ? u->fes[k] : NULL;
 		struct us_wanted *w = i < n_wanted ? &wanted[i] : NULL;
-		int c = !w ? 1 : !oldf ? -1 : us_key_cmp(&w->k, &oldf->k);
+		int c = !w ? 1 : !oldf ? -1 : us_key_cmp_frontend(&w->k, oldf);
 
 		if (c == 0) {
 			/* Stays: same sockets, new snapshot for new connections. */
@@ -292,8 +292,7 @@ static void userspace_fini(void *priv)
 	relay_pool_done(&u->relay);
 	u->health = health_free(u->health);
 	for (size_t i = 0; i < u->n_fes; i++) {
-		relay_frontend_unref(u->fes[i]->fe);
-		free(u->fes[i]);
+		relay_frontend_unref(&u->fes[i]->fe); /* frees the record */
 	}
 	free(u->fes);
 	for (int fam = 0; fam < 2; fam++)

@@ -124,9 +124,9 @@ static int touches_collect(struct userspace *u, const struct plan_diff *diff,
 						       : doomed[i - n_staged];
 
 		for (const struct us_frontend *f = p ? p->users : NULL; f; f = f->user_next)
-			touch[n++].k = f->k;
+			touch[n++].k = us_frontend_key(f);
 		for (const struct us_frontend *f = p ? p->sc_users : NULL; f; f = f->sc_next)
-			touch[n++].k = f->k;
+			touch[n++].k = us_frontend_key(f);
 	}
 	if (n > 0)
 		qsort(touch, n, sizeof(*touch), touch_cmp);

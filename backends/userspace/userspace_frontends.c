@@ -133,14 +133,14 @@ struct us_frontend *us_fes_find(const struct userspace *u, const struct us_key *
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (us_key_cmp(k, &u->fes[mid]->k) > 0)
+		if (us_key_cmp_frontend(k, u->fes[mid]) > 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	if (ret_idx)
 		*ret_idx = lo;
-	return lo < u->n_fes && us_key_cmp(k, &u->fes[lo]->k) == 0 ? u->fes[lo] : NULL;
+	return lo < u->n_fes && us_key_cmp_frontend(k, u->fes[lo]) == 0 ? u->fes[lo] : NULL;
 }
 
 /* The address a frontend's sockets bind: node ports on "every address" get
@@ -293,47 +293,30 @@ bool us_intercepted(const struct userspace *u, const struct us_key *k)
 	return u->intercept != NULL;
 }
 
-/* Open a listener set for k serving svc and hand it to the workers. 0 or
- * -errno (logged; nothing is left open). */
-static int listener_set_open(struct userspace *u, const struct us_key *k, struct relay_service *svc,
-			     struct relay_frontend **ret)
+/* Open a listener set for fe (serving svc) and hand it to the workers. 0
+ * or -errno (logged; nothing is left open, no reference taken on fe). */
+static int listener_set_open(struct userspace *u, struct relay_frontend *fe, struct relay_service *svc)
 {
-	struct relay_frontend *fe;
-	char ep[INET_ENDPOINT_STRLEN];
-	int r;
+	int r = listeners_open(u, fe);
 
-	fe = relay_frontend_new(&k->addr, k->proto, k->port, svc);
-	r = fe ? listeners_open(u, fe) : -ENOMEM;
-	if (r < 0) {
-		relay_frontend_unref(fe);
-		return log_warn_errno(r, "userspace: cannot listen on %s/%s for %s",
-				      inet_endpoint_format(&k->addr, k->port, ep),
-				      inet_proto_name(k->proto), relay_service_label(svc));
-	}
+	if (r < 0)
+		return log_warn_errno(r, "userspace: cannot listen on %s for %s", RELAY_FE_NAME(fe),
+				      relay_service_label(svc));
 	log_info("userspace: listening on %s (%u workers) for %s", RELAY_FE_NAME(fe), u->n_workers,
 		 relay_service_label(svc));
-	*ret = fe;
 	return 0;
 }
 
-/* Enter k, serving svc, in the shared relay sockets' service table. 0 or
- * -errno (logged). */
-static int table_entry_open(struct userspace *u, const struct us_key *k, struct relay_service *svc,
-			    struct relay_frontend **ret)
+/* Enter fe, serving svc, in the shared relay sockets' service table (which
+ * takes its own reference). 0 or -errno (logged). */
+static int table_entry_open(struct userspace *u, struct relay_frontend *fe, struct relay_service *svc)
 {
-	struct relay_frontend *fe = relay_frontend_new(&k->addr, k->proto, k->port, svc);
-	int r = fe ? relay_table_add(&u->relay.table, fe) : -ENOMEM;
-	char ep[INET_ENDPOINT_STRLEN];
+	int r = relay_table_add(&u->relay.table, fe);
 
-	if (r < 0) {
-		relay_frontend_unref(fe);
-		return log_warn_errno(r, "userspace: cannot intercept %s/%s for %s",
-				      inet_endpoint_format(&k->addr, k->port, ep),
-				      inet_proto_name(k->proto), relay_service_label(svc));
-	}
-	/* The table holds its own reference; f->fe keeps ours. */
+	if (r < 0)
+		return log_warn_errno(r, "userspace: cannot intercept %s for %s", RELAY_FE_NAME(fe),
+				      relay_service_label(svc));
 	log_debug("userspace: %s intercepted for %s", RELAY_FE_NAME(fe), relay_service_label(svc));
-	*ret = fe;
 	return 0;
 }
 
@@ -381,7 +364,7 @@ void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_po
 {
 	(void)u;
 	(void)res;
-	relay_frontend_set_service(f->fe, svc);
+	relay_frontend_set_service(&f->fe, svc);
 	user_move(f, pool);
 	sc_move(f, sc);
 }
@@ -398,14 +381,14 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 					    relay_service_label(svc)));
 		return NULL;
 	}
+	relay_frontend_init(&f->fe, &k->addr, k->proto, k->port, svc);
 	f->intercepted = us_intercepted(u, k);
-	r = f->intercepted ? table_entry_open(u, k, svc, &f->fe) : listener_set_open(u, k, svc, &f->fe);
+	r = f->intercepted ? table_entry_open(u, &f->fe, svc) : listener_set_open(u, &f->fe, svc);
 	if (r < 0) {
 		result_err(res, r);
-		free(f);
+		relay_frontend_unref(&f->fe); /* the only reference: frees f */
 		return NULL;
 	}
-	f->k = *k;
 	if (f->intercepted)
 		res->relays_changed = true;
 	else
@@ -418,11 +401,11 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res)
 {
 	if (f->intercepted) {
-		relay_table_remove(&u->relay.table, f->fe);
-		log_debug("userspace: %s no longer intercepted", RELAY_FE_NAME(f->fe));
+		relay_table_remove(&u->relay.table, &f->fe);
+		log_debug("userspace: %s no longer intercepted", RELAY_FE_NAME(&f->fe));
 		res->relays_changed = true;
 	} else {
-		int r = relay_pool_remove_listeners(&u->relay, f->fe);
+		int r = relay_pool_remove_listeners(&u->relay, &f->fe);
 
 		if (r < 0) {
 			result_err(res, r);
@@ -430,14 +413,15 @@ bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_res
 			sc_unlink(f);
 			return false;
 		}
-		log_info("userspace: closed %s", RELAY_FE_NAME(f->fe));
+		log_info("userspace: closed %s", RELAY_FE_NAME(&f->fe));
 		u->stats.listeners_closed++;
 		res->listeners_changed = true;
 	}
-	relay_frontend_unref(f->fe);
 	user_unlink(f);
 	sc_unlink(f);
-	free(f);
+	/* Ours; the record goes with the last reference (a worker may
+	 * still hold one for a moment). */
+	relay_frontend_unref(&f->fe);
 	return true;
 }
 
@@ -461,13 +445,14 @@ static int intercept_push(struct userspace *u, const struct plan *plan)
 		return -ENOMEM;
 	for (size_t i = 0; i < u->n_fes; i++) {
 		const struct us_frontend *f = u->fes[i];
-		const struct relay_frontend *relay = f->intercepted ? relay_for(u, &f->k) : NULL;
+		struct us_key k = us_frontend_key(f);
+		const struct relay_frontend *relay = f->intercepted ? relay_for(u, &k) : NULL;
 
 		if (!relay)
 			continue;
-		entries[n].addr = f->k.addr;
-		entries[n].proto = f->k.proto;
-		entries[n].port = f->k.port;
+		entries[n].addr = k.addr;
+		entries[n].proto = k.proto;
+		entries[n].port = k.port;
 		entries[n].relay_port = relay->port;
 		n++;
 	}

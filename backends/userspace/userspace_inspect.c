@@ -71,7 +71,7 @@ const void *userspace_frontend_snapshot(void *priv, const struct inet_addr *addr
 	if (!f)
 		return NULL;
 	/* Identity only: the frontend keeps its own reference. */
-	s = relay_frontend_service(f->fe);
+	s = relay_frontend_service((struct relay_frontend *)&f->fe);
 	relay_service_unref(s);
 	return s;
 }
@@ -97,33 +97,31 @@ static int check_pool(const struct us_pool *p, const struct plan_epset *e)
 static int check_frontend(const struct userspace *u, const struct us_frontend *uf,
 			  const struct plan_frontend *f, const struct us_pool *pool, const struct us_pool *sc)
 {
-	struct relay_service *s = relay_frontend_service(uf->fe), *ts = NULL;
+	struct relay_service *s = relay_frontend_service((struct relay_frontend *)&uf->fe), *ts = NULL;
+	struct us_key k = us_frontend_key(uf);
 	int r = 0;
 
 	if (uf->intercepted)
-		ts = relay_table_service(&((struct userspace *)u)->relay.table, &uf->k.addr, uf->k.proto,
-					 uf->k.port);
-	if (us_key_cmp(&uf->k, &(struct us_key){ uf->fe->addr, uf->fe->proto, uf->fe->port }) != 0)
-		r = check_fail("%s is indexed under another key", RELAY_FE_NAME(uf->fe));
-	else if (uf->pool != pool)
-		r = check_fail("%s serves the wrong set", RELAY_FE_NAME(uf->fe));
+		ts = relay_table_service(&((struct userspace *)u)->relay.table, &k.addr, k.proto, k.port);
+	if (uf->pool != pool)
+		r = check_fail("%s serves the wrong set", RELAY_FE_NAME(&uf->fe));
 	else if (s->balancer != (pool ? pool->d.balancer : u->empty))
-		r = check_fail("%s: its snapshot is not over its set's pool", RELAY_FE_NAME(uf->fe));
+		r = check_fail("%s: its snapshot is not over its set's pool", RELAY_FE_NAME(&uf->fe));
 	else if (uf->sc_pool != sc || s->short_circuit != (sc ? sc->d.balancer : NULL))
-		r = check_fail("%s: its short-circuit set differs from the plan", RELAY_FE_NAME(uf->fe));
+		r = check_fail("%s: its short-circuit set differs from the plan", RELAY_FE_NAME(&uf->fe));
 	else if (sc && (s->n_local_cidrs != u->n_local_cidrs ||
 			(u->n_local_cidrs &&
 			 memcmp(s->local_cidrs, u->local_cidrs, u->n_local_cidrs * sizeof(*u->local_cidrs)))))
-		r = check_fail("%s: its snapshot's cluster CIDRs differ", RELAY_FE_NAME(uf->fe));
+		r = check_fail("%s: its snapshot's cluster CIDRs differ", RELAY_FE_NAME(&uf->fe));
 	else if (s->when_empty != f->when_empty || s->n_source_ranges != f->n_source_ranges ||
 		 (f->n_source_ranges &&
 		  memcmp(s->source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
-		r = check_fail("%s: its snapshot's policy differs from the plan", RELAY_FE_NAME(uf->fe));
-	else if (uf->intercepted != us_intercepted(u, &uf->k))
-		r = check_fail("%s: %s", RELAY_FE_NAME(uf->fe),
+		r = check_fail("%s: its snapshot's policy differs from the plan", RELAY_FE_NAME(&uf->fe));
+	else if (uf->intercepted != us_intercepted(u, &k))
+		r = check_fail("%s: %s", RELAY_FE_NAME(&uf->fe),
 			       uf->intercepted ? "intercepted without a provider" : "not intercepted");
 	else if (uf->intercepted && ts != s)
-		r = check_fail("%s: the service table has another snapshot", RELAY_FE_NAME(uf->fe));
+		r = check_fail("%s: the service table has another snapshot", RELAY_FE_NAME(&uf->fe));
 	relay_service_unref(ts);
 	relay_service_unref(s);
 	return r;
@@ -184,8 +182,10 @@ int userspace_check_state(void *priv, const struct plan *plan)
 	for (size_t i = 0; i < u->n_fes; i++) {
 		n_linked += u->fes[i]->pool != NULL;
 		n_sc_linked += u->fes[i]->sc_pool != NULL;
-		if (i > 0 && us_key_cmp(&u->fes[i - 1]->k, &u->fes[i]->k) >= 0)
-			return check_fail("frontends out of order at %s", RELAY_FE_NAME(u->fes[i]->fe));
+		struct us_key prev = i > 0 ? us_frontend_key(u->fes[i - 1]) : (struct us_key){ 0 };
+
+		if (i > 0 && us_key_cmp_frontend(&prev, u->fes[i]) >= 0)
+			return check_fail("frontends out of order at %s", RELAY_FE_NAME(&u->fes[i]->fe));
 	}
 	for (size_t i = 0; i < u->n_pools; i++)
 		for (const struct us_frontend *f = u->pools[i]->users; f; f = f->user_next, n_users++)
