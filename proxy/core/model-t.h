@@ -102,6 +102,9 @@ struct kobj_service {
 	/* ns and source are shared copies (kobj_service_intern): the model
 	 * does that on upsert; sources leave it false. */
 	bool interned;
+	/* proxy_name and the arrays live in the allocation name starts
+	 * (kobj_service_pack, on upsert); sources leave it false. */
+	bool packed;
 };
 
 /* One endpoint of an EndpointSlice (one address; slices with several addresses
@@ -143,6 +146,9 @@ struct kobj_slice {
 	 * shared copies (kobj_slice_intern): the model does that on upsert;
 	 * sources leave it false. */
 	bool interned;
+	/* The endpoint and port arrays live in the allocation name starts
+	 * (kobj_slice_pack, on upsert); sources leave it false. */
+	bool packed;
 };
 
 /* This node, as the proxy sees it. */

@@ -326,6 +326,9 @@ int model_upsert_service(struct model *m, struct kobj_service *svc)
 	/* Namespaces and sources repeat: one shared copy each (a failure
 	 * only costs memory). */
 	(void)kobj_service_intern(svc);
+	/* Its name, cluster IPs and ports in one allocation instead of
+	 * three: 100k services hold 200k fewer. Same on failure. */
+	(void)kobj_service_pack(svc);
 	r = nsname_map_put(&m->services, svc, &old);
 	if (r < 0) {
 		kobj_service_free(svc);
@@ -444,6 +447,8 @@ int model_upsert_slice(struct model *m, struct kobj_slice *slice)
 	/* Node names, zones, namespaces repeat across a million endpoints:
 	 * one shared copy each (a failure only costs memory). */
 	(void)kobj_slice_intern(slice);
+	/* Its name, endpoints and ports in one allocation. */
+	(void)kobj_slice_pack(slice);
 	/* Add to the new group first: if that fails, nothing has changed. */
 	r = group_add_slice(m, slice);
 	if (r < 0) {
