@@ -24,7 +24,7 @@ struct balancer_endpoint *balancer_endpoints_new(size_t n)
 {
 	struct ep_block *b;
 
-	if (n == 0 || n > UINT32_MAX / 2)
+	if (n == 0 || n > BALANCER_BLOCK_MAX)
 		return NULL;
 	b = calloc(1, sizeof(*b) + n * sizeof(b->eps[0]));
 	if (!b)
@@ -32,9 +32,8 @@ struct balancer_endpoint *balancer_endpoints_new(size_t n)
 	atomic_init(&b->refs, (unsigned)n);
 	b->n = (uint32_t)n;
 	for (size_t i = 0; i < n; i++) {
-		atomic_init(&b->eps[i].active, 0);
-		atomic_init(&b->eps[i].healthy, true);
-		b->eps[i].idx = (uint32_t)i;
+		atomic_init(&b->eps[i].state, 0);
+		b->eps[i].idx = (uint16_t)i;
 	}
 	return b->eps;
 }
@@ -68,24 +67,41 @@ struct balancer_endpoint *balancer_endpoint_unref(struct balancer_endpoint *ep)
 	return NULL;
 }
 
+/* ep->state: the active count in the upper 31 bits, "down" in bit 0. */
+#define EP_DOWN 1u
+#define EP_ONE_ACTIVE 2u
+
 void balancer_endpoint_acquire(struct balancer_endpoint *ep)
 {
-	atomic_fetch_add_explicit(&ep->active, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ep->state, EP_ONE_ACTIVE, memory_order_relaxed);
 }
 
 void balancer_endpoint_release(struct balancer_endpoint *ep)
 {
-	atomic_fetch_sub_explicit(&ep->active, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&ep->state, EP_ONE_ACTIVE, memory_order_relaxed);
 }
 
 bool balancer_endpoint_usable(const struct balancer_endpoint *ep)
 {
-	return atomic_load_explicit(&ep->healthy, memory_order_relaxed);
+	return !(atomic_load_explicit(&ep->state, memory_order_relaxed) & EP_DOWN);
+}
+
+void balancer_endpoint_set_healthy(struct balancer_endpoint *ep, bool healthy)
+{
+	if (healthy)
+		atomic_fetch_and_explicit(&ep->state, ~EP_DOWN, memory_order_relaxed);
+	else
+		atomic_fetch_or_explicit(&ep->state, EP_DOWN, memory_order_relaxed);
+}
+
+unsigned balancer_endpoint_active(const struct balancer_endpoint *ep)
+{
+	return atomic_load_explicit(&ep->state, memory_order_relaxed) / EP_ONE_ACTIVE;
 }
 
 static unsigned ep_active(const struct balancer_endpoint *ep)
 {
-	return atomic_load_explicit(&ep->active, memory_order_relaxed);
+	return balancer_endpoint_active(ep);
 }
 
 /* ---- affinity table ---- */

@@ -8,8 +8,9 @@
  * set, built by the control thread and read by every worker; it is
  * refcounted and freed by whoever drops the last reference. Endpoints are
  * refcounted too and outlive the snapshots that listed them while a
- * connection still uses them (draining). Their `active` and `healthy` fields
- * are atomics written from any thread. The affinity table has its own mutex.
+ * connection still uses them (draining). Their active count and health are
+ * one atomic word written from any thread. The affinity table has its own
+ * mutex.
  */
 #ifndef FERRY_USERSPACE_BALANCER_H
 #define FERRY_USERSPACE_BALANCER_H
@@ -32,14 +33,20 @@
 struct balancer_endpoint {
 	struct inet_addr addr;
 	uint16_t port;
-	atomic_bool healthy;  /* false while active health checks say it is down */
-	atomic_uint active;   /* connections / UDP flows using it, all workers */
-	uint32_t idx;         /* its index in its block */
+	uint16_t idx;         /* its index in its block */
+	/* Both in one word, 28 bytes an endpoint (a million of them at 100k
+	 * services): the connections / UDP flows using it, all workers, times
+	 * two, plus 1 while active health checks say it is down. Read and
+	 * written through the functions below only. */
+	atomic_uint state;
 };
 
-/* n (>= 1) new endpoints in one block: eps[0..n), healthy, no active
- * users, address and port zero for the caller to fill in before sharing
- * them, one reference each. NULL on ENOMEM. */
+/* The most endpoints one block holds (idx is 16 bits). */
+#define BALANCER_BLOCK_MAX 65535u
+
+/* n (1..BALANCER_BLOCK_MAX) new endpoints in one block: eps[0..n),
+ * healthy, no active users, address and port zero for the caller to fill
+ * in before sharing them, one reference each. NULL on ENOMEM or a bad n. */
 struct balancer_endpoint *balancer_endpoints_new(size_t n);
 /* A new endpoint (a block of one), healthy, no active users, one
  * reference. NULL on ENOMEM. */
@@ -54,6 +61,10 @@ void balancer_endpoint_acquire(struct balancer_endpoint *ep);
 void balancer_endpoint_release(struct balancer_endpoint *ep);
 /* Usable for new traffic: healthy. */
 bool balancer_endpoint_usable(const struct balancer_endpoint *ep);
+/* Mark ep up (healthy) or down (health checks). Any thread. */
+void balancer_endpoint_set_healthy(struct balancer_endpoint *ep, bool healthy);
+/* The connections / flows using ep now (acquired, not yet released). */
+unsigned balancer_endpoint_active(const struct balancer_endpoint *ep);
 
 struct balancer_affinity;
 

@@ -247,7 +247,7 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	for (i = 0; i < u->n_pools; i++)
 		if (!u->pools[i]->d.health.enabled)
 			for (k = 0; k < u->pools[i]->d.balancer->n_eps; k++)
-				atomic_store(&balancer_ep(u->pools[i]->d.balancer, k)->healthy, true);
+				balancer_endpoint_set_healthy(balancer_ep(u->pools[i]->d.balancer, k), true);
 	/* 6. Checker, redirects; removed listeners are closed when sync
 	 *    returns. */
 	res.listeners_changed = true;

@@ -32,10 +32,10 @@ void userspace_counts(void *priv, backend_count_fn emit, void *userdata)
 		const struct us_pool_data *d = &u->pools[i]->d;
 
 		for (size_t j = 0; j < d->balancer->n_eps; j++) {
-			active += atomic_load(&balancer_ep(d->balancer, j)->active);
+			active += balancer_endpoint_active(balancer_ep(d->balancer, j));
 			if (!d->health.enabled)
 				continue;
-			if (atomic_load(&balancer_ep(d->balancer, j)->healthy))
+			if (balancer_endpoint_usable(balancer_ep(d->balancer, j)))
 				healthy++;
 			else
 				unhealthy++;
@@ -268,7 +268,7 @@ void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 				.ns = relay_svcport_ns(p->port), .name = relay_svcport_name(p->port),
 				.port_name = relay_svcport_port_name(p->port),
 				.proto = p->port->proto, .addr = &ep->addr, .port = ep->port,
-				.healthy = atomic_load(&ep->healthy),
+				.healthy = balancer_endpoint_usable(ep),
 			};
 
 			emit_health(userdata, &h);

@@ -154,7 +154,7 @@ static int pool_build(struct userspace *u, struct us_pool_data *d, const struct 
 		      const struct us_pool_data *old, struct relay_svcport *port)
 {
 	bool sorted = old && eps_sorted(old->balancer);
-	struct balancer_endpoint *fresh = NULL, **eps;
+	struct balancer_endpoint *fresh = NULL, *fresh_end = NULL, **eps;
 	struct balancer_affinity *affinity = NULL;
 	size_t n_new = 0, n = 0;
 
@@ -175,21 +175,29 @@ static int pool_build(struct userspace *u, struct us_pool_data *d, const struct 
 	}
 	eps = u->scratch;
 	/* The endpoints old has (their state carried over), then one block
-	 * for all the new ones. */
+	 * for all the new ones (more past BALANCER_BLOCK_MAX). */
 	for (size_t i = 0; i < e->n_endpoints; i++) {
 		const struct plan_endpoint *pe = &e->endpoints[i];
 
 		eps[i] = old ? pool_data_find(old, sorted, &pe->addr, pe->port) : NULL;
 		n_new += !eps[i];
 	}
-	if (n_new > 0 && !(fresh = balancer_endpoints_new(n_new)))
-		return -ENOMEM;
 	for (; n < e->n_endpoints; n++) {
 		const struct plan_endpoint *pe = &e->endpoints[n];
 
 		if (eps[n]) {
 			balancer_endpoint_ref(eps[n]);
 		} else {
+			if (fresh == fresh_end) {
+				size_t k = n_new < BALANCER_BLOCK_MAX ? n_new : BALANCER_BLOCK_MAX;
+
+				/* Every endpoint of the blocks before is listed
+				 * in eps[0..n), which nomem unrefs. */
+				if (!(fresh = balancer_endpoints_new(k)))
+					goto nomem;
+				fresh_end = fresh + k;
+				n_new -= k;
+			}
 			eps[n] = fresh++;
 			eps[n]->addr = pe->addr;
 			eps[n]->port = pe->port;
@@ -274,7 +282,7 @@ bool us_staged_commit(struct userspace *u, struct us_staged *st)
 	checked_set(u, p, now);
 	if (was && !now)
 		for (size_t k = 0; k < p->d.balancer->n_eps; k++)
-			atomic_store(&balancer_ep(p->d.balancer, k)->healthy, true);
+			balancer_endpoint_set_healthy(balancer_ep(p->d.balancer, k), true);
 	return was || now;
 }
 

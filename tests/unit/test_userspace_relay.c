@@ -21,6 +21,7 @@
 #include "log.h"
 #include "model.h"
 #include "nft_intercept.h"
+#include "plan.h"
 #include "planner.h"
 #include "relay.h"
 #include "userspace.h"
@@ -2163,4 +2164,46 @@ Test(userspace_relay, intercepted_traffic_through_nftables, .init = setup, .time
 	big_plan_free(small);
 	big_plan_free(big);
 	echo_stop(&a);
+}
+
+/* A set past BALANCER_BLOCK_MAX endpoints takes more than one block: sync
+ * builds it, a later sync keeps half of it (carried over, blocks shared
+ * with the new ones) and adds as many, and the state matches the plan each
+ * time. No sockets: the frontend is intercepted by the fake provider. */
+Test(userspace_relay, set_larger_than_a_block, .init = setup, .timeout = 60)
+{
+	enum { N = BALANCER_BLOCK_MAX + 4465 }; /* 70,000 */
+	struct userspace_options cfg = { .workers = 1, .udp_idle_timeout_ms = 1000,
+				      .intercept = &fake_intercept };
+	struct plan_endpoint *eps = calloc(N, sizeof(*eps));
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	void *priv;
+
+	cr_assert_not_null(eps);
+	e = tp_epset(&t, "default/big:http/TCP", "big", INET_PROTO_TCP);
+	e->endpoints = eps;
+	for (size_t i = 0; i < N; i++) {
+		eps[i].addr = inet_addr_any(AF_INET);
+		eps[i].addr.u.v4.s_addr = htonl(0x0a000000u + (uint32_t)i);
+		eps[i].port = 8080;
+	}
+	e->n_endpoints = N;
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.3", INET_PROTO_TCP, 80, e);
+	fake_n = 0;
+	fake_syncs = fake_cleanups = fake_fail = fake_inits = fake_finis = 0;
+	priv = calloc(1, userspace_backend_ops.priv_size);
+	cr_assert_not_null(priv);
+	cr_assert_eq(userspace_backend_ops.init(priv, &cfg), 0);
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+	cr_assert_eq(userspace_check_state(priv, &t.plan), 0);
+	/* Every other address moves up by N: half kept, half new. */
+	for (size_t i = 1; i < N; i += 2)
+		eps[i].addr.u.v4.s_addr = htonl(0x0a000000u + (uint32_t)(N + i));
+	qsort(eps, N, sizeof(*eps), plan_endpoint_cmp);
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+	cr_assert_eq(userspace_check_state(priv, &t.plan), 0);
+	userspace_backend_ops.fini(priv);
+	free(priv);
+	free(eps);
 }
