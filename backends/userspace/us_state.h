@@ -37,7 +37,6 @@ struct us_pool_data {
 	 * table (balancer->affinity) are the balancer's: no second copy. */
 	struct balancer *balancer;
 	struct health_check_cfg health;
-	struct relay_svcport *port;     /* borrowed from the pool: what snapshots count into */
 };
 
 /* One endpoint set, kept under its key for as long as the plan has it. */
@@ -50,7 +49,8 @@ struct us_pool {
 	struct us_pool *checked_next;
 	bool in_checked;
 	bool doomed;                    /* apply: goes at the end of this apply */
-	uint64_t mark;                  /* sync: the last sync that kept it */
+	uint32_t mark;                  /* sync: the last sync that kept it (0: none;
+					 * only equality with u->mark counts) */
 	char key[];                     /* in the same allocation */
 };
 
@@ -127,7 +127,7 @@ struct userspace {
 	 * family (0 IPv4, 1 IPv6) and protocol (0 TCP, 1 UDP), one listener
 	 * set on the wildcard address; NULL when it could not open. */
 	struct relay_frontend *relays[2][2];
-	uint64_t mark;                  /* sync counter for us_pool.mark */
+	uint32_t mark;                  /* sync counter for us_pool.mark */
 	/* pool_build's list of a set's endpoints while it builds the set's
 	 * balancer, kept from one set to the next (scratch_cap entries). */
 	struct balancer_endpoint **scratch;
@@ -239,15 +239,16 @@ const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const stru
 bool us_intercepted(const struct userspace *u, const struct us_key *k);
 
 /* A new service snapshot of plan frontend f's policy (empty verdict, source
- * ranges) over the balancer of pool contents d, counting into d's service
- * port;
- * d NULL (a frontend without a set): over u->empty. sc: the contents of
+ * ranges) over the balancer of pool contents d (pool's, new or in force),
+ * counting into pool's service port; pool and d NULL (a frontend without a
+ * set): over u->empty. sc: the contents of
  * f's short-circuit set (f->short_circuit's pool), for the clients that
  * start on this node (u->local_cidrs and the node's own addresses); NULL:
  * none. The snapshot holds its own balancer references; the caller gets
  * one reference to it. Counts stats.services_made. NULL on ENOMEM. */
-struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
-				     const struct us_pool_data *sc, const struct plan_frontend *f);
+struct relay_service *us_service_new(struct userspace *u, const struct us_pool *pool,
+				     const struct us_pool_data *d, const struct us_pool_data *sc,
+				     const struct plan_frontend *f);
 
 /* Open the frontend of listener key k, which is not open, serving svc
  * (references taken): its listener set handed to the workers, or, when

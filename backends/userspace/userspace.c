@@ -104,7 +104,7 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 		wanted[n].order = i;
 		wanted[n].pool = pool;
 		wanted[n].sc = sc;
-		wanted[n].svc = us_service_new(u, d, scd, f);
+		wanted[n].svc = us_service_new(u, pool, d, scd, f);
 		if (!wanted[n].svc) {
 			wanted_free(wanted, n);
 			return -ENOMEM;
@@ -177,7 +177,10 @@ static int userspace_sync(void *priv, const struct plan *plan)
 		goto fail;
 
 	/* 2. The pools of the plan in force, in key order (the plan's). */
-	u->mark++;
+	/* Never 0, the mark of a pool apply made: a wrap must not make it
+	 *    look kept. */
+	if (++u->mark == 0)
+		u->mark = 1;
 	for (i = 0; i < plan->n_epsets; i++) {
 		/* (A key twice in one plan would stage its pool twice.) */
 		if (!staged[i].pool || staged[i].pool->mark == u->mark)

@@ -189,7 +189,7 @@ static int touch_plan(struct userspace *u, const struct plan *plan, struct us_to
 		if (r < 0)
 			return r;
 	}
-	t->svc = us_service_new(u, d, scd, f);
+	t->svc = us_service_new(u, t->pool, d, scd, f);
 	return t->svc ? 0 : -ENOMEM;
 }
 

@@ -216,13 +216,14 @@ const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const stru
 	return best;
 }
 
-struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
-				     const struct us_pool_data *sc, const struct plan_frontend *f)
+struct relay_service *us_service_new(struct userspace *u, const struct us_pool *pool,
+				     const struct us_pool_data *d, const struct us_pool_data *sc,
+				     const struct plan_frontend *f)
 {
 	struct relay_service *s;
 
 	s = relay_service_new(d ? d->balancer : u->empty, f->when_empty, f->source_ranges,
-			      f->n_source_ranges, d ? d->port : NULL);
+			      f->n_source_ranges, pool ? pool->port : NULL);
 	if (s && sc && relay_service_set_short_circuit(s, sc->balancer, u->local_cidrs, u->n_local_cidrs) < 0)
 		s = relay_service_unref(s);
 	if (s)

@@ -151,7 +151,7 @@ static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, 
  * the affinity table of old when there is one. O(n log m) for n new and m
  * old endpoints. 0 or -ENOMEM (d is then cleared). */
 static int pool_build(struct userspace *u, struct us_pool_data *d, const struct plan_epset *e,
-		      const struct us_pool_data *old, struct relay_svcport *port)
+		      const struct us_pool_data *old)
 {
 	bool sorted = old && eps_sorted(old->balancer);
 	struct balancer_endpoint *fresh = NULL, *fresh_end = NULL, **eps;
@@ -159,7 +159,6 @@ static int pool_build(struct userspace *u, struct us_pool_data *d, const struct 
 	size_t n_new = 0, n = 0;
 
 	memset(d, 0, sizeof(*d));
-	d->port = port;
 	d->health = e->health;
 	/* The list is gathered in u's scratch array, not an allocation of its
 	 * own: one per set, freed as soon as the balancer has its copy, would
@@ -265,7 +264,7 @@ int us_staged_build(struct userspace *u, struct us_staged *st, const struct plan
 			return -ENOMEM;
 		}
 	}
-	r = pool_build(u, &st->d, e, st->is_new ? NULL : &st->pool->d, st->pool->port);
+	r = pool_build(u, &st->d, e, st->is_new ? NULL : &st->pool->d);
 	if (r < 0)
 		us_staged_discard(st);
 	return r;
