@@ -14,8 +14,7 @@ struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const 
 					enum inet_proto proto)
 {
 	struct relay_svcport *p;
-	size_t ns_len, name_len, pn_len, label_len, total, at;
-	char *s;
+	size_t ns_len, name_len, pn_len, label_len;
 
 	ns = ns ? ns : "?";
 	name = name ? name : "?";
@@ -23,33 +22,38 @@ struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const 
 	ns_len = strlen(ns);
 	name_len = strlen(name);
 	pn_len = strlen(port_name);
-	/* "ns/name:port" (or "ns/name"); ns, name and port_name are its
-	 * pieces, copied after it: one allocation in all. */
+	/* "ns/name:port" (or "ns/name"), the one copy of the three. */
 	label_len = ns_len + 1 + name_len + (pn_len ? 1 + pn_len : 0);
-	total = label_len + 1 + ns_len + 1 + name_len + 1 + pn_len + 1;
-	if (total > UINT16_MAX)
+	if (label_len + 1 > UINT16_MAX)
 		return NULL;
-	p = calloc(1, sizeof(*p) + total);
+	p = calloc(1, sizeof(*p) + label_len + 1);
 	if (!p)
 		return NULL;
-	s = p->text;
-	p->label = s;
 	if (pn_len)
-		snprintf(s, label_len + 1, "%s/%s:%s", ns, name, port_name);
+		snprintf(p->label, label_len + 1, "%s/%s:%s", ns, name, port_name);
 	else
-		snprintf(s, label_len + 1, "%s/%s", ns, name);
-	at = label_len + 1;
-	p->ns_at = (uint16_t)at;
-	memcpy(s + at, ns, ns_len + 1);
-	at += ns_len + 1;
-	p->name_at = (uint16_t)at;
-	memcpy(s + at, name, name_len + 1);
-	at += name_len + 1;
-	p->port_name_at = (uint16_t)at;
-	memcpy(s + at, port_name, pn_len + 1);
+		snprintf(p->label, label_len + 1, "%s/%s", ns, name);
+	p->ns_len = (uint16_t)ns_len;
+	p->name_len = (uint16_t)name_len;
 	p->proto = proto;
 	atomic_init(&p->refs, 1);
 	return p;
+}
+
+void relay_svcport_names(const struct relay_svcport *p, char *buf, struct relay_svcport_names *ret)
+{
+	size_t len = strlen(p->label), name_end = (size_t)p->ns_len + 1 + p->name_len;
+
+	memcpy(buf, p->label, len + 1);
+	buf[p->ns_len] = '\0';
+	ret->ns = buf;
+	ret->name = buf + p->ns_len + 1;
+	if (name_end < len) {
+		buf[name_end] = '\0';
+		ret->port_name = buf + name_end + 1;
+	} else {
+		ret->port_name = buf + len; /* "" */
+	}
 }
 
 struct relay_svcport *relay_svcport_ref(struct relay_svcport *p)

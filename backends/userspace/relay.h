@@ -31,29 +31,22 @@ struct relay_svcport {
 	atomic_uint refs;
 	enum inet_proto proto;
 	atomic_uint_fast64_t connections; /* TCP connections accepted / UDP flows started */
-	atomic_uint_fast64_t active;      /* open now */
 	atomic_uint_fast64_t bytes_in;    /* client -> endpoint */
 	atomic_uint_fast64_t bytes_out;   /* endpoint -> client */
-	const char *label;                /* "ns/name:port" (or "ns/name"), for logs: text */
-	uint16_t ns_at, name_at, port_name_at; /* where in text (relay_svcport_ns...) */
-	char text[];                      /* the label, then ns, name, port_name */
+	atomic_uint active;               /* open now */
+	/* label is "ns/name:port_name" (or "ns/name" when the port is
+	 * unnamed): the pieces are found by their lengths, not by parsing
+	 * (relay_svcport_names), so that one copy of the text serves both. */
+	uint16_t ns_len, name_len;
+	char label[];                     /* for logs, and the pieces */
 };
 
-/* The namespace, service name and port name ("" when unnamed) of p. */
-static inline const char *relay_svcport_ns(const struct relay_svcport *p)
-{
-	return p->text + p->ns_at;
-}
-
-static inline const char *relay_svcport_name(const struct relay_svcport *p)
-{
-	return p->text + p->name_at;
-}
-
-static inline const char *relay_svcport_port_name(const struct relay_svcport *p)
-{
-	return p->text + p->port_name_at;
-}
+/* The namespace, service name and port name ("" when unnamed) of p, each
+ * NUL-terminated, written into buf (room for strlen(p->label) + 1 bytes). */
+struct relay_svcport_names {
+	const char *ns, *name, *port_name;
+};
+void relay_svcport_names(const struct relay_svcport *p, char *buf, struct relay_svcport_names *ret);
 
 /* A new service port (strings copied into the same allocation; NULL reads
  * as "?" / ""). One reference. NULL on ENOMEM (or strings over 64 KiB,
@@ -92,6 +85,7 @@ static inline const char *relay_service_label(const struct relay_service *s)
 {
 	return s->port ? s->port->label : "(no endpoint set)";
 }
+
 
 /* A new service over balancer (a reference is taken) counting into port
  * (a reference is taken; NULL: none, labelled "(no endpoint set)"); ranges

@@ -323,6 +323,8 @@ void userspace_counts(void *priv, backend_count_fn emit, void *userdata);
 
 /* backend_ops.service_stats: per service port traffic (summed over its
  * cluster-wide and Local sets) and the health of every checked endpoint.
+ * The names handed to emit_stats and emit_health are valid during that
+ * call only (split from the service port's label into a scratch buffer).
  * Control thread, at a scrape. */
 void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 			     backend_endpoint_health_fn emit_health, void *userdata);

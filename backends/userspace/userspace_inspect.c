@@ -233,26 +233,49 @@ static bool key_is_local(const char *key)
 	return len >= 6 && strcmp(key + len - 6, "/local") == 0;
 }
 
+/* The names of port p split into *buf (grown as needed, *cap bytes; the
+ * caller frees it). false on ENOMEM. */
+static bool port_names(const struct relay_svcport *p, char **buf, size_t *cap,
+		       struct relay_svcport_names *ret)
+{
+	size_t need = strlen(p->label) + 1;
+
+	if (need > *cap) {
+		char *b = realloc(*buf, need);
+
+		if (!b)
+			return false;
+		*buf = b;
+		*cap = need;
+	}
+	relay_svcport_names(p, *buf, ret);
+	return true;
+}
+
 void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 			     backend_endpoint_health_fn emit_health, void *userdata)
 {
 	const struct userspace *u = priv;
+	struct relay_svcport_names names;
+	char *buf = NULL;
+	size_t cap = 0;
 
 	if (!u || !u->ready)
 		return;
 	for (size_t i = 0; i < u->n_pools; i++) {
 		const struct us_pool *p = u->pools[i], *sib = sibling_pool(u, p->key);
 		const struct relay_svcport *ports[2] = { p->port, sib ? sib->port : NULL };
-		struct backend_service_stats st = {
-			.ns = relay_svcport_ns(p->port), .name = relay_svcport_name(p->port),
-			.port_name = relay_svcport_port_name(p->port),
-			.proto = p->port->proto,
-		};
+		struct backend_service_stats st = { .proto = p->port->proto };
 
 		/* One line per service port: a Local set is summed into its
 		 * cluster-wide sibling when both are planned. */
 		if (!emit_stats || (sib && key_is_local(p->key)))
 			continue;
+		if (!port_names(p->port, &buf, &cap, &names))
+			break;
+		st.ns = names.ns;
+		st.name = names.name;
+		st.port_name = names.port_name;
 		for (int k = 0; k < 2 && ports[k]; k++) {
 			st.connections += atomic_load_explicit(&ports[k]->connections, memory_order_relaxed);
 			st.active += atomic_load_explicit(&ports[k]->active, memory_order_relaxed);
@@ -262,11 +285,12 @@ void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 		emit_stats(userdata, &st);
 	}
 	for (const struct us_pool *p = u->checked; emit_health && p; p = p->checked_next) {
+		if (!port_names(p->port, &buf, &cap, &names))
+			break;
 		for (size_t k = 0; k < p->d.balancer->n_eps; k++) {
 			const struct balancer_endpoint *ep = balancer_ep(p->d.balancer, k);
 			struct backend_endpoint_health h = {
-				.ns = relay_svcport_ns(p->port), .name = relay_svcport_name(p->port),
-				.port_name = relay_svcport_port_name(p->port),
+				.ns = names.ns, .name = names.name, .port_name = names.port_name,
 				.proto = p->port->proto, .addr = &ep->addr, .port = ep->port,
 				.healthy = balancer_endpoint_usable(ep),
 			};
@@ -274,4 +298,5 @@ void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 			emit_health(userdata, &h);
 		}
 	}
+	free(buf);
 }
