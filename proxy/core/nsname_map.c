@@ -54,10 +54,14 @@ static size_t distance(size_t a, size_t b, size_t cap)
 	return b >= a ? b - a : b + cap - a;
 }
 
+/* The string at off in value: a pointer kept there, or, with
+ * NSNAME_MAP_NAME_INLINE in off, the characters themselves. */
 static const char *key_field(const void *value, size_t off)
 {
 	const char *field;
 
+	if (off & NSNAME_MAP_NAME_INLINE)
+		return (const char *)value + (off & ~NSNAME_MAP_NAME_INLINE);
 	memcpy(&field, (const char *)value + off, sizeof(field));
 	return field;
 }

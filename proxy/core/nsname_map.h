@@ -26,9 +26,15 @@ struct nsname_map {
 
 /* The key of values of type TYPE: its fields NS and NAME (char pointers). */
 #define NSNAME_MAP_KEY(TYPE, NS, NAME) offsetof(TYPE, NS), offsetof(TYPE, NAME)
+/* The same when NAME is the value's own char array (a flexible array
+ * member, say), not a pointer: 8 bytes less per value. */
+#define NSNAME_MAP_NAME_INLINE ((size_t)1 << (sizeof(size_t) * 8 - 1))
+#define NSNAME_MAP_KEY_INLINE_NAME(TYPE, NS, NAME) \
+	offsetof(TYPE, NS), (offsetof(TYPE, NAME) | NSNAME_MAP_NAME_INLINE)
 
 /* Make an empty map (no allocation until the first put) whose values keep
- * their key at ns_off and name_off: pass NSNAME_MAP_KEY(type, ns, name). */
+ * their key at ns_off and name_off: pass NSNAME_MAP_KEY(type, ns, name) or
+ * NSNAME_MAP_KEY_INLINE_NAME(type, ns, name). */
 void nsname_map_init(struct nsname_map *map, size_t ns_off, size_t name_off);
 /* Release the table. The values are not touched: free them first if the
  * map was their only reference. Accepts NULL. The map may be reused after

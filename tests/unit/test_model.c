@@ -315,6 +315,35 @@ Test(nsname_map, grows_by_half_and_finds_every_key)
 	nsname_map_done(&map);
 }
 
+/* A value whose name is its own array, not a pointer. */
+struct inline_value {
+	const char *ns;
+	char name[16];
+};
+
+Test(nsname_map, inline_names)
+{
+	struct inline_value a = { .ns = "default", .name = "web" }, b = { .ns = "default", .name = "web-1" };
+	struct inline_value c = { .ns = "other", .name = "web" };
+	struct nsname_map map;
+	void *old = NULL;
+
+	nsname_map_init(&map, NSNAME_MAP_KEY_INLINE_NAME(struct inline_value, ns, name));
+	cr_assert_eq(nsname_map_put(&map, &a, NULL), 0);
+	cr_assert_eq(nsname_map_put(&map, &b, NULL), 0);
+	cr_assert_eq(nsname_map_put(&map, &c, NULL), 0);
+	cr_expect_eq(nsname_map_get(&map, "default", "web"), &a);
+	cr_expect_eq(nsname_map_get(&map, "default", "web-1"), &b);
+	cr_expect_eq(nsname_map_get(&map, "other", "web"), &c);
+	cr_expect_null(nsname_map_get(&map, "other", "web-1"));
+	cr_expect_eq(nsname_map_remove(&map, "default", "web"), &a);
+	cr_expect_null(nsname_map_get(&map, "default", "web"));
+	cr_expect_eq(nsname_map_put(&map, &a, &old), 0);
+	cr_expect_null(old);
+	cr_expect_eq(nsname_map_size(&map), 3);
+	nsname_map_done(&map);
+}
+
 Test(nsname_map, matches_reference)
 {
 	enum { N = 3000 };
