@@ -277,6 +277,8 @@ struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *
 	bool run = n > 0;
 	struct balancer *b;
 
+	if (n > UINT32_MAX)
+		return NULL;
 	/* One after the other in one block (consecutive addresses and
 	 * indexes: the same block_of): no list needed. */
 	for (size_t i = 1; run && i < n; i++)
@@ -294,22 +296,24 @@ struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *
 		if (!run)
 			b->eps[i] = eps[i];
 	}
-	b->n_eps = n;
+	b->n_eps = (uint32_t)n;
 	if (affinity)
 		b->affinity = balancer_affinity_ref(affinity);
 
 	if (algo == BALANCE_MAGLEV && n > 0) {
 		uint64_t *keys = calloc(n, sizeof(*keys));
 
-		b->maglev_size = (uint32_t)maglev_table_size(n);
-		b->maglev = calloc(b->maglev_size, sizeof(*b->maglev));
+		size_t size = maglev_table_size(n);
+
+		b->maglev = calloc(1, sizeof(*b->maglev) + size * sizeof(b->maglev->slot[0]));
 		if (!keys || !b->maglev) {
 			free(keys);
 			goto fail;
 		}
 		for (size_t i = 0; i < n; i++)
 			keys[i] = endpoint_key(eps[i]);
-		if (maglev_build(keys, n, b->maglev_size, b->maglev) < 0) {
+		b->maglev->size = (uint32_t)size;
+		if (maglev_build(keys, n, size, b->maglev->slot) < 0) {
 			free(keys);
 			goto fail;
 		}
@@ -446,14 +450,14 @@ static size_t pick_maglev(struct balancer *b, const struct inet_addr *client,
 			  struct balancer_endpoint *const *exclude, size_t n_exclude)
 {
 	uint64_t h = client ? maglev_hash(client->u.bytes, addr_len(client), 0x636c6e74ULL) : 0;
-	size_t slot = h % b->maglev_size;
+	size_t size = b->maglev->size, slot = h % size;
 
 	/* A down or excluded owner: walk on to the next slot whose owner can
 	 * take it, so only that owner's clients move. The caller checked
 	 * that a usable endpoint exists, but exclusions may rule them all
 	 * out, hence the bound. */
-	for (size_t k = 0; k < b->maglev_size; k++) {
-		size_t i = b->maglev[(slot + k) % b->maglev_size];
+	for (size_t k = 0; k < size; k++) {
+		size_t i = b->maglev->slot[(slot + k) % size];
 
 		if (candidate(balancer_ep(b, i), exclude, n_exclude))
 			return i;

@@ -79,14 +79,19 @@ uint32_t balancer_affinity_timeout(const struct balancer_affinity *a);
 /* Number of live (possibly expired but not yet purged) entries. Locks. */
 size_t balancer_affinity_count(struct balancer_affinity *a);
 
+/* A Maglev lookup table: slot -> endpoint index. */
+struct balancer_maglev {
+	uint32_t size;
+	uint32_t slot[];
+};
+
 struct balancer {
 	atomic_uint refs;
 	enum balance_algo algo;
 	atomic_uint rr_next;             /* round-robin cursor, shared by workers */
-	uint32_t maglev_size;
-	size_t n_eps;
+	uint32_t n_eps;
 	struct balancer_affinity *affinity; /* NULL: no session affinity */
-	uint32_t *maglev;                /* BALANCE_MAGLEV only: slot -> index */
+	struct balancer_maglev *maglev;  /* BALANCE_MAGLEV only */
 	/* The endpoints, n_eps owned references, in order (balancer_ep):
 	 * run[0..n_eps) when they lie one after the other in one block (a
 	 * set built afresh), with no list; else the list eps[]. */
@@ -102,7 +107,7 @@ static inline struct balancer_endpoint *balancer_ep(const struct balancer *b, si
 
 /* Build a snapshot over eps[0..n) (references taken on each and on affinity,
  * which may be NULL). For BALANCE_MAGLEV the lookup table is built here.
- * One reference. NULL on ENOMEM. */
+ * One reference. NULL on ENOMEM (or n over UINT32_MAX). */
 struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *const *eps,
 			      size_t n, struct balancer_affinity *affinity);
 struct balancer *balancer_ref(struct balancer *b);
