@@ -85,6 +85,16 @@ void relay_svcport_close(struct relay_svcport *p)
 		atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
 }
 
+static void scope_free(struct relay_service_scope *sc)
+{
+	if (!sc)
+		return;
+	balancer_unref(sc->short_circuit);
+	free(sc->source_ranges);
+	free(sc->local_cidrs);
+	free(sc);
+}
+
 struct relay_service *relay_service_new(struct balancer *balancer, enum empty_verdict when_empty,
 					const struct inet_prefix *ranges, size_t n_ranges,
 					struct relay_svcport *port)
@@ -94,13 +104,16 @@ struct relay_service *relay_service_new(struct balancer *balancer, enum empty_ve
 	if (!s)
 		return NULL;
 	if (n_ranges > 0) {
-		s->source_ranges = calloc(n_ranges, sizeof(*ranges));
-		if (!s->source_ranges) {
+		s->scope = calloc(1, sizeof(*s->scope));
+		if (s->scope)
+			s->scope->source_ranges = calloc(n_ranges, sizeof(*ranges));
+		if (!s->scope || !s->scope->source_ranges) {
+			scope_free(s->scope);
 			free(s);
 			return NULL;
 		}
-		memcpy(s->source_ranges, ranges, n_ranges * sizeof(*ranges));
-		s->n_source_ranges = (uint32_t)n_ranges;
+		memcpy(s->scope->source_ranges, ranges, n_ranges * sizeof(*ranges));
+		s->scope->n_source_ranges = (uint32_t)n_ranges;
 	}
 	atomic_init(&s->refs, 1);
 	s->balancer = balancer_ref(balancer);
@@ -114,10 +127,8 @@ struct relay_service *relay_service_unref(struct relay_service *s)
 	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return NULL;
 	balancer_unref(s->balancer);
-	balancer_unref(s->short_circuit);
 	relay_svcport_unref(s->port);
-	free(s->source_ranges);
-	free(s->local_cidrs);
+	scope_free(s->scope);
 	free(s);
 	return NULL;
 }
@@ -127,34 +138,40 @@ int relay_service_set_short_circuit(struct relay_service *s, struct balancer *sc
 {
 	struct inet_prefix *copy = NULL;
 
+	if (!s->scope && !(s->scope = calloc(1, sizeof(*s->scope))))
+		return -ENOMEM;
 	if (n > 0) {
 		copy = calloc(n, sizeof(*copy));
 		if (!copy)
-			return -ENOMEM;
+			return -ENOMEM; /* an empty scope reads as none */
 		memcpy(copy, cidrs, n * sizeof(*copy));
 	}
-	balancer_unref(s->short_circuit);
-	free(s->local_cidrs);
-	s->short_circuit = sc ? balancer_ref(sc) : NULL;
-	s->local_cidrs = copy;
-	s->n_local_cidrs = (uint32_t)n;
+	balancer_unref(s->scope->short_circuit);
+	free(s->scope->local_cidrs);
+	s->scope->short_circuit = sc ? balancer_ref(sc) : NULL;
+	s->scope->local_cidrs = copy;
+	s->scope->n_local_cidrs = (uint32_t)n;
 	return 0;
 }
 
 struct balancer *relay_service_balancer_for(const struct relay_service *s,
 					    const struct inet_addr *client)
 {
-	if (s->short_circuit && relay_client_is_local(client, s->local_cidrs, s->n_local_cidrs))
-		return s->short_circuit;
+	const struct relay_service_scope *sc = s->scope;
+
+	if (sc && sc->short_circuit && relay_client_is_local(client, sc->local_cidrs, sc->n_local_cidrs))
+		return sc->short_circuit;
 	return s->balancer;
 }
 
 bool relay_service_allows(const struct relay_service *s, const struct inet_addr *client)
 {
-	if (s->n_source_ranges == 0)
+	const struct relay_service_scope *sc = s->scope;
+
+	if (!sc || sc->n_source_ranges == 0)
 		return true;
-	for (size_t i = 0; i < s->n_source_ranges; i++)
-		if (inet_prefix_contains(&s->source_ranges[i], client))
+	for (size_t i = 0; i < sc->n_source_ranges; i++)
+		if (inet_prefix_contains(&sc->source_ranges[i], client))
 			return true;
 	return false;
 }

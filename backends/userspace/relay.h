@@ -62,23 +62,35 @@ struct relay_svcport *relay_svcport_unref(struct relay_svcport *p);
 void relay_svcport_open(struct relay_svcport *p);
 void relay_svcport_close(struct relay_svcport *p);
 
+/* What few snapshots have (load-balancer source ranges, a short-circuit),
+ * apart, so that the others (one per frontend) stay at 32 bytes. */
+struct relay_service_scope {
+	uint32_t n_source_ranges;
+	uint32_t n_local_cidrs;
+	struct inet_prefix *source_ranges; /* owned copy; n=0 allows all */
+	/* externalTrafficPolicy Local's short-circuit (plan_frontend.
+	 * short_circuit): clients that start on this node, the node itself
+	 * or a source inside local_cidrs (this cluster's pods), are served by
+	 * this balancer instead of the service's. NULL: everyone uses that. */
+	struct balancer *short_circuit;    /* owned reference */
+	struct inet_prefix *local_cidrs;   /* owned copy */
+};
+
 /* What one frontend forwards to, as of one sync. Immutable once handed to
  * a frontend, refcounted. */
 struct relay_service {
 	atomic_uint refs;
 	enum empty_verdict when_empty;
-	uint32_t n_source_ranges;
-	uint32_t n_local_cidrs;
 	struct balancer *balancer;         /* owned reference; never NULL */
-	struct inet_prefix *source_ranges; /* owned copy; n=0 allows all */
-	/* externalTrafficPolicy Local's short-circuit (plan_frontend.
-	 * short_circuit): clients that start on this node, the node itself
-	 * or a source inside local_cidrs (this cluster's pods), are served by
-	 * this balancer instead of balancer. NULL: everyone uses balancer. */
-	struct balancer *short_circuit;    /* owned reference */
-	struct inet_prefix *local_cidrs;   /* owned copy */
 	struct relay_svcport *port;        /* owned reference; NULL: no endpoint set */
+	struct relay_service_scope *scope; /* owned; NULL: no ranges, no short-circuit */
 };
+
+/* s's short-circuit balancer, or NULL. */
+static inline struct balancer *relay_service_short_circuit(const struct relay_service *s)
+{
+	return s->scope ? s->scope->short_circuit : NULL;
+}
 
 /* s's name for logs: its port's label, or a constant. */
 static inline const char *relay_service_label(const struct relay_service *s)

@@ -99,6 +99,7 @@ static int check_frontend(const struct userspace *u, const struct us_frontend *u
 {
 	struct relay_service *s = relay_frontend_service((struct relay_frontend *)&uf->fe), *ts = NULL;
 	struct us_key k = us_frontend_key(uf);
+	struct relay_service_scope scope = s->scope ? *s->scope : (struct relay_service_scope){ 0 };
 	int r = 0;
 
 	if (uf->intercepted)
@@ -107,15 +108,15 @@ static int check_frontend(const struct userspace *u, const struct us_frontend *u
 		r = check_fail("%s serves the wrong set", RELAY_FE_NAME(&uf->fe));
 	else if (s->balancer != (pool ? pool->d.balancer : u->empty))
 		r = check_fail("%s: its snapshot is not over its set's pool", RELAY_FE_NAME(&uf->fe));
-	else if (uf->sc_pool != sc || s->short_circuit != (sc ? sc->d.balancer : NULL))
+	else if (uf->sc_pool != sc || relay_service_short_circuit(s) != (sc ? sc->d.balancer : NULL))
 		r = check_fail("%s: its short-circuit set differs from the plan", RELAY_FE_NAME(&uf->fe));
-	else if (sc && (s->n_local_cidrs != u->n_local_cidrs ||
+	else if (sc && (scope.n_local_cidrs != u->n_local_cidrs ||
 			(u->n_local_cidrs &&
-			 memcmp(s->local_cidrs, u->local_cidrs, u->n_local_cidrs * sizeof(*u->local_cidrs)))))
+			 memcmp(scope.local_cidrs, u->local_cidrs, u->n_local_cidrs * sizeof(*u->local_cidrs)))))
 		r = check_fail("%s: its snapshot's cluster CIDRs differ", RELAY_FE_NAME(&uf->fe));
-	else if (s->when_empty != f->when_empty || s->n_source_ranges != f->n_source_ranges ||
+	else if (s->when_empty != f->when_empty || scope.n_source_ranges != f->n_source_ranges ||
 		 (f->n_source_ranges &&
-		  memcmp(s->source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
+		  memcmp(scope.source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
 		r = check_fail("%s: its snapshot's policy differs from the plan", RELAY_FE_NAME(&uf->fe));
 	else if (uf->intercepted != us_intercepted(u, &k))
 		r = check_fail("%s: %s", RELAY_FE_NAME(&uf->fe),
