@@ -46,17 +46,17 @@
 
 /* One stored object: identity, version, the handler's word. */
 /* What the store keeps of one object: one allocation (a million objects
- * is a realistic cluster), the namespace a shared copy. */
+ * is a realistic cluster), the namespace a shared copy, the name inside
+ * (the store's map reads it there). */
 struct entry {
 	const char *ns;   /* shared copy (intern.h) */
-	char *name;       /* points at name_buf */
 	uint64_t seen_gen;
 	uint32_t aux;
 	/* The resourceVersion delivered last; "" when none was or it was too
 	 * long to keep here (etcd's are at most 20 digits): that only costs
 	 * a redelivery later. */
 	char rv[24];
-	char name_buf[];
+	char name[];
 };
 
 /* A set of 64-bit hashes, open addressing (0 marks a free slot). */
@@ -257,9 +257,9 @@ static int store_upsert(struct kube_informer *inf, const json_t *obj)
 	}
 	inf->stats.upserts++;
 	if (!e) {
-		e = calloc(1, sizeof(*e) + strlen(name) + 1);
+		e = calloc(1, offsetof(struct entry, name) + strlen(name) + 1);
 		if (e)
-			e->name = strcpy(e->name_buf, name);
+			strcpy(e->name, name);
 		if (!e || !(e->ns = intern(ns)) || nsname_map_put(&inf->store, e, NULL) < 0) {
 			/* The object is in the model but unknown here: take it out
 			 * again so the two do not disagree. */
@@ -1042,7 +1042,7 @@ struct kube_informer *kube_informer_new(struct kube_http *h, struct loop *loop,
 	inf->userdata = userdata;
 	inf->http = h;
 	inf->loop = loop;
-	nsname_map_init(&inf->store, NSNAME_MAP_KEY(struct entry, ns, name));
+	nsname_map_init(&inf->store, NSNAME_MAP_KEY_INLINE_NAME(struct entry, ns, name));
 	loop_timer_init(&inf->timer, on_timer, inf);
 	kube_backoff_init(&inf->backoff, cfg->backoff_base_ms ? cfg->backoff_base_ms : 500,
 			  cfg->backoff_cap_ms ? cfg->backoff_cap_ms : 30000,
