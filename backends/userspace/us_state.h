@@ -67,13 +67,15 @@ struct us_key {
  * protocol and port are the key in u->fes (us_frontend_key), and its last
  * reference, ours or a worker's, frees the whole record. */
 struct us_frontend {
-	struct relay_frontend fe;       /* listened on, or in u->relay.table */
-	bool intercepted;               /* fe is a table entry, no socket of its own */
+	/* Listened on, or, when us_intercepted (the same for every frontend
+	 * of a backend), an entry in u->relay.table. */
+	struct relay_frontend fe;
 	struct us_pool *pool;           /* the set it serves; NULL: none */
 	struct us_frontend *user_prev;  /* in pool->users */
 	struct us_frontend *user_next;
 	struct us_pool *sc_pool;        /* its short-circuit set; NULL: none */
-	struct us_frontend *sc_prev;    /* in sc_pool->sc_users */
+	/* In sc_pool->sc_users, singly linked: a set has few of them (its
+	 * service's external frontends), so unlinking walks. */
 	struct us_frontend *sc_next;
 };
 
@@ -235,7 +237,9 @@ const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const stru
 /* Whether traffic to k is intercepted (the frontend is an entry of the
  * shared relay sockets' service table, with no socket of its own): for
  * every key when there is an interception provider (node ports on every
- * address too: the provider redirects them for any local address). */
+ * address too: the provider redirects them for any local address). The
+ * provider is chosen at init, so the answer never changes for a backend:
+ * open frontends ask again instead of remembering it. */
 bool us_intercepted(const struct userspace *u, const struct us_key *k);
 
 /* A new service snapshot of plan frontend f's policy (empty verdict, source

@@ -81,14 +81,12 @@ static void user_move(struct us_frontend *f, struct us_pool *p)
 	user_link(p, f);
 }
 
-/* The same three for the short-circuit list (p->sc_users, f->sc_pool). */
+/* The same three for the short-circuit list (p->sc_users, f->sc_pool),
+ * which is singly linked. */
 static void sc_link(struct us_pool *p, struct us_frontend *f)
 {
 	f->sc_pool = p;
-	f->sc_prev = NULL;
 	f->sc_next = p ? p->sc_users : NULL;
-	if (p && p->sc_users)
-		p->sc_users->sc_prev = f;
 	if (p)
 		p->sc_users = f;
 }
@@ -97,14 +95,14 @@ static void sc_unlink(struct us_frontend *f)
 {
 	if (!f->sc_pool)
 		return;
-	if (f->sc_prev)
-		f->sc_prev->sc_next = f->sc_next;
-	else
-		f->sc_pool->sc_users = f->sc_next;
-	if (f->sc_next)
-		f->sc_next->sc_prev = f->sc_prev;
+	for (struct us_frontend **at = &f->sc_pool->sc_users; *at; at = &(*at)->sc_next) {
+		if (*at == f) {
+			*at = f->sc_next;
+			break;
+		}
+	}
 	f->sc_pool = NULL;
-	f->sc_prev = f->sc_next = NULL;
+	f->sc_next = NULL;
 }
 
 static void sc_move(struct us_frontend *f, struct us_pool *p)
@@ -383,14 +381,13 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 		return NULL;
 	}
 	relay_frontend_init(&f->fe, &k->addr, k->proto, k->port, svc);
-	f->intercepted = us_intercepted(u, k);
-	r = f->intercepted ? table_entry_open(u, &f->fe, svc) : listener_set_open(u, &f->fe, svc);
+	r = us_intercepted(u, k) ? table_entry_open(u, &f->fe, svc) : listener_set_open(u, &f->fe, svc);
 	if (r < 0) {
 		result_err(res, r);
 		relay_frontend_unref(&f->fe); /* the only reference: frees f */
 		return NULL;
 	}
-	if (f->intercepted)
+	if (us_intercepted(u, k))
 		res->relays_changed = true;
 	else
 		res->listeners_changed = true;
@@ -401,7 +398,9 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 
 bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res)
 {
-	if (f->intercepted) {
+	struct us_key k = us_frontend_key(f);
+
+	if (us_intercepted(u, &k)) {
 		relay_table_remove(&u->relay.table, &f->fe);
 		log_debug("userspace: %s no longer intercepted", RELAY_FE_NAME(&f->fe));
 		res->relays_changed = true;
@@ -447,7 +446,7 @@ static int intercept_push(struct userspace *u, const struct plan *plan)
 	for (size_t i = 0; i < u->n_fes; i++) {
 		const struct us_frontend *f = u->fes[i];
 		struct us_key k = us_frontend_key(f);
-		const struct relay_frontend *relay = f->intercepted ? relay_for(u, &k) : NULL;
+		const struct relay_frontend *relay = us_intercepted(u, &k) ? relay_for(u, &k) : NULL;
 
 		if (!relay)
 			continue;

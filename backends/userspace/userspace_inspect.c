@@ -102,7 +102,7 @@ static int check_frontend(const struct userspace *u, const struct us_frontend *u
 	struct relay_service_scope scope = s->scope ? *s->scope : (struct relay_service_scope){ 0 };
 	int r = 0;
 
-	if (uf->intercepted)
+	if (us_intercepted(u, &k))
 		ts = relay_table_service(&((struct userspace *)u)->relay.table, &k.addr, k.proto, k.port);
 	if (uf->pool != pool)
 		r = check_fail("%s serves the wrong set", RELAY_FE_NAME(&uf->fe));
@@ -118,10 +118,7 @@ static int check_frontend(const struct userspace *u, const struct us_frontend *u
 		 (f->n_source_ranges &&
 		  memcmp(scope.source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
 		r = check_fail("%s: its snapshot's policy differs from the plan", RELAY_FE_NAME(&uf->fe));
-	else if (uf->intercepted != us_intercepted(u, &k))
-		r = check_fail("%s: %s", RELAY_FE_NAME(&uf->fe),
-			       uf->intercepted ? "intercepted without a provider" : "not intercepted");
-	else if (uf->intercepted && ts != s)
+	else if (us_intercepted(u, &k) && ts != s)
 		r = check_fail("%s: the service table has another snapshot", RELAY_FE_NAME(&uf->fe));
 	relay_service_unref(ts);
 	relay_service_unref(s);
@@ -175,8 +172,11 @@ int userspace_check_state(void *priv, const struct plan *plan)
 	}
 	if (n_fes != u->n_fes)
 		return check_fail("%zu frontends open, the plan has %zu", u->n_fes, n_fes);
-	for (size_t i = 0; i < u->n_fes; i++)
-		n_table += u->fes[i]->intercepted;
+	for (size_t i = 0; i < u->n_fes; i++) {
+		struct us_key k = us_frontend_key(u->fes[i]);
+
+		n_table += us_intercepted(u, &k);
+	}
 	if (n_table != u->relay.table.n)
 		return check_fail("%zu frontends in the service table, %zu intercepted", u->relay.table.n,
 				  n_table);

@@ -65,7 +65,7 @@ void us_pool_free(struct userspace *u, struct us_pool *p)
 	for (struct us_frontend *f = p->sc_users, *next; f; f = next) {
 		next = f->sc_next;
 		f->sc_pool = NULL;
-		f->sc_prev = f->sc_next = NULL;
+		f->sc_next = NULL;
 	}
 	p->sc_users = NULL;
 	checked_set(u, p, false);
