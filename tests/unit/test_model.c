@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intern.h"
 #include "kobj.h"
 #include "model.h"
 #include "nsname_map.h"
@@ -435,4 +436,39 @@ Test(model, change_counts_and_trigger_times)
 	cr_expect_eq(svcs, 0);
 	cr_expect_eq(slices, 5);
 	model_free(m);
+}
+
+/* Shared copies: equal strings share one, each intern() is one reference,
+ * the last release frees it; the table grows past many strings. */
+Test(intern, shares_counts_and_grows)
+{
+	enum { N = 5000 };
+	static const char *copies[N];
+	unsigned long base = intern_count();
+	char buf[32];
+	const char *a = intern("zone-a"), *b;
+
+	cr_assert_not_null(a);
+	strcpy(buf, "zone-a");
+	b = intern(buf);
+	cr_expect_eq(a, b, "one copy for equal strings");
+	cr_expect_eq(intern_count(), base + 1);
+	for (int i = 0; i < N; i++) {
+		snprintf(buf, sizeof(buf), "node-%d", i);
+		copies[i] = intern(buf);
+		cr_assert_not_null(copies[i]);
+		cr_assert_str_eq(copies[i], buf);
+	}
+	cr_expect_eq(intern_count(), base + 1 + N);
+	for (int i = 0; i < N; i++) {
+		snprintf(buf, sizeof(buf), "node-%d", i);
+		cr_assert_eq(intern(buf), copies[i], "found again after the table grew");
+		intern_release(copies[i]);
+		intern_release(copies[i]);
+	}
+	intern_release(b);
+	cr_expect_eq(intern_count(), base + 1, "a still holds one reference");
+	cr_expect_str_eq(a, "zone-a");
+	intern_release(a);
+	cr_expect_eq(intern_count(), base);
 }
