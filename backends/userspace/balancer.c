@@ -9,33 +9,69 @@
 
 /* ---- endpoints ---- */
 
+/* Room for a balancer after a block's endpoints (balancer_endpoints_new_set). */
+enum block_room {
+	ROOM_NONE = 0,
+	ROOM_FREE,
+	ROOM_TAKEN,
+};
+
 struct ep_block {
 	atomic_uint refs;     /* references to any of its endpoints */
-	uint32_t n;
+	uint16_t n;
+	uint8_t room;         /* enum block_room; control thread only */
 	struct balancer_endpoint eps[];
 };
 
-static struct ep_block *block_of(struct balancer_endpoint *ep)
+static struct ep_block *block_of(const struct balancer_endpoint *ep)
 {
 	return (struct ep_block *)((char *)(ep - ep->idx) - offsetof(struct ep_block, eps));
 }
 
-struct balancer_endpoint *balancer_endpoints_new(size_t n)
+/* Where a block of n endpoints keeps its balancer's room. */
+static size_t room_offset(size_t n)
+{
+	size_t at = offsetof(struct ep_block, eps) + n * sizeof(struct balancer_endpoint);
+	size_t align = _Alignof(struct balancer);
+
+	return (at + align - 1) / align * align;
+}
+
+static struct balancer_endpoint *block_new(size_t n, bool room)
 {
 	struct ep_block *b;
 
 	if (n == 0 || n > BALANCER_BLOCK_MAX)
 		return NULL;
-	b = calloc(1, sizeof(*b) + n * sizeof(b->eps[0]));
+	b = calloc(1, room ? room_offset(n) + sizeof(struct balancer) : room_offset(n));
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, (unsigned)n);
-	b->n = (uint32_t)n;
+	b->n = (uint16_t)n;
+	b->room = room ? ROOM_FREE : ROOM_NONE;
 	for (size_t i = 0; i < n; i++) {
 		atomic_init(&b->eps[i].state, 0);
 		b->eps[i].idx = (uint16_t)i;
 	}
 	return b->eps;
+}
+
+struct balancer_endpoint *balancer_endpoints_new(size_t n)
+{
+	return block_new(n, false);
+}
+
+struct balancer_endpoint *balancer_endpoints_new_set(size_t n)
+{
+	return block_new(n, true);
+}
+
+/* Whether b lives in the room of its endpoints' block. */
+static bool balancer_in_block(const struct balancer *b)
+{
+	const struct ep_block *blk = b->run ? block_of(b->run) : NULL;
+
+	return blk && blk->room == ROOM_TAKEN && (const char *)b == (const char *)blk + room_offset(blk->n);
 }
 
 struct balancer_endpoint *balancer_endpoint_new(const struct inet_addr *addr, uint16_t port)
@@ -275,6 +311,7 @@ struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *
 			      size_t n, struct balancer_affinity *affinity)
 {
 	bool run = n > 0;
+	struct ep_block *blk;
 	struct balancer *b;
 
 	if (n > UINT32_MAX)
@@ -284,9 +321,16 @@ struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *
 	for (size_t i = 1; run && i < n; i++)
 		run = (uintptr_t)eps[i] == (uintptr_t)eps[0] + i * sizeof(*eps[0]) &&
 		      eps[i]->idx == eps[0]->idx + i;
-	b = calloc(1, sizeof(*b) + (run ? 0 : n * sizeof(b->eps[0])));
-	if (!b)
-		return NULL;
+	blk = run ? block_of(eps[0]) : NULL;
+	if (blk && blk->room == ROOM_FREE && eps[0]->idx == 0 && n == blk->n) {
+		/* The whole block, made for this set: no allocation. */
+		b = (struct balancer *)(void *)((char *)blk + room_offset(n));
+		blk->room = ROOM_TAKEN;
+	} else {
+		b = calloc(1, sizeof(*b) + (run ? 0 : n * sizeof(b->eps[0])));
+		if (!b)
+			return NULL;
+	}
 	atomic_init(&b->refs, 1);
 	atomic_init(&b->rr_next, 0);
 	b->algo = algo;
@@ -301,9 +345,8 @@ struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *
 		b->affinity = balancer_affinity_ref(affinity);
 
 	if (algo == BALANCE_MAGLEV && n > 0) {
-		uint64_t *keys = calloc(n, sizeof(*keys));
-
 		size_t size = maglev_table_size(n);
+		uint64_t *keys = calloc(n, sizeof(*keys));
 
 		b->maglev = calloc(1, sizeof(*b->maglev) + size * sizeof(b->maglev->slot[0]));
 		if (!keys || !b->maglev) {
@@ -332,12 +375,23 @@ struct balancer *balancer_ref(struct balancer *b)
 
 struct balancer *balancer_unref(struct balancer *b)
 {
+	struct balancer_endpoint *run;
+	size_t n;
+
 	if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
 		return NULL;
-	for (size_t i = 0; i < b->n_eps; i++)
-		balancer_endpoint_unref(balancer_ep(b, i));
 	free(b->maglev);
 	balancer_affinity_unref(b->affinity);
+	if (balancer_in_block(b)) {
+		/* b goes with its block, maybe at the last of these. */
+		run = b->run;
+		n = b->n_eps;
+		for (size_t i = 0; i < n; i++)
+			balancer_endpoint_unref(run + i);
+		return NULL;
+	}
+	for (size_t i = 0; i < b->n_eps; i++)
+		balancer_endpoint_unref(balancer_ep(b, i));
 	free(b);
 	return NULL;
 }

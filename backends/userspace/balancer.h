@@ -48,6 +48,10 @@ struct balancer_endpoint {
  * healthy, no active users, address and port zero for the caller to fill
  * in before sharing them, one reference each. NULL on ENOMEM or a bad n. */
 struct balancer_endpoint *balancer_endpoints_new(size_t n);
+/* The same, with room after the endpoints for the balancer of a set of
+ * exactly eps[0..n) in that order: balancer_new then puts it there, one
+ * allocation for both (the balancer's memory then goes with the block). */
+struct balancer_endpoint *balancer_endpoints_new_set(size_t n);
 /* A new endpoint (a block of one), healthy, no active users, one
  * reference. NULL on ENOMEM. */
 struct balancer_endpoint *balancer_endpoint_new(const struct inet_addr *addr, uint16_t port);

@@ -191,8 +191,11 @@ static int pool_build(struct userspace *u, struct us_pool_data *d, const struct 
 				size_t k = n_new < BALANCER_BLOCK_MAX ? n_new : BALANCER_BLOCK_MAX;
 
 				/* Every endpoint of the blocks before is listed
-				 * in eps[0..n), which nomem unrefs. */
-				if (!(fresh = balancer_endpoints_new(k)))
+				 * in eps[0..n), which nomem unrefs. A set that
+				 * is all new gets its balancer in the block. */
+				fresh = k == e->n_endpoints ? balancer_endpoints_new_set(k)
+							    : balancer_endpoints_new(k);
+				if (!fresh)
 					goto nomem;
 				fresh_end = fresh + k;
 				n_new -= k;

@@ -385,3 +385,46 @@ Test(balancer, endpoint_state_word_and_block_bounds)
 	cr_assert_eq(balancer_endpoint_active(last), 2);
 	balancer_endpoint_unref(last);
 }
+
+/* A set built afresh has its balancer in its endpoints' block: picks work
+ * (Maglev too), and the block, balancer included, lives until the last
+ * reference to any endpoint, after the balancer's own last reference. A
+ * balancer over part of such a block is an allocation of its own. */
+Test(balancer, balancer_in_its_endpoints_block)
+{
+	struct balancer_endpoint *blk = balancer_endpoints_new_set(3), *held;
+	struct balancer_endpoint *part[2], *all[3];
+	struct balancer *b, *sub;
+	struct inet_addr c = client(7);
+	uint64_t rng = 1;
+
+	cr_assert_not_null(blk);
+	for (unsigned i = 0; i < 3; i++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "10.3.0.%u", i + 1);
+		cr_assert_eq(inet_addr_parse(text, &blk[i].addr), 0);
+		blk[i].port = 80;
+		all[i] = &blk[i];
+	}
+	part[0] = &blk[1];
+	part[1] = &blk[2];
+	sub = balancer_new(BALANCE_ROUND_ROBIN, part, 2, NULL);
+	b = balancer_new(BALANCE_MAGLEV, all, 3, NULL);
+	cr_assert(sub && b);
+	cr_expect(b > (struct balancer *)(void *)&blk[2] &&
+		  (char *)b < (char *)&blk[2] + sizeof(blk[2]) + 2 * sizeof(void *),
+		  "the balancer of the whole set sits right after its endpoints");
+	cr_expect(sub < (struct balancer *)(void *)&blk[0] || sub > b, "a part's balancer is elsewhere");
+	for (unsigned i = 0; i < 3; i++)
+		balancer_endpoint_unref(&blk[i]); /* the builder's references */
+	held = balancer_endpoint_ref(balancer_pick(b, &c, NULL, 0, 0, &rng));
+	cr_assert_not_null(held);
+	cr_expect_eq(balancer_pick(b, &c, NULL, 0, 0, &rng), held, "Maglev: the same client, the same one");
+	balancer_unref(b);
+	cr_assert_not_null(balancer_pick(sub, &c, NULL, 0, 0, &rng));
+	balancer_unref(sub);
+	/* Only the connection's reference is left: the block is still there. */
+	cr_expect_eq(held->port, 80);
+	balancer_endpoint_unref(held);
+}
