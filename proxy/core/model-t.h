@@ -128,20 +128,22 @@ struct slice_port {
 };
 
 /* A discovery.k8s.io/v1 EndpointSlice (v1 Endpoints are converted to one slice
- * per address family, named after the Endpoints object). */
+ * per address family, named after the Endpoints object). Fields ordered by
+ * size, counts in 32 bits (decoders bound them far lower): 72 bytes, one
+ * per slice held. */
 struct kobj_slice {
 	char *ns;
 	char *name;
 	char *source;              /* file path or "kube", for logs */
 	char *service_name;        /* label kubernetes.io/service-name */
-	sa_family_t family;        /* addressType IPv4 -> AF_INET, IPv6 -> AF_INET6 */
 	struct kobj_endpoint *endpoints;
-	size_t n_endpoints;
 	struct slice_port *ports;
-	size_t n_ports;
 	/* Annotation endpoints.kubernetes.io/last-change-trigger-time as Unix
 	 * seconds (network programming latency); 0 when absent or malformed. */
 	double trigger_time_s;
+	uint32_t n_endpoints;
+	uint32_t n_ports;
+	sa_family_t family;        /* addressType IPv4 -> AF_INET, IPv6 -> AF_INET6 */
 	/* ns, source, service_name and the endpoints' node_names are
 	 * shared copies (kobj_slice_intern): the model does that on upsert;
 	 * sources leave it false. */
