@@ -27,13 +27,25 @@ struct slice_group {
 	const char *svc_name;
 	/* &one while the group has room for one slice only (almost every
 	 * service has a single slice per family: no second allocation),
-	 * else an array of cap on the heap. */
+	 * else an array on the heap with room for group_room() at least. */
 	struct kobj_slice **slices;
 	uint32_t n_slices;
-	uint32_t cap;
 	bool sorted; /* slices[] is in name order */
 	struct kobj_slice *one;
 };
+
+/* The slices g has room for: 1 inline, else the power of two (4 at least)
+ * its array was last grown to for its count, or more after removals. */
+static uint32_t group_room(const struct slice_group *g)
+{
+	uint32_t room = 4;
+
+	if (g->slices == &g->one)
+		return 1;
+	while (room < g->n_slices)
+		room *= 2;
+	return room;
+}
 
 /* Lazily sorted views of the maps. */
 struct model_order {
@@ -403,15 +415,14 @@ static int group_add_slice(struct model *m, struct kobj_slice *slice)
 			return -ENOMEM;
 		}
 		g->slices = &g->one;
-		g->cap = 1;
 		g->sorted = true;
 		created = true;
 	}
-	if (g->n_slices == g->cap) {
-		uint32_t cap = g->cap < 4 ? 4 : g->cap * 2;
+	if (g->n_slices == group_room(g)) {
+		uint32_t room = group_room(g), cap = room < 4 ? 4 : room * 2;
 		struct kobj_slice **a = NULL;
 
-		if (g->cap < UINT32_MAX / 2)
+		if (room < UINT32_MAX / 2)
 			a = g->slices == &g->one ? malloc(cap * sizeof(*a))
 						 : realloc(g->slices, cap * sizeof(*a));
 		if (a && g->slices == &g->one)
@@ -424,7 +435,6 @@ static int group_add_slice(struct model *m, struct kobj_slice *slice)
 			return -ENOMEM;
 		}
 		g->slices = a;
-		g->cap = cap;
 	}
 	g->slices[g->n_slices++] = slice;
 	g->sorted = false;

@@ -472,3 +472,45 @@ Test(intern, shares_counts_and_grows)
 	intern_release(a);
 	cr_expect_eq(intern_count(), base);
 }
+
+static int collect_names(const struct kobj_slice *slice, void *userdata)
+{
+	char *out = userdata;
+
+	strcat(out, slice->name);
+	strcat(out, " ");
+	return 0;
+}
+
+/* A service's slices past the one kept inline, removed down to a few and
+ * added again: every one listed once, in name order. */
+Test(model, slice_group_grows_shrinks_and_grows)
+{
+	struct model *m = model_new();
+	char name[16], got[256];
+
+	cr_assert(m);
+	for (int i = 0; i < 9; i++) {
+		snprintf(name, sizeof(name), "web-%d", i);
+		cr_assert_eq(model_upsert_slice(m, slice_new("default", name, "web")), 0);
+	}
+	for (int i = 0; i < 7; i++) {
+		snprintf(name, sizeof(name), "web-%d", i);
+		cr_assert_eq(model_delete_slice(m, "default", name), 0);
+	}
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "web-a%d", i);
+		cr_assert_eq(model_upsert_slice(m, slice_new("default", name, "web")), 0);
+	}
+	got[0] = '\0';
+	cr_assert_eq(model_foreach_slice_of(m, "default", "web", collect_names, got), 0);
+	cr_expect_str_eq(got, "web-7 web-8 web-a0 web-a1 web-a2 web-a3 web-a4 ");
+	for (int i = 7; i < 9; i++) {
+		snprintf(name, sizeof(name), "web-%d", i);
+		cr_assert_eq(model_delete_slice(m, "default", name), 0);
+	}
+	got[0] = '\0';
+	cr_assert_eq(model_foreach_slice_of(m, "default", "web", collect_names, got), 0);
+	cr_expect_str_eq(got, "web-a0 web-a1 web-a2 web-a3 web-a4 ");
+	cr_expect_null(model_free(m));
+}
