@@ -69,14 +69,15 @@ static const char *key_field(const void *value, size_t off)
 static bool slot_matches(const struct nsname_map *map, size_t i, uint32_t hash, const char *ns,
 			 const char *name)
 {
-	return map->hashes[i] == hash && strcmp(key_field(map->values[i], map->ns_off), ns) == 0 &&
-	       strcmp(key_field(map->values[i], map->name_off), name) == 0;
+	const struct nsname_map_slot *s = &map->slots[i];
+
+	return s->hash == hash && strcmp(key_field(s->value, map->ns_off), ns) == 0 &&
+	       strcmp(key_field(s->value, map->name_off), name) == 0;
 }
 
 void nsname_map_init(struct nsname_map *map, size_t ns_off, size_t name_off)
 {
-	map->values = NULL;
-	map->hashes = NULL;
+	map->slots = NULL;
 	map->cap = 0;
 	map->n = 0;
 	map->ns_off = ns_off;
@@ -87,7 +88,7 @@ void nsname_map_done(struct nsname_map *map)
 {
 	if (!map)
 		return;
-	free(map->values);
+	free(map->slots);
 	nsname_map_init(map, map->ns_off, map->name_off);
 }
 
@@ -98,7 +99,7 @@ static size_t find_slot(const struct nsname_map *map, uint32_t hash, const char 
 {
 	size_t i = home_slot(hash, map->cap);
 
-	while (map->values[i] && !slot_matches(map, i, hash, ns, name))
+	while (map->slots[i].value && !slot_matches(map, i, hash, ns, name))
 		i = next_slot(i, map->cap);
 	return i;
 }
@@ -110,36 +111,28 @@ void *nsname_map_get(const struct nsname_map *map, const char *ns, const char *n
 	if (!map->cap)
 		return NULL;
 	i = find_slot(map, nsname_hash(ns, name), ns, name);
-	return map->values[i];
+	return map->slots[i].value;
 }
 
-/* Both arrays in one allocation: the values (pointer-aligned) first. */
 static int grow(struct nsname_map *map)
 {
 	size_t cap = map->cap ? map->cap + map->cap / 2 : NSNAME_MAP_MIN_CAP;
-	void **values;
-	uint32_t *hashes;
+	struct nsname_map_slot *slots = calloc(cap, sizeof(*slots));
 
-	if (cap > SIZE_MAX / (sizeof(*values) + sizeof(*hashes)))
+	if (!slots)
 		return -ENOMEM;
-	values = calloc(cap, sizeof(*values) + sizeof(*hashes));
-	if (!values)
-		return -ENOMEM;
-	hashes = (uint32_t *)(values + cap);
 	for (size_t i = 0; i < map->cap; i++) {
 		size_t j;
 
-		if (!map->values[i])
+		if (!map->slots[i].value)
 			continue;
-		j = home_slot(map->hashes[i], cap);
-		while (values[j])
+		j = home_slot(map->slots[i].hash, cap);
+		while (slots[j].value)
 			j = next_slot(j, cap);
-		values[j] = map->values[i];
-		hashes[j] = map->hashes[i];
+		slots[j] = map->slots[i];
 	}
-	free(map->values);
-	map->values = values;
-	map->hashes = hashes;
+	free(map->slots);
+	map->slots = slots;
 	map->cap = cap;
 	return 0;
 }
@@ -164,14 +157,14 @@ int nsname_map_put(struct nsname_map *map, void *value, void **ret_old)
 			return r;
 	}
 	i = find_slot(map, hash, ns, name);
-	if (map->values[i]) {
+	if (map->slots[i].value) {
 		if (ret_old)
-			*ret_old = map->values[i];
+			*ret_old = map->slots[i].value;
 	} else {
 		map->n++;
 	}
-	map->hashes[i] = hash;
-	map->values[i] = value;
+	map->slots[i].hash = hash;
+	map->slots[i].value = value;
 	return 0;
 }
 
@@ -183,7 +176,7 @@ void *nsname_map_remove(struct nsname_map *map, const char *ns, const char *name
 	if (!map->cap)
 		return NULL;
 	i = find_slot(map, nsname_hash(ns, name), ns, name);
-	value = map->values[i];
+	value = map->slots[i].value;
 	if (!value)
 		return NULL;
 	/* Backward shift: pull later entries of the same probe run into the
@@ -193,17 +186,16 @@ void *nsname_map_remove(struct nsname_map *map, const char *ns, const char *name
 		size_t home;
 
 		j = next_slot(j, map->cap);
-		if (!map->values[j])
+		if (!map->slots[j].value)
 			break;
-		home = home_slot(map->hashes[j], map->cap);
+		home = home_slot(map->slots[j].hash, map->cap);
 		if (distance(home, j, map->cap) >= distance(i, j, map->cap)) {
-			map->values[i] = map->values[j];
-			map->hashes[i] = map->hashes[j];
+			map->slots[i] = map->slots[j];
 			i = j;
 		}
 	}
-	map->values[i] = NULL;
-	map->hashes[i] = 0;
+	map->slots[i].value = NULL;
+	map->slots[i].hash = 0;
 	map->n--;
 	return value;
 }
@@ -216,7 +208,7 @@ size_t nsname_map_size(const struct nsname_map *map)
 void *nsname_map_next(const struct nsname_map *map, size_t *iter)
 {
 	while (*iter < map->cap) {
-		void *v = map->values[(*iter)++];
+		void *v = map->slots[(*iter)++].value;
 		if (v)
 			return v;
 	}

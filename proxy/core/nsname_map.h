@@ -4,8 +4,8 @@
  * O(1) lookups by that pair for 100k objects. Every value is a struct that
  * carries its own key: two string pointers at offsets the map is given at
  * init (NSNAME_MAP_KEY). A slot holds the value and 32 bits of the key's
- * hash only, in two arrays (12 bytes a slot), and the key is read from the
- * value when hashes match; the table grows by half when 3/4 full, so it
+ * hash only, packed in 12 bytes, and the key is read from the value when
+ * hashes match; the table grows by half when 3/4 full, so it
  * holds between 1.33 and 2 slots per entry once grown. Values must not be
  * NULL, and their ns/name must not change while they are stored. Not
  * thread-safe.
@@ -16,9 +16,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Packed: the value pointer is unaligned, on purpose; a probe reads the
+ * hash and the value beside it in one cache line (two arrays would cost
+ * a second miss per lookup). Read the fields, never take their address. */
+struct nsname_map_slot {
+	uint32_t hash;
+	void *value;       /* NULL marks a free slot */
+} __attribute__((packed));
+
 struct nsname_map {
-	void **values;     /* cap slots; NULL marks a free one */
-	uint32_t *hashes;  /* cap slots, in the same allocation as values */
+	struct nsname_map_slot *slots;
 	size_t cap;        /* 0, or 16 or more (not only powers of two) */
 	size_t n;
 	size_t ns_off, name_off; /* where a value keeps its char *ns and char *name */

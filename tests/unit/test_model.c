@@ -296,7 +296,7 @@ Test(nsname_map, grows_by_half_and_finds_every_key)
 	/* Empty the table from the entries living in its last slots first, so
 	 * that runs wrapping from the end to the start get shifted back. */
 	for (size_t s = map.cap; s-- > 0;) {
-		struct map_value *v = map.values[s];
+		struct map_value *v = map.slots[s].value;
 
 		if (!v)
 			continue;
