@@ -98,7 +98,6 @@ static inline const char *relay_service_label(const struct relay_service *s)
 	return s->port ? s->port->label : "(no endpoint set)";
 }
 
-
 /* A new service over balancer (a reference is taken) counting into port
  * (a reference is taken; NULL: none, labelled "(no endpoint set)"); ranges
  * are copied. One reference. NULL on ENOMEM. */
