@@ -46,17 +46,17 @@
 
 /* One stored object: identity, version, the handler's word. */
 /* What the store keeps of one object: one allocation (a million objects
- * is a realistic cluster), the namespace a shared copy. */
+ * is a realistic cluster), the namespace a shared copy, the name inside
+ * (the store's map reads it there). */
 struct entry {
 	const char *ns;   /* shared copy (intern.h) */
-	char *name;       /* points at name_buf */
 	uint64_t seen_gen;
+	/* The resourceVersion delivered last, as a number (rv_number); 0
+	 * when none was or it was not one: that only costs a redelivery
+	 * later. */
+	uint64_t rv;
 	uint32_t aux;
-	/* The resourceVersion delivered last; "" when none was or it was too
-	 * long to keep here (etcd's are at most 20 digits): that only costs
-	 * a redelivery later. */
-	char rv[24];
-	char name_buf[];
+	char name[];
 };
 
 /* A set of 64-bit hashes, open addressing (0 marks a free slot). */
@@ -222,11 +222,33 @@ static int obj_key(const struct kube_informer *inf, const json_t *obj, const cha
 	return 0;
 }
 
+/* A resourceVersion as the store keeps it: etcd's are decimal numbers, so
+ * one in canonical form (1 to 19 digits, no leading zero) is kept as its
+ * value, which equals another's exactly when the strings are equal; any
+ * other form is 0, "unknown" (never equal: delivered again). Kubernetes
+ * calls them opaque strings; this only trades a redelivery for 16 bytes
+ * per object. */
+static uint64_t rv_number(const char *rv)
+{
+	uint64_t v = 0;
+	size_t n = 0;
+
+	if (!rv || rv[0] < '1' || rv[0] > '9')
+		return 0;
+	for (; rv[n]; n++) {
+		if (rv[n] < '0' || rv[n] > '9' || n == 19)
+			return 0;
+		v = v * 10 + (uint64_t)(rv[n] - '0');
+	}
+	return v;
+}
+
 /* Deliver one listed or watched object unless its version is already
  * stored. Returns 0 or -ENOMEM. */
 static int store_upsert(struct kube_informer *inf, const json_t *obj)
 {
-	const char *ns, *name, *rv = meta_rv(obj);
+	const char *ns, *name;
+	uint64_t rv = rv_number(meta_rv(obj));
 	struct entry *e;
 	uint32_t aux;
 	int r;
@@ -239,7 +261,7 @@ static int store_upsert(struct kube_informer *inf, const json_t *obj)
 	e = nsname_map_get(&inf->store, ns, name);
 	if (e) {
 		e->seen_gen = inf->list_gen;
-		if (rv && e->rv[0] && strcmp(rv, e->rv) == 0)
+		if (rv && e->rv == rv)
 			return 0; /* this version was delivered already */
 	}
 	aux = e ? e->aux : 0;
@@ -257,9 +279,9 @@ static int store_upsert(struct kube_informer *inf, const json_t *obj)
 	}
 	inf->stats.upserts++;
 	if (!e) {
-		e = calloc(1, sizeof(*e) + strlen(name) + 1);
+		e = calloc(1, offsetof(struct entry, name) + strlen(name) + 1);
 		if (e)
-			e->name = strcpy(e->name_buf, name);
+			strcpy(e->name, name);
 		if (!e || !(e->ns = intern(ns)) || nsname_map_put(&inf->store, e, NULL) < 0) {
 			/* The object is in the model but unknown here: take it out
 			 * again so the two do not disagree. */
@@ -270,10 +292,7 @@ static int store_upsert(struct kube_informer *inf, const json_t *obj)
 		e->seen_gen = inf->list_gen;
 	}
 	e->aux = aux;
-	if (rv && strlen(rv) < sizeof(e->rv))
-		strcpy(e->rv, rv);
-	else
-		e->rv[0] = '\0';
+	e->rv = rv;
 	return 0;
 }
 
@@ -1042,7 +1061,7 @@ struct kube_informer *kube_informer_new(struct kube_http *h, struct loop *loop,
 	inf->userdata = userdata;
 	inf->http = h;
 	inf->loop = loop;
-	nsname_map_init(&inf->store, NSNAME_MAP_KEY(struct entry, ns, name));
+	nsname_map_init(&inf->store, NSNAME_MAP_KEY_INLINE_NAME(struct entry, ns, name));
 	loop_timer_init(&inf->timer, on_timer, inf);
 	kube_backoff_init(&inf->backoff, cfg->backoff_base_ms ? cfg->backoff_base_ms : 500,
 			  cfg->backoff_cap_ms ? cfg->backoff_cap_ms : 30000,

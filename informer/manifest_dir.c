@@ -55,15 +55,15 @@ static const char *const kind_names[OBJ_KINDS] = { "Service", "EndpointSlice" };
 
 struct mfile;
 
-/* One model object provided by a file. */
+/* One model object provided by a file: one allocation each, the name
+ * inside (100k services own 200k of them, 48-byte chunks for short names). */
 struct owned {
-	enum obj_kind kind;
 	const char *ns;  /* shared copy (intern.h) */
-	char *name;      /* points at name_buf */
 	struct mfile *file;
-	uint64_t pass;   /* last pass of its file that defined it */
-	uint64_t kept_pass; /* last pass whose version of it was invalid: kept */
-	char name_buf[]; /* one allocation per object: 100k services own 200k */
+	uint32_t pass;   /* last pass of its file that defined it */
+	uint32_t kept_pass; /* last pass whose version of it was invalid: kept */
+	uint8_t kind;    /* enum obj_kind */
+	char name[];
 };
 
 /* A (kind, ns, name) a file defines but another file owns. */
@@ -98,7 +98,7 @@ struct manifest_dir {
 	struct mfile **files;    /* load order */
 	size_t n_files, cap_files;
 	struct nsname_map owners[OBJ_KINDS]; /* (ns, name) -> struct owned */
-	uint64_t pass;
+	uint32_t pass;           /* never 0, the stamp of no pass (pass_next) */
 };
 
 /* A decoded object on its way into the model. */
@@ -126,7 +126,7 @@ struct ep_prev {
 struct exam {
 	struct manifest_dir *d;
 	struct mfile *f;
-	uint64_t pass;
+	uint32_t pass;
 	struct pending_list pl;
 	size_t rejected;         /* objects rejected (kept or not) */
 	size_t kept;             /* ... of which the previous version stays */
@@ -347,6 +347,20 @@ static void file_remove(struct manifest_dir *d, size_t index)
 	free(f);
 }
 
+/* The number of a new pass. Stamps are only ever compared for equality
+ * with the pass at hand, so before the 32-bit counter wraps every stamp is
+ * cleared (0 is no pass's): an old stamp can never match a new pass. */
+static uint32_t pass_next(struct manifest_dir *d)
+{
+	if (d->pass == UINT32_MAX) {
+		for (size_t i = 0; i < d->n_files; i++)
+			for (size_t j = 0; j < d->files[i]->n_objs; j++)
+				d->files[i]->objs[j]->pass = d->files[i]->objs[j]->kept_pass = 0;
+		d->pass = 0;
+	}
+	return ++d->pass;
+}
+
 static int file_own(struct manifest_dir *d, struct mfile *f, enum obj_kind kind, const char *ns,
 		    const char *name, struct owned **ret)
 {
@@ -362,12 +376,12 @@ static int file_own(struct manifest_dir *d, struct mfile *f, enum obj_kind kind,
 		f->objs = v;
 		f->cap_objs = ncap;
 	}
-	o = calloc(1, sizeof(*o) + strlen(name) + 1);
+	o = calloc(1, offsetof(struct owned, name) + strlen(name) + 1);
 	if (!o)
 		return -ENOMEM;
-	o->kind = kind;
+	o->kind = (uint8_t)kind;
 	o->file = f;
-	o->name = strcpy(o->name_buf, name);
+	strcpy(o->name, name);
 	o->ns = intern(ns);
 	if (!o->ns) {
 		r = -ENOMEM;
@@ -644,7 +658,7 @@ static size_t file_apply(struct exam *ex)
 	struct manifest_dir *d = ex->d;
 	struct mfile *f = ex->f;
 	struct pending_list *pl = &ex->pl;
-	uint64_t pass = ex->pass;
+	uint32_t pass = ex->pass;
 	size_t dups = 0, kept = 0, hidden = 0, n_old;
 
 	lost_clear(f);
@@ -843,7 +857,7 @@ static int file_examine(struct manifest_dir *d, const char *name)
 	}
 
 	ex.f = f;
-	ex.pass = ++d->pass;
+	ex.pass = pass_next(d);
 	ex.max_work = bound_for(size, MANIFEST_DIR_ENTRIES_PER_BYTE, MANIFEST_DIR_ENTRIES_MIN);
 	nsname_map_init(&ex.ep_prev, NSNAME_MAP_KEY(struct ep_prev, ns, name));
 	fi.fd = fd;
@@ -1027,7 +1041,7 @@ struct manifest_dir *manifest_dir_new(const char *path, struct model *m,
 		d->opts = *opts;
 	d->opts.source = NULL;
 	for (int k = 0; k < OBJ_KINDS; k++)
-		nsname_map_init(&d->owners[k], NSNAME_MAP_KEY(struct owned, ns, name));
+		nsname_map_init(&d->owners[k], NSNAME_MAP_KEY_INLINE_NAME(struct owned, ns, name));
 
 	/* Drop trailing slashes so names and the parent come out right. */
 	d->path = strdup(path);

@@ -9,34 +9,69 @@
 
 /* ---- endpoints ---- */
 
+/* Room for a balancer after a block's endpoints (balancer_endpoints_new_set). */
+enum block_room {
+	ROOM_NONE = 0,
+	ROOM_FREE,
+	ROOM_TAKEN,
+};
+
 struct ep_block {
 	atomic_uint refs;     /* references to any of its endpoints */
-	uint32_t n;
+	uint16_t n;
+	uint8_t room;         /* enum block_room; control thread only */
 	struct balancer_endpoint eps[];
 };
 
-static struct ep_block *block_of(struct balancer_endpoint *ep)
+static struct ep_block *block_of(const struct balancer_endpoint *ep)
 {
 	return (struct ep_block *)((char *)(ep - ep->idx) - offsetof(struct ep_block, eps));
 }
 
-struct balancer_endpoint *balancer_endpoints_new(size_t n)
+/* Where a block of n endpoints keeps its balancer's room. */
+static size_t room_offset(size_t n)
+{
+	size_t at = offsetof(struct ep_block, eps) + n * sizeof(struct balancer_endpoint);
+	size_t align = _Alignof(struct balancer);
+
+	return (at + align - 1) / align * align;
+}
+
+static struct balancer_endpoint *block_new(size_t n, bool room)
 {
 	struct ep_block *b;
 
-	if (n == 0 || n > UINT32_MAX / 2)
+	if (n == 0 || n > BALANCER_BLOCK_MAX)
 		return NULL;
-	b = calloc(1, sizeof(*b) + n * sizeof(b->eps[0]));
+	b = calloc(1, room ? room_offset(n) + sizeof(struct balancer) : room_offset(n));
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, (unsigned)n);
-	b->n = (uint32_t)n;
+	b->n = (uint16_t)n;
+	b->room = room ? ROOM_FREE : ROOM_NONE;
 	for (size_t i = 0; i < n; i++) {
-		atomic_init(&b->eps[i].active, 0);
-		atomic_init(&b->eps[i].healthy, true);
-		b->eps[i].idx = (uint32_t)i;
+		atomic_init(&b->eps[i].state, 0);
+		b->eps[i].idx = (uint16_t)i;
 	}
 	return b->eps;
+}
+
+struct balancer_endpoint *balancer_endpoints_new(size_t n)
+{
+	return block_new(n, false);
+}
+
+struct balancer_endpoint *balancer_endpoints_new_set(size_t n)
+{
+	return block_new(n, true);
+}
+
+/* Whether b lives in the room of its endpoints' block. */
+static bool balancer_in_block(const struct balancer *b)
+{
+	const struct ep_block *blk = b->run ? block_of(b->run) : NULL;
+
+	return blk && blk->room == ROOM_TAKEN && (const char *)b == (const char *)blk + room_offset(blk->n);
 }
 
 struct balancer_endpoint *balancer_endpoint_new(const struct inet_addr *addr, uint16_t port)
@@ -68,24 +103,41 @@ struct balancer_endpoint *balancer_endpoint_unref(struct balancer_endpoint *ep)
 	return NULL;
 }
 
+/* ep->state: the active count in the upper 31 bits, "down" in bit 0. */
+#define EP_DOWN 1u
+#define EP_ONE_ACTIVE 2u
+
 void balancer_endpoint_acquire(struct balancer_endpoint *ep)
 {
-	atomic_fetch_add_explicit(&ep->active, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ep->state, EP_ONE_ACTIVE, memory_order_relaxed);
 }
 
 void balancer_endpoint_release(struct balancer_endpoint *ep)
 {
-	atomic_fetch_sub_explicit(&ep->active, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&ep->state, EP_ONE_ACTIVE, memory_order_relaxed);
 }
 
 bool balancer_endpoint_usable(const struct balancer_endpoint *ep)
 {
-	return atomic_load_explicit(&ep->healthy, memory_order_relaxed);
+	return !(atomic_load_explicit(&ep->state, memory_order_relaxed) & EP_DOWN);
+}
+
+void balancer_endpoint_set_healthy(struct balancer_endpoint *ep, bool healthy)
+{
+	if (healthy)
+		atomic_fetch_and_explicit(&ep->state, ~EP_DOWN, memory_order_relaxed);
+	else
+		atomic_fetch_or_explicit(&ep->state, EP_DOWN, memory_order_relaxed);
+}
+
+unsigned balancer_endpoint_active(const struct balancer_endpoint *ep)
+{
+	return atomic_load_explicit(&ep->state, memory_order_relaxed) / EP_ONE_ACTIVE;
 }
 
 static unsigned ep_active(const struct balancer_endpoint *ep)
 {
-	return atomic_load_explicit(&ep->active, memory_order_relaxed);
+	return balancer_endpoint_active(ep);
 }
 
 /* ---- affinity table ---- */
@@ -259,16 +311,26 @@ struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *
 			      size_t n, struct balancer_affinity *affinity)
 {
 	bool run = n > 0;
+	struct ep_block *blk;
 	struct balancer *b;
 
+	if (n > UINT32_MAX)
+		return NULL;
 	/* One after the other in one block (consecutive addresses and
 	 * indexes: the same block_of): no list needed. */
 	for (size_t i = 1; run && i < n; i++)
 		run = (uintptr_t)eps[i] == (uintptr_t)eps[0] + i * sizeof(*eps[0]) &&
 		      eps[i]->idx == eps[0]->idx + i;
-	b = calloc(1, sizeof(*b) + (run ? 0 : n * sizeof(b->eps[0])));
-	if (!b)
-		return NULL;
+	blk = run ? block_of(eps[0]) : NULL;
+	if (blk && blk->room == ROOM_FREE && eps[0]->idx == 0 && n == blk->n) {
+		/* The whole block, made for this set: no allocation. */
+		b = (struct balancer *)(void *)((char *)blk + room_offset(n));
+		blk->room = ROOM_TAKEN;
+	} else {
+		b = calloc(1, sizeof(*b) + (run ? 0 : n * sizeof(b->eps[0])));
+		if (!b)
+			return NULL;
+	}
 	atomic_init(&b->refs, 1);
 	atomic_init(&b->rr_next, 0);
 	b->algo = algo;
@@ -278,22 +340,23 @@ struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *
 		if (!run)
 			b->eps[i] = eps[i];
 	}
-	b->n_eps = n;
+	b->n_eps = (uint32_t)n;
 	if (affinity)
 		b->affinity = balancer_affinity_ref(affinity);
 
 	if (algo == BALANCE_MAGLEV && n > 0) {
+		size_t size = maglev_table_size(n);
 		uint64_t *keys = calloc(n, sizeof(*keys));
 
-		b->maglev_size = (uint32_t)maglev_table_size(n);
-		b->maglev = calloc(b->maglev_size, sizeof(*b->maglev));
+		b->maglev = calloc(1, sizeof(*b->maglev) + size * sizeof(b->maglev->slot[0]));
 		if (!keys || !b->maglev) {
 			free(keys);
 			goto fail;
 		}
 		for (size_t i = 0; i < n; i++)
 			keys[i] = endpoint_key(eps[i]);
-		if (maglev_build(keys, n, b->maglev_size, b->maglev) < 0) {
+		b->maglev->size = (uint32_t)size;
+		if (maglev_build(keys, n, size, b->maglev->slot) < 0) {
 			free(keys);
 			goto fail;
 		}
@@ -312,12 +375,23 @@ struct balancer *balancer_ref(struct balancer *b)
 
 struct balancer *balancer_unref(struct balancer *b)
 {
+	struct balancer_endpoint *run;
+	size_t n;
+
 	if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
 		return NULL;
-	for (size_t i = 0; i < b->n_eps; i++)
-		balancer_endpoint_unref(balancer_ep(b, i));
 	free(b->maglev);
 	balancer_affinity_unref(b->affinity);
+	if (balancer_in_block(b)) {
+		/* b goes with its block, maybe at the last of these. */
+		run = b->run;
+		n = b->n_eps;
+		for (size_t i = 0; i < n; i++)
+			balancer_endpoint_unref(run + i);
+		return NULL;
+	}
+	for (size_t i = 0; i < b->n_eps; i++)
+		balancer_endpoint_unref(balancer_ep(b, i));
 	free(b);
 	return NULL;
 }
@@ -430,14 +504,14 @@ static size_t pick_maglev(struct balancer *b, const struct inet_addr *client,
 			  struct balancer_endpoint *const *exclude, size_t n_exclude)
 {
 	uint64_t h = client ? maglev_hash(client->u.bytes, addr_len(client), 0x636c6e74ULL) : 0;
-	size_t slot = h % b->maglev_size;
+	size_t size = b->maglev->size, slot = h % size;
 
 	/* A down or excluded owner: walk on to the next slot whose owner can
 	 * take it, so only that owner's clients move. The caller checked
 	 * that a usable endpoint exists, but exclusions may rule them all
 	 * out, hence the bound. */
-	for (size_t k = 0; k < b->maglev_size; k++) {
-		size_t i = b->maglev[(slot + k) % b->maglev_size];
+	for (size_t k = 0; k < size; k++) {
+		size_t i = b->maglev->slot[(slot + k) % size];
 
 		if (candidate(balancer_ep(b, i), exclude, n_exclude))
 			return i;

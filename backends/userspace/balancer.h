@@ -8,8 +8,9 @@
  * set, built by the control thread and read by every worker; it is
  * refcounted and freed by whoever drops the last reference. Endpoints are
  * refcounted too and outlive the snapshots that listed them while a
- * connection still uses them (draining). Their `active` and `healthy` fields
- * are atomics written from any thread. The affinity table has its own mutex.
+ * connection still uses them (draining). Their active count and health are
+ * one atomic word written from any thread. The affinity table has its own
+ * mutex.
  */
 #ifndef FERRY_USERSPACE_BALANCER_H
 #define FERRY_USERSPACE_BALANCER_H
@@ -32,15 +33,25 @@
 struct balancer_endpoint {
 	struct inet_addr addr;
 	uint16_t port;
-	atomic_bool healthy;  /* false while active health checks say it is down */
-	atomic_uint active;   /* connections / UDP flows using it, all workers */
-	uint32_t idx;         /* its index in its block */
+	uint16_t idx;         /* its index in its block */
+	/* Both in one word, 28 bytes an endpoint (a million of them at 100k
+	 * services): the connections / UDP flows using it, all workers, times
+	 * two, plus 1 while active health checks say it is down. Read and
+	 * written through the functions below only. */
+	atomic_uint state;
 };
 
-/* n (>= 1) new endpoints in one block: eps[0..n), healthy, no active
- * users, address and port zero for the caller to fill in before sharing
- * them, one reference each. NULL on ENOMEM. */
+/* The most endpoints one block holds (idx is 16 bits). */
+#define BALANCER_BLOCK_MAX 65535u
+
+/* n (1..BALANCER_BLOCK_MAX) new endpoints in one block: eps[0..n),
+ * healthy, no active users, address and port zero for the caller to fill
+ * in before sharing them, one reference each. NULL on ENOMEM or a bad n. */
 struct balancer_endpoint *balancer_endpoints_new(size_t n);
+/* The same, with room after the endpoints for the balancer of a set of
+ * exactly eps[0..n) in that order: balancer_new then puts it there, one
+ * allocation for both (the balancer's memory then goes with the block). */
+struct balancer_endpoint *balancer_endpoints_new_set(size_t n);
 /* A new endpoint (a block of one), healthy, no active users, one
  * reference. NULL on ENOMEM. */
 struct balancer_endpoint *balancer_endpoint_new(const struct inet_addr *addr, uint16_t port);
@@ -54,6 +65,10 @@ void balancer_endpoint_acquire(struct balancer_endpoint *ep);
 void balancer_endpoint_release(struct balancer_endpoint *ep);
 /* Usable for new traffic: healthy. */
 bool balancer_endpoint_usable(const struct balancer_endpoint *ep);
+/* Mark ep up (healthy) or down (health checks). Any thread. */
+void balancer_endpoint_set_healthy(struct balancer_endpoint *ep, bool healthy);
+/* The connections / flows using ep now (acquired, not yet released). */
+unsigned balancer_endpoint_active(const struct balancer_endpoint *ep);
 
 struct balancer_affinity;
 
@@ -68,14 +83,19 @@ uint32_t balancer_affinity_timeout(const struct balancer_affinity *a);
 /* Number of live (possibly expired but not yet purged) entries. Locks. */
 size_t balancer_affinity_count(struct balancer_affinity *a);
 
+/* A Maglev lookup table: slot -> endpoint index. */
+struct balancer_maglev {
+	uint32_t size;
+	uint32_t slot[];
+};
+
 struct balancer {
 	atomic_uint refs;
 	enum balance_algo algo;
 	atomic_uint rr_next;             /* round-robin cursor, shared by workers */
-	uint32_t maglev_size;
-	size_t n_eps;
+	uint32_t n_eps;
 	struct balancer_affinity *affinity; /* NULL: no session affinity */
-	uint32_t *maglev;                /* BALANCE_MAGLEV only: slot -> index */
+	struct balancer_maglev *maglev;  /* BALANCE_MAGLEV only */
 	/* The endpoints, n_eps owned references, in order (balancer_ep):
 	 * run[0..n_eps) when they lie one after the other in one block (a
 	 * set built afresh), with no list; else the list eps[]. */
@@ -91,7 +111,7 @@ static inline struct balancer_endpoint *balancer_ep(const struct balancer *b, si
 
 /* Build a snapshot over eps[0..n) (references taken on each and on affinity,
  * which may be NULL). For BALANCE_MAGLEV the lookup table is built here.
- * One reference. NULL on ENOMEM. */
+ * One reference. NULL on ENOMEM (or n over UINT32_MAX). */
 struct balancer *balancer_new(enum balance_algo algo, struct balancer_endpoint *const *eps,
 			      size_t n, struct balancer_affinity *affinity);
 struct balancer *balancer_ref(struct balancer *b);

@@ -14,8 +14,7 @@ struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const 
 					enum inet_proto proto)
 {
 	struct relay_svcport *p;
-	size_t ns_len, name_len, pn_len, label_len, total, at;
-	char *s;
+	size_t ns_len, name_len, pn_len, label_len;
 
 	ns = ns ? ns : "?";
 	name = name ? name : "?";
@@ -23,33 +22,38 @@ struct relay_svcport *relay_svcport_new(const char *ns, const char *name, const 
 	ns_len = strlen(ns);
 	name_len = strlen(name);
 	pn_len = strlen(port_name);
-	/* "ns/name:port" (or "ns/name"); ns, name and port_name are its
-	 * pieces, copied after it: one allocation in all. */
+	/* "ns/name:port" (or "ns/name"), the one copy of the three. */
 	label_len = ns_len + 1 + name_len + (pn_len ? 1 + pn_len : 0);
-	total = label_len + 1 + ns_len + 1 + name_len + 1 + pn_len + 1;
-	if (total > UINT16_MAX)
+	if (label_len + 1 > UINT16_MAX)
 		return NULL;
-	p = calloc(1, sizeof(*p) + total);
+	p = calloc(1, sizeof(*p) + label_len + 1);
 	if (!p)
 		return NULL;
-	s = p->text;
-	p->label = s;
 	if (pn_len)
-		snprintf(s, label_len + 1, "%s/%s:%s", ns, name, port_name);
+		snprintf(p->label, label_len + 1, "%s/%s:%s", ns, name, port_name);
 	else
-		snprintf(s, label_len + 1, "%s/%s", ns, name);
-	at = label_len + 1;
-	p->ns_at = (uint16_t)at;
-	memcpy(s + at, ns, ns_len + 1);
-	at += ns_len + 1;
-	p->name_at = (uint16_t)at;
-	memcpy(s + at, name, name_len + 1);
-	at += name_len + 1;
-	p->port_name_at = (uint16_t)at;
-	memcpy(s + at, port_name, pn_len + 1);
+		snprintf(p->label, label_len + 1, "%s/%s", ns, name);
+	p->ns_len = (uint16_t)ns_len;
+	p->name_len = (uint16_t)name_len;
 	p->proto = proto;
 	atomic_init(&p->refs, 1);
 	return p;
+}
+
+void relay_svcport_names(const struct relay_svcport *p, char *buf, struct relay_svcport_names *ret)
+{
+	size_t len = strlen(p->label), name_end = (size_t)p->ns_len + 1 + p->name_len;
+
+	memcpy(buf, p->label, len + 1);
+	buf[p->ns_len] = '\0';
+	ret->ns = buf;
+	ret->name = buf + p->ns_len + 1;
+	if (name_end < len) {
+		buf[name_end] = '\0';
+		ret->port_name = buf + name_end + 1;
+	} else {
+		ret->port_name = buf + len; /* "" */
+	}
 }
 
 struct relay_svcport *relay_svcport_ref(struct relay_svcport *p)
@@ -81,6 +85,16 @@ void relay_svcport_close(struct relay_svcport *p)
 		atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
 }
 
+static void scope_free(struct relay_service_scope *sc)
+{
+	if (!sc)
+		return;
+	balancer_unref(sc->short_circuit);
+	free(sc->source_ranges);
+	free(sc->local_cidrs);
+	free(sc);
+}
+
 struct relay_service *relay_service_new(struct balancer *balancer, enum empty_verdict when_empty,
 					const struct inet_prefix *ranges, size_t n_ranges,
 					struct relay_svcport *port)
@@ -90,13 +104,16 @@ struct relay_service *relay_service_new(struct balancer *balancer, enum empty_ve
 	if (!s)
 		return NULL;
 	if (n_ranges > 0) {
-		s->source_ranges = calloc(n_ranges, sizeof(*ranges));
-		if (!s->source_ranges) {
+		s->scope = calloc(1, sizeof(*s->scope));
+		if (s->scope)
+			s->scope->source_ranges = calloc(n_ranges, sizeof(*ranges));
+		if (!s->scope || !s->scope->source_ranges) {
+			scope_free(s->scope);
 			free(s);
 			return NULL;
 		}
-		memcpy(s->source_ranges, ranges, n_ranges * sizeof(*ranges));
-		s->n_source_ranges = (uint32_t)n_ranges;
+		memcpy(s->scope->source_ranges, ranges, n_ranges * sizeof(*ranges));
+		s->scope->n_source_ranges = (uint32_t)n_ranges;
 	}
 	atomic_init(&s->refs, 1);
 	s->balancer = balancer_ref(balancer);
@@ -110,10 +127,8 @@ struct relay_service *relay_service_unref(struct relay_service *s)
 	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return NULL;
 	balancer_unref(s->balancer);
-	balancer_unref(s->short_circuit);
 	relay_svcport_unref(s->port);
-	free(s->source_ranges);
-	free(s->local_cidrs);
+	scope_free(s->scope);
 	free(s);
 	return NULL;
 }
@@ -123,34 +138,40 @@ int relay_service_set_short_circuit(struct relay_service *s, struct balancer *sc
 {
 	struct inet_prefix *copy = NULL;
 
+	if (!s->scope && !(s->scope = calloc(1, sizeof(*s->scope))))
+		return -ENOMEM;
 	if (n > 0) {
 		copy = calloc(n, sizeof(*copy));
 		if (!copy)
-			return -ENOMEM;
+			return -ENOMEM; /* an empty scope reads as none */
 		memcpy(copy, cidrs, n * sizeof(*copy));
 	}
-	balancer_unref(s->short_circuit);
-	free(s->local_cidrs);
-	s->short_circuit = sc ? balancer_ref(sc) : NULL;
-	s->local_cidrs = copy;
-	s->n_local_cidrs = (uint32_t)n;
+	balancer_unref(s->scope->short_circuit);
+	free(s->scope->local_cidrs);
+	s->scope->short_circuit = sc ? balancer_ref(sc) : NULL;
+	s->scope->local_cidrs = copy;
+	s->scope->n_local_cidrs = (uint32_t)n;
 	return 0;
 }
 
 struct balancer *relay_service_balancer_for(const struct relay_service *s,
 					    const struct inet_addr *client)
 {
-	if (s->short_circuit && relay_client_is_local(client, s->local_cidrs, s->n_local_cidrs))
-		return s->short_circuit;
+	const struct relay_service_scope *sc = s->scope;
+
+	if (sc && sc->short_circuit && relay_client_is_local(client, sc->local_cidrs, sc->n_local_cidrs))
+		return sc->short_circuit;
 	return s->balancer;
 }
 
 bool relay_service_allows(const struct relay_service *s, const struct inet_addr *client)
 {
-	if (s->n_source_ranges == 0)
+	const struct relay_service_scope *sc = s->scope;
+
+	if (!sc || sc->n_source_ranges == 0)
 		return true;
-	for (size_t i = 0; i < s->n_source_ranges; i++)
-		if (inet_prefix_contains(&s->source_ranges[i], client))
+	for (size_t i = 0; i < sc->n_source_ranges; i++)
+		if (inet_prefix_contains(&sc->source_ranges[i], client))
 			return true;
 	return false;
 }
@@ -182,13 +203,9 @@ const char *relay_frontend_name(const struct relay_frontend *fe, char *buf)
 	return buf;
 }
 
-struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum inet_proto proto,
-					  uint16_t port, struct relay_service *svc)
+void relay_frontend_init(struct relay_frontend *fe, const struct inet_addr *addr, enum inet_proto proto,
+			 uint16_t port, struct relay_service *svc)
 {
-	struct relay_frontend *fe = calloc(1, sizeof(*fe));
-
-	if (!fe)
-		return NULL;
 	atomic_init(&fe->refs, 1);
 	fe->addr = *addr;
 	fe->proto = proto;
@@ -196,6 +213,15 @@ struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum ine
 	if (svc)
 		atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);
 	fe->svc = svc;
+}
+
+struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum inet_proto proto,
+					  uint16_t port, struct relay_service *svc)
+{
+	struct relay_frontend *fe = calloc(1, sizeof(*fe));
+
+	if (fe)
+		relay_frontend_init(fe, addr, proto, port, svc);
 	return fe;
 }
 
@@ -210,7 +236,7 @@ struct relay_frontend *relay_frontend_unref(struct relay_frontend *fe)
 	if (!fe || atomic_fetch_sub_explicit(&fe->refs, 1, memory_order_acq_rel) != 1)
 		return NULL;
 	relay_service_unref(fe->svc);
-	free(fe);
+	free(fe); /* the whole object when fe is the first member of one */
 	return NULL;
 }
 

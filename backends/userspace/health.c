@@ -70,14 +70,14 @@ static void probes_free(struct probe *probes, size_t n)
 static void probe_result(struct probe *p, bool ok, const char *why)
 {
 	char ep[INET_ENDPOINT_STRLEN];
-	bool healthy = atomic_load(&p->ep->healthy);
+	bool healthy = balancer_endpoint_usable(p->ep);
 
 	inet_endpoint_format(&p->ep->addr, p->ep->port, ep);
 	if (ok) {
 		p->fail_run = 0;
 		p->ok_run++;
 		if (!healthy && p->ok_run >= p->cfg.rise) {
-			atomic_store(&p->ep->healthy, true);
+			balancer_endpoint_set_healthy(p->ep, true);
 			log_info("endpoint %s of %s up (%u successful checks)", ep, p->label, p->ok_run);
 		}
 	} else {
@@ -85,7 +85,7 @@ static void probe_result(struct probe *p, bool ok, const char *why)
 		p->fail_run++;
 		log_debug("userspace: health check of %s (%s) failed: %s", ep, p->label, why);
 		if (healthy && p->fail_run >= p->cfg.fall) {
-			atomic_store(&p->ep->healthy, false);
+			balancer_endpoint_set_healthy(p->ep, false);
 			log_info("endpoint %s of %s down (%u failed checks)", ep, p->label, p->fail_run);
 		}
 	}

@@ -31,29 +31,22 @@ struct relay_svcport {
 	atomic_uint refs;
 	enum inet_proto proto;
 	atomic_uint_fast64_t connections; /* TCP connections accepted / UDP flows started */
-	atomic_uint_fast64_t active;      /* open now */
 	atomic_uint_fast64_t bytes_in;    /* client -> endpoint */
 	atomic_uint_fast64_t bytes_out;   /* endpoint -> client */
-	const char *label;                /* "ns/name:port" (or "ns/name"), for logs: text */
-	uint16_t ns_at, name_at, port_name_at; /* where in text (relay_svcport_ns...) */
-	char text[];                      /* the label, then ns, name, port_name */
+	atomic_uint active;               /* open now */
+	/* label is "ns/name:port_name" (or "ns/name" when the port is
+	 * unnamed): the pieces are found by their lengths, not by parsing
+	 * (relay_svcport_names), so that one copy of the text serves both. */
+	uint16_t ns_len, name_len;
+	char label[];                     /* for logs, and the pieces */
 };
 
-/* The namespace, service name and port name ("" when unnamed) of p. */
-static inline const char *relay_svcport_ns(const struct relay_svcport *p)
-{
-	return p->text + p->ns_at;
-}
-
-static inline const char *relay_svcport_name(const struct relay_svcport *p)
-{
-	return p->text + p->name_at;
-}
-
-static inline const char *relay_svcport_port_name(const struct relay_svcport *p)
-{
-	return p->text + p->port_name_at;
-}
+/* The namespace, service name and port name ("" when unnamed) of p, each
+ * NUL-terminated, written into buf (room for strlen(p->label) + 1 bytes). */
+struct relay_svcport_names {
+	const char *ns, *name, *port_name;
+};
+void relay_svcport_names(const struct relay_svcport *p, char *buf, struct relay_svcport_names *ret);
 
 /* A new service port (strings copied into the same allocation; NULL reads
  * as "?" / ""). One reference. NULL on ENOMEM (or strings over 64 KiB,
@@ -69,23 +62,35 @@ struct relay_svcport *relay_svcport_unref(struct relay_svcport *p);
 void relay_svcport_open(struct relay_svcport *p);
 void relay_svcport_close(struct relay_svcport *p);
 
+/* What few snapshots have (load-balancer source ranges, a short-circuit),
+ * apart, so that the others (one per frontend) stay at 32 bytes. */
+struct relay_service_scope {
+	uint32_t n_source_ranges;
+	uint32_t n_local_cidrs;
+	struct inet_prefix *source_ranges; /* owned copy; n=0 allows all */
+	/* externalTrafficPolicy Local's short-circuit (plan_frontend.
+	 * short_circuit): clients that start on this node, the node itself
+	 * or a source inside local_cidrs (this cluster's pods), are served by
+	 * this balancer instead of the service's. NULL: everyone uses that. */
+	struct balancer *short_circuit;    /* owned reference */
+	struct inet_prefix *local_cidrs;   /* owned copy */
+};
+
 /* What one frontend forwards to, as of one sync. Immutable once handed to
  * a frontend, refcounted. */
 struct relay_service {
 	atomic_uint refs;
 	enum empty_verdict when_empty;
-	uint32_t n_source_ranges;
-	uint32_t n_local_cidrs;
 	struct balancer *balancer;         /* owned reference; never NULL */
-	struct inet_prefix *source_ranges; /* owned copy; n=0 allows all */
-	/* externalTrafficPolicy Local's short-circuit (plan_frontend.
-	 * short_circuit): clients that start on this node, the node itself
-	 * or a source inside local_cidrs (this cluster's pods), are served by
-	 * this balancer instead of balancer. NULL: everyone uses balancer. */
-	struct balancer *short_circuit;    /* owned reference */
-	struct inet_prefix *local_cidrs;   /* owned copy */
 	struct relay_svcport *port;        /* owned reference; NULL: no endpoint set */
+	struct relay_service_scope *scope; /* owned; NULL: no ranges, no short-circuit */
 };
+
+/* s's short-circuit balancer, or NULL. */
+static inline struct balancer *relay_service_short_circuit(const struct relay_service *s)
+{
+	return s->scope ? s->scope->short_circuit : NULL;
+}
 
 /* s's name for logs: its port's label, or a constant. */
 static inline const char *relay_service_label(const struct relay_service *s)
@@ -149,6 +154,12 @@ const char *relay_frontend_name(const struct relay_frontend *fe, char *buf);
  * relay socket). One reference. NULL on ENOMEM. */
 struct relay_frontend *relay_frontend_new(const struct inet_addr *addr, enum inet_proto proto,
 					  uint16_t port, struct relay_service *svc);
+/* The same for *fe, zeroed by the caller, which is the first member of a
+ * larger heap object (the backend's record of an open frontend, so that
+ * both are one allocation): fe's last reference, wherever it is dropped,
+ * frees that whole object. One reference. Cannot fail. */
+void relay_frontend_init(struct relay_frontend *fe, const struct inet_addr *addr, enum inet_proto proto,
+			 uint16_t port, struct relay_service *svc);
 struct relay_frontend *relay_frontend_ref(struct relay_frontend *fe);
 /* Accepts NULL; returns NULL. Any thread. */
 struct relay_frontend *relay_frontend_unref(struct relay_frontend *fe);

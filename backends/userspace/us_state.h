@@ -37,7 +37,6 @@ struct us_pool_data {
 	 * table (balancer->affinity) are the balancer's: no second copy. */
 	struct balancer *balancer;
 	struct health_check_cfg health;
-	struct relay_svcport *port;     /* borrowed from the pool: what snapshots count into */
 };
 
 /* One endpoint set, kept under its key for as long as the plan has it. */
@@ -50,7 +49,8 @@ struct us_pool {
 	struct us_pool *checked_next;
 	bool in_checked;
 	bool doomed;                    /* apply: goes at the end of this apply */
-	uint64_t mark;                  /* sync: the last sync that kept it */
+	uint32_t mark;                  /* sync: the last sync that kept it (0: none;
+					 * only equality with u->mark counts) */
 	char key[];                     /* in the same allocation */
 };
 
@@ -62,18 +62,28 @@ struct us_key {
 };
 
 /* One open frontend: its own listener set, or, when intercepted, its entry
- * in the service table of the shared relay sockets. */
+ * in the service table of the shared relay sockets. The relay's frontend
+ * comes first, in the same allocation (relay_frontend_init): its address,
+ * protocol and port are the key in u->fes (us_frontend_key), and its last
+ * reference, ours or a worker's, frees the whole record. */
 struct us_frontend {
-	struct us_key k;                /* its key in u->fes: what fe binds or names */
-	bool intercepted;               /* fe is a table entry, no socket of its own */
-	struct relay_frontend *fe;      /* listened on, or in u->relay.table */
+	/* Listened on, or, when us_intercepted (the same for every frontend
+	 * of a backend), an entry in u->relay.table. */
+	struct relay_frontend fe;
 	struct us_pool *pool;           /* the set it serves; NULL: none */
 	struct us_frontend *user_prev;  /* in pool->users */
 	struct us_frontend *user_next;
 	struct us_pool *sc_pool;        /* its short-circuit set; NULL: none */
-	struct us_frontend *sc_prev;    /* in sc_pool->sc_users */
+	/* In sc_pool->sc_users, singly linked: a set has few of them (its
+	 * service's external frontends), so unlinking walks. */
 	struct us_frontend *sc_next;
 };
+
+/* f's key in u->fes: what its relay frontend binds or names. */
+static inline struct us_key us_frontend_key(const struct us_frontend *f)
+{
+	return (struct us_key){ .addr = f->fe.addr, .proto = f->fe.proto, .port = f->fe.port };
+}
 
 /* A pool being (re)built from a plan set, not yet in force. */
 struct us_staged {
@@ -119,7 +129,7 @@ struct userspace {
 	 * family (0 IPv4, 1 IPv6) and protocol (0 TCP, 1 UDP), one listener
 	 * set on the wildcard address; NULL when it could not open. */
 	struct relay_frontend *relays[2][2];
-	uint64_t mark;                  /* sync counter for us_pool.mark */
+	uint32_t mark;                  /* sync counter for us_pool.mark */
 	/* pool_build's list of a set's endpoints while it builds the set's
 	 * balancer, kept from one set to the next (scratch_cap entries). */
 	struct balancer_endpoint **scratch;
@@ -205,6 +215,14 @@ struct us_key us_key_of(const struct plan_frontend *f);
  * Pure. */
 int us_key_cmp(const struct us_key *a, const struct us_key *b);
 
+/* us_key_cmp of k against open frontend f's key. Pure. */
+static inline int us_key_cmp_frontend(const struct us_key *k, const struct us_frontend *f)
+{
+	struct us_key fk = us_frontend_key(f);
+
+	return us_key_cmp(k, &fk);
+}
+
 /* The open frontend under key k, or NULL. *ret_idx (when ret_idx is not
  * NULL) gets the index in u->fes where k is or would be inserted. O(log n),
  * no side effect. */
@@ -219,19 +237,22 @@ const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const stru
 /* Whether traffic to k is intercepted (the frontend is an entry of the
  * shared relay sockets' service table, with no socket of its own): for
  * every key when there is an interception provider (node ports on every
- * address too: the provider redirects them for any local address). */
+ * address too: the provider redirects them for any local address). The
+ * provider is chosen at init, so the answer never changes for a backend:
+ * open frontends ask again instead of remembering it. */
 bool us_intercepted(const struct userspace *u, const struct us_key *k);
 
 /* A new service snapshot of plan frontend f's policy (empty verdict, source
- * ranges) over the balancer of pool contents d, counting into d's service
- * port;
- * d NULL (a frontend without a set): over u->empty. sc: the contents of
+ * ranges) over the balancer of pool contents d (pool's, new or in force),
+ * counting into pool's service port; pool and d NULL (a frontend without a
+ * set): over u->empty. sc: the contents of
  * f's short-circuit set (f->short_circuit's pool), for the clients that
  * start on this node (u->local_cidrs and the node's own addresses); NULL:
  * none. The snapshot holds its own balancer references; the caller gets
  * one reference to it. Counts stats.services_made. NULL on ENOMEM. */
-struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
-				     const struct us_pool_data *sc, const struct plan_frontend *f);
+struct relay_service *us_service_new(struct userspace *u, const struct us_pool *pool,
+				     const struct us_pool_data *d, const struct us_pool_data *sc,
+				     const struct plan_frontend *f);
 
 /* Open the frontend of listener key k, which is not open, serving svc
  * (references taken): its listener set handed to the workers, or, when
@@ -306,6 +327,8 @@ void userspace_counts(void *priv, backend_count_fn emit, void *userdata);
 
 /* backend_ops.service_stats: per service port traffic (summed over its
  * cluster-wide and Local sets) and the health of every checked endpoint.
+ * The names handed to emit_stats and emit_health are valid during that
+ * call only (split from the service port's label into a scratch buffer).
  * Control thread, at a scrape. */
 void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 			     backend_endpoint_health_fn emit_health, void *userdata);

@@ -104,7 +104,7 @@ static int plan_wanted(struct userspace *u, const struct plan *plan, const struc
 		wanted[n].order = i;
 		wanted[n].pool = pool;
 		wanted[n].sc = sc;
-		wanted[n].svc = us_service_new(u, d, scd, f);
+		wanted[n].svc = us_service_new(u, pool, d, scd, f);
 		if (!wanted[n].svc) {
 			wanted_free(wanted, n);
 			return -ENOMEM;
@@ -177,7 +177,10 @@ static int userspace_sync(void *priv, const struct plan *plan)
 		goto fail;
 
 	/* 2. The pools of the plan in force, in key order (the plan's). */
-	u->mark++;
+	/* Never 0, the mark of a pool apply made: a wrap must not make it
+	 *    look kept. */
+	if (++u->mark == 0)
+		u->mark = 1;
 	for (i = 0; i < plan->n_epsets; i++) {
 		/* (A key twice in one plan would stage its pool twice.) */
 		if (!staged[i].pool || staged[i].pool->mark == u->mark)
@@ -198,7 +201,7 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	for (i = 0, k = 0; i < n_wanted || k < u->n_fes;) {
 		struct us_frontend *oldf = k < u->n_fes ? u->fes[k] : NULL;
 		struct us_wanted *w = i < n_wanted ? &wanted[i] : NULL;
-		int c = !w ? 1 : !oldf ? -1 : us_key_cmp(&w->k, &oldf->k);
+		int c = !w ? 1 : !oldf ? -1 : us_key_cmp_frontend(&w->k, oldf);
 
 		if (c == 0) {
 			/* Stays: same sockets, new snapshot for new connections. */
@@ -228,9 +231,18 @@ static int userspace_sync(void *priv, const struct plan *plan)
 		if (old_pools[i]->mark != u->mark)
 			us_pool_free(u, old_pools[i]);
 	free(old_pools);
+	/* The list was sized for every frontend of the plan; keep what it
+	 *    holds (almost always nothing: SCTP frontends). */
 	free(u->skipped);
-	u->skipped = skipped;
+	u->skipped = NULL;
 	u->n_skipped = n_skipped;
+	if (n_skipped) {
+		struct us_skipped *fit = realloc(skipped, n_skipped * sizeof(*skipped));
+
+		u->skipped = fit ? fit : skipped;
+	} else {
+		free(skipped);
+	}
 	skipped = NULL;
 
 	/* 5. Endpoints of sets without checks are usable by definition; the
@@ -238,7 +250,7 @@ static int userspace_sync(void *priv, const struct plan *plan)
 	for (i = 0; i < u->n_pools; i++)
 		if (!u->pools[i]->d.health.enabled)
 			for (k = 0; k < u->pools[i]->d.balancer->n_eps; k++)
-				atomic_store(&balancer_ep(u->pools[i]->d.balancer, k)->healthy, true);
+				balancer_endpoint_set_healthy(balancer_ep(u->pools[i]->d.balancer, k), true);
 	/* 6. Checker, redirects; removed listeners are closed when sync
 	 *    returns. */
 	res.listeners_changed = true;
@@ -283,8 +295,7 @@ static void userspace_fini(void *priv)
 	relay_pool_done(&u->relay);
 	u->health = health_free(u->health);
 	for (size_t i = 0; i < u->n_fes; i++) {
-		relay_frontend_unref(u->fes[i]->fe);
-		free(u->fes[i]);
+		relay_frontend_unref(&u->fes[i]->fe); /* frees the record */
 	}
 	free(u->fes);
 	for (int fam = 0; fam < 2; fam++)

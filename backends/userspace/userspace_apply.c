@@ -124,9 +124,9 @@ static int touches_collect(struct userspace *u, const struct plan_diff *diff,
 						       : doomed[i - n_staged];
 
 		for (const struct us_frontend *f = p ? p->users : NULL; f; f = f->user_next)
-			touch[n++].k = f->k;
+			touch[n++].k = us_frontend_key(f);
 		for (const struct us_frontend *f = p ? p->sc_users : NULL; f; f = f->sc_next)
-			touch[n++].k = f->k;
+			touch[n++].k = us_frontend_key(f);
 	}
 	if (n > 0)
 		qsort(touch, n, sizeof(*touch), touch_cmp);
@@ -189,7 +189,7 @@ static int touch_plan(struct userspace *u, const struct plan *plan, struct us_to
 		if (r < 0)
 			return r;
 	}
-	t->svc = us_service_new(u, d, scd, f);
+	t->svc = us_service_new(u, t->pool, d, scd, f);
 	return t->svc ? 0 : -ENOMEM;
 }
 

@@ -81,14 +81,12 @@ static void user_move(struct us_frontend *f, struct us_pool *p)
 	user_link(p, f);
 }
 
-/* The same three for the short-circuit list (p->sc_users, f->sc_pool). */
+/* The same three for the short-circuit list (p->sc_users, f->sc_pool),
+ * which is singly linked. */
 static void sc_link(struct us_pool *p, struct us_frontend *f)
 {
 	f->sc_pool = p;
-	f->sc_prev = NULL;
 	f->sc_next = p ? p->sc_users : NULL;
-	if (p && p->sc_users)
-		p->sc_users->sc_prev = f;
 	if (p)
 		p->sc_users = f;
 }
@@ -97,14 +95,14 @@ static void sc_unlink(struct us_frontend *f)
 {
 	if (!f->sc_pool)
 		return;
-	if (f->sc_prev)
-		f->sc_prev->sc_next = f->sc_next;
-	else
-		f->sc_pool->sc_users = f->sc_next;
-	if (f->sc_next)
-		f->sc_next->sc_prev = f->sc_prev;
+	for (struct us_frontend **at = &f->sc_pool->sc_users; *at; at = &(*at)->sc_next) {
+		if (*at == f) {
+			*at = f->sc_next;
+			break;
+		}
+	}
 	f->sc_pool = NULL;
-	f->sc_prev = f->sc_next = NULL;
+	f->sc_next = NULL;
 }
 
 static void sc_move(struct us_frontend *f, struct us_pool *p)
@@ -133,14 +131,14 @@ struct us_frontend *us_fes_find(const struct userspace *u, const struct us_key *
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (us_key_cmp(k, &u->fes[mid]->k) > 0)
+		if (us_key_cmp_frontend(k, u->fes[mid]) > 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	if (ret_idx)
 		*ret_idx = lo;
-	return lo < u->n_fes && us_key_cmp(k, &u->fes[lo]->k) == 0 ? u->fes[lo] : NULL;
+	return lo < u->n_fes && us_key_cmp_frontend(k, u->fes[lo]) == 0 ? u->fes[lo] : NULL;
 }
 
 /* The address a frontend's sockets bind: node ports on "every address" get
@@ -216,13 +214,14 @@ const struct plan_frontend *us_plan_fe_owner(const struct plan *plan, const stru
 	return best;
 }
 
-struct relay_service *us_service_new(struct userspace *u, const struct us_pool_data *d,
-				     const struct us_pool_data *sc, const struct plan_frontend *f)
+struct relay_service *us_service_new(struct userspace *u, const struct us_pool *pool,
+				     const struct us_pool_data *d, const struct us_pool_data *sc,
+				     const struct plan_frontend *f)
 {
 	struct relay_service *s;
 
 	s = relay_service_new(d ? d->balancer : u->empty, f->when_empty, f->source_ranges,
-			      f->n_source_ranges, d ? d->port : NULL);
+			      f->n_source_ranges, pool ? pool->port : NULL);
 	if (s && sc && relay_service_set_short_circuit(s, sc->balancer, u->local_cidrs, u->n_local_cidrs) < 0)
 		s = relay_service_unref(s);
 	if (s)
@@ -293,47 +292,30 @@ bool us_intercepted(const struct userspace *u, const struct us_key *k)
 	return u->intercept != NULL;
 }
 
-/* Open a listener set for k serving svc and hand it to the workers. 0 or
- * -errno (logged; nothing is left open). */
-static int listener_set_open(struct userspace *u, const struct us_key *k, struct relay_service *svc,
-			     struct relay_frontend **ret)
+/* Open a listener set for fe (serving svc) and hand it to the workers. 0
+ * or -errno (logged; nothing is left open, no reference taken on fe). */
+static int listener_set_open(struct userspace *u, struct relay_frontend *fe, struct relay_service *svc)
 {
-	struct relay_frontend *fe;
-	char ep[INET_ENDPOINT_STRLEN];
-	int r;
+	int r = listeners_open(u, fe);
 
-	fe = relay_frontend_new(&k->addr, k->proto, k->port, svc);
-	r = fe ? listeners_open(u, fe) : -ENOMEM;
-	if (r < 0) {
-		relay_frontend_unref(fe);
-		return log_warn_errno(r, "userspace: cannot listen on %s/%s for %s",
-				      inet_endpoint_format(&k->addr, k->port, ep),
-				      inet_proto_name(k->proto), relay_service_label(svc));
-	}
+	if (r < 0)
+		return log_warn_errno(r, "userspace: cannot listen on %s for %s", RELAY_FE_NAME(fe),
+				      relay_service_label(svc));
 	log_info("userspace: listening on %s (%u workers) for %s", RELAY_FE_NAME(fe), u->n_workers,
 		 relay_service_label(svc));
-	*ret = fe;
 	return 0;
 }
 
-/* Enter k, serving svc, in the shared relay sockets' service table. 0 or
- * -errno (logged). */
-static int table_entry_open(struct userspace *u, const struct us_key *k, struct relay_service *svc,
-			    struct relay_frontend **ret)
+/* Enter fe, serving svc, in the shared relay sockets' service table (which
+ * takes its own reference). 0 or -errno (logged). */
+static int table_entry_open(struct userspace *u, struct relay_frontend *fe, struct relay_service *svc)
 {
-	struct relay_frontend *fe = relay_frontend_new(&k->addr, k->proto, k->port, svc);
-	int r = fe ? relay_table_add(&u->relay.table, fe) : -ENOMEM;
-	char ep[INET_ENDPOINT_STRLEN];
+	int r = relay_table_add(&u->relay.table, fe);
 
-	if (r < 0) {
-		relay_frontend_unref(fe);
-		return log_warn_errno(r, "userspace: cannot intercept %s/%s for %s",
-				      inet_endpoint_format(&k->addr, k->port, ep),
-				      inet_proto_name(k->proto), relay_service_label(svc));
-	}
-	/* The table holds its own reference; f->fe keeps ours. */
+	if (r < 0)
+		return log_warn_errno(r, "userspace: cannot intercept %s for %s", RELAY_FE_NAME(fe),
+				      relay_service_label(svc));
 	log_debug("userspace: %s intercepted for %s", RELAY_FE_NAME(fe), relay_service_label(svc));
-	*ret = fe;
 	return 0;
 }
 
@@ -381,7 +363,7 @@ void us_frontend_update(struct userspace *u, struct us_frontend *f, struct us_po
 {
 	(void)u;
 	(void)res;
-	relay_frontend_set_service(f->fe, svc);
+	relay_frontend_set_service(&f->fe, svc);
 	user_move(f, pool);
 	sc_move(f, sc);
 }
@@ -398,15 +380,14 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 					    relay_service_label(svc)));
 		return NULL;
 	}
-	f->intercepted = us_intercepted(u, k);
-	r = f->intercepted ? table_entry_open(u, k, svc, &f->fe) : listener_set_open(u, k, svc, &f->fe);
+	relay_frontend_init(&f->fe, &k->addr, k->proto, k->port, svc);
+	r = us_intercepted(u, k) ? table_entry_open(u, &f->fe, svc) : listener_set_open(u, &f->fe, svc);
 	if (r < 0) {
 		result_err(res, r);
-		free(f);
+		relay_frontend_unref(&f->fe); /* the only reference: frees f */
 		return NULL;
 	}
-	f->k = *k;
-	if (f->intercepted)
+	if (us_intercepted(u, k))
 		res->relays_changed = true;
 	else
 		res->listeners_changed = true;
@@ -417,12 +398,14 @@ struct us_frontend *us_frontend_create(struct userspace *u, const struct us_key 
 
 bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_result *res)
 {
-	if (f->intercepted) {
-		relay_table_remove(&u->relay.table, f->fe);
-		log_debug("userspace: %s no longer intercepted", RELAY_FE_NAME(f->fe));
+	struct us_key k = us_frontend_key(f);
+
+	if (us_intercepted(u, &k)) {
+		relay_table_remove(&u->relay.table, &f->fe);
+		log_debug("userspace: %s no longer intercepted", RELAY_FE_NAME(&f->fe));
 		res->relays_changed = true;
 	} else {
-		int r = relay_pool_remove_listeners(&u->relay, f->fe);
+		int r = relay_pool_remove_listeners(&u->relay, &f->fe);
 
 		if (r < 0) {
 			result_err(res, r);
@@ -430,14 +413,15 @@ bool us_frontend_close(struct userspace *u, struct us_frontend *f, struct us_res
 			sc_unlink(f);
 			return false;
 		}
-		log_info("userspace: closed %s", RELAY_FE_NAME(f->fe));
+		log_info("userspace: closed %s", RELAY_FE_NAME(&f->fe));
 		u->stats.listeners_closed++;
 		res->listeners_changed = true;
 	}
-	relay_frontend_unref(f->fe);
 	user_unlink(f);
 	sc_unlink(f);
-	free(f);
+	/* Ours; the record goes with the last reference (a worker may
+	 * still hold one for a moment). */
+	relay_frontend_unref(&f->fe);
 	return true;
 }
 
@@ -461,13 +445,14 @@ static int intercept_push(struct userspace *u, const struct plan *plan)
 		return -ENOMEM;
 	for (size_t i = 0; i < u->n_fes; i++) {
 		const struct us_frontend *f = u->fes[i];
-		const struct relay_frontend *relay = f->intercepted ? relay_for(u, &f->k) : NULL;
+		struct us_key k = us_frontend_key(f);
+		const struct relay_frontend *relay = us_intercepted(u, &k) ? relay_for(u, &k) : NULL;
 
 		if (!relay)
 			continue;
-		entries[n].addr = f->k.addr;
-		entries[n].proto = f->k.proto;
-		entries[n].port = f->k.port;
+		entries[n].addr = k.addr;
+		entries[n].proto = k.proto;
+		entries[n].port = k.port;
 		entries[n].relay_port = relay->port;
 		n++;
 	}

@@ -32,10 +32,10 @@ void userspace_counts(void *priv, backend_count_fn emit, void *userdata)
 		const struct us_pool_data *d = &u->pools[i]->d;
 
 		for (size_t j = 0; j < d->balancer->n_eps; j++) {
-			active += atomic_load(&balancer_ep(d->balancer, j)->active);
+			active += balancer_endpoint_active(balancer_ep(d->balancer, j));
 			if (!d->health.enabled)
 				continue;
-			if (atomic_load(&balancer_ep(d->balancer, j)->healthy))
+			if (balancer_endpoint_usable(balancer_ep(d->balancer, j)))
 				healthy++;
 			else
 				unhealthy++;
@@ -71,7 +71,7 @@ const void *userspace_frontend_snapshot(void *priv, const struct inet_addr *addr
 	if (!f)
 		return NULL;
 	/* Identity only: the frontend keeps its own reference. */
-	s = relay_frontend_service(f->fe);
+	s = relay_frontend_service((struct relay_frontend *)&f->fe);
 	relay_service_unref(s);
 	return s;
 }
@@ -97,33 +97,29 @@ static int check_pool(const struct us_pool *p, const struct plan_epset *e)
 static int check_frontend(const struct userspace *u, const struct us_frontend *uf,
 			  const struct plan_frontend *f, const struct us_pool *pool, const struct us_pool *sc)
 {
-	struct relay_service *s = relay_frontend_service(uf->fe), *ts = NULL;
+	struct relay_service *s = relay_frontend_service((struct relay_frontend *)&uf->fe), *ts = NULL;
+	struct us_key k = us_frontend_key(uf);
+	struct relay_service_scope scope = s->scope ? *s->scope : (struct relay_service_scope){ 0 };
 	int r = 0;
 
-	if (uf->intercepted)
-		ts = relay_table_service(&((struct userspace *)u)->relay.table, &uf->k.addr, uf->k.proto,
-					 uf->k.port);
-	if (us_key_cmp(&uf->k, &(struct us_key){ uf->fe->addr, uf->fe->proto, uf->fe->port }) != 0)
-		r = check_fail("%s is indexed under another key", RELAY_FE_NAME(uf->fe));
-	else if (uf->pool != pool)
-		r = check_fail("%s serves the wrong set", RELAY_FE_NAME(uf->fe));
+	if (us_intercepted(u, &k))
+		ts = relay_table_service(&((struct userspace *)u)->relay.table, &k.addr, k.proto, k.port);
+	if (uf->pool != pool)
+		r = check_fail("%s serves the wrong set", RELAY_FE_NAME(&uf->fe));
 	else if (s->balancer != (pool ? pool->d.balancer : u->empty))
-		r = check_fail("%s: its snapshot is not over its set's pool", RELAY_FE_NAME(uf->fe));
-	else if (uf->sc_pool != sc || s->short_circuit != (sc ? sc->d.balancer : NULL))
-		r = check_fail("%s: its short-circuit set differs from the plan", RELAY_FE_NAME(uf->fe));
-	else if (sc && (s->n_local_cidrs != u->n_local_cidrs ||
+		r = check_fail("%s: its snapshot is not over its set's pool", RELAY_FE_NAME(&uf->fe));
+	else if (uf->sc_pool != sc || relay_service_short_circuit(s) != (sc ? sc->d.balancer : NULL))
+		r = check_fail("%s: its short-circuit set differs from the plan", RELAY_FE_NAME(&uf->fe));
+	else if (sc && (scope.n_local_cidrs != u->n_local_cidrs ||
 			(u->n_local_cidrs &&
-			 memcmp(s->local_cidrs, u->local_cidrs, u->n_local_cidrs * sizeof(*u->local_cidrs)))))
-		r = check_fail("%s: its snapshot's cluster CIDRs differ", RELAY_FE_NAME(uf->fe));
-	else if (s->when_empty != f->when_empty || s->n_source_ranges != f->n_source_ranges ||
+			 memcmp(scope.local_cidrs, u->local_cidrs, u->n_local_cidrs * sizeof(*u->local_cidrs)))))
+		r = check_fail("%s: its snapshot's cluster CIDRs differ", RELAY_FE_NAME(&uf->fe));
+	else if (s->when_empty != f->when_empty || scope.n_source_ranges != f->n_source_ranges ||
 		 (f->n_source_ranges &&
-		  memcmp(s->source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
-		r = check_fail("%s: its snapshot's policy differs from the plan", RELAY_FE_NAME(uf->fe));
-	else if (uf->intercepted != us_intercepted(u, &uf->k))
-		r = check_fail("%s: %s", RELAY_FE_NAME(uf->fe),
-			       uf->intercepted ? "intercepted without a provider" : "not intercepted");
-	else if (uf->intercepted && ts != s)
-		r = check_fail("%s: the service table has another snapshot", RELAY_FE_NAME(uf->fe));
+		  memcmp(scope.source_ranges, f->source_ranges, f->n_source_ranges * sizeof(*f->source_ranges))))
+		r = check_fail("%s: its snapshot's policy differs from the plan", RELAY_FE_NAME(&uf->fe));
+	else if (us_intercepted(u, &k) && ts != s)
+		r = check_fail("%s: the service table has another snapshot", RELAY_FE_NAME(&uf->fe));
 	relay_service_unref(ts);
 	relay_service_unref(s);
 	return r;
@@ -176,16 +172,21 @@ int userspace_check_state(void *priv, const struct plan *plan)
 	}
 	if (n_fes != u->n_fes)
 		return check_fail("%zu frontends open, the plan has %zu", u->n_fes, n_fes);
-	for (size_t i = 0; i < u->n_fes; i++)
-		n_table += u->fes[i]->intercepted;
+	for (size_t i = 0; i < u->n_fes; i++) {
+		struct us_key k = us_frontend_key(u->fes[i]);
+
+		n_table += us_intercepted(u, &k);
+	}
 	if (n_table != u->relay.table.n)
 		return check_fail("%zu frontends in the service table, %zu intercepted", u->relay.table.n,
 				  n_table);
 	for (size_t i = 0; i < u->n_fes; i++) {
 		n_linked += u->fes[i]->pool != NULL;
 		n_sc_linked += u->fes[i]->sc_pool != NULL;
-		if (i > 0 && us_key_cmp(&u->fes[i - 1]->k, &u->fes[i]->k) >= 0)
-			return check_fail("frontends out of order at %s", RELAY_FE_NAME(u->fes[i]->fe));
+		struct us_key prev = i > 0 ? us_frontend_key(u->fes[i - 1]) : (struct us_key){ 0 };
+
+		if (i > 0 && us_key_cmp_frontend(&prev, u->fes[i]) >= 0)
+			return check_fail("frontends out of order at %s", RELAY_FE_NAME(&u->fes[i]->fe));
 	}
 	for (size_t i = 0; i < u->n_pools; i++)
 		for (const struct us_frontend *f = u->pools[i]->users; f; f = f->user_next, n_users++)
@@ -233,26 +234,49 @@ static bool key_is_local(const char *key)
 	return len >= 6 && strcmp(key + len - 6, "/local") == 0;
 }
 
+/* The names of port p split into *buf (grown as needed, *cap bytes; the
+ * caller frees it). false on ENOMEM. */
+static bool port_names(const struct relay_svcport *p, char **buf, size_t *cap,
+		       struct relay_svcport_names *ret)
+{
+	size_t need = strlen(p->label) + 1;
+
+	if (need > *cap) {
+		char *b = realloc(*buf, need);
+
+		if (!b)
+			return false;
+		*buf = b;
+		*cap = need;
+	}
+	relay_svcport_names(p, *buf, ret);
+	return true;
+}
+
 void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 			     backend_endpoint_health_fn emit_health, void *userdata)
 {
 	const struct userspace *u = priv;
+	struct relay_svcport_names names;
+	char *buf = NULL;
+	size_t cap = 0;
 
 	if (!u || !u->ready)
 		return;
 	for (size_t i = 0; i < u->n_pools; i++) {
 		const struct us_pool *p = u->pools[i], *sib = sibling_pool(u, p->key);
 		const struct relay_svcport *ports[2] = { p->port, sib ? sib->port : NULL };
-		struct backend_service_stats st = {
-			.ns = relay_svcport_ns(p->port), .name = relay_svcport_name(p->port),
-			.port_name = relay_svcport_port_name(p->port),
-			.proto = p->port->proto,
-		};
+		struct backend_service_stats st = { .proto = p->port->proto };
 
 		/* One line per service port: a Local set is summed into its
 		 * cluster-wide sibling when both are planned. */
 		if (!emit_stats || (sib && key_is_local(p->key)))
 			continue;
+		if (!port_names(p->port, &buf, &cap, &names))
+			break;
+		st.ns = names.ns;
+		st.name = names.name;
+		st.port_name = names.port_name;
 		for (int k = 0; k < 2 && ports[k]; k++) {
 			st.connections += atomic_load_explicit(&ports[k]->connections, memory_order_relaxed);
 			st.active += atomic_load_explicit(&ports[k]->active, memory_order_relaxed);
@@ -262,16 +286,18 @@ void userspace_service_stats(void *priv, backend_service_stats_fn emit_stats,
 		emit_stats(userdata, &st);
 	}
 	for (const struct us_pool *p = u->checked; emit_health && p; p = p->checked_next) {
+		if (!port_names(p->port, &buf, &cap, &names))
+			break;
 		for (size_t k = 0; k < p->d.balancer->n_eps; k++) {
 			const struct balancer_endpoint *ep = balancer_ep(p->d.balancer, k);
 			struct backend_endpoint_health h = {
-				.ns = relay_svcport_ns(p->port), .name = relay_svcport_name(p->port),
-				.port_name = relay_svcport_port_name(p->port),
+				.ns = names.ns, .name = names.name, .port_name = names.port_name,
 				.proto = p->port->proto, .addr = &ep->addr, .port = ep->port,
-				.healthy = atomic_load(&ep->healthy),
+				.healthy = balancer_endpoint_usable(ep),
 			};
 
 			emit_health(userdata, &h);
 		}
 	}
+	free(buf);
 }

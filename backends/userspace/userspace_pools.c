@@ -65,7 +65,7 @@ void us_pool_free(struct userspace *u, struct us_pool *p)
 	for (struct us_frontend *f = p->sc_users, *next; f; f = next) {
 		next = f->sc_next;
 		f->sc_pool = NULL;
-		f->sc_prev = f->sc_next = NULL;
+		f->sc_next = NULL;
 	}
 	p->sc_users = NULL;
 	checked_set(u, p, false);
@@ -151,15 +151,14 @@ static struct balancer_endpoint *pool_data_find(const struct us_pool_data *old, 
  * the affinity table of old when there is one. O(n log m) for n new and m
  * old endpoints. 0 or -ENOMEM (d is then cleared). */
 static int pool_build(struct userspace *u, struct us_pool_data *d, const struct plan_epset *e,
-		      const struct us_pool_data *old, struct relay_svcport *port)
+		      const struct us_pool_data *old)
 {
 	bool sorted = old && eps_sorted(old->balancer);
-	struct balancer_endpoint *fresh = NULL, **eps;
+	struct balancer_endpoint *fresh = NULL, *fresh_end = NULL, **eps;
 	struct balancer_affinity *affinity = NULL;
 	size_t n_new = 0, n = 0;
 
 	memset(d, 0, sizeof(*d));
-	d->port = port;
 	d->health = e->health;
 	/* The list is gathered in u's scratch array, not an allocation of its
 	 * own: one per set, freed as soon as the balancer has its copy, would
@@ -175,21 +174,32 @@ static int pool_build(struct userspace *u, struct us_pool_data *d, const struct 
 	}
 	eps = u->scratch;
 	/* The endpoints old has (their state carried over), then one block
-	 * for all the new ones. */
+	 * for all the new ones (more past BALANCER_BLOCK_MAX). */
 	for (size_t i = 0; i < e->n_endpoints; i++) {
 		const struct plan_endpoint *pe = &e->endpoints[i];
 
 		eps[i] = old ? pool_data_find(old, sorted, &pe->addr, pe->port) : NULL;
 		n_new += !eps[i];
 	}
-	if (n_new > 0 && !(fresh = balancer_endpoints_new(n_new)))
-		return -ENOMEM;
 	for (; n < e->n_endpoints; n++) {
 		const struct plan_endpoint *pe = &e->endpoints[n];
 
 		if (eps[n]) {
 			balancer_endpoint_ref(eps[n]);
 		} else {
+			if (fresh == fresh_end) {
+				size_t k = n_new < BALANCER_BLOCK_MAX ? n_new : BALANCER_BLOCK_MAX;
+
+				/* Every endpoint of the blocks before is listed
+				 * in eps[0..n), which nomem unrefs. A set that
+				 * is all new gets its balancer in the block. */
+				fresh = k == e->n_endpoints ? balancer_endpoints_new_set(k)
+							    : balancer_endpoints_new(k);
+				if (!fresh)
+					goto nomem;
+				fresh_end = fresh + k;
+				n_new -= k;
+			}
 			eps[n] = fresh++;
 			eps[n]->addr = pe->addr;
 			eps[n]->port = pe->port;
@@ -257,7 +267,7 @@ int us_staged_build(struct userspace *u, struct us_staged *st, const struct plan
 			return -ENOMEM;
 		}
 	}
-	r = pool_build(u, &st->d, e, st->is_new ? NULL : &st->pool->d, st->pool->port);
+	r = pool_build(u, &st->d, e, st->is_new ? NULL : &st->pool->d);
 	if (r < 0)
 		us_staged_discard(st);
 	return r;
@@ -274,7 +284,7 @@ bool us_staged_commit(struct userspace *u, struct us_staged *st)
 	checked_set(u, p, now);
 	if (was && !now)
 		for (size_t k = 0; k < p->d.balancer->n_eps; k++)
-			atomic_store(&balancer_ep(p->d.balancer, k)->healthy, true);
+			balancer_endpoint_set_healthy(balancer_ep(p->d.balancer, k), true);
 	return was || now;
 }
 

@@ -9,10 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* 16 bytes before the text: a service name (interned once per service
+ * for its slices) then fits a 32-byte heap chunk. */
 struct intern_entry {
 	struct intern_entry *next; /* bucket chain */
-	uint64_t hash;
-	unsigned long refs;
+	uint32_t hash;
+	uint32_t refs;             /* saturated: intern() then fails (no memory
+				    * holds 4 billion referrers) */
 	char text[];
 };
 
@@ -21,13 +24,13 @@ static struct intern_entry **intern_buckets;
 static size_t intern_cap; /* 0 or a power of two */
 static unsigned long intern_n;
 
-static uint64_t intern_hash(const char *s)
+static uint32_t intern_hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
 
 	for (; *s; s++)
 		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return (uint32_t)(h ^ (h >> 32));
 }
 
 /* Double the table (or make it). 0 or -1. */
@@ -54,7 +57,7 @@ static int intern_grow(void)
 
 const char *intern(const char *s)
 {
-	uint64_t h = intern_hash(s);
+	uint32_t h = intern_hash(s);
 	struct intern_entry *e;
 	const char *ret = NULL;
 	size_t len;
@@ -63,13 +66,16 @@ const char *intern(const char *s)
 	if (intern_cap) {
 		for (e = intern_buckets[h & (intern_cap - 1)]; e; e = e->next) {
 			if (e->hash == h && strcmp(e->text, s) == 0) {
+				if (e->refs == UINT32_MAX)
+					goto out;
 				e->refs++;
 				ret = e->text;
 				goto out;
 			}
 		}
 	}
-	if (intern_n + 1 > intern_cap / 2 && intern_grow() < 0)
+	/* Chains of one entry on average at most: a bucket per entry. */
+	if (intern_n + 1 > intern_cap && intern_grow() < 0)
 		goto out;
 	len = strlen(s) + 1;
 	e = malloc(sizeof(*e) + len);

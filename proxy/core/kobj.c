@@ -46,6 +46,11 @@ struct kobj_service *kobj_service_free(struct kobj_service *svc)
 		intern_release(svc->ports[i].name);
 		intern_release(svc->ports[i].target_port_name);
 	}
+	if (svc->packed) {
+		free(svc->name); /* and everything packed after it */
+		free(svc);
+		return NULL;
+	}
 	free(svc->name);
 	free(svc->proxy_name);
 	free(svc->cluster_ips);
@@ -80,16 +85,147 @@ struct kobj_slice *kobj_slice_free(struct kobj_slice *slice)
 			free(ep->hint_zones[j]);
 		free(ep->hint_zones);
 	}
-	free(slice->endpoints);
 	for (size_t i = 0; i < slice->n_ports; i++)
 		intern_release(slice->ports[i].name);
-	free(slice->ports);
+	if (!slice->packed) {
+		free(slice->endpoints);
+		free(slice->ports);
+	}
+	free(slice->name); /* packed: and the endpoints and ports after it */
 	release(slice->ns);
-	free(slice->name);
 	release(slice->source);
 	release(slice->service_name);
 	free(slice);
 	return NULL;
+}
+
+/* Packing: where each piece goes in the one allocation. A first pass
+ * reserves room (pack_room), the second copies (pack_copy) in the same
+ * order. */
+struct pack {
+	char *base;   /* NULL during the first pass */
+	size_t size;
+};
+
+/* Room for n items of size at align; their offset. */
+static size_t pack_room(struct pack *pk, size_t n, size_t size, size_t align)
+{
+	size_t at = (pk->size + align - 1) / align * align;
+
+	pk->size = at + n * size;
+	return at;
+}
+
+/* Copy n items of size from src (NULL stays NULL; a non-NULL empty array
+ * stays non-NULL) and return their new place; in the first pass only
+ * reserve the room. */
+static void *pack_copy(struct pack *pk, const void *src, size_t n, size_t size, size_t align)
+{
+	size_t at;
+
+	if (!src)
+		return NULL;
+	at = pack_room(pk, n, size, align);
+	if (!pk->base)
+		return NULL;
+	if (n)
+		memcpy(pk->base + at, src, n * size);
+	return pk->base + at;
+}
+
+static char *pack_str(struct pack *pk, const char *s)
+{
+	return pack_copy(pk, s, s ? strlen(s) + 1 : 0, 1, 1);
+}
+
+/* The fields of svc placed by pk into out (first pass: out NULL). The
+ * name comes first: it starts the allocation, and frees it. */
+static void service_pack_fields(struct pack *pk, const struct kobj_service *svc, struct kobj_service *out)
+{
+	char *name = pack_str(pk, svc->name);
+	char *proxy_name = pack_str(pk, svc->proxy_name);
+	struct svc_port *ports = pack_copy(pk, svc->ports, svc->n_ports, sizeof(*svc->ports),
+					   _Alignof(struct svc_port));
+	struct inet_addr *cips = pack_copy(pk, svc->cluster_ips, svc->n_cluster_ips, sizeof(struct inet_addr),
+					   _Alignof(struct inet_addr));
+	struct inet_addr *eips = pack_copy(pk, svc->external_ips, svc->n_external_ips, sizeof(struct inet_addr),
+					   _Alignof(struct inet_addr));
+	struct inet_addr *lbips = pack_copy(pk, svc->lb_ips, svc->n_lb_ips, sizeof(struct inet_addr),
+					    _Alignof(struct inet_addr));
+	struct inet_prefix *ranges = pack_copy(pk, svc->source_ranges, svc->n_source_ranges,
+					       sizeof(struct inet_prefix), _Alignof(struct inet_prefix));
+
+	if (!out)
+		return;
+	out->name = name;
+	out->proxy_name = proxy_name;
+	out->ports = ports;
+	out->cluster_ips = cips;
+	out->external_ips = eips;
+	out->lb_ips = lbips;
+	out->source_ranges = ranges;
+	out->packed = true;
+}
+
+int kobj_service_pack(struct kobj_service *svc)
+{
+	struct pack pk = { .base = NULL, .size = 0 };
+	struct kobj_service old = *svc;
+
+	if (svc->packed || !svc->name)
+		return 0;
+	service_pack_fields(&pk, svc, NULL);
+	pk.base = malloc(pk.size);
+	if (!pk.base)
+		return -ENOMEM;
+	pk.size = 0;
+	service_pack_fields(&pk, &old, svc);
+	/* The copies own what the originals pointed at (port names). */
+	free(old.name);
+	free(old.proxy_name);
+	free(old.ports);
+	free(old.cluster_ips);
+	free(old.external_ips);
+	free(old.lb_ips);
+	free(old.source_ranges);
+	return 0;
+}
+
+static void slice_pack_fields(struct pack *pk, const struct kobj_slice *slice, struct kobj_slice *out)
+{
+	char *name = pack_str(pk, slice->name);
+	struct kobj_endpoint *eps = pack_copy(pk, slice->endpoints, slice->n_endpoints,
+					      sizeof(*slice->endpoints), _Alignof(struct kobj_endpoint));
+	struct slice_port *ports = pack_copy(pk, slice->ports, slice->n_ports, sizeof(*slice->ports),
+					     _Alignof(struct slice_port));
+
+	if (!out)
+		return;
+	out->name = name;
+	out->endpoints = eps;
+	out->ports = ports;
+	out->packed = true;
+}
+
+int kobj_slice_pack(struct kobj_slice *slice)
+{
+	struct pack pk = { .base = NULL, .size = 0 };
+	struct kobj_slice old = *slice;
+
+	if (slice->packed || !slice->name)
+		return 0;
+	slice_pack_fields(&pk, slice, NULL);
+	pk.base = malloc(pk.size);
+	if (!pk.base)
+		return -ENOMEM;
+	pk.size = 0;
+	slice_pack_fields(&pk, &old, slice);
+	/* The copies own what the originals pointed at (node names, hint
+	 * lists, port names). */
+	free(old.name);
+	free(old.endpoints);
+	free(old.ports);
+	return 0;
 }
 
 /* The strings of one object to share: where each lives, and its copy. */

@@ -25,6 +25,18 @@ struct kobj_node *kobj_node_new(void);
  * was. 0 or -ENOMEM; an object already interned is left alone. */
 int kobj_service_intern(struct kobj_service *svc);
 int kobj_slice_intern(struct kobj_slice *slice);
+/* Move an object's own name and arrays into one allocation, which its name
+ * starts (setting ->packed): the model then holds two allocations per
+ * object instead of four or five. A service's name, proxy_name, ports,
+ * cluster_ips, external_ips, lb_ips and source_ranges; a slice's name,
+ * endpoints and ports. The struct keeps its address; shared copies
+ * (interned strings, port names) and the endpoints' hint lists stay where
+ * they are. Call before the object is stored anywhere that reads its name
+ * or arrays: their addresses change. 0, or -ENOMEM with the object as it
+ * was (freeing works either way); a packed object, or one without a name,
+ * is left alone. */
+int kobj_service_pack(struct kobj_service *svc);
+int kobj_slice_pack(struct kobj_slice *slice);
 /* Free a node. Accepts NULL; returns NULL. */
 struct kobj_node *kobj_node_free(struct kobj_node *node);
 

@@ -25,11 +25,27 @@
 struct slice_group {
 	const char *ns;       /* shared copies (intern.h) */
 	const char *svc_name;
+	/* &one while the group has room for one slice only (almost every
+	 * service has a single slice per family: no second allocation),
+	 * else an array on the heap with room for group_room() at least. */
 	struct kobj_slice **slices;
-	size_t n_slices;
-	size_t cap;
+	uint32_t n_slices;
 	bool sorted; /* slices[] is in name order */
+	struct kobj_slice *one;
 };
+
+/* The slices g has room for: 1 inline, else the power of two (4 at least)
+ * its array was last grown to for its count, or more after removals. */
+static uint32_t group_room(const struct slice_group *g)
+{
+	uint32_t room = 4;
+
+	if (g->slices == &g->one)
+		return 1;
+	while (room < g->n_slices)
+		room *= 2;
+	return room;
+}
 
 /* Lazily sorted views of the maps. */
 struct model_order {
@@ -107,7 +123,8 @@ static struct slice_group *slice_group_free(struct slice_group *g)
 		return NULL;
 	intern_release(g->ns);
 	intern_release(g->svc_name);
-	free(g->slices);
+	if (g->slices != &g->one)
+		free(g->slices);
 	free(g);
 	return NULL;
 }
@@ -321,6 +338,9 @@ int model_upsert_service(struct model *m, struct kobj_service *svc)
 	/* Namespaces and sources repeat: one shared copy each (a failure
 	 * only costs memory). */
 	(void)kobj_service_intern(svc);
+	/* Its name, cluster IPs and ports in one allocation instead of
+	 * three: 100k services hold 200k fewer. Same on failure. */
+	(void)kobj_service_pack(svc);
 	r = nsname_map_put(&m->services, svc, &old);
 	if (r < 0) {
 		kobj_service_free(svc);
@@ -394,12 +414,19 @@ static int group_add_slice(struct model *m, struct kobj_slice *slice)
 			slice_group_free(g);
 			return -ENOMEM;
 		}
+		g->slices = &g->one;
 		g->sorted = true;
 		created = true;
 	}
-	if (g->n_slices == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 4;
-		struct kobj_slice **a = realloc(g->slices, cap * sizeof(*a));
+	if (g->n_slices == group_room(g)) {
+		uint32_t room = group_room(g), cap = room < 4 ? 4 : room * 2;
+		struct kobj_slice **a = NULL;
+
+		if (room < UINT32_MAX / 2)
+			a = g->slices == &g->one ? malloc(cap * sizeof(*a))
+						 : realloc(g->slices, cap * sizeof(*a));
+		if (a && g->slices == &g->one)
+			a[0] = g->one;
 		if (!a) {
 			if (created) {
 				nsname_map_remove(&m->groups, g->ns, g->svc_name);
@@ -408,7 +435,6 @@ static int group_add_slice(struct model *m, struct kobj_slice *slice)
 			return -ENOMEM;
 		}
 		g->slices = a;
-		g->cap = cap;
 	}
 	g->slices[g->n_slices++] = slice;
 	g->sorted = false;
@@ -431,6 +457,8 @@ int model_upsert_slice(struct model *m, struct kobj_slice *slice)
 	/* Node names, zones, namespaces repeat across a million endpoints:
 	 * one shared copy each (a failure only costs memory). */
 	(void)kobj_slice_intern(slice);
+	/* Its name, endpoints and ports in one allocation. */
+	(void)kobj_slice_pack(slice);
 	/* Add to the new group first: if that fails, nothing has changed. */
 	r = group_add_slice(m, slice);
 	if (r < 0) {

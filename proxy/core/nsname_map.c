@@ -1,7 +1,12 @@
 /* Open addressing with linear probing and backward-shift deletion (no
- * tombstones, so lookups stay short after many deletes). The hash of each
- * entry is kept in its slot: growing never rehashes strings, and most
- * mismatches are rejected without reading the value's key. */
+ * tombstones, so lookups stay short after many deletes). 32 bits of each
+ * entry's hash are kept beside it: growing never rehashes strings, and
+ * most mismatches are rejected without reading the value's key.
+ *
+ * The home slot of a hash h is (h * cap) >> 32 (a multiply instead of a
+ * mask), so the table can have any size: it grows by half, not by double,
+ * which keeps 100k entries in 177k slots rather than 262k. Probing wraps
+ * from the last slot to the first. */
 #include "nsname_map.h"
 
 #include <errno.h>
@@ -12,8 +17,10 @@
 #define NSNAME_MAP_MIN_CAP 16
 
 /* FNV-1a over ns, one NUL separator, then name: ("a", "bc") and ("ab", "c")
- * hash apart. */
-static uint64_t nsname_hash(const char *ns, const char *name)
+ * hash apart, then MurmurHash3's finalizer: FNV leaves the last bytes of a
+ * key (svc-000001, svc-000002) in its low bits, while the home slot is
+ * read from the high ones. The high 32 bits are kept. */
+static uint32_t nsname_hash(const char *ns, const char *name)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
@@ -22,22 +29,48 @@ static uint64_t nsname_hash(const char *ns, const char *name)
 	h = (h ^ 0) * 0x100000001b3ULL;
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 0x100000001b3ULL;
-	/* Mix the high bits down: the table index uses the low bits. */
-	h ^= h >> 29;
-	return h;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return (uint32_t)(h >> 32);
 }
 
+/* The slot where probing for hash starts, in [0, cap). */
+static size_t home_slot(uint32_t hash, size_t cap)
+{
+	return (size_t)(((uint64_t)hash * cap) >> 32);
+}
+
+static size_t next_slot(size_t i, size_t cap)
+{
+	return i + 1 == cap ? 0 : i + 1;
+}
+
+/* How many steps forward from a to b, wrapping. */
+static size_t distance(size_t a, size_t b, size_t cap)
+{
+	return b >= a ? b - a : b + cap - a;
+}
+
+/* The string at off in value: a pointer kept there, or, with
+ * NSNAME_MAP_NAME_INLINE in off, the characters themselves. */
 static const char *key_field(const void *value, size_t off)
 {
 	const char *field;
 
+	if (off & NSNAME_MAP_NAME_INLINE)
+		return (const char *)value + (off & ~NSNAME_MAP_NAME_INLINE);
 	memcpy(&field, (const char *)value + off, sizeof(field));
 	return field;
 }
 
-static bool slot_matches(const struct nsname_map *map, const struct nsname_map_slot *s,
-			 uint64_t hash, const char *ns, const char *name)
+static bool slot_matches(const struct nsname_map *map, size_t i, uint32_t hash, const char *ns,
+			 const char *name)
 {
+	const struct nsname_map_slot *s = &map->slots[i];
+
 	return s->hash == hash && strcmp(key_field(s->value, map->ns_off), ns) == 0 &&
 	       strcmp(key_field(s->value, map->name_off), name) == 0;
 }
@@ -61,14 +94,13 @@ void nsname_map_done(struct nsname_map *map)
 
 /* Index of the slot holding (ns, name), or of the free slot where it would
  * go. The table must have at least one free slot. */
-static size_t find_slot(const struct nsname_map *map, uint64_t hash, const char *ns,
+static size_t find_slot(const struct nsname_map *map, uint32_t hash, const char *ns,
 			const char *name)
 {
-	size_t mask = map->cap - 1;
-	size_t i = (size_t)hash & mask;
+	size_t i = home_slot(hash, map->cap);
 
-	while (map->slots[i].value && !slot_matches(map, &map->slots[i], hash, ns, name))
-		i = (i + 1) & mask;
+	while (map->slots[i].value && !slot_matches(map, i, hash, ns, name))
+		i = next_slot(i, map->cap);
 	return i;
 }
 
@@ -84,21 +116,20 @@ void *nsname_map_get(const struct nsname_map *map, const char *ns, const char *n
 
 static int grow(struct nsname_map *map)
 {
-	size_t cap = map->cap ? map->cap * 2 : NSNAME_MAP_MIN_CAP;
+	size_t cap = map->cap ? map->cap + map->cap / 2 : NSNAME_MAP_MIN_CAP;
 	struct nsname_map_slot *slots = calloc(cap, sizeof(*slots));
 
 	if (!slots)
 		return -ENOMEM;
 	for (size_t i = 0; i < map->cap; i++) {
-		const struct nsname_map_slot *s = &map->slots[i];
 		size_t j;
 
-		if (!s->value)
+		if (!map->slots[i].value)
 			continue;
-		j = (size_t)s->hash & (cap - 1);
+		j = home_slot(map->slots[i].hash, cap);
 		while (slots[j].value)
-			j = (j + 1) & (cap - 1);
-		slots[j] = *s;
+			j = next_slot(j, cap);
+		slots[j] = map->slots[i];
 	}
 	free(map->slots);
 	map->slots = slots;
@@ -109,8 +140,7 @@ static int grow(struct nsname_map *map)
 int nsname_map_put(struct nsname_map *map, void *value, void **ret_old)
 {
 	const char *ns, *name;
-	uint64_t hash;
-	struct nsname_map_slot *s;
+	uint32_t hash;
 	size_t i;
 
 	if (ret_old)
@@ -127,26 +157,24 @@ int nsname_map_put(struct nsname_map *map, void *value, void **ret_old)
 			return r;
 	}
 	i = find_slot(map, hash, ns, name);
-	s = &map->slots[i];
-	if (s->value) {
+	if (map->slots[i].value) {
 		if (ret_old)
-			*ret_old = s->value;
+			*ret_old = map->slots[i].value;
 	} else {
 		map->n++;
 	}
-	s->hash = hash;
-	s->value = value;
+	map->slots[i].hash = hash;
+	map->slots[i].value = value;
 	return 0;
 }
 
 void *nsname_map_remove(struct nsname_map *map, const char *ns, const char *name)
 {
-	size_t mask, i, j;
+	size_t i, j;
 	void *value;
 
 	if (!map->cap)
 		return NULL;
-	mask = map->cap - 1;
 	i = find_slot(map, nsname_hash(ns, name), ns, name);
 	value = map->slots[i].value;
 	if (!value)
@@ -157,16 +185,17 @@ void *nsname_map_remove(struct nsname_map *map, const char *ns, const char *name
 	for (;;) {
 		size_t home;
 
-		j = (j + 1) & mask;
+		j = next_slot(j, map->cap);
 		if (!map->slots[j].value)
 			break;
-		home = (size_t)map->slots[j].hash & mask;
-		if (((j - home) & mask) >= ((j - i) & mask)) {
+		home = home_slot(map->slots[j].hash, map->cap);
+		if (distance(home, j, map->cap) >= distance(i, j, map->cap)) {
 			map->slots[i] = map->slots[j];
 			i = j;
 		}
 	}
-	memset(&map->slots[i], 0, sizeof(map->slots[i]));
+	map->slots[i].value = NULL;
+	map->slots[i].hash = 0;
 	map->n--;
 	return value;
 }

@@ -1246,9 +1246,10 @@ void planner_release_previous(struct planner *p)
 {
 	plan_splice_empty_trash(&p->splice);
 	p->prev = plan_free(p->prev);
-	/* The diff's removed entries pointed there. */
-	p->diff.n_fe_removed = 0;
-	p->diff.n_eps_removed = 0;
+	/* The diff's removed entries pointed there, and the rest has been
+	 * applied: its arrays (six of them sized for both plans after a whole
+	 * run, 4.8 MB at 100k frontends) need not wait for the next run. */
+	plan_diff_clear(&p->diff);
 }
 
 void planner_counts(const struct planner *p, uint64_t *ret_whole, uint64_t *ret_spliced)

@@ -48,7 +48,8 @@ struct planner *planner_free(struct planner *p);
 
 /* Build the plan for the model's current state and the diff from the previous
  * run (the first run diffs against an empty plan). *ret_plan and *ret_diff stay
- * owned by the planner and valid until the next planner_run or planner_free.
+ * owned by the planner and valid until the next planner_run or planner_free
+ * (the diff: until planner_release_previous, which empties it).
  * Returns 0 or -ENOMEM. Conflicts (two services claiming one frontend) keep the
  * first in (namespace, name) order and log a warning naming the other. */
 int planner_run(struct planner *p, const struct model *m,
@@ -64,9 +65,10 @@ int planner_run(struct planner *p, const struct model *m,
 int planner_update(struct planner *p, const struct model *m,
 		   const struct plan **ret_plan, const struct plan_diff **ret_diff);
 
-/* Free what only the last diff's "removed" entries still use (the plan
- * before, the splice's trash): call it once the diff has been applied,
- * so that two whole plans do not stay in memory between syncs. */
+/* Free the last diff and what only its "removed" entries still use (the
+ * plan before, the splice's trash): call it once the diff has been
+ * applied, so that two whole plans do not stay in memory between syncs.
+ * The diff a run returned reads as empty from then on; the plan stays. */
 void planner_release_previous(struct planner *p);
 
 /* How many whole plans and incremental updates were made (tests). */

@@ -102,9 +102,9 @@ Test(balancer, least_conn_prefers_idle)
 
 		balancer_endpoint_acquire(balancer_pick(b, &c, NULL, 0, 0, &rng));
 	}
-	cr_assert_eq(atomic_load(&fx.eps[1]->active), 3);
+	cr_assert_eq(balancer_endpoint_active(fx.eps[1]), 3);
 	for (size_t i = 0; i < fx.n; i++)
-		while (atomic_load(&fx.eps[i]->active) > 0)
+		while (balancer_endpoint_active(fx.eps[i]) > 0)
 			balancer_endpoint_release(fx.eps[i]);
 	balancer_unref(b);
 	fixture_done(&fx);
@@ -135,7 +135,7 @@ Test(balancer, random_two_never_picks_the_worst)
 	/* Endpoint 0 is in 2 of 5 pairs on average: about 40% of picks. */
 	cr_assert_gt(count[0], 1700);
 	for (size_t i = 0; i < fx.n; i++)
-		while (atomic_load(&fx.eps[i]->active) > 0)
+		while (balancer_endpoint_active(fx.eps[i]) > 0)
 			balancer_endpoint_release(fx.eps[i]);
 	balancer_unref(b);
 	fixture_done(&fx);
@@ -149,8 +149,8 @@ Test(balancer, unhealthy_endpoints_are_skipped)
 	uint64_t rng = 99;
 
 	fixture_init(&fx, 4);
-	atomic_store(&fx.eps[1]->healthy, false);
-	atomic_store(&fx.eps[3]->healthy, false);
+	balancer_endpoint_set_healthy(fx.eps[1], false);
+	balancer_endpoint_set_healthy(fx.eps[3], false);
 	for (size_t a = 0; a < sizeof(algos) / sizeof(algos[0]); a++) {
 		struct balancer *b = balancer_new(algos[a], fx.eps, fx.n, NULL);
 		unsigned count[N_MAX] = { 0 };
@@ -169,8 +169,8 @@ Test(balancer, unhealthy_endpoints_are_skipped)
 		balancer_unref(b);
 	}
 	/* All down: nothing to pick, and the relay refuses. */
-	atomic_store(&fx.eps[0]->healthy, false);
-	atomic_store(&fx.eps[2]->healthy, false);
+	balancer_endpoint_set_healthy(fx.eps[0], false);
+	balancer_endpoint_set_healthy(fx.eps[2], false);
 	{
 		struct balancer *b = balancer_new(BALANCE_ROUND_ROBIN, fx.eps, fx.n, NULL);
 		struct inet_addr c = client(1);
@@ -223,10 +223,10 @@ Test(balancer, affinity_sticks_and_expires)
 			      balancer_pick(b, &o2, NULL, 0, 100000, &rng));
 	}
 	/* Unhealthy: moves to another one, and sticks there. */
-	atomic_store(&first->healthy, false);
+	balancer_endpoint_set_healthy(first, false);
 	ep = balancer_pick(b, &c, NULL, 0, 100000, &rng);
 	cr_assert_neq(ep, first);
-	atomic_store(&first->healthy, true);
+	balancer_endpoint_set_healthy(first, true);
 	cr_assert_eq(balancer_pick(b, &c, NULL, 0, 101000, &rng), ep);
 	/* Idle for more than the timeout: a fresh choice (round robin
 	 * moves on, so after a few picks we must see another endpoint). */
@@ -312,8 +312,8 @@ Test(balancer, endpoint_blocks_and_runs)
 		snprintf(text, sizeof(text), "10.2.0.%u", i + 1);
 		cr_assert_eq(inet_addr_parse(text, &blk[i].addr), 0);
 		blk[i].port = 80;
-		cr_assert(atomic_load(&blk[i].healthy));
-		cr_assert_eq(atomic_load(&blk[i].active), 0);
+		cr_assert(balancer_endpoint_usable(&blk[i]));
+		cr_assert_eq(balancer_endpoint_active(&blk[i]), 0);
 		in_order[i] = &blk[i];
 	}
 	cr_assert_eq(inet_addr_parse("10.2.0.9", &a), 0);
@@ -349,4 +349,82 @@ Test(balancer, endpoint_blocks_and_runs)
 	balancer_unref(list);
 	cr_assert_eq(inet_addr_cmp(&mixed[2]->addr, &blk[0].addr), 0);
 	balancer_endpoint_unref(mixed[2]);
+}
+
+/* An endpoint's active count and health share one word: neither disturbs
+ * the other, a block holds at most BALANCER_BLOCK_MAX endpoints, and the
+ * last of those still finds its block. */
+Test(balancer, endpoint_state_word_and_block_bounds)
+{
+	struct balancer_endpoint *big = balancer_endpoints_new(BALANCER_BLOCK_MAX);
+	struct balancer_endpoint *last;
+
+	cr_assert_eq(sizeof(struct balancer_endpoint), 28);
+	cr_assert_null(balancer_endpoints_new((size_t)BALANCER_BLOCK_MAX + 1));
+	cr_assert_not_null(big);
+	last = &big[BALANCER_BLOCK_MAX - 1];
+	cr_assert_eq(last->idx, BALANCER_BLOCK_MAX - 1);
+	for (int i = 0; i < 3; i++)
+		balancer_endpoint_acquire(last);
+	balancer_endpoint_set_healthy(last, false);
+	cr_assert_not(balancer_endpoint_usable(last));
+	cr_assert_eq(balancer_endpoint_active(last), 3);
+	balancer_endpoint_release(last);
+	balancer_endpoint_set_healthy(last, false); /* idempotent */
+	cr_assert_eq(balancer_endpoint_active(last), 2);
+	balancer_endpoint_set_healthy(last, true);
+	cr_assert(balancer_endpoint_usable(last));
+	cr_assert_eq(balancer_endpoint_active(last), 2);
+	cr_assert(balancer_endpoint_usable(&big[0]));
+	cr_assert_eq(balancer_endpoint_active(&big[0]), 0);
+	/* References through the last endpoint hold the block (ASan: freed
+	 * once, after every reference). */
+	balancer_endpoint_ref(last);
+	for (size_t i = 0; i < BALANCER_BLOCK_MAX; i++)
+		balancer_endpoint_unref(&big[i]);
+	cr_assert_eq(balancer_endpoint_active(last), 2);
+	balancer_endpoint_unref(last);
+}
+
+/* A set built afresh has its balancer in its endpoints' block: picks work
+ * (Maglev too), and the block, balancer included, lives until the last
+ * reference to any endpoint, after the balancer's own last reference. A
+ * balancer over part of such a block is an allocation of its own. */
+Test(balancer, balancer_in_its_endpoints_block)
+{
+	struct balancer_endpoint *blk = balancer_endpoints_new_set(3), *held;
+	struct balancer_endpoint *part[2], *all[3];
+	struct balancer *b, *sub;
+	struct inet_addr c = client(7);
+	uint64_t rng = 1;
+
+	cr_assert_not_null(blk);
+	for (unsigned i = 0; i < 3; i++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "10.3.0.%u", i + 1);
+		cr_assert_eq(inet_addr_parse(text, &blk[i].addr), 0);
+		blk[i].port = 80;
+		all[i] = &blk[i];
+	}
+	part[0] = &blk[1];
+	part[1] = &blk[2];
+	sub = balancer_new(BALANCE_ROUND_ROBIN, part, 2, NULL);
+	b = balancer_new(BALANCE_MAGLEV, all, 3, NULL);
+	cr_assert(sub && b);
+	cr_expect(b > (struct balancer *)(void *)&blk[2] &&
+		  (char *)b < (char *)&blk[2] + sizeof(blk[2]) + 2 * sizeof(void *),
+		  "the balancer of the whole set sits right after its endpoints");
+	cr_expect(sub < (struct balancer *)(void *)&blk[0] || sub > b, "a part's balancer is elsewhere");
+	for (unsigned i = 0; i < 3; i++)
+		balancer_endpoint_unref(&blk[i]); /* the builder's references */
+	held = balancer_endpoint_ref(balancer_pick(b, &c, NULL, 0, 0, &rng));
+	cr_assert_not_null(held);
+	cr_expect_eq(balancer_pick(b, &c, NULL, 0, 0, &rng), held, "Maglev: the same client, the same one");
+	balancer_unref(b);
+	cr_assert_not_null(balancer_pick(sub, &c, NULL, 0, 0, &rng));
+	balancer_unref(sub);
+	/* Only the connection's reference is left: the block is still there. */
+	cr_expect_eq(held->port, 80);
+	balancer_endpoint_unref(held);
 }

@@ -143,7 +143,7 @@ Test(maglev, client_keys_follow_the_table_in_the_balancer)
 	cr_assert_leq((double)moved / (double)samples, 1.5 / (double)n,
 		      "%zu of %zu clients moved", moved, samples);
 	/* An endpoint going down moves only its own clients. */
-	atomic_store(&eps[3]->healthy, false);
+	balancer_endpoint_set_healthy(eps[3], false);
 	moved = 0;
 	for (size_t k = 0; k < samples; k++) {
 		struct inet_addr c = { .family = AF_INET };
@@ -152,10 +152,10 @@ Test(maglev, client_keys_follow_the_table_in_the_balancer)
 		c.u.v4.s_addr = htonl(0x0a800000u + (uint32_t)k * 7919u);
 		b = balancer_pick(all, &c, NULL, 0, 0, &rng);
 		cr_assert_neq(b, eps[3]);
-		atomic_store(&eps[3]->healthy, true);
+		balancer_endpoint_set_healthy(eps[3], true);
 		if (balancer_pick(all, &c, NULL, 0, 0, &rng) != b)
 			moved++;
-		atomic_store(&eps[3]->healthy, false);
+		balancer_endpoint_set_healthy(eps[3], false);
 	}
 	cr_assert_leq((double)moved / (double)samples, 1.5 / (double)n);
 	balancer_unref(all);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intern.h"
 #include "kobj.h"
 #include "model.h"
 #include "nsname_map.h"
@@ -269,6 +270,81 @@ struct map_value {
 	char ns_buf[16], name_buf[16];
 };
 
+/* The table grows by half, not by double: with keys shaped like the
+ * scale benchmark's (one namespace, names differing in their last digits)
+ * it keeps between 4/3 and 2 slots per entry, every key is found, and a
+ * removal wrapping past the last slot leaves the rest findable. */
+Test(nsname_map, grows_by_half_and_finds_every_key)
+{
+	enum { N = 20000 };
+	static struct map_value vals[N];
+	struct nsname_map map;
+
+	nsname_map_init(&map, NSNAME_MAP_KEY(struct map_value, ns, name));
+	for (int i = 0; i < N; i++) {
+		snprintf(vals[i].ns_buf, 16, "default");
+		snprintf(vals[i].name_buf, 16, "svc-%06d", i);
+		vals[i].ns = vals[i].ns_buf;
+		vals[i].name = vals[i].name_buf;
+		cr_assert_eq(nsname_map_put(&map, &vals[i], NULL), 0);
+		cr_assert_leq(map.n * 4, map.cap * 3);
+	}
+	cr_expect_leq(map.cap, 2 * (size_t)N, "cap %zu for %d entries", map.cap, N);
+	cr_expect_neq(map.cap & (map.cap - 1), 0, "cap %zu: not only powers of two", map.cap);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(nsname_map_get(&map, "default", vals[i].name_buf), &vals[i], "key %d", i);
+	/* Empty the table from the entries living in its last slots first, so
+	 * that runs wrapping from the end to the start get shifted back. */
+	for (size_t s = map.cap; s-- > 0;) {
+		struct map_value *v = map.slots[s].value;
+
+		if (!v)
+			continue;
+		cr_assert_eq(nsname_map_remove(&map, v->ns, v->name), v);
+		cr_assert_null(nsname_map_get(&map, v->ns, v->name));
+	}
+	/* What was shifted behind the walk (runs that wrapped) goes now. */
+	for (size_t it = 0; nsname_map_size(&map);) {
+		struct map_value *v = nsname_map_next(&map, &it);
+
+		cr_assert_not_null(v);
+		cr_assert_eq(nsname_map_remove(&map, v->ns, v->name), v);
+		it = 0;
+	}
+	for (int i = 0; i < N; i++)
+		cr_assert_null(nsname_map_get(&map, "default", vals[i].name_buf));
+	nsname_map_done(&map);
+}
+
+/* A value whose name is its own array, not a pointer. */
+struct inline_value {
+	const char *ns;
+	char name[16];
+};
+
+Test(nsname_map, inline_names)
+{
+	struct inline_value a = { .ns = "default", .name = "web" }, b = { .ns = "default", .name = "web-1" };
+	struct inline_value c = { .ns = "other", .name = "web" };
+	struct nsname_map map;
+	void *old = NULL;
+
+	nsname_map_init(&map, NSNAME_MAP_KEY_INLINE_NAME(struct inline_value, ns, name));
+	cr_assert_eq(nsname_map_put(&map, &a, NULL), 0);
+	cr_assert_eq(nsname_map_put(&map, &b, NULL), 0);
+	cr_assert_eq(nsname_map_put(&map, &c, NULL), 0);
+	cr_expect_eq(nsname_map_get(&map, "default", "web"), &a);
+	cr_expect_eq(nsname_map_get(&map, "default", "web-1"), &b);
+	cr_expect_eq(nsname_map_get(&map, "other", "web"), &c);
+	cr_expect_null(nsname_map_get(&map, "other", "web-1"));
+	cr_expect_eq(nsname_map_remove(&map, "default", "web"), &a);
+	cr_expect_null(nsname_map_get(&map, "default", "web"));
+	cr_expect_eq(nsname_map_put(&map, &a, &old), 0);
+	cr_expect_null(old);
+	cr_expect_eq(nsname_map_size(&map), 3);
+	nsname_map_done(&map);
+}
+
 Test(nsname_map, matches_reference)
 {
 	enum { N = 3000 };
@@ -360,4 +436,81 @@ Test(model, change_counts_and_trigger_times)
 	cr_expect_eq(svcs, 0);
 	cr_expect_eq(slices, 5);
 	model_free(m);
+}
+
+/* Shared copies: equal strings share one, each intern() is one reference,
+ * the last release frees it; the table grows past many strings. */
+Test(intern, shares_counts_and_grows)
+{
+	enum { N = 5000 };
+	static const char *copies[N];
+	unsigned long base = intern_count();
+	char buf[32];
+	const char *a = intern("zone-a"), *b;
+
+	cr_assert_not_null(a);
+	strcpy(buf, "zone-a");
+	b = intern(buf);
+	cr_expect_eq(a, b, "one copy for equal strings");
+	cr_expect_eq(intern_count(), base + 1);
+	for (int i = 0; i < N; i++) {
+		snprintf(buf, sizeof(buf), "node-%d", i);
+		copies[i] = intern(buf);
+		cr_assert_not_null(copies[i]);
+		cr_assert_str_eq(copies[i], buf);
+	}
+	cr_expect_eq(intern_count(), base + 1 + N);
+	for (int i = 0; i < N; i++) {
+		snprintf(buf, sizeof(buf), "node-%d", i);
+		cr_assert_eq(intern(buf), copies[i], "found again after the table grew");
+		intern_release(copies[i]);
+		intern_release(copies[i]);
+	}
+	intern_release(b);
+	cr_expect_eq(intern_count(), base + 1, "a still holds one reference");
+	cr_expect_str_eq(a, "zone-a");
+	intern_release(a);
+	cr_expect_eq(intern_count(), base);
+}
+
+static int collect_names(const struct kobj_slice *slice, void *userdata)
+{
+	char *out = userdata;
+
+	strcat(out, slice->name);
+	strcat(out, " ");
+	return 0;
+}
+
+/* A service's slices past the one kept inline, removed down to a few and
+ * added again: every one listed once, in name order. */
+Test(model, slice_group_grows_shrinks_and_grows)
+{
+	struct model *m = model_new();
+	char name[16], got[256];
+
+	cr_assert(m);
+	for (int i = 0; i < 9; i++) {
+		snprintf(name, sizeof(name), "web-%d", i);
+		cr_assert_eq(model_upsert_slice(m, slice_new("default", name, "web")), 0);
+	}
+	for (int i = 0; i < 7; i++) {
+		snprintf(name, sizeof(name), "web-%d", i);
+		cr_assert_eq(model_delete_slice(m, "default", name), 0);
+	}
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "web-a%d", i);
+		cr_assert_eq(model_upsert_slice(m, slice_new("default", name, "web")), 0);
+	}
+	got[0] = '\0';
+	cr_assert_eq(model_foreach_slice_of(m, "default", "web", collect_names, got), 0);
+	cr_expect_str_eq(got, "web-7 web-8 web-a0 web-a1 web-a2 web-a3 web-a4 ");
+	for (int i = 7; i < 9; i++) {
+		snprintf(name, sizeof(name), "web-%d", i);
+		cr_assert_eq(model_delete_slice(m, "default", name), 0);
+	}
+	got[0] = '\0';
+	cr_assert_eq(model_foreach_slice_of(m, "default", "web", collect_names, got), 0);
+	cr_expect_str_eq(got, "web-a0 web-a1 web-a2 web-a3 web-a4 ");
+	cr_expect_null(model_free(m));
 }

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "model.h"
 #include "nft_intercept.h"
+#include "plan.h"
 #include "planner.h"
 #include "relay.h"
 #include "userspace.h"
@@ -1897,7 +1898,8 @@ Test(userspace_apply, guards_are_pushed_with_the_redirects, .init = setup, .time
 struct scrape {
 	const char *name;                 /* the service looked for */
 	enum inet_proto proto;
-	struct backend_service_stats got;
+	struct backend_service_stats got; /* its strings only valid in the callback: */
+	char port_name[32];               /* got.port_name, copied */
 	int lines;                        /* stats lines for name/proto */
 	int health, healthy;              /* health lines, of them healthy */
 };
@@ -1910,6 +1912,8 @@ static void scrape_stats(void *userdata, const struct backend_service_stats *s)
 		return;
 	cr_assert_str_eq(s->ns, "default");
 	sc->got = *s;
+	snprintf(sc->port_name, sizeof(sc->port_name), "%s", s->port_name);
+	sc->got.ns = sc->got.name = sc->got.port_name = NULL;
 	sc->lines++;
 }
 
@@ -1974,7 +1978,7 @@ Test(userspace_relay, service_stats_count_relayed_traffic, .init = setup, .timeo
 	sc = scrape(priv, "web", INET_PROTO_TCP);
 	cr_assert_eq(sc.lines, 1, "one line per service port");
 	cr_assert_eq(sc.got.connections, 0);
-	cr_assert_str_eq(sc.got.port_name, "http");
+	cr_assert_str_eq(sc.port_name, "http");
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(tcp_who("127.0.0.3", pw), 'A');
 	cr_assert_eq(tcp_who("127.0.0.4", pa), 'A');
@@ -2163,4 +2167,77 @@ Test(userspace_relay, intercepted_traffic_through_nftables, .init = setup, .time
 	big_plan_free(small);
 	big_plan_free(big);
 	echo_stop(&a);
+}
+
+/* A set past BALANCER_BLOCK_MAX endpoints takes more than one block: sync
+ * builds it, a later sync keeps half of it (carried over, blocks shared
+ * with the new ones) and adds as many, and the state matches the plan each
+ * time. No sockets: the frontend is intercepted by the fake provider. */
+Test(userspace_relay, set_larger_than_a_block, .init = setup, .timeout = 60)
+{
+	enum { N = BALANCER_BLOCK_MAX + 4465 }; /* 70,000 */
+	struct userspace_options cfg = { .workers = 1, .udp_idle_timeout_ms = 1000,
+				      .intercept = &fake_intercept };
+	struct plan_endpoint *eps = calloc(N, sizeof(*eps));
+	struct tplan t = { 0 };
+	struct plan_epset *e;
+	void *priv;
+
+	cr_assert_not_null(eps);
+	e = tp_epset(&t, "default/big:http/TCP", "big", INET_PROTO_TCP);
+	e->endpoints = eps;
+	for (size_t i = 0; i < N; i++) {
+		eps[i].addr = inet_addr_any(AF_INET);
+		eps[i].addr.u.v4.s_addr = htonl(0x0a000000u + (uint32_t)i);
+		eps[i].port = 8080;
+	}
+	e->n_endpoints = N;
+	tp_frontend(&t, FRONTEND_CLUSTER_IP, "127.0.0.3", INET_PROTO_TCP, 80, e);
+	fake_n = 0;
+	fake_syncs = fake_cleanups = fake_fail = fake_inits = fake_finis = 0;
+	priv = calloc(1, userspace_backend_ops.priv_size);
+	cr_assert_not_null(priv);
+	cr_assert_eq(userspace_backend_ops.init(priv, &cfg), 0);
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+	cr_assert_eq(userspace_check_state(priv, &t.plan), 0);
+	/* Every other address moves up by N: half kept, half new. */
+	for (size_t i = 1; i < N; i += 2)
+		eps[i].addr.u.v4.s_addr = htonl(0x0a000000u + (uint32_t)(N + i));
+	qsort(eps, N, sizeof(*eps), plan_endpoint_cmp);
+	cr_assert_eq(userspace_backend_ops.sync(priv, &t.plan), 0);
+	cr_assert_eq(userspace_check_state(priv, &t.plan), 0);
+	userspace_backend_ops.fini(priv);
+	free(priv);
+	free(eps);
+}
+
+/* A service port keeps one text, its label; the namespace, name and port
+ * name come back from it by their lengths, whatever characters they hold. */
+Test(userspace_relay, svcport_label_and_names)
+{
+	struct relay_svcport *named = relay_svcport_new("kube-system", "kube-dns", "dns-tcp", INET_PROTO_TCP);
+	struct relay_svcport *unnamed = relay_svcport_new("default", "web", NULL, INET_PROTO_UDP);
+	struct relay_svcport *odd = relay_svcport_new("a/b", "c:d", "e", INET_PROTO_TCP);
+	struct relay_svcport_names n;
+	char buf[64];
+
+	cr_assert(named && unnamed && odd);
+	cr_expect_str_eq(named->label, "kube-system/kube-dns:dns-tcp");
+	relay_svcport_names(named, buf, &n);
+	cr_expect_str_eq(n.ns, "kube-system");
+	cr_expect_str_eq(n.name, "kube-dns");
+	cr_expect_str_eq(n.port_name, "dns-tcp");
+	cr_expect_str_eq(unnamed->label, "default/web");
+	relay_svcport_names(unnamed, buf, &n);
+	cr_expect_str_eq(n.ns, "default");
+	cr_expect_str_eq(n.name, "web");
+	cr_expect_str_eq(n.port_name, "");
+	relay_svcport_names(odd, buf, &n);
+	cr_expect_str_eq(n.ns, "a/b");
+	cr_expect_str_eq(n.name, "c:d");
+	cr_expect_str_eq(n.port_name, "e");
+	cr_expect_str_eq(odd->label, "a/b/c:d:e", "the label itself is unchanged");
+	relay_svcport_unref(named);
+	relay_svcport_unref(unnamed);
+	relay_svcport_unref(odd);
 }
